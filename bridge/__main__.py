@@ -1,0 +1,216 @@
+"""Command line: dingtalk-bridge run | check | render | send-test | simulator | schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bridge import __version__
+from bridge.config.compile import load_config
+from bridge.config.model import Config, RobotTarget
+from bridge.errors import ConfigError, DeliveryError, InputError
+from bridge.logs import REDACTOR, fmt_fields, setup
+
+log = logging.getLogger("bridge")
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(
+            f"{path}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}:",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  {problem.format()}", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    print(
+        f"{args.config}: OK: {len(config.inputs)} inputs, {len(config.rules)} rules, "
+        f"{len(config.targets)} targets (sha256 {config.digest[:12]})"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    setup(args.log_level)
+    simulator = None
+    if args.simulator:
+        from bridge.simulator_embed import start_for_config
+
+        simulator = start_for_config(args.config, args.simulator)
+    config = _load(args.config)
+    if config is None:
+        return 1
+    from bridge.app import run
+
+    try:
+        return run(config)
+    finally:
+        if simulator is not None:
+            simulator.stop()
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from bridge.dingtalk.robot import robot_body
+    from bridge.dingtalk.worknotice import work_notice_body
+    from bridge.inputs.http import PARSERS
+    from bridge.pipeline import plan
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    spec = config.inputs.get(args.input)
+    if spec is None:
+        print(
+            f"unknown input {args.input!r}; inputs: {', '.join(sorted(config.inputs))}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        payload = json.loads(Path(args.payload).read_text("utf-8"))
+        now = datetime.now(UTC)
+        events = PARSERS[spec.type](payload, spec, now)
+    except (OSError, ValueError) as exc:
+        print(f"{args.payload}: cannot read: {exc}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print(f"{args.payload}: the input would answer {exc.status}: {exc}", file=sys.stderr)
+        return 1
+    shown = 0
+    for event in events:
+        result = plan(config, event, now)
+        for rule, error in result.render_errors:
+            print(
+                f"# rule {rule}: template failed ({error}); the fallback below would be sent",
+                file=sys.stderr,
+            )
+        for d in result.deliveries:
+            target = config.targets[d.target]
+            if args.target and d.target != args.target:
+                continue
+            if isinstance(target, RobotTarget):
+                body = robot_body(d.message, target.keywords)
+            else:
+                body = work_notice_body(target, d.message, f"{now:%Y-%m-%d %H:%M:%S} · #{d.id[:8]}")
+            print(f"# rule {d.rule} -> target {d.target} ({target.type})")
+            print(json.dumps(body, ensure_ascii=False, indent=2))
+            shown += 1
+        if not result.matched_rules:
+            print(f"# event {event.fingerprint} matches no rule", file=sys.stderr)
+    return 0 if shown else 1
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    from bridge.app import _make_session
+    from bridge.dingtalk.client import DingTalkClient
+    from bridge.model import Message
+    from bridge.pipeline import new_id
+
+    setup("warning")
+    config = _load(args.config)
+    if config is None:
+        return 1
+    target = config.targets.get(args.target)
+    if target is None:
+        print(
+            f"unknown target {args.target!r}; targets: {', '.join(sorted(config.targets))}",
+            file=sys.stderr,
+        )
+        return 2
+    REDACTOR.set_secrets(config.secrets())
+    now = datetime.now(UTC)
+    text = args.text or (
+        f"### dingtalk-bridge test\n\nTarget **{target.name}** is reachable: "
+        f"this test message was sent at {now.astimezone(config.timezone):%Y-%m-%d %H:%M:%S}."
+    )
+    message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
+    client = DingTalkClient(_make_session())
+    try:
+        sent = client.send(target, message, new_id(), now)
+    except DeliveryError as exc:
+        print(
+            REDACTOR.scrub(
+                fmt_fields(
+                    "failed",
+                    target=target.name,
+                    reason=exc.reason.value,
+                    errcode=exc.errcode,
+                    error=str(exc),
+                )
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    print(fmt_fields("sent", target=target.name, task_id=sent.task_id))
+    return 0
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    from bridge.config.schema import schema
+
+    print(json.dumps(schema(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dingtalk-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dingtalk-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", required=True, help="the YAML config file")
+        return p
+
+    p = with_config(sub.add_parser("run", help="run the daemon in the foreground"))
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--simulator",
+        metavar="HOST:PORT",
+        help="also start the bundled DingTalk simulator there, knowing the config's robots and apps",
+    )
+    p.set_defaults(func=cmd_run)
+    p = with_config(sub.add_parser("check", help="validate the config and exit"))
+    p.set_defaults(func=cmd_check)
+    p = with_config(
+        sub.add_parser("render", help="print the DingTalk bodies a payload would produce")
+    )
+    p.add_argument("--input", required=True, help="the input the payload arrives on")
+    p.add_argument("--payload", required=True, help="a JSON file with the request body")
+    p.add_argument("--target", help="only bodies for this target")
+    p.set_defaults(func=cmd_render)
+    p = with_config(sub.add_parser("send-test", help="send one test message to a target"))
+    p.add_argument("--target", required=True)
+    p.add_argument("--text", help="markdown text to send instead of the default")
+    p.set_defaults(func=cmd_send_test)
+    p = sub.add_parser("schema", help="print the config's JSON Schema")
+    p.set_defaults(func=cmd_schema)
+    sub.add_parser(
+        "simulator", help="run a local DingTalk simulator (see simulator --help)", add_help=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:
+        from bridge.simulator.cli import main as simulator_main
+
+        return simulator_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Load, validate and compile the config file into a `Config` (see bridge.config.model)."""

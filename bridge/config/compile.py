@@ -1,0 +1,530 @@
+"""Turn a schema-valid document into a `Config`, checking meaning the schema cannot express.
+
+Every check appends to one list of problems instead of stopping: an operator fixing a config wants
+to see everything wrong with it at once. The checks are defensive about types because they also
+run on documents that failed schema validation (so one bad key does not hide a bad reference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from bridge import matchers
+from bridge.config import model as m
+from bridge.config.schema import did_you_mean, validate
+from bridge.config.yamlsource import Document, PathKey, load_document
+from bridge.durations import parse_duration
+from bridge.errors import ConfigError, Problem
+from bridge.model import Mention, MsgType
+from bridge.templating import (
+    ALERTMANAGER_VARIABLES,
+    COMMON_VARIABLES,
+    WEBHOOK_INPUT_VARIABLES,
+    make_environment,
+    referenced_templates,
+    undeclared_variables,
+)
+
+DEFAULT_TITLE = (
+    "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
+    "{{ labels.alertname | default(input) }}"
+)
+RESERVED_PREFIX = "/-/"
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m.Config:
+    """Read, validate and compile the file at `path`; raises ConfigError listing every problem."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(str(file), None, None, "", f"cannot read: {exc.strerror}")]
+        ) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(file), None, None, "", "not UTF-8 text")]) from exc
+    doc, problems = load_document(text, str(file), os.environ if environ is None else environ)
+    if doc.data is None:
+        raise ConfigError(problems)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([*problems, doc.problem((), "the top level must be a mapping")])
+    problems += validate(doc)
+    compiler = _Compiler(doc, file, hashlib.sha256(raw).hexdigest())
+    config = compiler.compile()
+    problems += compiler.problems
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
+    assert config is not None
+    return config
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+class _Compiler:
+    def __init__(self, doc: Document, file: Path, digest: str) -> None:
+        self.doc = doc
+        self.file = file
+        self.digest = digest
+        self.base_dir = file.resolve().parent
+        self.problems: list[Problem] = []
+        self.template_files: set[Path] = set()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def problem(self, path: PathKey, message: str, hint: str | None = None, **kw: Any) -> None:
+        self.problems.append(self.doc.problem(path, message, hint, **kw))
+
+    def _dict(self, value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    def _list(self, value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def _strs(self, value: Any) -> tuple[str, ...]:
+        return tuple(str(v) for v in self._list(value) if isinstance(v, str | int))
+
+    def _duration(self, path: PathKey, value: Any, default: float) -> float:
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.problem(path, str(exc))
+            return default
+
+    def _secret(self, where: PathKey, spec: dict[str, Any], key: str, required: bool) -> str | None:
+        """`key` inline or `key_file` from disk; exactly one of them when `required`."""
+        inline, file_key = spec.get(key), f"{key}_file"
+        from_file = spec.get(file_key)
+        if inline is not None and from_file is not None:
+            self.problem((*where, file_key), f"give {key} or {file_key}, not both")
+            return None
+        if isinstance(from_file, str):
+            path = Path(from_file)
+            if not path.is_absolute():
+                path = self.base_dir / path
+            try:
+                # Trailing newlines are an artefact of `echo secret > file`, never part of a secret.
+                return path.read_text("utf-8").strip()
+            except OSError as exc:
+                self.problem((*where, file_key), f"cannot read {file_key}: {exc.strerror}")
+                return None
+        if isinstance(inline, str):
+            if inline == "" and required:
+                self.problem((*where, key), f"{key} is empty", "is its environment variable set?")
+            return inline or None
+        if required:
+            self.problem(where, f'missing required key "{key}" (or "{file_key}")')
+        return None
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def compile(self) -> m.Config | None:
+        data = self.doc.data
+        server = self._server(self._dict(data.get("server")))
+        tz = self._timezone(data.get("timezone"))
+        env = make_environment([self.base_dir], tz)
+        targets = self._targets(self._dict(data.get("targets")))
+        inputs = self._inputs(self._dict(data.get("inputs")), server, env)
+        rules = self._rules(self._list(data.get("rules")), targets, inputs, env)
+        if self.problems:
+            return None
+        return m.Config(
+            path=self.file,
+            digest=self.digest,
+            server=server,
+            timezone=tz,
+            targets=targets,
+            inputs=inputs,
+            rules=tuple(rules),
+            template_files=tuple(sorted(self.template_files)),
+        )
+
+    def _server(self, spec: dict[str, Any]) -> m.ServerConfig:
+        listen = spec.get("listen", m.DEFAULT_LISTEN)
+        host, port = "127.0.0.1", 8060
+        if isinstance(listen, str):
+            try:
+                host, port = parse_listen(listen)
+            except ValueError as exc:
+                self.problem(("server", "listen"), str(exc), 'e.g. "127.0.0.1:8060" or "[::]:8060"')
+        max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
+        threads = spec.get("threads", m.DEFAULT_THREADS)
+        return m.ServerConfig(
+            host=host,
+            port=port,
+            max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
+            threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+        )
+
+    def _timezone(self, name: Any) -> ZoneInfo:
+        if name is None:
+            return ZoneInfo(m.DEFAULT_TIMEZONE)
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(
+                ("timezone",), f'unknown time zone "{name}"', 'e.g. "Asia/Shanghai", "UTC"'
+            )
+            return ZoneInfo("UTC")
+
+    def _targets(self, specs: dict[str, Any]) -> dict[str, m.Target]:
+        out: dict[str, m.Target] = {}
+        for name, raw in specs.items():
+            spec, where = self._dict(raw), ("targets", name)
+            timeout = self._duration((*where, "timeout"), spec.get("timeout"), m.DEFAULT_TIMEOUT)
+            queue_size = spec.get("queue_size", m.DEFAULT_QUEUE_SIZE)
+            queue_size = queue_size if isinstance(queue_size, int) else m.DEFAULT_QUEUE_SIZE
+            kind = spec.get("type")
+            if kind == "robot":
+                webhook = self._secret(where, spec, "webhook", required=True)
+                if webhook and not self._has_access_token(webhook):
+                    field = "webhook" if "webhook" in spec else "webhook_file"
+                    self.problem(
+                        (*where, field),
+                        "the webhook URL has no access_token parameter",
+                        "copy the whole URL from the robot's settings",
+                    )
+                out[name] = m.RobotTarget(
+                    name=name,
+                    webhook=webhook or "",
+                    secret=self._secret(where, spec, "secret", required=False),
+                    keywords=self._strs(spec.get("keywords")),
+                    timeout=timeout,
+                    queue_size=queue_size,
+                )
+            elif kind == "work_notice":
+                userids, dept_ids = (
+                    self._strs(spec.get("userids")),
+                    self._strs(spec.get("dept_ids")),
+                )
+                to_all = spec.get("to_all_user") is True
+                if not (userids or dept_ids or to_all):
+                    self.problem(
+                        where,
+                        "a work notice needs recipients",
+                        "set userids, dept_ids or to_all_user: true",
+                    )
+                agent_id = spec.get("agent_id")
+                out[name] = m.WorkNoticeTarget(
+                    name=name,
+                    app_key=str(spec.get("app_key", "")),
+                    app_secret=self._secret(where, spec, "app_secret", required=True) or "",
+                    agent_id=agent_id if isinstance(agent_id, int) else 0,
+                    userids=userids,
+                    dept_ids=dept_ids,
+                    to_all_user=to_all,
+                    api_base=str(spec.get("api_base", m.DEFAULT_API_BASE)).rstrip("/"),
+                    timeout=timeout,
+                    queue_size=queue_size,
+                )
+        return out
+
+    @staticmethod
+    def _has_access_token(url: str) -> bool:
+        return bool(parse_qs(urlsplit(url).query).get("access_token", [""])[0])
+
+    def _template(
+        self, env: SandboxedEnvironment, path: PathKey, source: Any, allowed: frozenset[str] | None
+    ) -> jinja2.Template | None:
+        """Compile inline template text; check the variables it reads against `allowed`."""
+        if not isinstance(source, str):
+            return None
+        try:
+            template = env.from_string(source)
+            names = undeclared_variables(env, source)
+        except jinja2.TemplateSyntaxError as exc:
+            self.problem(
+                path, f"template syntax error: {exc.message}", f"template line {exc.lineno}"
+            )
+            return None
+        if allowed is not None:
+            for name in sorted(names - allowed):
+                self.problem(
+                    path,
+                    f'template uses unknown variable "{name}"',
+                    did_you_mean(name, sorted(allowed)) or _variables_hint(allowed),
+                )
+        return template
+
+    def _inputs(
+        self, specs: dict[str, Any], server: m.ServerConfig, env: SandboxedEnvironment
+    ) -> dict[str, m.HttpInput]:
+        out: dict[str, m.HttpInput] = {}
+        paths: dict[str, str] = {}
+        for name, raw in specs.items():
+            spec, where = self._dict(raw), ("inputs", name)
+            kind = spec.get("type")
+            if kind not in ("alertmanager", "webhook"):
+                continue  # the schema already reported it
+            path = spec.get("path")
+            if isinstance(path, str):
+                if path.startswith(RESERVED_PREFIX):
+                    self.problem((*where, "path"), f'paths under "{RESERVED_PREFIX}" are reserved')
+                elif path in paths:
+                    self.problem(
+                        (*where, "path"), f'path "{path}" is already used by input "{paths[path]}"'
+                    )
+                paths[path] = name
+            max_body = spec.get("max_body_bytes", server.max_body_bytes)
+
+            def tpl(
+                key: str,
+                sub: str | None = None,
+                spec: dict[str, Any] = spec,
+                where: PathKey = where,
+            ) -> jinja2.Template | None:
+                source = spec.get(key) if sub is None else self._dict(spec.get(key)).get(sub)
+                at = (*where, key) if sub is None else (*where, key, sub)
+                return self._template(env, at, source, WEBHOOK_INPUT_VARIABLES)
+
+            labels = {k: t for k in self._dict(spec.get("labels")) if (t := tpl("labels", k))}
+            annotations = {
+                k: t for k in self._dict(spec.get("annotations")) if (t := tpl("annotations", k))
+            }
+            out[name] = m.HttpInput(
+                name=name,
+                type=kind,
+                path=str(path),
+                token=self._secret(where, spec, "token", required=False),
+                max_body_bytes=max_body if isinstance(max_body, int) else server.max_body_bytes,
+                split=spec.get("split") is True,
+                labels=labels,
+                annotations=annotations,
+                status=tpl("status"),
+                fingerprint=tpl("fingerprint"),
+                definition=_canonical(spec),
+            )
+        return out
+
+    def _rules(
+        self,
+        specs: list[Any],
+        targets: dict[str, m.Target],
+        inputs: dict[str, m.HttpInput],
+        env: SandboxedEnvironment,
+    ) -> list[m.Rule]:
+        out: list[m.Rule] = []
+        names: dict[str, int] = {}
+        target_names, input_names = sorted(targets), sorted(inputs)
+        for index, raw in enumerate(specs):
+            spec, where = self._dict(raw), ("rules", index)
+            name = str(spec.get("name", f"rule-{index}"))
+            if name in names:
+                self.problem(
+                    (*where, "name"), f'rule name "{name}" is already used by rules[{names[name]}]'
+                )
+            names[name] = index
+
+            rule_inputs = self._strs(spec.get("inputs")) if "inputs" in spec else None
+            for i, ref in enumerate(rule_inputs or ()):
+                if ref not in inputs:
+                    self.problem(
+                        (*where, "inputs", i),
+                        f'unknown input "{ref}"',
+                        did_you_mean(ref, input_names) or _known("inputs", input_names),
+                    )
+            rule_targets = self._strs(spec.get("targets"))
+            for i, ref in enumerate(rule_targets):
+                if ref not in targets:
+                    self.problem(
+                        (*where, "targets", i),
+                        f'unknown target "{ref}"',
+                        did_you_mean(ref, target_names) or _known("targets", target_names),
+                    )
+
+            msgtype: MsgType = spec.get("msgtype", "markdown")
+            self._check_msgtype(
+                where, spec, msgtype, [targets[t] for t in rule_targets if t in targets]
+            )
+            kinds = {inputs[i].type for i in (rule_inputs or input_names) if i in inputs}
+            allowed = COMMON_VARIABLES | (
+                ALERTMANAGER_VARIABLES if kinds == {"alertmanager"} else set()
+            )
+
+            def tpl(
+                key: str, source: Any, at: PathKey, allowed: frozenset[str] = allowed
+            ) -> jinja2.Template | None:
+                return self._template(env, at, source, allowed)
+
+            title = tpl("title", spec.get("title", DEFAULT_TITLE), (*where, "title"))
+            body = self._body_template(env, where, spec, msgtype, allowed)
+            buttons = []
+            for i, button in enumerate(self._list(spec.get("buttons"))):
+                b = self._dict(button)
+                bt = tpl("title", b.get("title"), (*where, "buttons", i, "title"))
+                bu = tpl("url", b.get("url"), (*where, "buttons", i, "url"))
+                if bt and bu:
+                    buttons.append(m.ButtonTemplate(bt, bu))
+            mention = self._dict(spec.get("mention"))
+            out.append(
+                m.Rule(
+                    name=name,
+                    index=index,
+                    inputs=frozenset(rule_inputs) if rule_inputs is not None else None,
+                    matchers=self._matchers(where, spec),
+                    targets=rule_targets,
+                    continue_=spec.get("continue") is True,
+                    msgtype=msgtype,
+                    title=title or env.from_string(""),
+                    body=body or env.from_string(""),
+                    url=tpl("url", spec.get("url"), (*where, "url")),
+                    pic_url=tpl("pic_url", spec.get("pic_url"), (*where, "pic_url")),
+                    buttons=tuple(buttons),
+                    btn_orientation=str(spec.get("btn_orientation", "0")),
+                    mention=Mention(
+                        mobiles=self._strs(mention.get("mobiles")),
+                        userids=self._strs(mention.get("userids")),
+                        all=mention.get("all") is True,
+                    ),
+                )
+            )
+        return out
+
+    def _check_msgtype(
+        self, where: PathKey, spec: dict[str, Any], msgtype: str, targets: list[m.Target]
+    ) -> None:
+        if spec.get("mention") and msgtype not in ("text", "markdown"):
+            self.problem(
+                (*where, "mention"),
+                f"DingTalk ignores mentions in {msgtype} messages",
+                "use msgtype text or markdown",
+            )
+        if msgtype == "link" and "url" not in spec:
+            self.problem(
+                where, 'a link message needs "url"', 'e.g. url: "{{ alerts[0].generatorURL }}"'
+            )
+        if msgtype == "actionCard" and "url" not in spec and "buttons" not in spec:
+            self.problem(where, 'an actionCard needs "url" (one button) or "buttons"')
+        if "buttons" in spec and msgtype != "actionCard":
+            self.problem((*where, "buttons"), "buttons are only shown on actionCard messages")
+        if msgtype == "feedCard":
+            for target in targets:
+                if target.type == "work_notice":
+                    self.problem(
+                        (*where, "msgtype"),
+                        f'work notices cannot carry feedCard (target "{target.name}")',
+                    )
+
+    def _matchers(self, where: PathKey, spec: dict[str, Any]) -> tuple[matchers.Matcher, ...]:
+        out = [matchers.equal(k, str(v)) for k, v in self._dict(spec.get("match")).items()]
+        for label, pattern in self._dict(spec.get("match_re")).items():
+            try:
+                out.append(matchers.regex(label, str(pattern)))
+            except re.error as exc:
+                self.problem((*where, "match_re", label), f"bad regular expression: {exc}")
+        for i, text in enumerate(self._list(spec.get("matchers"))):
+            try:
+                out.append(matchers.parse(str(text)))
+            except ValueError as exc:
+                self.problem((*where, "matchers", i), str(exc))
+        return tuple(out)
+
+    def _body_template(
+        self,
+        env: SandboxedEnvironment,
+        where: PathKey,
+        spec: dict[str, Any],
+        msgtype: str,
+        allowed: frozenset[str],
+    ) -> jinja2.Template | None:
+        at = (*where, "template")
+        source = spec.get("template")
+        if source is None:  # the bundled default, which picks the input kind's own template
+            name = "default.txt.j2" if msgtype in ("text", "link") else "default.md.j2"
+            return env.get_template(name)
+        if not isinstance(source, str):
+            return None
+        if not _looks_like_file(source):
+            return self._template(env, at, source, allowed)
+        local = self.base_dir / source
+        try:
+            template = env.get_template(source)
+        except jinja2.TemplateNotFound:
+            self.problem(
+                at,
+                f'template file "{source}" not found',
+                f"looked in {self.base_dir} and the bundled templates",
+            )
+            return None
+        except jinja2.TemplateSyntaxError as exc:
+            self.problem(
+                at,
+                f"template syntax error in {source}: {exc.message}",
+                f"{source} line {exc.lineno}",
+            )
+            return None
+        if local.is_file():
+            self.template_files.add(local.resolve())
+            self._check_file_variables(env, at, source, allowed, set())
+        return template
+
+    def _check_file_variables(
+        self,
+        env: SandboxedEnvironment,
+        at: PathKey,
+        name: str,
+        allowed: frozenset[str],
+        seen: set[str],
+    ) -> None:
+        """Check the operator's template file (and files it includes) for unknown variables."""
+        if name in seen:
+            return
+        seen.add(name)
+        local = self.base_dir / name
+        if not local.is_file():
+            return  # a bundled template: covered by the project's own tests
+        self.template_files.add(local.resolve())
+        source = local.read_text("utf-8")
+        for var in sorted(undeclared_variables(env, source) - allowed):
+            self.problem(
+                at,
+                f'template {name} uses unknown variable "{var}"',
+                did_you_mean(var, sorted(allowed)) or _variables_hint(allowed),
+            )
+        for child in referenced_templates(env, source):
+            self._check_file_variables(env, at, child, allowed, seen)
+
+
+def _looks_like_file(source: str) -> bool:
+    return "\n" not in source and "{" not in source and source.rstrip().endswith((".j2", ".tmpl"))
+
+
+def _known(what: str, names: list[str]) -> str:
+    return f"known {what}: {', '.join(names)}" if names else f"no {what} are defined"
+
+
+def _variables_hint(allowed: frozenset[str]) -> str:
+    return "variables: " + ", ".join(sorted(allowed))
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" -> (host, port); raises ValueError."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f'"{listen}" is not host:port')
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)  # ValueError names the bad address
+    elif not host:
+        raise ValueError(f'"{listen}" has no host (use 0.0.0.0 to listen everywhere)')
+    return host, port

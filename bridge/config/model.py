@@ -1,0 +1,126 @@
+"""The compiled config: what the rest of the bridge sees after loading and validation.
+
+Everything here is concrete and checked: durations are seconds, regexes are compiled, templates
+are Jinja objects, secrets are read from their files. Secret fields are excluded from repr() so a
+stray log of a config object cannot leak them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from bridge.matchers import Matcher
+from bridge.model import Mention, MsgType
+
+DEFAULT_LISTEN = "127.0.0.1:8060"
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_THREADS = 8
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_API_BASE = "https://oapi.dingtalk.com"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    threads: int = DEFAULT_THREADS
+
+
+@dataclass(frozen=True)
+class RobotTarget:
+    name: str
+    webhook: str = field(repr=False)  # holds the access_token
+    secret: str | None = field(repr=False)
+    keywords: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    type: Literal["robot"] = "robot"
+
+
+@dataclass(frozen=True)
+class WorkNoticeTarget:
+    name: str
+    app_key: str
+    app_secret: str = field(repr=False)
+    agent_id: int = 0
+    userids: tuple[str, ...] = ()
+    dept_ids: tuple[str, ...] = ()
+    to_all_user: bool = False
+    api_base: str = DEFAULT_API_BASE
+    timeout: float = DEFAULT_TIMEOUT
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    type: Literal["work_notice"] = "work_notice"
+
+
+Target = RobotTarget | WorkNoticeTarget
+
+
+@dataclass(frozen=True)
+class HttpInput:
+    name: str
+    type: Literal["alertmanager", "webhook"]
+    path: str
+    token: str | None = field(repr=False)
+    max_body_bytes: int
+    split: bool = False  # alertmanager: one event per alert
+    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
+    annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
+    status: jinja2.Template | None = None  # webhook
+    fingerprint: jinja2.Template | None = None  # webhook
+    definition: str = ""  # canonical JSON of the raw definition: equal text, unchanged input
+
+
+@dataclass(frozen=True)
+class ButtonTemplate:
+    title: jinja2.Template
+    url: jinja2.Template
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    index: int
+    inputs: frozenset[str] | None  # None: every input
+    matchers: tuple[Matcher, ...]
+    targets: tuple[str, ...]
+    continue_: bool
+    msgtype: MsgType
+    title: jinja2.Template
+    body: jinja2.Template
+    url: jinja2.Template | None = None
+    pic_url: jinja2.Template | None = None
+    buttons: tuple[ButtonTemplate, ...] = ()
+    btn_orientation: str = "0"
+    mention: Mention = Mention()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    digest: str  # sha256 of the file's bytes
+    server: ServerConfig
+    timezone: ZoneInfo
+    targets: Mapping[str, Target]
+    inputs: Mapping[str, HttpInput]
+    rules: tuple[Rule, ...]
+    template_files: tuple[Path, ...] = ()  # files the rules load, for reload watching
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value in this config, for redaction at the logging boundary."""
+        values: list[str] = []
+        for target in self.targets.values():
+            if isinstance(target, RobotTarget):
+                values += [target.webhook, target.secret or ""]
+            else:
+                values.append(target.app_secret)
+        values += [i.token or "" for i in self.inputs.values()]
+        return tuple(v for v in values if v)

@@ -1,0 +1,121 @@
+"""Alertmanager's webhook payload (version "4") -> Events.
+
+One event per notification, whose labels are the notification's commonLabels (so rules match what
+every alert in the group shares), or with `split: true` one event per alert. The payload is
+checked field by field so a malformed request gets a 400 that names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from bridge.config.model import HttpInput
+from bridge.errors import bad_request
+from bridge.model import Alert, Event, Status, label_fingerprint
+
+
+def _labels(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"{where} must be an object of strings")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise bad_request(f"{where}.{key} must be a string")
+    return value
+
+
+def _status(value: Any, where: str) -> Status:
+    if value == "firing":
+        return "firing"
+    if value == "resolved":
+        return "resolved"
+    raise bad_request(f'{where} must be "firing" or "resolved"')
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{where} must be an RFC 3339 time string")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"{where} is not an RFC 3339 time: {value[:40]!r}") from None
+
+
+def parse_alert(raw: Any, where: str) -> Alert:
+    if not isinstance(raw, dict):
+        raise bad_request(f"{where} must be an object")
+    labels = _labels(raw.get("labels"), f"{where}.labels")
+    fingerprint = raw.get("fingerprint")
+    generator = raw.get("generatorURL", "")
+    if not isinstance(generator, str):
+        raise bad_request(f"{where}.generatorURL must be a string")
+    return Alert(
+        status=_status(raw.get("status"), f"{where}.status"),
+        labels=labels,
+        annotations=_labels(raw.get("annotations"), f"{where}.annotations"),
+        starts_at=_time(raw.get("startsAt"), f"{where}.startsAt"),
+        ends_at=_time(raw.get("endsAt"), f"{where}.endsAt"),
+        generator_url=generator,
+        fingerprint=fingerprint
+        if isinstance(fingerprint, str) and fingerprint
+        else label_fingerprint(labels),
+    )
+
+
+def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]:
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object (Alertmanager webhook payload)")
+    version = body.get("version", "4")
+    if version != "4":
+        raise bad_request(f'unsupported payload version {str(version)[:10]!r}: expected "4"')
+    raw_alerts = body.get("alerts")
+    if not isinstance(raw_alerts, list):
+        raise bad_request(
+            'missing "alerts": expected a list of alerts (is this an Alertmanager webhook?)'
+        )
+    if not raw_alerts:
+        raise bad_request('"alerts" is empty')
+    alerts = tuple(parse_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts))
+    common_labels = _labels(body.get("commonLabels"), "commonLabels")
+    common_annotations = _labels(body.get("commonAnnotations"), "commonAnnotations")
+    _labels(body.get("groupLabels"), "groupLabels")
+    status = _status(body.get("status"), "status")
+    if spec.split:
+        return [
+            Event(
+                input=spec.name,
+                kind="alertmanager",
+                status=alert.status,
+                labels=alert.labels,
+                annotations=alert.annotations,
+                fingerprint=alert.fingerprint,
+                received_at=now,
+                alerts=(alert,),
+                payload=body,
+            )
+            for alert in alerts
+        ]
+    group_key = body.get("groupKey")
+    fingerprint = (
+        hashlib.sha256(group_key.encode()).hexdigest()[:16]
+        if isinstance(group_key, str) and group_key
+        else label_fingerprint(common_labels)
+    )
+    return [
+        Event(
+            input=spec.name,
+            kind="alertmanager",
+            status=status,
+            labels=common_labels,
+            annotations=common_annotations,
+            fingerprint=fingerprint,
+            received_at=now,
+            alerts=alerts,
+            payload=body,
+        )
+    ]

@@ -1,0 +1,199 @@
+"""The WSGI application behind every HTTP input: routing, auth, size limits, JSON, errors.
+
+It knows nothing about DingTalk. For a request to an input's path it checks method, token and
+size, parses the JSON, asks the input's parser for Events and hands them to `Intake.accept`,
+whose answer (how many messages were queued) becomes the response. Every client mistake gets a
+4xx with a JSON body saying what is wrong; an unexpected exception is logged and answered 500,
+and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bridge.config.model import HttpInput
+from bridge.errors import InputError, Reason
+from bridge.inputs.alertmanager import parse_notification
+from bridge.inputs.webhook import parse_webhook
+from bridge.logs import fmt_fields
+from bridge.model import Event
+
+log = logging.getLogger("bridge.http")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Parser = Callable[[Any, HttpInput, datetime], list[Event]]
+PARSERS: Mapping[str, Parser] = {"alertmanager": parse_notification, "webhook": parse_webhook}
+
+_STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Intake(Protocol):
+    """What the HTTP layer needs from the running bridge."""
+
+    def routes(self) -> Mapping[str, HttpInput]: ...
+
+    def accept(self, spec: HttpInput, events: list[Event]) -> int: ...
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def reject(self, input_name: str, reason: Reason) -> None: ...
+
+
+def _json(
+    start: StartResponse,
+    status: int,
+    body: Mapping[str, Any],
+    headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    start(
+        f"{status} {_STATUS_TEXT.get(status, '')}".rstrip(),
+        [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(payload))),
+            *headers,
+        ],
+    )
+    return [payload]
+
+
+def _error(start: StartResponse, error: InputError) -> list[bytes]:
+    headers: list[tuple[str, str]] = []
+    if error.status == 401:
+        headers.append(("WWW-Authenticate", 'Bearer realm="dingtalk-bridge"'))
+    if error.status == 405:
+        headers.append(("Allow", "POST"))
+    if error.status == 503:
+        headers.append(("Retry-After", "10"))
+    return _json(
+        start,
+        error.status,
+        {"status": "error", "reason": error.reason.value, "error": str(error)},
+        headers,
+    )
+
+
+class HttpApp:
+    def __init__(self, intake: Intake, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.intake = intake
+        self.clock = clock
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path.startswith("/-/"):
+                return self._builtin(path, method, start)
+            return self._input(path, method, environ, start)
+        except InputError as exc:
+            return _error(start, exc)
+        except Exception:
+            log.exception(fmt_fields("request failed", path=path))
+            return _json(
+                start,
+                500,
+                {
+                    "status": "error",
+                    "reason": "internal",
+                    "error": "internal error; see the bridge's log",
+                },
+            )
+
+    def _builtin(self, path: str, method: str, start: StartResponse) -> list[bytes]:
+        if path not in ("/-/healthy", "/-/ready"):
+            raise InputError(404, Reason.NOT_FOUND, f"no endpoint at {path}")
+        if method not in ("GET", "HEAD"):
+            start("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
+            return [b""]
+        if path == "/-/healthy":
+            return _json(start, 200, {"status": "healthy"})
+        ready, details = self.intake.readiness()
+        return _json(
+            start, 200 if ready else 503, {"status": "ready" if ready else "not ready", **details}
+        )
+
+    def _input(
+        self, path: str, method: str, environ: dict[str, Any], start: StartResponse
+    ) -> list[bytes]:
+        spec = self.intake.routes().get(path)
+        if spec is None:
+            raise InputError(404, Reason.NOT_FOUND, f"no input listens on {path}")
+        try:
+            if method != "POST":
+                raise InputError(
+                    405, Reason.METHOD_NOT_ALLOWED, f"{path} accepts POST, not {method}"
+                )
+            self._authorize(spec, environ)
+            raw = self._read_body(spec, environ)
+            try:
+                body = json.loads(raw)
+            except UnicodeDecodeError:
+                raise InputError(400, Reason.BAD_REQUEST, "the body is not UTF-8 text") from None
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    400, Reason.BAD_REQUEST, f"the body is not valid JSON: {exc}"
+                ) from None
+            events = PARSERS[spec.type](body, spec, self.clock())
+        except InputError as exc:
+            self.intake.reject(spec.name, exc.reason)
+            log.info(
+                fmt_fields(
+                    "request rejected",
+                    input=spec.name,
+                    status=exc.status,
+                    reason=exc.reason.value,
+                    error=str(exc),
+                )
+            )
+            raise
+        queued = self.intake.accept(spec, events)
+        return _json(start, 200, {"status": "accepted", "events": len(events), "messages": queued})
+
+    @staticmethod
+    def _authorize(spec: HttpInput, environ: dict[str, Any]) -> None:
+        if spec.token is None:
+            return
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise InputError(
+                401, Reason.UNAUTHORIZED, "missing bearer token (Authorization: Bearer …)"
+            )
+        if not hmac.compare_digest(given.strip().encode(), spec.token.encode()):
+            raise InputError(401, Reason.UNAUTHORIZED, "wrong bearer token")
+
+    @staticmethod
+    def _read_body(spec: HttpInput, environ: dict[str, Any]) -> bytes:
+        limit = spec.max_body_bytes
+        too_large = InputError(413, Reason.TOO_LARGE, f"the body is larger than {limit} bytes")
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        stream = environ["wsgi.input"]
+        if length_text:
+            try:
+                length = int(length_text)
+            except ValueError:
+                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length") from None
+            if length > limit:
+                raise too_large
+            raw: bytes = stream.read(length)
+        else:  # chunked: read one byte past the limit to know whether it was exceeded
+            raw = stream.read(limit + 1)
+            if len(raw) > limit:
+                raise too_large
+        if not raw:
+            raise InputError(400, Reason.BAD_REQUEST, "the body is empty: expected a JSON object")
+        return raw

@@ -1,0 +1,109 @@
+"""The values that flow through the bridge: Event (from an input) and Message (to DingTalk).
+
+All are frozen: once an input has built an Event nothing downstream changes it, which is what lets
+rules and rendering be pure functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Status = Literal["firing", "resolved"]
+MsgType = Literal["text", "markdown", "link", "actionCard", "feedCard"]
+MSGTYPES: tuple[MsgType, ...] = ("text", "markdown", "link", "actionCard", "feedCard")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert inside an event (Alertmanager sends several per notification)."""
+
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    generator_url: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A normalized thing that happened, as an input saw it.
+
+    `labels` are what rules match on; `payload` is the raw body for templates.
+    """
+
+    input: str
+    kind: str  # the input type: "alertmanager", "webhook", ...
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    fingerprint: str
+    received_at: datetime
+    alerts: tuple[Alert, ...] = ()
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mention:
+    mobiles: tuple[str, ...] = ()
+    userids: tuple[str, ...] = ()
+    all: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.mobiles or self.userids or self.all)
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+    pic_url: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a rule rendered for one event, before it is shaped for a particular DingTalk API.
+
+    `text` is the body: plain text for "text", markdown for the others. `url` and `pic_url` serve
+    "link" (and a single-button actionCard through `buttons`); `links` serve "feedCard".
+    """
+
+    msgtype: MsgType
+    title: str
+    text: str
+    mention: Mention = Mention()
+    url: str = ""
+    pic_url: str = ""
+    buttons: tuple[Button, ...] = ()
+    btn_orientation: str = "0"
+    links: tuple[Link, ...] = ()
+    fallback: bool = False  # True when the rule's template failed and the plain fallback was used
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One rendered message bound for one target: the unit the sender works on."""
+
+    id: str
+    rule: str
+    target: str
+    message: Message
+    fingerprint: str
+    created_at: datetime
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable identity for a label set (order-independent), 16 hex digits."""
+    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

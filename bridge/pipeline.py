@@ -1,0 +1,49 @@
+"""Event -> the deliveries it causes: rules, then rendering, once per matching rule and target.
+
+Pure apart from the ids it draws; the caller passes `now`. Render errors come back alongside the
+(fallback) deliveries so the caller can log them: the alert itself is never dropped for them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bridge.config.model import Config
+from bridge.model import Delivery, Event
+from bridge.render import render
+from bridge.rules import matching_rules
+
+
+@dataclass
+class Plan:
+    deliveries: list[Delivery] = field(default_factory=list)
+    matched_rules: list[str] = field(default_factory=list)
+    render_errors: list[tuple[str, str]] = field(default_factory=list)  # (rule, error)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def plan(config: Config, event: Event, now: datetime, make_id: Callable[[], str] = new_id) -> Plan:
+    result = Plan()
+    for rule in matching_rules(config.rules, event):
+        result.matched_rules.append(rule.name)
+        rendered = render(rule, event, now)
+        if rendered.error:
+            result.render_errors.append((rule.name, rendered.error))
+        for target in rule.targets:
+            result.deliveries.append(
+                Delivery(
+                    id=make_id(),
+                    rule=rule.name,
+                    target=target,
+                    message=rendered.message,
+                    fingerprint=event.fingerprint,
+                    created_at=now,
+                )
+            )
+    return result

@@ -1,0 +1,161 @@
+"""Rule + event -> Message, through the rule's sandboxed templates. Pure: `now` is passed in.
+
+A template that fails at render time (a missing label, a bad filter argument) never loses the
+alert: the message falls back to a plain body with the essentials and says so, and the caller logs
+the template error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from bridge.config.model import Rule
+from bridge.durations import format_duration
+from bridge.model import Alert, Button, Event, Link, Message
+
+MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
+
+
+@dataclass(frozen=True)
+class Rendered:
+    message: Message
+    error: str | None = None  # why the fallback was used
+
+
+def _alert_view(alert: Alert, external_url: str) -> dict[str, Any]:
+    ended = alert.ends_at if alert.ends_at and alert.ends_at.year > 1 else None
+    lasted = (ended - alert.starts_at).total_seconds() if ended and alert.starts_at else None
+    return {
+        "status": alert.status,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": alert.starts_at.isoformat() if alert.starts_at else "",
+        "endsAt": ended.isoformat() if ended else "",
+        "duration": format_duration(lasted) if lasted is not None else "",
+        "generatorURL": alert.generator_url,
+        "fingerprint": alert.fingerprint,
+        "silenceURL": silence_url(external_url, alert.labels) if external_url else "",
+    }
+
+
+def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
+    """Alertmanager's "new silence" page, pre-filled with the alert's labels."""
+    matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return (
+        f"{external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+    )
+
+
+def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
+    """Everything a rule's templates can read. Keys: templating.COMMON_VARIABLES (+ Alertmanager's)."""
+    payload = dict(event.payload)
+    external = str(payload.get("externalURL", "")) if event.kind == "alertmanager" else ""
+    alerts = [_alert_view(a, external) for a in event.alerts]
+    context: dict[str, Any] = {
+        "status": event.status,
+        "labels": dict(event.labels),
+        "annotations": dict(event.annotations),
+        "fingerprint": event.fingerprint,
+        "alerts": alerts,
+        "firing": [a for a in alerts if a["status"] == "firing"],
+        "resolved": [a for a in alerts if a["status"] == "resolved"],
+        "payload": payload,
+        "body": payload,
+        "input": event.input,
+        "kind": event.kind,
+        "received_at": event.received_at,
+        "now": now,
+        "rule": rule.name,
+    }
+    if event.kind == "alertmanager":
+        context.update(
+            receiver=payload.get("receiver", ""),
+            externalURL=external,
+            groupLabels=payload.get("groupLabels") or {},
+            commonLabels=payload.get("commonLabels") or {},
+            commonAnnotations=payload.get("commonAnnotations") or {},
+            groupKey=payload.get("groupKey", ""),
+            truncatedAlerts=payload.get("truncatedAlerts", 0),
+        )
+    return context
+
+
+def render(rule: Rule, event: Event, now: datetime) -> Rendered:
+    context = template_context(event, rule, now)
+    try:
+        return Rendered(_render(rule, event, context))
+    except Exception as exc:  # a template may raise anything; the alert must still go out
+        return Rendered(fallback_message(rule, event, now), error=f"{type(exc).__name__}: {exc}")
+
+
+def _render(rule: Rule, event: Event, context: dict[str, Any]) -> Message:
+    def run(template: jinja2.Template | None) -> str:
+        return template.render(context).strip() if template is not None else ""
+
+    links: tuple[Link, ...] = ()
+    if rule.msgtype == "feedCard":
+        # One entry per alert (at most 10 fit well on a phone), linking to its source.
+        links = tuple(
+            Link(
+                title=a["annotations"].get("summary") or a["labels"].get("alertname", event.input),
+                url=a["generatorURL"] or run(rule.url),
+                pic_url=run(rule.pic_url),
+            )
+            for a in context["alerts"][:10]
+        ) or (Link(title=run(rule.title), url=run(rule.url), pic_url=run(rule.pic_url)),)
+    buttons = tuple(Button(run(b.title), run(b.url)) for b in rule.buttons)
+    return Message(
+        msgtype=rule.msgtype,
+        title=_one_line(run(rule.title)),
+        text=run(rule.body),
+        mention=rule.mention,
+        url=run(rule.url),
+        pic_url=run(rule.pic_url),
+        buttons=buttons,
+        btn_orientation=rule.btn_orientation,
+        links=links,
+    )
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    raw = flat.encode()
+    return (
+        raw[:MAX_TITLE_BYTES].decode("utf-8", errors="ignore")
+        if len(raw) > MAX_TITLE_BYTES
+        else flat
+    )
+
+
+def fallback_message(rule: Rule, event: Event, now: datetime) -> Message:
+    """A plain-text message built without any operator template: status, labels, summaries."""
+    name = event.labels.get("alertname") or event.input
+    lines = [
+        f"[{event.status.upper()}] {name}",
+        f"(rule {rule.name}: template failed, plain fallback)",
+    ]
+    if event.labels:
+        lines.append(", ".join(f"{k}={v}" for k, v in sorted(event.labels.items())))
+    for alert in event.alerts[:20]:
+        summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+        lines.append(f"- {alert.status} {alert.labels.get('alertname', '')} {summary}".rstrip())
+    if not event.alerts and event.payload:
+        lines.append(json.dumps(event.payload, ensure_ascii=False, default=str)[:2000])
+    lines.append(f"received {event.received_at.isoformat(timespec='seconds')}")
+    # A fallback keeps text and markdown (mentions still work); other types degrade to text.
+    msgtype = rule.msgtype if rule.msgtype in ("text", "markdown") else "text"
+    text = "\n\n".join(lines) if msgtype == "markdown" else "\n".join(lines)
+    return Message(
+        msgtype=msgtype,
+        title=f"[{event.status.upper()}] {name}",
+        text=text,
+        mention=rule.mention,
+        fallback=True,
+    )
