@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--simulator",
         metavar="HOST:PORT",
-        help="also start the bundled DingTalk simulator there, knowing the config's robots and apps",
+        help="also start the bundled DingTalk simulator there (it knows the config's robots/apps)",
     )
     p.set_defaults(func=cmd_run)
     p = with_config(sub.add_parser("check", help="validate the config and exit"))

@@ -50,7 +50,7 @@ class Bridge:
         config: Config,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -58,7 +58,8 @@ class Bridge:
         self.session = session or _make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
         self.workers = {
-            name: TargetWorker(t, self.client, retry, clock) for name, t in config.targets.items()
+            name: TargetWorker(t, self.client, retry or RetryPolicy(), clock)
+            for name, t in config.targets.items()
         }
         self.counters = Counters()
         self._routes = {spec.path: spec for spec in config.inputs.values()}

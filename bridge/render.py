@@ -54,7 +54,8 @@ def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
 
 
 def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
-    """Everything a rule's templates can read. Keys: templating.COMMON_VARIABLES (+ Alertmanager's)."""
+    """Everything a rule's templates can read: templating.COMMON_VARIABLES, plus
+    ALERTMANAGER_VARIABLES for Alertmanager events."""
     payload = dict(event.payload)
     external = str(payload.get("externalURL", "")) if event.kind == "alertmanager" else ""
     alerts = [_alert_view(a, external) for a in event.alerts]

@@ -83,6 +83,7 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
     v = error.validator
     sub = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
+    rule: Any = rule  # the schema keyword's value, e.g. the list of required keys
     if v == "additionalProperties" and isinstance(instance, dict):
         known = sorted(sub.get("properties", {}))
         extras = [k for k in instance if k not in sub.get("properties", {})]
@@ -91,16 +92,13 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
             for k in extras
         ]
     if v == "required" and isinstance(instance, dict):
-        missing = [k for k in error.validator_value if k not in instance]
+        missing = [k for k in rule if k not in instance]
         return [doc.problem(path, f'missing required key "{k}"') for k in missing]
     if v == "type":
-        want = error.validator_value
-        wants = [want] if isinstance(want, str) else list(want)
+        wants = [rule] if isinstance(rule, str) else list(rule)
         return [doc.problem(path, f"must be {' or '.join(_TYPE_NAMES.get(w, w) for w in wants)}")]
     if v in ("enum", "const"):
-        choices = [
-            str(c) for c in (error.validator_value if v == "enum" else [error.validator_value])
-        ]
+        choices = [str(c) for c in (rule if v == "enum" else [rule])]
         hint = did_you_mean(str(instance), choices) if isinstance(instance, str) else None
         return [doc.problem(path, f"must be one of: {', '.join(choices)}", hint)]
     if v == "oneOf" and _is_duration(sub):
@@ -110,7 +108,7 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
             return [doc.problem(path, "must be an http:// or https:// URL")]
         if path and path[-1] == "path":
             return [doc.problem(path, 'must start with "/"')]
-        return [doc.problem(path, f"does not have the expected form ({error.validator_value})")]
+        return [doc.problem(path, f"does not have the expected form ({rule})")]
     if v == "propertyNames":
         return [
             doc.problem(
@@ -122,11 +120,11 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
     if v in ("minItems", "minProperties"):
         return [doc.problem(path, "must not be empty")]
     if v == "maxItems":
-        return [doc.problem(path, f"may hold at most {error.validator_value} entries")]
+        return [doc.problem(path, f"may hold at most {rule} entries")]
     if v == "minLength":
         return [doc.problem(path, "must not be empty")]
     if v in ("minimum", "maximum"):
         side = "at least" if v == "minimum" else "at most"
-        return [doc.problem(path, f"must be {side} {error.validator_value}")]
+        return [doc.problem(path, f"must be {side} {rule}")]
     # Anything else: jsonschema's message without the instance (which may be a secret).
     return [doc.problem(path, f"does not satisfy schema rule '{v}'")]

@@ -15,6 +15,6 @@ def backoff_delay(
 ) -> float:
     """Delay before retry number `attempt` (1-based): uniform in [0, min(cap, base·2^(attempt-1))],
     but never shorter than `at_least` (DingTalk's own wait, e.g. a rate-limit lockout)."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    ceiling: float = min(cap, base * (2 ** (attempt - 1)))
     delay = rand() * ceiling
     return max(delay, at_least) if at_least is not None else delay

@@ -45,12 +45,12 @@ class TargetWorker:
         self,
         target: Target,
         client: DingTalkClient,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.target = target
         self.client = client
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         self.now = now
         self.queue: queue.Queue[Delivery | None] = queue.Queue(maxsize=target.queue_size)
         self.stats = WorkerStats()

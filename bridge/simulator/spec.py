@@ -1,0 +1,174 @@
+"""What the simulator knows about: registered robots and apps.
+
+A spec is plain data. It comes from a YAML/JSON file (`--spec FILE`), from the control API
+(`POST /_sim/robots`, `POST /_sim/apps`) or from Python code:
+
+    SimulatorSpec(
+        robots={"demo-ops": RobotSpec(secret="SEC123", keywords=["告警"])},
+        apps={"dingkey": AppSpec(app_secret="s3cret", agent_id=123456789)},
+    )
+
+Parsing is strict (unknown keys are errors) because a typo such as `keyword:` would otherwise
+silently turn the keyword check off and the tests would pass for the wrong reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Real DingTalk: 20 messages per minute per robot, then a 10-minute throttle (reference §1.7).
+DEFAULT_RATE_PER_MINUTE = 20
+DEFAULT_LOCKOUT_SECONDS = 600.0
+# Real DingTalk access tokens live 7200 s (reference §2.1).
+DEFAULT_TOKEN_TTL = 7200.0
+# The robot settings page accepts at most 10 keywords (reference §1.2).
+MAX_KEYWORDS = 10
+
+
+class SpecError(ValueError):
+    """A spec (file, control-API body or dict) is malformed."""
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    """One custom group robot, addressed by its webhook access_token.
+
+    `rate_per_minute=None` means "the simulator's default" (20, or `--rate-per-minute`);
+    0 disables rate limiting for this robot.
+    """
+
+    secret: str | None = None
+    keywords: Sequence[str] = ()  # stored as a tuple
+    rate_per_minute: int | None = None
+    lockout_seconds: float = DEFAULT_LOCKOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        # Accept any iterable of keywords from Python callers but store a tuple (frozen, hashable).
+        object.__setattr__(self, "keywords", tuple(self.keywords))
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One internal app that fetches access tokens and sends work notifications."""
+
+    app_secret: str
+    agent_id: int
+    token_ttl: float = DEFAULT_TOKEN_TTL
+
+
+@dataclass
+class SimulatorSpec:
+    robots: dict[str, RobotSpec] = field(default_factory=dict)
+    apps: dict[str, AppSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SimulatorSpec:
+        """Build a spec from `{robots: {token: {...}}, apps: {app_key: {...}}}`."""
+        if data is None:
+            return cls()
+        mapping = _as_mapping(data, "spec")
+        _reject_unknown(mapping, {"robots", "apps"}, "spec")
+        return cls(
+            robots=parse_robots(mapping.get("robots") or {}),
+            apps=parse_apps(mapping.get("apps") or {}),
+        )
+
+
+def load_spec(path: str | Path) -> SimulatorSpec:
+    """Load a spec file. `.json` files are parsed as JSON, anything else as YAML."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"spec file {path} is not valid: {exc}") from exc
+    return SimulatorSpec.from_dict(data)
+
+
+def parse_robots(data: Any) -> dict[str, RobotSpec]:
+    """`{access_token: {secret, keywords, rate_per_minute, lockout_seconds}}` → RobotSpecs."""
+    robots: dict[str, RobotSpec] = {}
+    for key, value in _as_mapping(data, "robots").items():
+        # YAML turns an all-digit token into an int; tokens are always strings on the wire.
+        token = str(key)
+        robots[token] = parse_robot(value, f"robots.{token}")
+    return robots
+
+
+def parse_robot(data: Any, where: str = "robot") -> RobotSpec:
+    mapping = _as_mapping(data if data is not None else {}, where)
+    _reject_unknown(mapping, {"secret", "keywords", "rate_per_minute", "lockout_seconds"}, where)
+    secret = mapping.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise SpecError(f"{where}.secret must be a non-empty string")
+    keywords = mapping.get("keywords") or []
+    if not isinstance(keywords, list) or not all(isinstance(k, str) and k for k in keywords):
+        raise SpecError(f"{where}.keywords must be a list of non-empty strings")
+    if len(keywords) > MAX_KEYWORDS:
+        raise SpecError(f"{where}.keywords: DingTalk allows at most {MAX_KEYWORDS} keywords")
+    rate = mapping.get("rate_per_minute")
+    if rate is not None and (not _is_int(rate) or rate < 0):
+        raise SpecError(f"{where}.rate_per_minute must be an integer >= 0 (0 = unlimited)")
+    lockout = mapping.get("lockout_seconds", DEFAULT_LOCKOUT_SECONDS)
+    if not _is_number(lockout) or lockout < 0:
+        raise SpecError(f"{where}.lockout_seconds must be a number >= 0")
+    return RobotSpec(
+        secret=secret,
+        keywords=tuple(keywords),
+        rate_per_minute=rate,
+        lockout_seconds=float(lockout),
+    )
+
+
+def parse_apps(data: Any) -> dict[str, AppSpec]:
+    """`{app_key: {app_secret, agent_id, token_ttl}}` → AppSpecs."""
+    apps: dict[str, AppSpec] = {}
+    for key, value in _as_mapping(data, "apps").items():
+        app_key = str(key)
+        apps[app_key] = parse_app(value, f"apps.{app_key}")
+    return apps
+
+
+def parse_app(data: Any, where: str = "app") -> AppSpec:
+    mapping = _as_mapping(data, where)
+    _reject_unknown(mapping, {"app_secret", "agent_id", "token_ttl"}, where)
+    secret = mapping.get("app_secret")
+    if not isinstance(secret, str) or not secret:
+        raise SpecError(f"{where}.app_secret is required (a non-empty string)")
+    agent_id = mapping.get("agent_id")
+    if not isinstance(agent_id, int) or isinstance(agent_id, bool):
+        raise SpecError(f"{where}.agent_id is required (an integer)")
+    ttl = mapping.get("token_ttl", DEFAULT_TOKEN_TTL)
+    if not _is_number(ttl) or ttl <= 0:
+        raise SpecError(f"{where}.token_ttl must be a number > 0")
+    return AppSpec(app_secret=secret, agent_id=agent_id, token_ttl=float(ttl))
+
+
+def _as_mapping(data: Any, where: str) -> Mapping[Any, Any]:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where} must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _reject_unknown(mapping: Mapping[Any, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int; `agent_id: true` is a mistake, not agent 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)

@@ -1,0 +1,248 @@
+"""The HTTP face of the simulator: a WSGI app translating requests into `SimulatorState` calls.
+
+It owns the only impure bits: reading the clock, sleeping for delay faults and dropping the
+connection for close faults. Query strings are decoded exactly once (urllib's normal parsing,
+`+` → space included), which is what makes a double-encoded `sign` fail as it does on DingTalk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
+
+from waitress.channel import ClientDisconnected
+
+from bridge.simulator.faults import FaultAction, FaultError
+from bridge.simulator.page import render_page
+from bridge.simulator.spec import SpecError, parse_apps, parse_robots
+from bridge.simulator.state import (
+    API_PATHS,
+    ASYNCSEND_PATH,
+    GETSENDRESULT_PATH,
+    GETTOKEN_PATH,
+    ROBOT_SEND_PATH,
+    SimulatorState,
+)
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+JSON_TYPE = "application/json; charset=utf-8"
+_EXPIRE_PATH = re.compile(r"/_sim/apps/(?P<app_key>[^/]+)/expire-tokens")
+# What a reverse proxy in front of an API typically answers with: HTML, not JSON.
+_NON_JSON_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class _ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Response = tuple[int, str, bytes]  # status, content type, body
+T = TypeVar("T")
+
+
+class SimulatorApp:
+    """WSGI application. `clock` and `sleep` are injectable; `POST /_sim/clock {"advance": s}`
+    moves the simulator's clock forward (e.g. past a 600 s lockout or a token's expiry)."""
+
+    def __init__(
+        self,
+        state: SimulatorState,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.state = state
+        self._clock = clock
+        self._sleep = sleep
+        self._offset = 0.0
+        self._offset_lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._offset_lock:
+            return self._clock() + self._offset
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        query = parse_query(environ.get("QUERY_STRING", ""))
+        try:
+            if path in API_PATHS:
+                status, content_type, body = self._api(method, path, query, environ)
+            else:
+                status, content_type, body = self._control(method, path, query, environ)
+        except _ControlError as exc:
+            status, content_type, body = _json(exc.status, {"error": str(exc)})
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if path == "/":
+            headers.append(("Cache-Control", "no-store"))
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [body]
+
+    # --- DingTalk API ----------------------------------------------------------------------------
+
+    def _api(
+        self, method: str, path: str, query: dict[str, str], environ: WSGIEnvironment
+    ) -> Response:
+        # Read the body first: waitress has it buffered anyway, and a fault must not leave it
+        # half-read on a keep-alive connection.
+        body = _read_body(environ)
+        fault = self.state.take_fault(self.now(), path, query)
+        if fault is not None:
+            response = self._apply_fault(fault)
+            if response is not None:
+                return response
+        expected = "GET" if path == GETTOKEN_PATH else "POST"
+        if method != expected:
+            return _json(405, {"errcode": 405, "errmsg": f"use {expected} for {path}"})
+        now = self.now()
+        if path == ROBOT_SEND_PATH:
+            return _json(*self.state.robot_send(now, query, body))
+        if path == GETTOKEN_PATH:
+            return _json(*self.state.gettoken(now, query))
+        if path == ASYNCSEND_PATH:
+            return _json(*self.state.asyncsend(now, query, body))
+        assert path == GETSENDRESULT_PATH
+        return _json(*self.state.getsendresult(now, query, body))
+
+    def _apply_fault(self, fault: FaultAction) -> Response | None:
+        """The faulted response, or None to go on with normal handling (after a delay)."""
+        if fault.kind == "delay":
+            self._sleep(fault.delay)
+            return None
+        if fault.kind == "close":
+            # Raised before any byte of the response is written: waitress treats
+            # ClientDisconnected as "the peer went away" and closes the socket without answering,
+            # which is exactly the fault (the client sees a dropped connection). Under another
+            # WSGI server this would become a 500 instead.
+            raise ClientDisconnected("simulated connection drop")
+        if fault.kind == "non_json":
+            return 200, "text/html; charset=utf-8", _NON_JSON_BODY
+        if fault.kind == "http_status":
+            reason = _REASONS.get(fault.http_status, "Error")
+            page = f"<html><body><h1>{fault.http_status} {reason}</h1></body></html>"
+            return fault.http_status, "text/html; charset=utf-8", page.encode()
+        return _json(200, {"errcode": fault.errcode, "errmsg": fault.errmsg})
+
+    # --- control API -----------------------------------------------------------------------------
+
+    def _control(
+        self, method: str, path: str, query: dict[str, str], environ: WSGIEnvironment
+    ) -> Response:
+        state = self.state
+        if path == "/" and method in ("GET", "HEAD"):
+            page = render_page(state.messages(), state.requests(), self.now())
+            return 200, "text/html; charset=utf-8", page.encode()
+        if path == "/_sim/health" and method == "GET":
+            return _json(200, {"ok": True})
+        if path == "/_sim/messages" and method == "GET":
+            since = _int_param(query, "since")
+            messages = state.messages(since, query.get("token"))
+            return _json(200, {"messages": messages})
+        if path == "/_sim/requests" and method == "GET":
+            return _json(200, {"requests": state.requests(_int_param(query, "since"))})
+        if path == "/_sim/stats" and method == "GET":
+            return _json(200, state.stats())
+        if path == "/_sim/reset" and method == "POST":
+            state.reset()
+            with self._offset_lock:
+                self._offset = 0.0
+            return _json(200, {"ok": True})
+        if path == "/_sim/robots":
+            if method == "POST":
+                state.register_robots(_spec(parse_robots, _read_json(environ)))
+            return _json(200, {"robots": state.robots()})
+        if path == "/_sim/apps":
+            if method == "POST":
+                state.register_apps(_spec(parse_apps, _read_json(environ)))
+            return _json(200, {"apps": state.apps()})
+        expire = _EXPIRE_PATH.fullmatch(path)
+        if expire and method == "POST":
+            try:
+                expired = state.expire_tokens(self.now(), expire["app_key"])
+            except KeyError:
+                raise _ControlError(404, f"unknown app {expire['app_key']}") from None
+            return _json(200, {"expired": expired})
+        if path == "/_sim/faults":
+            if method == "POST":
+                try:
+                    fault = state.add_fault(_read_json(environ))
+                except FaultError as exc:
+                    raise _ControlError(400, str(exc)) from exc
+                return _json(200, fault.as_json())
+            return _json(200, {"faults": state.faults()})
+        if path == "/_sim/clock":
+            if method == "POST":
+                self._advance(_read_json(environ))
+            with self._offset_lock:
+                offset = self._offset
+            return _json(200, {"now": self.now(), "offset": offset})
+        raise _ControlError(404 if method in ("GET", "POST") else 405, f"no route {method} {path}")
+
+    def _advance(self, data: Any) -> None:
+        advance = data.get("advance") if isinstance(data, dict) else None
+        if not isinstance(advance, int | float) or isinstance(advance, bool) or advance < 0:
+            raise _ControlError(400, 'expected {"advance": seconds >= 0}')
+        with self._offset_lock:
+            self._offset += float(advance)
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """Decode a query string exactly once; the first occurrence of a repeated name wins."""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    return dict(reversed(pairs))
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    data: bytes = environ["wsgi.input"].read(length)
+    return data
+
+
+def _read_json(environ: WSGIEnvironment) -> Any:
+    try:
+        return json.loads(_read_body(environ) or b"{}")
+    except ValueError as exc:
+        raise _ControlError(400, f"body is not JSON: {exc}") from exc
+
+
+def _spec(parse: Callable[[Any], T], data: Any) -> T:
+    try:
+        return parse(data)
+    except SpecError as exc:
+        raise _ControlError(400, str(exc)) from exc
+
+
+def _int_param(query: dict[str, str], name: str) -> int:
+    value = query.get(name, "0") or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise _ControlError(400, f"{name} must be an integer") from None
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    # ensure_ascii=False: DingTalk answers with literal UTF-8 (e.g. "access_token超时").
+    return status, JSON_TYPE, json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,198 @@
+"""Real processes for end-to-end tests: the daemon and the DingTalk simulator, on real sockets.
+
+Both are started as `python -m bridge ...` subprocesses, exactly as an operator would run them;
+tests talk to them over HTTP and read the simulator's control API to see what DingTalk received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # CI lays shared/ beside the clone, as here
+    FIXTURES = Path(os.environ.get("BRIDGE_SHARED", "/work/shared")) / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class Process:
+    """A subprocess whose stderr is collected to a file (read it with .log())."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed right after Popen
+            prefix="bridge-test-", suffix=".log", delete=False
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", *args],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self._log.close()  # the child has its own descriptor; we read the file by name
+
+    def log(self) -> str:
+        return Path(self._log.name).read_text("utf-8", errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Simulator(Process):
+    def __init__(self, spec: dict[str, Any] | None = None, extra: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = ["simulator", "--listen", f"127.0.0.1:{self.port}", *(extra or [])]
+        if spec is not None:
+            fd, spec_path = tempfile.mkstemp(suffix=".json")
+            with os.fdopen(fd, "w") as spec_file:
+                json.dump(spec, spec_file)
+            args += ["--spec", spec_path]
+        super().__init__(args)
+        wait_until(self._up)
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"simulator exited: {self.log()}")
+        try:
+            return requests.get(f"{self.url}/_sim/stats", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def robot_url(self, token: str) -> str:
+        return f"{self.url}/robot/send?access_token={token}"
+
+    def messages(self, **filters: str) -> list[dict[str, Any]]:
+        response = requests.get(f"{self.url}/_sim/messages", params=filters, timeout=5)
+        response.raise_for_status()
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+    def wait_messages(
+        self, count: int, timeout: float = 10.0, **filters: str
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = wait_until(
+            lambda: (m := self.messages(**filters)) and len(m) >= count and m, timeout
+        )
+        return found
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = requests.get(f"{self.url}/_sim/stats", timeout=5).json()
+        return stats
+
+    def requests_seen(self) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = requests.get(f"{self.url}/_sim/requests", timeout=5).json()[
+            "requests"
+        ]
+        return seen
+
+    def control(self, path: str, body: Any = None) -> Any:
+        response = requests.post(f"{self.url}/_sim/{path}", json=body, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+
+class Daemon(Process):
+    """`dingtalk-bridge run -c <config>` with the config written to a temporary directory."""
+
+    def __init__(
+        self,
+        config: dict[str, Any] | str,
+        env: dict[str, str] | None = None,
+        directory: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="bridge-cfg-"))
+        self.config_path = self.dir / "config.yaml"
+        if isinstance(config, dict):
+            config = {
+                **config,
+                "server": {**config.get("server", {}), "listen": f"127.0.0.1:{self.port}"},
+            }
+            text = yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+        else:
+            text = config.replace("{port}", str(self.port))
+        self.config_path.write_text(text, "utf-8")
+        super().__init__(["run", "-c", str(self.config_path)], env)
+        wait_until(self._up, timeout=15)
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log()}")
+        try:
+            return requests.get(f"{self.url}/-/healthy", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | None = None,
+        token: str | None = None,
+        **kw: Any,
+    ) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if data is None:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        return requests.post(f"{self.url}{path}", data=data, headers=headers, timeout=10, **kw)
+
+
+def fixture_json(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / "alertmanager" / name).read_text("utf-8"))
+    return loaded
+
+
+def compile_yaml(directory: Path, text: str, environ: dict[str, str] | None = None) -> Any:
+    """Write `text` as directory/config.yaml and compile it (raises ConfigError)."""
+    from bridge.config.compile import load_config
+
+    path = directory / "config.yaml"
+    path.write_text(text, "utf-8")
+    return load_config(path, environ or {})
