@@ -83,7 +83,7 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
     v = error.validator
     sub = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
-    rule: Any = rule  # the schema keyword's value, e.g. the list of required keys
+    rule: Any = error.validator_value  # the schema keyword's value, e.g. the list of required keys
     if v == "additionalProperties" and isinstance(instance, dict):
         known = sorted(sub.get("properties", {}))
         extras = [k for k in instance if k not in sub.get("properties", {})]
