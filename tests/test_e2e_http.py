@@ -18,11 +18,17 @@ HOOK_TOKEN = "hook-token-value"
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
+    # No rate limit here: these tests send more than 20 messages a minute to one robot, and the
+    # rate limit is not what they are about.
     sim = Simulator(
         spec={
             "robots": {
-                "tok-plain": {},
-                "tok-signed": {"secret": SIGNING_SECRET, "keywords": ["告警"]},
+                "tok-plain": {"rate_per_minute": 0},
+                "tok-signed": {
+                    "secret": SIGNING_SECRET,
+                    "keywords": ["告警"],
+                    "rate_per_minute": 0,
+                },
             },
             "apps": {"app-key": {"app_secret": APP_SECRET, "agent_id": 4242}},
         }
@@ -291,3 +297,70 @@ def test_sigterm_stops_cleanly(sim: Simulator) -> None:
     assert "stopping signal=SIGTERM" in d.log()
     assert "stopped unsent=0" in d.log()
     assert len(sim.messages()) == 1  # what was accepted before the signal was still delivered
+
+
+def _mutations(seed: int) -> Iterator[bytes]:
+    """Malformed and odd Alertmanager payloads: values swapped for ones of another type."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    odd: list[Any] = [
+        None,
+        0,
+        -1,
+        1.5,
+        True,
+        "",
+        "x" * 1000,
+        [],
+        {},
+        [1, "a"],
+        {"k": {"k": []}},
+        "2026-13-45T99:99:99Z",
+        "\u0000",
+        "🔥" * 50,
+    ]
+
+    def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        yield prefix
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from paths(v, (*prefix, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                yield from paths(v, (*prefix, i))
+
+    base = fixture_json("firing.json")
+    all_paths = [p for p in paths(base) if p]
+    for _ in range(150):
+        payload = json.loads(json.dumps(base))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(all_paths)
+            holder: Any = payload
+            try:
+                for key in path[:-1]:
+                    holder = holder[key]
+                holder[path[-1]] = rng.choice(odd)
+            except (KeyError, IndexError, TypeError):
+                continue
+        yield json.dumps(payload).encode()
+    yield b"[" * 100_000  # deeper than any JSON parser's recursion
+    yield bytes(rng.randrange(256) for _ in range(500))
+
+
+def test_malformed_payloads_never_cause_a_500_or_a_crash(daemon: Daemon) -> None:
+    statuses = set()
+    with requests.Session() as session:
+        for body in _mutations(seed=20261128):
+            response = session.post(daemon.url + "/alertmanager", data=body, timeout=10)
+            statuses.add(response.status_code)
+            assert response.status_code in (200, 400), (
+                response.status_code,
+                response.text,
+                body[:300],
+            )
+            assert response.json()["status"] in ("accepted", "error")
+    assert statuses == {200, 400}  # the mutations produced both acceptable and refused payloads
+    assert daemon.proc.poll() is None
+    assert "Traceback" not in daemon.log()

@@ -143,6 +143,8 @@ class HttpApp:
                 body = json.loads(raw)
             except UnicodeDecodeError:
                 raise InputError(400, Reason.BAD_REQUEST, "the body is not UTF-8 text") from None
+            except RecursionError:
+                raise InputError(400, Reason.BAD_REQUEST, "the JSON is nested too deeply") from None
             except json.JSONDecodeError as exc:
                 raise InputError(
                     400, Reason.BAD_REQUEST, f"the body is not valid JSON: {exc}"

@@ -1,0 +1,114 @@
+"""The command line as an operator uses it: render, send-test, --version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bridge import __version__
+from tests.harness import FIXTURES, ROOT, Simulator
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def write_config(tmp_path: Path, sim_url: str, secret: str = "SECtest-signing-secret") -> Path:
+    config: dict[str, Any] = {
+        "targets": {
+            "ops": {
+                "type": "robot",
+                "webhook": f"{sim_url}/robot/send?access_token=tok-signed",
+                "secret": secret,
+                "keywords": ["告警"],
+            },
+            "wn": {
+                "type": "work_notice",
+                "app_key": "app-key",
+                "app_secret": "app-secret",
+                "agent_id": 4242,
+                "userids": ["u1"],
+                "api_base": sim_url,
+            },
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [
+            {
+                "name": "all",
+                "targets": ["ops", "wn"],
+                "msgtype": "markdown",
+                "mention": {"mobiles": ["13800000000"]},
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    return path
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.stdout.strip() == f"dingtalk-bridge {__version__}"
+
+
+def test_render_prints_the_exact_bodies_without_sending(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    config = write_config(tmp_path, simulator.url)
+    payload = FIXTURES / "alertmanager" / "firing.json"
+    result = cli("render", "-c", str(config), "--input", "am", "--payload", str(payload))
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("# rule ")[1:]
+    assert [b.splitlines()[0] for b in blocks] == [
+        "all -> target ops (robot)",
+        "all -> target wn (work_notice)",
+    ]
+    robot = json.loads(blocks[0].split("\n", 1)[1])
+    assert robot["msgtype"] == "markdown"
+    assert "告警" in robot["markdown"]["text"] and "@13800000000" in robot["markdown"]["text"]
+    notice = json.loads(blocks[1].split("\n", 1)[1])
+    assert notice["agent_id"] == 4242 and notice["userid_list"] == "u1"
+    assert simulator.messages() == []  # render never sends
+
+
+def test_render_reports_a_payload_the_input_would_refuse(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    config = write_config(tmp_path, simulator.url)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"status": "firing"}')
+    result = cli("render", "-c", str(config), "--input", "am", "--payload", str(bad))
+    assert result.returncode == 1
+    assert 'would answer 400: missing "alerts"' in result.stderr
+
+
+def test_send_test_reaches_each_kind_of_target(tmp_path: Path, simulator: Simulator) -> None:
+    config = write_config(tmp_path, simulator.url)
+    assert cli("send-test", "-c", str(config), "--target", "ops").returncode == 0
+    result = cli("send-test", "-c", str(config), "--target", "wn")
+    assert result.returncode == 0, result.stderr
+    assert "task_id=" in result.stdout
+    kinds = [m["kind"] for m in simulator.messages()]
+    assert kinds == ["robot", "work_notice"]
+
+
+def test_send_test_explains_a_refusal_without_leaking_secrets(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    config = write_config(tmp_path, simulator.url, secret="SECwrong-secret-value")
+    result = cli("send-test", "-c", str(config), "--target", "ops")
+    assert result.returncode == 1
+    assert "reason=dingtalk_config" in result.stderr and "errcode=310000" in result.stderr
+    assert "SECwrong-secret-value" not in result.stderr + result.stdout
+    assert "tok-signed" not in result.stderr + result.stdout
