@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from bridge import matchers
 from bridge.config import model as m
 from bridge.config.schema import did_you_mean, validate
-from bridge.config.yamlsource import Document, PathKey, load_document
+from bridge.config.yamlsource import Document, PathKey, format_path, load_document
 from bridge.durations import parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.model import Mention, MsgType
@@ -62,10 +62,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m
         raise ConfigError(problems)
     if not isinstance(doc.data, dict):
         raise ConfigError([*problems, doc.problem((), "the top level must be a mapping")])
+    env_problems = list(problems)
     problems += validate(doc)
     compiler = _Compiler(doc, file, hashlib.sha256(raw).hexdigest())
     config = compiler.compile()
     problems += compiler.problems
+    if doc.unresolved:  # an unset ${VAR} explains everything else wrong with that value
+        unresolved = {format_path(p) for p in doc.unresolved}
+        problems = [p for p in problems if p in env_problems or p.path not in unresolved]
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
     assert config is not None
@@ -99,14 +103,14 @@ class _Compiler:
     def _strs(self, value: Any) -> tuple[str, ...]:
         return tuple(str(v) for v in self._list(value) if isinstance(v, str | int))
 
-    def _duration(self, path: PathKey, value: Any, default: float) -> float:
+    @staticmethod
+    def _duration(value: Any, default: float) -> float:
         if value is None:
             return default
         try:
             return parse_duration(value)
-        except (ValueError, TypeError, AttributeError) as exc:
-            self.problem(path, str(exc))
-            return default
+        except (ValueError, TypeError, AttributeError):
+            return default  # the schema reports it, pointing at the same place
 
     def _secret(self, where: PathKey, spec: dict[str, Any], key: str, required: bool) -> str | None:
         """`key` inline or `key_file` from disk; exactly one of them when `required`."""
@@ -123,12 +127,14 @@ class _Compiler:
                 # Trailing newlines are an artefact of `echo secret > file`, never part of a secret.
                 return path.read_text("utf-8").strip()
             except OSError as exc:
-                self.problem((*where, file_key), f"cannot read {file_key}: {exc.strerror}")
+                self.problem((*where, file_key), f"cannot read {path}: {exc.strerror}")
                 return None
         if isinstance(inline, str):
-            if inline == "" and required:
+            if inline == "" and required and (*where, key) not in self.doc.unresolved:
                 self.problem((*where, key), f"{key} is empty", "is its environment variable set?")
             return inline or None
+        if inline is not None:
+            return None  # present but not a string: the schema has said so
         if required:
             self.problem(where, f'missing required key "{key}" (or "{file_key}")')
         return None
@@ -188,7 +194,7 @@ class _Compiler:
         out: dict[str, m.Target] = {}
         for name, raw in specs.items():
             spec, where = self._dict(raw), ("targets", name)
-            timeout = self._duration((*where, "timeout"), spec.get("timeout"), m.DEFAULT_TIMEOUT)
+            timeout = self._duration(spec.get("timeout"), m.DEFAULT_TIMEOUT)
             queue_size = spec.get("queue_size", m.DEFAULT_QUEUE_SIZE)
             queue_size = queue_size if isinstance(queue_size, int) else m.DEFAULT_QUEUE_SIZE
             kind = spec.get("type")
@@ -256,12 +262,24 @@ class _Compiler:
             return None
         if allowed is not None:
             for name in sorted(names - allowed):
-                self.problem(
-                    path,
-                    f'template uses unknown variable "{name}"',
-                    did_you_mean(name, sorted(allowed)) or _variables_hint(allowed),
-                )
+                self._unknown_variable(path, name, allowed, "template")
         return template
+
+    def _unknown_variable(
+        self, path: PathKey, name: str, allowed: frozenset[str], what: str
+    ) -> None:
+        if name in ALERTMANAGER_VARIABLES:
+            self.problem(
+                path,
+                f'{what} uses "{name}", which only Alertmanager inputs have',
+                "list only alertmanager inputs in the rule's inputs",
+            )
+            return
+        self.problem(
+            path,
+            f'{what} uses unknown variable "{name}"',
+            did_you_mean(name, sorted(allowed)) or _variables_hint(allowed),
+        )
 
     def _inputs(
         self, specs: dict[str, Any], server: m.ServerConfig, env: SandboxedEnvironment
@@ -322,7 +340,12 @@ class _Compiler:
     ) -> list[m.Rule]:
         out: list[m.Rule] = []
         names: dict[str, int] = {}
-        target_names, input_names = sorted(targets), sorted(inputs)
+        # Names declared in the file count even when their definitions are broken (already
+        # reported): a rule naming them is not wrong too. A missing section checks nothing.
+        declared_targets = self.doc.data.get("targets")
+        declared_inputs = self.doc.data.get("inputs")
+        target_names = sorted(declared_targets) if isinstance(declared_targets, dict) else None
+        input_names = sorted(declared_inputs) if isinstance(declared_inputs, dict) else None
         for index, raw in enumerate(specs):
             spec, where = self._dict(raw), ("rules", index)
             name = str(spec.get("name", f"rule-{index}"))
@@ -334,7 +357,7 @@ class _Compiler:
 
             rule_inputs = self._strs(spec.get("inputs")) if "inputs" in spec else None
             for i, ref in enumerate(rule_inputs or ()):
-                if ref not in inputs:
+                if input_names is not None and ref not in input_names:
                     self.problem(
                         (*where, "inputs", i),
                         f'unknown input "{ref}"',
@@ -342,7 +365,7 @@ class _Compiler:
                     )
             rule_targets = self._strs(spec.get("targets"))
             for i, ref in enumerate(rule_targets):
-                if ref not in targets:
+                if target_names is not None and ref not in target_names:
                     self.problem(
                         (*where, "targets", i),
                         f'unknown target "{ref}"',
@@ -353,7 +376,7 @@ class _Compiler:
             self._check_msgtype(
                 where, spec, msgtype, [targets[t] for t in rule_targets if t in targets]
             )
-            kinds = {inputs[i].type for i in (rule_inputs or input_names) if i in inputs}
+            kinds = {inputs[i].type for i in (rule_inputs or input_names or ()) if i in inputs}
             allowed = COMMON_VARIABLES | (
                 ALERTMANAGER_VARIABLES if kinds == {"alertmanager"} else set()
             )
@@ -493,11 +516,7 @@ class _Compiler:
         self.template_files.add(local.resolve())
         source = local.read_text("utf-8")
         for var in sorted(undeclared_variables(env, source) - allowed):
-            self.problem(
-                at,
-                f'template {name} uses unknown variable "{var}"',
-                did_you_mean(var, sorted(allowed)) or _variables_hint(allowed),
-            )
+            self._unknown_variable(at, var, allowed, f"template {name}")
         for child in referenced_templates(env, source):
             self._check_file_variables(env, at, child, allowed, seen)
 

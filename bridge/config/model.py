@@ -76,7 +76,9 @@ class HttpInput:
     annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
     status: jinja2.Template | None = None  # webhook
     fingerprint: jinja2.Template | None = None  # webhook
-    definition: str = ""  # canonical JSON of the raw definition: equal text, unchanged input
+    definition: str = field(
+        default="", repr=False
+    )  # canonical JSON of the raw definition: equal text, unchanged input
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
     if v == "oneOf" and _is_duration(sub):
         return [doc.problem(path, "must be a duration", 'e.g. 30, "500ms", "30s", "5m", "2h"')]
     if v == "pattern":
-        if path and path[-1] in ("webhook", "api_base"):
+        if path and path[-1] in ("webhook", "api_base"):  # (or a ${VAR} to expand)
             return [doc.problem(path, "must be an http:// or https:// URL")]
         if path and path[-1] == "path":
             return [doc.problem(path, 'must start with "/"')]

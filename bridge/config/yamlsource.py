@@ -45,6 +45,8 @@ class Document:
     data: Any
     value_pos: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_pos: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # Values that used an unset ${VAR}: other complaints about them would only repeat that one.
+    unresolved: set[PathKey] = field(default_factory=set)
 
     def problem(
         self, path: PathKey, message: str, hint: str | None = None, *, at_key: bool = False
@@ -67,18 +69,37 @@ def load_document(
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        what = exc.problem or exc.context or "invalid YAML"
-        return doc, [Problem(file, line, col, "", f"YAML syntax error: {what}")]
+        return doc, [_syntax_problem(file, exc)]
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors in practice
         return doc, [Problem(file, None, None, "", f"YAML error: {exc}")]
     if root is None:
         return doc, [Problem(file, None, None, "", "the file is empty", "see config.example.yaml")]
     builder = _Builder(doc, environ)
     doc.data = builder.build(root, ())
+    if doc.data is None and not builder.problems:
+        return doc, [
+            Problem(file, None, None, "", "the file has no settings", "see config.example.yaml")
+        ]
     return doc, builder.problems
+
+
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """Point at where the trouble starts (an unterminated quote's opening line), not where the
+    parser noticed it (often the end of the file), and say both."""
+    problem = exc.problem or "invalid YAML"
+    mark, context = exc.problem_mark, exc.context
+    started = exc.context_mark
+    if started is not None and (mark is None or "end of stream" in problem):
+        # Noticed at the end of the file: what matters is where the unclosed thing began.
+        message = f"YAML syntax error {context}: {problem}"
+        mark = started
+    elif started is not None and context and started.line != (mark.line if mark else -1):
+        message = f"YAML syntax error: {problem} ({context} that starts on line {started.line + 1})"
+    else:
+        message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    line = mark.line + 1 if mark is not None else None
+    col = mark.column + 1 if mark is not None else None
+    return Problem(file, line, col, "", message)
 
 
 class _Builder:
@@ -96,23 +117,38 @@ class _Builder:
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         try:
             value = self.constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            self.problems.append(self.doc.problem(path, f"cannot read value: {exc.problem}"))
+        except Exception:  # a tag such as !!int on text that is not a number; never echo the value
+            self.problems.append(
+                self.doc.problem(
+                    path,
+                    f"cannot read this value as {node.tag.rsplit(':', 1)[-1]}",
+                    "remove the !! tag, or quote the value",
+                )
+            )
             return None
         if isinstance(value, str):
             return self._expand(value, path)
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
-        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        self.constructor.flatten_mapping(node)  # resolves `<<: *anchor`: merged pairs come first
+        merged = len(node.value) - explicit
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.constructor.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
             child = (*path, key)
             key_at = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in out:
+            if index < merged:
+                # PyYAML lists merge sources last-first, so a later pair here overrides an
+                # earlier one, which makes the first-listed source win, as YAML specifies.
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # an explicit key overrides a merged one
+            elif key in out:
                 first = self.doc.key_pos[child]
                 self.problems.append(
                     Problem(
@@ -137,10 +173,12 @@ class _Builder:
             if match.group(0) == "$${":
                 return "${"
             name, default = match.group(1), match.group(2)
-            if name in self.environ:
-                return self.environ[name]
-            if default is not None:
+            value = self.environ.get(name)
+            if default is not None and not value:  # like sh: ":-" covers unset and empty
                 return default
+            if value is not None:
+                return value
+            self.doc.unresolved.add(path)
             self.problems.append(
                 self.doc.problem(
                     path,
