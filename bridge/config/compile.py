@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -387,7 +387,7 @@ class _Compiler:
                 return self._template(env, at, source, allowed)
 
             title = tpl("title", spec.get("title", DEFAULT_TITLE), (*where, "title"))
-            body = self._body_template(env, where, spec, msgtype, allowed)
+            body = self._body_template(env, where, spec, msgtype, allowed, kinds)
             buttons = []
             for i, button in enumerate(self._list(spec.get("buttons"))):
                 b = self._dict(button)
@@ -466,12 +466,15 @@ class _Compiler:
         spec: dict[str, Any],
         msgtype: str,
         allowed: frozenset[str],
+        kinds: Collection[str],
     ) -> jinja2.Template | None:
         at = (*where, "template")
         source = spec.get("template")
-        if source is None:  # the bundled default, which picks the input kind's own template
-            name = "default.txt.j2" if msgtype in ("text", "link") else "default.md.j2"
-            return env.get_template(name)
+        if source is None:  # the bundled default for the input kind (both kinds: a dispatcher)
+            # (Choosing here saves the dispatcher's include on every render.)
+            base = next(iter(kinds)) if len(kinds) == 1 else "default"
+            suffix = "txt" if msgtype in ("text", "link") else "md"
+            return env.get_template(f"{base}.{suffix}.j2")
         if not isinstance(source, str):
             return None
         if not _looks_like_file(source):

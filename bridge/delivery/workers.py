@@ -8,6 +8,7 @@ step; the interface - submit, stop - stays.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -73,11 +74,14 @@ class TargetWorker:
     def stop(self, timeout: float) -> int:
         """Finish what is queued within `timeout` seconds; return how many were left unsent."""
         deadline = time.monotonic() + timeout
-        self.queue.put(None)  # sentinel: everything queued before it is still sent
+        # The sentinel: everything queued before it is still sent. If the queue does not move
+        # within the grace period, we stop without it.
+        with contextlib.suppress(queue.Full):
+            self.queue.put(None, timeout=max(0.001, timeout))
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            self._stopping.set()  # cut retry sleeps short
-            self._thread.join(1.0)
+            self._stopping.set()  # cut retry sleeps short; a call in flight ends by its timeout
+            self._thread.join(self.target.timeout + 1.0)
         left = 0
         while True:
             try:
