@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bridge import __version__
 from bridge.config.compile import load_config
-from bridge.config.model import Config, RobotTarget
+from bridge.config.model import Config
 from bridge.errors import ConfigError, DeliveryError, InputError
 from bridge.logs import REDACTOR, fmt_fields, setup
 
@@ -62,8 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from bridge.dingtalk.robot import robot_body
-    from bridge.dingtalk.worknotice import work_notice_body
+    from bridge.dingtalk.client import bodies_for
     from bridge.inputs.http import PARSERS
     from bridge.pipeline import plan
 
@@ -99,12 +98,11 @@ def cmd_render(args: argparse.Namespace) -> int:
             target = config.targets[d.target]
             if args.target and d.target != args.target:
                 continue
-            if isinstance(target, RobotTarget):
-                body = robot_body(d.message, target.keywords)
-            else:
-                body = work_notice_body(target, d.message, f"{now:%Y-%m-%d %H:%M:%S} · #{d.id[:8]}")
-            print(f"# rule {d.rule} -> target {d.target} ({target.type})")
-            print(json.dumps(body, ensure_ascii=False, indent=2))
+            bodies = bodies_for(target, d.message, d.id, now)
+            for index, body in enumerate(bodies, start=1):
+                part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
+                print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
+                print(json.dumps(body, ensure_ascii=False, indent=2))
             shown += 1
         if not result.matched_rules:
             print(f"# event {event.fingerprint} matches no rule", file=sys.stderr)
@@ -112,7 +110,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    from bridge.app import _make_session
+    from bridge.app import make_session
     from bridge.dingtalk.client import DingTalkClient
     from bridge.model import Message
     from bridge.pipeline import new_id
@@ -135,7 +133,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         f"this test message was sent at {now.astimezone(config.timezone):%Y-%m-%d %H:%M:%S}."
     )
     message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
-    client = DingTalkClient(_make_session())
+    client = DingTalkClient(make_session())
     try:
         sent = client.send(target, message, new_id(), now)
     except DeliveryError as exc:

@@ -1,8 +1,8 @@
 """Composition root: builds the long-lived parts, wires inputs to senders, runs until a signal.
 
-Long-lived (whole process): the HTTP session, the DingTalk client and its token cache, the HTTP
-listener. Config-scoped: the compiled Config (rules, templates, targets, input routes) and one
-sender per target. `Bridge` is the only object that knows every part.
+Long-lived (whole process): the state store, the HTTP session, the DingTalk client and its token
+cache, the HTTP listener. Config-scoped: the compiled Config (rules, templates, targets, input
+routes) and one sender per target. `Bridge` is the only object that knows every part.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import signal
 import threading
 import time
 import urllib.request
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -24,143 +22,111 @@ import requests
 from waitress.server import create_server
 
 from bridge.config.model import Config, HttpInput
-from bridge.delivery.workers import RetryPolicy, TargetWorker
+from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
-from bridge.errors import InputError, Reason
+from bridge.errors import Reason
+from bridge.grouper import Grouper
 from bridge.inputs.http import HttpApp
+from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Event
-from bridge.pipeline import plan
+from bridge.store import outbox
+from bridge.store.db import Store
 
 log = logging.getLogger("bridge")
-
-SHUTDOWN_GRACE = 10.0  # seconds senders get to empty their queues on SIGTERM
-_UNMATCHED_MEMORY = 10_000  # distinct unmatched events remembered so each is logged once
-
-
-@dataclass
-class Counters:
-    events: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    rejected: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    unmatched: int = 0
-    render_errors: int = 0
 
 
 class Bridge:
     def __init__(
         self,
         config: Config,
+        store: Store | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.loaded_at = clock()
-        self.session = session or _make_session()
+        self.store = store or Store(config.state_dir, config.synchronous)
+        self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
-        self.workers = {
-            name: TargetWorker(t, self.client, retry or RetryPolicy(), clock)
-            for name, t in config.targets.items()
+        self.senders = {
+            name: TargetSender(target, self.store, self.client)
+            for name, target in config.targets.items()
         }
-        self.counters = Counters()
+        self.intake = Intake(self.store, self._queued)
+        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.inputs.values()}
-        self._unmatched_seen: OrderedDict[str, None] = OrderedDict()
-        self._accept_lock = threading.Lock()  # queue capacity check and submit, as one step
-        self._counter_lock = threading.Lock()
         REDACTOR.set_secrets(config.secrets())
 
-    # -- Intake (what the HTTP inputs call) ----------------------------------------------------
+    def _queued(self, targets: Iterable[str]) -> None:
+        for name in targets:
+            sender = self.senders.get(name)
+            if sender is not None:
+                sender.wake()
+
+    # -- what the HTTP inputs call -------------------------------------------------------------
 
     def routes(self) -> Mapping[str, HttpInput]:
         return self._routes
 
     def reject(self, input_name: str, reason: Reason) -> None:
-        with self._counter_lock:
-            self.counters.rejected[(input_name, reason.value)] += 1
+        self.intake.reject(input_name, reason)
 
     def accept(self, spec: HttpInput, events: list[Event]) -> int:
-        now = self.clock()
-        deliveries = []
-        for event in events:
-            result = plan(self.config, event, now)
-            with self._counter_lock:
-                self.counters.events[spec.name] += 1
-                self.counters.render_errors += len(result.render_errors)
-            for rule, error in result.render_errors:
-                log.error(
-                    fmt_fields(
-                        "template failed, sent fallback",
-                        rule=rule,
-                        input=spec.name,
-                        fingerprint=event.fingerprint,
-                        reason="template",
-                        error=error,
-                    )
-                )
-            if not result.matched_rules:
-                self._note_unmatched(event)
-            deliveries += result.deliveries
-        # All or nothing: a request is either queued whole or refused (503, the sender retries),
-        # so a retried request does not duplicate the part that had fitted.
-        with self._accept_lock:
-            needed: dict[str, int] = defaultdict(int)
-            for d in deliveries:
-                needed[d.target] += 1
-            for target, count in needed.items():
-                if self.workers[target].free() < count:
-                    log.warning(
-                        fmt_fields(
-                            "queue full", target=target, input=spec.name, reason="queue_full"
-                        )
-                    )
-                    raise InputError(
-                        503, Reason.QUEUE_FULL, f"target {target} is backlogged; retry later"
-                    )
-            for d in deliveries:
-                self.workers[d.target].submit(d)
-        return len(deliveries)
-
-    def _note_unmatched(self, event: Event) -> None:
-        key = f"{event.input}/{event.fingerprint}"
-        with self._counter_lock:
-            self.counters.unmatched += 1
-            if key in self._unmatched_seen:
-                return
-            self._unmatched_seen[key] = None
-            if len(self._unmatched_seen) > _UNMATCHED_MEMORY:
-                self._unmatched_seen.popitem(last=False)
-        labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
-        log.info(
-            fmt_fields(
-                "no rule matched", input=event.input, fingerprint=event.fingerprint, labels=labels
-            )
-        )
+        return self.intake.accept(self.config, spec, events, self.clock())
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        queues = {name: w.queue.qsize() for name, w in self.workers.items()}
-        return True, {
+        now = self.clock().timestamp()
+        with self.store.reading() as conn:
+            depths = outbox.depth(conn)
+            dead = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0]
+        writable = self.store.writable()
+        senders = {name: s.alive() for name, s in self.senders.items()}
+        ready = writable and all(senders.values())
+        return ready, {
             "config": {
                 "path": str(self.config.path),
                 "hash": self.config.digest[:12],
                 "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
             },
-            "queues": queues,
+            "store": {"writable": writable, "dead_letters": int(dead)},
+            "queues": {
+                name: {
+                    "pending": depths.get(name, (0, None))[0],
+                    "oldest_age_seconds": round(now - oldest, 1)
+                    if (oldest := depths.get(name, (0, None))[1]) is not None
+                    else None,
+                    "sender_running": senders[name],
+                }
+                for name in self.config.targets
+            },
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        for worker in self.workers.values():
-            worker.start()
+        for sender in self.senders.values():
+            sender.start()
+        self.grouper.start()
+        with self.store.reading() as conn:
+            pending = outbox.pending_count(conn)
+        if pending:
+            log.info(fmt_fields("resuming", pending=pending))
 
-    def stop(self, grace: float = SHUTDOWN_GRACE) -> int:
-        """Stop senders, giving them `grace` seconds in total to send what is queued."""
+    def stop(self, grace: float) -> int:
+        """Stop senders within `grace` seconds in total; return how many messages stay queued."""
         deadline = time.monotonic() + grace
-        return sum(w.stop(max(0.0, deadline - time.monotonic())) for w in self.workers.values())
+        self.grouper.stop()
+        for sender in self.senders.values():
+            sender._stop.set()
+        for sender in self.senders.values():
+            sender.stop(max(0.0, deadline - time.monotonic()))
+        with self.store.reading() as conn:
+            return outbox.pending_count(conn)
 
 
-def _make_session() -> requests.Session:
+def make_session() -> requests.Session:
     session = requests.Session()
     # With trust_env, requests looks up proxy variables, NO_PROXY and ~/.netrc on every call
     # (~0.2 ms of CPU each). Only pay for that when the environment has something to honour.
@@ -200,6 +166,7 @@ def run(config: Config) -> int:
             listen=f"{server_cfg.host}:{port}",
             config=str(config.path),
             hash=config.digest[:12],
+            state=str(config.state_dir),
             inputs=len(config.inputs),
             rules=len(config.rules),
             targets=len(config.targets),
@@ -219,6 +186,7 @@ def run(config: Config) -> int:
             log.error("http server stopped unexpectedly")
             break
     server.close()  # stop accepting; requests in flight finish on their threads
-    left = bridge.stop()
-    log.info(fmt_fields("stopped", unsent=left))
+    left = bridge.stop(config.shutdown_timeout)
+    bridge.store.close()
+    log.info(fmt_fields("stopped", queued=left))
     return 0

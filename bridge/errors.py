@@ -24,6 +24,7 @@ class Reason(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     TOO_LARGE = "too_large"
     QUEUE_FULL = "queue_full"
+    STORE = "store"  # the state store could not commit
     RATE_LIMITED = "rate_limited"
     DINGTALK_CONFIG = "dingtalk_config"  # 310000 keyword/sign/ip, bad token, bad agent: fix config
     DINGTALK_BUSY = "dingtalk_busy"  # errcode -1 and friends: try again later

@@ -101,6 +101,7 @@ class Delivery:
     message: Message
     fingerprint: str
     created_at: datetime
+    event_status: Status = "firing"
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:

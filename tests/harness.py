@@ -148,6 +148,7 @@ class Daemon(Process):
         self.config_path = self.dir / "config.yaml"
         if isinstance(config, dict):
             config = {
+                "state_dir": str(self.dir / "state"),
                 **config,
                 "server": {**config.get("server", {}), "listen": f"127.0.0.1:{self.port}"},
             }
@@ -196,3 +197,18 @@ def compile_yaml(directory: Path, text: str, environ: dict[str, str] | None = No
     path = directory / "config.yaml"
     path.write_text(text, "utf-8")
     return load_config(path, environ or {})
+
+
+def am_alert_payload(alertname: str, status: str = "firing", **labels: str) -> dict[str, Any]:
+    """The fixture notification for another alert, with the identities Alertmanager gives it:
+    its fingerprint follows its labels and its group key its alertname."""
+    from bridge.model import label_fingerprint
+
+    payload = fixture_json("firing.json" if status == "firing" else "resolved.json")
+    alert = payload["alerts"][0]
+    alert["labels"].update(alertname=alertname, **labels)
+    alert["fingerprint"] = label_fingerprint(alert["labels"])
+    payload["commonLabels"] = dict(alert["labels"])
+    payload["groupLabels"] = {"alertname": alertname}
+    payload["groupKey"] = '{}:{alertname="%s"}' % alertname
+    return payload

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import Daemon, Simulator, fixture_json, wait_until
+from tests.harness import Daemon, Simulator, am_alert_payload, fixture_json, wait_until
 
 SIGNING_SECRET = "SECtest-signing-secret"
 APP_SECRET = "app-secret-value"
@@ -103,11 +103,9 @@ def fresh(sim: Simulator) -> None:
 
 
 def am_payload(alertname: str, **labels: str) -> dict[str, Any]:
-    payload = fixture_json("firing.json")
-    payload["alerts"][0]["labels"].update(alertname=alertname, **labels)
-    payload["commonLabels"] = dict(payload["alerts"][0]["labels"])
-    payload["groupLabels"] = {"alertname": alertname}
-    return payload
+    """The fixture notification for another alert, with the identities Alertmanager would give
+    it (its fingerprint and group key follow its labels)."""
+    return am_alert_payload(alertname, **labels)
 
 
 def test_markdown_to_a_signed_keyword_robot_with_highlighted_mentions(
@@ -295,7 +293,7 @@ def test_sigterm_stops_cleanly(sim: Simulator) -> None:
     d.signal(signal.SIGTERM)
     assert d.proc.wait(15) == 0
     assert "stopping signal=SIGTERM" in d.log()
-    assert "stopped unsent=0" in d.log()
+    assert "stopped queued=0" in d.log()
     assert len(sim.messages()) == 1  # what was accepted before the signal was still delivered
 
 

@@ -122,10 +122,12 @@ def test_unmatched_events_are_counted_and_logged_once(
             "rules: [{name: none, match: {x: y}, targets: [ops]}]",
         ),
     )
-    bridge = Bridge(config)
+    from bridge.store.db import Store
+
+    bridge = Bridge(config, store=Store(tmp_path / "state"))
     spec = config.inputs["bare"]
     with caplog.at_level(logging.INFO, logger="bridge"):
         for _ in range(3):
             assert bridge.accept(spec, parse_webhook({"a": 1}, spec, NOW)) == 0
-    assert bridge.counters.unmatched == 3
+    assert bridge.intake.counters.unmatched == 3
     assert sum("no rule matched" in r.getMessage() for r in caplog.records) == 1

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bridge.config.model import WorkNoticeTarget
-from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_body
+from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies, robot_body
 from bridge.dingtalk.sizing import TRUNCATED_MARKER, encode
 from bridge.dingtalk.worknotice import work_notice_body
 from bridge.model import Button, Link, Mention, Message
@@ -157,3 +157,48 @@ def test_work_notices_differ_by_their_unique_line() -> None:
     b = work_notice_body(WN, MESSAGES["markdown"], "10:00:01 · #bbbb")
     assert a["msg"] != b["msg"]
     assert a["msg"]["markdown"]["text"].startswith("### disk full")
+
+
+SPLIT_CASES = {
+    "many short lines": "\n".join(f"{i}: alert line 告警 with some text" for i in range(1500)),
+    "one huge ascii line": "x" * 30_000 + "\ntail",
+    "one huge cjk line": "告" * 9_000 + "\ntail",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_CASES))
+def test_long_markdown_is_split_into_numbered_parts(case: str) -> None:
+    text = "### Big\n" + SPLIT_CASES[case]
+    mention = Mention(mobiles=("13800000000",))
+    bodies = robot_bodies(Message("markdown", "Big", text, mention=mention), keywords=("告警",))
+    total = len(bodies)
+    assert total > 1
+    for index, body in enumerate(bodies, start=1):
+        assert len(encode(body)) <= ROBOT_MAX_BYTES
+        assert check_robot_message(body) is None
+        assert body["markdown"]["title"].endswith(f"({index}/{total})")
+        assert "告警" in body["markdown"]["text"]
+    # Only the first part pages people.
+    assert bodies[0]["at"]["atMobiles"] == ["13800000000"]
+    assert "@13800000000" in bodies[0]["markdown"]["text"]
+    assert all(b["at"]["atMobiles"] == [] for b in bodies[1:])
+    joined = "\n".join(b["markdown"]["text"] for b in bodies)
+    if case == "many short lines":  # cut only between lines: every line whole, in order
+        lines = [line for line in text.split("\n")[1:]]
+        positions = [
+            joined.index("\n" + line + "\n") if line != lines[-1] else joined.rindex(line)
+            for line in lines[::100]
+        ]
+        assert positions == sorted(positions)
+    else:  # nothing lost from a line longer than a part
+        char = "x" if "ascii" in case else "告"
+        assert joined.count(char) - sum(b["markdown"]["text"].count("告警") for b in bodies) * (
+            char == "告"
+        ) == SPLIT_CASES[case].count(char)
+
+
+def test_truncate_mode_keeps_one_body() -> None:
+    message = Message("text", "t", "a\n" * 20_000)
+    [body] = robot_bodies(message, split=False)
+    assert TRUNCATED_MARKER in body["text"]["content"]
+    assert len(encode(body)) <= ROBOT_MAX_BYTES

@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,12 +23,15 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from bridge import matchers
+from bridge.alerting.silences import Silence
 from bridge.config import model as m
 from bridge.config.schema import did_you_mean, validate
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
+from bridge.delivery.ratelimit import RateLimit
 from bridge.durations import parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.model import Mention, MsgType
+from bridge.store.db import state_dir_from_env
 from bridge.templating import (
     ALERTMANAGER_VARIABLES,
     COMMON_VARIABLES,
@@ -144,6 +148,9 @@ class _Compiler:
     def compile(self) -> m.Config | None:
         data = self.doc.data
         server = self._server(self._dict(data.get("server")))
+        shutdown_timeout = self._duration(
+            self._dict(data.get("server")).get("shutdown_timeout"), 10.0
+        )
         tz = self._timezone(data.get("timezone"))
         env = make_environment([self.base_dir], tz)
         targets = self._targets(self._dict(data.get("targets")))
@@ -160,6 +167,10 @@ class _Compiler:
             inputs=inputs,
             rules=tuple(rules),
             template_files=tuple(sorted(self.template_files)),
+            state_dir=self._state_dir(data.get("state_dir")),
+            synchronous=str(data.get("synchronous", "normal")),
+            silences=self._silences(self._list(data.get("silences"))),
+            shutdown_timeout=shutdown_timeout,
         )
 
     def _server(self, spec: dict[str, Any]) -> m.ServerConfig:
@@ -177,6 +188,75 @@ class _Compiler:
             port=port,
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
             threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+        )
+
+    def _state_dir(self, value: Any) -> Path:
+        path = state_dir_from_env(value if isinstance(value, str) and value else None)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def _silences(self, specs: list[Any]) -> tuple[Silence, ...]:
+        out = []
+        for index, raw in enumerate(specs):
+            spec, where = self._dict(raw), ("silences", index)
+            parsed = []
+            for i, text in enumerate(self._list(spec.get("matchers"))):
+                try:
+                    parsed.append(matchers.parse(str(text)))
+                except ValueError as exc:
+                    self.problem((*where, "matchers", i), str(exc))
+            span = []
+            for key, default in (("starts_at", 0.0), ("ends_at", float("inf"))):
+                value = spec.get(key)
+                if value is None:
+                    span.append(default)
+                    continue
+                try:
+                    when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+                except ValueError:
+                    self.problem(
+                        (*where, key), "not an RFC 3339 time", 'e.g. "2026-12-01T08:00:00+08:00"'
+                    )
+                    span.append(default)
+                    continue
+                if when.tzinfo is None:
+                    self.problem((*where, key), "the time needs a zone", 'e.g. "+08:00" or "Z"')
+                span.append(when.timestamp())
+            if len(span) == 2 and span[0] >= span[1]:
+                self.problem(where, "ends_at is not after starts_at")
+            out.append(
+                Silence(
+                    id=f"config-{index}",
+                    matchers=tuple(parsed),
+                    starts_at=span[0],
+                    ends_at=span[1],
+                    comment=str(spec.get("comment", "")),
+                    source="config",
+                )
+            )
+        return tuple(out)
+
+    def _policy(self, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
+        rate_spec = self._dict(spec.get("rate_limit"))
+        default_rate = m.ROBOT_RATE if robot else m.NO_RATE
+        messages = rate_spec.get("messages", default_rate.messages)
+        rate = RateLimit(
+            messages if isinstance(messages, int) else default_rate.messages,
+            self._duration(rate_spec.get("per"), default_rate.per),
+        )
+        digest = self._dict(spec.get("digest"))
+        after = digest.get("after", rate.messages if rate.messages > 0 else 20)
+        most = digest.get("max_alerts", 100)
+        retry = self._dict(spec.get("retry"))
+        return m.SendPolicy(
+            rate=rate,
+            lockout=self._duration(spec.get("lockout"), 600.0),
+            digest=digest.get("enabled", True) is not False,
+            digest_after=after if isinstance(after, int) else 20,
+            digest_max=most if isinstance(most, int) else 100,
+            split=spec.get("oversize", "split") != "truncate",
+            retry_initial=self._duration(retry.get("initial"), 1.0),
+            retry_max=self._duration(retry.get("max"), 300.0),
+            give_up_after=self._duration(retry.get("give_up_after"), 86_400.0),
         )
 
     def _timezone(self, name: Any) -> ZoneInfo:
@@ -214,6 +294,7 @@ class _Compiler:
                     keywords=self._strs(spec.get("keywords")),
                     timeout=timeout,
                     queue_size=queue_size,
+                    policy=self._policy(spec, robot=True),
                 )
             elif kind == "work_notice":
                 userids, dept_ids = (
@@ -239,6 +320,7 @@ class _Compiler:
                     api_base=str(spec.get("api_base", m.DEFAULT_API_BASE)).rstrip("/"),
                     timeout=timeout,
                     queue_size=queue_size,
+                    policy=self._policy(spec, robot=False),
                 )
         return out
 
@@ -416,6 +498,11 @@ class _Compiler:
                         userids=self._strs(mention.get("userids")),
                         all=mention.get("all") is True,
                     ),
+                    group_by=self._strs(spec["group_by"]) if "group_by" in spec else None,
+                    group_wait=self._duration(spec.get("group_wait"), 30.0),
+                    group_interval=self._duration(spec.get("group_interval"), 300.0),
+                    repeat_interval=self._duration(spec.get("repeat_interval"), 14_400.0),
+                    send_resolved=spec.get("send_resolved") is not False,
                 )
             )
         return out

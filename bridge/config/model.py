@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bridge.alerting.silences import Silence
+from bridge.delivery.ratelimit import RateLimit
 from bridge.matchers import Matcher
 from bridge.model import Mention, MsgType
 
@@ -25,6 +27,23 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_API_BASE = "https://oapi.dingtalk.com"
+ROBOT_RATE = RateLimit(20, 60.0)  # DingTalk: 20 messages per minute per robot
+NO_RATE = RateLimit(0, 60.0)
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How one target's sender paces, merges, splits and retries."""
+
+    rate: RateLimit = ROBOT_RATE
+    lockout: float = 600.0
+    digest: bool = True
+    digest_after: int = 20
+    digest_max: int = 100
+    split: bool = True
+    retry_initial: float = 1.0
+    retry_max: float = 300.0
+    give_up_after: float = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,7 @@ class RobotTarget:
     keywords: tuple[str, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
+    policy: SendPolicy = SendPolicy()
     type: Literal["robot"] = "robot"
 
 
@@ -58,6 +78,7 @@ class WorkNoticeTarget:
     api_base: str = DEFAULT_API_BASE
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
+    policy: SendPolicy = SendPolicy(rate=NO_RATE)
     type: Literal["work_notice"] = "work_notice"
 
 
@@ -103,6 +124,11 @@ class Rule:
     buttons: tuple[ButtonTemplate, ...] = ()
     btn_orientation: str = "0"
     mention: Mention = Mention()
+    group_by: tuple[str, ...] | None = None  # None: no grouping; ("...",): all labels
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 14_400.0
+    send_resolved: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,6 +141,10 @@ class Config:
     inputs: Mapping[str, HttpInput]
     rules: tuple[Rule, ...]
     template_files: tuple[Path, ...] = ()  # files the rules load, for reload watching
+    state_dir: Path = Path("/var/lib/dingtalk-bridge")
+    synchronous: str = "normal"
+    silences: tuple[Silence, ...] = ()
+    shutdown_timeout: float = 10.0
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in this config, for redaction at the logging boundary."""

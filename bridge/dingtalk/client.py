@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import requests
 
 from bridge.config.model import RobotTarget, Target, WorkNoticeTarget
 from bridge.dingtalk.responses import Outcome, classify
-from bridge.dingtalk.robot import robot_body
+from bridge.dingtalk.robot import robot_bodies
 from bridge.dingtalk.signing import signed_query
 from bridge.dingtalk.sizing import encode
 from bridge.dingtalk.tokens import TokenCache
@@ -95,15 +96,16 @@ class DingTalkClient:
 
     # -- robots --------------------------------------------------------------------------------
 
-    def send_robot(self, target: RobotTarget, message: Message) -> Sent:
-        body = encode(robot_body(message, target.keywords))
+    def send_robot(self, target: RobotTarget, body: dict[str, Any]) -> Sent:
+        """POST one robot body (see dingtalk.robot for building it)."""
+        data = encode(body)
         url = target.webhook
         if target.secret:
             # A fresh signature per request: DingTalk rejects timestamps over an hour old.
             url += ("&" if "?" in url else "?") + signed_query(
                 int(self.clock() * 1000), target.secret
             )
-        outcome = self._call("POST", url, target.timeout, data=body)
+        outcome = self._call("POST", url, target.timeout, data=data)
         if not outcome.ok:
             raise _failure(outcome, "robot")
         return Sent(errcode=0)
@@ -126,16 +128,14 @@ class DingTalkClient:
         expires_in = outcome.body.get("expires_in", 7200)
         return token, float(expires_in) if isinstance(expires_in, int | float) else 7200.0
 
-    def send_work_notice(
-        self, target: WorkNoticeTarget, message: Message, message_id: str, sent_at: datetime
-    ) -> Sent:
-        unique = f"{sent_at.strftime('%Y-%m-%d %H:%M:%S')} · #{message_id[:8]}"
-        body = encode(work_notice_body(target, message, unique))
+    def send_work_notice(self, target: WorkNoticeTarget, body: dict[str, Any]) -> Sent:
+        """POST one asyncsend_v2 body (see dingtalk.worknotice), refreshing the token once."""
+        data = encode(body)
         url = f"{target.api_base}/topapi/message/corpconversation/asyncsend_v2"
         for attempt in (1, 2):
             token = self.tokens.get(target.api_base, target.app_key, target.app_secret)
             outcome = self._call(
-                "POST", url, target.timeout, data=body, params={"access_token": token}
+                "POST", url, target.timeout, data=data, params={"access_token": token}
             )
             if outcome.ok:
                 task_id = outcome.body.get("task_id")
@@ -147,6 +147,22 @@ class DingTalkClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def send(self, target: Target, message: Message, message_id: str, sent_at: datetime) -> Sent:
-        if isinstance(target, RobotTarget):
-            return self.send_robot(target, message)
-        return self.send_work_notice(target, message, message_id, sent_at)
+        """Send a whole message now, every part of it (for `send-test`; the daemon's senders
+        pace parts through the rate limiter instead)."""
+        sent = Sent(errcode=0)
+        for body in bodies_for(target, message, message_id, sent_at):
+            if isinstance(target, RobotTarget):
+                sent = self.send_robot(target, body)
+            else:
+                sent = self.send_work_notice(target, body)
+        return sent
+
+
+def bodies_for(
+    target: Target, message: Message, message_id: str, sent_at: datetime
+) -> list[dict[str, Any]]:
+    """The JSON bodies that carry `message` to `target`, in order."""
+    if isinstance(target, RobotTarget):
+        return robot_bodies(message, target.keywords, split=target.policy.split)
+    unique = f"{sent_at.strftime('%Y-%m-%d %H:%M:%S')} · #{message_id[:8]}"
+    return [work_notice_body(target, message, unique)]

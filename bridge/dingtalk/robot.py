@@ -1,16 +1,20 @@
-"""Message -> the custom group robot's JSON body (reference/dingtalk.md §1.4-§1.6). Pure.
+"""Message -> the custom group robot's JSON bodies (reference/dingtalk.md §1.4-§1.6). Pure.
 
 Three things existing bridges get wrong, done here:
 - keywords: a robot with security keywords rejects (310000) any message without one, so the bridge
   adds the first keyword when the rendered title or text lacks all of them;
 - mentions: DingTalk only pings a mention whose "@mobile"/"@userid" appears in the text, so the
   bridge writes them into the text as well as into `at`;
-- size: the body never exceeds 20,000 bytes of UTF-8 JSON; the text is cut with a visible marker.
+- size: no body exceeds 20,000 bytes of UTF-8 JSON. A longer text or markdown message is split
+  into numbered parts at line boundaries (or cut with a visible marker when the target prefers
+  `oversize: truncate`); other types are cut.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from bridge.dingtalk.sizing import encode, fit_text
@@ -42,55 +46,130 @@ def _at(mention: Mention) -> dict[str, Any]:
     }
 
 
-def robot_body(
-    message: Message, keywords: tuple[str, ...] = (), limit: int = ROBOT_MAX_BYTES
-) -> dict[str, Any]:
-    """The JSON object to POST to the robot webhook; its encoding is at most `limit` bytes."""
+def _shape(message: Message, keywords: tuple[str, ...], text: str) -> dict[str, Any]:
+    """The body for `message` with `text` as its text (keyword and mentions applied)."""
     kind = message.msgtype
     markdown = kind != "text"
     title = _with_keyword(message.title, keywords, markdown=False)
-    text = _with_keyword(message.text, keywords, markdown)
-    suffix = mention_suffix(text, message.mention) if kind in ("text", "markdown") else ""
-    joiner = "\n\n" if markdown else "\n"
-
-    def build(body_text: str) -> dict[str, Any]:
-        full = f"{body_text}{joiner}{suffix}" if suffix else body_text
-        if kind == "text":
-            return {"msgtype": "text", "text": {"content": full}, "at": _at(message.mention)}
-        if kind == "markdown":
-            return {
-                "msgtype": "markdown",
-                "markdown": {"title": title, "text": full},
-                "at": _at(message.mention),
-            }
-        if kind == "link":
-            return {
-                "msgtype": "link",
-                "link": {
-                    "title": title,
-                    "text": full,
-                    "messageUrl": message.url,
-                    "picUrl": message.pic_url,
-                },
-            }
-        if kind == "actionCard":
-            card: dict[str, Any] = {
+    text = _with_keyword(text, keywords, markdown)
+    if kind in ("text", "markdown"):
+        suffix = mention_suffix(text, message.mention)
+        if suffix:
+            text = f"{text}{chr(10) * 2 if markdown else chr(10)}{suffix}"
+    if kind == "text":
+        return {"msgtype": "text", "text": {"content": text}, "at": _at(message.mention)}
+    if kind == "markdown":
+        return {
+            "msgtype": "markdown",
+            "markdown": {"title": title, "text": text},
+            "at": _at(message.mention),
+        }
+    if kind == "link":
+        return {
+            "msgtype": "link",
+            "link": {
                 "title": title,
-                "text": full,
-                "btnOrientation": message.btn_orientation,
-            }
-            if message.buttons:
-                card["btns"] = [{"title": b.title, "actionURL": b.url} for b in message.buttons]
-            else:
-                card["singleTitle"] = "查看详情"
-                card["singleURL"] = message.url
-            return {"msgtype": "actionCard", "actionCard": card}
-        raise ValueError(f"no text body for msgtype {kind}")
+                "text": text,
+                "messageUrl": message.url,
+                "picUrl": message.pic_url,
+            },
+        }
+    if kind == "actionCard":
+        card: dict[str, Any] = {
+            "title": title,
+            "text": text,
+            "btnOrientation": message.btn_orientation,
+        }
+        if message.buttons:
+            card["btns"] = [{"title": b.title, "actionURL": b.url} for b in message.buttons]
+        else:
+            card["singleTitle"] = "查看详情"
+            card["singleURL"] = message.url
+        return {"msgtype": "actionCard", "actionCard": card}
+    raise ValueError(f"no text body for msgtype {kind}")
 
-    if kind == "feedCard":
+
+def robot_body(
+    message: Message, keywords: tuple[str, ...] = (), limit: int = ROBOT_MAX_BYTES
+) -> dict[str, Any]:
+    """One body of at most `limit` bytes: the text is cut with a marker if it must be."""
+    if message.msgtype == "feedCard":
         return _feed_card(message, keywords, limit)
-    body, _ = fit_text(build, text, limit)
+    body, _ = fit_text(lambda text: _shape(message, keywords, text), message.text, limit)
     return body
+
+
+def robot_bodies(
+    message: Message,
+    keywords: tuple[str, ...] = (),
+    limit: int = ROBOT_MAX_BYTES,
+    split: bool = True,
+) -> list[dict[str, Any]]:
+    """The bodies to send for `message`, in order: one, or numbered parts of a long text."""
+    if message.msgtype == "feedCard":
+        return [_feed_card(message, keywords, limit)]
+    whole = _shape(message, keywords, message.text)
+    if len(encode(whole)) <= limit:
+        return [whole]
+    if not split or message.msgtype not in ("text", "markdown"):
+        return [robot_body(message, keywords, limit)]
+    return _split(message, keywords, limit)
+
+
+def _json_len(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
+def _split(message: Message, keywords: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+    # Room for a part's text: the limit less the body around it, measured with the widest part
+    # label and the mentions (which only the first part carries, but every part may have).
+    probe = replace(message, title=f"{message.title} (99/99)")
+    budget = limit - len(encode(_shape(probe, keywords, "(99/99) "))) - 16
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in message.text.split("\n"):
+        cost = _json_len(line) + 2  # the newline joining it
+        if current and size + cost > budget:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        while cost > budget:  # one line longer than a whole part: cut it at a character
+            head, line = _cut(line, budget - 2)
+            chunks.append(head)
+            cost = _json_len(line) + 2
+        current.append(line)
+        size += cost
+    if current:
+        chunks.append("\n".join(current))
+    total = len(chunks)
+    bodies = []
+    for index, chunk in enumerate(chunks, start=1):
+        label = f"({index}/{total})"
+        part = replace(
+            message,
+            title=f"{message.title} {label}",
+            mention=message.mention if index == 1 else Mention(),  # page people once
+        )
+        text = chunk if index == 1 else f"{label} {chunk}"
+
+        def shape(t: str, part: Message = part) -> dict[str, Any]:
+            return _shape(part, keywords, t)
+
+        body, _ = fit_text(shape, text, limit)
+        bodies.append(body)
+    return bodies
+
+
+def _cut(line: str, room: int) -> tuple[str, str]:
+    """Split `line` so the head's JSON-escaped UTF-8 size is at most `room` (at least 1 char)."""
+    lo, hi = 1, len(line)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _json_len(line[:mid]) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return line[:lo], line[lo:]
 
 
 def _feed_card(message: Message, keywords: tuple[str, ...], limit: int) -> dict[str, Any]:

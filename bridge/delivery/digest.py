@@ -1,0 +1,82 @@
+"""Storm digests: many queued messages for one target merged into one. Pure.
+
+When a target's queue holds more than its rate can carry soon, sending them one by one would take
+hours (20 a minute). A digest lists each queued alert on one line (its rendered title), says how
+many it holds, and is cut to the byte limit: whatever does not fit stays queued for the next one.
+Mentions of the merged messages are kept (deduplicated), so the people they page are still paged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.dingtalk.sizing import encode
+from bridge.model import Mention, Message
+
+
+@dataclass(frozen=True)
+class Item:
+    title: str
+    status: str  # "firing" | "resolved"
+    mention: Mention
+
+
+def _json_len(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
+def _merged_mention(items: Sequence[Item]) -> Mention:
+    mobiles: dict[str, None] = {}
+    userids: dict[str, None] = {}
+    for item in items:
+        mobiles.update(dict.fromkeys(item.mention.mobiles))
+        userids.update(dict.fromkeys(item.mention.userids))
+    return Mention(tuple(mobiles)[:20], tuple(userids)[:20], any(i.mention.all for i in items))
+
+
+def _message(items: Sequence[Item], total_queued: int) -> Message:
+    firing = sum(1 for i in items if i.status == "firing")
+    resolved = len(items) - firing
+    counts = ", ".join(
+        part
+        for part in (
+            f"{firing} firing" if firing else "",
+            f"{resolved} resolved" if resolved else "",
+        )
+        if part
+    )
+    title = f"{len(items)} alerts ({counts})"
+    lines = [
+        f"### {title}",
+        "",
+        f"More alerts arrived than this chat's robot may post, so they come merged"
+        f" ({total_queued} were waiting).",
+        "",
+        *(f"- {item.title}" for item in items),
+    ]
+    return Message("markdown", title, "\n".join(lines), mention=_merged_mention(items))
+
+
+def build_digest(
+    items: Sequence[Item],
+    total_queued: int,
+    body_of: Callable[[Message], dict[str, Any]],
+    limit: int,
+) -> tuple[Message, int]:
+    """The digest of the longest prefix of `items` whose body (as `body_of` shapes it) fits in
+    `limit` bytes, and how many items it holds (at least 1)."""
+    overhead = len(encode(body_of(_message(items[:1], total_queued))))
+    count, size = 1, overhead
+    for item in items[1:]:
+        size += _json_len(f"\n- {item.title}") + 64  # 64: room for mentions and count digits
+        if size > limit:
+            break
+        count += 1
+    while True:  # the estimate above is close; confirm with the real encoding
+        message = _message(items[:count], total_queued)
+        if count == 1 or len(encode(body_of(message))) <= limit:
+            return message, count
+        count -= 1

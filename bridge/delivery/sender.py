@@ -1,0 +1,266 @@
+"""One sender thread per target: outbox rows -> DingTalk, paced, merged, split and retried.
+
+The loop, for its target:
+1. wait for the rate limiter's next slot and any lockout DingTalk imposed;
+2. take the due rows, oldest first; when more are queued than the rate carries soon, merge them
+   into one digest message, else take the oldest;
+3. send its bodies (parts of a long message are paced like messages, and progress is recorded
+   so a restart resumes at the next part);
+4. delivered: delete the rows. Retryable failure: back off (a 130101 lockout waits it out).
+   Permanent failure, or undelivered for longer than give_up_after: dead letter with the reason,
+   DingTalk's errcode and errmsg. Nothing leaves the outbox without one of these outcomes.
+
+A row is deleted only after DingTalk answered errcode 0: if the process dies between the answer
+and the delete, that message is sent once more after the restart (never lost, at most one extra).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bridge.config.model import RobotTarget, Target
+from bridge.delivery.backoff import backoff_delay
+from bridge.delivery.digest import Item, build_digest
+from bridge.delivery.ratelimit import next_slot
+from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
+from bridge.dingtalk.robot import ROBOT_MAX_BYTES
+from bridge.errors import DeliveryError, Reason
+from bridge.logs import fmt_fields
+from bridge.model import Message
+from bridge.store import outbox
+from bridge.store.db import Store
+from bridge.store.outbox import Row
+
+log = logging.getLogger("bridge.delivery")
+
+IDLE_POLL = 1.0  # seconds: also notices rows revived by `outbox retry` from another process
+HISTORY_KEEP = 3600.0
+
+
+class TargetSender:
+    def __init__(
+        self,
+        target: Target,
+        store: Store,
+        client: DingTalkClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.history: deque[float] = deque()
+        self.locked_until = 0.0
+        self.delivered = 0
+        self.failed = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sender-{target.name}", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self.clock()
+        with self.store.reading() as conn:
+            rows = conn.execute(
+                "SELECT at FROM sends WHERE target = ? AND at > ? ORDER BY at",
+                (self.target.name, now - HISTORY_KEEP),
+            ).fetchall()
+            lock = conn.execute(
+                "SELECT until FROM lockouts WHERE target = ?", (self.target.name,)
+            ).fetchone()
+        self.history.extend(float(r[0]) for r in rows)
+        self.locked_until = float(lock[0]) if lock else 0.0
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Stop taking new rows; a send in flight may finish within `timeout` (then its target's
+        HTTP timeout bounds it). Rows not sent stay in the outbox for the next start."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(timeout, 0.0))
+        if self._thread.is_alive():
+            self._thread.join(self.target.timeout + 1.0)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(max(0.0, seconds))
+        self._wake.clear()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # a bug must not silence a target for good: log, pause, go on
+                log.exception(fmt_fields("sender error", target=self.target.name))
+                self._sleep(5.0)
+
+    def _ready_at(self, now: float) -> float:
+        return max(next_slot(self.target.policy.rate, self.history, now), self.locked_until)
+
+    def _step(self) -> None:
+        now = self.clock()
+        ready = self._ready_at(now)
+        if ready > now:
+            self._sleep(ready - now)
+            return
+        policy = self.target.policy
+        with self.store.reading() as conn:
+            rows = outbox.due(conn, self.target.name, now, limit=policy.digest_max)
+            if not rows:
+                next_due = outbox.next_due_at(conn, self.target.name)
+            elif len(rows) > 1 and policy.digest:
+                backlog = outbox.pending_count(conn, self.target.name)
+        if not rows:
+            self._sleep(IDLE_POLL if next_due is None else min(IDLE_POLL, next_due - now))
+            return
+        if (
+            len(rows) > 1
+            and policy.digest
+            and backlog > policy.digest_after
+            and rows[0].parts_sent == 0
+        ):
+            batch, message = self._digest(rows, backlog)
+        else:
+            batch, message = [rows[0]], rows[0].message
+        self._send(batch, message)
+
+    def _digest(self, rows: list[Row], backlog: int) -> tuple[list[Row], Message]:
+        fresh = [r for r in rows if r.parts_sent == 0]
+        items = [Item(r.message.title, r.event_status, r.message.mention) for r in fresh]
+        target = self.target
+
+        def body_of(message: Message) -> dict[str, object]:
+            return bodies_for(target, message, "0" * 8, datetime.now(UTC))[0]
+
+        limit = ROBOT_MAX_BYTES if isinstance(target, RobotTarget) else 2048 * 8
+        message, count = build_digest(items, backlog, body_of, limit)
+        return fresh[:count], message
+
+    def _send(self, batch: list[Row], message: Message) -> None:
+        head = batch[0]
+        ids = [r.id for r in batch]
+        sent_at = datetime.fromtimestamp(self.clock(), UTC)
+        bodies = bodies_for(self.target, message, head.id, sent_at)
+        done = head.parts_sent if len(batch) == 1 else 0
+        sent: Sent | None = None
+        started = time.monotonic()
+        while done < len(bodies):
+            now = self.clock()
+            ready = self._ready_at(now)
+            if ready > now:  # the next part waits its turn like any message
+                if self._stop.is_set():
+                    return
+                self._sleep(ready - now)
+                continue
+            self._record_call(now)
+            try:
+                sent = self._post(bodies[done])
+            except DeliveryError as exc:
+                self._failed(batch, exc)
+                return
+            done += 1
+            if done < len(bodies):
+                with self.store.transaction() as conn:
+                    outbox.progress(conn, head.id, done, self.clock())
+        with self.store.transaction() as conn:
+            outbox.delivered(conn, ids)
+        self.delivered += len(batch)
+        log.info(
+            fmt_fields(
+                "delivered",
+                rule=head.rule if len(batch) == 1 else "digest",
+                target=self.target.name,
+                id=head.id if len(batch) == 1 else f"{head.id}+{len(batch) - 1}",
+                parts=len(bodies) if len(bodies) > 1 else None,
+                merged=len(batch) if len(batch) > 1 else None,
+                task_id=sent.task_id if sent else None,
+                ms=round((time.monotonic() - started) * 1000),
+            )
+        )
+
+    def _post(self, body: dict[str, object]) -> Sent:
+        if isinstance(self.target, RobotTarget):
+            return self.client.send_robot(self.target, body)
+        return self.client.send_work_notice(self.target, body)
+
+    def _record_call(self, now: float) -> None:
+        """Every call counts against DingTalk's window, answered or not: remember it durably."""
+        self.history.append(now)
+        while self.history and self.history[0] < now - HISTORY_KEEP:
+            self.history.popleft()
+        with self.store.transaction() as conn:
+            conn.execute("INSERT INTO sends (target, at) VALUES (?, ?)", (self.target.name, now))
+            conn.execute(
+                "DELETE FROM sends WHERE target = ? AND at < ?",
+                (self.target.name, now - HISTORY_KEEP),
+            )
+
+    def _failed(self, batch: list[Row], exc: DeliveryError) -> None:
+        now = self.clock()
+        head = batch[0]
+        policy = self.target.policy
+        fields = dict(
+            rule=head.rule if len(batch) == 1 else "digest",
+            target=self.target.name,
+            id=head.id,
+            merged=len(batch) if len(batch) > 1 else None,
+            reason=exc.reason.value,
+            errcode=exc.errcode,
+            error=str(exc),
+        )
+        expired = now - head.created_at > policy.give_up_after
+        if not exc.retryable or expired:
+            reason = exc.reason.value if not expired else f"expired:{exc.reason.value}"
+            with self.store.transaction() as conn:
+                outbox.dead_letter(
+                    conn, [r.id for r in batch], reason, exc.errcode, exc.errmsg, now
+                )
+            self.failed += len(batch)
+            log.error(fmt_fields("dead letter", **{**fields, "reason": reason}))
+            return
+        if exc.reason is Reason.RATE_LIMITED and exc.errcode in (130101, 410100):
+            # Locked out (someone else shares this robot, or DingTalk counts differently):
+            # wait the lockout out instead of extending it with more calls.
+            self.locked_until = now + policy.lockout
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO lockouts (target, until) VALUES (?, ?)",
+                    (self.target.name, self.locked_until),
+                )
+            not_before = self.locked_until
+        else:
+            delay = backoff_delay(
+                head.attempts + 1, policy.retry_initial, policy.retry_max, at_least=exc.retry_after
+            )
+            not_before = now + delay
+        with self.store.transaction() as conn:
+            outbox.retry_later(
+                conn,
+                [r.id for r in batch],
+                not_before,
+                exc.reason.value,
+                exc.errcode,
+                exc.errmsg,
+                now,
+            )
+        log.warning(
+            fmt_fields(
+                "delivery retry",
+                **fields,
+                retry_in=f"{not_before - now:.1f}s",
+                attempt=head.attempts + 1,
+            )
+        )

@@ -1,0 +1,122 @@
+"""Flushes aggregation groups when their time comes (group_wait, then group_interval).
+
+A thread of its own: it wakes at the earliest next flush (or once a second), and for each due
+group renders one notification of all its held alerts through the same notify() as direct events,
+committing the outbox rows, the log entry and the group's new state in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from bridge.alerting.grouping import group_event
+from bridge.config.model import Config
+from bridge.logs import fmt_fields
+from bridge.notify import notify
+from bridge.store import alertlog, outbox
+from bridge.store.db import Store
+
+log = logging.getLogger("bridge.grouper")
+
+
+class Grouper:
+    def __init__(
+        self,
+        store: Store,
+        config: Callable[[], Config],
+        on_queued: Callable[[Iterable[str]], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.on_queued = on_queued
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grouper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.flush_due()
+                with self.store.reading() as conn:
+                    next_at = alertlog.next_flush_at(conn)
+            except Exception:  # never let one bad group stop all grouping
+                log.exception("group flush failed")
+                next_at = None
+            wait = (
+                1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock().timestamp()))
+            )
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def flush_due(self) -> int:
+        """Flush every group whose time has come; returns how many messages were queued."""
+        now = self.clock()
+        stamp = now.timestamp()
+        config = self.config()
+        rules = {r.name: r for r in config.rules}
+        queued: set[str] = set()
+        count = 0
+        with self.store.reading() as conn:
+            due = alertlog.due_groups(conn, stamp)
+        for group in due:
+            with self.store.transaction() as conn:
+                rule = rules.get(group.rule)
+                if rule is None or rule.group_by is None:
+                    log.warning(
+                        fmt_fields(
+                            "group dropped",
+                            rule=group.rule,
+                            key=group.key,
+                            reason="rule no longer groups",
+                        )
+                    )
+                    alertlog.drop_group(conn, group.rule, group.key)
+                    continue
+                held = alertlog.group_members(conn, group.rule, group.key)
+                if not held:
+                    alertlog.drop_group(conn, group.rule, group.key)
+                    continue
+                event = group_event(group.rule, group.key, held, now)
+                result = notify(conn, rule, event, group.key, now)
+                outbox.enqueue(conn, result.deliveries, stamp)
+                alertlog.after_flush(conn, group.rule, group.key, stamp, rule.group_interval)
+            if result.render_error:
+                log.error(
+                    fmt_fields(
+                        "template failed, sent fallback",
+                        rule=rule.name,
+                        reason="template",
+                        error=result.render_error,
+                    )
+                )
+            if result.deliveries:
+                log.info(
+                    fmt_fields(
+                        "group flushed",
+                        rule=rule.name,
+                        key=group.key,
+                        alerts=len(held),
+                        reason=result.reason,
+                    )
+                )
+            queued.update(d.target for d in result.deliveries)
+            count += len(result.deliveries)
+        if queued:
+            self.on_queued(queued)
+        return count

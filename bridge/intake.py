@@ -1,0 +1,212 @@
+"""Accepting events: silences, rules, dedup or grouping, rendering, and the outbox commit.
+
+This is where an input's "accepted" becomes true: `accept` returns only after the messages it
+produced (and the notification-log entries and group members that go with them) are committed to
+the state store. If they cannot be committed, it raises a 503 so the sender (Alertmanager) retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bridge.alerting import grouping
+from bridge.alerting.silences import Silence, filter_event
+from bridge.config.model import Config, HttpInput
+from bridge.errors import InputError, Reason
+from bridge.logs import fmt_fields
+from bridge.model import Delivery, Event
+from bridge.notify import notify
+from bridge.rules import matching_rules
+from bridge.store import alertlog, outbox
+from bridge.store import silences as silence_store
+from bridge.store.db import Store
+
+log = logging.getLogger("bridge.intake")
+
+_UNMATCHED_MEMORY = 10_000  # distinct unmatched events remembered so each is logged once
+_REFRESH = 1.0  # seconds between re-reads of runtime silences and queue depths
+
+
+@dataclass
+class Counters:
+    events: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    rejected: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    unmatched: int = 0
+    silenced: int = 0
+    deduplicated: int = 0
+    grouped: int = 0
+    render_errors: int = 0
+
+
+class Intake:
+    def __init__(self, store: Store, on_queued: Callable[[Iterable[str]], None]) -> None:
+        self.store = store
+        self.on_queued = on_queued
+        self.counters = Counters()
+        self._lock = threading.Lock()
+        self._unmatched_seen: OrderedDict[str, None] = OrderedDict()
+        self._runtime_silences: list[Silence] = []
+        self._depths: dict[str, int] = {}
+        self._refreshed = float("-inf")
+
+    def _refresh(self, now: float) -> None:
+        if time.monotonic() - self._refreshed < _REFRESH:
+            return
+        with self.store.reading() as conn:
+            self._runtime_silences = silence_store.load(conn, ended_after=now)
+            self._depths = {t: n for t, (n, _) in outbox.depth(conn).items()}
+        self._refreshed = time.monotonic()
+
+    def reject(self, input_name: str, reason: Reason) -> None:
+        with self._lock:
+            self.counters.rejected[(input_name, reason.value)] += 1
+
+    def accept(self, config: Config, spec: HttpInput, events: list[Event], now: datetime) -> int:
+        stamp = now.timestamp()
+        deliveries: list[Delivery] = []
+        notes: list[str] = []
+        with self._lock:
+            self._refresh(stamp)
+            silences = [*config.silences, *self._runtime_silences]
+            self.counters.events[spec.name] += len(events)
+        try:
+            with self.store.transaction() as conn:
+                for event in events:
+                    deliveries += self._one(conn, config, event, silences, now, notes)
+                self._check_room(config, deliveries)
+                outbox.enqueue(conn, deliveries, stamp)
+        except sqlite3.Error as exc:
+            log.error(fmt_fields("commit failed", input=spec.name, reason="store", error=str(exc)))
+            raise InputError(
+                503, Reason.STORE, "the state store cannot take it now; retry"
+            ) from exc
+        for line in notes:
+            log.info(line)
+        if deliveries:
+            with self._lock:
+                for d in deliveries:
+                    self._depths[d.target] = self._depths.get(d.target, 0) + 1
+            self.on_queued({d.target for d in deliveries})
+        return len(deliveries)
+
+    def _check_room(self, config: Config, deliveries: list[Delivery]) -> None:
+        """Refuse (503) rather than let one target's backlog grow without bound."""
+        needed: dict[str, int] = defaultdict(int)
+        for d in deliveries:
+            needed[d.target] += 1
+        for target, count in needed.items():
+            if self._depths.get(target, 0) + count > config.targets[target].queue_size:
+                log.warning(fmt_fields("queue full", target=target, reason="queue_full"))
+                raise InputError(
+                    503, Reason.QUEUE_FULL, f"target {target} is backlogged; retry later"
+                )
+
+    def _one(
+        self,
+        conn: sqlite3.Connection,
+        config: Config,
+        event: Event,
+        silences: list[Silence],
+        now: datetime,
+        notes: list[str],
+    ) -> list[Delivery]:
+        kept, swallowed = filter_event(event, silences, now.timestamp())
+        for silence, fingerprint in swallowed:
+            notes.append(
+                fmt_fields(
+                    "silenced",
+                    input=event.input,
+                    fingerprint=fingerprint,
+                    silence=silence.id,
+                    matchers=silence.describe(),
+                )
+            )
+        with self._lock:
+            self.counters.silenced += len(swallowed)
+        if kept is None:
+            return []
+        rules = matching_rules(config.rules, kept)
+        if not rules:
+            self._note_unmatched(kept, notes)
+            return []
+        out: list[Delivery] = []
+        for rule in rules:
+            if rule.group_by is not None:
+                self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)
+                continue
+            result = notify(conn, rule, kept, kept.fingerprint, now)
+            if result.reason is None:
+                with self._lock:
+                    self.counters.deduplicated += 1
+                log.debug(
+                    fmt_fields(
+                        "not sent again yet",
+                        rule=rule.name,
+                        fingerprint=kept.fingerprint,
+                        reason="repeat_interval",
+                    )
+                )
+            if result.render_error:
+                with self._lock:
+                    self.counters.render_errors += 1
+                notes.append(
+                    fmt_fields(
+                        "template failed, sent fallback",
+                        rule=rule.name,
+                        fingerprint=kept.fingerprint,
+                        reason="template",
+                        error=result.render_error,
+                    )
+                )
+            out += result.deliveries
+        return out
+
+    def _hold(
+        self,
+        conn: sqlite3.Connection,
+        rule: str,
+        group_by: tuple[str, ...],
+        group_wait: float,
+        event: Event,
+        now: datetime,
+    ) -> None:
+        by_key: dict[str, tuple[dict[str, str], list[Event]]] = {}
+        for member in grouping.members(event):
+            labels = grouping.group_labels(group_by, member.labels)
+            key = grouping.group_key(labels)
+            by_key.setdefault(key, (labels, []))[1].append(member)
+        for key, (labels, held) in by_key.items():
+            alertlog.add_to_group(
+                conn,
+                rule,
+                key,
+                labels,
+                [(m.fingerprint, m.status, m) for m in held],
+                now.timestamp(),
+                group_wait,
+            )
+        with self._lock:
+            self.counters.grouped += 1
+
+    def _note_unmatched(self, event: Event, notes: list[str]) -> None:
+        key = f"{event.input}/{event.fingerprint}"
+        with self._lock:
+            self.counters.unmatched += 1
+            if key in self._unmatched_seen:
+                return
+            self._unmatched_seen[key] = None
+            if len(self._unmatched_seen) > _UNMATCHED_MEMORY:
+                self._unmatched_seen.popitem(last=False)
+        labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
+        notes.append(
+            fmt_fields(
+                "no rule matched", input=event.input, fingerprint=event.fingerprint, labels=labels
+            )
+        )

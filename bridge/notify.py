@@ -1,0 +1,63 @@
+"""One rule, one alert group, now: consult the notification log, render, and record.
+
+Shared by events that go straight out and by aggregation-group flushes. It runs inside the
+caller's store transaction, so the outbox rows and the log entry commit together: after a crash,
+either both exist or neither does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bridge.alerting.dedup import NotifyReason, alert_sets, needs_update
+from bridge.config.model import Rule
+from bridge.model import Delivery, Event
+from bridge.pipeline import new_id
+from bridge.render import render
+from bridge.store import alertlog
+
+
+@dataclass
+class Notification:
+    reason: NotifyReason | None
+    deliveries: list[Delivery] = field(default_factory=list)
+    render_error: str | None = None
+
+
+def notify(
+    conn: sqlite3.Connection,
+    rule: Rule,
+    event: Event,
+    key: str,
+    now: datetime,
+    make_id: Callable[[], str] = new_id,
+) -> Notification:
+    stamp = now.timestamp()
+    firing, resolved = alert_sets(event)
+    last = alertlog.get_entry(conn, rule.name, key)
+    reason = needs_update(last, firing, resolved, stamp, rule.repeat_interval, rule.send_resolved)
+    if reason is None:
+        return Notification(None)
+    alertlog.put_entry(conn, rule.name, key, firing, resolved, stamp)
+    if not rule.send_resolved:
+        if reason is NotifyReason.ALL_RESOLVED:
+            return Notification(reason)  # logged as told, but nobody asked to hear it
+        if event.alerts:
+            event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
+    rendered = render(rule, event, now)
+    deliveries = [
+        Delivery(
+            id=make_id(),
+            rule=rule.name,
+            target=target,
+            message=rendered.message,
+            fingerprint=event.fingerprint,
+            created_at=now,
+            event_status=event.status,
+        )
+        for target in rule.targets
+    ]
+    return Notification(reason, deliveries, rendered.error)

@@ -1,0 +1,189 @@
+"""The outbox table: accepted messages until DingTalk takes them, and dead letters after.
+
+Rows move: pending -> (delivered: deleted) | (retry: pending, later not_before) | dead.
+A dead letter keeps the reason, DingTalk's errcode and errmsg; `outbox retry` makes it pending.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bridge.codec import message_from_json, message_to_json
+from bridge.model import Delivery, Message
+
+PENDING = "pending"
+DEAD = "dead"
+
+_COLUMNS = (
+    "id, target, rule, fingerprint, event_status, message, status, created_at, not_before, "
+    "attempts, parts_sent, reason, errcode, errmsg, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    target: str
+    rule: str
+    fingerprint: str
+    event_status: str
+    message: Message
+    status: str
+    created_at: float
+    not_before: float
+    attempts: int
+    parts_sent: int
+    reason: str | None
+    errcode: int | None
+    errmsg: str | None
+    updated_at: float
+
+
+def _row(values: tuple[object, ...]) -> Row:
+    fields = list(values)
+    fields[5] = message_from_json(str(fields[5]))
+    return Row(*fields)  # type: ignore[arg-type]
+
+
+def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery], now: float) -> int:
+    rows = [
+        (
+            d.id,
+            d.target,
+            d.rule,
+            d.fingerprint,
+            d.event_status,
+            message_to_json(d.message),
+            PENDING,
+            now,
+            now,
+            0,
+            0,
+            now,
+        )
+        for d in deliveries
+    ]
+    conn.executemany(
+        "INSERT INTO outbox (id, target, rule, fingerprint, event_status, message, status,"
+        " created_at, not_before, attempts, parts_sent, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def due(conn: sqlite3.Connection, target: str, now: float, limit: int) -> list[Row]:
+    """Pending rows of `target` whose time has come, oldest first."""
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE target = ? AND status = 'pending'"
+        " AND not_before <= ? ORDER BY created_at, id LIMIT ?",
+        (target, now, limit),
+    )
+    return [_row(r) for r in cursor.fetchall()]
+
+
+def next_due_at(conn: sqlite3.Connection, target: str) -> float | None:
+    value = conn.execute(
+        "SELECT MIN(not_before) FROM outbox WHERE target = ? AND status = 'pending'", (target,)
+    ).fetchone()[0]
+    return float(value) if value is not None else None
+
+
+def pending_count(conn: sqlite3.Connection, target: str | None = None) -> int:
+    query = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
+    if target is None:
+        return int(conn.execute(query).fetchone()[0])
+    return int(conn.execute(query + " AND target = ?", (target,)).fetchone()[0])
+
+
+def depth(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
+    """Per target: (pending messages, created_at of the oldest)."""
+    rows = conn.execute(
+        "SELECT target, COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        " GROUP BY target"
+    ).fetchall()
+    return {str(t): (int(n), float(oldest)) for t, n, oldest in rows}
+
+
+def delivered(conn: sqlite3.Connection, ids: Iterable[str]) -> None:
+    conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+
+def progress(conn: sqlite3.Connection, id_: str, parts_sent: int, now: float) -> None:
+    conn.execute(
+        "UPDATE outbox SET parts_sent = ?, updated_at = ? WHERE id = ?", (parts_sent, now, id_)
+    )
+
+
+def retry_later(
+    conn: sqlite3.Connection,
+    ids: Iterable[str],
+    not_before: float,
+    reason: str,
+    errcode: int | None,
+    errmsg: str | None,
+    now: float,
+) -> None:
+    conn.executemany(
+        "UPDATE outbox SET attempts = attempts + 1, not_before = ?, reason = ?, errcode = ?,"
+        " errmsg = ?, updated_at = ? WHERE id = ?",
+        [(not_before, reason, errcode, errmsg, now, i) for i in ids],
+    )
+
+
+def dead_letter(
+    conn: sqlite3.Connection,
+    ids: Iterable[str],
+    reason: str,
+    errcode: int | None,
+    errmsg: str | None,
+    now: float,
+) -> None:
+    conn.executemany(
+        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, reason = ?, errcode = ?,"
+        " errmsg = ?, updated_at = ? WHERE id = ?",
+        [(reason, errcode, errmsg, now, i) for i in ids],
+    )
+
+
+def listing(
+    conn: sqlite3.Connection, status: str | None = None, target: str | None = None, limit: int = 100
+) -> list[Row]:
+    where, args = ["1 = 1"], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if target:
+        where.append("target = ?")
+        args.append(target)
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE {' AND '.join(where)}"
+        " ORDER BY created_at, id LIMIT ?",
+        (*args, limit),
+    )
+    return [_row(r) for r in cursor.fetchall()]
+
+
+def find(conn: sqlite3.Connection, id_prefix: str) -> list[Row]:
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE id LIKE ? ORDER BY created_at LIMIT 2",
+        (id_prefix.replace("%", "") + "%",),
+    )
+    return [_row(r) for r in cursor.fetchall()]
+
+
+def revive(conn: sqlite3.Connection, ids: Iterable[str], now: float) -> int:
+    """Dead letters back to pending, due now, attempts reset."""
+    cursor = conn.executemany(
+        "UPDATE outbox SET status = 'pending', not_before = ?, attempts = 0, parts_sent = 0,"
+        " updated_at = ? WHERE id = ? AND status = 'dead'",
+        [(now, now, i) for i in ids],
+    )
+    return cursor.rowcount
+
+
+def purge(conn: sqlite3.Connection, ids: Iterable[str]) -> int:
+    cursor = conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+    return cursor.rowcount
