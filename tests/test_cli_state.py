@@ -1,0 +1,126 @@
+"""`silence` and `outbox` commands against a running daemon and its state store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import ROOT, Daemon, Simulator, am_alert_payload, wait_until
+
+SECRET = "SECright-secret"
+
+
+def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bridge", *args[:2], "-c", str(daemon.config_path), *args[2:]]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    sim = Simulator(spec={"robots": {"tok": {"secret": SECRET}}})
+    yield sim
+    sim.stop()
+
+
+def config_for(sim: Simulator, secret: str = SECRET) -> dict[str, Any]:
+    return {
+        "targets": {
+            "ops": {
+                "type": "robot",
+                "webhook": sim.robot_url("tok"),
+                "secret": secret,
+                "retry": {"initial": "0.2s", "max": "1s"},
+            }
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [{"name": "all", "targets": ["ops"], "repeat_interval": 0}],
+    }
+
+
+def names(sim: Simulator) -> list[str]:
+    return [m["title"].split("] ")[-1] for m in sim.messages()]
+
+
+def test_a_silence_added_at_runtime_swallows_matching_alerts_until_expired(sim: Simulator) -> None:
+    daemon = Daemon(config_for(sim))
+    try:
+        added = cli(
+            daemon,
+            "silence",
+            "add",
+            "--match",
+            "alertname=~Disk.*",
+            "--for",
+            "2h",
+            "--comment",
+            "disk maintenance",
+        )
+        assert added.returncode == 0, added.stderr
+        silence_id = added.stdout.split()[1]
+        listed = cli(daemon, "silence", "list")
+        assert silence_id in listed.stdout and "disk maintenance" in listed.stdout
+        time.sleep(1.2)  # the daemon re-reads runtime silences every second
+
+        assert daemon.post("/am", am_alert_payload("DiskFull")).status_code == 200
+        assert daemon.post("/am", am_alert_payload("CpuHigh")).status_code == 200
+        sim.wait_messages(1)
+        wait_until(lambda: f"silence={silence_id}" in daemon.log())
+        assert names(sim) == ["CpuHigh"]
+
+        expired = cli(daemon, "silence", "expire", silence_id[:6])
+        assert expired.returncode == 0, expired.stderr
+        time.sleep(1.2)
+        assert daemon.post("/am", am_alert_payload("DiskFull", instance="other")).status_code == 200
+        sim.wait_messages(2)
+        assert names(sim) == ["CpuHigh", "DiskFull"]
+    finally:
+        daemon.stop()
+
+
+def test_dead_letters_are_listed_shown_retried_and_purged(sim: Simulator) -> None:
+    daemon = Daemon(config_for(sim, secret="SECwrong-secret"))
+    try:
+        for name in ("First", "Second"):
+            assert daemon.post("/am", am_alert_payload(name)).status_code == 200
+        wait_until(lambda: daemon.log().count("dead letter") == 2)
+        listed = cli(daemon, "outbox", "list", "--status", "dead", "--json")
+        rows = json.loads(listed.stdout)
+        assert [(r["status"], r["reason"], r["errcode"]) for r in rows] == [
+            ("dead", "dingtalk_config", 310000)
+        ] * 2
+        assert "sign" in rows[0]["errmsg"]
+        shown = json.loads(cli(daemon, "outbox", "show", rows[0]["id"][:10]).stdout)
+        assert shown["id"] == rows[0]["id"] and "First" in shown["title"]
+        assert "SECwrong-secret" not in listed.stdout + json.dumps(shown)
+    finally:
+        daemon.stop()
+
+    # Fix the config (the right secret) and send the dead letters again.
+    fixed = Daemon(config_for(sim), directory=daemon.dir)
+    try:
+        retried = cli(fixed, "outbox", "retry", "--all-dead")
+        assert retried.returncode == 0 and "2 message(s)" in retried.stdout
+        sim.wait_messages(2)
+        assert sorted(names(sim)) == ["First", "Second"]
+        wait_until(lambda: cli(fixed, "outbox", "list").stdout.strip() == "the outbox is empty")
+    finally:
+        fixed.stop()
+
+
+def test_purge_removes_dead_letters(sim: Simulator) -> None:
+    daemon = Daemon(config_for(sim, secret="SECwrong-secret"))
+    try:
+        assert daemon.post("/am", am_alert_payload("Doomed")).status_code == 200
+        wait_until(lambda: "dead letter" in daemon.log())
+        assert cli(daemon, "outbox", "purge").returncode == 2  # nothing named: refused
+        purged = cli(daemon, "outbox", "purge", "--dead")
+        assert purged.stdout.strip() == "1 message(s) removed"
+        assert cli(daemon, "outbox", "list").stdout.strip() == "the outbox is empty"
+    finally:
+        daemon.stop()
