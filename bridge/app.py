@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
-from bridge.config.model import Config, HttpInput
+from bridge.config.model import Config, HttpInput, Rule
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import Reason
@@ -51,13 +51,16 @@ class Bridge:
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
         self.senders = {
-            name: TargetSender(target, self.store, self.client)
+            name: TargetSender(target, self.store, self.client, self._rules)
             for name, target in config.targets.items()
         }
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.inputs.values()}
         REDACTOR.set_secrets(config.secrets())
+
+    def _rules(self) -> Mapping[str, Rule]:
+        return {rule.name: rule for rule in self.config.rules}
 
     def _queued(self, targets: Iterable[str]) -> None:
         for name in targets:
@@ -119,7 +122,7 @@ class Bridge:
         deadline = time.monotonic() + grace
         self.grouper.stop()
         for sender in self.senders.values():
-            sender._stop.set()
+            sender.request_stop()
         for sender in self.senders.values():
             sender.stop(max(0.0, deadline - time.monotonic()))
         with self.store.reading() as conn:

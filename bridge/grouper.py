@@ -96,15 +96,6 @@ class Grouper:
                 result = notify(conn, rule, event, group.key, now)
                 outbox.enqueue(conn, result.deliveries, stamp)
                 alertlog.after_flush(conn, group.rule, group.key, stamp, rule.group_interval)
-            if result.render_error:
-                log.error(
-                    fmt_fields(
-                        "template failed, sent fallback",
-                        rule=rule.name,
-                        reason="template",
-                        error=result.render_error,
-                    )
-                )
             if result.deliveries:
                 log.info(
                     fmt_fields(

@@ -42,7 +42,6 @@ class Counters:
     silenced: int = 0
     deduplicated: int = 0
     grouped: int = 0
-    render_errors: int = 0
 
 
 class Intake:
@@ -50,6 +49,8 @@ class Intake:
         self.store = store
         self.on_queued = on_queued
         self.counters = Counters()
+        # Guards the counters and caches. It is taken inside store transactions, so it must
+        # never be held while waiting for the store (that order would deadlock).
         self._lock = threading.Lock()
         self._unmatched_seen: OrderedDict[str, None] = OrderedDict()
         self._runtime_silences: list[Silence] = []
@@ -57,12 +58,16 @@ class Intake:
         self._refreshed = float("-inf")
 
     def _refresh(self, now: float) -> None:
+        # Lock order is store, then self._lock (never the reverse): read first, then publish.
         if time.monotonic() - self._refreshed < _REFRESH:
             return
-        with self.store.reading() as conn:
-            self._runtime_silences = silence_store.load(conn, ended_after=now)
-            self._depths = {t: n for t, (n, _) in outbox.depth(conn).items()}
         self._refreshed = time.monotonic()
+        with self.store.reading() as conn:
+            silences = silence_store.load(conn, ended_after=now)
+            depths = {t: n for t, (n, _) in outbox.depth(conn).items()}
+        with self._lock:
+            self._runtime_silences = silences
+            self._depths = depths
 
     def reject(self, input_name: str, reason: Reason) -> None:
         with self._lock:
@@ -72,8 +77,8 @@ class Intake:
         stamp = now.timestamp()
         deliveries: list[Delivery] = []
         notes: list[str] = []
+        self._refresh(stamp)
         with self._lock:
-            self._refresh(stamp)
             silences = [*config.silences, *self._runtime_silences]
             self.counters.events[spec.name] += len(events)
         try:
@@ -151,18 +156,6 @@ class Intake:
                         rule=rule.name,
                         fingerprint=kept.fingerprint,
                         reason="repeat_interval",
-                    )
-                )
-            if result.render_error:
-                with self._lock:
-                    self.counters.render_errors += 1
-                notes.append(
-                    fmt_fields(
-                        "template failed, sent fallback",
-                        rule=rule.name,
-                        fingerprint=kept.fingerprint,
-                        reason="template",
-                        error=result.render_error,
                     )
                 )
             out += result.deliveries

@@ -7,6 +7,7 @@ rules and rendering be pure functions.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +94,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One rendered message bound for one target: the unit the sender works on."""
+    """One message bound for one target: the unit the sender works on.
+
+    With `event` set, `message` holds only what is needed before sending (msgtype, title,
+    mentions) and the body is rendered from `event` when the message is actually sent on its own:
+    in a storm most messages are merged into digests, which need only their titles.
+    """
 
     id: str
     rule: str
@@ -102,9 +108,11 @@ class Delivery:
     fingerprint: str
     created_at: datetime
     event_status: Status = "firing"
+    event: Event | None = None
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:
     """A stable identity for a label set (order-independent), 16 hex digits."""
-    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    # JSON keeps names and values apart whatever characters they contain.
+    text = json.dumps(sorted(labels.items()), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

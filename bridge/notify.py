@@ -16,7 +16,7 @@ from bridge.alerting.dedup import NotifyReason, alert_sets, needs_update
 from bridge.config.model import Rule
 from bridge.model import Delivery, Event
 from bridge.pipeline import new_id
-from bridge.render import render
+from bridge.render import render_title
 from bridge.store import alertlog
 
 
@@ -24,7 +24,6 @@ from bridge.store import alertlog
 class Notification:
     reason: NotifyReason | None
     deliveries: list[Delivery] = field(default_factory=list)
-    render_error: str | None = None
 
 
 def notify(
@@ -47,17 +46,19 @@ def notify(
             return Notification(reason)  # logged as told, but nobody asked to hear it
         if event.alerts:
             event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
-    rendered = render(rule, event, now)
+    # The body is rendered when the message is sent (see model.Delivery); the title now.
+    head = render_title(rule, event, now)
     deliveries = [
         Delivery(
             id=make_id(),
             rule=rule.name,
             target=target,
-            message=rendered.message,
+            message=head,
             fingerprint=event.fingerprint,
             created_at=now,
             event_status=event.status,
+            event=event,
         )
         for target in rule.targets
     ]
-    return Notification(reason, deliveries, rendered.error)
+    return Notification(reason, deliveries)

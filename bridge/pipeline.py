@@ -6,7 +6,8 @@ Pure apart from the ids it draws; the caller passes `now`. Render errors come ba
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,10 @@ class Plan:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits: the time in nanoseconds, then 64 random bits. Ids of messages accepted
+    later sort later, so the outbox's primary-key index grows at its end instead of touching a
+    random page per insert (less written per commit), and the log reads in time order."""
+    return f"{time.time_ns():016x}{secrets.randbits(64):016x}"
 
 
 def plan(config: Config, event: Event, now: datetime, make_id: Callable[[], str] = new_id) -> Plan:

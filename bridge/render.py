@@ -18,7 +18,7 @@ import jinja2
 
 from bridge.config.model import Rule
 from bridge.durations import format_duration
-from bridge.model import Alert, Button, Event, Link, Message
+from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -88,12 +88,24 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     return context
 
 
+def render_title(rule: Rule, event: Event, now: datetime) -> Message:
+    """The parts of a message known before it is sent: msgtype, title, mentions (no body)."""
+    try:
+        title = _one_line(rule.title.render(template_context(event, rule, now)).strip())
+    except Exception:  # the full render at send time reports the template error
+        title = f"[{event.status.upper()}] {event.labels.get('alertname') or event.input}"
+    return Message(msgtype=rule.msgtype, title=title, text="", mention=rule.mention)
+
+
 def render(rule: Rule, event: Event, now: datetime) -> Rendered:
     context = template_context(event, rule, now)
     try:
         return Rendered(_render(rule, event, context))
     except Exception as exc:  # a template may raise anything; the alert must still go out
-        return Rendered(fallback_message(rule, event, now), error=f"{type(exc).__name__}: {exc}")
+        return Rendered(
+            fallback_message(rule.name, rule.msgtype, rule.mention, event),
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def _render(rule: Rule, event: Event, context: dict[str, Any]) -> Message:
@@ -135,12 +147,14 @@ def _one_line(text: str) -> str:
     )
 
 
-def fallback_message(rule: Rule, event: Event, now: datetime) -> Message:
+def fallback_message(
+    rule: str, msgtype: str, mention: Mention, event: Event, why: str = "template failed"
+) -> Message:
     """A plain-text message built without any operator template: status, labels, summaries."""
     name = event.labels.get("alertname") or event.input
     lines = [
         f"[{event.status.upper()}] {name}",
-        f"(rule {rule.name}: template failed, plain fallback)",
+        f"(rule {rule}: {why}, plain fallback)",
     ]
     if event.labels:
         lines.append(", ".join(f"{k}={v}" for k, v in sorted(event.labels.items())))
@@ -151,12 +165,12 @@ def fallback_message(rule: Rule, event: Event, now: datetime) -> Message:
         lines.append(json.dumps(event.payload, ensure_ascii=False, default=str)[:2000])
     lines.append(f"received {event.received_at.isoformat(timespec='seconds')}")
     # A fallback keeps text and markdown (mentions still work); other types degrade to text.
-    msgtype = rule.msgtype if rule.msgtype in ("text", "markdown") else "text"
-    text = "\n\n".join(lines) if msgtype == "markdown" else "\n".join(lines)
+    kind: MsgType = "markdown" if msgtype == "markdown" else "text"
+    text = "\n\n".join(lines) if kind == "markdown" else "\n".join(lines)
     return Message(
-        msgtype=msgtype,
+        msgtype=kind,
         title=f"[{event.status.upper()}] {name}",
         text=text,
-        mention=rule.mention,
+        mention=mention,
         fallback=True,
     )

@@ -95,7 +95,7 @@ def test_dead_letters_are_listed_shown_retried_and_purged(sim: Simulator) -> Non
             ("dead", "dingtalk_config", 310000)
         ] * 2
         assert "sign" in rows[0]["errmsg"]
-        shown = json.loads(cli(daemon, "outbox", "show", rows[0]["id"][:10]).stdout)
+        shown = json.loads(cli(daemon, "outbox", "show", rows[0]["id"][-10:]).stdout)
         assert shown["id"] == rows[0]["id"] and "First" in shown["title"]
         assert "SECwrong-secret" not in listed.stdout + json.dumps(shown)
     finally:

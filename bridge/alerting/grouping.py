@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from bridge.model import Alert, Event
+from bridge.model import Alert, Event, label_fingerprint
 
 ALL_LABELS = "..."
 
@@ -18,8 +17,7 @@ def group_labels(group_by: Sequence[str], labels: Mapping[str, str]) -> dict[str
 
 
 def group_key(labels: Mapping[str, str]) -> str:
-    text = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return label_fingerprint(labels)
 
 
 def members(event: Event) -> list[Event]:

@@ -77,6 +77,9 @@ def build_digest(
         count += 1
     while True:  # the estimate above is close; confirm with the real encoding
         message = _message(items[:count], total_queued)
-        if count == 1 or len(encode(body_of(message))) <= limit:
+        encoded = encode(body_of(message))
+        # Fits, and whole: a body_of that cuts to the limit must not hide a lost last line.
+        last_line = json.dumps(f"- {items[count - 1].title}", ensure_ascii=False)[1:-1]
+        if count == 1 or (len(encoded) <= limit and last_line.encode() in encoded):
             return message, count
         count -= 1

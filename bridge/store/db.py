@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     reason TEXT,
     errcode INTEGER,
     errmsg TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    event TEXT  -- the event, while the body is still to be rendered at send time
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, status, not_before, created_at);
 
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS nflog (
     resolved TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (rule, key)
-);
+) WITHOUT ROWID;  -- small rows looked up by key: one b-tree, half the pages written per update
 
 -- Aggregation groups (rules with group_by) and the alerts they hold until flushed.
 CREATE TABLE IF NOT EXISTS groups (
@@ -114,6 +115,9 @@ class Store:
         self._lock = threading.RLock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # Checkpoint less often: the hot pages (the ends of the outbox and its indexes) are
+            # rewritten by every commit, and each checkpoint copies each page once.
+            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
             self._conn.execute(
                 f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}"
             )

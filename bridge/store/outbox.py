@@ -10,15 +10,15 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bridge.codec import message_from_json, message_to_json
-from bridge.model import Delivery, Message
+from bridge.codec import event_from_json, event_to_json, message_from_json, message_to_json
+from bridge.model import Delivery, Event, Message
 
 PENDING = "pending"
 DEAD = "dead"
 
 _COLUMNS = (
     "id, target, rule, fingerprint, event_status, message, status, created_at, not_before, "
-    "attempts, parts_sent, reason, errcode, errmsg, updated_at"
+    "attempts, parts_sent, reason, errcode, errmsg, updated_at, event"
 )
 
 
@@ -39,11 +39,13 @@ class Row:
     errcode: int | None
     errmsg: str | None
     updated_at: float
+    event: Event | None  # set while the body is still to be rendered (see model.Delivery)
 
 
 def _row(values: tuple[object, ...]) -> Row:
     fields = list(values)
     fields[5] = message_from_json(str(fields[5]))
+    fields[15] = event_from_json(str(fields[15])) if fields[15] is not None else None
     return Row(*fields)  # type: ignore[arg-type]
 
 
@@ -62,13 +64,14 @@ def enqueue(conn: sqlite3.Connection, deliveries: Iterable[Delivery], now: float
             0,
             0,
             now,
+            event_to_json(d.event) if d.event is not None else None,
         )
         for d in deliveries
     ]
     conn.executemany(
         "INSERT INTO outbox (id, target, rule, fingerprint, event_status, message, status,"
-        " created_at, not_before, attempts, parts_sent, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, not_before, attempts, parts_sent, updated_at, event)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     return len(rows)
@@ -166,10 +169,12 @@ def listing(
     return [_row(r) for r in cursor.fetchall()]
 
 
-def find(conn: sqlite3.Connection, id_prefix: str) -> list[Row]:
+def find(conn: sqlite3.Connection, part: str) -> list[Row]:
+    """Rows whose id contains `part` (at most 2: enough to tell unique from ambiguous). Ids
+    start with the time, so people copy their end (`outbox list` shows the last 12 digits)."""
     cursor = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE id LIKE ? ORDER BY created_at LIMIT 2",
-        (id_prefix.replace("%", "") + "%",),
+        f"SELECT {_COLUMNS} FROM outbox WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at LIMIT 2",
+        ("%" + part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
     )
     return [_row(r) for r in cursor.fetchall()]
 
