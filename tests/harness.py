@@ -210,5 +210,5 @@ def am_alert_payload(alertname: str, status: str = "firing", **labels: str) -> d
     alert["fingerprint"] = label_fingerprint(alert["labels"])
     payload["commonLabels"] = dict(alert["labels"])
     payload["groupLabels"] = {"alertname": alertname}
-    payload["groupKey"] = '{}:{alertname="%s"}' % alertname
+    payload["groupKey"] = f'{{}}:{{alertname="{alertname}"}}'
     return payload

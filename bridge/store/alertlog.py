@@ -95,7 +95,8 @@ def next_flush_at(conn: sqlite3.Connection) -> float | None:
 
 def group_members(conn: sqlite3.Connection, rule: str, key: str) -> list[Event]:
     rows = conn.execute(
-        "SELECT event FROM group_alerts WHERE rule = ? AND key = ? ORDER BY updated_at, fingerprint",
+        "SELECT event FROM group_alerts WHERE rule = ? AND key = ?"
+        " ORDER BY updated_at, fingerprint",
         (rule, key),
     ).fetchall()
     return [event_from_json(r[0]) for r in rows]
