@@ -109,13 +109,13 @@ class Bridge:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        for sender in self.senders.values():
-            sender.start()
-        self.grouper.start()
         with self.store.reading() as conn:
             pending = outbox.pending_count(conn)
         if pending:
             log.info(fmt_fields("resuming", pending=pending))
+        for sender in self.senders.values():
+            sender.start()
+        self.grouper.start()
 
     def stop(self, grace: float) -> int:
         """Stop senders within `grace` seconds in total; return how many messages stay queued."""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from bridge.config.model import RobotTarget, Rule, Target
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
-from bridge.delivery.ratelimit import next_slot
+from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.worknotice import work_notice_body
@@ -148,13 +148,24 @@ class TargetSender:
         if (
             len(rows) > 1
             and policy.digest
-            and backlog > policy.digest_after
+            and backlog > self._digest_threshold(now)
             and rows[0].parts_sent == 0
         ):
             batch, message = self._digest(rows, backlog)
         else:
             batch, message = [rows[0]], self._body(rows[0])
         self._send(batch, message)
+
+    def _digest_threshold(self, now: float) -> int:
+        """Merge once more are queued than the calls left in the current window (or than
+        `digest.after`, whichever is smaller): spending the window's last calls on single alerts
+        while hundreds wait would leave them waiting for the next window."""
+        rate = self.target.policy.rate
+        if rate.unlimited:
+            return self.target.policy.digest_after
+        window = rate.per + SAFETY_MARGIN
+        left = rate.messages - sum(1 for t in self.history if t > now - window)
+        return max(1, min(self.target.policy.digest_after, left))
 
     def _body(self, row: Row) -> Message:
         """The whole message for a row sent on its own, rendered now from its event."""
@@ -220,12 +231,15 @@ class TargetSender:
                     return
                 self._sleep(ready - now)
                 continue
-            self._record_call(now)
             try:
                 sent = self._post(bodies[done])
             except DeliveryError as exc:
+                self._record_call(self.clock())
                 self._failed(batch, exc)
                 return
+            # Counted when answered, not when sent: DingTalk counts a call when it handles it,
+            # which may be late in a slow answer; the later time keeps us inside its window.
+            self._record_call(self.clock())
             done += 1
             if done < len(bodies):
                 with self.store.transaction() as conn:
