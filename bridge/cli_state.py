@@ -19,6 +19,8 @@ from bridge.config.compile import load_config
 from bridge.config.model import Config
 from bridge.durations import format_duration, parse_duration
 from bridge.errors import ConfigError
+from bridge.model import Message
+from bridge.render import fallback_message, plain_title, render, render_title
 from bridge.store import outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
@@ -68,7 +70,7 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
         rows = outbox.listing(conn, args.status, args.target, args.limit)
     now = time.time()
     if args.json:
-        print(json.dumps([_row_json(r) for r in rows], ensure_ascii=False, indent=2))
+        print(json.dumps([_row_json(config, r) for r in rows], ensure_ascii=False, indent=2))
         return 0
     if not rows:
         print("the outbox is empty" if not args.status else f"no {args.status} messages")
@@ -84,7 +86,7 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
                 str(r.attempts),
                 r.reason or "",
                 str(r.errcode or ""),
-                r.message.title[:60],
+                _title(config, r)[:60],
             ]
             for r in rows
         ],
@@ -93,7 +95,30 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
-def _row_json(row: outbox.Row) -> dict[str, object]:
+def _title(config: Config, row: outbox.Row) -> str:
+    """A row's title as the sender would render it now (bodies and titles are rendered when
+    sent, so the row itself holds the event)."""
+    if row.event is None:
+        return row.message.title
+    rule = next((r for r in config.rules if r.name == row.rule), None)
+    now = datetime.now(UTC)
+    return render_title(rule, row.event, now) if rule else plain_title(row.event)
+
+
+def _message(config: Config, row: outbox.Row) -> Message:
+    """The whole message as the sender would render it now."""
+    if row.event is None:
+        return row.message
+    rule = next((r for r in config.rules if r.name == row.rule), None)
+    if rule is None:
+        return fallback_message(
+            row.rule, row.message.msgtype, row.message.mention, row.event, why="rule removed since"
+        )
+    return render(rule, row.event, datetime.now(UTC)).message
+
+
+def _row_json(config: Config, row: outbox.Row) -> dict[str, object]:
+    message = _message(config, row)
     return {
         "id": row.id,
         "status": row.status,
@@ -108,9 +133,9 @@ def _row_json(row: outbox.Row) -> dict[str, object]:
         "reason": row.reason,
         "errcode": row.errcode,
         "errmsg": row.errmsg,
-        "title": row.message.title,
+        "title": message.title,
         "msgtype": row.message.msgtype,
-        "text": row.message.text,
+        "text": message.text,
     }
 
 
@@ -129,7 +154,7 @@ def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
     row = _one(store, args.id)
     if row is None:
         return 1
-    print(json.dumps(_row_json(row), ensure_ascii=False, indent=2))
+    print(json.dumps(_row_json(config, row), ensure_ascii=False, indent=2))
     return 0
 
 

@@ -14,9 +14,8 @@ from datetime import datetime
 
 from bridge.alerting.dedup import NotifyReason, alert_sets, needs_update
 from bridge.config.model import Rule
-from bridge.model import Delivery, Event
+from bridge.model import Delivery, Event, Message
 from bridge.pipeline import new_id
-from bridge.render import render_title
 from bridge.store import alertlog
 
 
@@ -46,8 +45,8 @@ def notify(
             return Notification(reason)  # logged as told, but nobody asked to hear it
         if event.alerts:
             event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
-    # The body is rendered when the message is sent (see model.Delivery); the title now.
-    head = render_title(rule, event, now)
+    # Rendered when sent (see model.Delivery): here only what the sender needs before that.
+    head = Message(msgtype=rule.msgtype, title="", text="", mention=rule.mention)
     deliveries = [
         Delivery(
             id=make_id(),

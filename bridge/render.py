@@ -88,13 +88,16 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     return context
 
 
-def render_title(rule: Rule, event: Event, now: datetime) -> Message:
-    """The parts of a message known before it is sent: msgtype, title, mentions (no body)."""
+def render_title(rule: Rule, event: Event, now: datetime) -> str:
+    """Just the title (a digest lists each merged alert by its title)."""
     try:
-        title = _one_line(rule.title.render(template_context(event, rule, now)).strip())
-    except Exception:  # the full render at send time reports the template error
-        title = f"[{event.status.upper()}] {event.labels.get('alertname') or event.input}"
-    return Message(msgtype=rule.msgtype, title=title, text="", mention=rule.mention)
+        return _one_line(rule.title.render(template_context(event, rule, now)).strip())
+    except Exception:  # the full render, if this alert is ever sent alone, reports the error
+        return plain_title(event)
+
+
+def plain_title(event: Event) -> str:
+    return f"[{event.status.upper()}] {event.labels.get('alertname') or event.input}"
 
 
 def render(rule: Rule, event: Event, now: datetime) -> Rendered:
@@ -169,7 +172,7 @@ def fallback_message(
     text = "\n\n".join(lines) if kind == "markdown" else "\n".join(lines)
     return Message(
         msgtype=kind,
-        title=f"[{event.status.upper()}] {name}",
+        title=plain_title(event),
         text=text,
         mention=mention,
         fallback=True,

@@ -546,7 +546,10 @@ def test_intake_resolved_row_is_rendered_as_resolved(config: Config, store: Stor
     intake.accept(config, spec, hook_events(config, "web", ok=True, when=10), at(10))
     firing, resolved = rows(store)
     assert (firing.rule, resolved.rule) == ("direct", "direct")
-    assert "FIRING" in firing.message.title and "RESOLVED" in resolved.message.title
+    assert firing.event is not None and resolved.event is not None
+    assert (firing.event.status, resolved.event.status) == ("firing", "resolved")
+    assert (firing.event_status, resolved.event_status) == ("firing", "resolved")
+    assert "RESOLVED" in body_text(config, resolved)
     assert firing.fingerprint == resolved.fingerprint
 
 

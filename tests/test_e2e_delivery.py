@@ -395,7 +395,8 @@ def test_config_error_like_310000_becomes_a_dead_letter_with_dingtalks_reason(
     assert row["errcode"] == errcode, row
     assert row["errmsg"] == errmsg, row
     assert row["target"] == "ding" and row["attempts"] == 1, row
-    assert json.loads(row["message"])["title"] == "[FIRING] Refused0000", row
+    # The dead letter keeps the alert itself (its message is rendered from it when sent).
+    assert json.loads(row["event"])["labels"]["alertname"] == "Refused0000", row
     # Permanent: one call, no retry, nothing in the chat.
     calls = token_requests(sim, token)
     assert [r["errcode"] for r in calls] == [errcode], calls

@@ -34,7 +34,7 @@ from bridge.dingtalk.worknotice import work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
-from bridge.render import fallback_message, render
+from bridge.render import fallback_message, plain_title, render, render_title
 from bridge.store import outbox
 from bridge.store.db import Store
 from bridge.store.outbox import Row
@@ -167,6 +167,13 @@ class TargetSender:
         left = rate.messages - sum(1 for t in self.history if t > now - window)
         return max(1, min(self.target.policy.digest_after, left))
 
+    def _title(self, row: Row) -> str:
+        if row.event is None:
+            return row.message.title
+        rule = self.rules().get(row.rule)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        return render_title(rule, row.event, now) if rule else plain_title(row.event)
+
     def _body(self, row: Row) -> Message:
         """The whole message for a row sent on its own, rendered now from its event."""
         if row.event is None:
@@ -202,7 +209,7 @@ class TargetSender:
 
     def _digest(self, rows: list[Row], backlog: int) -> tuple[list[Row], Message]:
         fresh = [r for r in rows if r.parts_sent == 0]
-        items = [Item(r.message.title, r.event_status, r.message.mention) for r in fresh]
+        items = [Item(self._title(r), r.event_status, r.message.mention) for r in fresh]
         target = self.target
 
         def body_of(message: Message) -> dict[str, object]:
