@@ -6,33 +6,32 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from bridge import __version__
-from bridge.config.compile import load_config
-from bridge.config.model import Config
-from bridge.errors import ConfigError, DeliveryError, InputError
+from bridge.cli_state import load_or_report
+from bridge.errors import DeliveryError, InputError
 from bridge.logs import REDACTOR, fmt_fields, setup
 
 log = logging.getLogger("bridge")
 
 
-def _load(path: str) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(
-            f"{path}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}:",
-            file=sys.stderr,
-        )
-        for problem in exc.problems:
-            print(f"  {problem.format()}", file=sys.stderr)
-        return None
+T = TypeVar("T")
+
+
+def _pick(kind: str, name: str, choices: Mapping[str, T]) -> T | None:
+    """choices[name], or None after saying which names there are."""
+    if name in choices:
+        return choices[name]
+    print(f"unknown {kind} {name!r}; {kind}s: {', '.join(sorted(choices))}", file=sys.stderr)
+    return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 1
     print(
@@ -49,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bridge.simulator_embed import start_for_config
 
         simulator = start_for_config(args.config, args.simulator)
-    config = _load(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 1
     from bridge.app import run
@@ -66,15 +65,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from bridge.inputs.http import PARSERS
     from bridge.pipeline import plan
 
-    config = _load(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 1
-    spec = config.inputs.get(args.input)
+    spec = _pick("input", args.input, config.inputs)
     if spec is None:
-        print(
-            f"unknown input {args.input!r}; inputs: {', '.join(sorted(config.inputs))}",
-            file=sys.stderr,
-        )
         return 2
     try:
         payload = json.loads(Path(args.payload).read_text("utf-8"))
@@ -116,15 +111,11 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     from bridge.pipeline import new_id
 
     setup("warning")
-    config = _load(args.config)
+    config = load_or_report(args.config)
     if config is None:
         return 1
-    target = config.targets.get(args.target)
+    target = _pick("target", args.target, config.targets)
     if target is None:
-        print(
-            f"unknown target {args.target!r}; targets: {', '.join(sorted(config.targets))}",
-            file=sys.stderr,
-        )
         return 2
     REDACTOR.set_secrets(config.secrets())
     now = datetime.now(UTC)

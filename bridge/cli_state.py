@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bridge import matchers
@@ -29,11 +30,13 @@ DEFAULT_CONFIG = "/etc/dingtalk-bridge/config.yaml"
 _REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")
 
 
-def _config(path: str) -> Config | None:
+def load_or_report(path: str) -> Config | None:
+    """The compiled config, or None after printing every problem (for the commands)."""
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"{path}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem.format()}", file=sys.stderr)
         return None
@@ -54,15 +57,23 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 # -- outbox ------------------------------------------------------------------------------------
 
 
-def cmd_outbox(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+Action = Callable[[argparse.Namespace, Config, Store], int]
+
+
+def _on_store(args: argparse.Namespace, actions: dict[str, Action]) -> int:
+    """Run the chosen action with the config's state store open."""
+    config = load_or_report(args.config)
     if config is None:
         return 1
     store = Store(config.state_dir, config.synchronous)
     try:
-        return int(_OUTBOX[args.action](args, config, store))
+        return actions[args.action](args, config, store)
     finally:
         store.close()
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    return _on_store(args, _OUTBOX)
 
 
 def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -196,7 +207,7 @@ def _outbox_purge(args: argparse.Namespace, config: Config, store: Store) -> int
     return 0
 
 
-_OUTBOX = {
+_OUTBOX: dict[str, Action] = {
     "list": _outbox_list,
     "show": _outbox_show,
     "retry": _outbox_retry,
@@ -208,14 +219,7 @@ _OUTBOX = {
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
-    config = _config(args.config)
-    if config is None:
-        return 1
-    store = Store(config.state_dir, config.synchronous)
-    try:
-        return int(_SILENCE[args.action](args, config, store))
-    finally:
-        store.close()
+    return _on_store(args, _SILENCE)
 
 
 def _parse_match(text: str) -> matchers.Matcher:
@@ -289,7 +293,11 @@ def _silence_expire(args: argparse.Namespace, config: Config, store: Store) -> i
     return 0
 
 
-_SILENCE = {"add": _silence_add, "list": _silence_list, "expire": _silence_expire}
+_SILENCE: dict[str, Action] = {
+    "add": _silence_add,
+    "list": _silence_list,
+    "expire": _silence_expire,
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
