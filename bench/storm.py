@@ -34,12 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     simulator = Simulator(spec={"robots": {TOKEN: {"keywords": ["告警"]}}}, extra=["--quiet"])
-    daemon = Daemon({
-        "targets": {"ops": {"type": "robot", "webhook": simulator.robot_url(TOKEN),
-                            "keywords": ["告警"]}},
-        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
-        "rules": [{"name": "all", "targets": ["ops"]}],
-    })
+    daemon = Daemon(
+        {
+            "targets": {
+                "ops": {
+                    "type": "robot",
+                    "webhook": simulator.robot_url(TOKEN),
+                    "keywords": ["告警"],
+                }
+            },
+            "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+            "rules": [{"name": "all", "targets": ["ops"]}],
+        }
+    )
     try:
         session = requests.Session()
         start = time.monotonic()
@@ -48,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             due = start + args.over * i / args.alerts
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
-            response = session.post(f"{daemon.url}/am", json=am_alert_payload(f"Storm{i:05d}"),
-                                    timeout=10)
+            response = session.post(
+                f"{daemon.url}/am", json=am_alert_payload(f"Storm{i:05d}"), timeout=10
+            )
             accepted += response.status_code == 200
         posted = time.monotonic() - start
         seen: set[str] = set()

@@ -501,7 +501,11 @@ class _Compiler:
                     group_by=self._strs(spec["group_by"]) if "group_by" in spec else None,
                     group_wait=self._duration(spec.get("group_wait"), 30.0),
                     group_interval=self._duration(spec.get("group_interval"), 300.0),
-                    repeat_interval=self._duration(spec.get("repeat_interval"), 14_400.0),
+                    # Alertmanager already decides when to repeat (its own repeat_interval): a
+                    # rule fed only by it passes every notification on unless told otherwise.
+                    repeat_interval=self._duration(
+                        spec.get("repeat_interval"), 0.0 if kinds == {"alertmanager"} else 14_400.0
+                    ),
                     send_resolved=spec.get("send_resolved") is not False,
                 )
             )
