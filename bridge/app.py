@@ -7,13 +7,16 @@ routes) and one sender per target. `Bridge` is the only object that knows every 
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import queue
 import signal
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -21,15 +24,17 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
+from bridge.config.compile import load_config
 from bridge.config.model import Config, HttpInput, Rule
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
-from bridge.errors import Reason
+from bridge.errors import ConfigError, Reason
 from bridge.grouper import Grouper
 from bridge.inputs.http import HttpApp
 from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Event
+from bridge.reload import ConfigWatcher
 from bridge.store import outbox
 from bridge.store.db import Store
 
@@ -57,6 +62,9 @@ class Bridge:
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.inputs.values()}
+        self._reload_lock = threading.Lock()
+        self.last_reload: dict[str, Any] | None = None
+        self.after_reload: Callable[[Config], None] = lambda config: None
         REDACTOR.set_secrets(config.secrets())
 
     def _rules(self) -> Mapping[str, Rule]:
@@ -92,6 +100,7 @@ class Bridge:
                 "path": str(self.config.path),
                 "hash": self.config.digest[:12],
                 "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
+                "last_reload": self.last_reload,
             },
             "store": {"writable": writable, "dead_letters": int(dead)},
             "queues": {
@@ -105,6 +114,124 @@ class Bridge:
                 for name in self.config.targets
             },
         }
+
+    # -- reload --------------------------------------------------------------------------------
+
+    def reload(self, trigger: str) -> dict[str, Any]:
+        """Load the config file again and, if it is valid and different, switch to it.
+
+        Everything fallible happens first (reading, validating, compiling); a failure changes
+        nothing that runs. Then one assignment swaps the config (rules, templates, routes,
+        targets); senders are replaced only for targets that changed, and only after the old one
+        stopped, so a target never has two senders. Queued messages stay in the outbox through
+        it all. The listener, the state store and the HTTP session are long-lived: a change to
+        `server` (other than its reload token), `state_dir` or `synchronous` needs a restart.
+        """
+        with self._reload_lock:
+            result = self._reload(trigger)
+            self.last_reload = {**result, "at": self.clock().isoformat(timespec="seconds")}
+            self.after_reload(self.config)
+            return result
+
+    def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
+        """POST /-/reload: 200 reloaded or unchanged, 422 with the problems, 401 without the
+        configured token."""
+        token = self.config.server.reload_token
+        if token is not None:
+            scheme, _, given = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                return 401, {
+                    "status": "error",
+                    "reason": "unauthorized",
+                    "error": "POST /-/reload needs the reload token",
+                }
+        result = self.reload("POST /-/reload")
+        return (422 if result["result"] == "failed" else 200), result
+
+    def _reload(self, trigger: str) -> dict[str, Any]:
+        old = self.config
+        try:
+            new = load_config(old.path)
+        except ConfigError as exc:
+            log.error(
+                fmt_fields(
+                    "reload failed, old config kept", trigger=trigger, problems=len(exc.problems)
+                )
+            )
+            for problem in exc.problems:
+                log.error(f"  {problem.format()}")
+            return {
+                "result": "failed",
+                "trigger": trigger,
+                "problems": [p.format() for p in exc.problems],
+            }
+        if new.digest == old.digest:
+            log.info(fmt_fields("reload skipped, nothing changed", trigger=trigger))
+            return {"result": "unchanged", "trigger": trigger, "hash": old.digest[:12]}
+        kept = []
+        if (new.server.host, new.server.port, new.server.threads, new.server.max_body_bytes) != (
+            old.server.host,
+            old.server.port,
+            old.server.threads,
+            old.server.max_body_bytes,
+        ):
+            kept.append("server")
+        if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
+            kept.append("state_dir/synchronous")
+        new = replace(
+            new,
+            server=replace(old.server, reload_token=new.server.reload_token),
+            state_dir=old.state_dir,
+            synchronous=old.synchronous,
+        )
+        changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
+        removed = set(old.targets) - set(new.targets)
+        fresh = {
+            n: TargetSender(new.targets[n], self.store, self.client, self._rules) for n in changed
+        }
+        REDACTOR.set_secrets([*old.secrets(), *new.secrets()])
+        retiring = [self.senders[n] for n in changed | removed if n in self.senders]
+        # The swap: from here on requests route, match and render with the new config.
+        self.config = new
+        self._routes = {spec.path: spec for spec in new.inputs.values()}
+        for sender in retiring:
+            sender.stop(self.config.shutdown_timeout)
+        self.senders = {
+            **{n: s for n, s in self.senders.items() if n not in changed | removed},
+            **fresh,
+        }
+        for sender in fresh.values():
+            sender.start()
+        self.loaded_at = self.clock()
+        REDACTOR.set_secrets(new.secrets())
+        summary = {
+            "result": "success",
+            "trigger": trigger,
+            "hash": new.digest[:12],
+            "targets_changed": sorted(changed - set(old.targets))
+            + sorted(changed & set(old.targets)),
+            "targets_removed": sorted(removed),
+            "needs_restart": kept,
+        }
+        log.info(
+            fmt_fields(
+                "config reloaded",
+                trigger=trigger,
+                hash=new.digest[:12],
+                rules=len(new.rules),
+                inputs=len(new.inputs),
+                targets=len(new.targets),
+                restarted_senders=",".join(sorted(changed)) or None,
+                removed=",".join(sorted(removed)) or None,
+            )
+        )
+        if kept:
+            log.warning(
+                fmt_fields("reload kept old settings, restart to apply", settings=",".join(kept))
+            )
+        return summary
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -177,17 +304,34 @@ def run(config: Config) -> int:
     )
 
     stop = threading.Event()
+    reloads: queue.Queue[str] = queue.Queue()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info(fmt_fields("stopping", signal=signal.Signals(signum).name))
         stop.set()
 
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloads.put("SIGHUP")  # the reload runs in the main loop, not in the signal handler
+
+    def after_reload(config: Config) -> None:
+        watcher.watch([config.path, *config.template_files])
+
+    watcher = ConfigWatcher(lambda: reloads.put("file change"))
+    after_reload(config)
+    bridge.after_reload = after_reload
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(0.5):
-        if not serving.is_alive():
-            log.error("http server stopped unexpectedly")
-            break
+    signal.signal(signal.SIGHUP, on_hangup)
+    while not stop.is_set():
+        try:
+            trigger = reloads.get(timeout=0.5)
+        except queue.Empty:
+            if not serving.is_alive():
+                log.error("http server stopped unexpectedly")
+                break
+            continue
+        bridge.reload(trigger)
+    watcher.stop()
     server.close()  # stop accepting; requests in flight finish on their threads
     left = bridge.stop(config.shutdown_timeout)
     bridge.store.close()

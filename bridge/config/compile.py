@@ -158,9 +158,13 @@ class _Compiler:
         rules = self._rules(self._list(data.get("rules")), targets, inputs, env)
         if self.problems:
             return None
+        # The digest covers every file the config reads, so a template edit is a change too.
+        digest = hashlib.sha256(self.digest.encode())
+        for template in sorted(self.template_files):
+            digest.update(template.read_bytes())
         return m.Config(
             path=self.file,
-            digest=self.digest,
+            digest=digest.hexdigest(),
             server=server,
             timezone=tz,
             targets=targets,
@@ -184,6 +188,7 @@ class _Compiler:
         max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
         threads = spec.get("threads", m.DEFAULT_THREADS)
         return m.ServerConfig(
+            reload_token=self._secret(("server",), spec, "reload_token", required=False),
             host=host,
             port=port,
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,

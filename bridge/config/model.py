@@ -56,6 +56,7 @@ class ServerConfig:
     port: int
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
+    reload_token: str | None = field(default=None, repr=False)  # guards POST /-/reload
 
 
 @dataclass(frozen=True)
@@ -159,4 +160,5 @@ class Config:
             else:
                 values.append(target.app_secret)
         values += [i.token or "" for i in self.inputs.values()]
+        values.append(self.server.reload_token or "")
         return tuple(v for v in values if v)

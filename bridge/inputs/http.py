@@ -32,6 +32,7 @@ PARSERS: Mapping[str, Parser] = {"alertmanager": parse_notification, "webhook": 
 _STATUS_TEXT = {
     200: "OK",
     400: "Bad Request",
+    422: "Unprocessable Content",
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -51,6 +52,8 @@ class Intake(Protocol):
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
     def reject(self, input_name: str, reason: Reason) -> None: ...
+
+    def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]: ...
 
 
 def _json(
@@ -97,7 +100,7 @@ class HttpApp:
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if path.startswith("/-/"):
-                return self._builtin(path, method, start)
+                return self._builtin(path, method, environ, start)
             return self._input(path, method, environ, start)
         except InputError as exc:
             return _error(start, exc)
@@ -113,9 +116,16 @@ class HttpApp:
                 },
             )
 
-    def _builtin(self, path: str, method: str, start: StartResponse) -> list[bytes]:
-        if path not in ("/-/healthy", "/-/ready"):
+    def _builtin(
+        self, path: str, method: str, environ: dict[str, Any], start: StartResponse
+    ) -> list[bytes]:
+        if path not in ("/-/healthy", "/-/ready", "/-/reload"):
             raise InputError(404, Reason.NOT_FOUND, f"no endpoint at {path}")
+        if path == "/-/reload":
+            if method != "POST":
+                raise InputError(405, Reason.METHOD_NOT_ALLOWED, f"{path} accepts POST")
+            status, body = self.intake.reload_over_http(environ.get("HTTP_AUTHORIZATION", ""))
+            return _json(start, status, body)
         if method not in ("GET", "HEAD"):
             start("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
             return [b""]

@@ -1,0 +1,89 @@
+"""What triggers a config reload: file changes (watchdog), debounced.
+
+The directories holding the config file and its template files are watched, not the files:
+editors save by writing a new file and renaming it over the old one, and Kubernetes swaps a
+ConfigMap by re-pointing a `..data` symlink; both show up as events in the directory. Any event
+there (re)starts a short timer; when it fires, the reload runs once, and the reload itself skips
+when nothing it reads has changed (so a burst of fifty saves costs one or two reloads).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger("bridge.reload")
+
+DEBOUNCE = 1.0  # seconds of quiet after the last change before reloading
+
+
+class Debouncer:
+    """Calls `action` once, `delay` seconds after the last `poke()`."""
+
+    def __init__(self, action: Callable[[], None], delay: float = DEBOUNCE) -> None:
+        self.action = action
+        self.delay = delay
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.delay, self.action)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, debouncer: Debouncer) -> None:
+        self.debouncer = debouncer
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads (our own, among others) change nothing
+        self.debouncer.poke()
+
+
+class ConfigWatcher:
+    """Watches the directories of `files`; `reload` runs after changes settle."""
+
+    def __init__(self, reload: Callable[[], Any], delay: float = DEBOUNCE) -> None:
+        self.debouncer = Debouncer(lambda: reload(), delay)
+        self._observer: Any = None
+        self._watched: set[Path] = set()
+
+    def watch(self, files: Iterable[Path]) -> None:
+        """(Re)point the watches at the directories of `files` (after each reload)."""
+        directories = {Path(f).absolute().parent for f in files}
+        if directories == self._watched:
+            return
+        self.stop()
+        observer = Observer()
+        handler = _Handler(self.debouncer)
+        for directory in sorted(directories):
+            if directory.is_dir():
+                observer.schedule(handler, str(directory), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer, self._watched = observer, directories
+        log.debug("watching %s", ", ".join(str(d) for d in sorted(directories)))
+
+    def stop(self) -> None:
+        self.debouncer.cancel()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(2.0)
+            self._observer = None
+        self._watched = set()
