@@ -33,7 +33,7 @@ from bridge.grouper import Grouper
 from bridge.inputs.http import HttpApp
 from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
-from bridge.model import Event
+from bridge.model import Accepted, Event
 from bridge.reload import ConfigWatcher
 from bridge.store import outbox
 from bridge.store.db import Store
@@ -84,7 +84,7 @@ class Bridge:
     def reject(self, input_name: str, reason: Reason) -> None:
         self.intake.reject(input_name, reason)
 
-    def accept(self, spec: HttpInput, events: list[Event]) -> int:
+    def accept(self, spec: HttpInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock())
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

@@ -21,7 +21,7 @@ from bridge.alerting.silences import Silence, filter_event
 from bridge.config.model import Config, HttpInput
 from bridge.errors import InputError, Reason
 from bridge.logs import fmt_fields
-from bridge.model import Delivery, Event
+from bridge.model import Accepted, Delivery, Event
 from bridge.notify import notify
 from bridge.rules import matching_rules
 from bridge.store import alertlog, outbox
@@ -73,10 +73,13 @@ class Intake:
         with self._lock:
             self.counters.rejected[(input_name, reason.value)] += 1
 
-    def accept(self, config: Config, spec: HttpInput, events: list[Event], now: datetime) -> int:
+    def accept(
+        self, config: Config, spec: HttpInput, events: list[Event], now: datetime
+    ) -> Accepted:
         stamp = now.timestamp()
         deliveries: list[Delivery] = []
         notes: list[str] = []
+        tally = Accepted()
         self._refresh(stamp)
         with self._lock:
             silences = [*config.silences, *self._runtime_silences]
@@ -84,7 +87,7 @@ class Intake:
         try:
             with self.store.transaction() as conn:
                 for event in events:
-                    deliveries += self._one(conn, config, event, silences, now, notes)
+                    deliveries += self._one(conn, config, event, silences, now, notes, tally)
                 self._check_room(config, deliveries)
                 outbox.enqueue(conn, deliveries, stamp)
         except sqlite3.Error as exc:
@@ -94,12 +97,17 @@ class Intake:
             ) from exc
         for line in notes:
             log.info(line)
+        tally.messages = len(deliveries)
+        with self._lock:
+            self.counters.silenced += tally.silenced
+            self.counters.unmatched += tally.unmatched
+            self.counters.deduplicated += tally.not_sent_again_yet
+            self.counters.grouped += tally.held_for_grouping
+            for d in deliveries:
+                self._depths[d.target] = self._depths.get(d.target, 0) + 1
         if deliveries:
-            with self._lock:
-                for d in deliveries:
-                    self._depths[d.target] = self._depths.get(d.target, 0) + 1
             self.on_queued({d.target for d in deliveries})
-        return len(deliveries)
+        return tally
 
     def _check_room(self, config: Config, deliveries: list[Delivery]) -> None:
         """Refuse (503) rather than let one target's backlog grow without bound."""
@@ -121,6 +129,7 @@ class Intake:
         silences: list[Silence],
         now: datetime,
         notes: list[str],
+        tally: Accepted,
     ) -> list[Delivery]:
         kept, swallowed = filter_event(event, silences, now.timestamp())
         for silence, fingerprint in swallowed:
@@ -133,23 +142,23 @@ class Intake:
                     matchers=silence.describe(),
                 )
             )
-        with self._lock:
-            self.counters.silenced += len(swallowed)
+        tally.silenced += len(swallowed)
         if kept is None:
             return []
         rules = matching_rules(config.rules, kept)
         if not rules:
+            tally.unmatched += 1
             self._note_unmatched(kept, notes)
             return []
         out: list[Delivery] = []
         for rule in rules:
             if rule.group_by is not None:
                 self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)
+                tally.held_for_grouping += 1
                 continue
             result = notify(conn, rule, kept, kept.fingerprint, now)
             if result.reason is None:
-                with self._lock:
-                    self.counters.deduplicated += 1
+                tally.not_sent_again_yet += 1
                 log.debug(
                     fmt_fields(
                         "not sent again yet",
@@ -185,13 +194,10 @@ class Intake:
                 now.timestamp(),
                 group_wait,
             )
-        with self._lock:
-            self.counters.grouped += 1
 
     def _note_unmatched(self, event: Event, notes: list[str]) -> None:
         key = f"{event.input}/{event.fingerprint}"
         with self._lock:
-            self.counters.unmatched += 1
             if key in self._unmatched_seen:
                 return
             self._unmatched_seen[key] = None

@@ -111,6 +111,17 @@ class Delivery:
     event: Event | None = None
 
 
+@dataclass
+class Accepted:
+    """What became of one request's events (the HTTP answer shows it)."""
+
+    messages: int = 0  # queued for sending
+    held_for_grouping: int = 0  # alert groups that will be sent at their next flush
+    silenced: int = 0  # alerts swallowed by a silence
+    not_sent_again_yet: int = 0  # unchanged alerts within their rule's repeat_interval
+    unmatched: int = 0  # events no rule matched
+
+
 def label_fingerprint(labels: Mapping[str, str]) -> str:
     """A stable identity for a label set (order-independent), 16 hex digits."""
     # JSON keeps names and values apart whatever characters they contain.

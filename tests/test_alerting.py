@@ -669,15 +669,16 @@ def test_intake_silences_swallow_matching_events_only(
     queued = intake.accept(config, spec, events, at(0))
     expected_fps = [e.fingerprint for e in events[int(silenced) :]]
     assert sorted(r.fingerprint for r in rows(store)) == sorted(expected_fps)
-    assert queued == len(expected_fps)
-    assert intake.counters.silenced == int(silenced)
+    assert queued.messages == len(expected_fps)
+    assert queued.silenced == intake.counters.silenced == int(silenced)
 
 
 def test_intake_unmatched_events_produce_no_row(config: Config, store: Store) -> None:
     queued = Queued()
     intake = Intake(store, queued)
     events = hook_events(config, "nobody-routes-this")
-    assert intake.accept(config, config.inputs["hook"], events, at(0)) == 0
+    accepted = intake.accept(config, config.inputs["hook"], events, at(0))
+    assert (accepted.messages, accepted.unmatched) == (0, len(events))
     assert rows(store) == []
     assert queued.calls == []
     assert intake.counters.unmatched == 1

@@ -67,7 +67,9 @@ def test_a_silence_added_at_runtime_swallows_matching_alerts_until_expired(sim: 
         assert silence_id in listed.stdout and "disk maintenance" in listed.stdout
         time.sleep(1.2)  # the daemon re-reads runtime silences every second
 
-        assert daemon.post("/am", am_alert_payload("DiskFull")).status_code == 200
+        swallowed = daemon.post("/am", am_alert_payload("DiskFull"))
+        assert swallowed.status_code == 200
+        assert (swallowed.json()["silenced"], swallowed.json()["messages"]) == (1, 0)
         assert daemon.post("/am", am_alert_payload("CpuHigh")).status_code == 200
         sim.wait_messages(1)
         wait_until(lambda: f"silence={silence_id}" in daemon.log())

@@ -42,7 +42,9 @@ def test_grouping_sends_one_message_per_group_after_group_wait(sim: Simulator) -
     try:
         started = time.monotonic()
         for check in ("Latency", "Errors", "Saturation"):
-            assert daemon.post("/hook", {"check": check, "service": "pay"}).status_code == 200
+            answer = daemon.post("/hook", {"check": check, "service": "pay"})
+            assert answer.status_code == 200
+            assert (answer.json()["messages"], answer.json()["held_for_grouping"]) == (0, 1)
         assert daemon.post("/hook", {"check": "Latency", "service": "web"}).status_code == 200
         messages = sim.wait_messages(2, timeout=10)
         assert time.monotonic() - started >= 1.0  # nothing before group_wait
@@ -67,7 +69,8 @@ def test_the_same_alert_is_not_sent_again_before_repeat_interval(sim: Simulator)
         daemon.post("/hook", payload)
         sim.wait_messages(1)
         started = time.monotonic()
-        daemon.post("/hook", payload)  # the same alert again: deduplicated
+        again = daemon.post("/hook", payload)  # the same alert again: deduplicated
+        assert again.json()["not_sent_again_yet"] == 1 and again.json()["messages"] == 0
         time.sleep(1.0)
         assert len(sim.messages()) == 1
         wait_until(lambda: time.monotonic() - started > 3.2, timeout=5)

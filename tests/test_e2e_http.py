@@ -113,7 +113,15 @@ def test_markdown_to_a_signed_keyword_robot_with_highlighted_mentions(
 ) -> None:
     response = daemon.post("/alertmanager", am_payload("SignedCase"))
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "accepted", "events": 1, "messages": 1}
+    assert response.json() == {
+        "status": "accepted",
+        "events": 1,
+        "messages": 1,
+        "held_for_grouping": 0,
+        "silenced": 0,
+        "not_sent_again_yet": 0,
+        "unmatched": 0,
+    }
     [message] = sim.wait_messages(1, token="tok-signed")
     assert message["msgtype"] == "markdown"
     assert "SignedCase" in message["body"]["markdown"]["text"]

@@ -128,6 +128,7 @@ def test_unmatched_events_are_counted_and_logged_once(
     spec = config.inputs["bare"]
     with caplog.at_level(logging.INFO, logger="bridge"):
         for _ in range(3):
-            assert bridge.accept(spec, parse_webhook({"a": 1}, spec, NOW)) == 0
+            accepted = bridge.accept(spec, parse_webhook({"a": 1}, spec, NOW))
+            assert (accepted.messages, accepted.unmatched) == (0, 1)
     assert bridge.intake.counters.unmatched == 3
     assert sum("no rule matched" in r.getMessage() for r in caplog.records) == 1

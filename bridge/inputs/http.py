@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from bridge.errors import InputError, Reason
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
 from bridge.logs import fmt_fields
-from bridge.model import Event
+from bridge.model import Accepted, Event
 
 log = logging.getLogger("bridge.http")
 
@@ -47,7 +48,7 @@ class Intake(Protocol):
 
     def routes(self) -> Mapping[str, HttpInput]: ...
 
-    def accept(self, spec: HttpInput, events: list[Event]) -> int: ...
+    def accept(self, spec: HttpInput, events: list[Event]) -> Accepted: ...
 
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
@@ -172,8 +173,8 @@ class HttpApp:
                 )
             )
             raise
-        queued = self.intake.accept(spec, events)
-        return _json(start, 200, {"status": "accepted", "events": len(events), "messages": queued})
+        accepted = self.intake.accept(spec, events)
+        return _json(start, 200, {"status": "accepted", "events": len(events), **asdict(accepted)})
 
     @staticmethod
     def _authorize(spec: HttpInput, environ: dict[str, Any]) -> None:
