@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config.compile import load_config, parse_listen
+from bridge.config.compile import load_config
 from bridge.config.model import Config, RobotTarget, WorkNoticeTarget
+from bridge.listen import parse_listen
 from bridge.model import MSGTYPES, Event
 from bridge.rules import matching_rules
 

@@ -8,7 +8,6 @@ run on documents that failed schema validation (so one bad key does not hide a b
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from bridge.config.yamlsource import Document, PathKey, format_path, load_docume
 from bridge.delivery.ratelimit import RateLimit
 from bridge.durations import parse_duration
 from bridge.errors import ConfigError, Problem
+from bridge.listen import parse_listen
 from bridge.model import Mention, MsgType
 from bridge.store.db import state_dir_from_env
 from bridge.templating import (
@@ -630,19 +630,3 @@ def _known(what: str, names: list[str]) -> str:
 
 def _variables_hint(allowed: frozenset[str]) -> str:
     return "variables: " + ", ".join(sorted(allowed))
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """ "host:port" or "[v6]:port" -> (host, port); raises ValueError."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f'"{listen}" is not host:port')
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"port {port} is out of range")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        ipaddress.IPv6Address(host)  # ValueError names the bad address
-    elif not host:
-        raise ValueError(f'"{listen}" has no host (use 0.0.0.0 to listen everywhere)')
-    return host, port

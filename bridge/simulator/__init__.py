@@ -14,7 +14,7 @@ Public API:
 from __future__ import annotations
 
 from bridge.simulator.cli import main
-from bridge.simulator.server import SimulatorServer, parse_listen, serve_in_thread
+from bridge.simulator.server import SimulatorServer, serve_in_thread
 from bridge.simulator.spec import AppSpec, RobotSpec, SimulatorSpec, SpecError, load_spec
 from bridge.simulator.state import SimulatorState
 from bridge.simulator.wsgi import SimulatorApp
@@ -29,6 +29,5 @@ __all__ = [
     "SpecError",
     "load_spec",
     "main",
-    "parse_listen",
     "serve_in_thread",
 ]

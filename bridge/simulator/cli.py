@@ -13,7 +13,8 @@ import sys
 import threading
 from types import FrameType
 
-from bridge.simulator.server import DEFAULT_THREADS, parse_listen, serve_in_thread
+from bridge.listen import parse_listen
+from bridge.simulator.server import DEFAULT_THREADS, serve_in_thread
 from bridge.simulator.spec import DEFAULT_RATE_PER_MINUTE, SimulatorSpec, SpecError, load_spec
 from bridge.simulator.state import SimulatorState
 

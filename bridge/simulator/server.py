@@ -20,19 +20,12 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
+from bridge.listen import parse_listen
 from bridge.simulator.state import SimulatorState
 from bridge.simulator.wsgi import SimulatorApp
 
 DEFAULT_THREADS = 8
 _LOOP_TIMEOUT = 0.2  # seconds; bounds how long stop() waits for the loop to notice
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """ "HOST:PORT" (or "[v6]:PORT") → (host, port). Port 0 means "pick a free port"."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"expected HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
 
 
 class SimulatorServer:
