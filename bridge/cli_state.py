@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 
 from bridge import matchers
 from bridge.config.compile import load_config
-from bridge.config.model import Config
+from bridge.config.model import Config, Rule
 from bridge.durations import format_duration, parse_duration
 from bridge.errors import ConfigError
 from bridge.model import Message
-from bridge.render import fallback_message, plain_title, render, render_title
+from bridge.render import queued_message, queued_title
 from bridge.store import outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
@@ -106,26 +106,19 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
+def _rule(config: Config, name: str) -> Rule | None:
+    return next((r for r in config.rules if r.name == name), None)
+
+
 def _title(config: Config, row: outbox.Row) -> str:
-    """A row's title as the sender would render it now (bodies and titles are rendered when
-    sent, so the row itself holds the event)."""
-    if row.event is None:
-        return row.message.title
-    rule = next((r for r in config.rules if r.name == row.rule), None)
-    now = datetime.now(UTC)
-    return render_title(rule, row.event, now) if rule else plain_title(row.event)
+    """A row's title as the sender would render it now (rows hold the event, not the text)."""
+    return queued_title(_rule(config, row.rule), row.message, row.event, datetime.now(UTC))
 
 
 def _message(config: Config, row: outbox.Row) -> Message:
     """The whole message as the sender would render it now."""
-    if row.event is None:
-        return row.message
-    rule = next((r for r in config.rules if r.name == row.rule), None)
-    if rule is None:
-        return fallback_message(
-            row.rule, row.message.msgtype, row.message.mention, row.event, why="rule removed since"
-        )
-    return render(rule, row.event, datetime.now(UTC)).message
+    now = datetime.now(UTC)
+    return queued_message(_rule(config, row.rule), row.rule, row.message, row.event, now).message
 
 
 def _row_json(config: Config, row: outbox.Row) -> dict[str, object]:

@@ -177,3 +177,25 @@ def fallback_message(
         mention=mention,
         fallback=True,
     )
+
+
+def queued_title(rule: Rule | None, head: Message, event: Event | None, now: datetime) -> str:
+    """The title of a queued message (see model.Delivery): rendered from its event now."""
+    if event is None:
+        return head.title
+    return render_title(rule, event, now) if rule else plain_title(event)
+
+
+def queued_message(
+    rule: Rule | None, rule_name: str, head: Message, event: Event | None, now: datetime
+) -> Rendered:
+    """The whole of a queued message, rendered from its event now. A rule removed by a reload
+    since the alert was accepted still gets its alert sent, as a plain fallback."""
+    if event is None:
+        return Rendered(head)
+    if rule is None:
+        fallback = fallback_message(
+            rule_name, head.msgtype, head.mention, event, why="rule removed since"
+        )
+        return Rendered(fallback, error="the rule was removed by a reload since")
+    return render(rule, event, now)

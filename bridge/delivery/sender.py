@@ -34,7 +34,7 @@ from bridge.dingtalk.worknotice import work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
-from bridge.render import fallback_message, plain_title, render, render_title
+from bridge.render import queued_message, queued_title
 from bridge.store import outbox
 from bridge.store.db import Store
 from bridge.store.outbox import Row
@@ -168,40 +168,22 @@ class TargetSender:
         return max(1, min(self.target.policy.digest_after, left))
 
     def _title(self, row: Row) -> str:
-        if row.event is None:
-            return row.message.title
-        rule = self.rules().get(row.rule)
         now = datetime.fromtimestamp(self.clock(), UTC)
-        return render_title(rule, row.event, now) if rule else plain_title(row.event)
+        return queued_title(self.rules().get(row.rule), row.message, row.event, now)
 
     def _body(self, row: Row) -> Message:
         """The whole message for a row sent on its own, rendered now from its event."""
-        if row.event is None:
-            return row.message
         now = datetime.fromtimestamp(self.clock(), UTC)
         rule = self.rules().get(row.rule)
-        if rule is None:  # removed by a reload since the alert was accepted: still send it
-            log.warning(
-                fmt_fields(
-                    "rule gone, sent fallback", rule=row.rule, target=self.target.name, id=row.id
-                )
-            )
-            return fallback_message(
-                row.rule,
-                row.message.msgtype,
-                row.message.mention,
-                row.event,
-                why="rule removed since",
-            )
-        rendered = render(rule, row.event, now)
+        rendered = queued_message(rule, row.rule, row.message, row.event, now)
         if rendered.error:
             log.error(
                 fmt_fields(
-                    "template failed, sent fallback",
+                    "template failed, sent fallback" if rule else "rule gone, sent fallback",
                     rule=row.rule,
                     target=self.target.name,
                     id=row.id,
-                    reason="template",
+                    reason="template" if rule else "rule_removed",
                     error=rendered.error,
                 )
             )
