@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -20,6 +21,9 @@ from bridge.store import alertlog, outbox
 from bridge.store.db import Store
 
 log = logging.getLogger("bridge.grouper")
+
+PRUNE_EVERY = 3600.0  # seconds between notification-log clean-ups
+LOG_KEEP = 7 * 86_400.0  # the least time a notification-log entry is kept
 
 
 class Grouper:
@@ -50,9 +54,13 @@ class Grouper:
         self._thread.join(5.0)
 
     def _run(self) -> None:
+        pruned_at = float("-inf")
         while not self._stop.is_set():
             try:
                 self.flush_due()
+                if time.monotonic() - pruned_at > PRUNE_EVERY:
+                    self.prune_log()
+                    pruned_at = time.monotonic()
                 with self.store.reading() as conn:
                     next_at = alertlog.next_flush_at(conn)
             except Exception:  # never let one bad group stop all grouping
@@ -63,6 +71,15 @@ class Grouper:
             )
             self._wake.wait(wait)
             self._wake.clear()
+
+    def prune_log(self) -> int:
+        """Forget notification-log entries nobody has touched for long (an alert that stopped
+        arriving without ever resolving): beyond twice the longest repeat_interval, and at least
+        a week, an entry can no longer suppress anything useful. Returns how many went."""
+        longest = max((r.repeat_interval for r in self.config().rules), default=0.0)
+        older_than = self.clock().timestamp() - max(LOG_KEEP, 2 * longest)
+        with self.store.transaction() as conn:
+            return alertlog.prune_entries(conn, older_than)
 
     def flush_due(self) -> int:
         """Flush every group whose time has come; returns how many messages were queued."""

@@ -23,7 +23,7 @@ from bridge.inputs.webhook import parse_webhook
 from bridge.intake import Intake
 from bridge.model import Event
 from bridge.render import render
-from bridge.store import outbox
+from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 from tests.harness import compile_yaml, fixture_json
@@ -682,3 +682,23 @@ def test_intake_unmatched_events_produce_no_row(config: Config, store: Store) ->
     assert rows(store) == []
     assert queued.calls == []
     assert intake.counters.unmatched == 1
+
+
+def test_grouper_forgets_log_entries_untouched_for_a_week(config: Config, store: Store) -> None:
+    intake = Intake(store, Queued())
+    spec = config.inputs["hook"]
+    week = 7 * 86_400
+    intake.accept(config, spec, hook_events(config, "web"), at(0))
+    clock = [at(week - 1)]
+    grouper = Grouper(store, lambda: config, Queued(), clock=lambda: clock[0])
+    [event] = hook_events(config, "web")
+
+    def entry() -> object:
+        with store.reading() as conn:
+            return alertlog.get_entry(conn, "direct", event.fingerprint)
+
+    assert grouper.prune_log() == 0  # still within a week (and twice the 1h repeat_interval)
+    assert entry() is not None
+    clock[0] = at(week + 1)
+    assert grouper.prune_log() == 1
+    assert entry() is None

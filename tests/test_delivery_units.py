@@ -15,7 +15,7 @@ from bridge.codec import event_from_json, event_to_json, message_from_json, mess
 from bridge.config.model import HttpInput
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
-from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, capacity, next_slot
+from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, next_slot
 from bridge.dingtalk.robot import robot_body
 from bridge.dingtalk.sizing import TRUNCATED_MARKER, encode
 from bridge.inputs.alertmanager import parse_notification
@@ -29,7 +29,7 @@ ROBOT = RateLimit(20, 60.0)
 WINDOW = ROBOT.per + SAFETY_MARGIN  # 61 s
 
 # --------------------------------------------------------------------------------------------
-# next_slot / capacity
+# next_slot
 # --------------------------------------------------------------------------------------------
 
 
@@ -74,22 +74,6 @@ def test_next_slot(case: SlotCase) -> None:
         window = case.limit.per + SAFETY_MARGIN
         in_window = [t for t in case.history if slot - window < t <= slot]
         assert len(in_window) + 1 <= case.limit.messages
-
-
-CAPACITY_CASES: dict[str, tuple[RateLimit, float, int]] = {
-    "one-window": (ROBOT, WINDOW, 20),
-    "less-than-a-window-counts-one": (ROBOT, 10.0, 20),
-    "two-windows": (ROBOT, 2 * WINDOW, 40),
-    "ten-minutes": (ROBOT, 600.0, int(20 * 600.0 / WINDOW)),
-    "unlimited": (RateLimit(0, 60.0), 60.0, 1 << 30),
-}
-
-
-@pytest.mark.parametrize(
-    ("limit", "seconds", "expected"), CAPACITY_CASES.values(), ids=CAPACITY_CASES
-)
-def test_capacity(limit: RateLimit, seconds: float, expected: int) -> None:
-    assert capacity(limit, seconds) == expected
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,11 +34,3 @@ def next_slot(limit: RateLimit, history: Iterable[float], now: float) -> float:
         return now
     # The call `messages` places back must leave the window first.
     return max(now, recent[-limit.messages] + window)
-
-
-def capacity(limit: RateLimit, seconds: float) -> int:
-    """How many calls fit in the next `seconds` from an empty window (for storm detection)."""
-    if limit.unlimited:
-        return 1 << 30
-    windows = max(1.0, seconds / (limit.per + SAFETY_MARGIN))
-    return int(limit.messages * windows)
