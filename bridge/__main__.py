@@ -61,7 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from bridge.config.model import FileInput
     from bridge.dingtalk.client import bodies_for
+    from bridge.inputs.filetail.records import events_from_text
     from bridge.inputs.http import PARSERS
     from bridge.pipeline import plan
 
@@ -71,10 +73,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     spec = _pick("input", args.input, config.inputs)
     if spec is None:
         return 2
+    now = datetime.now(UTC)
     try:
-        payload = json.loads(Path(args.payload).read_text("utf-8"))
-        now = datetime.now(UTC)
-        events = PARSERS[spec.type](payload, spec, now)
+        if isinstance(spec, FileInput):  # the payload is a sample of the log file
+            text = Path(args.payload).read_text("utf-8", "replace")
+            events = events_from_text(spec, text, str(Path(args.payload).absolute()), now)
+        else:
+            payload = json.loads(Path(args.payload).read_text("utf-8"))
+            events = PARSERS[spec.type](payload, spec, now)
     except (OSError, ValueError) as exc:
         print(f"{args.payload}: cannot read: {exc}", file=sys.stderr)
         return 2
@@ -175,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("render", help="print the DingTalk bodies a payload would produce")
     )
     p.add_argument("--input", required=True, help="the input the payload arrives on")
-    p.add_argument("--payload", required=True, help="a JSON file with the request body")
+    p.add_argument(
+        "--payload",
+        required=True,
+        help="a JSON file with the request body (for a file input: lines of a log)",
+    )
     p.add_argument("--target", help="only bodies for this target")
     p.set_defaults(func=cmd_render)
     p = with_config(sub.add_parser("send-test", help="send one test message to a target"))

@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import signal
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -25,11 +26,12 @@ import requests
 from waitress.server import create_server
 
 from bridge.config.compile import load_config
-from bridge.config.model import Config, HttpInput, Rule
+from bridge.config.model import Config, FileInput, HttpInput, Rule
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, Reason
 from bridge.grouper import Grouper
+from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.http import HttpApp
 from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
@@ -61,7 +63,8 @@ class Bridge:
         }
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
-        self._routes = {spec.path: spec for spec in config.inputs.values()}
+        self._routes = {spec.path: spec for spec in config.http_inputs().values()}
+        self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self._reload_lock = threading.Lock()
         self.last_reload: dict[str, Any] | None = None
         self.after_reload: Callable[[Config], None] = lambda config: None
@@ -76,7 +79,10 @@ class Bridge:
             if sender is not None:
                 sender.wake()
 
-    # -- what the HTTP inputs call -------------------------------------------------------------
+    def _tailer(self, spec: FileInput) -> Tailer:
+        return Tailer(spec, self.store, self.accept_lines, self.clock)
+
+    # -- what the inputs call ------------------------------------------------------------------
 
     def routes(self) -> Mapping[str, HttpInput]:
         return self._routes
@@ -87,6 +93,11 @@ class Bridge:
     def accept(self, spec: HttpInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock())
 
+    def accept_lines(
+        self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
+    ) -> Accepted:
+        return self.intake.accept(self.config, spec, events, self.clock(), also)
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock().timestamp()
         with self.store.reading() as conn:
@@ -94,7 +105,8 @@ class Bridge:
             dead = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0]
         writable = self.store.writable()
         senders = {name: s.alive() for name, s in self.senders.items()}
-        ready = writable and all(senders.values())
+        tailers = {name: t.status() for name, t in self.tailers.items()}
+        ready = writable and all(senders.values()) and all(t["running"] for t in tailers.values())
         return ready, {
             "config": {
                 "path": str(self.config.path),
@@ -113,6 +125,7 @@ class Bridge:
                 }
                 for name in self.config.targets
             },
+            "files": tailers,
         }
 
     # -- reload --------------------------------------------------------------------------------
@@ -195,7 +208,8 @@ class Bridge:
         retiring = [self.senders[n] for n in changed | removed if n in self.senders]
         # The swap: from here on requests route, match and render with the new config.
         self.config = new
-        self._routes = {spec.path: spec for spec in new.inputs.values()}
+        self._routes = {spec.path: spec for spec in new.http_inputs().values()}
+        restarted_inputs = self._swap_tailers(old, new)
         for sender in retiring:
             sender.stop(self.config.shutdown_timeout)
         self.senders = {
@@ -213,6 +227,7 @@ class Bridge:
             "targets_changed": sorted(changed - set(old.targets))
             + sorted(changed & set(old.targets)),
             "targets_removed": sorted(removed),
+            "file_inputs_restarted": restarted_inputs,
             "needs_restart": kept,
         }
         log.info(
@@ -225,6 +240,7 @@ class Bridge:
                 targets=len(new.targets),
                 restarted_senders=",".join(sorted(changed)) or None,
                 removed=",".join(sorted(removed)) or None,
+                restarted_inputs=",".join(restarted_inputs) or None,
             )
         )
         if kept:
@@ -232,6 +248,27 @@ class Bridge:
                 fmt_fields("reload kept old settings, restart to apply", settings=",".join(kept))
             )
         return summary
+
+    def _swap_tailers(self, old: Config, new: Config) -> list[str]:
+        """Keep every file input whose definition is unchanged (its files, offsets and partial
+        lines untouched); stop the others, then start the new and changed ones. A restarted
+        input resumes from the offsets it committed."""
+        old_files, new_files = old.file_inputs(), new.file_inputs()
+        changed = sorted(
+            n
+            for n in set(old_files) | set(new_files)
+            if n not in old_files
+            or n not in new_files
+            or old_files[n].definition != new_files[n].definition
+        )
+        for name in changed:
+            if name in self.tailers:
+                self.tailers.pop(name).stop(self.config.shutdown_timeout)
+        for name in changed:
+            if name in new_files:
+                self.tailers[name] = self._tailer(new_files[name])
+                self.tailers[name].start()
+        return changed
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -243,10 +280,14 @@ class Bridge:
         for sender in self.senders.values():
             sender.start()
         self.grouper.start()
+        for tailer in self.tailers.values():
+            tailer.start()
 
     def stop(self, grace: float) -> int:
         """Stop senders within `grace` seconds in total; return how many messages stay queued."""
         deadline = time.monotonic() + grace
+        for tailer in self.tailers.values():  # first: their last lines go to the outbox
+            tailer.stop(max(0.0, deadline - time.monotonic()))
         self.grouper.stop()
         for sender in self.senders.values():
             sender.request_stop()
@@ -274,7 +315,7 @@ def run(config: Config) -> int:
     bridge = Bridge(config)
     server_cfg = config.server
     largest_body = max(
-        [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.inputs.values())]
+        [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.http_inputs().values())]
     )
     server = create_server(
         HttpApp(bridge, bridge.clock),

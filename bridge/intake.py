@@ -18,7 +18,7 @@ from datetime import datetime
 
 from bridge.alerting import grouping
 from bridge.alerting.silences import Silence, filter_event
-from bridge.config.model import Config, HttpInput
+from bridge.config.model import Config, Input
 from bridge.errors import InputError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
@@ -74,8 +74,15 @@ class Intake:
             self.counters.rejected[(input_name, reason.value)] += 1
 
     def accept(
-        self, config: Config, spec: HttpInput, events: list[Event], now: datetime
+        self,
+        config: Config,
+        spec: Input,
+        events: list[Event],
+        now: datetime,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Accepted:
+        """Commit what `events` cause; `also` writes more in the same transaction (a file
+        input's offsets, so they advance exactly when the events from their lines commit)."""
         stamp = now.timestamp()
         deliveries: list[Delivery] = []
         notes: list[str] = []
@@ -90,6 +97,8 @@ class Intake:
                     deliveries += self._one(conn, config, event, silences, now, notes, tally)
                 self._check_room(config, deliveries)
                 outbox.enqueue(conn, deliveries, stamp)
+                if also is not None:
+                    also(conn)
         except sqlite3.Error as exc:
             log.error(fmt_fields("commit failed", input=spec.name, reason="store", error=str(exc)))
             raise InputError(

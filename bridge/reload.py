@@ -10,6 +10,7 @@ when nothing it reads has changed (so a burst of fifty saves costs one or two re
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -47,13 +48,19 @@ class Debouncer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, debouncer: Debouncer) -> None:
+    def __init__(self, debouncer: Debouncer, names: frozenset[str]) -> None:
         self.debouncer = debouncer
+        self.names = names
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads (our own, among others) change nothing
-        self.debouncer.poke()
+        touched = {os.path.basename(os.fsdecode(p)) for p in (event.src_path, event.dest_path)}
+        # Our files by name (written in place, or renamed over by an editor), or Kubernetes'
+        # `..data` swap (`..data_tmp`, `..2026_11_28...`). Other files in the directory (a state
+        # directory or logs kept beside the config) are none of our business.
+        if touched & self.names or any(name.startswith("..") for name in touched):
+            self.debouncer.poke()
 
 
 class ConfigWatcher:
@@ -63,21 +70,24 @@ class ConfigWatcher:
         self.debouncer = Debouncer(lambda: reload(), delay)
         self._observer: Any = None
         self._watched: set[Path] = set()
+        self._names: frozenset[str] = frozenset()
 
     def watch(self, files: Iterable[Path]) -> None:
         """(Re)point the watches at the directories of `files` (after each reload)."""
-        directories = {Path(f).absolute().parent for f in files}
-        if directories == self._watched:
+        paths = [Path(f).absolute() for f in files]
+        directories = {p.parent for p in paths}
+        names = frozenset(p.name for p in paths)
+        if (directories, names) == (self._watched, self._names):
             return
         self.stop()
         observer = Observer()
-        handler = _Handler(self.debouncer)
+        handler = _Handler(self.debouncer, names)
         for directory in sorted(directories):
             if directory.is_dir():
                 observer.schedule(handler, str(directory), recursive=False)
         observer.daemon = True
         observer.start()
-        self._observer, self._watched = observer, directories
+        self._observer, self._watched, self._names = observer, directories, names
         log.debug("watching %s", ", ".join(str(d) for d in sorted(directories)))
 
     def stop(self) -> None:

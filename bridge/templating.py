@@ -147,3 +147,6 @@ ALERTMANAGER_VARIABLES = frozenset(
 )
 # Templates on a webhook input (labels, status, fingerprint) see the request body and the time.
 WEBHOOK_INPUT_VARIABLES = frozenset({"body", "now"})
+# Templates on a file input's labels see the line (or multiline record), the file, and the
+# pattern's named groups (added per pattern), all as strings.
+FILE_LINE_VARIABLES = frozenset({"line", "path", "filename", "groups"})

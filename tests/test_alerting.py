@@ -477,7 +477,7 @@ def hook_events(
     config: Config, service: str, check: str = "Latency", ok: bool = False, when: float = 0
 ) -> list[Event]:
     body = {"check": check, "service": service, "message": f"{check} on {service}", "ok": ok}
-    return parse_webhook(body, config.inputs["hook"], at(when))
+    return parse_webhook(body, config.http_inputs()["hook"], at(when))
 
 
 def body_text(config: Config, row: outbox.Row) -> str:
@@ -531,7 +531,7 @@ def test_intake_dedup_and_repeat(
     intake = Intake(store, queued)
     for when, service, resolved in steps:
         events = hook_events(config, service, ok=resolved, when=when)
-        intake.accept(config, config.inputs["hook"], events, at(when))
+        intake.accept(config, config.http_inputs()["hook"], events, at(when))
     found = rows(store)
     assert [r.event_status for r in found] == expected
     assert all(r.target == "ops" and r.status == outbox.PENDING for r in found)
@@ -541,7 +541,7 @@ def test_intake_dedup_and_repeat(
 
 def test_intake_resolved_row_is_rendered_as_resolved(config: Config, store: Store) -> None:
     intake = Intake(store, Queued())
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     intake.accept(config, spec, hook_events(config, "web"), at(0))
     intake.accept(config, spec, hook_events(config, "web", ok=True, when=10), at(10))
     firing, resolved = rows(store)
@@ -574,7 +574,7 @@ def test_grouper_flushes_after_group_wait_then_group_interval(config: Config, st
     intake = Intake(store, queued)
     clock = [NOW]
     grouper = Grouper(store, lambda: config, queued, clock=lambda: clock[0])
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     for when, arrivals, expected in GROUP_TIMELINE:
         for service, check in arrivals:
             intake.accept(config, spec, hook_events(config, service, check, when=when), at(when))
@@ -608,7 +608,7 @@ def test_grouper_first_flush_waits_group_wait(
     config: Config, store: Store, flush_at: float, expected: int
 ) -> None:
     intake = Intake(store, Queued())
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     for i, check in enumerate("ABC"):
         intake.accept(config, spec, hook_events(config, "pay", check, when=i), at(i))
     assert rows(store) == []  # a grouping rule never queues directly
@@ -619,7 +619,7 @@ def test_grouper_first_flush_waits_group_wait(
 
 def test_grouper_resolved_group_tells_once_and_ends(config: Config, store: Store) -> None:
     intake = Intake(store, Queued())
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     clock = [at(0)]
     grouper = Grouper(store, lambda: config, Queued(), clock=lambda: clock[0])
     intake.accept(config, spec, hook_events(config, "pay", "A"), at(0))
@@ -664,7 +664,7 @@ def test_intake_silences_swallow_matching_events_only(
                 at(-120).timestamp(),
             )
     intake = Intake(store, Queued())
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     events = [*hook_events(config, service), *hook_events(config, "web", "Other")]
     queued = intake.accept(config, spec, events, at(0))
     expected_fps = [e.fingerprint for e in events[int(silenced) :]]
@@ -677,7 +677,7 @@ def test_intake_unmatched_events_produce_no_row(config: Config, store: Store) ->
     queued = Queued()
     intake = Intake(store, queued)
     events = hook_events(config, "nobody-routes-this")
-    accepted = intake.accept(config, config.inputs["hook"], events, at(0))
+    accepted = intake.accept(config, config.http_inputs()["hook"], events, at(0))
     assert (accepted.messages, accepted.unmatched) == (0, len(events))
     assert rows(store) == []
     assert queued.calls == []
@@ -686,7 +686,7 @@ def test_intake_unmatched_events_produce_no_row(config: Config, store: Store) ->
 
 def test_grouper_forgets_log_entries_untouched_for_a_week(config: Config, store: Store) -> None:
     intake = Intake(store, Queued())
-    spec = config.inputs["hook"]
+    spec = config.http_inputs()["hook"]
     week = 7 * 86_400
     intake.accept(config, spec, hook_events(config, "web"), at(0))
     clock = [at(week - 1)]

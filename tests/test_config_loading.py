@@ -65,7 +65,7 @@ def test_secrets_are_read_from_files_without_trailing_newline() -> None:
     assert robot(config, "team").webhook == FILE_WEBHOOK
     assert robot(config, "team").secret is None
     assert notice(config, "oncall").app_secret == FILE_APP_SECRET
-    assert config.inputs["am"].token == FILE_TOKEN
+    assert config.http_inputs()["am"].token == FILE_TOKEN
 
 
 def test_env_default_is_used_when_the_variable_is_unset() -> None:
@@ -95,7 +95,7 @@ def test_env_default_is_used_when_the_variable_is_empty() -> None:
 def test_double_dollar_brace_stays_literal() -> None:
     # Even with a variable of that name set, $${literal} is the text ${literal}.
     config = load("secrets.yaml", environ={"literal": "expanded"})
-    assert config.inputs["am"].path == "/am/${literal}"
+    assert config.http_inputs()["am"].path == "/am/${literal}"
 
 
 def test_durations_are_seconds() -> None:
@@ -111,8 +111,8 @@ def test_server_and_sizes() -> None:
     assert (config.server.host, config.server.port) == ("::1", 9000)
     assert config.server.max_body_bytes == 2048
     assert config.server.threads == 4
-    assert config.inputs["am"].max_body_bytes == 2048  # inherits server.max_body_bytes
-    assert config.inputs["ci"].max_body_bytes == 512
+    assert config.http_inputs()["am"].max_body_bytes == 2048  # inherits server.max_body_bytes
+    assert config.http_inputs()["ci"].max_body_bytes == 512
     assert robot(config, "ops").queue_size == 50
     assert robot(config, "team").queue_size == 10_000
     assert str(config.timezone) == "UTC"
@@ -172,7 +172,7 @@ def test_repr_of_file_token_input_hides_it() -> None:
 
 def test_repr_of_inline_token_input_hides_it() -> None:
     config = load("secrets.yaml")
-    assert INLINE_TOKEN not in repr(config.inputs["ci"])
+    assert INLINE_TOKEN not in repr(config.http_inputs()["ci"])
     assert INLINE_TOKEN not in repr(config)
 
 
@@ -207,7 +207,7 @@ def test_every_msgtype_compiles() -> None:
     config = load("msgtypes.yaml")
     assert {r.msgtype for r in config.rules} == set(MSGTYPES)
     assert [r.continue_ for r in config.rules] == [True] * 5 + [False]
-    assert config.inputs["am"].split is True
+    assert config.http_inputs()["am"].split is True
 
 
 def test_message_options() -> None:

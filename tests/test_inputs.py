@@ -51,7 +51,7 @@ def two_alerts() -> dict[str, Any]:
 
 
 def test_one_event_per_notification_on_common_labels(config: Config) -> None:
-    [event] = parse_notification(two_alerts(), config.inputs["am"], NOW)
+    [event] = parse_notification(two_alerts(), config.http_inputs()["am"], NOW)
     assert event.labels == {
         "alertname": "DiskFull",
         "instance": "host-3:9100",
@@ -65,7 +65,7 @@ def test_one_event_per_notification_on_common_labels(config: Config) -> None:
 
 
 def test_split_gives_one_event_per_alert(config: Config) -> None:
-    events = parse_notification(two_alerts(), config.inputs["am-split"], NOW)
+    events = parse_notification(two_alerts(), config.http_inputs()["am-split"], NOW)
     assert [(e.status, e.labels["instance"], e.fingerprint) for e in events] == [
         ("firing", "host-3:9100", "75d876fd5278a805"),
         ("resolved", "host-4:9100", "2222222222222222"),
@@ -74,24 +74,24 @@ def test_split_gives_one_event_per_alert(config: Config) -> None:
 
 
 def test_group_fingerprint_is_stable_per_group_key(config: Config) -> None:
-    a = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
-    b = parse_notification(fixture_json("resolved.json"), config.inputs["am"], NOW)[0]
+    a = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
+    b = parse_notification(fixture_json("resolved.json"), config.http_inputs()["am"], NOW)[0]
     assert a.fingerprint == b.fingerprint  # same groupKey: the same alert group
 
 
 def test_webhook_derives_labels_status_and_identity(config: Config) -> None:
     body = {"app": "pay", "msg": "p99 high", "state": "resolved", "check": "latency"}
-    [event] = parse_webhook(body, config.inputs["hook"], NOW)
+    [event] = parse_webhook(body, config.http_inputs()["hook"], NOW)
     assert event.labels == {"service": "pay", "env": "prod"}
     assert event.annotations == {"summary": "p99 high"}
     assert event.status == "resolved"
     assert event.payload == body
-    other = parse_webhook({**body, "msg": "changed"}, config.inputs["hook"], NOW)[0]
+    other = parse_webhook({**body, "msg": "changed"}, config.http_inputs()["hook"], NOW)[0]
     assert other.fingerprint == event.fingerprint  # the identity template ignores the message
 
 
 def test_webhook_without_mappings_is_a_firing_event_with_the_body(config: Config) -> None:
-    [event] = parse_webhook({"anything": [1, 2]}, config.inputs["bare"], NOW)
+    [event] = parse_webhook({"anything": [1, 2]}, config.http_inputs()["bare"], NOW)
     assert (event.status, dict(event.labels), event.payload) == ("firing", {}, {"anything": [1, 2]})
 
 
@@ -105,7 +105,7 @@ def test_webhook_without_mappings_is_a_firing_event_with_the_body(config: Config
 )
 def test_webhook_refusals_name_the_problem(config: Config, body: Any, message: str) -> None:
     with pytest.raises(InputError) as caught:
-        parse_webhook(body, config.inputs["hook"], NOW)
+        parse_webhook(body, config.http_inputs()["hook"], NOW)
     assert caught.value.status == 400
     assert message in str(caught.value)
 
@@ -125,7 +125,7 @@ def test_unmatched_events_are_counted_and_logged_once(
     from bridge.store.db import Store
 
     bridge = Bridge(config, store=Store(tmp_path / "state"))
-    spec = config.inputs["bare"]
+    spec = config.http_inputs()["bare"]
     with caplog.at_level(logging.INFO, logger="bridge"):
         for _ in range(3):
             accepted = bridge.accept(spec, parse_webhook({"a": 1}, spec, NOW))

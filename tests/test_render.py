@@ -93,7 +93,7 @@ CASES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bundled_templates_match_golden_files(config: Config, case: str) -> None:
     input_name, rule_name, payload = CASES[case]
-    spec = config.inputs[input_name]
+    spec = config.http_inputs()[input_name]
     parse = parse_notification if spec.type == "alertmanager" else parse_webhook
     event = parse(payload(), spec, NOW)[0]
     rendered = render(_rule(config, rule_name), event, NOW)
@@ -106,9 +106,9 @@ def test_bundled_templates_match_golden_files(config: Config, case: str) -> None
 
 
 def test_context_offers_exactly_the_declared_variables(config: Config) -> None:
-    am_event = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
+    am_event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     hook_event = parse_webhook(
-        {"check": "c", "service": "s", "message": "m", "ok": True}, config.inputs["hook"], NOW
+        {"check": "c", "service": "s", "message": "m", "ok": True}, config.http_inputs()["hook"], NOW
     )[0]
     rule = _rule(config, "am-md")
     assert set(template_context(am_event, rule, NOW)) == COMMON_VARIABLES | ALERTMANAGER_VARIABLES
@@ -137,7 +137,7 @@ def test_filters(tmp_path: Path, template: str, expected: str) -> None:
             f"- {{name: am-md, inputs: [am], targets: [ops], template: {template!r}}}",
         ),
     )
-    event = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
+    event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     assert render(_rule(config, "am-md"), event, NOW).message.text == expected
 
 
@@ -151,7 +151,7 @@ def test_timezone_is_configurable(tmp_path: Path) -> None:
             " template: '{{ alerts[0].startsAt | localtime }}'}",
         ),
     )
-    event = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
+    event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     assert render(_rule(config, "am-md"), event, NOW).message.text == "2026-11-28 13:27:49"
 
 
@@ -165,7 +165,7 @@ def test_render_error_falls_back_to_a_plain_message(tmp_path: Path) -> None:
             " mention: {mobiles: ['13800000000']}}",
         ),
     )
-    event = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
+    event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     rendered = render(_rule(config, "am-md"), event, NOW)
     assert rendered.error is not None and "team" in rendered.error
     message = rendered.message
@@ -195,7 +195,7 @@ def test_sandbox_blocks_escapes(tmp_path: Path, template: str) -> None:
             f"- {{name: am-md, inputs: [am], targets: [ops], template: {template!r}}}",
         ),
     )
-    event = parse_notification(fixture_json("firing.json"), config.inputs["am"], NOW)[0]
+    event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     rendered = render(_rule(config, "am-md"), event, NOW)
     assert rendered.message.fallback, rendered.message.text
     assert "uid=" not in rendered.message.text
@@ -205,7 +205,7 @@ def test_sandbox_blocks_escapes(tmp_path: Path, template: str) -> None:
 def test_payload_text_is_never_evaluated_as_a_template(config: Config) -> None:
     payload = fixture_json("firing.json")
     payload["alerts"][0]["annotations"]["summary"] = "{{ 7 * 191 }} {% raw %}"
-    event = parse_notification(payload, config.inputs["am"], NOW)[0]
+    event = parse_notification(payload, config.http_inputs()["am"], NOW)[0]
     text = render(_rule(config, "am-md"), event, NOW).message.text
     assert "{{ 7 \\* 191 }}" in text  # shown literally (markdown-escaped), not computed
     assert "1337" not in text

@@ -35,6 +35,7 @@ from bridge.store.db import state_dir_from_env
 from bridge.templating import (
     ALERTMANAGER_VARIABLES,
     COMMON_VARIABLES,
+    FILE_LINE_VARIABLES,
     WEBHOOK_INPUT_VARIABLES,
     make_environment,
     referenced_templates,
@@ -370,12 +371,15 @@ class _Compiler:
 
     def _inputs(
         self, specs: dict[str, Any], server: m.ServerConfig, env: SandboxedEnvironment
-    ) -> dict[str, m.HttpInput]:
-        out: dict[str, m.HttpInput] = {}
+    ) -> dict[str, m.Input]:
+        out: dict[str, m.Input] = {}
         paths: dict[str, str] = {}
         for name, raw in specs.items():
             spec, where = self._dict(raw), ("inputs", name)
             kind = spec.get("type")
+            if kind == "file":
+                out[name] = self._file_input(name, spec, where, env)
+                continue
             if kind not in ("alertmanager", "webhook"):
                 continue  # the schema already reported it
             path = spec.get("path")
@@ -418,11 +422,85 @@ class _Compiler:
             )
         return out
 
+    def _file_input(
+        self, name: str, spec: dict[str, Any], where: PathKey, env: SandboxedEnvironment
+    ) -> m.FileInput:
+        def regex(at: PathKey, source: Any, flags: int = 0) -> re.Pattern[str] | None:
+            if not isinstance(source, str):
+                return None
+            try:
+                return re.compile(source, flags)
+            except re.error as exc:
+                self.problem(at, f"bad regular expression: {exc}")
+                return None
+
+        def templates(at: PathKey, raw: Any, allowed: frozenset[str]) -> dict[str, jinja2.Template]:
+            return {
+                str(k): t
+                for k, source in self._dict(raw).items()
+                if (t := self._template(env, (*at, k), source, allowed))
+            }
+
+        patterns: list[m.LinePattern] = []
+        for i, raw in enumerate(self._list(spec.get("patterns"))):
+            item, at = self._dict(raw), (*where, "patterns", i)
+            compiled = regex((*at, "regex"), item.get("regex"))
+            if compiled is None:
+                continue
+            allowed = FILE_LINE_VARIABLES | frozenset(compiled.groupindex)
+            patterns.append(
+                m.LinePattern(
+                    regex=compiled,
+                    labels=templates((*at, "labels"), item.get("labels"), allowed),
+                    annotations=templates((*at, "annotations"), item.get("annotations"), allowed),
+                )
+            )
+        multiline = None
+        if isinstance(ml := spec.get("multiline"), dict):
+            start = regex((*where, "multiline", "start"), ml.get("start"))
+            if start is not None:
+                max_lines = ml.get("max_lines", 500)
+                multiline = m.Multiline(
+                    start=start,
+                    timeout=self._duration(ml.get("timeout"), 2.0),
+                    max_lines=max_lines if isinstance(max_lines, int) else 500,
+                )
+        threshold = None
+        if isinstance(th := spec.get("threshold"), dict) and isinstance(th.get("count"), int):
+            threshold = m.Threshold(th["count"], self._duration(th.get("within"), 60.0))
+
+        def number(key: str, default: int) -> int:
+            value = spec.get(key, default)
+            return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+        return m.FileInput(
+            name=name,
+            paths=tuple(self._glob_path(p) for p in self._strs(spec.get("paths"))),
+            exclude=self._strs(spec.get("exclude")),
+            read_from="beginning" if spec.get("read_from") == "beginning" else "end",
+            patterns=tuple(patterns),
+            # Input-wide labels see only what every line has (group names differ per pattern).
+            labels=templates((*where, "labels"), spec.get("labels"), FILE_LINE_VARIABLES),
+            multiline=multiline,
+            threshold=threshold,
+            max_line_bytes=number("max_line_bytes", 65_536),
+            poll_interval=self._duration(spec.get("poll_interval"), 1.0),
+            rotate_wait=self._duration(spec.get("rotate_wait"), 5.0),
+            close_inactive=self._duration(spec.get("close_inactive"), 300.0),
+            max_open_files=number("max_open_files", 256),
+            definition=_canonical({**spec, "paths": spec.get("paths"), "base": str(self.base_dir)}),
+        )
+
+    def _glob_path(self, pattern: str) -> str:
+        """A path glob made absolute: relative to the config file's directory, `~` expanded."""
+        path = Path(os.path.expanduser(pattern))
+        return str(path if path.is_absolute() else self.base_dir / path)
+
     def _rules(
         self,
         specs: list[Any],
         targets: dict[str, m.Target],
-        inputs: dict[str, m.HttpInput],
+        inputs: dict[str, m.Input],
         env: SandboxedEnvironment,
     ) -> list[m.Rule]:
         out: list[m.Rule] = []

@@ -7,6 +7,7 @@ stray log of a config object cannot leak them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,52 @@ class HttpInput:
 
 
 @dataclass(frozen=True)
+class LinePattern:
+    """One `patterns` entry of a file input: a line matching `regex` becomes an event."""
+
+    regex: re.Pattern[str]
+    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)
+    annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Multiline:
+    start: re.Pattern[str]
+    timeout: float = 2.0
+    max_lines: int = 500
+
+
+@dataclass(frozen=True)
+class Threshold:
+    count: int
+    within: float
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A tailed set of log files (see bridge/inputs/filetail)."""
+
+    name: str
+    paths: tuple[str, ...]  # absolute globs
+    patterns: tuple[LinePattern, ...]
+    exclude: tuple[str, ...] = ()
+    read_from: Literal["end", "beginning"] = "end"
+    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)
+    multiline: Multiline | None = None
+    threshold: Threshold | None = None
+    max_line_bytes: int = 65_536
+    poll_interval: float = 1.0
+    rotate_wait: float = 5.0
+    close_inactive: float = 300.0
+    max_open_files: int = 256
+    type: Literal["file"] = "file"
+    definition: str = field(default="", repr=False)  # as HttpInput.definition
+
+
+Input = HttpInput | FileInput
+
+
+@dataclass(frozen=True)
 class ButtonTemplate:
     title: jinja2.Template
     url: jinja2.Template
@@ -143,13 +190,19 @@ class Config:
     server: ServerConfig
     timezone: ZoneInfo
     targets: Mapping[str, Target]
-    inputs: Mapping[str, HttpInput]
+    inputs: Mapping[str, Input]
     rules: tuple[Rule, ...]
     template_files: tuple[Path, ...] = ()  # files the rules load, for reload watching
     state_dir: Path = Path("/var/lib/dingtalk-bridge")
     synchronous: str = "normal"
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
+
+    def http_inputs(self) -> dict[str, HttpInput]:
+        return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}
+
+    def file_inputs(self) -> dict[str, FileInput]:
+        return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in this config, for redaction at the logging boundary."""
@@ -159,6 +212,6 @@ class Config:
                 values += [target.webhook, target.secret or ""]
             else:
                 values.append(target.app_secret)
-        values += [i.token or "" for i in self.inputs.values()]
+        values += [i.token or "" for i in self.http_inputs().values()]
         values.append(self.server.reload_token or "")
         return tuple(v for v in values if v)

@@ -85,6 +85,23 @@ CREATE TABLE IF NOT EXISTS group_alerts (
     PRIMARY KEY (rule, key, fingerprint)
 );
 
+-- Tailed files: where each file input stopped in each file, by file identity (device and inode,
+-- checked against a hash of the file's first bytes). Written in the same transaction as the
+-- outbox rows for the lines before `offset`.
+CREATE TABLE IF NOT EXISTS tail_files (
+    input TEXT NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    fp TEXT NOT NULL,
+    fp_len INTEGER NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (input, dev, ino)
+) WITHOUT ROWID;
+-- When each file input first ran: after that, files without a row are new and read from 0.
+CREATE TABLE IF NOT EXISTS tail_inputs (input TEXT PRIMARY KEY, started_at REAL NOT NULL);
+
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY,
     matchers TEXT NOT NULL,

@@ -1,0 +1,256 @@
+"""One file, followed through its descriptor like `tail -F` does.
+
+The reader owns the descriptor, the offset (every byte before it belongs to complete lines that
+were handed on), the bytes of a line still waiting for its newline, and the multiline record in
+progress. It notices truncation (the file is now shorter than what was read, or its first bytes
+changed: copytruncate followed by quick writes) and starts over at 0. It keeps reading a file
+that was renamed or deleted (the descriptor still works) until the tailer closes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+
+from bridge.config.model import FileInput
+from bridge.inputs.filetail.multiline import Joiner, Record
+from bridge.inputs.filetail.scan import candidate_lines, line_at
+from bridge.store.tailstate import FileKey, Position
+
+CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
+FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)
+
+
+def head_hash(fd: int, length: int) -> tuple[str, int]:
+    """A hash of the file's first `length` bytes, and how many bytes it covers."""
+    data = os.pread(fd, length, 0)
+    return hashlib.blake2b(data, digest_size=8).hexdigest(), len(data)
+
+
+def cut(line: str, max_bytes: int) -> tuple[str, bool]:
+    """`line` cut to at most `max_bytes` UTF-8 bytes (never inside a character)."""
+    if len(line) * 4 <= max_bytes:
+        return line, False
+    raw = line.encode("utf-8", "surrogateescape")
+    if len(raw) <= max_bytes:
+        return line, False
+    return raw[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def start_at_end(fd: int, size: int) -> int:
+    """Where `read_from: end` starts: after the last complete line, so a line being written
+    when the bridge starts is read whole once its newline comes."""
+    position = size
+    while position > 0:
+        start = max(0, position - 65_536)
+        newline = os.pread(fd, position - start, start).rfind(b"\n")
+        if newline != -1:
+            return start + newline + 1
+        position = start
+    return 0
+
+
+class FileReader:
+    def __init__(
+        self,
+        spec: FileInput,
+        key: FileKey,
+        path: str,
+        fd: int,
+        offset: int,
+        searchers: Sequence[re.Pattern[str] | None],
+        now: float,
+    ) -> None:
+        self.spec = spec
+        self.key = key
+        self.path = path  # where the glob last found it
+        self.label_path = path  # where it was first found: the `path` label, stable over renames
+        self.fd: int | None = fd
+        self.offset = offset
+        self.pos = offset  # the next byte to read; [offset, pos) is the partial line
+        self.partial = bytearray()
+        self.partial_cut = False
+        self.searchers = searchers
+        self.joiner = (
+            Joiner(spec.multiline, spec.max_line_bytes) if spec.multiline is not None else None
+        )
+        self.fp, self.fp_len = head_hash(fd, FP_BYTES)
+        self.size_seen = -1
+        self.last_change = now
+        self.rotated_at: float | None = None  # no longer found by the globs since then
+        self.deleted = False
+        self.at_eof = False
+        self.truncations = 0
+        self.lines_cut = 0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(self, budget: int, now: float) -> list[Record]:
+        """Read what the file has (up to `budget` bytes); the records of its complete lines."""
+        if self.fd is None:
+            return []
+        records: list[Record] = []
+        info = os.fstat(self.fd)
+        self.deleted = info.st_nlink == 0
+        if info.st_size != self.size_seen:
+            if info.st_size < self.pos or not self._same_head(info.st_size):
+                records += self._restart()
+            self.size_seen = info.st_size
+        done = 0
+        while done < budget:
+            data = os.pread(self.fd, CHUNK, self.pos)
+            if not data:
+                break
+            done += len(data)
+            records += self._consume(data, now)
+        self.at_eof = done < budget
+        if done:
+            self.last_change = now
+            self._grow_fingerprint()
+        return records
+
+    def _consume(self, data: bytes, now: float) -> list[Record]:
+        records: list[Record] = []
+        base = self.pos
+        self.pos += len(data)
+        if self.partial or self.partial_cut:
+            newline = data.find(b"\n")
+            if newline == -1:
+                self._hold(data)
+                return records
+            self._hold(data[:newline])
+            records += self._whole_line(self.offset, now)
+            base += newline + 1
+            self.offset = base
+            data = data[newline + 1 :]
+        last = data.rfind(b"\n")
+        if last == -1:
+            self._hold(data)
+            return records
+        records += self._block(data[: last + 1], base, now)
+        self.offset = base + last + 1
+        self._hold(data[last + 1 :])
+        return records
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep the start of a line until its newline; past max_line_bytes, drop the rest."""
+        room = self.spec.max_line_bytes - len(self.partial)
+        if len(piece) > room:
+            self.partial += piece[: max(room, 0)]
+            self.partial_cut = True
+        else:
+            self.partial += piece
+
+    def _whole_line(self, offset: int, now: float) -> list[Record]:
+        """The held line, now complete (or flushed at the end of a file)."""
+        text = _decode(bytes(self.partial))
+        if text.endswith("\r"):
+            text = text[:-1]
+        was_cut = self.partial_cut
+        self.partial.clear()
+        self.partial_cut = False
+        if was_cut:
+            self.lines_cut += 1
+        if self.joiner is not None:
+            done = self.joiner.feed(text, offset, was_cut, now)
+            return [done] if done is not None else []
+        return [Record(text, offset, truncated=was_cut)]
+
+    def _block(self, block: bytes, base: int, now: float) -> list[Record]:
+        """Complete lines starting at file offset `base`."""
+        text = _decode(block)
+        ascii_only = block.isascii()  # then character positions are byte positions
+
+        def offset_of(start: int) -> int:
+            return base + (start if ascii_only else len(text[:start].encode("utf-8")))
+
+        limit = self.spec.max_line_bytes
+        if self.joiner is None:
+            records = []
+            for start in candidate_lines(text, self.searchers):
+                line, was_cut = cut(line_at(text, start), limit)
+                self.lines_cut += was_cut
+                records.append(Record(line, offset_of(start), truncated=was_cut))
+            return records
+        # Multiline needs every line, in order.
+        records = []
+        start = 0
+        for raw in text.split("\n")[:-1]:
+            line, was_cut = cut(raw[:-1] if raw.endswith("\r") else raw, limit)
+            self.lines_cut += was_cut
+            done = self.joiner.feed(line, offset_of(start), was_cut, now)
+            if done is not None:
+                records.append(done)
+            start += len(raw) + 1
+        return records
+
+    # -- identity and truncation ---------------------------------------------------------------
+
+    def _same_head(self, size: int) -> bool:
+        """Are the first bytes still those we fingerprinted? (No: truncated and rewritten.)"""
+        if self.fp_len == 0 or self.fd is None:
+            return True
+        if size < self.fp_len:
+            return False
+        return head_hash(self.fd, self.fp_len)[0] == self.fp
+
+    def _grow_fingerprint(self) -> None:
+        if self.fd is not None and self.fp_len < FP_BYTES:
+            self.fp, self.fp_len = head_hash(self.fd, FP_BYTES)
+
+    def _restart(self) -> list[Record]:
+        """The file was truncated: hand on what was held, then read it again from 0."""
+        records = self.finish()
+        self.offset = self.pos = 0
+        self.truncations += 1
+        if self.fd is not None:
+            self.fp, self.fp_len = head_hash(self.fd, FP_BYTES)
+        return records
+
+    def finish(self) -> list[Record]:
+        """Hand on everything held: the line without a newline at the end of a rotated or
+        deleted file, and the open multiline record."""
+        records: list[Record] = []
+        now = self.last_change
+        if self.partial or self.partial_cut:
+            records += self._whole_line(self.offset, now)
+            self.offset = self.pos
+        if self.joiner is not None and (done := self.joiner.flush()) is not None:
+            records.append(done)
+        return records
+
+    def timed_out(self, now: float) -> list[Record]:
+        """The open multiline record, if it waited long enough for more lines."""
+        if self.joiner is not None and self.joiner.due(now):
+            done = self.joiner.flush()
+            return [done] if done is not None else []
+        return []
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def position(self) -> Position:
+        """What to persist: where a restart resumes (the open record's start, if any)."""
+        resume = self.joiner.resume_offset() if self.joiner is not None else None
+        return Position(self.path, self.offset if resume is None else resume, self.fp, self.fp_len)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def reopen(self, fd: int) -> bool:
+        """Take a new descriptor for the same file after an idle close; False if it is not the
+        same file any more."""
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self.key or info.st_size < self.pos:
+            return False
+        if self.fp_len and head_hash(fd, self.fp_len)[0] != self.fp:
+            return False
+        self.fd = fd
+        return True

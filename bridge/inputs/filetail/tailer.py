@@ -1,0 +1,428 @@
+"""The loop of one file input: find the files, read them, and commit events with offsets.
+
+One thread per input. Polling every `poll_interval` is the source of truth (globs again, checks
+every open file); a file-system event only wakes the loop early, so an inotify queue overflow or
+a watch limit can delay lines but never lose them.
+
+Offsets are committed in the same transaction as the outbox rows of the events read before
+them (`submit` runs `also` inside the intake's transaction). When the intake refuses (the store
+is busy, or a target's queue is full) the batch is retried and reading pauses: back-pressure,
+never a dropped line. A crash loses only what was not committed, and that is read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from bridge.config.model import FileInput
+from bridge.errors import InputError
+from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
+from bridge.inputs.filetail.multiline import Record
+from bridge.inputs.filetail.reader import FileReader, head_hash, start_at_end
+from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
+from bridge.inputs.filetail.scan import block_pattern
+from bridge.logs import fmt_fields
+from bridge.model import Accepted, Event
+from bridge.store import tailstate
+from bridge.store.db import Store
+from bridge.store.tailstate import FileKey, Position
+
+log = logging.getLogger("bridge.inputs.file")
+
+READ_BUDGET = 8 << 20  # bytes per file per round, so one busy file cannot starve the others
+BATCH_EVENTS = 500  # commit at least this often while reading a backlog
+COMMIT_EVERY = 1.0  # seconds between commits of offsets that moved without events
+RETRY_AFTER = 1.0  # seconds before retrying a batch the intake refused
+MIN_ROUND = 0.01  # a burst of file-system events becomes one round
+
+
+class Submit(Protocol):
+    def __call__(
+        self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
+    ) -> Accepted: ...
+
+
+@dataclass
+class TailStats:
+    lines_matched: int = 0
+    events: int = 0
+    below_threshold: int = 0
+    rotations: int = 0
+    truncations: int = 0
+    refused_batches: int = 0
+
+
+@dataclass
+class _Pending:
+    events: list[Event] = field(default_factory=list)
+    positions: dict[FileKey, Position] = field(default_factory=dict)
+    forget: set[FileKey] = field(default_factory=set)
+
+
+class Tailer:
+    def __init__(
+        self,
+        spec: FileInput,
+        store: Store,
+        submit: Submit,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.submit = submit
+        self.clock = clock
+        self.monotonic = monotonic
+        self.readers: dict[FileKey, FileReader] = {}
+        self.stats = TailStats()
+        self.started_at = clock()
+        self._searchers = [block_pattern(p.regex) for p in spec.patterns]
+        self._threshold = ThresholdWindow(spec.threshold) if spec.threshold else None
+        self._pending = _Pending()
+        self._last_commit = 0.0
+        self._known: dict[FileKey, Position] = {}  # positions from the store, at start
+        self._initial: set[FileKey] = set()  # files present at the first start: read_from
+        self._first_run = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._rescan = True
+        self._unreadable: set[str] = set()
+        self._observer: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"tail-{spec.name}", daemon=True)
+        self._lock = threading.Lock()  # guards readers for status()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            files = [
+                {
+                    "path": r.path,
+                    "offset": r.offset,
+                    "open": r.fd is not None,
+                    "rotated": r.rotated_at is not None,
+                }
+                for r in self.readers.values()
+            ]
+        return {
+            "started_at": self.started_at.isoformat(timespec="milliseconds"),
+            "running": self.alive(),
+            "files": sorted(files, key=lambda f: str(f["path"])),
+            "lines_cut": sum(r.lines_cut for r in self.readers.values()),
+            **self.stats.__dict__,
+        }
+
+    def _run(self) -> None:
+        try:
+            self._startup()
+        except Exception:
+            log.exception(fmt_fields("file input failed to start", input=self.spec.name))
+            return
+        next_scan = 0.0
+        while not self._stop.is_set():
+            now = self.monotonic()
+            busy = False
+            try:
+                if now >= next_scan or self._rescan:
+                    self._rescan = False
+                    self._discover(now)
+                    next_scan = now + self.spec.poll_interval
+                busy = self._round(now)
+            except Exception:  # never let one bad file stop the input
+                log.exception(fmt_fields("file input round failed", input=self.spec.name))
+            if not busy:
+                self._wake.wait(max(0.0, min(self.spec.poll_interval, next_scan - now)))
+                self._wake.clear()
+                self._stop.wait(MIN_ROUND)
+        self._shutdown()
+
+    def _startup(self) -> None:
+        wall = self.clock().timestamp()
+        with self.store.transaction() as conn:
+            self._first_run = tailstate.first_run(conn, self.spec.name, wall)
+        with self.store.reading() as conn:
+            self._known = tailstate.load(conn, self.spec.name)
+        found = find_files(self.spec.paths, self.spec.exclude)
+        self._initial = set(found)
+        now = self.monotonic()
+        self._discover(now, found)
+        # Files followed before a restart that were renamed away meanwhile (rotation while the
+        # bridge was down): found by identity next to their old name, and read to their end.
+        for key, position in self._known.items():
+            if key in self.readers or key in found:
+                continue
+            moved = find_by_identity(os.path.dirname(position.path), key)
+            if moved is not None:
+                self._open(key, moved, now, rotated=True)
+        self._watch()
+        log.info(
+            fmt_fields(
+                "file input started",
+                input=self.spec.name,
+                files=len(self.readers),
+                first_run=self._first_run,
+            )
+        )
+
+    def _shutdown(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+        for reader in self.readers.values():
+            if reader.joiner is not None and (done := reader.joiner.flush()) is not None:
+                self._add_records(reader, [done])
+            self._pending.positions[reader.key] = reader.position()
+        self._commit(force=True, final=True)
+        for reader in self.readers.values():
+            reader.close()
+        log.info(fmt_fields("file input stopped", input=self.spec.name))
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def _discover(
+        self, now: float, found: dict[FileKey, tuple[str, os.stat_result]] | None = None
+    ) -> None:
+        if found is None:
+            found = find_files(self.spec.paths, self.spec.exclude)
+        for key, reader in list(self.readers.items()):
+            if key in found:
+                reader.path = found[key][0]
+                reader.rotated_at = None
+                if reader.fd is None and found[key][1].st_size != reader.pos:
+                    self._reopen(reader)
+            elif reader.rotated_at is None:
+                reader.rotated_at = now
+                self.stats.rotations += 1
+                log.info(
+                    fmt_fields(
+                        "file rotated or removed, reading it to its end",
+                        input=self.spec.name,
+                        path=reader.label_path,
+                    )
+                )
+                if reader.fd is None:
+                    self._retire(reader)
+        for key, (path, _info) in found.items():
+            if key not in self.readers:
+                self._open(key, path, now)
+
+    def _open(self, key: FileKey, path: str, now: float, rotated: bool = False) -> None:
+        if not self._room():
+            return  # found again at the next scan, when a descriptor is free
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if path not in self._unreadable:
+                self._unreadable.add(path)
+                log.warning(
+                    fmt_fields("cannot open", input=self.spec.name, path=path, error=exc.strerror)
+                )
+            return
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != key:  # replaced between the glob and the open
+            os.close(fd)
+            return
+        known = self._known.get(key)
+        how = "new file, from its start"
+        offset = 0
+        if known is not None:
+            if known.fp_len and (
+                info.st_size < known.fp_len or head_hash(fd, known.fp_len)[0] != known.fp
+            ):
+                how = "same inode but other content (reused), from its start"
+            elif info.st_size < known.offset:
+                how = "truncated while stopped, from its start"
+            else:
+                offset, how = known.offset, "resumed"
+        elif key in self._initial and self._first_run:
+            if self.spec.read_from == "end":
+                offset, how = start_at_end(fd, info.st_size), "existing file, from its end"
+            else:
+                how = "existing file, from its start"
+        reader = FileReader(self.spec, key, path, fd, offset, self._searchers, now)
+        if rotated:
+            reader.rotated_at = now
+        with self._lock:
+            self.readers[key] = reader
+        self._pending.positions[key] = reader.position()
+        log.info(fmt_fields("following", input=self.spec.name, path=path, offset=offset, how=how))
+
+    def _room(self) -> bool:
+        """Is a descriptor free under max_open_files? Closes the longest-idle file if not."""
+        open_readers = [r for r in self.readers.values() if r.fd is not None]
+        if len(open_readers) < self.spec.max_open_files:
+            return True
+        idle = [r for r in open_readers if r.at_eof and r.rotated_at is None]
+        if not idle:
+            return False
+        min(idle, key=lambda r: r.last_change).close()
+        return True
+
+    def _reopen(self, reader: FileReader) -> None:
+        if not self._room():
+            return
+        try:
+            fd = os.open(reader.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        if not reader.reopen(fd):
+            os.close(fd)
+
+    def _retire(self, reader: FileReader) -> None:
+        """Stop following a file: hand on what it held, remember or forget its position."""
+        self._add_records(reader, reader.finish())
+        reader.close()
+        with self._lock:
+            del self.readers[reader.key]
+        if reader.deleted:
+            self._pending.forget.add(reader.key)
+            self._pending.positions.pop(reader.key, None)
+        else:
+            self._pending.positions[reader.key] = reader.position()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _round(self, now: float) -> bool:
+        """Read every open file once; True if some file has more to read right away."""
+        busy = False
+        for reader in list(self.readers.values()):
+            if reader.fd is None:
+                continue
+            before = reader.position()
+            try:
+                records = reader.read(READ_BUDGET, now)
+            except OSError as exc:
+                log.warning(
+                    fmt_fields("read failed", input=self.spec.name, path=reader.path, error=exc)
+                )
+                continue
+            records += reader.timed_out(now)
+            if reader.truncations:
+                self.stats.truncations += reader.truncations
+                log.warning(
+                    fmt_fields(
+                        "file truncated, reading it from its start",
+                        input=self.spec.name,
+                        path=reader.path,
+                    )
+                )
+                reader.truncations = 0
+            self._add_records(reader, records)
+            busy |= not reader.at_eof
+            if reader.position() != before:
+                self._pending.positions[reader.key] = reader.position()
+            if len(self._pending.events) >= BATCH_EVENTS:
+                self._commit(force=True)
+            if reader.rotated_at is not None and reader.at_eof:
+                # Renamed away or deleted: the writer may still append to it for a while.
+                if now - max(reader.last_change, reader.rotated_at) >= self.spec.rotate_wait:
+                    self._retire(reader)
+            elif reader.at_eof and now - reader.last_change >= self.spec.close_inactive:
+                reader.close()  # reopened when the next scan sees it grow
+        self._commit(force=now - self._last_commit >= COMMIT_EVERY)
+        return busy
+
+    def _add_records(self, reader: FileReader, records: list[Record]) -> None:
+        if not records:
+            return
+        when = self.clock()
+        for record in records:
+            found = find_pattern(self.spec, record.text)
+            if found is None:
+                continue
+            self.stats.lines_matched += 1
+            extra: dict[str, Any] = {}
+            if self._threshold is not None:
+                count = self._threshold.hit(self.monotonic())
+                if count is None:
+                    self.stats.below_threshold += 1
+                    continue
+                extra = {"count": count, "within": self._threshold.spec.within}
+            pattern, groups = found
+            self._pending.events.append(
+                make_event(self.spec, reader.label_path, record, pattern, groups, when, extra)
+            )
+
+    # -- committing ----------------------------------------------------------------------------
+
+    def _commit(self, force: bool, final: bool = False) -> None:
+        pending = self._pending
+        if not pending.events and not (force and (pending.positions or pending.forget)):
+            return
+        wall = self.clock().timestamp()
+
+        def also(conn: sqlite3.Connection) -> None:
+            tailstate.save(conn, self.spec.name, pending.positions, wall)
+            tailstate.forget(conn, self.spec.name, pending.forget)
+
+        while True:
+            try:
+                self.submit(self.spec, pending.events, also)
+                break
+            except (InputError, sqlite3.Error) as exc:
+                self.stats.refused_batches += 1
+                log.warning(
+                    fmt_fields(
+                        "file input paused, the outbox refused its lines; retrying",
+                        input=self.spec.name,
+                        events=len(pending.events),
+                        reason=getattr(exc, "reason", "store"),
+                    )
+                )
+                if self._stop.is_set() or self._stop.wait(RETRY_AFTER):
+                    return  # stopping: the final commit tries once more; else read again later
+        self.stats.events += len(pending.events)
+        self._pending = _Pending()
+        self._last_commit = self.monotonic()
+
+    # -- wake-ups ------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        handler = _Waker(self)
+        observer = Observer()
+        try:
+            for directory, recursive in watch_roots(self.spec.paths).items():
+                observer.schedule(handler, directory, recursive=recursive)
+            observer.daemon = True
+            observer.start()
+        except OSError as exc:  # inotify limits: polling alone still finds everything
+            log.warning(
+                fmt_fields("no file-system events, polling only", input=self.spec.name, error=exc)
+            )
+            return
+        self._observer = observer
+
+    def wake(self, rescan: bool) -> None:
+        self._rescan |= rescan
+        self._wake.set()
+
+
+class _Waker(FileSystemEventHandler):
+    def __init__(self, tailer: Tailer) -> None:
+        self.tailer = tailer
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        self.tailer.wake(rescan=event.event_type in ("created", "moved", "deleted"))

@@ -1,0 +1,72 @@
+"""Tail positions of file inputs in the state store (table `tail_files`).
+
+A row says: in the file with this (device, inode) whose first `fp_len` bytes hash to `fp`, every
+line before `offset` has been handed on (its events are in the outbox, committed in the same
+transaction as this row). The hash guards against inode reuse: a new file that got a deleted
+file's inode does not inherit its offset.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+FileKey = tuple[int, int]  # (st_dev, st_ino)
+
+
+@dataclass(frozen=True)
+class Position:
+    path: str
+    offset: int
+    fp: str
+    fp_len: int
+
+
+def load(conn: sqlite3.Connection, input_name: str) -> dict[FileKey, Position]:
+    rows = conn.execute(
+        "SELECT dev, ino, path, offset, fp, fp_len FROM tail_files WHERE input = ?", (input_name,)
+    )
+    return {(dev, ino): Position(path, off, fp, fp_len) for dev, ino, path, off, fp, fp_len in rows}
+
+
+def save(
+    conn: sqlite3.Connection, input_name: str, positions: dict[FileKey, Position], now: float
+) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO tail_files (input, dev, ino, path, offset, fp, fp_len, seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (input_name, dev, ino, p.path, p.offset, p.fp, p.fp_len, now)
+            for (dev, ino), p in positions.items()
+        ],
+    )
+
+
+def forget(conn: sqlite3.Connection, input_name: str, keys: Iterable[FileKey]) -> None:
+    conn.executemany(
+        "DELETE FROM tail_files WHERE input = ? AND dev = ? AND ino = ?",
+        [(input_name, dev, ino) for dev, ino in keys],
+    )
+
+
+def prune(conn: sqlite3.Connection, input_name: str, keep: Iterable[FileKey], before: float) -> int:
+    """Drop rows of files not seen since `before` (and not in `keep`): gone files' positions."""
+    kept = set(keep)
+    stale = [
+        (dev, ino)
+        for dev, ino in conn.execute(
+            "SELECT dev, ino FROM tail_files WHERE input = ? AND seen_at < ?", (input_name, before)
+        )
+        if (dev, ino) not in kept
+    ]
+    forget(conn, input_name, stale)
+    return len(stale)
+
+
+def first_run(conn: sqlite3.Connection, input_name: str, now: float) -> bool:
+    """True the first time an input runs (then `read_from` applies to the files already there)."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO tail_inputs (input, started_at) VALUES (?, ?)", (input_name, now)
+    )
+    return cursor.rowcount == 1
