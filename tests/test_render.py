@@ -40,6 +40,14 @@ rules:
 """
 
 
+def assert_golden(case: str, title: str, text: str) -> None:
+    shown = f"title: {title}\n\n{text}\n"
+    golden = GOLDEN / case
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(shown, "utf-8")
+    assert shown == golden.read_text("utf-8"), f"differs from {golden}; UPDATE_GOLDEN=1 to accept"
+
+
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
     config: Config = compile_yaml(tmp_path_factory.mktemp("render"), CONFIG)
@@ -98,17 +106,15 @@ def test_bundled_templates_match_golden_files(config: Config, case: str) -> None
     event = parse(payload(), spec, NOW)[0]
     rendered = render(_rule(config, rule_name), event, NOW)
     assert rendered.error is None
-    text = f"title: {rendered.message.title}\n\n{rendered.message.text}\n"
-    golden = GOLDEN / case
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(text, "utf-8")
-    assert text == golden.read_text("utf-8"), f"differs from {golden}; UPDATE_GOLDEN=1 to accept"
+    assert_golden(case, rendered.message.title, rendered.message.text)
 
 
 def test_context_offers_exactly_the_declared_variables(config: Config) -> None:
     am_event = parse_notification(fixture_json("firing.json"), config.http_inputs()["am"], NOW)[0]
     hook_event = parse_webhook(
-        {"check": "c", "service": "s", "message": "m", "ok": True}, config.http_inputs()["hook"], NOW
+        {"check": "c", "service": "s", "message": "m", "ok": True},
+        config.http_inputs()["hook"],
+        NOW,
     )[0]
     rule = _rule(config, "am-md")
     assert set(template_context(am_event, rule, NOW)) == COMMON_VARIABLES | ALERTMANAGER_VARIABLES
@@ -209,3 +215,39 @@ def test_payload_text_is_never_evaluated_as_a_template(config: Config) -> None:
     text = render(_rule(config, "am-md"), event, NOW).message.text
     assert "{{ 7 \\* 191 }}" in text  # shown literally (markdown-escaped), not computed
     assert "1337" not in text
+
+
+FILE_CONFIG = """
+targets:
+  ops: {type: robot, webhook: "http://127.0.0.1:1/robot/send?access_token=t"}
+inputs:
+  log:
+    type: file
+    paths: ["/var/log/app/*.log"]
+    multiline: {start: '^\\d{4}-'}
+    patterns:
+      - regex: '(?P<level>ERROR|FATAL) (?P<logger>\\S+) - (?P<message>[^\\n]*)'
+        labels: {severity: "{{ 'critical' if level == 'FATAL' else 'warning' }}"}
+rules:
+  - {name: file-md, targets: [ops], match: {level: ERROR}}
+  - {name: file-text, targets: [ops], msgtype: text, match: {level: FATAL}}
+"""
+FILE_SAMPLE = """2026-11-28 21:59:58 INFO app - started
+2026-11-28 21:59:59 ERROR db.pool - connection refused (host=db-1:5432)
+2026-11-28 22:00:00 FATAL core - unrecoverable state
+java.lang.IllegalStateException: invariant broken
+    at com.example.Core.run(Core.java:42)
+"""
+
+
+@pytest.mark.parametrize(("case", "index"), [("file-line.md", 0), ("file-stack.txt", 1)])
+def test_bundled_file_templates_match_golden_files(tmp_path: Path, case: str, index: int) -> None:
+    from bridge.inputs.filetail.records import events_from_text
+
+    config: Config = compile_yaml(tmp_path, FILE_CONFIG)
+    spec = config.file_inputs()["log"]
+    event = events_from_text(spec, FILE_SAMPLE, "/var/log/app/app.log", NOW)[index]
+    rule = next(r for r in config.rules if r.matchers[0].matches(event.labels))
+    rendered = render(rule, event, NOW)
+    assert rendered.error is None
+    assert_golden(case, rendered.message.title, rendered.message.text)

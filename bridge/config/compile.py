@@ -46,6 +46,11 @@ DEFAULT_TITLE = (
     "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
     "{{ labels.alertname | default(input) }}"
 )
+# A log line's title says what it is: its level, where it came from and the start of the line.
+FILE_DEFAULT_TITLE = (
+    "[{{ (labels.get('level') or labels.get('severity') or 'match') | upper }}] {{ input }}: "
+    "{{ annotations.line | truncate_bytes(90) }}"
+)
 RESERVED_PREFIX = "/-/"
 
 
@@ -551,7 +556,8 @@ class _Compiler:
             ) -> jinja2.Template | None:
                 return self._template(env, at, source, allowed)
 
-            title = tpl("title", spec.get("title", DEFAULT_TITLE), (*where, "title"))
+            default_title = FILE_DEFAULT_TITLE if kinds == {"file"} else DEFAULT_TITLE
+            title = tpl("title", spec.get("title", default_title), (*where, "title"))
             body = self._body_template(env, where, spec, msgtype, allowed, kinds)
             buttons = []
             for i, button in enumerate(self._list(spec.get("buttons"))):

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Sequence
 
 from bridge.config.model import FileInput
 from bridge.inputs.filetail.multiline import Joiner, Record
-from bridge.inputs.filetail.scan import candidate_lines, line_at
+from bridge.inputs.filetail.scan import Searcher, candidate_lines, line_at
 from bridge.store.tailstate import FileKey, Position
 
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
@@ -64,7 +63,7 @@ class FileReader:
         path: str,
         fd: int,
         offset: int,
-        searchers: Sequence[re.Pattern[str] | None],
+        searchers: Sequence[Searcher],
         now: float,
     ) -> None:
         self.spec = spec

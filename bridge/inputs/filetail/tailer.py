@@ -31,7 +31,7 @@ from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch
 from bridge.inputs.filetail.multiline import Record
 from bridge.inputs.filetail.reader import FileReader, head_hash, start_at_end
 from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
-from bridge.inputs.filetail.scan import block_pattern
+from bridge.inputs.filetail.scan import searcher
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Event
 from bridge.store import tailstate
@@ -45,6 +45,8 @@ BATCH_EVENTS = 500  # commit at least this often while reading a backlog
 COMMIT_EVERY = 1.0  # seconds between commits of offsets that moved without events
 RETRY_AFTER = 1.0  # seconds before retrying a batch the intake refused
 MIN_ROUND = 0.01  # a burst of file-system events becomes one round
+FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from the store
+PRUNE_EVERY = 3_600.0
 
 
 class Submit(Protocol):
@@ -87,7 +89,7 @@ class Tailer:
         self.readers: dict[FileKey, FileReader] = {}
         self.stats = TailStats()
         self.started_at = clock()
-        self._searchers = [block_pattern(p.regex) for p in spec.patterns]
+        self._searchers = [searcher(p.regex) for p in spec.patterns]
         self._threshold = ThresholdWindow(spec.threshold) if spec.threshold else None
         self._pending = _Pending()
         self._last_commit = 0.0
@@ -141,10 +143,14 @@ class Tailer:
             log.exception(fmt_fields("file input failed to start", input=self.spec.name))
             return
         next_scan = 0.0
+        next_prune = self.monotonic()
         while not self._stop.is_set():
             now = self.monotonic()
             busy = False
             try:
+                if now >= next_prune:
+                    self._prune()
+                    next_prune = now + PRUNE_EVERY
                 if now >= next_scan or self._rescan:
                     self._rescan = False
                     self._discover(now)
@@ -185,6 +191,15 @@ class Tailer:
                 first_run=self._first_run,
             )
         )
+
+    def _prune(self) -> None:
+        """Forget positions of files gone for a day (a rotated file read to its end, a deleted
+        one): the table stays as small as the set of files that exist."""
+        wall = self.clock().timestamp()
+        with self.store.transaction() as conn:
+            dropped = tailstate.prune(conn, self.spec.name, self.readers, wall - FORGET_AFTER)
+        if dropped:
+            log.info(fmt_fields("forgot gone files", input=self.spec.name, files=dropped))
 
     def _shutdown(self) -> None:
         if self._observer is not None:

@@ -1,0 +1,477 @@
+"""The file input's parts on their own: block scanning, multiline joining, events from lines,
+the threshold, the reader on real files, discovery, the stored positions, and the config."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config.model import Config, FileInput, Multiline, Threshold
+from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
+from bridge.inputs.filetail.multiline import Joiner, Record
+from bridge.inputs.filetail.reader import FP_BYTES, FileReader, cut, start_at_end
+from bridge.inputs.filetail.records import (
+    MAX_LABEL_CHARS,
+    ThresholdWindow,
+    events_from_text,
+    find_pattern,
+    make_event,
+)
+from bridge.inputs.filetail.scan import (
+    candidate_lines,
+    line_at,
+    required_literals,
+    searcher,
+)
+from bridge.store import tailstate
+from bridge.store.db import Store
+from tests.harness import compile_yaml
+
+NOW = datetime(2026, 11, 28, 14, 0, 0, tzinfo=UTC)
+
+
+def file_spec(tmp_path: Path, **input_fields: Any) -> FileInput:
+    """A compiled file input (through the real config compiler)."""
+    import yaml
+
+    spec = {
+        "type": "file",
+        "paths": [str(tmp_path / "*.log")],
+        "patterns": [{"regex": r"(?P<level>ERROR|FATAL) (?P<logger>\S+) - (?P<message>.*)"}],
+        **input_fields,
+    }
+    text = yaml.safe_dump(
+        {
+            "targets": {"t": {"type": "robot", "webhook": "http://x/robot/send?access_token=t"}},
+            "inputs": {"log": spec},
+            "rules": [{"name": "r", "targets": ["t"]}],
+        }
+    )
+    config: Config = compile_yaml(tmp_path, text)
+    compiled = config.inputs["log"]
+    assert isinstance(compiled, FileInput)
+    return compiled
+
+
+# -- required literals -------------------------------------------------------------------------
+
+LITERAL_CASES = [
+    (r"(?P<level>ERROR|FATAL) +\[", ("ERROR", "FATAL")),
+    (r"status=(?P<code>5[0-9][0-9])", ("status=5",)),  # groups are spliced into the sequence
+    (r"OutOfMemoryError|oom-kill", ("OutOfMemoryError", "oom-kill")),
+    (r"(abc)?timeout", ("timeout",)),  # an optional part requires nothing
+    (r"x(abcd)*y", None),  # neither "x" nor "y" is long enough, (abcd)* may be absent
+    (r"(?:disk){2,} full", (" full",)),  # the longer of "disk" and " full"
+    (r"(?:disk){2,}", ("disk",)),
+    (r"(?i)error", None),  # case-insensitive: str.find would miss "Error"
+    (r"(?i:error) at line", (" at line",)),
+    (r"foo|.*", None),  # one alternative requires nothing
+    (r"[EF]RROR", ("RROR",)),
+    (r"错误码", ("错误码",)),
+    (r"a.b", None),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), LITERAL_CASES)
+def test_required_literals(pattern: str, expected: tuple[str, ...] | None) -> None:
+    assert required_literals(re.compile(pattern)) == expected
+
+
+# Patterns whose block search could differ from a line search, and ordinary ones: whatever
+# the searcher, every line the pattern matches on its own must be a candidate.
+SCAN_PATTERNS = [
+    r"^ERROR",
+    r"ERROR$",
+    r"\AERROR",
+    r"ERROR\Z",
+    r"(?<!x)ERROR",
+    r"(?<=\s)ERROR",
+    r"\bERROR\b",
+    r"(?i)error",
+    r"a\s+b",
+    r"status=5\d\d",
+    r"(?P<level>ERROR|FATAL) (?P<rest>.*)",
+    r"错误",
+    r"x*",
+    r"(?=ER)ERROR",
+]
+WORDS = ["ERROR", "error", "xERROR", " ERROR", "a", "b", "a b", "status=503", "status=200", "错误"]
+
+
+@pytest.mark.parametrize("pattern", SCAN_PATTERNS)
+def test_block_search_never_misses_a_line(pattern: str) -> None:
+    regex = re.compile(pattern)
+    rng = random.Random(pattern)
+    lines = [" ".join(rng.choices(WORDS, k=rng.randint(0, 4))) for _ in range(400)]
+    lines += ["ERROR", "a", "b", "", "xERROR at end", "错误 only"]
+    text = "".join(line + "\n" for line in lines)
+    starts, position = [], 0
+    for line in lines:
+        starts.append(position)
+        position += len(line) + 1
+    expected = {s for s, line in zip(starts, lines, strict=True) if regex.search(line)}
+    found = set(candidate_lines(text, [searcher(regex)]))
+    assert expected <= found
+    assert found <= set(starts)  # only line starts
+
+
+def test_candidates_are_few_when_lines_rarely_match() -> None:
+    text = "".join(f"INFO request {n} ok\n" for n in range(1000)) + "ERROR db - down\n"
+    starts = candidate_lines(text, [searcher(re.compile(r"(ERROR|FATAL) \S+ - "))])
+    assert [line_at(text, s) for s in starts] == ["ERROR db - down"]
+
+
+def test_line_at_strips_newline_and_carriage_return() -> None:
+    text = "one\r\ntwo\nthree"
+    assert [line_at(text, 0), line_at(text, 5), line_at(text, 9)] == ["one", "two", "three"]
+
+
+def test_cut_never_splits_a_character() -> None:
+    assert cut("告警" * 10, 7) == ("告警", True)  # 3 bytes each: 6 fit, the 7th is not a char
+    assert cut("short", 64) == ("short", False)
+    assert cut("x" * 100, 64) == ("x" * 64, True)
+
+
+# -- multiline -----------------------------------------------------------------------------------
+
+STACK = [
+    "2026-11-28 10:00:00 ERROR app - boom",
+    "java.lang.IllegalStateException: bad",
+    "    at com.example.A.run(A.java:10)",
+    "    at com.example.B.main(B.java:5)",
+    "Caused by: java.io.IOException: closed",
+    "    ... 3 more",
+    "2026-11-28 10:00:01 INFO app - next",
+]
+
+
+def joiner(max_lines: int = 500, timeout: float = 2.0, max_bytes: int = 65_536) -> Joiner:
+    return Joiner(Multiline(re.compile(r"^\d{4}-\d{2}-\d{2} "), timeout, max_lines), max_bytes)
+
+
+def test_a_stack_trace_becomes_one_record() -> None:
+    j = joiner()
+    done = [r for n, line in enumerate(STACK) if (r := j.feed(line, n * 100, False, 0.0))]
+    assert len(done) == 1
+    assert done[0].text == "\n".join(STACK[:6])
+    assert (done[0].offset, done[0].lines, done[0].truncated) == (0, 6, False)
+    assert j.resume_offset() == 600  # the open record ("next") is rebuilt after a restart
+    last = j.flush()
+    assert last is not None and last.text == STACK[6]
+    assert j.resume_offset() is None
+
+
+def test_a_record_is_flushed_after_its_timeout() -> None:
+    j = joiner(timeout=2.0)
+    j.feed(STACK[0], 0, False, now=10.0)
+    j.feed(STACK[1], 40, False, now=11.0)
+    assert not j.due(12.9)
+    assert j.due(13.0)
+
+
+def test_max_lines_caps_a_record_and_counts_the_rest() -> None:
+    j = joiner(max_lines=3)
+    j.feed(STACK[0], 0, False, 0.0)
+    for n in range(10):
+        j.feed(f"    at frame{n}", 100 + n, False, 0.0)
+    record = j.flush()
+    assert record is not None
+    assert record.text.count("\n") == 2 and record.truncated
+    assert record.lines == 11 and j.dropped_lines == 8
+
+
+def test_lines_before_the_first_start_line_are_records_of_their_own() -> None:
+    j = joiner()
+    assert j.feed("orphan continuation", 0, False, 0.0) is None
+    first = j.feed(STACK[0], 20, False, 0.0)
+    assert first == Record("orphan continuation", 0, 1, False)
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+def test_event_labels_groups_then_input_labels_then_pattern_labels(tmp_path: Path) -> None:
+    spec = file_spec(
+        tmp_path,
+        labels={"service": "app", "severity": "from-input"},
+        patterns=[
+            {
+                "regex": r"(?P<level>ERROR|FATAL) (?P<logger>\S+) - (?P<message>.*)",
+                "labels": {"severity": "{{ 'critical' if level == 'FATAL' else 'warning' }}"},
+                "annotations": {"summary": "{{ logger }}: {{ message }}"},
+            }
+        ],
+    )
+    record = Record("2026 FATAL db.pool - gone\x00", 42)
+    found = find_pattern(spec, record.text)
+    assert found is not None
+    event = make_event(spec, "/var/log/app.log", record, *found, NOW)
+    assert event.kind == "file" and event.status == "firing" and event.input == "log"
+    assert dict(event.labels) == {
+        "path": "/var/log/app.log",
+        "level": "FATAL",
+        "logger": "db.pool",
+        "message": "gone\x00",
+        "service": "app",
+        "severity": "critical",
+    }
+    assert event.annotations["line"] == "2026 FATAL db.pool - gone\ufffd"
+    assert event.annotations["summary"] == "db.pool: gone\x00"
+    assert event.payload["offset"] == 42 and event.payload["path"] == "/var/log/app.log"
+    again = make_event(spec, "/var/log/app.log", record, *found, NOW)
+    assert again.fingerprint == event.fingerprint
+
+
+def test_long_group_values_are_cut_in_labels_but_not_in_the_line(tmp_path: Path) -> None:
+    spec = file_spec(tmp_path)
+    record = Record("ERROR x - " + "y" * 5000, 0)
+    found = find_pattern(spec, record.text)
+    assert found is not None
+    event = make_event(spec, "/p", record, *found, NOW)
+    assert len(event.labels["message"]) == MAX_LABEL_CHARS
+    assert event.payload["line"] == record.text
+
+
+def test_a_failing_label_template_leaves_that_label_out(tmp_path: Path) -> None:
+    spec = file_spec(
+        tmp_path,
+        patterns=[{"regex": r"ERROR (?P<n>\d+)", "labels": {"ratio": "{{ 1 // (n | int) }}"}}],
+    )
+    ok, bad = Record("ERROR 1", 0), Record("ERROR 0", 0)
+    found_ok, found_bad = find_pattern(spec, ok.text), find_pattern(spec, bad.text)
+    assert found_ok is not None and found_bad is not None
+    assert make_event(spec, "/p", ok, *found_ok, NOW).labels["ratio"] == "1"
+    assert "ratio" not in make_event(spec, "/p", bad, *found_bad, NOW).labels
+
+
+def test_the_first_matching_pattern_wins_and_unmatched_lines_give_nothing(tmp_path: Path) -> None:
+    spec = file_spec(
+        tmp_path,
+        patterns=[{"regex": r"FATAL (?P<what>\w+)"}, {"regex": r"(?P<level>ERROR|FATAL)"}],
+    )
+    text = "INFO fine\nFATAL disk\nERROR net\n"
+    events = events_from_text(spec, text, "/p", NOW)
+    assert [dict(e.labels) for e in events] == [
+        {"path": "/p", "what": "disk"},
+        {"path": "/p", "level": "ERROR"},
+    ]
+
+
+def test_threshold_fires_at_count_within_the_window_then_starts_over() -> None:
+    window = ThresholdWindow(Threshold(count=3, within=10.0))
+    assert [window.hit(t) for t in (0.0, 1.0)] == [None, None]
+    assert window.hit(2.0) == 3
+    assert [window.hit(t) for t in (3.0, 4.0)] == [None, None]
+    assert window.hit(20.0) is None  # 3.0 and 4.0 are out of the window by now
+    assert window.below == 5
+
+
+# -- the reader on real files -------------------------------------------------------------------
+
+
+def open_reader(spec: FileInput, path: Path, offset: int = 0) -> FileReader:
+    fd = os.open(path, os.O_RDONLY)
+    info = os.fstat(fd)
+    searchers = [searcher(p.regex) for p in spec.patterns]
+    return FileReader(spec, (info.st_dev, info.st_ino), str(path), fd, offset, searchers, 0.0)
+
+
+def reader_on(tmp_path: Path, data: bytes, **input_fields: Any) -> tuple[FileReader, Path]:
+    """A reader at offset 0 of a new file holding `data`."""
+    log = tmp_path / "a.log"
+    log.write_bytes(data)
+    return open_reader(file_spec(tmp_path, **input_fields), log), log
+
+
+def texts(records: list[Record]) -> list[str]:
+    return [r.text for r in records]
+
+
+def test_partial_line_is_held_and_offset_stays_before_it(tmp_path: Path) -> None:
+    reader, log = reader_on(tmp_path, b"ERROR a - one\r\nERROR b - tw")
+    assert texts(reader.read(1 << 20, 1.0)) == ["ERROR a - one"]
+    assert reader.offset == 15 and reader.position().offset == 15
+    with log.open("ab") as f:
+        f.write(b"o\n")
+    assert texts(reader.read(1 << 20, 2.0)) == ["ERROR b - two"]
+    assert reader.offset == log.stat().st_size
+    reader.close()
+
+
+def test_long_lines_are_cut_and_reading_goes_on(tmp_path: Path) -> None:
+    spec = file_spec(tmp_path, max_line_bytes=64)
+    log = tmp_path / "a.log"
+    # One line longer than a read chunk goes through the held-line path; one shorter through
+    # the block path; both are cut to 64 bytes.
+    log.write_bytes(b"ERROR big - " + b"x" * (3 << 20) + b"\nERROR mid - " + b"y" * 500 + b"\n")
+    with log.open("ab") as f:
+        f.write(b"ERROR small - ok\n")
+    reader = open_reader(spec, log)
+    records = reader.read(64 << 20, 1.0)
+    assert [len(r.text.encode()) for r in records] == [64, 64, 16]
+    assert [r.truncated for r in records] == [True, True, False]
+    assert reader.lines_cut == 2 and len(reader.partial) == 0
+    assert reader.offset == log.stat().st_size
+    reader.close()
+
+
+def test_truncation_and_a_rewritten_head_restart_at_zero(tmp_path: Path) -> None:
+    reader, log = reader_on(tmp_path, b"ERROR a - 1\n" * 100)
+    assert len(reader.read(1 << 20, 1.0)) == 100
+    os.truncate(log, 0)
+    with log.open("ab") as f:
+        f.write(b"ERROR b - 2\n")
+    assert texts(reader.read(1 << 20, 2.0)) == ["ERROR b - 2"]  # size < offset
+    # Truncated and rewritten past the old offset before the next look: the head changed.
+    with log.open("ab") as f:
+        f.write(b"ERROR b - 3\n")
+    assert texts(reader.read(1 << 20, 3.0)) == ["ERROR b - 3"]
+    with log.open("r+b") as f:
+        f.truncate(0)
+        f.write(b"ERROR c - 4\n" * 10)
+    assert texts(reader.read(1 << 20, 4.0)) == ["ERROR c - 4"] * 10
+    assert reader.fp_len == min(120, FP_BYTES)
+    reader.close()
+
+
+def test_invalid_utf8_and_nul_are_replaced(tmp_path: Path) -> None:
+    reader, log = reader_on(tmp_path, b"\x00\x00\x00ERROR bad\xff\xfe - caf\xc3\xa9 \x00\n")
+    (record,) = reader.read(1 << 20, 1.0)
+    found = find_pattern(reader.spec, record.text)
+    assert found is not None
+    event = make_event(reader.spec, str(log), record, *found, NOW)
+    assert event.annotations["line"] == "\ufffd" * 3 + "ERROR bad\ufffd\ufffd - café \ufffd"
+    reader.close()
+
+
+def test_finish_hands_on_the_fragment_at_the_end_of_a_file(tmp_path: Path) -> None:
+    reader, log = reader_on(tmp_path, b"ERROR a - whole\nERROR b - tail-without-newline")
+    assert texts(reader.read(1 << 20, 1.0)) == ["ERROR a - whole"]
+    assert texts(reader.finish()) == ["ERROR b - tail-without-newline"]
+    assert reader.offset == log.stat().st_size
+    reader.close()
+
+
+def test_multiline_reader_resumes_at_the_open_record(tmp_path: Path) -> None:
+    spec = file_spec(
+        tmp_path,
+        multiline={"start": r"^\d{4}-", "timeout": "1s"},
+        patterns=[{"regex": r"ERROR"}],
+    )
+    log = tmp_path / "a.log"
+    log.write_text("\n".join(STACK[:4]) + "\n", "utf-8")
+    reader = open_reader(spec, log)
+    assert reader.read(1 << 20, 1.0) == []
+    assert reader.position().offset == 0  # the record is still open: a restart rebuilds it
+    (record,) = reader.timed_out(now=2.5)
+    assert record.lines == 4
+    assert reader.position().offset == log.stat().st_size
+    reader.close()
+
+
+def test_read_from_end_starts_after_the_last_complete_line(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(b"one\ntwo\nthree-without-newline")
+    fd = os.open(log, os.O_RDONLY)
+    try:
+        assert start_at_end(fd, log.stat().st_size) == 8
+    finally:
+        os.close(fd)
+
+
+# -- discovery and positions --------------------------------------------------------------------
+
+
+def test_find_files_follows_each_file_once_and_exclusions_win(tmp_path: Path) -> None:
+    (tmp_path / "sub" / "deep").mkdir(parents=True)
+    for name in ("a.log", "b.log", "c.log.gz", "sub/deep/d.log"):
+        (tmp_path / name).write_text("x\n")
+    os.symlink(tmp_path / "a.log", tmp_path / "link.log")
+    found = find_files(
+        [str(tmp_path / "*.log"), str(tmp_path / "a.*"), str(tmp_path / "**" / "*.log")],
+        ["*.gz", str(tmp_path / "b.log")],
+    )
+    names = sorted(os.path.relpath(path, tmp_path) for path, _ in found.values())
+    assert names == ["a.log", "sub/deep/d.log"]  # link.log is a.log, found once
+
+
+def test_watch_roots(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    roots = watch_roots(
+        [
+            str(tmp_path / "logs" / "*.log"),
+            str(tmp_path / "logs" / "**" / "*.log"),
+            str(tmp_path / "absent" / "*.log"),
+        ]
+    )
+    assert roots == {str(tmp_path / "logs"): True}
+
+
+def test_find_by_identity_finds_a_renamed_file(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("x\n")
+    info = log.stat()
+    log.rename(tmp_path / "app.log.1")
+    assert find_by_identity(str(tmp_path), (info.st_dev, info.st_ino)) == str(
+        tmp_path / "app.log.1"
+    )
+    assert find_by_identity(str(tmp_path), (info.st_dev, info.st_ino + 10**9)) is None
+
+
+def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    try:
+        with store.transaction() as conn:
+            assert tailstate.first_run(conn, "log", 1.0)
+            assert not tailstate.first_run(conn, "log", 2.0)
+            tailstate.save(
+                conn,
+                "log",
+                {
+                    (1, 10): tailstate.Position("/a", 5, "ff", 5),
+                    (1, 11): tailstate.Position("/b", 7, "ee", 7),
+                },
+                now=100.0,
+            )
+            tailstate.save(conn, "other", {(1, 10): tailstate.Position("/x", 1, "", 0)}, now=100.0)
+        with store.reading() as conn:
+            assert tailstate.load(conn, "log")[(1, 10)] == tailstate.Position("/a", 5, "ff", 5)
+        with store.transaction() as conn:
+            tailstate.forget(conn, "log", [(1, 10)])
+            assert tailstate.prune(conn, "log", keep=[], before=50.0) == 0
+            assert tailstate.prune(conn, "log", keep=[], before=200.0) == 1
+        with store.reading() as conn:
+            assert tailstate.load(conn, "log") == {}
+            assert set(tailstate.load(conn, "other")) == {(1, 10)}
+    finally:
+        store.close()
+
+
+def test_file_input_config_is_compiled(tmp_path: Path) -> None:
+    spec = file_spec(
+        tmp_path,
+        paths=["logs/*.log", "/abs/*.log"],
+        exclude=["*.gz"],
+        read_from="beginning",
+        poll_interval="250ms",
+        rotate_wait="2s",
+        close_inactive="1m",
+        max_open_files=8,
+        max_line_bytes=1024,
+        multiline={"start": "^x", "timeout": "3s", "max_lines": 9},
+        threshold={"count": 5, "within": "1m"},
+    )
+    assert spec.paths == (str(tmp_path.resolve() / "logs" / "*.log"), "/abs/*.log")
+    assert (spec.exclude, spec.read_from) == (("*.gz",), "beginning")
+    assert (spec.poll_interval, spec.rotate_wait, spec.close_inactive) == (0.25, 2.0, 60.0)
+    assert (spec.max_open_files, spec.max_line_bytes) == (8, 1024)
+    assert spec.multiline is not None
+    assert (spec.multiline.timeout, spec.multiline.max_lines) == (3.0, 9)
+    assert spec.threshold == Threshold(5, 60.0)
+    assert file_spec(tmp_path).read_from == "end"
