@@ -244,12 +244,11 @@ class FileReader:
             self.fd = None
 
     def reopen(self, fd: int) -> bool:
-        """Take a new descriptor for the same file after an idle close; False if it is not the
-        same file any more."""
+        """Take a new descriptor for the same file after an idle close; False if the path now
+        names another file. (A truncation meanwhile is noticed by the next read.)"""
         info = os.fstat(fd)
-        if (info.st_dev, info.st_ino) != self.key or info.st_size < self.pos:
-            return False
-        if self.fp_len and head_hash(fd, self.fp_len)[0] != self.fp:
+        if (info.st_dev, info.st_ino) != self.key:
             return False
         self.fd = fd
+        self.size_seen = -1  # check the head again
         return True

@@ -47,6 +47,7 @@ RETRY_AFTER = 1.0  # seconds before retrying a batch the intake refused
 MIN_ROUND = 0.01  # a burst of file-system events becomes one round
 FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from the store
 PRUNE_EVERY = 3_600.0
+SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
 
 
 class Submit(Protocol):
@@ -100,6 +101,7 @@ class Tailer:
         self._wake = threading.Event()
         self._rescan = True
         self._unreadable: set[str] = set()
+        self._idle_paths: set[str] = set()  # files whose descriptors were closed for idleness
         self._observer: Any = None
         self._thread = threading.Thread(target=self._run, name=f"tail-{spec.name}", daemon=True)
         self._lock = threading.Lock()  # guards readers for status()
@@ -154,7 +156,10 @@ class Tailer:
                 if now >= next_scan or self._rescan:
                     self._rescan = False
                     self._discover(now)
-                    next_scan = now + self.spec.poll_interval
+                    # Globbing thousands of files costs: keep it under ~2% of a core. Events
+                    # for new, moved and deleted files still trigger a scan at once.
+                    spent = self.monotonic() - now
+                    next_scan = now + max(self.spec.poll_interval, SCAN_COST_FACTOR * spent)
                 busy = self._round(now)
             except Exception:  # never let one bad file stop the input
                 log.exception(fmt_fields("file input round failed", input=self.spec.name))
@@ -222,6 +227,9 @@ class Tailer:
             found = find_files(self.spec.paths, self.spec.exclude)
         for key, reader in list(self.readers.items()):
             if key in found:
+                if reader.fd is None and reader.path != found[key][0]:
+                    self._idle_paths.discard(reader.path)
+                    self._idle_paths.add(found[key][0])
                 reader.path = found[key][0]
                 reader.rotated_at = None
                 if reader.fd is None and found[key][1].st_size != reader.pos:
@@ -291,7 +299,7 @@ class Tailer:
         idle = [r for r in open_readers if r.at_eof and r.rotated_at is None]
         if not idle:
             return False
-        min(idle, key=lambda r: r.last_change).close()
+        self._idle_close(min(idle, key=lambda r: r.last_change))
         return True
 
     def _reopen(self, reader: FileReader) -> None:
@@ -301,13 +309,22 @@ class Tailer:
             fd = os.open(reader.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return
-        if not reader.reopen(fd):
+        if reader.reopen(fd):
+            self._idle_paths.discard(reader.path)
+        else:
             os.close(fd)
+
+    def _idle_close(self, reader: FileReader) -> None:
+        """Close an idle file's descriptor; the next scan (or an event for it) reopens it when
+        it grows."""
+        reader.close()
+        self._idle_paths.add(reader.path)
 
     def _retire(self, reader: FileReader) -> None:
         """Stop following a file: hand on what it held, remember or forget its position."""
         self._add_records(reader, reader.finish())
         reader.close()
+        self._idle_paths.discard(reader.path)
         with self._lock:
             del self.readers[reader.key]
         if reader.deleted:
@@ -354,7 +371,7 @@ class Tailer:
                 if now - max(reader.last_change, reader.rotated_at) >= self.spec.rotate_wait:
                     self._retire(reader)
             elif reader.at_eof and now - reader.last_change >= self.spec.close_inactive:
-                reader.close()  # reopened when the next scan sees it grow
+                self._idle_close(reader)
         self._commit(force=now - self._last_commit >= COMMIT_EVERY)
         return busy
 
@@ -428,8 +445,12 @@ class Tailer:
             return
         self._observer = observer
 
-    def wake(self, rescan: bool) -> None:
-        self._rescan |= rescan
+    def wake(self, event_type: str, path: str) -> None:
+        """A file-system event: read now; scan the globs again if files came or went, or if a
+        file whose descriptor was closed for idleness grew."""
+        came_or_went = event_type in ("created", "moved", "deleted")
+        if came_or_went or (event_type == "modified" and path in self._idle_paths):
+            self._rescan = True
         self._wake.set()
 
 
@@ -440,4 +461,4 @@ class _Waker(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        self.tailer.wake(rescan=event.event_type in ("created", "moved", "deleted"))
+        self.tailer.wake(event.event_type, os.fsdecode(event.src_path))
