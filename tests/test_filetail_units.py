@@ -475,3 +475,33 @@ def test_file_input_config_is_compiled(tmp_path: Path) -> None:
     assert (spec.multiline.timeout, spec.multiline.max_lines) == (3.0, 9)
     assert spec.threshold == Threshold(5, 60.0)
     assert file_spec(tmp_path).read_from == "end"
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_offsets_are_byte_offsets_whatever_the_text(tmp_path: Path, multiline: bool) -> None:
+    lines = [b"ERROR a - \xe5\x91\x8a\xe8\xad\xa6", b"ERROR b - \xff\xfe bad", b"ERROR c - ok"]
+    fields: dict[str, Any] = {"multiline": {"start": "^ERROR"}} if multiline else {}
+    reader, _log = reader_on(tmp_path, b"\n".join(lines) + b"\nERROR d - open\n", **fields)
+    records = reader.read(1 << 20, 1.0)
+    starts = [sum(len(x) + 1 for x in lines[:n]) for n in range(len(lines))]
+    assert [r.offset for r in records[:3]] == starts
+    assert [r.text for r in records[:3]] == [
+        "ERROR a - 告警",
+        "ERROR b - \ufffd\ufffd bad",
+        "ERROR c - ok",
+    ]
+    if multiline:  # the open record starts where a restart must resume
+        assert reader.position().offset == starts[-1] + len(lines[-1]) + 1
+    reader.close()
+
+
+def test_offsets_across_a_large_non_ascii_block(tmp_path: Path) -> None:
+    # Every line a candidate, in a 1 MiB block of Chinese text. (Offsets are measured piece by
+    # piece; re-encoding the block from its start for each line took seconds here.)
+    line = "ERROR 服务 - 数据库连接失败，正在重试\n".encode()
+    reader, _log = reader_on(tmp_path, line * 20_000, multiline={"start": "^ERROR"})
+    records = reader.read(64 << 20, 1.0)
+    records += reader.finish()
+    assert len(records) == 20_000
+    assert records[-1].offset == len(line) * 19_999
+    reader.close()

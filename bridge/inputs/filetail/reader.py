@@ -29,17 +29,33 @@ def head_hash(fd: int, length: int) -> tuple[str, int]:
 
 
 def cut(line: str, max_bytes: int) -> tuple[str, bool]:
-    """`line` cut to at most `max_bytes` UTF-8 bytes (never inside a character)."""
+    """`line` (as _decode gives it) cut to at most `max_bytes` bytes, never inside a character."""
     if len(line) * 4 <= max_bytes:
         return line, False
     raw = line.encode("utf-8", "surrogateescape")
     if len(raw) <= max_bytes:
         return line, False
-    return raw[:max_bytes].decode("utf-8", "ignore"), True
+    end = max_bytes
+    while end > 0 and raw[end] & 0xC0 == 0x80:  # a continuation byte: back to the char's start
+        end -= 1
+    return raw[:end].decode("utf-8", "surrogateescape"), True
 
 
 def _decode(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+    """Bytes to text, invalid bytes kept as lone surrogates: re-encoding gives the same bytes
+    back, so lengths in the text still measure the file. `repair` makes them U+FFFD."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def repair(text: str) -> str:
+    """Invalid bytes (kept by _decode) shown as U+FFFD, as they are handed on."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _nbytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
 def start_at_end(fd: int, size: int) -> int:
@@ -148,7 +164,7 @@ class FileReader:
 
     def _whole_line(self, offset: int, now: float) -> list[Record]:
         """The held line, now complete (or flushed at the end of a file)."""
-        text = _decode(bytes(self.partial))
+        text = repair(_decode(bytes(self.partial)))
         if text.endswith("\r"):
             text = text[:-1]
         was_cut = self.partial_cut
@@ -164,29 +180,31 @@ class FileReader:
     def _block(self, block: bytes, base: int, now: float) -> list[Record]:
         """Complete lines starting at file offset `base`."""
         text = _decode(block)
-        ascii_only = block.isascii()  # then character positions are byte positions
-
-        def offset_of(start: int) -> int:
-            return base + (start if ascii_only else len(text[:start].encode("utf-8")))
-
         limit = self.spec.max_line_bytes
+        records = []
         if self.joiner is None:
-            records = []
+            # Byte offsets of the candidates, measured piece by piece (linear in the block).
+            ascii_only = block.isascii()  # then character positions are byte positions
+            char_at, byte_at = 0, base
             for start in candidate_lines(text, self.searchers):
+                if ascii_only:
+                    byte_at = base + start
+                else:
+                    byte_at += _nbytes(text[char_at:start])
+                    char_at = start
                 line, was_cut = cut(line_at(text, start), limit)
                 self.lines_cut += was_cut
-                records.append(Record(line, offset_of(start), truncated=was_cut))
+                records.append(Record(repair(line), byte_at, truncated=was_cut))
             return records
         # Multiline needs every line, in order.
-        records = []
-        start = 0
+        offset = base
         for raw in text.split("\n")[:-1]:
             line, was_cut = cut(raw[:-1] if raw.endswith("\r") else raw, limit)
             self.lines_cut += was_cut
-            done = self.joiner.feed(line, offset_of(start), was_cut, now)
+            done = self.joiner.feed(repair(line), offset, was_cut, now)
             if done is not None:
                 records.append(done)
-            start += len(raw) + 1
+            offset += _nbytes(raw) + 1
         return records
 
     # -- identity and truncation ---------------------------------------------------------------
