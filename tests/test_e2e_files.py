@@ -344,9 +344,12 @@ def test_t05_logrotate_create_by_hand(bridge: Bridge, glob: str) -> None:
         )
 
 
-def test_t06_copytruncate_by_hand(bridge: Bridge) -> None:
+@pytest.mark.parametrize("glob", ["app.log", "app.log*"])
+def test_t06_copytruncate_by_hand(bridge: Bridge, glob: str) -> None:
+    # With app.log* the copy app.log.1 is a new inode the globs match: it must be recognised as
+    # a copy (by its first 1 KiB) and not read again from 0.
     log = bridge.logs / "app.log"
-    daemon = bridge.start([str(log)])
+    daemon = bridge.start([str(bridge.logs / glob)])
     with open(log, "a") as writer:
         writer.write(lines("t06", range(1, 201)))
         writer.flush()
@@ -365,6 +368,8 @@ def test_t06_copytruncate_by_hand(bridge: Bridge) -> None:
     assert_exactly_once([n for n in got if not 201 <= n <= 210], [*range(1, 201), *range(211, 281)])
     assert not [n for n, c in Counter(got).items() if c > 1], "duplicates"
     assert tail_status(daemon)["truncations"] >= 1
+    if glob == "app.log*":
+        assert "(copytruncate)" in daemon.log()
 
 
 def test_t07_truncate_and_quick_regrow_past_the_old_offset(bridge: Bridge) -> None:

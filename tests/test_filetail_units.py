@@ -15,7 +15,7 @@ import pytest
 from bridge.config.model import Config, FileInput, Multiline, Threshold
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Joiner, Record
-from bridge.inputs.filetail.reader import FP_BYTES, FileReader, cut, start_at_end
+from bridge.inputs.filetail.reader import FP_BYTES, FileReader, cut, head_hash, start_at_end
 from bridge.inputs.filetail.records import (
     MAX_LABEL_CHARS,
     ThresholdWindow,
@@ -504,4 +504,36 @@ def test_offsets_across_a_large_non_ascii_block(tmp_path: Path) -> None:
     records += reader.finish()
     assert len(records) == 20_000
     assert records[-1].offset == len(line) * 19_999
+    reader.close()
+
+
+def test_a_rewrite_with_the_same_first_kilobyte_is_noticed(tmp_path: Path) -> None:
+    banner = b"# " + b"=" * 1100 + b"\n"  # the same first 1 KiB before and after
+    reader, log = reader_on(tmp_path, banner + b"ERROR old - 1\n" * 5)
+    assert texts(reader.read(1 << 20, 1.0)) == ["ERROR old - 1"] * 5
+    with log.open("r+b") as f:  # truncated and rewritten past the old offset between two looks
+        f.truncate(0)
+        f.write(banner + b"ERROR new - 2\n" * 50)
+    assert texts(reader.read(1 << 20, 2.0)) == ["ERROR new - 2"] * 50
+    assert reader.truncations == 1
+    reader.close()
+
+
+def test_a_copy_of_the_file_is_recognised_before_and_after_truncation(tmp_path: Path) -> None:
+    data = b"ERROR a - line\n" * 100  # 1,500 bytes: a full 1 KiB fingerprint
+    reader, log = reader_on(tmp_path, data)
+    reader.read(1 << 20, 1.0)
+    copy = tmp_path / "a.log.1"
+    copy.write_bytes(data)
+    fd = os.open(copy, os.O_RDONLY)
+    head = head_hash(fd, FP_BYTES)[0]
+    os.close(fd)
+    assert reader.copied_up_to(head, now=1.0, within=60) == len(data)
+    os.truncate(log, 0)
+    with log.open("ab") as f:
+        f.write(b"ERROR b - new\n")
+    reader.read(1 << 20, 2.0)
+    assert reader.copied_up_to(head, now=30.0, within=60) == len(data)  # from before the cut
+    assert reader.copied_up_to(head, now=90.0, within=60) is None  # too long ago
+    assert reader.copied_up_to("0" * 16, now=30.0, within=60) is None
     reader.close()

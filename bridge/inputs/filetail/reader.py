@@ -20,6 +20,7 @@ from bridge.store.tailstate import FileKey, Position
 
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
 FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)
+MARK_BYTES = 64  # the bytes just before the read position, checked for a rewrite
 
 
 def head_hash(fd: int, length: int) -> tuple[str, int]:
@@ -97,6 +98,8 @@ class FileReader:
         )
         self.fp, self.fp_len = head_hash(fd, FP_BYTES)
         self.size_seen = -1
+        self.mark = b""  # the last MARK_BYTES bytes before pos, as read
+        self.before_truncation: tuple[str, int, float] | None = None  # (fp, pos, when)
         self.last_change = now
         self.rotated_at: float | None = None  # no longer found by the globs since then
         self.deleted = False
@@ -114,8 +117,8 @@ class FileReader:
         info = os.fstat(self.fd)
         self.deleted = info.st_nlink == 0
         if info.st_size != self.size_seen:
-            if info.st_size < self.pos or not self._same_head(info.st_size):
-                records += self._restart()
+            if info.st_size < self.pos or not self._unchanged(info.st_size):
+                records += self._restart(now)
             self.size_seen = info.st_size
         done = 0
         while done < budget:
@@ -128,6 +131,8 @@ class FileReader:
         if done:
             self.last_change = now
             self._grow_fingerprint()
+            start = max(0, self.pos - MARK_BYTES)
+            self.mark = os.pread(self.fd, self.pos - start, start)
         return records
 
     def _consume(self, data: bytes, now: float) -> list[Record]:
@@ -209,26 +214,46 @@ class FileReader:
 
     # -- identity and truncation ---------------------------------------------------------------
 
-    def _same_head(self, size: int) -> bool:
-        """Are the first bytes still those we fingerprinted? (No: truncated and rewritten.)"""
-        if self.fp_len == 0 or self.fd is None:
+    def _unchanged(self, size: int) -> bool:
+        """Are the first bytes still those we fingerprinted, and the bytes just before where we
+        read up to still those we read? No: it was truncated and written again (faster than
+        we looked, so it is not shorter than what we read)."""
+        if self.fd is None:
             return True
-        if size < self.fp_len:
+        if self.fp_len and (size < self.fp_len or head_hash(self.fd, self.fp_len)[0] != self.fp):
             return False
-        return head_hash(self.fd, self.fp_len)[0] == self.fp
+        if self.mark and self.pos >= len(self.mark):
+            return os.pread(self.fd, len(self.mark), self.pos - len(self.mark)) == self.mark
+        return True
 
     def _grow_fingerprint(self) -> None:
         if self.fd is not None and self.fp_len < FP_BYTES:
             self.fp, self.fp_len = head_hash(self.fd, FP_BYTES)
 
-    def _restart(self) -> list[Record]:
+    def _restart(self, now: float) -> list[Record]:
         """The file was truncated: hand on what was held, then read it again from 0."""
         records = self.finish()
+        # Remembered for a while: a copy of the old content (logrotate's copytruncate) that the
+        # globs also match is recognised by this head, and read only past this position.
+        if self.fp_len == FP_BYTES:
+            self.before_truncation = (self.fp, self.pos, now)
         self.offset = self.pos = 0
+        self.mark = b""
         self.truncations += 1
         if self.fd is not None:
             self.fp, self.fp_len = head_hash(self.fd, FP_BYTES)
         return records
+
+    def copied_up_to(self, head: str, now: float, within: float) -> int | None:
+        """If a file whose first FP_BYTES bytes hash to `head` is a copy of this one (now, or
+        before its truncation less than `within` seconds ago), how far this one was read."""
+        if self.fp_len == FP_BYTES and head == self.fp:
+            return self.offset
+        if self.before_truncation is not None:
+            fp, pos, when = self.before_truncation
+            if head == fp and now - when <= within:
+                return pos
+        return None
 
     def finish(self) -> list[Record]:
         """Hand on everything held: the line without a newline at the end of a rotated or

@@ -29,7 +29,7 @@ from bridge.config.model import FileInput
 from bridge.errors import InputError
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Record
-from bridge.inputs.filetail.reader import FileReader, head_hash, start_at_end
+from bridge.inputs.filetail.reader import FP_BYTES, FileReader, head_hash, start_at_end
 from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
 from bridge.inputs.filetail.scan import searcher
 from bridge.logs import fmt_fields
@@ -47,6 +47,7 @@ RETRY_AFTER = 1.0  # seconds before retrying a batch the intake refused
 MIN_ROUND = 0.01  # a burst of file-system events becomes one round
 FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from the store
 PRUNE_EVERY = 3_600.0
+COPY_WINDOW = 300.0  # seconds after a truncation in which a copy of the old content is known
 SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
 
 
@@ -283,6 +284,10 @@ class Tailer:
                 offset, how = start_at_end(fd, info.st_size), "existing file, from its end"
             else:
                 how = "existing file, from its start"
+        elif (copied := self._copy_of(fd, info.st_size, now)) is not None:
+            source, offset = copied
+            offset = min(offset, start_at_end(fd, info.st_size))
+            how = f"a copy of {source} (copytruncate), past what was read there"
         reader = FileReader(self.spec, key, path, fd, offset, self._searchers, now)
         if rotated:
             reader.rotated_at = now
@@ -290,6 +295,18 @@ class Tailer:
             self.readers[key] = reader
         self._pending.positions[key] = reader.position()
         log.info(fmt_fields("following", input=self.spec.name, path=path, offset=offset, how=how))
+
+    def _copy_of(self, fd: int, size: int, now: float) -> tuple[str, int] | None:
+        """Is this new file a copy of one we follow (logrotate's copytruncate with a glob that
+        also matches the copies)? Then its start was read already: where to begin instead."""
+        if size < FP_BYTES:
+            return None  # too short to tell a copy from a file with the same first lines
+        head = head_hash(fd, FP_BYTES)[0]
+        for reader in self.readers.values():
+            offset = reader.copied_up_to(head, now, COPY_WINDOW)
+            if offset is not None:
+                return reader.label_path, offset
+        return None
 
     def _room(self) -> bool:
         """Is a descriptor free under max_open_files? Closes the longest-idle file if not."""
