@@ -149,8 +149,8 @@ def test_example_validates_after_expansion() -> None:
 def test_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     assert set(config.targets) == {"ops", "oncall"}
-    assert set(config.inputs) == {"am", "ci"}
-    assert [r.name for r in config.rules] == ["critical", "ci-main", "everything-else"]
+    assert set(config.inputs) == {"am", "ci", "app-log"}
+    assert [r.name for r in config.rules] == ["critical", "ci-main", "app-errors", "everything-else"]
 
 
 def test_example_uses_every_top_level_key() -> None:
