@@ -714,3 +714,42 @@ def test_threshold_fires_on_the_third_match_with_the_count(bridge: Bridge) -> No
     [message] = bridge.inbox.fetch()
     assert message["title"].startswith("thr 3 ")
     assert "3 matching lines within 10s" in message["text"]
+
+
+def test_polling_alone_follows_appends_rotation_and_new_files(bridge: Bridge) -> None:
+    # inotify is only a wake-up: without it (inotify: false) nothing is missed, only later.
+    daemon = bridge.start(inotify=False, poll_interval="300ms")
+    assert 'wakeups="polling only"' in daemon.log()
+    log = bridge.logs / "app.log"
+    with open(log, "a") as writer:
+        writer.write(lines("poll", range(1, 101)))
+        writer.flush()
+        caught_up(daemon, log)
+        os.rename(log, bridge.logs / "app.log.1")
+        writer.write(lines("poll", range(101, 121)))  # to the renamed file
+        writer.flush()
+    append(log, lines("poll", range(121, 141)))  # the new app.log
+    append(bridge.logs / "other.log", lines("poll", range(141, 151)))
+    bridge.inbox.wait("poll", range(1, 151))
+    bridge.settle(daemon)
+    assert_exactly_once(bridge.inbox.seqs("poll"), range(1, 151))
+
+
+def test_open_descriptors_stay_under_max_open_files(bridge: Bridge) -> None:
+    for n in range(20):
+        append(bridge.logs / f"f{n:02d}.log", "")
+    daemon = bridge.start(max_open_files=4, close_inactive="1s")
+    logs_dir = str(bridge.logs)
+    most = 0
+    for n in range(20):
+        append(bridge.logs / f"f{n:02d}.log", lines("fds", [n]))
+        most = max(most, sum(link.startswith(logs_dir) for link in open_files(daemon.proc.pid)))
+    bridge.inbox.wait("fds", range(20))
+    assert most <= 4
+    # Idle files are closed after close_inactive, and opened again when they grow.
+    wait_until(lambda: not any(f["open"] for f in tail_status(daemon)["files"]), timeout=10)
+    assert not any(link.startswith(logs_dir) for link in open_files(daemon.proc.pid))
+    append(bridge.logs / "f07.log", lines("fds", [107]))
+    bridge.inbox.wait("fds", [107])
+    bridge.settle(daemon)
+    assert_exactly_once(bridge.inbox.seqs("fds"), [*range(20), 107])

@@ -493,6 +493,7 @@ class _Compiler:
             rotate_wait=self._duration(spec.get("rotate_wait"), 5.0),
             close_inactive=self._duration(spec.get("close_inactive"), 300.0),
             max_open_files=number("max_open_files", 256),
+            inotify=spec.get("inotify") is not False,
             definition=_canonical({**spec, "paths": spec.get("paths"), "base": str(self.base_dir)}),
         )
 

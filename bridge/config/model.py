@@ -147,6 +147,7 @@ class FileInput:
     rotate_wait: float = 5.0
     close_inactive: float = 300.0
     max_open_files: int = 256
+    inotify: bool = True  # wake-ups only: polling finds everything without them
     type: Literal["file"] = "file"
     definition: str = field(default="", repr=False)  # as HttpInput.definition
 

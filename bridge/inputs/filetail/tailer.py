@@ -188,13 +188,15 @@ class Tailer:
             moved = find_by_identity(os.path.dirname(position.path), key)
             if moved is not None:
                 self._open(key, moved, now, rotated=True)
-        self._watch()
+        if self.spec.inotify:
+            self._watch()
         log.info(
             fmt_fields(
                 "file input started",
                 input=self.spec.name,
                 files=len(self.readers),
                 first_run=self._first_run,
+                wakeups="inotify" if self._observer is not None else "polling only",
             )
         )
 
