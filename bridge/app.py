@@ -328,6 +328,26 @@ def run(config: Config) -> int:
         clear_untrusted_proxy_headers=True,
     )
     port = getattr(server, "effective_port", server_cfg.port)
+    stop = threading.Event()
+    reloads: queue.Queue[str] = queue.Queue()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info(fmt_fields("stopping", signal=signal.Signals(signum).name))
+        stop.set()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloads.put("SIGHUP")  # the reload runs in the main loop, not in the signal handler
+
+    def after_reload(config: Config) -> None:
+        watcher.watch([config.path, *config.template_files])
+
+    # Handlers first: once /-/healthy answers, a SIGHUP must reload, not kill (its default).
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
+    watcher = ConfigWatcher(lambda: reloads.put("file change"))
+    after_reload(config)
+    bridge.after_reload = after_reload
     bridge.start()
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
@@ -344,25 +364,6 @@ def run(config: Config) -> int:
         )
     )
 
-    stop = threading.Event()
-    reloads: queue.Queue[str] = queue.Queue()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info(fmt_fields("stopping", signal=signal.Signals(signum).name))
-        stop.set()
-
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        reloads.put("SIGHUP")  # the reload runs in the main loop, not in the signal handler
-
-    def after_reload(config: Config) -> None:
-        watcher.watch([config.path, *config.template_files])
-
-    watcher = ConfigWatcher(lambda: reloads.put("file change"))
-    after_reload(config)
-    bridge.after_reload = after_reload
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
     while not stop.is_set():
         try:
             trigger = reloads.get(timeout=0.5)
