@@ -150,7 +150,12 @@ def test_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     assert set(config.targets) == {"ops", "oncall"}
     assert set(config.inputs) == {"am", "ci", "app-log"}
-    assert [r.name for r in config.rules] == ["critical", "ci-main", "app-errors", "everything-else"]
+    assert [r.name for r in config.rules] == [
+        "critical",
+        "ci-main",
+        "app-errors",
+        "everything-else",
+    ]
 
 
 def test_example_uses_every_top_level_key() -> None:
