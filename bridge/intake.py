@@ -119,12 +119,13 @@ class Intake:
         return tally
 
     def _check_room(self, config: Config, deliveries: list[Delivery]) -> None:
-        """Refuse (503) rather than let one target's backlog grow without bound."""
-        needed: dict[str, int] = defaultdict(int)
-        for d in deliveries:
-            needed[d.target] += 1
-        for target, count in needed.items():
-            if self._depths.get(target, 0) + count > config.targets[target].queue_size:
+        """Refuse (503) rather than let one target's backlog grow without bound.
+
+        A target is full once `queue_size` messages wait for it; what arrives before that is
+        taken whole, even if it goes past the limit. (Counting the new messages against the
+        limit instead would refuse forever a batch larger than the limit itself.)"""
+        for target in {d.target for d in deliveries}:
+            if self._depths.get(target, 0) >= config.targets[target].queue_size:
                 log.warning(fmt_fields("queue full", target=target, reason="queue_full"))
                 raise InputError(
                     503, Reason.QUEUE_FULL, f"target {target} is backlogged; retry later"

@@ -786,3 +786,18 @@ def test_sigterm_with_a_call_slower_than_shutdown_timeout_exits_when_the_call_ti
     assert not outbox_rows(d, "dead"), logs(d)
     assert "stopped queued=2" in d.log(), logs(d)
     sim.wait_messages(1, timeout=5, token="tok-term")  # let the delayed call land here
+
+
+def test_a_full_target_queue_answers_503_until_it_drains(
+    sim: Simulator, daemons: Callable[..., Daemon]
+) -> None:
+    inject(sim, "tok-fault", {"errcode": -1}, count=6)  # DingTalk busy: the queue cannot drain
+    daemon = daemons(robot_config(sim, "tok-fault", queue_size=2))
+    first = [daemon.post("/am", am_alert_payload(f"Full{i}")) for i in range(2)]
+    assert [r.status_code for r in first] == [200, 200]
+    refused = daemon.post("/am", am_alert_payload("Full2"))
+    assert refused.status_code == 503
+    assert refused.json()["reason"] == "queue_full"
+    # Once DingTalk takes messages again the queue drains and the input accepts again.
+    wait_until(lambda: daemon.post("/am", am_alert_payload("Full2")).status_code == 200, 30)
+    wait_until(lambda: len(sim.messages(token="tok-fault")) == 3, 30)

@@ -166,7 +166,12 @@ class Bridge:
         self.daemons: list[Daemon] = []
         self.config: dict[str, Any] = {}
 
-    def start(self, paths: list[str] | None = None, **options: Any) -> Daemon:
+    def start(
+        self,
+        paths: list[str] | None = None,
+        target: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Daemon:
         """A daemon with one file input `app` (options override the input's settings); returns
         once the input has started (found the files already there)."""
         file_input = {
@@ -186,6 +191,7 @@ class Bridge:
                     "webhook": self.sim.robot_url(TOKEN),
                     "rate_limit": {"messages": 0},
                     "digest": {"enabled": False},
+                    **(target or {}),
                 }
             },
             "inputs": {INPUT: file_input},
@@ -753,3 +759,22 @@ def test_open_descriptors_stay_under_max_open_files(bridge: Bridge) -> None:
     bridge.inbox.wait("fds", [107])
     bridge.settle(daemon)
     assert_exactly_once(bridge.inbox.seqs("fds"), [*range(20), 107])
+
+
+def test_t26_a_full_queue_pauses_reading_and_loses_nothing(bridge: Bridge) -> None:
+    # DingTalk answers "busy" to the next 40 calls; the target holds at most 10 messages, so
+    # the outbox refuses the input's lines and the input waits, then resumes.
+    bridge.sim.control(
+        "faults",
+        {"path": "/robot/send", "token": TOKEN, "count": 40, "action": {"errcode": -1}},
+    )
+    daemon = bridge.start(target={"queue_size": 10, "retry": {"initial": "50ms", "max": "100ms"}})
+    log = bridge.logs / "app.log"
+    append(log, lines("t26", range(1, 21)))  # one batch: taken whole, the queue is now full
+    wait_until(lambda: pending(daemon) >= 10, timeout=10)
+    append(log, lines("t26", range(21, 301)))
+    wait_until(lambda: tail_status(daemon)["refused_batches"] >= 1, timeout=10)
+    assert "file input paused" in daemon.log()
+    bridge.inbox.wait("t26", range(1, 301), timeout=60)
+    bridge.settle(daemon)
+    assert_exactly_once(bridge.inbox.seqs("t26"), range(1, 301))
