@@ -99,7 +99,7 @@ def test_a_store_that_cannot_commit_answers_503_and_nothing_is_lost(sim: Simulat
         released = threading.Event()
 
         def release_later() -> None:
-            time.sleep(7)
+            time.sleep(10)  # twice the daemon's 5 s busy timeout, even on a loaded machine
             locker.execute("COMMIT")
             released.set()
 
