@@ -61,8 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from bridge.config.model import FileInput
+    from bridge.config.model import CallbackInput, FileInput
     from bridge.dingtalk.client import bodies_for
+    from bridge.inputs.callback import callback_event
     from bridge.inputs.filetail.records import events_from_text
     from bridge.inputs.http import PARSERS
     from bridge.pipeline import plan
@@ -78,6 +79,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         if isinstance(spec, FileInput):  # the payload is a sample of the log file
             text = Path(args.payload).read_text("utf-8", "replace")
             events = events_from_text(spec, text, str(Path(args.payload).absolute()), now)
+        elif isinstance(spec, CallbackInput):  # the payload is a decrypted callback event
+            payload = json.loads(Path(args.payload).read_text("utf-8"))
+            events = [callback_event(spec, payload, now)]
         else:
             payload = json.loads(Path(args.payload).read_text("utf-8"))
             events = PARSERS[spec.type](payload, spec, now)

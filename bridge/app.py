@@ -26,7 +26,7 @@ import requests
 from waitress.server import create_server
 
 from bridge.config.compile import load_config
-from bridge.config.model import Config, FileInput, HttpInput, Rule
+from bridge.config.model import Config, FileInput, RoutedInput, Rule
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, Reason
@@ -63,7 +63,7 @@ class Bridge:
         }
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
-        self._routes = {spec.path: spec for spec in config.http_inputs().values()}
+        self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
         self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self._reload_lock = threading.Lock()
         self.last_reload: dict[str, Any] | None = None
@@ -84,13 +84,13 @@ class Bridge:
 
     # -- what the inputs call ------------------------------------------------------------------
 
-    def routes(self) -> Mapping[str, HttpInput]:
+    def routes(self) -> Mapping[str, RoutedInput]:
         return self._routes
 
     def reject(self, input_name: str, reason: Reason) -> None:
         self.intake.reject(input_name, reason)
 
-    def accept(self, spec: HttpInput, events: list[Event]) -> Accepted:
+    def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock())
 
     def accept_lines(
@@ -208,7 +208,7 @@ class Bridge:
         retiring = [self.senders[n] for n in changed | removed if n in self.senders]
         # The swap: from here on requests route, match and render with the new config.
         self.config = new
-        self._routes = {spec.path: spec for spec in new.http_inputs().values()}
+        self._routes = {spec.path: spec for spec in new.routed_inputs().values()}
         restarted_inputs = self._swap_tailers(old, new)
         for sender in retiring:
             sender.stop(self.config.shutdown_timeout)
@@ -315,7 +315,7 @@ def run(config: Config) -> int:
     bridge = Bridge(config)
     server_cfg = config.server
     largest_body = max(
-        [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.http_inputs().values())]
+        [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.routed_inputs().values())]
     )
     server = create_server(
         HttpApp(bridge, bridge.clock),

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 class Reason(enum.StrEnum):
     BAD_REQUEST = "bad_request"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"  # authentic, but not for us (a callback for another owner key)
+    STALE = "stale"  # a signed request whose timestamp is outside the allowed window
+    REPLAY = "replay"  # a signed request seen before
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     TOO_LARGE = "too_large"

@@ -27,6 +27,7 @@ from bridge.config import model as m
 from bridge.config.schema import did_you_mean, validate
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
 from bridge.delivery.ratelimit import RateLimit
+from bridge.dingtalk.callback_crypto import CallbackCryptoError, derive_key
 from bridge.durations import parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.listen import parse_listen
@@ -51,7 +52,9 @@ FILE_DEFAULT_TITLE = (
     "[{{ (labels.get('level') or labels.get('severity') or 'match') | upper }}] {{ input }}: "
     "{{ annotations.line | truncate_bytes(90) }}"
 )
+CALLBACK_DEFAULT_TITLE = "[{{ labels.EventType }}] {{ input }}"
 RESERVED_PREFIX = "/-/"
+BUNDLED_KINDS = ("alertmanager", "webhook", "file", "default")  # kinds with bundled templates
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m.Config:
@@ -385,7 +388,7 @@ class _Compiler:
             if kind == "file":
                 out[name] = self._file_input(name, spec, where, env)
                 continue
-            if kind not in ("alertmanager", "webhook"):
+            if kind not in ("alertmanager", "webhook", "dingtalk_callback"):
                 continue  # the schema already reported it
             path = spec.get("path")
             if isinstance(path, str):
@@ -396,6 +399,9 @@ class _Compiler:
                         (*where, "path"), f'path "{path}" is already used by input "{paths[path]}"'
                     )
                 paths[path] = name
+            if kind == "dingtalk_callback":
+                out[name] = self._callback_input(name, spec, where)
+                continue
             max_body = spec.get("max_body_bytes", server.max_body_bytes)
 
             def tpl(
@@ -497,6 +503,30 @@ class _Compiler:
             definition=_canonical({**spec, "paths": spec.get("paths"), "base": str(self.base_dir)}),
         )
 
+    def _callback_input(self, name: str, spec: dict[str, Any], where: PathKey) -> m.CallbackInput:
+        token = self._secret(where, spec, "token", required=True) or ""
+        aes_key = self._secret(where, spec, "aes_key", required=True) or ""
+        if aes_key:
+            try:
+                derive_key(aes_key)
+            except CallbackCryptoError as exc:
+                at = (*where, "aes_key_file" if "aes_key_file" in spec else "aes_key")
+                self.problem(at, str(exc), "copy the EncodingAESKey exactly as DingTalk shows it")
+        for key in ("token", "aes_key"):
+            if key not in spec and f"{key}_file" not in spec:
+                self.problem(where, f'missing required key "{key}" (or "{key}_file")')
+        max_body = spec.get("max_body_bytes", 65_536)
+        return m.CallbackInput(
+            name=name,
+            path=str(spec.get("path")),
+            token=token,
+            aes_key=aes_key,
+            owner_key=str(spec.get("owner_key", "")),
+            max_age=self._duration(spec.get("max_age"), 3_600.0),
+            max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
+            definition=_canonical(spec),
+        )
+
     def _glob_path(self, pattern: str) -> str:
         """A path glob made absolute: relative to the config file's directory, `~` expanded."""
         path = Path(os.path.expanduser(pattern))
@@ -557,7 +587,10 @@ class _Compiler:
             ) -> jinja2.Template | None:
                 return self._template(env, at, source, allowed)
 
-            default_title = FILE_DEFAULT_TITLE if kinds == {"file"} else DEFAULT_TITLE
+            default_title = {
+                frozenset({"file"}): FILE_DEFAULT_TITLE,
+                frozenset({"dingtalk_callback"}): CALLBACK_DEFAULT_TITLE,
+            }.get(frozenset(kinds), DEFAULT_TITLE)
             title = tpl("title", spec.get("title", default_title), (*where, "title"))
             body = self._body_template(env, where, spec, msgtype, allowed, kinds)
             buttons = []
@@ -654,6 +687,8 @@ class _Compiler:
         if source is None:  # the bundled default for the input kind (both kinds: a dispatcher)
             # (Choosing here saves the dispatcher's include on every render.)
             base = next(iter(kinds)) if len(kinds) == 1 else "default"
+            if base not in BUNDLED_KINDS:
+                base = "webhook"  # a callback's fields show like a webhook body's
             suffix = "txt" if msgtype in ("text", "link") else "md"
             return env.get_template(f"{base}.{suffix}.j2")
         if not isinstance(source, str):

@@ -152,7 +152,23 @@ class FileInput:
     definition: str = field(default="", repr=False)  # as HttpInput.definition
 
 
-Input = HttpInput | FileInput
+@dataclass(frozen=True)
+class CallbackInput:
+    """DingTalk's event callbacks (HTTP push), verified and decrypted (reference §4)."""
+
+    name: str
+    path: str
+    token: str = field(repr=False)  # DingTalk's callback token: signs, it is not a bearer token
+    aes_key: str = field(repr=False)
+    owner_key: str = ""  # corpId (register_call_back) or appKey (event subscription)
+    max_age: float = 3_600.0  # callbacks with a timestamp further from now are refused
+    max_body_bytes: int = 65_536
+    type: Literal["dingtalk_callback"] = "dingtalk_callback"
+    definition: str = field(default="", repr=False)
+
+
+Input = HttpInput | FileInput | CallbackInput
+RoutedInput = HttpInput | CallbackInput  # the inputs served on the HTTP listener
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,9 @@ class Config:
     def http_inputs(self) -> dict[str, HttpInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}
 
+    def routed_inputs(self) -> dict[str, RoutedInput]:
+        return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput | CallbackInput)}
+
     def file_inputs(self) -> dict[str, FileInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}
 
@@ -213,6 +232,7 @@ class Config:
                 values += [target.webhook, target.secret or ""]
             else:
                 values.append(target.app_secret)
-        values += [i.token or "" for i in self.http_inputs().values()]
+        values += [i.token or "" for i in self.routed_inputs().values()]
+        values += [i.aes_key for i in self.inputs.values() if isinstance(i, CallbackInput)]
         values.append(self.server.reload_token or "")
         return tuple(v for v in values if v)

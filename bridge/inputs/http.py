@@ -17,9 +17,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bridge.config.model import HttpInput
+from bridge.config.model import CallbackInput, HttpInput, RoutedInput
 from bridge.errors import InputError, Reason
 from bridge.inputs.alertmanager import parse_notification
+from bridge.inputs.callback import (
+    CHECK_URL,
+    ReplayGuard,
+    callback_event,
+    open_callback,
+    success_reply,
+)
 from bridge.inputs.webhook import parse_webhook
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Event
@@ -35,8 +42,10 @@ _STATUS_TEXT = {
     400: "Bad Request",
     422: "Unprocessable Content",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -46,9 +55,9 @@ _STATUS_TEXT = {
 class Intake(Protocol):
     """What the HTTP layer needs from the running bridge."""
 
-    def routes(self) -> Mapping[str, HttpInput]: ...
+    def routes(self) -> Mapping[str, RoutedInput]: ...
 
-    def accept(self, spec: HttpInput, events: list[Event]) -> Accepted: ...
+    def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted: ...
 
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
@@ -95,6 +104,7 @@ class HttpApp:
     def __init__(self, intake: Intake, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.intake = intake
         self.clock = clock
+        self.replays = ReplayGuard()  # callbacks already seen, across reloads
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -148,33 +158,53 @@ class HttpApp:
                 raise InputError(
                     405, Reason.METHOD_NOT_ALLOWED, f"{path} accepts POST, not {method}"
                 )
+            if isinstance(spec, CallbackInput):
+                return self._callback(spec, environ, start)
             self._authorize(spec, environ)
             raw = self._read_body(spec, environ)
-            try:
-                body = json.loads(raw)
-            except UnicodeDecodeError:
-                raise InputError(400, Reason.BAD_REQUEST, "the body is not UTF-8 text") from None
-            except RecursionError:
-                raise InputError(400, Reason.BAD_REQUEST, "the JSON is nested too deeply") from None
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    400, Reason.BAD_REQUEST, f"the body is not valid JSON: {exc}"
-                ) from None
-            events = PARSERS[spec.type](body, spec, self.clock())
+            events = PARSERS[spec.type](_parse_json(raw), spec, self.clock())
         except InputError as exc:
-            self.intake.reject(spec.name, exc.reason)
-            log.info(
-                fmt_fields(
-                    "request rejected",
-                    input=spec.name,
-                    status=exc.status,
-                    reason=exc.reason.value,
-                    error=str(exc),
-                )
-            )
+            self._rejected(spec, exc)
             raise
         accepted = self.intake.accept(spec, events)
         return _json(start, 200, {"status": "accepted", "events": len(events), **asdict(accepted)})
+
+    def _rejected(self, spec: RoutedInput, exc: InputError) -> None:
+        self.intake.reject(spec.name, exc.reason)
+        log.info(
+            fmt_fields(
+                "request rejected",
+                input=spec.name,
+                status=exc.status,
+                reason=exc.reason.value,
+                error=str(exc),
+            )
+        )
+
+    def _callback(
+        self, spec: CallbackInput, environ: dict[str, Any], start: StartResponse
+    ) -> list[bytes]:
+        """A DingTalk event callback: verified and opened, routed (unless it is the check_url
+        handshake), then answered with the encrypted `success`."""
+        now = self.clock()
+        raw = self._read_body(spec, environ)
+        data = open_callback(
+            spec, environ.get("QUERY_STRING", ""), _parse_json(raw), now, self.replays
+        )
+        event_type = str(data["EventType"])
+        if event_type == CHECK_URL:
+            log.info(fmt_fields("callback URL checked", input=spec.name))
+        else:
+            accepted = self.intake.accept(spec, [callback_event(spec, data, now)])
+            log.info(
+                fmt_fields(
+                    "callback accepted",
+                    input=spec.name,
+                    event_type=event_type,
+                    messages=accepted.messages,
+                )
+            )
+        return _json(start, 200, success_reply(spec, now))
 
     @staticmethod
     def _authorize(spec: HttpInput, environ: dict[str, Any]) -> None:
@@ -190,7 +220,7 @@ class HttpApp:
             raise InputError(401, Reason.UNAUTHORIZED, "wrong bearer token")
 
     @staticmethod
-    def _read_body(spec: HttpInput, environ: dict[str, Any]) -> bytes:
+    def _read_body(spec: RoutedInput, environ: dict[str, Any]) -> bytes:
         limit = spec.max_body_bytes
         too_large = InputError(413, Reason.TOO_LARGE, f"the body is larger than {limit} bytes")
         length_text = environ.get("CONTENT_LENGTH") or ""
@@ -210,3 +240,14 @@ class HttpApp:
         if not raw:
             raise InputError(400, Reason.BAD_REQUEST, "the body is empty: expected a JSON object")
         return raw
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise InputError(400, Reason.BAD_REQUEST, "the body is not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(400, Reason.BAD_REQUEST, "the JSON is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(400, Reason.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
