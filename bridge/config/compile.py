@@ -512,9 +512,6 @@ class _Compiler:
             except CallbackCryptoError as exc:
                 at = (*where, "aes_key_file" if "aes_key_file" in spec else "aes_key")
                 self.problem(at, str(exc), "copy the EncodingAESKey exactly as DingTalk shows it")
-        for key in ("token", "aes_key"):
-            if key not in spec and f"{key}_file" not in spec:
-                self.problem(where, f'missing required key "{key}" (or "{key}_file")')
         max_body = spec.get("max_body_bytes", 65_536)
         return m.CallbackInput(
             name=name,
