@@ -196,9 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
+    from bridge.cli_callback import add_parsers as callback_parsers
     from bridge.cli_state import add_parsers
 
     add_parsers(sub)
+    callback_parsers(sub)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(func=cmd_schema)
     sub.add_parser(

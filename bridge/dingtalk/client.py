@@ -130,20 +130,38 @@ class DingTalkClient:
 
     def send_work_notice(self, target: WorkNoticeTarget, body: dict[str, Any]) -> Sent:
         """POST one asyncsend_v2 body (see dingtalk.worknotice), refreshing the token once."""
-        data = encode(body)
-        url = f"{target.api_base}/topapi/message/corpconversation/asyncsend_v2"
+        answer = self.app_call(
+            target, "POST", "/topapi/message/corpconversation/asyncsend_v2", body, "work notice"
+        )
+        task_id = answer.get("task_id")
+        return Sent(errcode=0, task_id=task_id if isinstance(task_id, int) else None)
+
+    def app_call(
+        self,
+        app: WorkNoticeTarget,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        what: str = "app call",
+    ) -> dict[str, Any]:
+        """One call with the app's access token (cached and shared; dropped and fetched again
+        once if DingTalk says it expired); DingTalk's answer, or DeliveryError."""
+        data = encode(body) if body is not None else None
         for attempt in (1, 2):
-            token = self.tokens.get(target.api_base, target.app_key, target.app_secret)
+            token = self.tokens.get(app.api_base, app.app_key, app.app_secret)
             outcome = self._call(
-                "POST", url, target.timeout, data=data, params={"access_token": token}
+                method,
+                f"{app.api_base}{path}",
+                app.timeout,
+                data=data,
+                params={"access_token": token},
             )
             if outcome.ok:
-                task_id = outcome.body.get("task_id")
-                return Sent(errcode=0, task_id=task_id if isinstance(task_id, int) else None)
+                return outcome.body
             if outcome.token_invalid and attempt == 1:
-                self.tokens.invalidate(target.api_base, target.app_key, token)
+                self.tokens.invalidate(app.api_base, app.app_key, token)
                 continue  # once more with a fresh token
-            raise _failure(outcome, "work notice")
+            raise _failure(outcome, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def send(self, target: Target, message: Message, message_id: str, sent_at: datetime) -> Sent:

@@ -60,6 +60,7 @@ class AppSpec:
     app_secret: str
     agent_id: int
     token_ttl: float = DEFAULT_TOKEN_TTL
+    corp_id: str = "dingsimulatedcorp"  # the owner key of callbacks registered by this app
 
 
 @dataclass
@@ -140,7 +141,7 @@ def parse_apps(data: Any) -> dict[str, AppSpec]:
 
 def parse_app(data: Any, where: str = "app") -> AppSpec:
     mapping = _as_mapping(data, where)
-    _reject_unknown(mapping, {"app_secret", "agent_id", "token_ttl"}, where)
+    _reject_unknown(mapping, {"app_secret", "agent_id", "token_ttl", "corp_id"}, where)
     secret = mapping.get("app_secret")
     if not isinstance(secret, str) or not secret:
         raise SpecError(f"{where}.app_secret is required (a non-empty string)")
@@ -150,7 +151,10 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
     ttl = mapping.get("token_ttl", DEFAULT_TOKEN_TTL)
     if not _is_number(ttl) or ttl <= 0:
         raise SpecError(f"{where}.token_ttl must be a number > 0")
-    return AppSpec(app_secret=secret, agent_id=agent_id, token_ttl=float(ttl))
+    corp_id = mapping.get("corp_id", "dingsimulatedcorp")
+    if not isinstance(corp_id, str) or not corp_id:
+        raise SpecError(f"{where}.corp_id must be a non-empty string")
+    return AppSpec(app_secret=secret, agent_id=agent_id, token_ttl=float(ttl), corp_id=corp_id)
 
 
 def _as_mapping(data: Any, where: str) -> Mapping[Any, Any]:

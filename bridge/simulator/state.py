@@ -91,6 +91,9 @@ class _Rejected(Exception):
         self.errmsg = errmsg
 
 
+Rejected = _Rejected  # what callers outside this module catch
+
+
 class SimulatorState:
     """Registry + runtime state of the simulated DingTalk. Thread-safe.
 
@@ -298,6 +301,19 @@ class SimulatorState:
         if now >= token.expires_at:
             raise _Rejected(codes.ACCESS_TOKEN_EXPIRED, codes.MSG_ACCESS_TOKEN_EXPIRED)
         return token.app_key, self._apps[token.app_key]
+
+    def app(self, app_key: str) -> AppSpec | None:
+        with self._lock:
+            return self._apps.get(app_key)
+
+    def authenticated_app(self, now: float, query: Mapping[str, str]) -> tuple[str, AppSpec]:
+        """The app whose access token the query carries; `Rejected` if it is unknown or
+        expired (for APIs outside this module, such as callback registration)."""
+        with self._lock:
+            try:
+                return self._authenticate(now, query)
+            except _Rejected as rejected:
+                raise Rejected(rejected.errcode, rejected.errmsg) from None
 
     def _app_of_token(self, query: Mapping[str, str]) -> str | None:
         token = self._tokens.get(query.get("access_token", ""))

@@ -11,12 +11,15 @@ import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from waitress.channel import ClientDisconnected
 
+from bridge.simulator.callbacks import CALLBACK_PATHS, Callbacks
 from bridge.simulator.faults import FaultAction, FaultError
 from bridge.simulator.page import render_page
 from bridge.simulator.spec import SpecError, parse_apps, parse_robots
@@ -26,6 +29,7 @@ from bridge.simulator.state import (
     GETSENDRESULT_PATH,
     GETTOKEN_PATH,
     ROBOT_SEND_PATH,
+    Rejected,
     SimulatorState,
 )
 
@@ -74,6 +78,7 @@ class SimulatorApp:
         self._sleep = sleep
         self._offset = 0.0
         self._offset_lock = threading.Lock()
+        self.callbacks = Callbacks(_post)
 
     def now(self) -> float:
         with self._offset_lock:
@@ -86,6 +91,8 @@ class SimulatorApp:
         try:
             if path in API_PATHS:
                 status, content_type, body = self._api(method, path, query, environ)
+            elif path in CALLBACK_PATHS:
+                status, content_type, body = self._callback_api(method, path, query, environ)
             else:
                 status, content_type, body = self._control(method, path, query, environ)
         except _ControlError as exc:
@@ -121,6 +128,21 @@ class SimulatorApp:
             return _json(*self.state.asyncsend(now, query, body))
         assert path == GETSENDRESULT_PATH
         return _json(*self.state.getsendresult(now, query, body))
+
+    def _callback_api(
+        self, method: str, path: str, query: dict[str, str], environ: WSGIEnvironment
+    ) -> Response:
+        expected = "POST" if path.endswith(("/register_call_back", "/update_call_back")) else "GET"
+        if method != expected:
+            return _json(405, {"errcode": 405, "errmsg": f"use {expected} for {path}"})
+        try:
+            app_key, app = self.state.authenticated_app(self.now(), query)
+        except Rejected as rejected:
+            return _json(200, {"errcode": rejected.errcode, "errmsg": rejected.errmsg})
+        body = _read_json(environ) if expected == "POST" else {}
+        if not isinstance(body, dict):
+            return _json(200, {"errcode": 40035, "errmsg": "the body must be a JSON object"})
+        return _json(*self.callbacks.api(path, app_key, app.corp_id, body, self.now()))
 
     def _apply_fault(self, fault: FaultAction) -> Response | None:
         """The faulted response, or None to go on with normal handling (after a delay)."""
@@ -160,7 +182,19 @@ class SimulatorApp:
             return _json(200, {"requests": state.requests(_int_param(query, "since"))})
         if path == "/_sim/stats" and method == "GET":
             return _json(200, state.stats())
+        if path == "/_sim/callbacks/push" and method == "POST":
+            data = _read_json(environ)
+            app_key = str(data.get("app_key")) if isinstance(data, dict) else ""
+            app = state.app(app_key)
+            if app is None or not isinstance(data.get("event"), dict):
+                raise _ControlError(400, 'expected {"app_key": <a known app>, "event": {...}}')
+            try:
+                pushed = self.callbacks.push(app_key, app.corp_id, data["event"], self.now())
+            except KeyError:
+                raise _ControlError(404, f"app {app_key} has no callback registered") from None
+            return _json(200, pushed)
         if path == "/_sim/reset" and method == "POST":
+            self.callbacks.reset()
             state.reset()
             with self._offset_lock:
                 self._offset = 0.0
@@ -246,3 +280,15 @@ def _int_param(query: dict[str, str], name: str) -> int:
 def _json(status: int, body: dict[str, Any]) -> Response:
     # ensure_ascii=False: DingTalk answers with literal UTF-8 (e.g. "access_token超时").
     return status, JSON_TYPE, json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
+    """DingTalk calling a registered callback URL: 1,500 ms to answer (reference §4.2)."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=1.5) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
