@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from bridge.config.model import CallbackInput, FileInput
+    from bridge.config.model import CallbackInput, FileInput, HttpInput
     from bridge.dingtalk.client import bodies_for
     from bridge.inputs.callback import callback_event
     from bridge.inputs.filetail.records import events_from_text
@@ -82,9 +82,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         elif isinstance(spec, CallbackInput):  # the payload is a decrypted callback event
             payload = json.loads(Path(args.payload).read_text("utf-8"))
             events = [callback_event(spec, payload, now)]
-        else:
+        elif isinstance(spec, HttpInput):
             payload = json.loads(Path(args.payload).read_text("utf-8"))
             events = PARSERS[spec.type](payload, spec, now)
+        else:
+            print(f"input {spec.name} takes chat commands, not alerts", file=sys.stderr)
+            return 2
     except (OSError, ValueError) as exc:
         print(f"{args.payload}: cannot read: {exc}", file=sys.stderr)
         return 2

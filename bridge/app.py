@@ -25,19 +25,24 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
+from bridge import commands
+from bridge.alerting.silences import Silence
 from bridge.config.compile import load_config
-from bridge.config.model import Config, FileInput, RoutedInput, Rule
+from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, Reason
 from bridge.grouper import Grouper
+from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.http import HttpApp
 from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
+from bridge.matchers import Matcher
 from bridge.model import Accepted, Event
 from bridge.reload import ConfigWatcher
 from bridge.store import outbox
+from bridge.store import silences as silence_store
 from bridge.store.db import Store
 
 log = logging.getLogger("bridge")
@@ -97,6 +102,68 @@ class Bridge:
         self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
     ) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock(), also)
+
+    # -- chat commands (dingtalk_robot inputs) --------------------------------------------------
+
+    def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]:
+        """Answer a command from the chat: into the conversation through its sessionWebhook
+        when DingTalk gave one (then the HTTP answer is empty), else as the HTTP answer."""
+        now = self.clock().timestamp()
+        text = commands.answer(message.text, message.sender, self, now, self.config.timezone)
+        log.info(
+            fmt_fields(
+                "chat command",
+                input=spec.name,
+                sender=message.sender.staff_id,
+                command=(message.text.split() or ["help"])[0],
+                allowed=message.sender.allowed,
+            )
+        )
+        reply = reply_body(text, message.sender)
+        if not message.session_webhook:
+            return reply
+        try:
+            response = self.session.post(message.session_webhook, json=reply, timeout=5)
+            errcode = response.json().get("errcode")
+        except (requests.RequestException, ValueError) as exc:
+            log.warning(fmt_fields("chat reply failed", input=spec.name, error=type(exc).__name__))
+            return reply  # DingTalk may still show the answer given in the response
+        if errcode != 0:
+            log.warning(fmt_fields("chat reply refused", input=spec.name, errcode=errcode))
+            return reply
+        return {}
+
+    def status(self) -> dict[str, Any]:
+        _ready, details = self.readiness()
+        details["silences"] = len(self.silences(self.clock().timestamp()))
+        return details
+
+    def silences(self, now: float) -> list[Silence]:
+        with self.store.reading() as conn:
+            runtime = silence_store.load(conn, ended_after=now)
+        return [s for s in [*self.config.silences, *runtime] if s.active(now)]
+
+    def add_silence(
+        self,
+        parsed: tuple[Matcher, ...],
+        starts: float,
+        ends: float,
+        comment: str,
+        author: str,
+    ) -> Silence:
+        with self.store.transaction() as conn:
+            silence = silence_store.add(conn, parsed, starts, ends, comment, author, starts)
+        self.intake.forget_cache()
+        log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
+        return silence
+
+    def expire_silence(self, id_prefix: str, now: float) -> list[str]:
+        with self.store.transaction() as conn:
+            ids = silence_store.expire(conn, id_prefix, now)
+        self.intake.forget_cache()
+        if len(ids) == 1:
+            log.info(fmt_fields("silence expired", id=ids[0]))
+        return ids
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock().timestamp()

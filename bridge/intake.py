@@ -69,6 +69,11 @@ class Intake:
             self._runtime_silences = silences
             self._depths = depths
 
+    def forget_cache(self) -> None:
+        """Read silences and queue depths again at the next request (a silence was just added
+        or expired here: it must apply to the very next alert)."""
+        self._refreshed = float("-inf")
+
     def reject(self, input_name: str, reason: Reason) -> None:
         with self._lock:
             self.counters.rejected[(input_name, reason.value)] += 1

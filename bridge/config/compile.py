@@ -388,7 +388,7 @@ class _Compiler:
             if kind == "file":
                 out[name] = self._file_input(name, spec, where, env)
                 continue
-            if kind not in ("alertmanager", "webhook", "dingtalk_callback"):
+            if kind not in ("alertmanager", "webhook", "dingtalk_callback", "dingtalk_robot"):
                 continue  # the schema already reported it
             path = spec.get("path")
             if isinstance(path, str):
@@ -401,6 +401,20 @@ class _Compiler:
                 paths[path] = name
             if kind == "dingtalk_callback":
                 out[name] = self._callback_input(name, spec, where)
+                continue
+            if kind == "dingtalk_robot":
+                allow = self._dict(spec.get("allow"))
+                max_body = spec.get("max_body_bytes", 65_536)
+                out[name] = m.ChatInput(
+                    name=name,
+                    path=str(path),
+                    app_secret=self._secret(where, spec, "app_secret", required=True) or "",
+                    staff_ids=frozenset(self._strs(allow.get("staff_ids"))),
+                    admins=allow.get("admins") is not False,
+                    max_age=self._duration(spec.get("max_age"), 3_600.0),
+                    max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
+                    definition=_canonical(spec),
+                )
                 continue
             max_body = spec.get("max_body_bytes", server.max_body_bytes)
 

@@ -167,8 +167,23 @@ class CallbackInput:
     definition: str = field(default="", repr=False)
 
 
-Input = HttpInput | FileInput | CallbackInput
-RoutedInput = HttpInput | CallbackInput  # the inputs served on the HTTP listener
+@dataclass(frozen=True)
+class ChatInput:
+    """An enterprise-internal robot's @-messages: commands from the chat (reference §5)."""
+
+    name: str
+    path: str
+    app_secret: str = field(repr=False)  # the robot app's AppSecret: checks the `sign` header
+    staff_ids: frozenset[str] = frozenset()  # may silence, expire and ack
+    admins: bool = True  # the chat's admins (isAdmin) may too
+    max_age: float = 3_600.0
+    max_body_bytes: int = 65_536
+    type: Literal["dingtalk_robot"] = "dingtalk_robot"
+    definition: str = field(default="", repr=False)
+
+
+Input = HttpInput | FileInput | CallbackInput | ChatInput
+RoutedInput = HttpInput | CallbackInput | ChatInput  # the inputs served on the HTTP listener
 
 
 @dataclass(frozen=True)
@@ -219,7 +234,8 @@ class Config:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}
 
     def routed_inputs(self) -> dict[str, RoutedInput]:
-        return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput | CallbackInput)}
+        routed = HttpInput | CallbackInput | ChatInput
+        return {n: i for n, i in self.inputs.items() if isinstance(i, routed)}
 
     def file_inputs(self) -> dict[str, FileInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}
@@ -232,7 +248,8 @@ class Config:
                 values += [target.webhook, target.secret or ""]
             else:
                 values.append(target.app_secret)
-        values += [i.token or "" for i in self.routed_inputs().values()]
+        values += [getattr(i, "token", None) or "" for i in self.routed_inputs().values()]
         values += [i.aes_key for i in self.inputs.values() if isinstance(i, CallbackInput)]
+        values += [i.app_secret for i in self.inputs.values() if isinstance(i, ChatInput)]
         values.append(self.server.reload_token or "")
         return tuple(v for v in values if v)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bridge.config.model import CallbackInput, HttpInput, RoutedInput
+from bridge.config.model import CallbackInput, ChatInput, HttpInput, RoutedInput
 from bridge.errors import InputError, Reason
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.callback import (
@@ -27,6 +27,7 @@ from bridge.inputs.callback import (
     open_callback,
     success_reply,
 )
+from bridge.inputs.chat import ChatMessage, parse_message, verify
 from bridge.inputs.webhook import parse_webhook
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Event
@@ -64,6 +65,8 @@ class Intake(Protocol):
     def reject(self, input_name: str, reason: Reason) -> None: ...
 
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]: ...
+
+    def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]: ...
 
 
 def _json(
@@ -160,6 +163,15 @@ class HttpApp:
                 )
             if isinstance(spec, CallbackInput):
                 return self._callback(spec, environ, start)
+            if isinstance(spec, ChatInput):
+                verify(
+                    spec,
+                    environ.get("HTTP_TIMESTAMP", ""),
+                    environ.get("HTTP_SIGN", ""),
+                    self.clock(),
+                )
+                message = parse_message(spec, _parse_json(self._read_body(spec, environ)))
+                return _json(start, 200, self.intake.command(spec, message))
             self._authorize(spec, environ)
             raw = self._read_body(spec, environ)
             events = PARSERS[spec.type](_parse_json(raw), spec, self.clock())

@@ -39,7 +39,8 @@ ROBOT_SEND_PATH = "/robot/send"
 GETTOKEN_PATH = "/gettoken"
 ASYNCSEND_PATH = "/topapi/message/corpconversation/asyncsend_v2"
 GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
-API_PATHS = (ROBOT_SEND_PATH, GETTOKEN_PATH, ASYNCSEND_PATH, GETSENDRESULT_PATH)
+SESSION_PATH = "/robot/sendBySession"
+API_PATHS = (ROBOT_SEND_PATH, GETTOKEN_PATH, ASYNCSEND_PATH, GETSENDRESULT_PATH, SESSION_PATH)
 
 MAX_ROBOT_BODY_BYTES = 20000  # §1.6: counted on the raw UTF-8 body
 RATE_WINDOW_SECONDS = 60.0
@@ -221,6 +222,40 @@ class SimulatorState:
         if mentions.all:
             tags.append("@all")
         return " ".join(["robot", mask(token), msgtype, _quote(title), *tags])
+
+    def session_send(self, now: float, query: Mapping[str, str], body: bytes) -> Reply:
+        """POST /robot/sendBySession?session=… : a reply into the conversation a robot was
+        @-mentioned in (reference §5.4); the URL itself is the credential."""
+        session = query.get("session", "")
+        with self._lock:
+            try:
+                if not session:
+                    raise _Rejected(codes.INVALID_PARAMETER, "missing session")
+                parsed = _parse_json_object(body)
+                msgtype = parsed.get("msgtype")
+                if msgtype not in ("text", "markdown") or not isinstance(parsed.get(msgtype), dict):
+                    raise _Rejected(codes.INVALID_PARAMETER, "expected a text or markdown message")
+                if msgtype == "text" and not isinstance(parsed["text"].get("content"), str):
+                    raise _Rejected(codes.INVALID_PARAMETER, "text.content is required")
+            except _Rejected as rejected:
+                self._record(now, SESSION_PATH, "session", rejected.errcode, rejected.errmsg)
+                return 200, {"errcode": rejected.errcode, "errmsg": rejected.errmsg}
+            title, text = robot_summary(parsed)
+            self._messages.append(
+                {
+                    "index": len(self._messages),
+                    "kind": "session",
+                    "session": session,
+                    "time": now,
+                    "msgtype": parsed["msgtype"],
+                    "title": title,
+                    "text": text,
+                    "body": parsed,
+                }
+            )
+            self._record(now, SESSION_PATH, "session", codes.OK, codes.MSG_OK)
+        self._emit(f"session reply {_quote(title or text)}")
+        return 200, {"errcode": 0, "errmsg": "ok"}
 
     def _robot_rejected(self, now: float, token: str, rejected: _Rejected) -> str:
         if token in self._robots:
@@ -572,7 +607,9 @@ class SimulatorState:
         with self._lock:
             selected = self._messages[max(since, 0) :]
         if token is not None:
-            selected = [m for m in selected if token in (m.get("token"), m.get("app_key"))]
+            selected = [
+                m for m in selected if token in (m.get("token"), m.get("app_key"), m.get("session"))
+            ]
         return selected
 
     def requests(self, since: int = 0) -> list[JSON]:

@@ -29,6 +29,7 @@ from bridge.simulator.state import (
     GETSENDRESULT_PATH,
     GETTOKEN_PATH,
     ROBOT_SEND_PATH,
+    SESSION_PATH,
     Rejected,
     SimulatorState,
 )
@@ -126,6 +127,8 @@ class SimulatorApp:
             return _json(*self.state.gettoken(now, query))
         if path == ASYNCSEND_PATH:
             return _json(*self.state.asyncsend(now, query, body))
+        if path == SESSION_PATH:
+            return _json(*self.state.session_send(now, query, body))
         assert path == GETSENDRESULT_PATH
         return _json(*self.state.getsendresult(now, query, body))
 

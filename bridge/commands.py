@@ -1,0 +1,146 @@
+"""Commands typed in a DingTalk chat at the bridge's robot: parsing and answering. Pure apart
+from the `Desk` it acts on (the state store, behind the composition root).
+
+    help                                    what the robot understands
+    status                                  queues, dead letters, silences, last reload
+    silence <matchers> <duration> [comment] e.g. silence alertname=DiskFull instance=~db-.* 2h swap
+    silences                                the active silences
+    expire <id>                             end a silence now
+
+Reading is open to everyone in the chat; changing (silence, expire) to the senders the input
+allows. Every mistake gets an answer that says how to do it right, never silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from bridge import matchers
+from bridge.alerting.silences import Silence
+from bridge.durations import format_duration, parse_duration
+
+HELP = """I understand:
+help: this list
+status: queues, dead letters, silences, last reload
+silence <matchers> <duration> [comment]: e.g. silence alertname=DiskFull 2h disk swap
+silences: the active silences
+expire <id>: end a silence now"""
+CHANGES = frozenset({"silence", "expire"})
+
+
+@dataclass(frozen=True)
+class Sender:
+    staff_id: str
+    nick: str
+    allowed: bool  # may change things
+
+
+class Desk(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def silences(self, now: float) -> list[Silence]: ...
+
+    def add_silence(
+        self,
+        parsed: tuple[matchers.Matcher, ...],
+        starts: float,
+        ends: float,
+        comment: str,
+        author: str,
+    ) -> Silence: ...
+
+    def expire_silence(self, id_prefix: str, now: float) -> list[str]: ...
+
+
+def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    words = text.split()
+    if not words:
+        return HELP
+    command, args = words[0].lower().lstrip("/"), words[1:]
+    if command in CHANGES and not sender.allowed:
+        return (
+            f"Sorry {sender.nick}, you may not {command} here "
+            "(an admin can add your staff id to the input's allow list)."
+        )
+    if command == "help":
+        return HELP
+    if command == "status":
+        return _status(desk.status())
+    if command == "silences":
+        return _silences(desk.silences(now), now, tz)
+    if command == "silence":
+        return _silence(args, sender, desk, now, tz)
+    if command == "expire":
+        if len(args) != 1:
+            return "Usage: expire <id> (the id from `silences`)"
+        ids = desk.expire_silence(args[0], now)
+        if len(ids) == 1:
+            return f"Silence {ids[0]} expired by {sender.nick}."
+        return f"No single active silence with id {args[0]}… ({len(ids)} match)."
+    return f'I do not know "{command}".\n{HELP}'
+
+
+def _silence(args: Sequence[str], sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    usage = (
+        "Usage: silence <matchers> <duration> [comment], e.g. silence alertname=DiskFull 2h swap"
+    )
+    parsed: list[matchers.Matcher] = []
+    for index, word in enumerate(args):
+        try:
+            seconds = parse_duration(word)
+        except ValueError:
+            seconds = None
+        if seconds is not None:
+            if not parsed:
+                return f"Which alerts? Give matchers before the duration.\n{usage}"
+            if seconds <= 0:
+                return "The duration must be more than 0."
+            comment = " ".join(args[index + 1 :])
+            author = sender.nick or sender.staff_id
+            silence = desk.add_silence(tuple(parsed), now, now + seconds, comment, author)
+            until = datetime.fromtimestamp(now + seconds, tz).strftime("%m-%d %H:%M")
+            return (
+                f"Silenced {silence.describe()} until {until} ({format_duration(seconds)}), "
+                f"id {silence.id}, by {author}."
+            )
+        try:
+            parsed.append(matchers.parse(word))
+        except ValueError as exc:
+            return f"{word}: {exc}\n{usage}"
+    return f"How long? Add a duration such as 2h.\n{usage}"
+
+
+def _status(status: dict[str, Any]) -> str:
+    lines = ["Queues:"]
+    for name, queue in sorted(status.get("queues", {}).items()):
+        age = queue.get("oldest_age_seconds")
+        oldest = f", oldest {format_duration(age)}" if age else ""
+        lines.append(f"  {name}: {queue.get('pending', 0)} waiting{oldest}")
+    store = status.get("store", {})
+    lines.append(f"Dead letters: {store.get('dead_letters', 0)}")
+    lines.append(f"Active silences: {status.get('silences', 0)}")
+    reload = (status.get("config") or {}).get("last_reload") or {}
+    if reload:
+        lines.append(f"Last reload: {reload.get('result')} at {reload.get('at')}")
+    else:
+        lines.append(
+            f"Config {status.get('config', {}).get('hash', '?')}, not reloaded since start"
+        )
+    return "\n".join(lines)
+
+
+def _silences(silences: list[Silence], now: float, tz: ZoneInfo) -> str:
+    active = [s for s in silences if s.active(now)]
+    if not active:
+        return "No active silences."
+    lines = []
+    for s in active:
+        until = datetime.fromtimestamp(s.ends_at, tz).strftime("%m-%d %H:%M")
+        who = f" by {s.author}" if s.author else ""
+        why = f": {s.comment}" if s.comment else ""
+        lines.append(f"{s.id} {s.describe()} until {until}{who}{why}")
+    return "\n".join(lines)

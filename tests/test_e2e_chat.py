@@ -1,0 +1,183 @@
+"""Commands from the chat (`dingtalk_robot` input) against the real daemon: DingTalk's sign
+check, who may change things, and a silence made in the chat stopping the next matching alert."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.harness import Daemon, Simulator, am_alert_payload, wait_until
+
+SECRET = "robot-app-secret"
+SESSION = "chat-session-1"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    sim = Simulator(spec={"robots": {"tok-chat": {"rate_per_minute": 0}}})
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
+    sim.control("reset")
+    config = {
+        "targets": {
+            "ops": {
+                "type": "robot",
+                "webhook": sim.robot_url("tok-chat"),
+                "rate_limit": {"messages": 0},
+            }
+        },
+        "inputs": {
+            "am": {"type": "alertmanager", "path": "/am"},
+            "chat": {
+                "type": "dingtalk_robot",
+                "path": "/dingtalk/robot",
+                "app_secret": SECRET,
+                "allow": {"staff_ids": ["oncall-1"], "admins": True},
+            },
+        },
+        "rules": [{"name": "all", "inputs": ["am"], "targets": ["ops"]}],
+    }
+    daemon = Daemon(config, directory=tmp_path)
+    yield daemon
+    daemon.stop()
+
+
+def sign(timestamp: str, secret: str = SECRET) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def say(
+    daemon: Daemon,
+    sim: Simulator,
+    text: str,
+    staff: str = "oncall-1",
+    admin: bool = False,
+    session: bool = True,
+    timestamp: str | None = None,
+    signature: str | None = None,
+) -> requests.Response:
+    """An @-message the way DingTalk posts it (reference §5.3)."""
+    ts = timestamp or str(int(time.time() * 1000))
+    body: dict[str, Any] = {
+        "msgtype": "text",
+        "text": {"content": f" {text}"},
+        "senderStaffId": staff,
+        "senderNick": staff.upper(),
+        "isAdmin": admin,
+        "conversationType": "2",
+        "conversationId": "cid-1",
+    }
+    if session:
+        body["sessionWebhook"] = f"{sim.url}/robot/sendBySession?session={SESSION}"
+    return requests.post(
+        f"{daemon.url}/dingtalk/robot",
+        json=body,
+        headers={"timestamp": ts, "sign": signature or sign(ts)},
+        timeout=10,
+    )
+
+
+def replies(sim: Simulator) -> list[str]:
+    return [m["text"] for m in sim.messages(token=SESSION)]
+
+
+def test_help_is_answered_in_the_http_response_without_a_session_webhook(
+    sim: Simulator, daemon: Daemon
+) -> None:
+    answer = say(daemon, sim, "help", session=False)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["msgtype"] == "text" and "silence <matchers>" in body["text"]["content"]
+    assert body["at"] == {"atUserIds": ["oncall-1"]}
+    assert body["text"]["content"].startswith("@oncall-1 ")  # so the mention pings
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "reason"),
+    [
+        ("bad sign", 401, "unauthorized"),
+        ("other secret", 401, "unauthorized"),
+        ("stale", 400, "stale"),
+    ],
+)
+def test_requests_that_are_not_from_dingtalk_are_refused(
+    sim: Simulator, daemon: Daemon, case: str, status: int, reason: str
+) -> None:
+    if case == "bad sign":
+        answer = say(daemon, sim, "status", signature="AAAA")
+    elif case == "other secret":
+        ts = str(int(time.time() * 1000))
+        answer = say(daemon, sim, "status", timestamp=ts, signature=sign(ts, "guessed"))
+    else:
+        old = str(int((time.time() - 7200) * 1000))
+        answer = say(daemon, sim, "status", timestamp=old, signature=sign(old))
+    assert (answer.status_code, answer.json()["reason"]) == (status, reason)
+    assert replies(sim) == []
+    assert f"reason={reason}" in daemon.log()
+
+
+def test_a_silence_from_the_chat_stops_the_next_matching_alert_until_expired(
+    sim: Simulator, daemon: Daemon
+) -> None:
+    assert say(daemon, sim, "silence alertname=DiskFull 2h disk swap tonight").status_code == 200
+    wait_until(lambda: len(replies(sim)) == 1)
+    reply = replies(sim)[0]
+    assert 'Silenced alertname="DiskFull"' in reply and "by ONCALL-1" in reply
+    silence_id = reply.split(", id ")[1].split(",")[0]
+    # The next DiskFull is swallowed; another alert is not.
+    assert daemon.post("/am", am_alert_payload("DiskFull")).json()["silenced"] == 1
+    assert daemon.post("/am", am_alert_payload("CPUHigh")).json()["messages"] == 1
+    wait_until(lambda: len(sim.messages(token="tok-chat")) == 1)
+    say(daemon, sim, "silences", staff="visitor")  # reading is open to everyone
+    wait_until(lambda: len(replies(sim)) == 2)
+    assert silence_id in replies(sim)[1] and "disk swap tonight" in replies(sim)[1]
+    say(daemon, sim, f"expire {silence_id}")
+    wait_until(lambda: len(replies(sim)) == 3)
+    assert f"Silence {silence_id} expired" in replies(sim)[2]
+    assert daemon.post("/am", am_alert_payload("DiskFull", disk="2")).json()["messages"] == 1
+
+
+def test_only_allowed_senders_may_change_things(sim: Simulator, daemon: Daemon) -> None:
+    say(daemon, sim, "silence alertname=X 1h", staff="visitor")
+    wait_until(lambda: len(replies(sim)) == 1)
+    assert "you may not silence" in replies(sim)[0]
+    say(daemon, sim, "silence alertname=X 1h", staff="visitor", admin=True)  # admins may
+    wait_until(lambda: len(replies(sim)) == 2)
+    assert "Silenced" in replies(sim)[1]
+    say(daemon, sim, "status", staff="visitor")
+    wait_until(lambda: len(replies(sim)) == 3)
+    assert "Active silences: 1" in replies(sim)[2] and "ops: 0 waiting" in replies(sim)[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("silence 2h", "Give matchers before the duration"),
+        ("silence alertname=X", "Add a duration"),
+        ("silence alertname~X 2h", "alertname~X"),
+        ("expire", "Usage: expire <id>"),
+        ("expire nosuchid", "No single active silence"),
+        ("reboot everything", 'I do not know "reboot"'),
+    ],
+)
+def test_mistakes_get_a_helpful_answer(
+    sim: Simulator, daemon: Daemon, text: str, expected: str
+) -> None:
+    say(daemon, sim, text)
+    wait_until(lambda: len(replies(sim)) == 1)
+    assert expected in replies(sim)[0]
+    assert SECRET not in daemon.log()
