@@ -25,7 +25,7 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
-from bridge import commands
+from bridge import alertmanager_api, commands
 from bridge.alerting.silences import Silence
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule
@@ -150,20 +150,41 @@ class Bridge:
         ends: float,
         comment: str,
         author: str,
-    ) -> Silence:
+    ) -> tuple[Silence, str]:
         with self.store.transaction() as conn:
             silence = silence_store.add(conn, parsed, starts, ends, comment, author, starts)
         self.intake.forget_cache()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
-        return silence
+        api = self.config.alertmanager
+        if api is None:
+            return silence, ""
+        try:
+            am_id = alertmanager_api.create_silence(self.session, api, silence)
+        except alertmanager_api.AlertmanagerError as exc:
+            log.warning(fmt_fields("alertmanager silence failed", id=silence.id, error=exc))
+            return silence, f" Not in Alertmanager: {exc}; the bridge's silence holds."
+        with self.store.transaction() as conn:
+            silence_store.link(conn, silence.id, am_id)
+        log.info(fmt_fields("alertmanager silence created", id=silence.id, am_id=am_id))
+        return silence, f" Also in Alertmanager ({am_id})."
 
-    def expire_silence(self, id_prefix: str, now: float) -> list[str]:
+    def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
         with self.store.transaction() as conn:
             ids = silence_store.expire(conn, id_prefix, now)
+            am_id = silence_store.linked(conn, ids[0]) if len(ids) == 1 else None
         self.intake.forget_cache()
-        if len(ids) == 1:
-            log.info(fmt_fields("silence expired", id=ids[0]))
-        return ids
+        if len(ids) != 1:
+            return ids, ""
+        log.info(fmt_fields("silence expired", id=ids[0]))
+        api = self.config.alertmanager
+        if api is None or am_id is None:
+            return ids, ""
+        try:
+            alertmanager_api.expire_silence(self.session, api, am_id)
+        except alertmanager_api.AlertmanagerError as exc:
+            log.warning(fmt_fields("alertmanager expire failed", id=ids[0], error=exc))
+            return ids, f" Still in Alertmanager ({am_id}): {exc}."
+        return ids, f" Expired in Alertmanager too ({am_id})."
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock().timestamp()

@@ -51,9 +51,13 @@ class Desk(Protocol):
         ends: float,
         comment: str,
         author: str,
-    ) -> Silence: ...
+    ) -> tuple[Silence, str]:
+        """The silence, and a note on Alertmanager ("" when none is configured)."""
+        ...
 
-    def expire_silence(self, id_prefix: str, now: float) -> list[str]: ...
+    def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
+        """The ids that matched (one is expired), and a note on Alertmanager."""
+        ...
 
 
 def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> str:
@@ -77,9 +81,9 @@ def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> s
     if command == "expire":
         if len(args) != 1:
             return "Usage: expire <id> (the id from `silences`)"
-        ids = desk.expire_silence(args[0], now)
+        ids, note = desk.expire_silence(args[0], now)
         if len(ids) == 1:
-            return f"Silence {ids[0]} expired by {sender.nick}."
+            return f"Silence {ids[0]} expired by {sender.nick}.{note}"
         return f"No single active silence with id {args[0]}… ({len(ids)} match)."
     return f'I do not know "{command}".\n{HELP}'
 
@@ -101,11 +105,11 @@ def _silence(args: Sequence[str], sender: Sender, desk: Desk, now: float, tz: Zo
                 return "The duration must be more than 0."
             comment = " ".join(args[index + 1 :])
             author = sender.nick or sender.staff_id
-            silence = desk.add_silence(tuple(parsed), now, now + seconds, comment, author)
+            silence, note = desk.add_silence(tuple(parsed), now, now + seconds, comment, author)
             until = datetime.fromtimestamp(now + seconds, tz).strftime("%m-%d %H:%M")
             return (
                 f"Silenced {silence.describe()} until {until} ({format_duration(seconds)}), "
-                f"id {silence.id}, by {author}."
+                f"id {silence.id}, by {author}.{note}"
             )
         try:
             parsed.append(matchers.parse(word))

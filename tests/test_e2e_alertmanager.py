@@ -245,3 +245,76 @@ def test_real_alertmanager_firing_then_resolved(
     robot = simulator.stats()["robots"][ROBOT_TOKEN]
     assert robot["rejected"] == {}, f"{robot}{context}"
     assert robot["delivered"] >= 2, f"{robot}{context}"
+
+
+def test_a_silence_from_the_chat_is_created_and_expired_in_alertmanager(
+    alertmanager_binary: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    from tests.test_e2e_chat import sign
+
+    am = Alertmanager(
+        alertmanager_binary,
+        {"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]},
+        tmp_path,
+    )
+    bridge: Daemon | None = None
+    (tmp_path / "bridge").mkdir()
+    try:
+        wait_until(am.ready, timeout=WAIT, interval=0.1)
+        bridge = Daemon(
+            {
+                "alertmanager": {"url": am.url},
+                "targets": {"ops": {"type": "robot", "webhook": simulator.robot_url("tok-plain")}},
+                "inputs": {
+                    "chat": {
+                        "type": "dingtalk_robot",
+                        "path": "/robot",
+                        "app_secret": "chat-secret",
+                        "allow": {"staff_ids": ["oncall-1"]},
+                    }
+                },
+                "rules": [{"name": "all", "targets": ["ops"]}],
+            },
+            directory=tmp_path / "bridge",
+        )
+
+        url = f"{bridge.url}/robot"
+
+        def say(text: str) -> str:
+            ts = str(int(datetime.now(UTC).timestamp() * 1000))
+            answer = requests.post(
+                url,
+                json={
+                    "msgtype": "text",
+                    "text": {"content": f" {text}"},
+                    "senderStaffId": "oncall-1",
+                    "senderNick": "Oncall",
+                },
+                headers={"timestamp": ts, "sign": sign(ts, "chat-secret")},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            content: str = answer.json()["text"]["content"]
+            return content
+
+        reply = say("silence alertname=DiskFull instance=~db-.* 2h disk swap")
+        assert "Also in Alertmanager (" in reply, reply + bridge.log()
+        am_id = reply.split("Also in Alertmanager (")[1].split(")")[0]
+        silences = requests.get(f"{am.url}/api/v2/silences", timeout=5).json()
+        [held] = [s for s in silences if s["id"] == am_id]
+        assert held["status"]["state"] == "active"
+        assert held["createdBy"] == "Oncall" and held["comment"] == "disk swap"
+        assert sorted((m["name"], m["value"], m["isRegex"]) for m in held["matchers"]) == [
+            ("alertname", "DiskFull", False),
+            ("instance", "db-.*", True),
+        ]
+        bridge_id = reply.split(", id ")[1].split(",")[0]
+        reply = say(f"expire {bridge_id}")
+        assert f"Expired in Alertmanager too ({am_id})" in reply, reply
+        expired = requests.get(f"{am.url}/api/v2/silence/{am_id}", timeout=5).json()
+        assert expired["status"]["state"] == "expired"
+    finally:
+        if bridge is not None:
+            bridge.stop()
+            _close_log(bridge)
+        am.stop()

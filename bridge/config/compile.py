@@ -184,7 +184,13 @@ class _Compiler:
             synchronous=str(data.get("synchronous", "normal")),
             silences=self._silences(self._list(data.get("silences"))),
             shutdown_timeout=shutdown_timeout,
+            alertmanager=self._alertmanager(data.get("alertmanager")),
         )
+
+    def _alertmanager(self, spec: Any) -> m.AlertmanagerApi | None:
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            return None
+        return m.AlertmanagerApi(spec["url"].rstrip("/"), self._duration(spec.get("timeout"), 5.0))
 
     def _server(self, spec: dict[str, Any]) -> m.ServerConfig:
         listen = spec.get("listen", m.DEFAULT_LISTEN)

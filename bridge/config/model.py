@@ -216,6 +216,12 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class AlertmanagerApi:
+    url: str
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     digest: str  # sha256 of the file's bytes
@@ -229,6 +235,7 @@ class Config:
     synchronous: str = "normal"
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
+    alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
 
     def http_inputs(self) -> dict[str, HttpInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}

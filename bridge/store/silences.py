@@ -60,3 +60,15 @@ def expire(conn: sqlite3.Connection, id_prefix: str, now: float) -> list[str]:
     if len(ids) == 1:
         conn.execute("UPDATE silences SET ends_at = ? WHERE id = ?", (now, ids[0]))
     return ids
+
+
+def link(conn: sqlite3.Connection, silence_id: str, am_id: str) -> None:
+    """Remember that `silence_id` also exists in Alertmanager as `am_id`."""
+    conn.execute(
+        "INSERT OR REPLACE INTO am_silences (id, am_id) VALUES (?, ?)", (silence_id, am_id)
+    )
+
+
+def linked(conn: sqlite3.Connection, silence_id: str) -> str | None:
+    row = conn.execute("SELECT am_id FROM am_silences WHERE id = ?", (silence_id,)).fetchone()
+    return str(row[0]) if row else None
