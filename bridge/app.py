@@ -26,6 +26,7 @@ import requests
 from waitress.server import create_server
 
 from bridge import alertmanager_api, commands
+from bridge.alerting.grouping import group_key
 from bridge.alerting.silences import Silence
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule
@@ -41,7 +42,7 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.matchers import Matcher
 from bridge.model import Accepted, Event
 from bridge.reload import ConfigWatcher
-from bridge.store import outbox
+from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 
@@ -167,6 +168,33 @@ class Bridge:
             silence_store.link(conn, silence.id, am_id)
         log.info(fmt_fields("alertmanager silence created", id=silence.id, am_id=am_id))
         return silence, f" Also in Alertmanager ({am_id})."
+
+    def acknowledge(self, short_id: str, by: str, now: float) -> str:
+        """The firing alert (group) whose message showed `short_id`: its reminders stop until
+        it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
+        rules = {rule.name: rule for rule in self.config.rules}
+        with self.store.transaction() as conn:
+            found: dict[str, str] = {}  # fingerprint -> rule
+            for rule_name, key in alertlog.firing(conn):
+                rule = rules.get(rule_name)
+                grouped = rule is not None and rule.group_by is not None
+                fingerprint = group_key({"rule": rule_name, "group": key}) if grouped else key
+                if short_id and fingerprint.startswith(short_id):
+                    found[fingerprint] = rule_name
+            if len(found) != 1:
+                what = "no firing alert" if not found else f"{len(found)} firing alerts"
+                return f"There is {what} with id {short_id}."
+            [(fingerprint, rule_name)] = found.items()
+            earlier = alertlog.acknowledged_by(conn, fingerprint)
+            if earlier is None:
+                alertlog.acknowledge(conn, fingerprint, by, now)
+        if earlier is not None:
+            return f"{fingerprint[:8]} was already acknowledged by {earlier}."
+        log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
+        return (
+            f"{by} acknowledged {fingerprint[:8]} (rule {rule_name}): "
+            "no more reminders until it resolves."
+        )
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
         with self.store.transaction() as conn:

@@ -6,6 +6,7 @@ from the `Desk` it acts on (the state store, behind the composition root).
     silence <matchers> <duration> [comment] e.g. silence alertname=DiskFull instance=~db-.* 2h swap
     silences                                the active silences
     expire <id>                             end a silence now
+    ack <alert id>                          no more reminders for that alert until it resolves
 
 Reading is open to everyone in the chat; changing (silence, expire) to the senders the input
 allows. Every mistake gets an answer that says how to do it right, never silence.
@@ -28,8 +29,9 @@ help: this list
 status: queues, dead letters, silences, last reload
 silence <matchers> <duration> [comment]: e.g. silence alertname=DiskFull 2h disk swap
 silences: the active silences
-expire <id>: end a silence now"""
-CHANGES = frozenset({"silence", "expire"})
+expire <id>: end a silence now
+ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)"""
+CHANGES = frozenset({"silence", "expire", "ack"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Desk(Protocol):
         author: str,
     ) -> tuple[Silence, str]:
         """The silence, and a note on Alertmanager ("" when none is configured)."""
+        ...
+
+    def acknowledge(self, short_id: str, by: str, now: float) -> str:
+        """Mark the firing alert with this id acknowledged; what to tell the chat."""
         ...
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
@@ -85,6 +91,10 @@ def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> s
         if len(ids) == 1:
             return f"Silence {ids[0]} expired by {sender.nick}.{note}"
         return f"No single active silence with id {args[0]}… ({len(ids)} match)."
+    if command == "ack":
+        if len(args) != 1:
+            return "Usage: ack <alert id> (the id at the end of the alert's message)"
+        return desk.acknowledge(args[0], sender.nick or sender.staff_id, now)
     return f'I do not know "{command}".\n{HELP}'
 
 

@@ -37,8 +37,12 @@ def notify(
     firing, resolved = alert_sets(event)
     last = alertlog.get_entry(conn, rule.name, key)
     reason = needs_update(last, firing, resolved, stamp, rule.repeat_interval, rule.send_resolved)
+    if reason is NotifyReason.REPEAT and alertlog.acknowledged_by(conn, event.fingerprint):
+        reason = None  # acknowledged from the chat: no reminders until it resolves
     if reason is None:
         return Notification(None)
+    if not firing:
+        alertlog.forget_ack(conn, event.fingerprint)  # resolved: the next firing is news again
     alertlog.put_entry(conn, rule.name, key, firing, resolved, stamp)
     if not rule.send_resolved:
         if reason is NotifyReason.ALL_RESOLVED:

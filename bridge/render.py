@@ -64,6 +64,7 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
         "labels": dict(event.labels),
         "annotations": dict(event.annotations),
         "fingerprint": event.fingerprint,
+        "short_id": event.fingerprint[:8],  # what `ack <id>` in the chat takes
         "alerts": alerts,
         "firing": [a for a in alerts if a["status"] == "firing"],
         "resolved": [a for a in alerts if a["status"] == "resolved"],

@@ -121,6 +121,7 @@ COMMON_VARIABLES = frozenset(
         "labels",
         "annotations",
         "fingerprint",
+        "short_id",
         "alerts",
         "firing",
         "resolved",

@@ -181,3 +181,27 @@ def test_mistakes_get_a_helpful_answer(
     wait_until(lambda: len(replies(sim)) == 1)
     assert expected in replies(sim)[0]
     assert SECRET not in daemon.log()
+
+
+def test_ack_stops_reminders_until_the_alert_resolves(sim: Simulator, daemon: Daemon) -> None:
+    # The rule repeats every notification (Alertmanager-fed rules default to repeat_interval 0).
+    daemon.post("/am", am_alert_payload("DiskFull"))
+    wait_until(lambda: len(sim.messages(token="tok-chat")) == 1)
+    text = sim.messages(token="tok-chat")[0]["text"]
+    short_id = text.rsplit("id `", 1)[1].split("`")[0]
+    assert daemon.post("/am", am_alert_payload("DiskFull")).json()["messages"] == 1  # a reminder
+    say(daemon, sim, f"ack {short_id}", staff="visitor")  # not allowed
+    say(daemon, sim, f"ack {short_id}")
+    wait_until(lambda: len(replies(sim)) == 2)
+    assert "you may not ack" in replies(sim)[0]
+    assert f"ONCALL-1 acknowledged {short_id}" in replies(sim)[1]
+    again = daemon.post("/am", am_alert_payload("DiskFull")).json()
+    assert (again["messages"], again["not_sent_again_yet"]) == (0, 1)
+    # Resolving is news, and ends the acknowledgement: the next firing is sent again.
+    assert (
+        daemon.post("/am", am_alert_payload("DiskFull", status="resolved")).json()["messages"] == 1
+    )
+    assert daemon.post("/am", am_alert_payload("DiskFull")).json()["messages"] == 1
+    say(daemon, sim, "ack ffffffff")
+    wait_until(lambda: len(replies(sim)) == 3)
+    assert "no firing alert with id ffffffff" in replies(sim)[2]

@@ -149,11 +149,12 @@ def test_example_validates_after_expansion() -> None:
 def test_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     assert set(config.targets) == {"ops", "oncall"}
-    assert set(config.inputs) == {"am", "ci", "app-log"}
+    assert set(config.inputs) == {"am", "ci", "app-log", "dingtalk-events", "chat"}
     assert [r.name for r in config.rules] == [
         "critical",
         "ci-main",
         "app-errors",
+        "people-join",
         "everything-else",
     ]
 

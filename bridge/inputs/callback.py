@@ -38,16 +38,26 @@ class ReplayGuard:
         self._seen: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first_time(self, key: tuple[str, str, str], expires: float, now: float) -> bool:
+    def seen(self, key: tuple[str, str, str], now: float) -> bool:
+        with self._lock:
+            expires = self._seen.get(key)
+            return expires is not None and expires >= now
+
+    def remember(self, key: tuple[str, str, str], expires: float, now: float) -> None:
+        """Called once the callback was taken: a refused one (503) may be sent again."""
         with self._lock:
             while self._seen and (
                 next(iter(self._seen.values())) < now or len(self._seen) >= self.capacity
             ):
                 self._seen.popitem(last=False)
-            if key in self._seen:
-                return False
             self._seen[key] = expires
-            return True
+
+    def first_time(self, key: tuple[str, str, str], expires: float, now: float) -> bool:
+        """Remember `key`; False if it was already remembered (and not expired)."""
+        if self.seen(key, now):
+            return False
+        self.remember(key, expires, now)
+        return True
 
 
 def _query(query_string: str) -> dict[str, str]:
@@ -67,10 +77,9 @@ def open_callback(
     if not isinstance(body, dict) or not isinstance(body.get("encrypt"), str):
         raise InputError(400, Reason.BAD_REQUEST, 'the body must be {"encrypt": "..."}')
     encrypt = body["encrypt"]
-    try:
-        sent_ms = int(timestamp)
-    except ValueError:
-        raise InputError(400, Reason.BAD_REQUEST, "timestamp is not a number") from None
+    if not timestamp.isdigit() or len(timestamp) > 16:
+        raise InputError(400, Reason.BAD_REQUEST, "timestamp is not a time in milliseconds")
+    sent_ms = int(timestamp)
     sent = sent_ms / 1000 if sent_ms > 10**11 else float(sent_ms)  # ms (documented) or s
     if abs(now.timestamp() - sent) > spec.max_age:
         raise InputError(400, Reason.STALE, "timestamp is outside the allowed window")
@@ -88,12 +97,16 @@ def open_callback(
         raise InputError(400, Reason.BAD_REQUEST, "the decrypted message is not JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("EventType"), str):
         raise InputError(400, Reason.BAD_REQUEST, "the decrypted message has no EventType")
-    # Last: only an authentic request may take a place in the replay memory.
-    if not guard.first_time(
-        (spec.name, nonce, timestamp), now.timestamp() + spec.max_age, now.timestamp()
-    ):
+    # Last, and only checked here: the caller remembers the request once it was taken.
+    if guard.seen(replay_key(spec, query_string), now.timestamp()):
         raise InputError(409, Reason.REPLAY, "this callback (nonce and timestamp) was seen before")
     return event
+
+
+def replay_key(spec: CallbackInput, query_string: str) -> tuple[str, str, str]:
+    query = _query(query_string)
+    timestamp = query.get("timeStamp") or query.get("timestamp") or ""
+    return spec.name, query.get("nonce", ""), timestamp
 
 
 def _label(value: Any) -> str | None:

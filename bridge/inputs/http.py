@@ -25,6 +25,7 @@ from bridge.inputs.callback import (
     ReplayGuard,
     callback_event,
     open_callback,
+    replay_key,
     success_reply,
 )
 from bridge.inputs.chat import ChatMessage, parse_message, verify
@@ -207,7 +208,7 @@ class HttpApp:
         if event_type == CHECK_URL:
             log.info(fmt_fields("callback URL checked", input=spec.name))
         else:
-            accepted = self.intake.accept(spec, [callback_event(spec, data, now)])
+            accepted = self.intake.accept(spec, [callback_event(spec, data, now)])  # may 503
             log.info(
                 fmt_fields(
                     "callback accepted",
@@ -216,6 +217,11 @@ class HttpApp:
                     messages=accepted.messages,
                 )
             )
+        self.replays.remember(
+            replay_key(spec, environ.get("QUERY_STRING", "")),
+            now.timestamp() + spec.max_age,
+            now.timestamp(),
+        )
         return _json(start, 200, success_reply(spec, now))
 
     @staticmethod

@@ -44,7 +44,33 @@ def put_entry(
 
 
 def prune_entries(conn: sqlite3.Connection, older_than: float) -> int:
-    return conn.execute("DELETE FROM nflog WHERE at < ?", (older_than,)).rowcount
+    pruned = conn.execute("DELETE FROM nflog WHERE at < ?", (older_than,)).rowcount
+    conn.execute("DELETE FROM acks WHERE at < ?", (older_than,))
+    return int(pruned)
+
+
+def firing(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(rule, key) of every alert group firing now, oldest notification first."""
+    rows = conn.execute("SELECT rule, key FROM nflog ORDER BY at")
+    return [(str(rule), str(key)) for rule, key in rows]
+
+
+# Acknowledgements from the chat, by the event's fingerprint (what `short_id` shows).
+
+
+def acknowledge(conn: sqlite3.Connection, fingerprint: str, by: str, now: float) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO acks (key, by, at) VALUES (?, ?, ?)", (fingerprint, by, now)
+    )
+
+
+def acknowledged_by(conn: sqlite3.Connection, fingerprint: str) -> str | None:
+    row = conn.execute("SELECT by FROM acks WHERE key = ?", (fingerprint,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def forget_ack(conn: sqlite3.Connection, fingerprint: str) -> None:
+    conn.execute("DELETE FROM acks WHERE key = ?", (fingerprint,))
 
 
 @dataclass(frozen=True)

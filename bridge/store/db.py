@@ -102,6 +102,9 @@ CREATE TABLE IF NOT EXISTS tail_files (
 -- When each file input first ran: after that, files without a row are new and read from 0.
 CREATE TABLE IF NOT EXISTS tail_inputs (input TEXT PRIMARY KEY, started_at REAL NOT NULL);
 
+-- Alerts acknowledged from the chat (by their notification key): no repeats until resolved.
+CREATE TABLE IF NOT EXISTS acks (key TEXT PRIMARY KEY, by TEXT NOT NULL, at REAL NOT NULL);
+
 -- Runtime silences mirrored in Alertmanager (made from the chat): our id -> its id.
 CREATE TABLE IF NOT EXISTS am_silences (id TEXT PRIMARY KEY, am_id TEXT NOT NULL);
 
