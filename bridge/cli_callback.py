@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from bridge.app import make_session
 from bridge.cli_state import load_or_report
-from bridge.config.model import CallbackInput, Config, WorkNoticeTarget
+from bridge.config.model import CallbackInput, WorkNoticeTarget
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import DeliveryError
 
+T = TypeVar("T")
 PATHS = {
     "register": ("POST", "/call_back/register_call_back"),
     "update": ("POST", "/call_back/update_call_back"),
@@ -28,30 +30,13 @@ PATHS = {
 }
 
 
-def _app(config: Config, name: str | None) -> WorkNoticeTarget | None:
-    apps = {n: t for n, t in config.targets.items() if isinstance(t, WorkNoticeTarget)}
-    if name is None and len(apps) == 1:
-        return next(iter(apps.values()))
-    if name in apps:
-        return apps[name]
-    print(
-        f"--app must name a work_notice target of the config ({', '.join(sorted(apps)) or 'none'})",
-        file=sys.stderr,
-    )
-    return None
-
-
-def _input(config: Config, name: str | None) -> CallbackInput | None:
-    inputs = {n: i for n, i in config.inputs.items() if isinstance(i, CallbackInput)}
-    if name is None and len(inputs) == 1:
-        return next(iter(inputs.values()))
-    if name in inputs:
-        return inputs[name]
-    print(
-        "--input must name a dingtalk_callback input of the config "
-        f"({', '.join(sorted(inputs)) or 'none'})",
-        file=sys.stderr,
-    )
+def _choose(what: str, options: Mapping[str, T], name: str | None) -> T | None:
+    """options[name], or the only option when no name is given; else say what there is."""
+    if name is None and len(options) == 1:
+        return next(iter(options.values()))
+    if name is not None and name in options:
+        return options[name]
+    print(f"{what} ({', '.join(sorted(options)) or 'none in the config'})", file=sys.stderr)
     return None
 
 
@@ -67,12 +52,14 @@ def cmd_callback(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    app = _app(config, args.app)
+    apps = {n: t for n, t in config.targets.items() if isinstance(t, WorkNoticeTarget)}
+    app = _choose("--app must name a work_notice target", apps, args.app)
     if app is None:
         return 2
     body: dict[str, Any] | None = None
     if args.action in ("register", "update"):
-        spec = _input(config, args.input)
+        inputs = {n: i for n, i in config.inputs.items() if isinstance(i, CallbackInput)}
+        spec = _choose("--input must name a dingtalk_callback input", inputs, args.input)
         if spec is None:
             return 2
         if not args.url or not args.tags:

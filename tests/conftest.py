@@ -21,3 +21,14 @@ def simulator() -> Iterator[Simulator]:
     )
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """Two robots without a rate limit, tok-a and tok-b (modules that need other robots define
+    their own `sim`)."""
+    sim = Simulator(
+        spec={"robots": {"tok-a": {"rate_per_minute": 0}, "tok-b": {"rate_per_minute": 0}}}
+    )
+    yield sim
+    sim.stop()

@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ from tests.harness import Daemon, Simulator, wait_until
 
 ERROR_ONLY = r"ERROR seq=(?P<seq>\d+)"
 ERROR_OR_WARN = r"(?:ERROR|WARN) seq=(?P<seq>[\w-]+)"
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    sim = Simulator(
-        spec={"robots": {"tok-a": {"rate_per_minute": 0}, "tok-b": {"rate_per_minute": 0}}}
-    )
-    yield sim
-    sim.stop()
 
 
 def target(sim: Simulator, token: str) -> dict[str, Any]:

@@ -18,15 +18,6 @@ import yaml
 from tests.harness import Daemon, Process, Simulator, am_alert_payload, free_port, wait_until
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    sim = Simulator(
-        spec={"robots": {"tok-a": {"rate_per_minute": 0}, "tok-b": {"rate_per_minute": 0}}}
-    )
-    yield sim
-    sim.stop()
-
-
 def config(sim: Simulator, token: str, port: int | str, state: Path, **server: Any) -> str:
     return yaml.safe_dump(
         {
