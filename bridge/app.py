@@ -45,6 +45,7 @@ from bridge.reload import ConfigWatcher
 from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
+from bridge.systemd import Notifier
 
 log = logging.getLogger("bridge")
 
@@ -213,6 +214,12 @@ class Bridge:
             log.warning(fmt_fields("alertmanager expire failed", id=ids[0], error=exc))
             return ids, f" Still in Alertmanager ({am_id}): {exc}."
         return ids, f" Expired in Alertmanager too ({am_id})."
+
+    def healthy(self) -> bool:
+        """Senders and file inputs running (what the systemd watchdog pings vouch for)."""
+        return all(s.alive() for s in self.senders.values()) and all(
+            t.alive() for t in self.tailers.values()
+        )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock().timestamp()
@@ -480,15 +487,22 @@ def run(config: Config) -> int:
         )
     )
 
+    systemd = Notifier()
+    systemd.ready(f"serving on {server_cfg.host}:{port}")
+    tick = min(0.5, systemd.watchdog_interval or 0.5)
     while not stop.is_set():
+        systemd.watchdog(healthy=serving.is_alive() and bridge.healthy())
         try:
-            trigger = reloads.get(timeout=0.5)
+            trigger = reloads.get(timeout=tick)
         except queue.Empty:
             if not serving.is_alive():
                 log.error("http server stopped unexpectedly")
                 break
             continue
-        bridge.reload(trigger)
+        systemd.reloading()
+        result = bridge.reload(trigger)
+        systemd.ready(f"config {result.get('hash', '?')}: reload {result['result']}")
+    systemd.stopping()
     watcher.stop()
     server.close()  # stop accepting; requests in flight finish on their threads
     left = bridge.stop(config.shutdown_timeout)
