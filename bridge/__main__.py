@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    setup(args.log_level)
+    setup(args.log_level, fmt=args.log_format)
     simulator = None
     if args.simulator:
         from bridge.simulator_embed import start_for_config
@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("run", help="run the daemon in the foreground"))
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text (journald-style under systemd) or json, one object a line",
+    )
     p.add_argument(
         "--simulator",
         metavar="HOST:PORT",

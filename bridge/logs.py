@@ -7,11 +7,13 @@ secret values it masks the query parameters that carry credentials in DingTalk U
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _CREDENTIAL_PARAM = re.compile(r"(?i)\b(access_token|appsecret|sign|token|session)=([^&\s\"']+)")
@@ -49,9 +51,66 @@ class Redactor(logging.Filter):
 REDACTOR = Redactor()
 
 
-def setup(level: str = "info", stream: Any = None) -> None:
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+# sd-daemon(3) priority prefixes: journald stores the level of each line written to it.
+_PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+
+
+def split_fields(message: str) -> tuple[str, dict[str, str]]:
+    """A `fmt_fields` line back into its event and fields (the inverse, for JSON output)."""
+    first = _FIELD.search(message)
+    if first is None or "\n" in message:
+        return message, {}
+    fields = {}
+    for match in _FIELD.finditer(message, first.start()):
+        value = match.group(2)
+        if value.startswith('"'):
+            value = value[1:-1].replace('\\"', '"')
+        fields[match.group(1)] = value
+    return message[: first.start()].strip(), fields
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, the event, and its fields as keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event, fields = split_fields(record.getMessage())
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": event,
+            **{k: v for k, v in fields.items() if k not in ("time", "level", "logger", "msg")},
+        }
+        return json.dumps(line, ensure_ascii=False)
+
+
+class JournalFormatter(logging.Formatter):
+    """Under systemd: no timestamp (journald adds its own), the level as a priority prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelname, 6)
+        return f"<{priority}>{record.levelname} {record.name}: {record.getMessage()}"
+
+
+def setup(
+    level: str = "info",
+    stream: Any = None,
+    fmt: str = "text",
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Logging to stderr: `text` (with timestamps, or journald-style under systemd, where
+    $JOURNAL_STREAM is set) or `json` (one object a line)."""
+    env = os.environ if environ is None else environ
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter: logging.Formatter
+    if fmt == "json":
+        formatter = JsonFormatter()
+    elif env.get("JOURNAL_STREAM"):
+        formatter = JournalFormatter()
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
     handler.addFilter(REDACTOR)
     root = logging.getLogger()
     root.handlers[:] = [handler]
