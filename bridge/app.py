@@ -215,6 +215,11 @@ class Bridge:
             return ids, f" Still in Alertmanager ({am_id}): {exc}."
         return ids, f" Expired in Alertmanager too ({am_id})."
 
+    def metrics(self) -> bytes:
+        from bridge.metrics import render
+
+        return render(self)
+
     def healthy(self) -> bool:
         """Senders and file inputs running (what the systemd watchdog pings vouch for)."""
         return all(s.alive() for s in self.senders.values()) and all(

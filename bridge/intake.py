@@ -38,6 +38,7 @@ _REFRESH = 1.0  # seconds between re-reads of runtime silences and queue depths
 class Counters:
     events: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    matched: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per rule
     unmatched: int = 0
     silenced: int = 0
     deduplicated: int = 0
@@ -166,6 +167,9 @@ class Intake:
             self._note_unmatched(kept, notes)
             return []
         out: list[Delivery] = []
+        with self._lock:
+            for rule in rules:
+                self.counters.matched[rule.name] += 1
         for rule in rules:
             if rule.group_by is not None:
                 self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)

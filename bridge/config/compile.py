@@ -398,8 +398,11 @@ class _Compiler:
                 continue  # the schema already reported it
             path = spec.get("path")
             if isinstance(path, str):
-                if path.startswith(RESERVED_PREFIX):
-                    self.problem((*where, "path"), f'paths under "{RESERVED_PREFIX}" are reserved')
+                if path.startswith(RESERVED_PREFIX) or path == "/metrics":
+                    self.problem(
+                        (*where, "path"),
+                        f'paths under "{RESERVED_PREFIX}" and "/metrics" are reserved',
+                    )
                 elif path in paths:
                     self.problem(
                         (*where, "path"), f'path "{path}" is already used by input "{paths[path]}"'

@@ -20,8 +20,9 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bridge.config.model import RobotTarget, Rule, Target
@@ -48,6 +49,18 @@ IDLE_POLL = 1.0  # seconds: also notices rows revived by `outbox retry` from ano
 HISTORY_KEEP = 3600.0
 
 
+@dataclass
+class SenderStats:
+    """Counters for /metrics (monotonic for the life of this sender)."""
+
+    calls: int = 0  # HTTP calls answered or failed
+    failures: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    retries: int = 0
+    dead_letters: int = 0
+    digests: int = 0
+    rate_waits: int = 0  # times a message waited for the rate window or a lockout
+
+
 class TargetSender:
     def __init__(
         self,
@@ -66,6 +79,7 @@ class TargetSender:
         self.locked_until = 0.0
         self.delivered = 0
         self.failed = 0
+        self.stats = SenderStats()
         self._wake = threading.Event()
         self._stop = threading.Event()
         # True while the loop waits for rows to appear. Waking a sender that waits for its rate
@@ -152,6 +166,7 @@ class TargetSender:
             and rows[0].parts_sent == 0
         ):
             batch, message = self._digest(rows, backlog)
+            self.stats.digests += 1
         else:
             batch, message = [rows[0]], self._body(rows[0])
         self._send(batch, message)
@@ -216,6 +231,7 @@ class TargetSender:
             now = self.clock()
             ready = self._ready_at(now)
             if ready > now:  # the next part waits its turn like any message
+                self.stats.rate_waits += 1
                 if self._stop.is_set():
                     return
                 self._sleep(ready - now)
@@ -224,6 +240,8 @@ class TargetSender:
                 sent = self._post(bodies[done])
             except DeliveryError as exc:
                 self._record_call(self.clock())
+                key = (exc.reason.value, str(exc.errcode) if exc.errcode is not None else "")
+                self.stats.failures[key] += 1
                 self._failed(batch, exc)
                 return
             # Counted when answered, not when sent: DingTalk counts a call when it handles it,
@@ -256,6 +274,7 @@ class TargetSender:
 
     def _record_call(self, now: float) -> None:
         """Every call counts against DingTalk's window, answered or not: remember it durably."""
+        self.stats.calls += 1
         self.history.append(now)
         while self.history and self.history[0] < now - HISTORY_KEEP:
             self.history.popleft()
@@ -287,6 +306,7 @@ class TargetSender:
                     conn, [r.id for r in batch], reason, exc.errcode, exc.errmsg, now
                 )
             self.failed += len(batch)
+            self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": reason}))
             return
         if exc.reason is Reason.RATE_LIMITED and exc.errcode in (130101, 410100):
@@ -314,6 +334,7 @@ class TargetSender:
                 exc.errmsg,
                 now,
             )
+        self.stats.retries += 1
         log.warning(
             fmt_fields(
                 "delivery retry",

@@ -69,6 +69,8 @@ class Intake(Protocol):
 
     def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]: ...
 
+    def metrics(self) -> bytes: ...
+
 
 def _json(
     start: StartResponse,
@@ -114,7 +116,7 @@ class HttpApp:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         try:
-            if path.startswith("/-/"):
+            if path.startswith("/-/") or path == "/metrics":
                 return self._builtin(path, method, environ, start)
             return self._input(path, method, environ, start)
         except InputError as exc:
@@ -134,7 +136,7 @@ class HttpApp:
     def _builtin(
         self, path: str, method: str, environ: dict[str, Any], start: StartResponse
     ) -> list[bytes]:
-        if path not in ("/-/healthy", "/-/ready", "/-/reload"):
+        if path not in ("/-/healthy", "/-/ready", "/-/reload", "/metrics"):
             raise InputError(404, Reason.NOT_FOUND, f"no endpoint at {path}")
         if path == "/-/reload":
             if method != "POST":
@@ -146,6 +148,16 @@ class HttpApp:
             return [b""]
         if path == "/-/healthy":
             return _json(start, 200, {"status": "healthy"})
+        if path == "/metrics":
+            payload = self.intake.metrics()
+            start(
+                "200 OK",
+                [
+                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                    ("Content-Length", str(len(payload))),
+                ],
+            )
+            return [payload]
         ready, details = self.intake.readiness()
         return _json(
             start, 200 if ready else 503, {"status": "ready" if ready else "not ready", **details}

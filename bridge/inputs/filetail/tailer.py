@@ -126,6 +126,7 @@ class Tailer:
                 {
                     "path": r.path,
                     "offset": r.offset,
+                    "size": r.size_seen if r.size_seen >= 0 else r.offset,
                     "open": r.fd is not None,
                     "rotated": r.rotated_at is not None,
                 }

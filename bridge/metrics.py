@@ -1,0 +1,168 @@
+"""/metrics in Prometheus's text format: a collector that reads the running bridge when scraped.
+
+Nothing on the hot paths writes to a metrics library: the intake, the senders and the file inputs
+keep plain counters, and this module turns them (and the outbox, read from the store) into
+metric families at scrape time. A sender replaced by a reload starts its counters at 0 again,
+which Prometheus treats as a counter reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from bridge import __version__
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+    from bridge.delivery.sender import TargetSender
+
+PREFIX = "dingtalk_bridge"
+
+
+class BridgeCollector(Collector):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily]:
+        bridge = self.bridge
+        yield InfoMetricFamily(f"{PREFIX}_build", "The running version.", {"version": __version__})
+        counters = bridge.intake.counters
+        events = CounterMetricFamily(
+            f"{PREFIX}_events_received", "Events accepted from each input.", labels=["input"]
+        )
+        for name, count in sorted(dict(counters.events).items()):
+            events.add_metric([name], count)
+        yield events
+        rejected = CounterMetricFamily(
+            f"{PREFIX}_events_rejected",
+            "Requests refused, by input and reason.",
+            labels=["input", "reason"],
+        )
+        for (name, reason), count in sorted(dict(counters.rejected).items()):
+            rejected.add_metric([name, reason], count)
+        yield rejected
+        matches = CounterMetricFamily(
+            f"{PREFIX}_rule_matches", "Events each rule matched.", labels=["rule"]
+        )
+        for rule, count in sorted(dict(counters.matched).items()):
+            matches.add_metric([rule], count)
+        yield matches
+        for name, value, text in (
+            ("events_unmatched", counters.unmatched, "Events no rule matched."),
+            ("events_silenced", counters.silenced, "Alerts swallowed by a silence."),
+            (
+                "events_not_sent_again",
+                counters.deduplicated,
+                "Unchanged alerts within repeat_interval.",
+            ),
+        ):
+            yield CounterMetricFamily(f"{PREFIX}_{name}", text, value=value)
+        yield from self._senders()
+        yield from self._outbox()
+        yield from self._files()
+        yield from self._config()
+
+    def _senders(self) -> Iterator[CounterMetricFamily]:
+        senders = self.bridge.senders
+        sent = CounterMetricFamily(
+            f"{PREFIX}_messages_sent", "Alerts delivered to DingTalk.", labels=["target"]
+        )
+        failed = CounterMetricFamily(
+            f"{PREFIX}_send_failures",
+            "Failed calls to DingTalk, by target, reason and errcode.",
+            labels=["target", "reason", "errcode"],
+        )
+        simple: dict[str, tuple[str, Callable[[TargetSender], int]]] = {
+            "calls": ("DingTalk API calls made.", lambda s: s.stats.calls),
+            "retries": ("Messages scheduled for another try.", lambda s: s.stats.retries),
+            "dead_letters": ("Messages given up on.", lambda s: s.stats.dead_letters),
+            "digests": ("Digest messages made from a backlog.", lambda s: s.stats.digests),
+            "rate_limit_waits": (
+                "Waits for the rate window or a lockout.",
+                lambda s: s.stats.rate_waits,
+            ),
+        }
+        families = {
+            key: CounterMetricFamily(f"{PREFIX}_{key}", text, labels=["target"])
+            for key, (text, _) in simple.items()
+        }
+        for name, sender in sorted(senders.items()):
+            sent.add_metric([name], sender.delivered)
+            for (reason, errcode), count in sorted(dict(sender.stats.failures).items()):
+                failed.add_metric([name, reason, errcode], count)
+            for key, (_, read) in simple.items():
+                families[key].add_metric([name], read(sender))
+        yield sent
+        yield failed
+        yield from families.values()
+
+    def _outbox(self) -> Iterator[GaugeMetricFamily]:
+        _ready, details = self.bridge.readiness()
+        depth = GaugeMetricFamily(
+            f"{PREFIX}_outbox_pending", "Messages waiting, per target.", labels=["target"]
+        )
+        age = GaugeMetricFamily(
+            f"{PREFIX}_outbox_oldest_age_seconds",
+            "Age of the oldest waiting message.",
+            labels=["target"],
+        )
+        for name, queue in sorted(details["queues"].items()):
+            depth.add_metric([name], queue["pending"])
+            age.add_metric([name], queue["oldest_age_seconds"] or 0.0)
+        yield depth
+        yield age
+        yield GaugeMetricFamily(
+            f"{PREFIX}_dead_letters_stored",
+            "Dead letters in the outbox.",
+            value=details["store"]["dead_letters"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_store_writable",
+            "1 if the state store takes commits.",
+            value=int(details["store"]["writable"]),
+        )
+
+    def _files(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_tail_lag_bytes",
+            "Bytes not read yet, per followed file.",
+            labels=["input", "path"],
+        )
+        lines = CounterMetricFamily(
+            f"{PREFIX}_tail_lines_matched", "Lines that matched a pattern.", labels=["input"]
+        )
+        for name, tailer in sorted(self.bridge.tailers.items()):
+            status = tailer.status()
+            for f in status["files"]:
+                lag.add_metric([name, f["path"]], max(0, f["size"] - f["offset"]))
+            lines.add_metric([name], status["lines_matched"])
+        yield lag
+        yield lines
+
+    def _config(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        bridge = self.bridge
+        last = bridge.last_reload or {}
+        yield GaugeMetricFamily(
+            f"{PREFIX}_config_last_reload_successful",
+            "1 if the last reload worked (or none was tried yet).",
+            value=0 if last.get("result") == "failed" else 1,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_config_loaded_timestamp_seconds",
+            "When the running config was loaded.",
+            value=bridge.loaded_at.timestamp(),
+        )
+        yield InfoMetricFamily(
+            f"{PREFIX}_config", "The running config.", {"hash": bridge.config.digest[:12]}
+        )
+
+
+def render(bridge: Bridge) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BridgeCollector(bridge))
+    return bytes(generate_latest(registry))
