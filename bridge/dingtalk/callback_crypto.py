@@ -15,10 +15,17 @@ import binascii
 import hashlib
 import hmac
 import struct
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import Any
 
 BLOCK = 32  # DingTalk pads to 32 bytes, not AES's 16
+
+
+def _cipher(key: bytes) -> Any:
+    # Imported on first use: OpenSSL's bindings cost ~8 MB of memory, and most bridges never
+    # receive a callback.
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    return Cipher(algorithms.AES(key), modes.CBC(key[:16]))
 
 
 class CallbackCryptoError(ValueError):
@@ -59,7 +66,7 @@ def decrypt(key: bytes, encrypt: str) -> tuple[str, str]:
         raise CallbackCryptoError(900008, "encrypt is not base64") from None
     if not data or len(data) % 16:
         raise CallbackCryptoError(900008, "encrypt is not a whole number of AES blocks")
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    decryptor = _cipher(key).decryptor()
     plain = decryptor.update(data) + decryptor.finalize()
     pad = plain[-1]
     if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
@@ -86,7 +93,7 @@ def encrypt(key: bytes, message: str, owner_key: str, random16: bytes) -> str:
     plain = random16 + struct.pack(">I", len(body)) + body + owner_key.encode("utf-8")
     pad = BLOCK - len(plain) % BLOCK
     plain += bytes([pad]) * pad
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    encryptor = _cipher(key).encryptor()
     return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode("ascii")
 
 

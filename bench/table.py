@@ -1,0 +1,85 @@
+"""The one table `bench/run` prints, from the results the benchmarks wrote to bench/results/.
+
+cd /work/main && python -m bench.table
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _load(name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
+    loaded: dict[str, Any] = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    return loaded
+
+
+def rows() -> list[tuple[str, str, str]]:
+    ingest, tail, reload, callback = (_load(n) for n in ("ingest", "tail", "reload", "callback"))
+    out: list[tuple[str, str, str]] = []
+    if ingest:
+        out += [
+            (
+                "ingest, accepted requests/s (each committed)",
+                f"{ingest['throughput']['requests_per_s']:,.0f}",
+                "≥ 2,000",
+            ),
+            (
+                "accept → delivery p50 / p99",
+                f"{ingest['latency']['p50_ms']} / {ingest['latency']['p99_ms']} ms",
+                "",
+            ),
+            (
+                "idle RSS / loaded (peak) RSS",
+                f"{ingest['rss']['idle_rss_mb']} / {ingest['rss']['peak_rss_mb']} MB",
+                "idle < 60 MB",
+            ),
+        ]
+    if tail:
+        out += [
+            (
+                "tail lines/s through the daemon (5 patterns)",
+                f"{tail['daemon']['lines_per_s']:,}",
+                "≥ 500,000",
+            ),
+            ("grep -c -E lines/s, same file and patterns", f"{tail['grep']['lines_per_s']:,}", ""),
+            ("daemon ÷ grep", f"{tail['ratio_daemon_to_grep']}", ""),
+        ]
+    if reload:
+        out.append(
+            (
+                "config save → new rules live (median / max)",
+                f"{reload['median_s']} / {reload['max_s']} s",
+                "< 1.5 s",
+            )
+        )
+    if callback:
+        out.append(
+            (
+                "DingTalk callback answered, p50 / p99",
+                f"{callback['p50_ms']} / {callback['p99_ms']} ms",
+                "< 1,500 ms",
+            )
+        )
+    return out
+
+
+def main() -> int:
+    table = rows()
+    if not table:
+        print("no results yet: run bench/run", file=sys.stderr)
+        return 1
+    print("| figure | measured | target |")
+    print("| --- | --- | --- |")
+    for figure, measured, target in table:
+        print(f"| {figure} | {measured} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
