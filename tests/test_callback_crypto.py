@@ -173,10 +173,11 @@ def test_a_replay_is_refused_once_the_first_was_taken() -> None:
 def test_replay_memory_forgets_expired_entries_and_stays_bounded() -> None:
     guard = ReplayGuard(capacity=3)
     for n in range(5):
-        assert guard.first_time(("i", str(n), "t"), expires=100.0, now=0.0)
-    assert guard.first_time(("i", "0", "t"), expires=100.0, now=0.0)  # evicted: capacity
-    assert not guard.first_time(("i", "4", "t"), expires=100.0, now=0.0)
-    assert guard.first_time(("i", "4", "t"), expires=300.0, now=200.0)  # expired
+        assert not guard.seen(("i", str(n), "t"), now=0.0)
+        guard.remember(("i", str(n), "t"), expires=100.0, now=0.0)
+    assert not guard.seen(("i", "0", "t"), now=0.0)  # evicted: capacity
+    assert guard.seen(("i", "4", "t"), now=0.0)
+    assert not guard.seen(("i", "4", "t"), now=200.0)  # expired
 
 
 def test_the_event_and_the_reply() -> None:

@@ -52,13 +52,6 @@ class ReplayGuard:
                 self._seen.popitem(last=False)
             self._seen[key] = expires
 
-    def first_time(self, key: tuple[str, str, str], expires: float, now: float) -> bool:
-        """Remember `key`; False if it was already remembered (and not expired)."""
-        if self.seen(key, now):
-            return False
-        self.remember(key, expires, now)
-        return True
-
 
 def _query(query_string: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}

@@ -217,7 +217,7 @@ class Tailer:
             if reader.joiner is not None and (done := reader.joiner.flush()) is not None:
                 self._add_records(reader, [done])
             self._pending.positions[reader.key] = reader.position()
-        self._commit(force=True, final=True)
+        self._commit(force=True)
         for reader in self.readers.values():
             reader.close()
         log.info(fmt_fields("file input stopped", input=self.spec.name))
@@ -418,7 +418,7 @@ class Tailer:
 
     # -- committing ----------------------------------------------------------------------------
 
-    def _commit(self, force: bool, final: bool = False) -> None:
+    def _commit(self, force: bool) -> None:
         pending = self._pending
         if not pending.events and not (force and (pending.positions or pending.forget)):
             return
