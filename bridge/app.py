@@ -234,8 +234,18 @@ class Bridge:
         writable = self.store.writable()
         senders = {name: s.alive() for name, s in self.senders.items()}
         tailers = {name: t.status() for name, t in self.tailers.items()}
-        ready = writable and all(senders.values()) and all(t["running"] for t in tailers.values())
-        return ready, {
+        # Why not ready, in words, so the answer to a failing probe says what to look at.
+        problems = [] if writable else ["the state store cannot take commits"]
+        problems += [
+            f"the sender of target {name} is not running" for name, up in senders.items() if not up
+        ]
+        problems += [
+            f"file input {name} is {t['state']}" + (f": {t['error']}" if t["error"] else "")
+            for name, t in tailers.items()
+            if t["state"] != "running"
+        ]
+        return not problems, {
+            "problems": problems,
             "config": {
                 "path": str(self.config.path),
                 "hash": self.config.digest[:12],

@@ -133,16 +133,31 @@ class BridgeCollector(Collector):
             "Bytes not read yet, per followed file.",
             labels=["input", "path"],
         )
+        lag_lines = GaugeMetricFamily(
+            f"{PREFIX}_tail_lag_lines",
+            "Complete lines not read yet, per followed file (counted in the first 8 MiB behind,"
+            " estimated past that).",
+            labels=["input", "path"],
+        )
         lines = CounterMetricFamily(
             f"{PREFIX}_tail_lines_matched", "Lines that matched a pattern.", labels=["input"]
+        )
+        up = GaugeMetricFamily(
+            f"{PREFIX}_file_input_up",
+            "1 while the file input runs (0 while it is starting, retrying or failing).",
+            labels=["input"],
         )
         for name, tailer in sorted(self.bridge.tailers.items()):
             status = tailer.status()
             for f in status["files"]:
                 lag.add_metric([name, f["path"]], max(0, f["size"] - f["offset"]))
+                lag_lines.add_metric([name, f["path"]], f["lines_behind"])
             lines.add_metric([name], status["lines_matched"])
+            up.add_metric([name], int(status["state"] == "running"))
         yield lag
+        yield lag_lines
         yield lines
+        yield up
 
     def _config(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         bridge = self.bridge

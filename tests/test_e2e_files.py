@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -22,6 +23,8 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import Daemon, Simulator, wait_until
 
@@ -778,3 +781,80 @@ def test_t26_a_full_queue_pauses_reading_and_loses_nothing(bridge: Bridge) -> No
     bridge.inbox.wait("t26", range(1, 301), timeout=60)
     bridge.settle(daemon)
     assert_exactly_once(bridge.inbox.seqs("t26"), range(1, 301))
+
+
+def lag_metrics(daemon: Daemon, path: Path) -> dict[str, float]:
+    """The tail_lag_* samples /metrics has for `path`, by name."""
+    text = requests.get(f"{daemon.url}/metrics", timeout=10).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("dingtalk_bridge_tail_lag_")
+        and sample.labels["path"] == str(path)
+    }
+
+
+def test_tail_lag_in_bytes_and_lines_while_reading_is_paused(bridge: Bridge) -> None:
+    # DingTalk stays busy and the target holds 5 messages: the input pauses with its queue full,
+    # and what is written meanwhile is lag, in bytes and in complete lines.
+    bridge.sim.control(
+        "faults",
+        {"path": "/robot/send", "token": TOKEN, "count": 1000, "action": {"errcode": -1}},
+    )
+    daemon = bridge.start(target={"queue_size": 5, "retry": {"initial": "5s", "max": "5s"}})
+    log = bridge.logs / "app.log"
+    append(log, lines("lag", range(1, 11)))  # one batch, taken whole: the queue is full
+    wait_until(lambda: pending(daemon) >= 5, timeout=10)
+    append(log, lines("lag", range(11, 21)))  # refused: reading pauses
+    wait_until(lambda: tail_status(daemon)["refused_batches"] >= 1, timeout=10)
+    paused_at = log.stat().st_size
+    wait_until(lambda: lag_metrics(daemon, log)["dingtalk_bridge_tail_lag_bytes"] == 0)
+    behind = lines("lag", range(21, 58)) + "2026-11-28 half a line"
+    append(log, behind)
+    assert log.stat().st_size == paused_at + len(behind.encode())
+    lag = lag_metrics(daemon, log)
+    assert lag == {
+        "dingtalk_bridge_tail_lag_bytes": len(behind.encode()),
+        "dingtalk_bridge_tail_lag_lines": 37,  # the half line is not a line yet
+    }
+    entry = next(f for f in tail_status(daemon)["files"] if f["path"] == str(log))
+    assert entry["lines_behind"] == 37
+
+
+def test_ready_fails_while_a_file_input_cannot_start_and_recovers(bridge: Bridge) -> None:
+    daemon = bridge.start()
+    assert requests.get(f"{daemon.url}/-/ready", timeout=10).status_code == 200
+    other = bridge.logs / "other"
+    other.mkdir()
+    # Another process holds the state store's write lock for longer than the daemon waits
+    # (5 s): the file input added by the reload cannot record its first run, so it cannot start.
+    holder = sqlite3.connect(bridge.dir / "state" / "state.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        bridge.config["inputs"]["other"] = {
+            **bridge.config["inputs"][INPUT],
+            "paths": [str(other / "*.log")],
+        }
+        daemon.config_path.write_text(yaml.safe_dump(bridge.config), "utf-8")
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "file input failed to start input=other" in daemon.log(), timeout=20)
+        response = requests.get(f"{daemon.url}/-/ready", timeout=20)
+        assert response.status_code == 503
+        problems = response.json()["problems"]
+        assert (
+            "file input other is starting: cannot start: OperationalError: database is locked"
+            in problems
+        )
+        assert not any(p.startswith(f"file input {INPUT} ") for p in problems)
+        assert "retry_in=5s" in daemon.log()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # It tries again by itself, and then the bridge is ready and the new input reads.
+    wait_until(
+        lambda: requests.get(f"{daemon.url}/-/ready", timeout=10).status_code == 200, timeout=40
+    )
+    assert ready(daemon)["files"]["other"]["state"] == "running"
+    append(other / "x.log", lines("late", [1]))
+    bridge.inbox.wait("late", [1])

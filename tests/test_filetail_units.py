@@ -15,7 +15,14 @@ import pytest
 from bridge.config.model import Config, FileInput, Multiline, Threshold
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Joiner, Record
-from bridge.inputs.filetail.reader import FP_BYTES, FileReader, cut, head_hash, start_at_end
+from bridge.inputs.filetail.reader import (
+    FP_BYTES,
+    FileReader,
+    cut,
+    head_hash,
+    lines_between,
+    start_at_end,
+)
 from bridge.inputs.filetail.records import (
     MAX_LABEL_CHARS,
     ThresholdWindow,
@@ -537,3 +544,40 @@ def test_a_copy_of_the_file_is_recognised_before_and_after_truncation(tmp_path: 
     assert reader.copied_up_to(head, now=90.0, within=60) is None  # too long ago
     assert reader.copied_up_to("0" * 16, now=30.0, within=60) is None
     reader.close()
+
+
+# -- lines behind (the tail_lag_lines metric) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0, 0, 0),  # nothing behind
+        (0, 12, 2),  # "one\ntwo\nthree" up to "thre": two complete lines
+        (4, 8, 1),  # "two\n"
+        (8, 14, 0),  # "three" has no newline yet: not a line
+        (0, 100, 2),  # past the end (the file shrank meanwhile): only what is there
+    ],
+)
+def test_lines_between_counts_complete_lines(
+    tmp_path: Path, start: int, end: int, expected: int
+) -> None:
+    path = tmp_path / "f.log"
+    path.write_bytes(b"one\ntwo\nthree")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert lines_between(fd, start, end) == expected
+    finally:
+        os.close(fd)
+
+
+def test_lines_between_estimates_past_its_limit_from_the_counted_part(tmp_path: Path) -> None:
+    path = tmp_path / "f.log"
+    path.write_bytes(b"x" * 9 + b"\n" + b"y" * 99 + b"\n" + b"z" * 9 + b"\n")  # 120 bytes
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert lines_between(fd, 0, 120, limit=1 << 20) == 3  # within the limit: exact
+        # Only the first 10 bytes are read (one newline): 1 line per 10 bytes, 12 lines in all.
+        assert lines_between(fd, 0, 120, limit=10) == 12
+    finally:
+        os.close(fd)

@@ -93,6 +93,8 @@ def test_metrics_follow_what_happens(sim: Simulator, tmp_path: Path) -> None:
     assert value(after, "dead_letters_stored") == 1
     assert value(after, "tail_lines_matched_total", input="app") == 1
     assert value(after, "tail_lag_bytes", input="app", path=str(log)) == 100
+    assert value(after, "tail_lag_lines", input="app", path=str(log)) == 0  # no newline yet
+    assert value(after, "file_input_up", input="app") == 1
     assert value(after, "config_last_reload_successful") == 1
     assert value(after, "build_info", version=__import__("bridge").__version__) == 1
     assert any(name == "dingtalk_bridge_config_info" for name, _ in after)

@@ -21,6 +21,7 @@ from bridge.store.tailstate import FileKey, Position
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
 FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)
 MARK_BYTES = 64  # the bytes just before the read position, checked for a rewrite
+LAG_COUNT_BYTES = 8 << 20  # lines behind are counted in this much, extrapolated past it
 
 
 def head_hash(fd: int, length: int) -> tuple[str, int]:
@@ -70,6 +71,22 @@ def start_at_end(fd: int, size: int) -> int:
             return start + newline + 1
         position = start
     return 0
+
+
+def lines_between(fd: int, start: int, end: int, limit: int = LAG_COUNT_BYTES) -> int:
+    """Complete lines in bytes [start, end) of the file: counted exactly in the first `limit`
+    bytes, and past that estimated from the density of those (a scrape must not read a whole
+    backlog, and a backlog that large is an alarm whatever its exact size)."""
+    count, done, span = 0, 0, max(0, end - start)
+    while done < min(span, limit):
+        data = os.pread(fd, min(CHUNK, span - done, limit - done), start + done)
+        if not data:
+            return count  # the file shrank meanwhile
+        count += data.count(b"\n")
+        done += len(data)
+    if done < span and done:
+        count = round(count * span / done)
+    return count
 
 
 class FileReader:

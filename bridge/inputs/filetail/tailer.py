@@ -29,7 +29,13 @@ from bridge.config.model import FileInput
 from bridge.errors import InputError
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Record
-from bridge.inputs.filetail.reader import FP_BYTES, FileReader, head_hash, start_at_end
+from bridge.inputs.filetail.reader import (
+    FP_BYTES,
+    FileReader,
+    head_hash,
+    lines_between,
+    start_at_end,
+)
 from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
 from bridge.inputs.filetail.scan import searcher
 from bridge.logs import fmt_fields
@@ -49,6 +55,8 @@ FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from th
 PRUNE_EVERY = 3_600.0
 COPY_WINDOW = 300.0  # seconds after a truncation in which a copy of the old content is known
 SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
+START_RETRY_FIRST = 5.0  # seconds before trying again to start (the store was busy, say) ...
+START_RETRY_MAX = 60.0  # ... doubling up to this
 
 
 class Submit(Protocol):
@@ -104,8 +112,11 @@ class Tailer:
         self._unreadable: set[str] = set()
         self._idle_paths: set[str] = set()  # files whose descriptors were closed for idleness
         self._observer: Any = None
+        self._started = False
+        self._error: str | None = None  # why the last start or round failed; None when fine
         self._thread = threading.Thread(target=self._run, name=f"tail-{spec.name}", daemon=True)
-        self._lock = threading.Lock()  # guards readers for status()
+        # Guards `readers` and their descriptors for status(), which runs on other threads.
+        self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -118,33 +129,53 @@ class Tailer:
         self._thread.join(timeout)
 
     def alive(self) -> bool:
+        """The thread runs (what the systemd watchdog vouches for): it may still be retrying
+        its start."""
         return self._thread.is_alive()
+
+    def state(self) -> str:
+        """running, starting (or retrying its start), failing (its last round raised), stopped."""
+        if not self.alive():
+            return "stopped"
+        if not self._started:
+            return "starting"
+        return "running" if self._error is None else "failing"
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            files = [
+            # Descriptors are closed under this lock, so a dup taken here names the same file.
+            held = [(r, os.dup(r.fd) if r.fd is not None else None) for r in self.readers.values()]
+        files = []
+        for r, fd in held:
+            # The size now, not at the last round: the lag is what a scrape should see.
+            size = os.fstat(fd).st_size if fd is not None else max(r.size_seen, r.offset)
+            files.append(
                 {
                     "path": r.path,
                     "offset": r.offset,
-                    "size": r.size_seen if r.size_seen >= 0 else r.offset,
-                    "open": r.fd is not None,
+                    "size": size,
+                    "lines_behind": lines_between(fd, r.offset, size) if fd is not None else 0,
+                    "open": fd is not None,
                     "rotated": r.rotated_at is not None,
                 }
-                for r in self.readers.values()
-            ]
+            )
+            if fd is not None:
+                os.close(fd)
         return {
             "started_at": self.started_at.isoformat(timespec="milliseconds"),
             "running": self.alive(),
+            "state": self.state(),
+            "error": self._error,
             "files": sorted(files, key=lambda f: str(f["path"])),
             "lines_cut": sum(r.lines_cut for r in self.readers.values()),
             **self.stats.__dict__,
         }
 
     def _run(self) -> None:
-        try:
-            self._startup()
-        except Exception:
-            log.exception(fmt_fields("file input failed to start", input=self.spec.name))
+        if not self._start():
+            with self._lock:
+                for reader in self.readers.values():
+                    reader.close()
             return
         next_scan = 0.0
         next_prune = self.monotonic()
@@ -163,7 +194,9 @@ class Tailer:
                     spent = self.monotonic() - now
                     next_scan = now + max(self.spec.poll_interval, SCAN_COST_FACTOR * spent)
                 busy = self._round(now)
-            except Exception:  # never let one bad file stop the input
+                self._error = None
+            except Exception as exc:  # never let one bad file stop the input
+                self._error = _describe(exc)
                 log.exception(fmt_fields("file input round failed", input=self.spec.name))
             if not busy:
                 self._wake.wait(max(0.0, min(self.spec.poll_interval, next_scan - now)))
@@ -171,10 +204,38 @@ class Tailer:
                 self._stop.wait(MIN_ROUND)
         self._shutdown()
 
+    def _start(self) -> bool:
+        """Start, retrying with a growing wait until it works or the input is stopped: a store
+        locked for a while must not leave the input dead until the next restart."""
+        delay = START_RETRY_FIRST
+        while not self._stop.is_set():
+            try:
+                self._startup()
+            except Exception as exc:
+                self._error = f"cannot start: {_describe(exc)}"
+                log.error(
+                    fmt_fields(
+                        "file input failed to start",
+                        input=self.spec.name,
+                        error=self._error,
+                        retry_in=f"{delay:.0f}s",
+                    ),
+                    # Expected troubles (a busy store, an unreadable directory) need no trace.
+                    exc_info=not isinstance(exc, sqlite3.Error | OSError),
+                )
+                self._stop.wait(delay)
+                delay = min(delay * 2, START_RETRY_MAX)
+                continue
+            self._error = None
+            self._started = True
+            return True
+        return False
+
     def _startup(self) -> None:
         wall = self.clock().timestamp()
         with self.store.transaction() as conn:
-            self._first_run = tailstate.first_run(conn, self.spec.name, wall)
+            # `or`: an earlier attempt that failed later on may have recorded the first run.
+            self._first_run = tailstate.first_run(conn, self.spec.name, wall) or self._first_run
         with self.store.reading() as conn:
             self._known = tailstate.load(conn, self.spec.name)
         found = find_files(self.spec.paths, self.spec.exclude)
@@ -218,8 +279,9 @@ class Tailer:
                 self._add_records(reader, [done])
             self._pending.positions[reader.key] = reader.position()
         self._commit(force=True)
-        for reader in self.readers.values():
-            reader.close()
+        with self._lock:
+            for reader in self.readers.values():
+                reader.close()
         log.info(fmt_fields("file input stopped", input=self.spec.name))
 
     # -- discovery -----------------------------------------------------------------------------
@@ -337,15 +399,16 @@ class Tailer:
     def _idle_close(self, reader: FileReader) -> None:
         """Close an idle file's descriptor; the next scan (or an event for it) reopens it when
         it grows."""
-        reader.close()
+        with self._lock:
+            reader.close()
         self._idle_paths.add(reader.path)
 
     def _retire(self, reader: FileReader) -> None:
         """Stop following a file: hand on what it held, remember or forget its position."""
         self._add_records(reader, reader.finish())
-        reader.close()
         self._idle_paths.discard(reader.path)
         with self._lock:
+            reader.close()
             del self.readers[reader.key]
         if reader.deleted:
             self._pending.forget.add(reader.key)
@@ -472,6 +535,10 @@ class Tailer:
         if came_or_went or (event_type == "modified" and path in self._idle_paths):
             self._rescan = True
         self._wake.set()
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _Waker(FileSystemEventHandler):
