@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from bridge.alerting.grouping import group_event
 from bridge.config.model import Config
 from bridge.logs import fmt_fields
-from bridge.notify import notify
+from bridge.notify import log_queued, notify
 from bridge.store import alertlog, outbox
 from bridge.store.db import Store
 
@@ -113,6 +113,7 @@ class Grouper:
                 result = notify(conn, rule, event, group.key, now)
                 outbox.enqueue(conn, result.deliveries, stamp)
                 alertlog.after_flush(conn, group.rule, group.key, stamp, rule.group_interval)
+            log_queued(result.deliveries, group=group.key)
             if result.deliveries:
                 log.info(
                     fmt_fields(

@@ -22,7 +22,7 @@ from bridge.config.model import Config, Input
 from bridge.errors import InputError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
-from bridge.notify import notify
+from bridge.notify import log_queued, notify
 from bridge.rules import matching_rules
 from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
@@ -112,6 +112,7 @@ class Intake:
             ) from exc
         for line in notes:
             log.info(line)
+        log_queued(deliveries, input=spec.name)
         tally.messages = len(deliveries)
         with self._lock:
             self.counters.silenced += tally.silenced

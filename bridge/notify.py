@@ -7,16 +7,20 @@ either both exist or neither does.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bridge.alerting.dedup import NotifyReason, alert_sets, needs_update
 from bridge.config.model import Rule
+from bridge.logs import fmt_fields
 from bridge.model import Delivery, Event, Message
 from bridge.pipeline import new_id
 from bridge.store import alertlog
+
+log = logging.getLogger("bridge.notify")
 
 
 @dataclass
@@ -65,3 +69,23 @@ def notify(
         for target in rule.targets
     ]
     return Notification(reason, deliveries)
+
+
+def log_queued(deliveries: Sequence[Delivery], **context: object) -> None:
+    """A debug line per message put in the outbox. With the sender's `delivered`, `delivery
+    retry` and `dead letter` lines (which name the same rule, target and id) one message can be
+    followed through its life."""
+    if not deliveries or not log.isEnabledFor(logging.DEBUG):
+        return  # a storm queues thousands: not even the formatting when nobody reads it
+    for d in deliveries:
+        log.debug(
+            fmt_fields(
+                "queued",
+                rule=d.rule,
+                target=d.target,
+                id=d.id,
+                status=d.event_status,
+                fingerprint=d.fingerprint,
+                **context,
+            )
+        )

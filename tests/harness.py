@@ -141,7 +141,9 @@ class Daemon(Process):
         config: dict[str, Any] | str,
         env: dict[str, str] | None = None,
         directory: Path | None = None,
+        args: list[str] | None = None,
     ) -> None:
+        """`args` go after `run -c <config>` (say, `--log-format json`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dir = directory or Path(tempfile.mkdtemp(prefix="bridge-cfg-"))
@@ -156,7 +158,7 @@ class Daemon(Process):
         else:
             text = config.replace("{port}", str(self.port))
         self.config_path.write_text(text, "utf-8")
-        super().__init__(["run", "-c", str(self.config_path)], env)
+        super().__init__(["run", "-c", str(self.config_path), *(args or [])], env)
         wait_until(self._up, timeout=15)
 
     def _up(self) -> bool:

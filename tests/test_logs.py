@@ -8,12 +8,13 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from bridge.logs import REDACTOR, fmt_fields, setup, split_fields
-from tests.harness import Process, Simulator, am_alert_payload, free_port, wait_until
+from tests.harness import Daemon, Process, Simulator, am_alert_payload, free_port, wait_until
 
 FIELD_CASES = [
     {"rule": "critical", "target": "ops", "id": "3f2a"},
@@ -113,3 +114,92 @@ rules:
     assert delivered and delivered[0]["rule"] == "all" and delivered[0]["target"] == "ops"
     assert delivered[0]["id"]
     assert lines[-1]["msg"] == "stopped"
+
+
+# Every line about a message (queued, delivered, retried, given up, sent with a fallback body)
+# names its rule, target and id, so `grep <id>` follows a message through its life.
+MESSAGE_LINES = {
+    "queued",
+    "delivered",
+    "delivery retry",
+    "dead letter",
+    "template failed, sent fallback",
+}
+
+
+def test_every_line_about_a_message_names_its_rule_target_and_id(tmp_path: Path) -> None:
+    tokens = ("tok-ok", "tok-flaky", "tok-dead", "tok-slow")
+    sim = Simulator(spec={"robots": {t: {"rate_per_minute": 0} for t in tokens}})
+    sim.control(
+        "faults",
+        {"path": "/robot/send", "token": "tok-flaky", "count": 1, "action": {"errcode": -1}},
+    )  # busy once: retried
+    sim.control(
+        "faults",
+        {"path": "/robot/send", "token": "tok-dead", "count": 1, "action": {"errcode": 310000}},
+    )  # refused for good: a dead letter
+
+    def robot(token: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "robot",
+            "webhook": sim.robot_url(token),
+            "rate_limit": {"messages": 0},
+            "retry": {"initial": "100ms"},
+            **extra,
+        }
+
+    def rule(case: str, target: str, **extra: Any) -> dict[str, Any]:
+        return {"name": case, "match": {"case": case}, "targets": [target], **extra}
+
+    config = {
+        "targets": {
+            "ok": robot("tok-ok"),
+            "flaky": robot("tok-flaky"),
+            "dead": robot("tok-dead"),
+            # One call per 2 s, and a backlog over 1 is merged: a digest.
+            "slow": robot("tok-slow", rate_limit={"messages": 1, "per": "2s"}, digest={"after": 1}),
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [
+            rule("plain", "ok"),
+            rule("broken", "ok", template="owner: {{ labels.owner }}"),
+            rule("grouped", "ok", group_by=["case"], group_wait="200ms"),
+            rule("flaky", "flaky"),
+            rule("dead", "dead"),
+            rule("storm", "slow"),
+        ],
+    }
+    daemon = Daemon(
+        config, directory=tmp_path, args=["--log-format", "json", "--log-level", "debug"]
+    )
+    try:
+        for case in ("plain", "broken", "grouped", "flaky", "dead"):
+            assert daemon.post("/am", am_alert_payload(f"A-{case}", case=case)).ok
+        assert daemon.post("/am", am_alert_payload("Storm0", case="storm")).ok
+        wait_until(lambda: sim.messages(token="tok-slow"))
+        for n in range(1, 5):
+            assert daemon.post("/am", am_alert_payload(f"Storm{n}", case="storm")).ok
+        wait_until(lambda: len(sim.messages(token="tok-slow")) == 2, timeout=15)
+        wait_until(lambda: '"msg": "dead letter"' in daemon.log())
+        wait_until(lambda: len(sim.messages(token="tok-flaky")) == 1)
+    finally:
+        daemon.stop()
+        sim.stop()
+    lines = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    about = [line for line in lines if line["msg"] in MESSAGE_LINES]
+    assert {line["msg"] for line in about} == MESSAGE_LINES  # each kind happened
+    for line in about:
+        assert line.get("rule") and line.get("target") and line.get("id"), line
+    queued = {line["id"]: line for line in about if line["msg"] == "queued"}
+    # The grouped alert's message was queued by the group flush, and named its rule.
+    assert any(q["rule"] == "grouped" and q.get("group") for q in queued.values())
+    # Each delivered single message was queued before, under the same rule and target.
+    for line in about:
+        if line["msg"] == "delivered" and "+" not in line["id"]:
+            first = queued[line["id"]]
+            assert (first["rule"], first["target"]) == (line["rule"], line["target"])
+    [digest] = [line for line in about if line["msg"] == "delivered" and line.get("digest")]
+    assert digest["rule"] == "storm" and digest["target"] == "slow"
+    assert digest["id"].endswith("+3") and digest["digest"] == "4"
+    [dead] = [line for line in about if line["msg"] == "dead letter"]
+    assert (dead["rule"], dead["target"], dead["errcode"]) == ("dead", "dead", "310000")

@@ -257,11 +257,11 @@ class TargetSender:
         log.info(
             fmt_fields(
                 "delivered",
-                rule=head.rule if len(batch) == 1 else "digest",
+                rule=_rules(batch),
                 target=self.target.name,
-                id=head.id if len(batch) == 1 else f"{head.id}+{len(batch) - 1}",
+                id=_ids(batch),
                 parts=len(bodies) if len(bodies) > 1 else None,
-                merged=len(batch) if len(batch) > 1 else None,
+                digest=len(batch) if len(batch) > 1 else None,
                 task_id=sent.task_id if sent else None,
                 ms=round((time.monotonic() - started) * 1000),
             )
@@ -290,10 +290,10 @@ class TargetSender:
         head = batch[0]
         policy = self.target.policy
         fields = dict(
-            rule=head.rule if len(batch) == 1 else "digest",
+            rule=_rules(batch),
             target=self.target.name,
-            id=head.id,
-            merged=len(batch) if len(batch) > 1 else None,
+            id=_ids(batch),
+            digest=len(batch) if len(batch) > 1 else None,
             reason=exc.reason.value,
             errcode=exc.errcode,
             error=str(exc),
@@ -343,3 +343,13 @@ class TargetSender:
                 attempt=head.attempts + 1,
             )
         )
+
+
+def _rules(batch: list[Row]) -> str:
+    """The rule(s) of a message, for its log lines: a digest names every rule it merges."""
+    return ",".join(sorted({r.rule for r in batch}))
+
+
+def _ids(batch: list[Row]) -> str:
+    """The first message's id, and how many more a digest merged ("3f2a…+4")."""
+    return batch[0].id if len(batch) == 1 else f"{batch[0].id}+{len(batch) - 1}"
