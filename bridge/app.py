@@ -477,7 +477,7 @@ def run(config: Config) -> int:
         reloads.put("SIGHUP")  # the reload runs in the main loop, not in the signal handler
 
     def after_reload(config: Config) -> None:
-        watcher.watch([config.path, *config.template_files])
+        watcher.watch([config.path, *config.template_files, *config.secret_files])
 
     # Handlers first: once /-/healthy answers, a SIGHUP must reload, not kill (its default).
     signal.signal(signal.SIGTERM, on_signal)

@@ -101,6 +101,7 @@ class _Compiler:
         self.base_dir = file.resolve().parent
         self.problems: list[Problem] = []
         self.template_files: set[Path] = set()
+        self.secret_files: dict[Path, str] = {}  # `*_file` secrets read, with what they held
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -138,7 +139,9 @@ class _Compiler:
                 path = self.base_dir / path
             try:
                 # Trailing newlines are an artefact of `echo secret > file`, never part of a secret.
-                return path.read_text("utf-8").strip()
+                secret = path.read_text("utf-8").strip()
+                self.secret_files[path] = secret
+                return secret
             except OSError as exc:
                 self.problem((*where, file_key), f"cannot read {path}: {exc.strerror}")
                 return None
@@ -167,10 +170,14 @@ class _Compiler:
         rules = self._rules(self._list(data.get("rules")), targets, inputs, env)
         if self.problems:
             return None
-        # The digest covers every file the config reads, so a template edit is a change too.
+        # The digest covers every file the config reads, so a template edit is a change too, and
+        # a rotated secret file takes effect on the next reload. (Only a truncated SHA-256 of it
+        # all is ever shown.)
         digest = hashlib.sha256(self.digest.encode())
         for template in sorted(self.template_files):
             digest.update(template.read_bytes())
+        for path, secret in sorted(self.secret_files.items()):
+            digest.update(f"\0{path}\0{secret}".encode())
         return m.Config(
             path=self.file,
             digest=digest.hexdigest(),
@@ -180,6 +187,7 @@ class _Compiler:
             inputs=inputs,
             rules=tuple(rules),
             template_files=tuple(sorted(self.template_files)),
+            secret_files=tuple(sorted(self.secret_files)),
             state_dir=self._state_dir(data.get("state_dir")),
             synchronous=str(data.get("synchronous", "normal")),
             silences=self._silences(self._list(data.get("silences"))),

@@ -231,6 +231,7 @@ class Config:
     inputs: Mapping[str, Input]
     rules: tuple[Rule, ...]
     template_files: tuple[Path, ...] = ()  # files the rules load, for reload watching
+    secret_files: tuple[Path, ...] = ()  # `*_file` secrets, watched too (a rotated secret)
     state_dir: Path = Path("/var/lib/dingtalk-bridge")
     synchronous: str = "normal"
     silences: tuple[Silence, ...] = ()

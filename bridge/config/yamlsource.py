@@ -180,12 +180,17 @@ class _Builder:
                 return value
             self.doc.unresolved.add(path)
             self.problems.append(
-                self.doc.problem(
-                    path,
-                    f"environment variable {name} is not set",
-                    f"export {name}, or write ${{{name}:-default}}",
-                )
+                self.doc.problem(path, f"environment variable {name} is not set", _unset_hint(name))
             )
             return ""
 
         return _ENV_REF.sub(replace, value)
+
+
+def _unset_hint(name: str) -> str:
+    if name == "CREDENTIALS_DIRECTORY":
+        return (
+            "systemd sets it for a service with LoadCredential=; to check the config by hand,"
+            " export it as a directory holding the same files"
+        )
+    return f"export {name}, or write ${{{name}:-default}}"
