@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any, Protocol
 
 from bridge.config.model import CallbackInput, ChatInput, HttpInput, RoutedInput
@@ -72,6 +73,19 @@ class Intake(Protocol):
     def metrics(self) -> bytes: ...
 
 
+_date_header: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The Date header, formatted once a second (like nginx): waitress would format it for each
+    response, 3% of an accepted request."""
+    global _date_header
+    second = int(time.time())
+    if _date_header[0] != second:
+        _date_header = (second, formatdate(second, usegmt=True))  # one assignment: thread-safe
+    return _date_header[1]
+
+
 def _json(
     start: StartResponse,
     status: int,
@@ -84,6 +98,7 @@ def _json(
         [
             ("Content-Type", "application/json; charset=utf-8"),
             ("Content-Length", str(len(payload))),
+            ("Date", _http_date()),
             *headers,
         ],
     )
@@ -192,7 +207,8 @@ class HttpApp:
             self._rejected(spec, exc)
             raise
         accepted = self.intake.accept(spec, events)
-        return _json(start, 200, {"status": "accepted", "events": len(events), **asdict(accepted)})
+        # vars(), not asdict(): a flat record of ints, and asdict's deep copy cost 5% of a request.
+        return _json(start, 200, {"status": "accepted", "events": len(events), **vars(accepted)})
 
     def _rejected(self, spec: RoutedInput, exc: InputError) -> None:
         self.intake.reject(spec.name, exc.reason)
