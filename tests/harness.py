@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,8 +17,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import pytest
 import requests
 import yaml
 
@@ -25,6 +27,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # CI lays shared/ beside the clone, as here
     FIXTURES = Path(os.environ.get("BRIDGE_SHARED", "/work/shared")) / "fixtures"
+
+
+def required_tool(name: str, package: str, module_level: bool = False) -> str:
+    """The path of an outside program a test runs (Alertmanager, promtool, logrotate, ...).
+
+    Missing, the test is skipped, except under CI (`CI` set, as .ci/run does), which installs
+    every such package: there a missing tool fails instead of passing by skipping.
+    """
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is not None:
+        return found
+    message = f"{name} is not installed (apt-get install {package})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must run the tests that need it", pytrace=False)
+    pytest.skip(message, allow_module_level=module_level)
 
 
 def free_port() -> int:
@@ -214,3 +231,54 @@ def am_alert_payload(alertname: str, status: str = "firing", **labels: str) -> d
     payload["groupLabels"] = {"alertname": alertname}
     payload["groupKey"] = f'{{}}:{{alertname="{alertname}"}}'
     return payload
+
+
+class PrometheusServer:
+    """A server of the Prometheus project (prometheus, alertmanager) on 127.0.0.1, run from a
+    YAML config written to `directory`, where its data and its log go too."""
+
+    def __init__(
+        self, binary: str, config: dict[str, Any], directory: Path, flags: list[str]
+    ) -> None:
+        self.name = Path(binary).name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config_path = directory / f"{self.name}.yml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
+        self.log_path = directory / f"{self.name}.log"
+        self._log: TextIO = self.log_path.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                *flags,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text("utf-8", errors="replace")
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+        finally:
+            self._log.close()

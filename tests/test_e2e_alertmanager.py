@@ -10,20 +10,16 @@ Without the binary the test is skipped locally and fails in CI (CI=true), where 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 import requests
-import yaml
 
-from tests.harness import Daemon, Process, Simulator, free_port, wait_until
+from tests.harness import Daemon, Process, PrometheusServer, Simulator, required_tool, wait_until
 
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 ROBOT_TOKEN = "tok-signed"
@@ -35,76 +31,22 @@ DESCRIPTION = "/var is 97% full"
 WAIT = 20.0  # seconds; every wait below is bounded by this (or less)
 
 
-def _alertmanager_binary() -> str:
-    found = shutil.which(ALERTMANAGER_BIN)
-    if found is None:
-        message = (
-            f"{ALERTMANAGER_BIN} is not installed (apt-get install prometheus-alertmanager); "
-            "the real-Alertmanager end-to-end test cannot run"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-class Alertmanager:
+class Alertmanager(PrometheusServer):
     """A real Alertmanager on 127.0.0.1 (no cluster), configured from `config`, in `directory`."""
 
     def __init__(self, binary: str, config: dict[str, Any], directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config_path = directory / "alertmanager.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
         (directory / "data").mkdir()
-        self.log_path = directory / "alertmanager.log"
-        self._log: TextIO = self.log_path.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-                "--log.level=debug",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text("utf-8", errors="replace")
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
+        flags = [f"--storage.path={directory / 'data'}", "--cluster.listen-address="]
+        super().__init__(binary, config, directory, [*flags, "--log.level=debug"])
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         response = requests.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5)
         assert response.status_code == 200, f"{response.status_code} {response.text}"
 
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-        finally:
-            self._log.close()
-
 
 @pytest.fixture
 def alertmanager_binary() -> str:
-    return _alertmanager_binary()
+    return required_tool(ALERTMANAGER_BIN, "prometheus-alertmanager")
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -36,21 +35,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import Daemon, Simulator, wait_until
+from tests.harness import Daemon, Simulator, required_tool, wait_until
 
-
-def _logrotate() -> str | None:
-    found = shutil.which("logrotate")
-    if found is None and os.access("/usr/sbin/logrotate", os.X_OK):
-        found = "/usr/sbin/logrotate"
-    return found
-
-
-LOGROTATE = _logrotate()
-
-pytestmark = pytest.mark.skipif(
-    LOGROTATE is None, reason="logrotate is not installed (apt-get install -y logrotate)"
-)
+LOGROTATE = required_tool("logrotate", "logrotate", module_level=True)
 
 LINES = 2_000  # per scenario; delivery (~250 messages/s here) dominates the run time
 RATE = 1_500.0  # lines per second

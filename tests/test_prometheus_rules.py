@@ -9,12 +9,10 @@ Without promtool/prometheus the tests are skipped locally and fail in CI (CI set
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pytest
 import requests
@@ -22,7 +20,15 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.errors import Reason
-from tests.harness import ROOT, Daemon, Simulator, am_alert_payload, free_port, wait_until
+from tests.harness import (
+    ROOT,
+    Daemon,
+    PrometheusServer,
+    Simulator,
+    am_alert_payload,
+    required_tool,
+    wait_until,
+)
 
 RULES = ROOT / "packaging" / "prometheus" / "dingtalk-bridge.rules.yml"
 RULES_TEST = ROOT / "packaging" / "prometheus" / "dingtalk-bridge.rules.test.yml"
@@ -32,22 +38,9 @@ REASON_MATCHER = re.compile(r'\breason\s*=~\s*"([^"]*)"')
 WAIT = 30.0  # seconds; bounds every wait on Prometheus
 
 
-def _binary(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        message = (
-            f"{name} is not on PATH (apt-get install --no-install-recommends prometheus); "
-            "the Prometheus rules tests cannot run"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}, and CI must run these tests")
-        pytest.skip(message)
-    return found
-
-
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    return _binary("promtool")
+    return required_tool("promtool", "--no-install-recommends prometheus")
 
 
 def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -207,39 +200,11 @@ def test_promtool_check_metrics_is_clean(promtool: str, exported: str) -> None:
 # -- a real Prometheus ---------------------------------------------------------------------------
 
 
-class Prometheus:
+class Prometheus(PrometheusServer):
     """`prometheus` on 127.0.0.1, scraping and evaluating every second, data in `directory`."""
 
     def __init__(self, binary: str, config: dict[str, Any], directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config_path = directory / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
-        self.log_path = directory / "prometheus.log"
-        self._log: TextIO = self.log_path.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text("utf-8", errors="replace")
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
+        super().__init__(binary, config, directory, [f"--storage.tsdb.path={directory / 'data'}"])
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         response = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
@@ -253,21 +218,9 @@ class Prometheus:
         alerts: list[dict[str, Any]] = response.json()["data"]["alerts"]
         return alerts
 
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
-        finally:
-            self._log.close()
-
 
 def test_real_prometheus_fires_the_dead_letter_alert(sim: Simulator, tmp_path: Path) -> None:
-    binary = _binary("prometheus")
+    binary = required_tool("prometheus", "--no-install-recommends prometheus")
     (tmp_path / "bridge").mkdir()
     daemon = Daemon(
         {

@@ -4,24 +4,17 @@ issue asks of it: Type=notify, reload by SIGHUP, a state directory, a user of it
 from __future__ import annotations
 
 import configparser
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.harness import required_tool
 
 UNIT = Path(__file__).resolve().parent.parent / "packaging" / "systemd" / "dingtalk-bridge.service"
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        message = "systemd-analyze is not installed (apt-get install systemd)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    analyze = required_tool("systemd-analyze", "systemd")
     # verify checks that ExecStart exists: point it at this interpreter, as an install would.
     text = UNIT.read_text("utf-8").replace(
         "/usr/local/bin/dingtalk-bridge", f"{sys.executable} -m bridge"
