@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"
@@ -42,6 +44,13 @@ def required_tool(name: str, package: str, module_level: bool = False) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI must run the tests that need it", pytrace=False)
     pytest.skip(message, allow_module_level=module_level)
+
+
+def example_variables() -> tuple[str, ...]:
+    """The environment variables config.example.yaml reads (`${NAME}`): tests clear them so the
+    example runs with its demo defaults whatever the machine has set."""
+    text = (ROOT / "config.example.yaml").read_text("utf-8")
+    return tuple(sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))))
 
 
 def free_port() -> int:
@@ -282,3 +291,57 @@ class PrometheusServer:
                     self.proc.wait(5)
         finally:
             self._log.close()
+
+
+# -- /metrics ----------------------------------------------------------------------------------
+
+
+def metrics_config(sim: Simulator, logs: Path) -> dict[str, Any]:
+    """A daemon config that can make every kind of series: target `ops` (robot tok-a) delivers,
+    target `bad` (robot tok-b: give it a fault) gets alerts named Broken, input `am` wants the
+    token `t0ken` (a request without it is a rejection), and file input `app` follows
+    logs/*.log for lines with `ERROR <what>`."""
+    return {
+        "targets": {
+            "ops": {
+                "type": "robot",
+                "webhook": sim.robot_url("tok-a"),
+                "rate_limit": {"messages": 0},
+            },
+            "bad": {
+                "type": "robot",
+                "webhook": sim.robot_url("tok-b"),
+                "rate_limit": {"messages": 0},
+            },
+        },
+        "inputs": {
+            "am": {"type": "alertmanager", "path": "/am", "token": "t0ken"},
+            "app": {
+                "type": "file",
+                "paths": [str(logs / "*.log")],
+                "poll_interval": "200ms",
+                "patterns": [{"regex": r"ERROR (?P<what>\w+)"}],
+            },
+        },
+        "rules": [
+            {"name": "to-bad", "match": {"alertname": "Broken"}, "targets": ["bad"]},
+            {"name": "all", "targets": ["ops"]},
+        ],
+    }
+
+
+def scrape_metrics(daemon: Daemon) -> str:
+    """GET /metrics, checked to be Prometheus's text format."""
+    response = requests.get(f"{daemon.url}/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return response.text
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of series `dingtalk_bridge_<name>{labels}` in an exposition; -1 if absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"dingtalk_bridge_{name}" and sample.labels == labels:
+                return float(sample.value)
+    return -1.0

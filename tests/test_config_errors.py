@@ -26,8 +26,8 @@ import yaml
 
 from bridge.config.compile import load_config
 from bridge.errors import ConfigError, Problem
+from tests.harness import ROOT, example_variables
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "tests" / "configs"
 BAD = CONFIGS / "bad"
 BUGS = CONFIGS / "bugs"
@@ -39,20 +39,6 @@ SECRET_KEYS = frozenset({"secret", "app_secret", "token", "webhook"})
 ENVIRON: Mapping[str, str] = {
     "BRIDGE_TEST_OPS_WEBHOOK": "https://oapi.dingtalk.com/robot/send?CANARY-env-without-token=1",
 }
-# Variables config.example.yaml reads; removed so `check` sees its demo defaults on any machine.
-EXAMPLE_VARIABLES = (
-    "OPS_WEBHOOK",
-    "OPS_SECRET",
-    "APP_KEY",
-    "APP_SECRET",
-    "CI_TOKEN",
-    "DINGTALK_API_BASE",
-    "ALERTMANAGER_URL",
-    "CALLBACK_TOKEN",
-    "CALLBACK_AES_KEY",
-    "CORP_ID",
-    "ROBOT_APP_SECRET",
-)
 
 
 def fixture_names() -> list[str]:
@@ -86,7 +72,7 @@ def run_check(
     path: Path, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_TEST_")}
-    for name in EXAMPLE_VARIABLES:
+    for name in example_variables():
         env.pop(name, None)
     env.update(extra_env or {})
     return subprocess.run(

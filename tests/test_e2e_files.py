@@ -24,9 +24,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import Daemon, Simulator, wait_until
+from tests.harness import Daemon, Simulator, metric_value, scrape_metrics, wait_until
 
 TOKEN = "tok-files"
 INPUT = "app"
@@ -783,16 +782,13 @@ def test_t26_a_full_queue_pauses_reading_and_loses_nothing(bridge: Bridge) -> No
     assert_exactly_once(bridge.inbox.seqs("t26"), range(1, 301))
 
 
-def lag_metrics(daemon: Daemon, path: Path) -> dict[str, float]:
-    """The tail_lag_* samples /metrics has for `path`, by name."""
-    text = requests.get(f"{daemon.url}/metrics", timeout=10).text
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name.startswith("dingtalk_bridge_tail_lag_")
-        and sample.labels["path"] == str(path)
-    }
+def lag(daemon: Daemon, path: Path) -> tuple[float, float]:
+    """tail_lag_bytes and tail_lag_lines of `path` in /metrics."""
+    text = scrape_metrics(daemon)
+    labels = {"input": INPUT, "path": str(path)}
+    return metric_value(text, "tail_lag_bytes", **labels), metric_value(
+        text, "tail_lag_lines", **labels
+    )
 
 
 def test_tail_lag_in_bytes_and_lines_while_reading_is_paused(bridge: Bridge) -> None:
@@ -809,15 +805,12 @@ def test_tail_lag_in_bytes_and_lines_while_reading_is_paused(bridge: Bridge) -> 
     append(log, lines("lag", range(11, 21)))  # refused: reading pauses
     wait_until(lambda: tail_status(daemon)["refused_batches"] >= 1, timeout=10)
     paused_at = log.stat().st_size
-    wait_until(lambda: lag_metrics(daemon, log)["dingtalk_bridge_tail_lag_bytes"] == 0)
+    wait_until(lambda: lag(daemon, log)[0] == 0)
     behind = lines("lag", range(21, 58)) + "2026-11-28 half a line"
     append(log, behind)
     assert log.stat().st_size == paused_at + len(behind.encode())
-    lag = lag_metrics(daemon, log)
-    assert lag == {
-        "dingtalk_bridge_tail_lag_bytes": len(behind.encode()),
-        "dingtalk_bridge_tail_lag_lines": 37,  # the half line is not a line yet
-    }
+    # The half line is not a line yet.
+    assert lag(daemon, log) == (len(behind.encode()), 37)
     entry = next(f for f in tail_status(daemon)["files"] if f["path"] == str(log))
     assert entry["lines_behind"] == 37
 

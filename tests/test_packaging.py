@@ -26,7 +26,7 @@ import pytest
 import requests
 from packaging.requirements import Requirement
 
-from tests.harness import ROOT, free_port, wait_until
+from tests.harness import ROOT, example_variables, free_port, wait_until
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 NAME: str = PYPROJECT["project"]["name"]
@@ -51,17 +51,7 @@ CLEARED_VARIABLES = (
     "WATCHDOG_PID",
     "JOURNAL_STREAM",
     "INVOCATION_ID",
-    "OPS_WEBHOOK",
-    "OPS_SECRET",
-    "APP_KEY",
-    "APP_SECRET",
-    "CI_TOKEN",
-    "DINGTALK_API_BASE",
-    "ALERTMANAGER_URL",
-    "CALLBACK_TOKEN",
-    "CALLBACK_AES_KEY",
-    "CORP_ID",
-    "ROBOT_APP_SECRET",
+    *example_variables(),
 )
 
 

@@ -26,7 +26,10 @@ from tests.harness import (
     PrometheusServer,
     Simulator,
     am_alert_payload,
+    metric_value,
+    metrics_config,
     required_tool,
+    scrape_metrics,
     wait_until,
 )
 
@@ -103,68 +106,36 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> str:
             "faults",
             {"path": "/robot/send", "token": "tok-b", "count": 1, "action": {"errcode": 310000}},
         )
-        daemon = Daemon(_config(sim, logs), directory=tmp_path)
+        daemon = Daemon(metrics_config(sim, logs), directory=tmp_path)
         try:
             wait_until(lambda: "file input started" in daemon.log())
             assert daemon.post("/am", am_alert_payload("DiskFull"), token="t0ken").ok
             assert daemon.post("/am", am_alert_payload("Broken"), token="t0ken").ok
             assert daemon.post("/am", am_alert_payload("NoToken")).status_code == 401
             log.write_text("x ERROR disk\n" + "y" * 100)
-            wait_until(lambda: _value(_get(daemon), "dead_letters_total", target="bad") == 1)
-            wait_until(lambda: _value(_get(daemon), "messages_sent_total", target="ops") >= 2)
             wait_until(
-                lambda: _value(_get(daemon), "tail_lag_bytes", input="app", path=str(log)) == 100
+                lambda: (
+                    metric_value(scrape_metrics(daemon), "dead_letters_total", target="bad") == 1
+                )
             )
-            return _get(daemon)
+            wait_until(
+                lambda: (
+                    metric_value(scrape_metrics(daemon), "messages_sent_total", target="ops") >= 2
+                )
+            )
+            wait_until(
+                lambda: (
+                    metric_value(
+                        scrape_metrics(daemon), "tail_lag_bytes", input="app", path=str(log)
+                    )
+                    == 100
+                )
+            )
+            return scrape_metrics(daemon)
         finally:
             daemon.stop()
     finally:
         sim.stop()
-
-
-def _config(sim: Simulator, logs: Path) -> dict[str, Any]:
-    return {
-        "targets": {
-            "ops": {
-                "type": "robot",
-                "webhook": sim.robot_url("tok-a"),
-                "rate_limit": {"messages": 0},
-            },
-            "bad": {
-                "type": "robot",
-                "webhook": sim.robot_url("tok-b"),
-                "rate_limit": {"messages": 0},
-            },
-        },
-        "inputs": {
-            "am": {"type": "alertmanager", "path": "/am", "token": "t0ken"},
-            "app": {
-                "type": "file",
-                "paths": [str(logs / "*.log")],
-                "poll_interval": "200ms",
-                "patterns": [{"regex": r"ERROR (?P<what>\w+)"}],
-            },
-        },
-        "rules": [
-            {"name": "to-bad", "match": {"alertname": "Broken"}, "targets": ["bad"]},
-            {"name": "all", "targets": ["ops"]},
-        ],
-    }
-
-
-def _get(daemon: Daemon) -> str:
-    response = requests.get(f"{daemon.url}/metrics", timeout=5)
-    response.raise_for_status()
-    return response.text
-
-
-def _value(text: str, name: str, **labels: str) -> float:
-    """The value of one series in an exposition, or -1 when it is not there."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == f"dingtalk_bridge_{name}" and sample.labels == labels:
-                return sample.value
-    return -1.0
 
 
 def test_every_metric_in_the_rules_is_exported_by_the_daemon(exported: str) -> None:
