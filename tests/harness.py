@@ -330,6 +330,42 @@ def metrics_config(sim: Simulator, logs: Path) -> dict[str, Any]:
     }
 
 
+def metrics_after_traffic(sim: Simulator, directory: Path) -> tuple[str, str, Path]:
+    """Run a `metrics_config` daemon through every kind of series: two alerts (one to `bad`,
+    which DingTalk refuses with 310000: a dead letter), a request without the token, and a log
+    line that matches followed by 100 bytes without a newline. Returns /metrics once that has
+    all happened, the config hash, and the log file's path."""
+    logs = directory / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_text("")
+    sim.control(
+        "faults",
+        {"path": "/robot/send", "token": "tok-b", "count": 1, "action": {"errcode": 310000}},
+    )
+    daemon = Daemon(metrics_config(sim, logs), directory=directory)
+    try:
+        wait_until(lambda: "file input started" in daemon.log())
+        assert daemon.post("/am", am_alert_payload("DiskFull"), token="t0ken").status_code == 200
+        assert daemon.post("/am", am_alert_payload("Broken"), token="t0ken").status_code == 200
+        assert daemon.post("/am", am_alert_payload("NoToken")).status_code == 401
+        log.write_text("x ERROR disk\n" + "y" * 100)
+
+        def done() -> bool:
+            text = scrape_metrics(daemon)
+            return (
+                metric_value(text, "dead_letters_total", target="bad") == 1
+                and metric_value(text, "messages_sent_total", target="ops") == 2
+                and metric_value(text, "tail_lag_bytes", input="app", path=str(log)) == 100
+            )
+
+        wait_until(done)
+        config_hash = requests.get(f"{daemon.url}/-/ready", timeout=5).json()["config"]["hash"]
+        return scrape_metrics(daemon), config_hash, log
+    finally:
+        daemon.stop()
+
+
 def scrape_metrics(daemon: Daemon) -> str:
     """GET /metrics, checked to be Prometheus's text format."""
     response = requests.get(f"{daemon.url}/metrics", timeout=5)

@@ -5,45 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import requests
-
-from tests.harness import (
-    Daemon,
-    Simulator,
-    am_alert_payload,
-    metric_value,
-    metrics_config,
-    scrape_metrics,
-    wait_until,
-)
+from tests.harness import Simulator, metric_value, metrics_after_traffic
 
 
 def test_metrics_follow_what_happens(sim: Simulator, tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app.log"
-    log.write_text("")
-    sim.control(
-        "faults",
-        {"path": "/robot/send", "token": "tok-b", "count": 1, "action": {"errcode": 310000}},
-    )
-    daemon = Daemon(metrics_config(sim, logs), directory=tmp_path)
-    try:
-        wait_until(lambda: "file input started" in daemon.log())
-        assert daemon.post("/am", am_alert_payload("DiskFull"), token="t0ken").status_code == 200
-        assert daemon.post("/am", am_alert_payload("Broken"), token="t0ken").status_code == 200
-        assert daemon.post("/am", am_alert_payload("NoToken")).status_code == 401
-        log.write_text("x ERROR disk\n" + "y" * 100)  # one match, then 100 bytes not read yet
-        wait_until(
-            lambda: metric_value(scrape_metrics(daemon), "dead_letters_total", target="bad") == 1
-        )
-        wait_until(
-            lambda: metric_value(scrape_metrics(daemon), "messages_sent_total", target="ops") == 2
-        )
-        after = scrape_metrics(daemon)
-        config_hash = requests.get(f"{daemon.url}/-/ready", timeout=5).json()["config"]["hash"]
-    finally:
-        daemon.stop()
+    after, config_hash, log = metrics_after_traffic(sim, tmp_path)
     assert metric_value(after, "events_received_total", input="am") == 2
     assert metric_value(after, "events_rejected_total", input="am", reason="unauthorized") == 1
     assert metric_value(after, "rule_matches_total", rule="to-bad") == 1

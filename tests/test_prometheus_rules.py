@@ -26,10 +26,8 @@ from tests.harness import (
     PrometheusServer,
     Simulator,
     am_alert_payload,
-    metric_value,
-    metrics_config,
+    metrics_after_traffic,
     required_tool,
-    scrape_metrics,
     wait_until,
 )
 
@@ -95,45 +93,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> str:
     """/metrics of a real daemon that has made every kind of series the rules use: two targets
     (one delivering, one with a dead letter after DingTalk's 310000), a rejected request, and a
     file input following a file it has not read to the end."""
-    tmp_path = tmp_path_factory.mktemp("exported")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app.log"
-    log.write_text("")
     sim = Simulator(spec={"robots": {"tok-a": {"rate_per_minute": 0}, "tok-b": {}}})
     try:
-        sim.control(
-            "faults",
-            {"path": "/robot/send", "token": "tok-b", "count": 1, "action": {"errcode": 310000}},
-        )
-        daemon = Daemon(metrics_config(sim, logs), directory=tmp_path)
-        try:
-            wait_until(lambda: "file input started" in daemon.log())
-            assert daemon.post("/am", am_alert_payload("DiskFull"), token="t0ken").ok
-            assert daemon.post("/am", am_alert_payload("Broken"), token="t0ken").ok
-            assert daemon.post("/am", am_alert_payload("NoToken")).status_code == 401
-            log.write_text("x ERROR disk\n" + "y" * 100)
-            wait_until(
-                lambda: (
-                    metric_value(scrape_metrics(daemon), "dead_letters_total", target="bad") == 1
-                )
-            )
-            wait_until(
-                lambda: (
-                    metric_value(scrape_metrics(daemon), "messages_sent_total", target="ops") >= 2
-                )
-            )
-            wait_until(
-                lambda: (
-                    metric_value(
-                        scrape_metrics(daemon), "tail_lag_bytes", input="app", path=str(log)
-                    )
-                    == 100
-                )
-            )
-            return scrape_metrics(daemon)
-        finally:
-            daemon.stop()
+        return metrics_after_traffic(sim, tmp_path_factory.mktemp("exported"))[0]
     finally:
         sim.stop()
 
