@@ -20,6 +20,7 @@ from bridge.inputs.filetail.reader import (
     FileReader,
     cut,
     head_hash,
+    lines_behind,
     lines_between,
     start_at_end,
 )
@@ -581,3 +582,31 @@ def test_lines_between_estimates_past_its_limit_from_the_counted_part(tmp_path: 
         assert lines_between(fd, 0, 120, limit=10) == 12
     finally:
         os.close(fd)
+
+
+def test_lines_behind_counts_within_a_budget_and_estimates_past_it(tmp_path: Path) -> None:
+    # Each file: 64 short lines (64 bytes each, 4 KiB) then 60 long ones (1 KiB each): an
+    # estimate from the first 4 KiB alone is far from the 124 lines really there.
+    data = b"s" * 63 + b"\n"
+    content = data * 64 + (b"L" * 1023 + b"\n") * 60
+    fds = []
+    for n in range(3):
+        path = tmp_path / f"f{n}.log"
+        path.write_bytes(content)
+        fds.append(os.open(path, os.O_RDONLY))
+    try:
+        spans: list[tuple[int | None, int, int]] = [(fd, 0, len(content)) for fd in fds]
+        assert lines_behind(spans) == [124, 124, 124]  # well inside the default budgets
+        # 100,000 bytes in all: the first file is counted whole (65,536 bytes); the second gets the
+        # 34,464 bytes left of the budget and is estimated from them; the third only a 4 KiB
+        # sample, all short lines, so its estimate is wildly high.
+        got = lines_behind([*spans, (None, 0, 999)], total=100_000, each=1 << 20, sample=4096)
+        assert got[0] == 124
+        assert got[1] != 124 and got[1] == round(
+            content[:34_464].count(b"\n") * len(content) / 34_464
+        )
+        assert got[2] == round(64 * len(content) / 4096)
+        assert got[3] == 0  # a file closed while idle
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -21,7 +21,9 @@ from bridge.store.tailstate import FileKey, Position
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
 FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)
 MARK_BYTES = 64  # the bytes just before the read position, checked for a rewrite
-LAG_COUNT_BYTES = 8 << 20  # lines behind are counted in this much, extrapolated past it
+LAG_COUNT_BYTES = 8 << 20  # lines behind a file's offset are counted in this much at most,
+LAG_SCRAPE_BYTES = 64 << 20  # and in this much over all files of an input per status call;
+LAG_SAMPLE_BYTES = 64 << 10  # past that each file gets a sample this big; the rest is estimated
 
 
 def head_hash(fd: int, length: int) -> tuple[str, int]:
@@ -87,6 +89,27 @@ def lines_between(fd: int, start: int, end: int, limit: int = LAG_COUNT_BYTES) -
     if done < span and done:
         count = round(count * span / done)
     return count
+
+
+def lines_behind(
+    spans: Sequence[tuple[int | None, int, int]],
+    total: int = LAG_SCRAPE_BYTES,
+    each: int = LAG_COUNT_BYTES,
+    sample: int = LAG_SAMPLE_BYTES,
+) -> list[int]:
+    """Complete lines not read yet for each (descriptor, offset, size) of an input's files (0
+    for a file closed while idle): counted in up to `each` bytes of a file and `total` bytes over
+    all (hundreds of files far behind must not make a scrape read gigabytes); past that,
+    estimated from a `sample`."""
+    out = []
+    for fd, offset, size in spans:
+        if fd is None:
+            out.append(0)
+            continue
+        limit = max(sample, min(each, total))
+        out.append(lines_between(fd, offset, size, limit))
+        total -= min(limit, max(0, size - offset))
+    return out
 
 
 class FileReader:

@@ -33,7 +33,7 @@ from bridge.inputs.filetail.reader import (
     FP_BYTES,
     FileReader,
     head_hash,
-    lines_between,
+    lines_behind,
     start_at_end,
 )
 from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
@@ -145,22 +145,32 @@ class Tailer:
         with self._lock:
             # Descriptors are closed under this lock, so a dup taken here names the same file.
             held = [(r, os.dup(r.fd) if r.fd is not None else None) for r in self.readers.values()]
-        files = []
-        for r, fd in held:
+        try:
             # The size now, not at the last round: the lag is what a scrape should see.
-            size = os.fstat(fd).st_size if fd is not None else max(r.size_seen, r.offset)
-            files.append(
-                {
-                    "path": r.path,
-                    "offset": r.offset,
-                    "size": size,
-                    "lines_behind": lines_between(fd, r.offset, size) if fd is not None else 0,
-                    "open": fd is not None,
-                    "rotated": r.rotated_at is not None,
-                }
-            )
-            if fd is not None:
-                os.close(fd)
+            spans = [
+                (
+                    fd,
+                    r.offset,
+                    os.fstat(fd).st_size if fd is not None else max(r.size_seen, r.offset),
+                )
+                for r, fd in held
+            ]
+            behind = lines_behind(spans)
+        finally:
+            for _, fd in held:
+                if fd is not None:
+                    os.close(fd)
+        files = [
+            {
+                "path": r.path,
+                "offset": r.offset,
+                "size": size,
+                "lines_behind": lines,
+                "open": fd is not None,
+                "rotated": r.rotated_at is not None,
+            }
+            for (r, fd), (_, _, size), lines in zip(held, spans, behind, strict=True)
+        ]
         return {
             "started_at": self.started_at.isoformat(timespec="milliseconds"),
             "running": self.alive(),
