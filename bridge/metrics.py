@@ -9,7 +9,7 @@ which Prometheus treats as a counter reset.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -63,8 +63,11 @@ class BridgeCollector(Collector):
         ):
             yield CounterMetricFamily(f"{PREFIX}_{name}", text, value=value)
         yield from self._senders()
-        yield from self._outbox()
-        yield from self._files()
+        # One readiness pass per scrape: it probes the store and reads each file input's status
+        # (which counts the lines behind), work not to be done twice.
+        _ready, details = bridge.readiness()
+        yield from self._outbox(details)
+        yield from self._files(details["files"])
         yield from self._config()
 
     def _senders(self) -> Iterator[CounterMetricFamily]:
@@ -101,8 +104,7 @@ class BridgeCollector(Collector):
         yield failed
         yield from families.values()
 
-    def _outbox(self) -> Iterator[GaugeMetricFamily]:
-        _ready, details = self.bridge.readiness()
+    def _outbox(self, details: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             f"{PREFIX}_outbox_pending", "Messages waiting, per target.", labels=["target"]
         )
@@ -127,7 +129,9 @@ class BridgeCollector(Collector):
             value=int(details["store"]["writable"]),
         )
 
-    def _files(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def _files(
+        self, statuses: dict[str, dict[str, Any]]
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         lag = GaugeMetricFamily(
             f"{PREFIX}_tail_lag_bytes",
             "Bytes not read yet, per followed file.",
@@ -135,8 +139,8 @@ class BridgeCollector(Collector):
         )
         lag_lines = GaugeMetricFamily(
             f"{PREFIX}_tail_lag_lines",
-            "Complete lines not read yet, per followed file (counted in the first 8 MiB behind,"
-            " estimated past that).",
+            "Complete lines not read yet, per followed file (counted in up to 8 MiB of a file and"
+            " 64 MiB of an input, estimated past that).",
             labels=["input", "path"],
         )
         lines = CounterMetricFamily(
@@ -147,8 +151,7 @@ class BridgeCollector(Collector):
             "1 while the file input runs (0 while it is starting, retrying or failing).",
             labels=["input"],
         )
-        for name, tailer in sorted(self.bridge.tailers.items()):
-            status = tailer.status()
+        for name, status in sorted(statuses.items()):
             for f in status["files"]:
                 lag.add_metric([name, f["path"]], max(0, f["size"] - f["offset"]))
                 lag_lines.add_metric([name, f["path"]], f["lines_behind"])
