@@ -95,7 +95,7 @@ class BridgeCollector(Collector):
             for key, (text, _) in simple.items()
         }
         for name, sender in sorted(senders.items()):
-            sent.add_metric([name], sender.delivered)
+            sent.add_metric([name], sender.stats.delivered)
             for (reason, errcode), count in sorted(dict(sender.stats.failures).items()):
                 failed.add_metric([name, reason, errcode], count)
             for key, (_, read) in simple.items():

@@ -53,6 +53,7 @@ HISTORY_KEEP = 3600.0
 class SenderStats:
     """Counters for /metrics (monotonic for the life of this sender)."""
 
+    delivered: int = 0  # messages (each one merged into a digest counts)
     calls: int = 0  # HTTP calls answered or failed
     failures: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     retries: int = 0
@@ -77,8 +78,6 @@ class TargetSender:
         self.clock = clock
         self.history: deque[float] = deque()
         self.locked_until = 0.0
-        self.delivered = 0
-        self.failed = 0
         self.stats = SenderStats()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -253,7 +252,7 @@ class TargetSender:
                     outbox.progress(conn, head.id, done, self.clock())
         with self.store.transaction() as conn:
             outbox.delivered(conn, ids)
-        self.delivered += len(batch)
+        self.stats.delivered += len(batch)
         log.info(
             fmt_fields(
                 "delivered",
@@ -305,7 +304,6 @@ class TargetSender:
                 outbox.dead_letter(
                     conn, [r.id for r in batch], reason, exc.errcode, exc.errmsg, now
                 )
-            self.failed += len(batch)
             self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": reason}))
             return
