@@ -96,11 +96,13 @@ class Intake:
         self._refresh(stamp)
         with self._lock:
             silences = [*config.silences, *self._runtime_silences]
-            self.counters.events[spec.name] += len(events)
+        matched: list[str] = []  # a rule name per match, counted once the commit succeeds
         try:
             with self.store.transaction() as conn:
                 for event in events:
-                    deliveries += self._one(conn, config, event, silences, now, notes, tally)
+                    deliveries += self._one(
+                        conn, config, event, silences, now, notes, tally, matched
+                    )
                 self._check_room(config, deliveries)
                 outbox.enqueue(conn, deliveries, stamp)
                 if also is not None:
@@ -114,7 +116,11 @@ class Intake:
             log.info(line)
         log_queued(deliveries, input=spec.name)
         tally.messages = len(deliveries)
+        # Counted only now: a refused batch (503) is sent again, and must not count twice.
         with self._lock:
+            self.counters.events[spec.name] += len(events)
+            for name in matched:
+                self.counters.matched[name] += 1
             self.counters.silenced += tally.silenced
             self.counters.unmatched += tally.unmatched
             self.counters.deduplicated += tally.not_sent_again_yet
@@ -147,6 +153,7 @@ class Intake:
         now: datetime,
         notes: list[str],
         tally: Accepted,
+        matched: list[str],
     ) -> list[Delivery]:
         kept, swallowed = filter_event(event, silences, now.timestamp())
         for silence, fingerprint in swallowed:
@@ -168,9 +175,7 @@ class Intake:
             self._note_unmatched(kept, notes)
             return []
         out: list[Delivery] = []
-        with self._lock:
-            for rule in rules:
-                self.counters.matched[rule.name] += 1
+        matched += (rule.name for rule in rules)
         for rule in rules:
             if rule.group_by is not None:
                 self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)

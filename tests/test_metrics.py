@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import Simulator, metric_value, metrics_after_traffic
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    metric_value,
+    metrics_after_traffic,
+    metrics_config,
+    scrape_metrics,
+)
 
 
 def test_metrics_follow_what_happens(sim: Simulator, tmp_path: Path) -> None:
@@ -30,3 +38,27 @@ def test_metrics_follow_what_happens(sim: Simulator, tmp_path: Path) -> None:
     assert metric_value(after, "config_last_reload_successful") == 1
     assert metric_value(after, "build_info", version=__import__("bridge").__version__) == 1
     assert metric_value(after, "config_info", hash=config_hash) == 1
+
+
+def test_a_refused_request_counts_as_rejected_not_as_received(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # DingTalk is busy, so the one message the target may hold stays queued: the next alert is
+    # refused (503) and must be counted once, as rejected, not as received or matched.
+    sim.control(
+        "faults", {"path": "/robot/send", "token": "tok-a", "count": 100, "action": {"errcode": -1}}
+    )
+    config = metrics_config(sim, tmp_path / "logs")
+    config["targets"]["ops"] |= {"queue_size": 1, "retry": {"initial": "30s"}}
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        assert daemon.post("/am", am_alert_payload("First"), token="t0ken").status_code == 200
+        for _ in range(3):
+            refused = daemon.post("/am", am_alert_payload("Second"), token="t0ken")
+            assert refused.status_code == 503
+        after = scrape_metrics(daemon)
+    finally:
+        daemon.stop()
+    assert metric_value(after, "events_received_total", input="am") == 1
+    assert metric_value(after, "rule_matches_total", rule="all") == 1
+    assert metric_value(after, "events_rejected_total", input="am", reason="queue_full") == 3

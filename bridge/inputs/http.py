@@ -203,10 +203,12 @@ class HttpApp:
             self._authorize(spec, environ)
             raw = self._read_body(spec, environ)
             events = PARSERS[spec.type](_parse_json(raw), spec, self.clock())
+            accepted = self.intake.accept(
+                spec, events
+            )  # 503 when a queue is full or the store busy
         except InputError as exc:
             self._rejected(spec, exc)
             raise
-        accepted = self.intake.accept(spec, events)
         # vars(), not asdict(): a flat record of ints, and asdict's deep copy cost 5% of a request.
         return _json(start, 200, {"status": "accepted", "events": len(events), **vars(accepted)})
 
