@@ -763,20 +763,31 @@ def test_open_descriptors_stay_under_max_open_files(bridge: Bridge) -> None:
     assert_exactly_once(bridge.inbox.seqs("fds"), [*range(20), 107])
 
 
-def test_t26_a_full_queue_pauses_reading_and_loses_nothing(bridge: Bridge) -> None:
-    # DingTalk answers "busy" to the next 40 calls; the target holds at most 10 messages, so
-    # the outbox refuses the input's lines and the input waits, then resumes.
+def paused(
+    bridge: Bridge, tag: str, busy_calls: int, queue_size: int, retry: float, more: int
+) -> tuple[Daemon, Path]:
+    """DingTalk answers "busy" to the next `busy_calls` calls and the target holds at most
+    `queue_size` messages: a first batch of 2 × queue_size lines is taken whole and fills the
+    queue, then `more` lines are refused by the outbox and the input pauses its reading."""
     bridge.sim.control(
         "faults",
-        {"path": "/robot/send", "token": TOKEN, "count": 40, "action": {"errcode": -1}},
+        {"path": "/robot/send", "token": TOKEN, "count": busy_calls, "action": {"errcode": -1}},
     )
-    daemon = bridge.start(target={"queue_size": 10, "retry": {"initial": "50ms", "max": "100ms"}})
+    backoff = {"initial": retry, "max": 2 * retry}  # seconds between tries of a busy call
+    daemon = bridge.start(target={"queue_size": queue_size, "retry": backoff})
     log = bridge.logs / "app.log"
-    append(log, lines("t26", range(1, 21)))  # one batch: taken whole, the queue is now full
-    wait_until(lambda: pending(daemon) >= 10, timeout=10)
-    append(log, lines("t26", range(21, 301)))
+    first = 2 * queue_size
+    append(log, lines(tag, range(1, first + 1)))
+    wait_until(lambda: pending(daemon) >= queue_size, timeout=10)
+    append(log, lines(tag, range(first + 1, first + more + 1)))
     wait_until(lambda: tail_status(daemon)["refused_batches"] >= 1, timeout=10)
     assert "file input paused" in daemon.log()
+    return daemon, log
+
+
+def test_t26_a_full_queue_pauses_reading_and_loses_nothing(bridge: Bridge) -> None:
+    # 40 busy answers retried every 50-100 ms: the input waits, then resumes.
+    daemon, _log = paused(bridge, "t26", busy_calls=40, queue_size=10, retry=0.05, more=280)
     bridge.inbox.wait("t26", range(1, 301), timeout=60)
     bridge.settle(daemon)
     assert_exactly_once(bridge.inbox.seqs("t26"), range(1, 301))
@@ -792,18 +803,9 @@ def lag(daemon: Daemon, path: Path) -> tuple[float, float]:
 
 
 def test_tail_lag_in_bytes_and_lines_while_reading_is_paused(bridge: Bridge) -> None:
-    # DingTalk stays busy and the target holds 5 messages: the input pauses with its queue full,
-    # and what is written meanwhile is lag, in bytes and in complete lines.
-    bridge.sim.control(
-        "faults",
-        {"path": "/robot/send", "token": TOKEN, "count": 1000, "action": {"errcode": -1}},
-    )
-    daemon = bridge.start(target={"queue_size": 5, "retry": {"initial": "5s", "max": "5s"}})
-    log = bridge.logs / "app.log"
-    append(log, lines("lag", range(1, 11)))  # one batch, taken whole: the queue is full
-    wait_until(lambda: pending(daemon) >= 5, timeout=10)
-    append(log, lines("lag", range(11, 21)))  # refused: reading pauses
-    wait_until(lambda: tail_status(daemon)["refused_batches"] >= 1, timeout=10)
+    # DingTalk stays busy for long: what is written while the input is paused is lag, in bytes
+    # and in complete lines.
+    daemon, log = paused(bridge, "lag", busy_calls=1000, queue_size=5, retry=5, more=10)
     paused_at = log.stat().st_size
     wait_until(lambda: lag(daemon, log)[0] == 0)
     behind = lines("lag", range(21, 58)) + "2026-11-28 half a line"
