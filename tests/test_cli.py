@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bridge import __version__
-from tests.harness import FIXTURES, ROOT, Simulator
+from tests.harness import FIXTURES, Simulator, bridge_cli
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return bridge_cli(*args)
 
 
 def write_config(tmp_path: Path, sim_url: str, secret: str = "SECtest-signing-secret") -> Path:

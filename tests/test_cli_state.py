@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.harness import ROOT, Daemon, Simulator, am_alert_payload, wait_until
+from tests.harness import Daemon, Simulator, am_alert_payload, bridge_cli, wait_until
 
 SECRET = "SECright-secret"
 
 
 def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bridge", *args[:2], "-c", str(daemon.config_path), *args[2:]]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return bridge_cli(*args[:2], "-c", str(daemon.config_path), *args[2:])
 
 
 @pytest.fixture

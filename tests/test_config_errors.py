@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import yaml
 
 from bridge.config.compile import load_config
 from bridge.errors import ConfigError, Problem
-from tests.harness import ROOT, example_variables
+from tests.harness import ROOT, bridge_cli, example_variables
 
 CONFIGS = ROOT / "tests" / "configs"
 BAD = CONFIGS / "bad"
@@ -75,14 +74,7 @@ def run_check(
     for name in example_variables():
         env.pop(name, None)
     env.update(extra_env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", "check", "-c", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return bridge_cli("check", "-c", str(path), env=env)
 
 
 def _secret_values(node: Any, key: str | None = None) -> Iterator[str]:

@@ -19,8 +19,6 @@ import json
 import secrets
 import string
 import struct
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +32,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from tests.harness import ROOT, Daemon, Process, Simulator, free_port, wait_until
+from tests.harness import Daemon, Process, Simulator, bridge_cli, free_port, wait_until
 
 # Official vector A (open-dingtalk/DingTalk-Callback-Crypto, DingCallbackCrypto3.py).
 TOKEN = "mryue"
@@ -686,13 +684,7 @@ def test_check_rejects_an_aes_key_of_42_characters(tmp_path: Path) -> None:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "check", "-c", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = bridge_cli("check", "-c", str(path), timeout=30)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"inputs.{INPUT}.aes_key" in result.stderr
     assert "43" in result.stderr

@@ -5,8 +5,6 @@ with the encrypted success; a registered app's events are then pushed to the dae
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import ROOT, Daemon, Simulator, wait_until
+from tests.harness import Daemon, Simulator, bridge_cli, wait_until
 
 TOKEN = "cb-token"
 AES_KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
@@ -68,13 +66,7 @@ def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
 
 
 def cli(daemon: Daemon, *args: str) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bridge", "callback", *args, "-c", str(daemon.config_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = bridge_cli("callback", *args, "-c", str(daemon.config_path), timeout=30)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.harness import ROOT, Daemon, Simulator, am_alert_payload, wait_until
+from tests.harness import Daemon, Simulator, am_alert_payload, bridge_cli, wait_until
 
 SECRET = "SECtest-signing-secret"  # the simulator's tok-signed robot checks signatures with it
 
@@ -76,14 +74,7 @@ def test_check_without_the_variable_names_it_and_says_where_it_comes_from(
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(state=tmp_path / "state").replace("{port}", "18999"), "utf-8")
     env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "check", "-c", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    result = bridge_cli("check", "-c", str(path), env=env)
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert f"{path}:6" in out  # webhook_file's line

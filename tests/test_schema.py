@@ -4,10 +4,7 @@ config satisfies, and that `dingtalk-bridge schema` prints as is."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,8 +14,8 @@ import yaml
 from bridge.config.compile import load_config
 from bridge.config.schema import validate
 from bridge.config.yamlsource import load_document
+from tests.harness import ROOT, bridge_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = ROOT / "schemas" / "config.schema.json"
 EXAMPLE = ROOT / "config.example.yaml"
 
@@ -168,12 +165,6 @@ def test_example_uses_every_top_level_key() -> None:
 
 
 def test_schema_command_prints_the_file() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "schema"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = bridge_cli("schema")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == load_schema()
