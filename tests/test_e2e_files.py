@@ -614,7 +614,7 @@ def test_t24_nul_runs_and_invalid_utf8(bridge: Bridge) -> None:
     assert "bad \ufffd\ufffd\ufffd( bytes" in texts[2]
     assert "mid\ufffd\ufffdnul" in texts[3]
     assert "中文 ok" in texts[4]
-    assert daemon.proc.poll() is None and tail_status(daemon)["running"]
+    assert daemon.proc.poll() is None and tail_status(daemon)["state"] == "running"
 
 
 # -- multiline ---------------------------------------------------------------------------------

@@ -173,7 +173,6 @@ class Tailer:
         ]
         return {
             "started_at": self.started_at.isoformat(timespec="milliseconds"),
-            "running": self.alive(),
             "state": self.state(),
             "error": self._error,
             "files": sorted(files, key=lambda f: str(f["path"])),
