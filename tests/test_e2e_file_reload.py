@@ -384,7 +384,7 @@ def test_a_broken_config_keeps_the_file_input_running(sim: Simulator, tmp_path: 
         titles.wait(*[str(n) for n in range(20, 30)])
         state = ready(daemon)
         assert state["config"]["last_reload"]["result"] == "failed"
-        assert state["files"]["app-log"]["running"] and started_at(daemon) == before
+        assert state["files"]["app-log"]["state"] == "running" and started_at(daemon) == before
         assert reloaded(daemon) == 0
 
         # A valid edit then applies (a rule edit: the input keeps running).
