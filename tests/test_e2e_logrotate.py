@@ -38,6 +38,9 @@ import requests
 from tests.harness import Daemon, Simulator, required_tool, wait_until
 
 LOGROTATE = required_tool("logrotate", "logrotate", module_level=True)
+# Each scenario writes 1,500 lines/s and delivers 2,000 messages: under pytest-xdist they run one
+# after another on one worker, not all at once on a 2-core machine.
+pytestmark = pytest.mark.xdist_group("logrotate")
 
 LINES = 2_000  # per scenario; delivery (~250 messages/s here) dominates the run time
 RATE = 1_500.0  # lines per second
@@ -262,7 +265,7 @@ def run_scenario(
         # The last line (written long after the last rotation, to the current app.log) arrives
         # once everything before it was read; then wait until nothing more is on its way.
         last = str(LINES - 1)
-        wait_until(lambda: last in titles.fetch(), timeout=40, interval=0.3)
+        wait_until(lambda: last in titles.fetch(), timeout=120, interval=0.3)
         wait_until(lambda: drained(daemon, sim), timeout=30, interval=0.2)
         seen = Counter(int(t) for t in titles.fetch())
         lost = sorted(set(range(LINES)) - set(seen))
