@@ -106,7 +106,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             target = config.targets[d.target]
             if args.target and d.target != args.target:
                 continue
-            bodies = bodies_for(target, d.message, d.id, now)
+            bodies = bodies_for(target, d.message, [d.id], now.timestamp(), config.timezone)
             for index, body in enumerate(bodies, start=1):
                 part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
                 print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
@@ -139,7 +139,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
     client = DingTalkClient(make_session())
     try:
-        sent = client.send(target, message, new_id(), now)
+        sent = client.send(target, message, new_id(), now.timestamp(), config.timezone)
     except DeliveryError as exc:
         print(
             REDACTOR.scrub(

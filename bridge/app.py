@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from types import FrameType
 from typing import Any
 
@@ -65,7 +65,7 @@ class Bridge:
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
         self.senders = {
-            name: TargetSender(target, self.store, self.client, self._rules)
+            name: TargetSender(target, self.store, self.client, self._rules, timezone=self._tz)
             for name, target in config.targets.items()
         }
         self.intake = Intake(self.store, self._queued)
@@ -76,6 +76,9 @@ class Bridge:
         self.last_reload: dict[str, Any] | None = None
         self.after_reload: Callable[[Config], None] = lambda config: None
         REDACTOR.set_secrets(config.secrets())
+
+    def _tz(self) -> tzinfo:
+        return self.config.timezone
 
     def _rules(self) -> Mapping[str, Rule]:
         return {rule.name: rule for rule in self.config.rules}
@@ -340,7 +343,8 @@ class Bridge:
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)
         fresh = {
-            n: TargetSender(new.targets[n], self.store, self.client, self._rules) for n in changed
+            n: TargetSender(new.targets[n], self.store, self.client, self._rules, timezone=self._tz)
+            for n in changed
         }
         REDACTOR.set_secrets([*old.secrets(), *new.secrets()])
         retiring = [self.senders[n] for n in changed | removed if n in self.senders]

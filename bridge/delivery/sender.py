@@ -23,7 +23,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from bridge.config.model import RobotTarget, Rule, Target
 from bridge.delivery.backoff import backoff_delay
@@ -31,7 +31,7 @@ from bridge.delivery.digest import Item, build_digest
 from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
-from bridge.dingtalk.worknotice import work_notice_body
+from bridge.dingtalk.worknotice import UNIQUE_PLACEHOLDER, work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
@@ -70,9 +70,11 @@ class TargetSender:
         client: DingTalkClient,
         rules: Callable[[], Mapping[str, Rule]],
         clock: Callable[[], float] = time.time,
+        timezone: Callable[[], tzinfo] = lambda: UTC,
     ) -> None:
         self.target = target
         self.rules = rules
+        self.timezone = timezone  # the config's, for the time in a work notice's unique line
         self.store = store
         self.client = client
         self.clock = clock
@@ -212,7 +214,7 @@ class TargetSender:
             # Measured whole (never cut), so build_digest sees when it holds too many alerts.
             if isinstance(target, RobotTarget):
                 return robot_bodies(message, target.keywords, limit=sys.maxsize)[0]
-            return work_notice_body(target, message, "0000-00-00 00:00:00 · #00000000")
+            return work_notice_body(target, message, UNIQUE_PLACEHOLDER)
 
         limit = ROBOT_MAX_BYTES if isinstance(target, RobotTarget) else WORK_NOTICE_DIGEST_BYTES
         message, count = build_digest(items, backlog, body_of, limit)
@@ -221,8 +223,7 @@ class TargetSender:
     def _send(self, batch: list[Row], message: Message) -> None:
         head = batch[0]
         ids = [r.id for r in batch]
-        sent_at = datetime.fromtimestamp(self.clock(), UTC)
-        bodies = bodies_for(self.target, message, head.id, sent_at)
+        bodies = bodies_for(self.target, message, ids, head.created_at, self.timezone())
         done = head.parts_sent if len(batch) == 1 else 0
         sent: Sent | None = None
         started = time.monotonic()
