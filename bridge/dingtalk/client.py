@@ -136,6 +136,14 @@ class DingTalkClient:
         task_id = answer.get("task_id")
         return Sent(errcode=0, task_id=task_id if isinstance(task_id, int) else None)
 
+    def get_send_result(self, target: WorkNoticeTarget, task_id: int) -> dict[str, Any]:
+        """getsendresult for one asyncsend task: DingTalk's answer (see dingtalk.sendresult to
+        read it), or DeliveryError."""
+        body = {"agent_id": target.agent_id, "task_id": task_id}
+        return self.app_call(
+            target, "POST", "/topapi/message/corpconversation/getsendresult", body, "getsendresult"
+        )
+
     def app_call(
         self,
         app: WorkNoticeTarget,
