@@ -28,6 +28,7 @@ from datetime import UTC, datetime, tzinfo
 from bridge.config.model import RobotTarget, Rule, Target
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
+from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
@@ -36,7 +37,7 @@ from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.render import queued_message, queued_title
-from bridge.store import outbox
+from bridge.store import notices, outbox
 from bridge.store.db import Store
 from bridge.store.outbox import Row
 
@@ -251,12 +252,19 @@ class TargetSender:
             if done < len(bodies):
                 with self.store.transaction() as conn:
                     outbox.progress(conn, head.id, done, self.clock())
+        # A work notice DingTalk took is delivered only once getsendresult says who received it:
+        # until then its rows stay 'sent' with the task id (store/notices.py, delivery/noticepoll).
+        task_id = sent.task_id if sent is not None else None
+        now = self.clock()
         with self.store.transaction() as conn:
-            outbox.delivered(conn, ids)
+            if task_id is not None:
+                notices.awaiting(conn, batch, self.target.name, task_id, now, first_poll_at(now))
+            else:
+                outbox.delivered(conn, ids)
         self.stats.delivered += len(batch)
         log.info(
             fmt_fields(
-                "delivered",
+                "delivered" if task_id is None else "accepted, awaiting result",
                 rule=_rules(batch),
                 target=self.target.name,
                 id=_ids(batch),
