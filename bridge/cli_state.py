@@ -361,7 +361,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     actions = box.add_subparsers(dest="action", required=True)
     p = actions.add_parser("list", help="pending and dead messages, oldest first")
     config_arg(p)
-    p.add_argument("--status", choices=[outbox.PENDING, outbox.DEAD])
+    p.add_argument("--status", choices=[outbox.PENDING, notices.SENT, outbox.DEAD])
     p.add_argument("--target")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="machine-readable output")
