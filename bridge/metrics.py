@@ -101,7 +101,12 @@ class BridgeCollector(Collector):
             for (reason, errcode), count in sorted(dict(sender.stats.failures).items()):
                 failed.add_metric([name, reason, errcode], count)
             for key, (_, read) in simple.items():
-                families[key].add_metric([name], read(sender))
+                value = read(sender)
+                if key == "dead_letters":
+                    # A work notice nobody received is given up on by the notice poller, later:
+                    # the same dead letter to whoever watches this counter.
+                    value += self.bridge.notice_poller.stats.outcomes.get((name, "dead"), 0)
+                families[key].add_metric([name], value)
         yield sent
         yield failed
         yield from families.values()

@@ -190,6 +190,9 @@ def test_unknown_user_becomes_a_dead_letter(daemon: Daemon, sim: Simulator) -> N
     assert (shown["status"], shown["reason"], shown["errcode"]) == ("dead", "dingtalk_config", None)
     assert "ghost invalid_user" in shown["errmsg"]
     assert shown["results"][-1]["refused"] == [{"userid": "ghost", "errcode": "invalid_user"}]
+    metrics = scrape_metrics(daemon)
+    assert metric_value(metrics, "dead_letters_total", target="ghost") == 1
+    assert metric_value(metrics, "work_notice_results_total", target="ghost", outcome="dead") == 1
 
 
 def test_user_over_the_daily_limit_becomes_a_dead_letter_that_outbox_retry_resends(
