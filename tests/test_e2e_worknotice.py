@@ -75,7 +75,7 @@ def config_for(sim: Simulator) -> dict[str, Any]:
         "ghost": notice_target(sim, "app-main", ["ghost"]),
         "limited": notice_target(sim, "app-small", ["carol"]),
         "retry": notice_target(
-            sim, "app-retry", ["dave"], timeout="1s", retry={"initial": "1s", "max": "2s"}
+            sim, "app-retry", ["dave"], timeout="2s", retry={"initial": "1s", "max": "2s"}
         ),
         "slow": notice_target(sim, "app-slow", ["erin"]),
     }
@@ -158,7 +158,7 @@ def test_five_identical_alerts_in_one_second_all_reach_the_user(
 
 
 def test_a_retry_after_a_timeout_arrives_once(daemon: Daemon, sim: Simulator) -> None:
-    # DingTalk takes the first try but answers after the bridge gave up waiting (timeout 1s):
+    # DingTalk takes the first try but answers after the bridge gave up waiting (timeout 2s):
     # the bridge sends again, the same content, and DingTalk's own dedup absorbs the repeat.
     sim.control(
         "faults",
@@ -166,7 +166,7 @@ def test_a_retry_after_a_timeout_arrives_once(daemon: Daemon, sim: Simulator) ->
             "path": "/topapi/message/corpconversation/asyncsend_v2",
             "token": "app-retry",
             "count": 1,
-            "action": {"delay": 2.5},
+            "action": {"delay": 4},
         },
     )
     assert daemon.post("/am", alert("retry")).status_code == 200
