@@ -9,12 +9,16 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bridge import __version__
 from bridge.cli_state import load_or_report
 from bridge.errors import DeliveryError, InputError
 from bridge.logs import REDACTOR, fmt_fields, setup
+
+if TYPE_CHECKING:
+    from bridge.config.model import WorkNoticeTarget
+    from bridge.dingtalk.client import DingTalkClient
 
 log = logging.getLogger("bridge")
 
@@ -106,7 +110,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             target = config.targets[d.target]
             if args.target and d.target != args.target:
                 continue
-            bodies = bodies_for(target, d.message, d.id, now)
+            bodies = bodies_for(target, d.message, [d.id], now.timestamp(), config.timezone)
             for index, body in enumerate(bodies, start=1):
                 part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
                 print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
@@ -119,6 +123,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_send_test(args: argparse.Namespace) -> int:
     from bridge.app import make_session
+    from bridge.config.model import WorkNoticeTarget
     from bridge.dingtalk.client import DingTalkClient
     from bridge.model import Message
     from bridge.pipeline import new_id
@@ -139,7 +144,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
     client = DingTalkClient(make_session())
     try:
-        sent = client.send(target, message, new_id(), now)
+        sent = client.send(target, message, new_id(), now.timestamp(), config.timezone)
     except DeliveryError as exc:
         print(
             REDACTOR.scrub(
@@ -155,6 +160,40 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         )
         return 1
     print(fmt_fields("sent", target=target.name, task_id=sent.task_id))
+    if isinstance(target, WorkNoticeTarget) and sent.task_id is not None:
+        return _received(client, target, sent.task_id)
+    return 0
+
+
+def _received(client: DingTalkClient, target: WorkNoticeTarget, task_id: int) -> int:
+    """A work notice's errcode 0 only means DingTalk queued it: ask getsendresult who received
+    it (for up to ~15 s); exit 1 if DingTalk says nobody did."""
+    import time
+
+    from bridge.delivery.noticepoll import POLL_DELAYS
+    from bridge.dingtalk.sendresult import SendResult, is_final, parse_send_result, refusal_summary
+
+    expected = None if target.dept_ids or target.to_all_user else target.userids
+    previous: SendResult | None = None
+    for delay in POLL_DELAYS[:4]:
+        time.sleep(delay)
+        try:
+            result = parse_send_result(client.get_send_result(target, task_id))
+        except (DeliveryError, ValueError) as exc:
+            print(fmt_fields("result unknown", target=target.name, error=str(exc)))
+            return 0
+        if is_final(result, expected, previous):
+            print(
+                fmt_fields(
+                    "received" if result.got_it() else "nobody received it",
+                    target=target.name,
+                    received=",".join(result.got_it()) or None,
+                    refused=refusal_summary(result.refused) or None,
+                )
+            )
+            return 0 if result.got_it() else 1
+        previous = result
+    print(fmt_fields("result unknown", target=target.name, error="no final answer yet"))
     return 0
 
 

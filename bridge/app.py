@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from types import FrameType
 from typing import Any
 
@@ -30,6 +30,7 @@ from bridge.alerting.grouping import group_key
 from bridge.alerting.silences import Silence
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule
+from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, Reason
@@ -65,9 +66,11 @@ class Bridge:
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
         self.senders = {
-            name: TargetSender(target, self.store, self.client, self._rules)
+            name: TargetSender(target, self.store, self.client, self._rules, timezone=self._tz)
             for name, target in config.targets.items()
         }
+        # Asks DingTalk who received each work notice (getsendresult) and settles it.
+        self.notice_poller = NoticePoller(self.store, self.client, lambda: self.config.targets)
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
@@ -76,6 +79,9 @@ class Bridge:
         self.last_reload: dict[str, Any] | None = None
         self.after_reload: Callable[[Config], None] = lambda config: None
         REDACTOR.set_secrets(config.secrets())
+
+    def _tz(self) -> tzinfo:
+        return self.config.timezone
 
     def _rules(self) -> Mapping[str, Rule]:
         return {rule.name: rule for rule in self.config.rules}
@@ -222,8 +228,10 @@ class Bridge:
 
     def healthy(self) -> bool:
         """Senders and file inputs running (what the systemd watchdog pings vouch for)."""
-        return all(s.alive() for s in self.senders.values()) and all(
-            t.alive() for t in self.tailers.values()
+        return (
+            all(s.alive() for s in self.senders.values())
+            and all(t.alive() for t in self.tailers.values())
+            and self.notice_poller.alive()
         )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -340,7 +348,8 @@ class Bridge:
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)
         fresh = {
-            n: TargetSender(new.targets[n], self.store, self.client, self._rules) for n in changed
+            n: TargetSender(new.targets[n], self.store, self.client, self._rules, timezone=self._tz)
+            for n in changed
         }
         REDACTOR.set_secrets([*old.secrets(), *new.secrets()])
         retiring = [self.senders[n] for n in changed | removed if n in self.senders]
@@ -417,6 +426,7 @@ class Bridge:
             log.info(fmt_fields("resuming", pending=pending))
         for sender in self.senders.values():
             sender.start()
+        self.notice_poller.start()
         self.grouper.start()
         for tailer in self.tailers.values():
             tailer.start()
@@ -431,6 +441,7 @@ class Bridge:
             sender.request_stop()
         for sender in self.senders.values():
             sender.stop(max(0.0, deadline - time.monotonic()))
+        self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
         with self.store.reading() as conn:
             return outbox.pending_count(conn)
 

@@ -10,10 +10,12 @@ import argparse
 import getpass
 import json
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from bridge import matchers
 from bridge.config.compile import load_config
@@ -22,7 +24,7 @@ from bridge.durations import format_duration, parse_duration
 from bridge.errors import ConfigError
 from bridge.model import Message
 from bridge.render import queued_message, queued_title
-from bridge.store import outbox
+from bridge.store import notices, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 
@@ -155,11 +157,63 @@ def _one(store: Store, prefix: str) -> outbox.Row | None:
 
 
 def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
-    row = _one(store, args.id)
-    if row is None:
+    """One message: queued, sent (a work notice awaiting its result) or dead, from the outbox;
+    a work notice already settled (delivered, partly delivered) from its recorded results."""
+    with store.reading() as conn:
+        found = outbox.find(conn, args.id)
+        settled = notices.find_results(conn, args.id) if not found else []
+    if len(found) == 1:
+        shown = _row_json(config, found[0])
+        with store.reading() as conn:
+            shown.update(_notice_json(conn, found[0].id, config))
+    elif not found and len(settled) == 1:
+        with store.reading() as conn:
+            report = _notice_json(conn, settled[0], config)
+        last = report["results"][-1]
+        shown = {
+            "id": settled[0],
+            "status": "delivered",  # no longer in the outbox: see the results for who got it
+            "target": last["target"],
+            "rule": last["rule"],
+            **report,
+        }
+    else:
+        print(
+            f"{'more than one' if found or settled else 'no'} message with id {args.id}…",
+            file=sys.stderr,
+        )
         return 1
-    print(json.dumps(_row_json(config, row), ensure_ascii=False, indent=2))
+    print(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
+
+
+def _notice_json(conn: sqlite3.Connection, id_: str, config: Config) -> dict[str, Any]:
+    """A work notice's task awaiting its result and what getsendresult said, per recipient."""
+    shown: dict[str, Any] = {}
+    task = notices.task_of(conn, id_)
+    if task is not None:
+        shown["awaiting_result"] = {
+            "task_id": task.task_id,
+            "sent_at": _when(task.sent_at, config.timezone),
+            "polls": task.polls,
+            "next_poll": _when(task.next_poll, config.timezone),
+        }
+    results = notices.results(conn, id_)
+    if results:
+        shown["results"] = [
+            {
+                "task_id": r.task_id,
+                "target": r.target,
+                "rule": r.rule,
+                "outcome": r.outcome,
+                "at": _when(r.at, config.timezone),
+                "received": list(r.received),
+                "refused": [{"userid": u, "errcode": c} for u, c in r.refused],
+                "note": r.note,
+            }
+            for r in results
+        ]
+    return shown
 
 
 def _outbox_retry(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -307,7 +361,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     actions = box.add_subparsers(dest="action", required=True)
     p = actions.add_parser("list", help="pending and dead messages, oldest first")
     config_arg(p)
-    p.add_argument("--status", choices=[outbox.PENDING, outbox.DEAD])
+    p.add_argument("--status", choices=[outbox.PENDING, notices.SENT, outbox.DEAD])
     p.add_argument("--target")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="machine-readable output")

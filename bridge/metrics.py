@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from bridge import __version__
+from bridge.store import notices
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
@@ -63,6 +64,7 @@ class BridgeCollector(Collector):
         ):
             yield CounterMetricFamily(f"{PREFIX}_{name}", text, value=value)
         yield from self._senders()
+        yield from self._notices()
         # One readiness pass per scrape: it probes the store and reads each file input's status
         # (which counts the lines behind), work not to be done twice.
         _ready, details = bridge.readiness()
@@ -99,10 +101,68 @@ class BridgeCollector(Collector):
             for (reason, errcode), count in sorted(dict(sender.stats.failures).items()):
                 failed.add_metric([name, reason, errcode], count)
             for key, (_, read) in simple.items():
-                families[key].add_metric([name], read(sender))
+                value = read(sender)
+                if key == "dead_letters":
+                    # A work notice nobody received is given up on by the notice poller, later:
+                    # the same dead letter to whoever watches this counter.
+                    value += self.bridge.notice_poller.stats.outcomes.get((name, "dead"), 0)
+                families[key].add_metric([name], value)
         yield sent
         yield failed
         yield from families.values()
+
+    def _notices(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Work notices: what getsendresult said (delivery/noticepoll.py)."""
+        poller = self.bridge.notice_poller
+        stats = poller.stats
+        outcomes = CounterMetricFamily(
+            f"{PREFIX}_work_notice_results",
+            "Work notices settled by what getsendresult said, by target and outcome (delivered,"
+            " partial, dead, retry, unverified).",
+            labels=["target", "outcome"],
+        )
+        for (target, outcome), count in sorted(dict(stats.outcomes).items()):
+            outcomes.add_metric([target, outcome], count)
+        yield outcomes
+        received = CounterMetricFamily(
+            f"{PREFIX}_work_notice_recipients_received",
+            "Work notice recipients DingTalk delivered to.",
+            labels=["target"],
+        )
+        for target, count in sorted(dict(stats.received).items()):
+            received.add_metric([target], count)
+        yield received
+        refused = CounterMetricFamily(
+            f"{PREFIX}_work_notice_recipients_refused",
+            "Work notice recipients DingTalk did not deliver to, by target and errcode (143105"
+            " daily limit, invalid_user, failed, ...).",
+            labels=["target", "errcode"],
+        )
+        for (target, code), count in sorted(dict(stats.refused).items()):
+            refused.add_metric([target, code], count)
+        yield refused
+        failures = CounterMetricFamily(
+            f"{PREFIX}_work_notice_result_failures",
+            "getsendresult calls that failed, by target and reason.",
+            labels=["target", "reason"],
+        )
+        for (target, reason), count in sorted(dict(stats.failures).items()):
+            failures.add_metric([target, reason], count)
+        yield failures
+        yield CounterMetricFamily(
+            f"{PREFIX}_work_notice_result_calls", "getsendresult calls made.", value=stats.calls
+        )
+        with self.bridge.store.reading() as conn:
+            waiting = notices.waiting(conn)
+        awaiting = GaugeMetricFamily(
+            f"{PREFIX}_work_notice_awaiting_result",
+            "Work notices DingTalk took whose recipients are not known yet.",
+            labels=["target"],
+        )
+        for target in sorted(self.bridge.config.targets):
+            if self.bridge.config.targets[target].type == "work_notice":
+                awaiting.add_metric([target], waiting.get(target, 0))
+        yield awaiting
 
     def _outbox(self, details: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(

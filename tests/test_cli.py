@@ -92,8 +92,23 @@ def test_send_test_reaches_each_kind_of_target(tmp_path: Path, simulator: Simula
     result = cli("send-test", "-c", str(config), "--target", "wn")
     assert result.returncode == 0, result.stderr
     assert "task_id=" in result.stdout
+    assert "received target=wn received=u1" in result.stdout  # what getsendresult said
     kinds = [m["kind"] for m in simulator.messages()]
     assert kinds == ["robot", "work_notice"]
+
+
+def test_send_test_says_when_dingtalk_delivered_a_work_notice_to_nobody(tmp_path: Path) -> None:
+    """asyncsend answers errcode 0 for an unknown user id: only getsendresult tells."""
+    sim = Simulator(
+        spec={"apps": {"app-key": {"app_secret": "app-secret", "agent_id": 4242, "users": ["u2"]}}}
+    )
+    try:
+        config = write_config(tmp_path, sim.url)
+        result = cli("send-test", "-c", str(config), "--target", "wn")
+    finally:
+        sim.stop()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'nobody received it target=wn refused="u1 invalid_user"' in result.stdout
 
 
 def test_send_test_explains_a_refusal_without_leaking_secrets(

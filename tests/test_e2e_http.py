@@ -156,6 +156,15 @@ def test_work_notices_share_one_token_and_refresh_it_on_expiry(
     bodies = [n["body"]["msg"]["markdown"]["text"] for n in notices]
     assert len(set(bodies)) == 5  # each differs, so DingTalk's same-day dedup drops none
     assert all(n["recipients"] == ["u1", "u2"] for n in notices), notices[0]
+    # The bridge then asks who received each (getsendresult, same token): let that finish, so
+    # the send below is the first call to meet the expired token.
+    wait_until(
+        lambda: (
+            sum(r["kind"] == "getsendresult" and r["errcode"] == 0 for r in sim.requests_seen())
+            >= 5
+        ),
+        20,
+    )
 
     sim.control("apps/app-key/expire-tokens")
     assert daemon.post("/alertmanager", am_payload("AfterExpiry", route="wn")).status_code == 200

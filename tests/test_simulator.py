@@ -1009,7 +1009,8 @@ def test_duplicate_work_notice_same_user_same_day_is_forbidden() -> None:
     ):
         assert send_result[key] == []
 
-    # Different content is delivered; the same content the next UTC day is delivered again.
+    # Different content is delivered; the same content the next day (DingTalk's day, China's:
+    # T0 is 16:23 there, so the next UTC midnight is already the next day) is delivered again.
     other = {"msgtype": "text", "text": {"content": "disk full (2)"}}
     asyncsend(state, token, notice(other, userid_list="user1"), now=T0 + 62)
     assert state.messages()[2]["recipients"] == ["user1"]

@@ -23,20 +23,21 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from bridge.config.model import RobotTarget, Rule, Target
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
+from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
-from bridge.dingtalk.worknotice import work_notice_body
+from bridge.dingtalk.worknotice import UNIQUE_PLACEHOLDER, work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.render import queued_message, queued_title
-from bridge.store import outbox
+from bridge.store import notices, outbox
 from bridge.store.db import Store
 from bridge.store.outbox import Row
 
@@ -70,9 +71,11 @@ class TargetSender:
         client: DingTalkClient,
         rules: Callable[[], Mapping[str, Rule]],
         clock: Callable[[], float] = time.time,
+        timezone: Callable[[], tzinfo] = lambda: UTC,
     ) -> None:
         self.target = target
         self.rules = rules
+        self.timezone = timezone  # the config's, for the time in a work notice's unique line
         self.store = store
         self.client = client
         self.clock = clock
@@ -212,7 +215,7 @@ class TargetSender:
             # Measured whole (never cut), so build_digest sees when it holds too many alerts.
             if isinstance(target, RobotTarget):
                 return robot_bodies(message, target.keywords, limit=sys.maxsize)[0]
-            return work_notice_body(target, message, "0000-00-00 00:00:00 · #00000000")
+            return work_notice_body(target, message, UNIQUE_PLACEHOLDER)
 
         limit = ROBOT_MAX_BYTES if isinstance(target, RobotTarget) else WORK_NOTICE_DIGEST_BYTES
         message, count = build_digest(items, backlog, body_of, limit)
@@ -221,8 +224,7 @@ class TargetSender:
     def _send(self, batch: list[Row], message: Message) -> None:
         head = batch[0]
         ids = [r.id for r in batch]
-        sent_at = datetime.fromtimestamp(self.clock(), UTC)
-        bodies = bodies_for(self.target, message, head.id, sent_at)
+        bodies = bodies_for(self.target, message, ids, head.created_at, self.timezone())
         done = head.parts_sent if len(batch) == 1 else 0
         sent: Sent | None = None
         started = time.monotonic()
@@ -250,12 +252,19 @@ class TargetSender:
             if done < len(bodies):
                 with self.store.transaction() as conn:
                     outbox.progress(conn, head.id, done, self.clock())
+        # A work notice DingTalk took is delivered only once getsendresult says who received it:
+        # until then its rows stay 'sent' with the task id (store/notices.py, delivery/noticepoll).
+        task_id = sent.task_id if sent is not None else None
+        now = self.clock()
         with self.store.transaction() as conn:
-            outbox.delivered(conn, ids)
+            if task_id is not None:
+                notices.awaiting(conn, batch, self.target.name, task_id, now, first_poll_at(now))
+            else:
+                outbox.delivered(conn, ids)
         self.stats.delivered += len(batch)
         log.info(
             fmt_fields(
-                "delivered",
+                "delivered" if task_id is None else "accepted, awaiting result",
                 rule=_rules(batch),
                 target=self.target.name,
                 id=_ids(batch),

@@ -9,9 +9,9 @@ quote the URL, so we report the exception's type only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import tzinfo
 from typing import Any
 
 import requests
@@ -22,7 +22,7 @@ from bridge.dingtalk.robot import robot_bodies
 from bridge.dingtalk.signing import signed_query
 from bridge.dingtalk.sizing import encode
 from bridge.dingtalk.tokens import TokenCache
-from bridge.dingtalk.worknotice import work_notice_body
+from bridge.dingtalk.worknotice import unique_line, work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Message
 
@@ -136,6 +136,14 @@ class DingTalkClient:
         task_id = answer.get("task_id")
         return Sent(errcode=0, task_id=task_id if isinstance(task_id, int) else None)
 
+    def get_send_result(self, target: WorkNoticeTarget, task_id: int) -> dict[str, Any]:
+        """getsendresult for one asyncsend task: DingTalk's answer (see dingtalk.sendresult to
+        read it), or DeliveryError."""
+        body = {"agent_id": target.agent_id, "task_id": task_id}
+        return self.app_call(
+            target, "POST", "/topapi/message/corpconversation/getsendresult", body, "getsendresult"
+        )
+
     def app_call(
         self,
         app: WorkNoticeTarget,
@@ -164,11 +172,13 @@ class DingTalkClient:
             raise _failure(outcome, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def send(self, target: Target, message: Message, message_id: str, sent_at: datetime) -> Sent:
+    def send(
+        self, target: Target, message: Message, message_id: str, accepted_at: float, tz: tzinfo
+    ) -> Sent:
         """Send a whole message now, every part of it (for `send-test`; the daemon's senders
         pace parts through the rate limiter instead)."""
         sent = Sent(errcode=0)
-        for body in bodies_for(target, message, message_id, sent_at):
+        for body in bodies_for(target, message, [message_id], accepted_at, tz):
             if isinstance(target, RobotTarget):
                 sent = self.send_robot(target, body)
             else:
@@ -177,10 +187,12 @@ class DingTalkClient:
 
 
 def bodies_for(
-    target: Target, message: Message, message_id: str, sent_at: datetime
+    target: Target, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
 ) -> list[dict[str, Any]]:
-    """The JSON bodies that carry `message` to `target`, in order."""
+    """The JSON bodies that carry `message` to `target`, in order. `ids` are the outbox ids the
+    message carries (several for a digest) and `accepted_at` when the bridge accepted the
+    (oldest) one: a work notice's unique line is made of them, never of the send time, so every
+    try of one message is the same content (worknotice.unique_line says why)."""
     if isinstance(target, RobotTarget):
         return robot_bodies(message, target.keywords, split=target.policy.split)
-    unique = f"{sent_at.strftime('%Y-%m-%d %H:%M:%S')} · #{message_id[:8]}"
-    return [work_notice_body(target, message, unique)]
+    return [work_notice_body(target, message, unique_line(ids, accepted_at, tz))]

@@ -2,16 +2,50 @@
 
 - `userid_list` and `dept_id_list` are comma-separated strings, not JSON arrays.
 - The card type is snake_case `action_card` with `markdown`, unlike the robot's `actionCard`.
-- DingTalk silently drops identical content sent to the same user on the same day, so every
-  message carries a `unique` line (the caller passes the send time and message id).
+- DingTalk silently drops identical content sent to the same user on the same day (forbidden
+  143106, reported only by getsendresult), so every message carries a `unique` line made from the
+  message itself (see `unique_line`).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bridge.config.model import WorkNoticeTarget
 from bridge.model import Message
+
+# How many characters of a message id the unique line shows. Ids are 16 hex digits of time and 16
+# random ones (pipeline.new_id): the end is the random part, so the last 12 differ between any
+# two messages (48 random bits) and `outbox show <them>` finds the message.
+ID_TAIL = 12
+# As long as the longest line unique_line makes for one message (digests measure their body with
+# it before the ids are known; a digest's own line is longer by "+N·hash", a few bytes).
+UNIQUE_PLACEHOLDER = "0000-00-00 00:00:00 · #" + "0" * ID_TAIL + "+000·000000"
+
+
+def unique_line(ids: Sequence[str], accepted_at: float, tz: tzinfo) -> str:
+    """The line that makes a work notice's content unique, from the message itself.
+
+    DingTalk drops a second identical content to a user on one day. The line must therefore
+    differ between two messages (the id's random tail: two identical alerts accepted in the same
+    second still differ) and must NOT differ between two tries of one message: a try that timed
+    out may have been delivered, and then DingTalk's own dedup absorbs the retry instead of the
+    user receiving it twice. So nothing here depends on when it is sent: the time shown is when
+    the bridge accepted the message, in the configured time zone like the rest of the message.
+    A digest is identified by every id it merges (its oldest, how many more, and a hash of all),
+    so a retry of the same digest is the same content and a different batch is not.
+    """
+    when = datetime.fromtimestamp(accepted_at, UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    if not ids:
+        return f"{when} · #"
+    line = f"{when} · #{ids[0][-ID_TAIL:]}"
+    if len(ids) > 1:
+        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:6]
+        line += f"+{len(ids) - 1}·{digest}"
+    return line
 
 
 def work_notice_msg(message: Message, unique: str) -> dict[str, Any]:

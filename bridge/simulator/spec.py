@@ -27,6 +27,8 @@ DEFAULT_RATE_PER_MINUTE = 20
 DEFAULT_LOCKOUT_SECONDS = 600.0
 # Real DingTalk access tokens live 7200 s (reference §2.1).
 DEFAULT_TOKEN_TTL = 7200.0
+# An internal app may send a user at most 500 work notices a day (reference §3.1).
+DEFAULT_DAILY_LIMIT = 500
 # The robot settings page accepts at most 10 keywords (reference §1.2).
 MAX_KEYWORDS = 10
 
@@ -61,6 +63,15 @@ class AppSpec:
     agent_id: int
     token_ttl: float = DEFAULT_TOKEN_TTL
     corp_id: str = "dingsimulatedcorp"  # the owner key of callbacks registered by this app
+    # The organisation's user ids: a work notice to any other id is not delivered and
+    # getsendresult lists it in invalid_user_id_list. None: every user id exists.
+    users: tuple[str, ...] | None = None
+    # Work notices one user may receive from this app per day (reference §3.1: 500 for an
+    # internal app); past it DingTalk drops them with 143105. Lower it to test the limit.
+    daily_limit: int = DEFAULT_DAILY_LIMIT
+    # Seconds after asyncsend before getsendresult knows the outcome (DingTalk sends
+    # asynchronously; until then every list is empty).
+    result_delay: float = 0.0
 
 
 @dataclass
@@ -131,7 +142,8 @@ def parse_robot(data: Any, where: str = "robot") -> RobotSpec:
 
 
 def parse_apps(data: Any) -> dict[str, AppSpec]:
-    """`{app_key: {app_secret, agent_id, token_ttl}}` → AppSpecs."""
+    """`{app_key: {app_secret, agent_id, token_ttl, corp_id, users, daily_limit, result_delay}}`
+    → AppSpecs."""
     apps: dict[str, AppSpec] = {}
     for key, value in _as_mapping(data, "apps").items():
         app_key = str(key)
@@ -141,7 +153,11 @@ def parse_apps(data: Any) -> dict[str, AppSpec]:
 
 def parse_app(data: Any, where: str = "app") -> AppSpec:
     mapping = _as_mapping(data, where)
-    _reject_unknown(mapping, {"app_secret", "agent_id", "token_ttl", "corp_id"}, where)
+    _reject_unknown(
+        mapping,
+        {"app_secret", "agent_id", "token_ttl", "corp_id", "users", "daily_limit", "result_delay"},
+        where,
+    )
     secret = mapping.get("app_secret")
     if not isinstance(secret, str) or not secret:
         raise SpecError(f"{where}.app_secret is required (a non-empty string)")
@@ -154,7 +170,26 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
     corp_id = mapping.get("corp_id", "dingsimulatedcorp")
     if not isinstance(corp_id, str) or not corp_id:
         raise SpecError(f"{where}.corp_id must be a non-empty string")
-    return AppSpec(app_secret=secret, agent_id=agent_id, token_ttl=float(ttl), corp_id=corp_id)
+    users = mapping.get("users")
+    if users is not None and (
+        not isinstance(users, list) or not all(isinstance(u, str) and u for u in users)
+    ):
+        raise SpecError(f"{where}.users must be a list of non-empty user id strings")
+    daily_limit = mapping.get("daily_limit", DEFAULT_DAILY_LIMIT)
+    if not _is_int(daily_limit) or daily_limit < 0:
+        raise SpecError(f"{where}.daily_limit must be an integer >= 0")
+    result_delay = mapping.get("result_delay", 0.0)
+    if not _is_number(result_delay) or result_delay < 0:
+        raise SpecError(f"{where}.result_delay must be a number of seconds >= 0")
+    return AppSpec(
+        app_secret=secret,
+        agent_id=agent_id,
+        token_ttl=float(ttl),
+        corp_id=corp_id,
+        users=tuple(users) if users is not None else None,
+        daily_limit=daily_limit,
+        result_delay=float(result_delay),
+    )
 
 
 def _as_mapping(data: Any, where: str) -> Mapping[Any, Any]:

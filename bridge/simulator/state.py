@@ -16,7 +16,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bridge.dingtalk.signing import sign_matches
@@ -45,8 +45,9 @@ API_PATHS = (ROBOT_SEND_PATH, GETTOKEN_PATH, ASYNCSEND_PATH, GETSENDRESULT_PATH,
 MAX_ROBOT_BODY_BYTES = 20000  # §1.6: counted on the raw UTF-8 body
 RATE_WINDOW_SECONDS = 60.0
 TIMESTAMP_TOLERANCE_MS = 3600 * 1000  # §1.3: at most 1 hour of clock skew
-# §8: an internal app may send at most 500 work notifications per user per day.
-DAILY_NOTICES_PER_USER = 500
+# DingTalk's "day" for its per-user limits is China's (UTC+8, no summer time): the reference
+# does not name the zone, but DingTalk is run from there and its quotas reset at Beijing midnight.
+DINGTALK_DAY = timezone(timedelta(hours=8), "Asia/Shanghai")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _ERRMSG_LOG_LIMIT = 200
 
@@ -73,11 +74,13 @@ class _Task:
     app_key: str
     recipients: list[str]
     forbidden: list[tuple[str, int]]  # (userid, forbidden code)
+    invalid: list[str]  # user ids the organisation does not have
+    known_at: float  # when getsendresult starts to report the outcome (AppSpec.result_delay)
 
 
 @dataclass
 class _UserDay:
-    """What one app delivered to one user on one UTC day (for dedupe and the daily cap)."""
+    """What one app delivered to one user on one DingTalk day (for dedupe and the daily cap)."""
 
     contents: set[str] = field(default_factory=set)
     delivered: int = 0
@@ -384,7 +387,7 @@ class SimulatorState:
                 line += _short(rejected.errmsg)
                 reply: Reply = (200, {"errcode": rejected.errcode, "errmsg": rejected.errmsg})
             else:
-                reply, line = self._deliver_notice(now, app_key, parsed, users, depts, to_all)
+                reply, line = self._deliver_notice(now, app_key, app, parsed, users, depts, to_all)
         self._emit(line)
         return reply
 
@@ -392,23 +395,30 @@ class SimulatorState:
         self,
         now: float,
         app_key: str,
+        app: AppSpec,
         body: JSON,
         users: list[str],
         depts: list[str],
         to_all: bool,
     ) -> tuple[Reply, str]:
         msg = body["msg"]
-        # Same msg JSON to the same user on the same (UTC) day is silently dropped by DingTalk,
-        # as is anything past the per-user daily cap; the call still answers errcode 0 (§3.1).
+        # Same msg JSON to the same user on the same day is silently dropped by DingTalk
+        # (143106), as is anything past the per-user daily cap (143105), and a user id the
+        # organisation does not have is not delivered to: the call still answers errcode 0 and
+        # only getsendresult tells (§3.1, §3.2).
         canonical = json.dumps(msg, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        day = datetime.fromtimestamp(now, tz=UTC).date().isoformat()
+        day = datetime.fromtimestamp(now, tz=DINGTALK_DAY).date().isoformat()
         recipients: list[str] = []
         forbidden: list[tuple[str, int]] = []
+        invalid: list[str] = []
         for user in users:
+            if app.users is not None and user not in app.users:
+                invalid.append(user)
+                continue
             history = self._user_days.setdefault((app_key, user, day), _UserDay())
             if canonical in history.contents:
                 forbidden.append((user, codes.USER_DUPLICATE_CONTENT))
-            elif history.delivered >= DAILY_NOTICES_PER_USER:
+            elif history.delivered >= app.daily_limit:
                 forbidden.append((user, codes.USER_DAILY_LIMIT))
             else:
                 history.contents.add(canonical)
@@ -416,7 +426,13 @@ class SimulatorState:
                 recipients.append(user)
         task_id = self._next_task_id
         self._next_task_id += 1
-        self._tasks[task_id] = _Task(app_key, recipients, forbidden)
+        self._tasks[task_id] = _Task(
+            app_key, recipients, forbidden, invalid, known_at=now + app.result_delay
+        )
+        counter = self._app_counter(app_key)
+        counter["recipients_delivered"] += len(recipients)
+        counter["recipients_forbidden"] += len(forbidden)
+        counter["recipients_invalid"] += len(invalid)
         title, text = work_notice_summary(msg)
         self._messages.append(
             {
@@ -434,6 +450,8 @@ class SimulatorState:
                 "to_all_user": to_all,
                 "recipients": recipients,
                 "forbidden": [user for user, _ in forbidden],
+                "forbidden_codes": {user: code for user, code in forbidden},
+                "invalid": invalid,
             }
         )
         self._app_counter(app_key)["asyncsend_ok"] += 1
@@ -454,6 +472,8 @@ class SimulatorState:
         )
         if forbidden:
             line += " forbidden(dropped): " + ",".join(f"{u}[{c}]" for u, c in forbidden)
+        if invalid:
+            line += " invalid(dropped): " + ",".join(invalid)
         return (200, reply), line
 
     def getsendresult(self, now: float, query: Mapping[str, str], body: bytes) -> Reply:
@@ -482,16 +502,20 @@ class SimulatorState:
             self._record(
                 now, GETSENDRESULT_PATH, "getsendresult", codes.OK, codes.MSG_OK, app_key=app_key
             )
+            # §3.2's send_result. Until DingTalk has processed the task every list is empty.
+            known = now >= task.known_at
             result = {
-                "invalid_user_id_list": [],
-                "forbidden_user_id_list": [user for user, _ in task.forbidden],
+                "invalid_user_id_list": list(task.invalid) if known else [],
+                "forbidden_user_id_list": [user for user, _ in task.forbidden] if known else [],
                 "failed_user_id_list": [],
                 "read_user_id_list": [],
-                "unread_user_id_list": list(task.recipients),
+                "unread_user_id_list": list(task.recipients) if known else [],
                 "invalid_dept_id_list": [],
                 "forbidden_list": [
                     {"code": str(code), "count": 1, "userid": user} for user, code in task.forbidden
-                ],
+                ]
+                if known
+                else [],
             }
             return 200, {
                 "errcode": codes.OK,

@@ -117,6 +117,37 @@ CREATE TABLE IF NOT EXISTS silences (
     author TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+
+-- Work notices DingTalk took (asyncsend_v2 errcode 0) whose recipients are not known yet; their
+-- outbox rows are 'sent'. The notice poller asks getsendresult until it knows (store/notices.py).
+CREATE TABLE IF NOT EXISTS notice_tasks (
+    target TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    ids TEXT NOT NULL,  -- JSON: the outbox ids the notice carried (several for a digest)
+    rules TEXT NOT NULL,  -- JSON: their rules, for the log even if a row is purged meanwhile
+    created_at REAL NOT NULL,  -- when the oldest was accepted (for give_up_after)
+    sent_at REAL NOT NULL,
+    next_poll REAL NOT NULL,
+    polls INTEGER NOT NULL DEFAULT 0,
+    last_answer TEXT,  -- the previous answer (JSON), to see when it stops changing
+    PRIMARY KEY (target, task_id)
+);
+CREATE INDEX IF NOT EXISTS notice_tasks_due ON notice_tasks (next_poll);
+
+-- Who received each work notice and who did not, and why (kept for a week, for `outbox show`).
+CREATE TABLE IF NOT EXISTS notice_results (
+    id TEXT NOT NULL,  -- the outbox id
+    task_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    outcome TEXT NOT NULL,  -- delivered | partial | dead | retry | unverified
+    received TEXT NOT NULL,  -- JSON list of user ids
+    refused TEXT NOT NULL,  -- JSON list of [user id, code]
+    note TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (id, task_id)
+);
+CREATE INDEX IF NOT EXISTS notice_results_at ON notice_results (at);
 """
 
 

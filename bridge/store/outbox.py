@@ -1,6 +1,8 @@
 """The outbox table: accepted messages until DingTalk takes them, and dead letters after.
 
 Rows move: pending -> (delivered: deleted) | (retry: pending, later not_before) | dead.
+A work notice DingTalk took waits as 'sent' until getsendresult says who received it
+(store/notices.py has that part of the lifecycle).
 A dead letter keeps the reason, DingTalk's errcode and errmsg; `outbox retry` makes it pending.
 """
 
