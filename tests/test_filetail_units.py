@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -536,12 +537,29 @@ def test_a_copy_of_the_file_is_recognised_before_and_after_truncation(tmp_path: 
     fd = os.open(copy, os.O_RDONLY)
     head = head_hash(fd, FP_BYTES)[0]
     os.close(fd)
-    assert reader.copied_up_to(head, now=1.0, within=60) == len(data)
+    assert reader.copied_up_to(head, now=1.0, within=60) == (len(data), True)  # still here
     os.truncate(log, 0)
     with log.open("ab") as f:
         f.write(b"ERROR b - new\n")
     reader.read(1 << 20, 2.0)
-    assert reader.copied_up_to(head, now=30.0, within=60) == len(data)  # from before the cut
+    assert reader.copied_up_to(head, now=30.0, within=60) == (len(data), False)  # before the cut
+    # Another rotation before the first copy was found: both copies are still recognised.
+    second = b"ERROR b - new\n" + b"ERROR c - more\n" * 100
+    with log.open("ab") as f:
+        f.write(second[14:])
+    reader.read(1 << 20, 3.0)
+    os.truncate(log, 0)
+    with log.open("ab") as f:
+        f.write(b"ERROR d - newer\n")
+    reader.read(1 << 20, 4.0)
+    assert reader.truncations == 2
+    assert reader.copied_up_to(head, now=30.0, within=60) == (len(data), False)
+    second_copy = tmp_path / "a.log.2"
+    second_copy.write_bytes(second)
+    fd = os.open(second_copy, os.O_RDONLY)
+    second_head = head_hash(fd, FP_BYTES)[0]
+    os.close(fd)
+    assert reader.copied_up_to(second_head, now=30.0, within=60) == (len(second), False)
     assert reader.copied_up_to(head, now=90.0, within=60) is None  # too long ago
     assert reader.copied_up_to("0" * 16, now=30.0, within=60) is None
     reader.close()
@@ -610,3 +628,77 @@ def test_lines_behind_counts_within_a_budget_and_estimates_past_it(tmp_path: Pat
     finally:
         for fd in fds:
             os.close(fd)
+
+
+# -- the tailer: a copy that logrotate is still writing ------------------------------------------
+
+
+def test_a_copy_still_being_written_is_read_only_past_what_was_read(tmp_path: Path) -> None:
+    """copytruncate with a glob that matches the copy: when the scan finds the copy while
+    logrotate is still writing it (shorter than what was read of app.log), the tailer must not
+    start at the copy's end of the moment, or it reads the rest of the copy, lines it already
+    read in app.log, a second time."""
+    from bridge.inputs.filetail.tailer import COPY_SETTLE, Tailer
+    from bridge.model import Accepted, Event
+
+    store = Store(tmp_path / "state")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    spec = file_spec(tmp_path, paths=[str(logs / "app.log*")], read_from="beginning")
+    lines: list[str] = []
+
+    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
+        with store.transaction() as conn:
+            also(conn)
+        lines.extend(e.annotations["line"] for e in events)
+        return Accepted()
+
+    clock = [100.0]
+    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
+    log = logs / "app.log"
+    data = b"".join(b"ERROR app - seq=%04d\n" % n for n in range(200))  # 4,000 bytes
+    log.write_bytes(data)
+    tailer._startup()
+    tailer._round(clock[0])
+    tailer._commit(force=True)
+    assert len(lines) == 200
+
+    copy = logs / "app.log.1"
+    copy.write_bytes(data[:2000])  # logrotate has copied half of it so far
+    clock[0] += 0.1
+    tailer._discover(clock[0])
+    assert len(tailer.readers) == 1, "a copy shorter than what was read must wait"
+    with copy.open("ab") as f:
+        f.write(data[2000:])  # the copy is whole ...
+    clock[0] += 0.1
+    tailer._discover(clock[0])
+    assert len(tailer.readers) == 1, "app.log may still be read past the copy: wait"
+    os.truncate(log, 0)  # ... and app.log truncated: the copy is known to hold what was read
+    with log.open("ab") as f:
+        f.write(b"ERROR app - seq=0200\n")
+    tailer._round(clock[0])  # the truncation is noticed here
+    tailer._discover(clock[0])
+    tailer._round(clock[0])
+    tailer._commit(force=True)
+    assert len(tailer.readers) == 2
+    assert lines == [f"ERROR app - seq={n:04d}" for n in range(201)]
+
+    # A copy that stays shorter (the original was read past the moment of the copy) is opened
+    # at its end once it kept its size for COPY_SETTLE seconds: nothing of it is read again.
+    short = logs / "app.log.2"
+    short.write_bytes(b"ERROR app - seq=0200\n" + data[: 2000 - 21])
+    with log.open("ab") as f:
+        f.write(data[:3000])  # app.log's head now matches the copy's; read to 3,021 bytes
+    tailer._round(clock[0])
+    tailer._commit(force=True)
+    count = len(lines)
+    tailer._discover(clock[0])
+    assert len(tailer.readers) == 2
+    clock[0] += COPY_SETTLE + 0.1
+    tailer._discover(clock[0])
+    tailer._round(clock[0])
+    tailer._commit(force=True)
+    assert len(tailer.readers) == 3
+    assert len(lines) == count
+    tailer._shutdown()
+    store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Sequence
 
 from bridge.config.model import FileInput
@@ -21,6 +22,7 @@ from bridge.store.tailstate import FileKey, Position
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
 FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)
 MARK_BYTES = 64  # the bytes just before the read position, checked for a rewrite
+TRUNCATIONS_KEPT = 16  # recent truncations whose copies are still recognised
 LAG_COUNT_BYTES = 8 << 20  # lines behind a file's offset are counted in this much at most,
 LAG_SCRAPE_BYTES = 64 << 20  # and in this much over all files of an input per status call;
 LAG_SAMPLE_BYTES = 64 << 10  # past that each file gets a sample this big; the rest is estimated
@@ -139,7 +141,9 @@ class FileReader:
         self.fp, self.fp_len = head_hash(fd, FP_BYTES)
         self.size_seen = -1
         self.mark = b""  # the last MARK_BYTES bytes before pos, as read
-        self.before_truncation: tuple[str, int, float] | None = None  # (fp, pos, when)
+        # (fp, pos, when) of each recent truncation, newest last: rotations can come faster than
+        # their copies are found (each copy is renamed .1 -> .2 by the next one meanwhile).
+        self.before_truncation: deque[tuple[str, int, float]] = deque(maxlen=TRUNCATIONS_KEPT)
         self.last_change = now
         self.rotated_at: float | None = None  # no longer found by the globs since then
         self.deleted = False
@@ -276,7 +280,7 @@ class FileReader:
         # Remembered for a while: a copy of the old content (logrotate's copytruncate) that the
         # globs also match is recognised by this head, and read only past this position.
         if self.fp_len == FP_BYTES:
-            self.before_truncation = (self.fp, self.pos, now)
+            self.before_truncation.append((self.fp, self.pos, now))
         self.offset = self.pos = 0
         self.mark = b""
         self.truncations += 1
@@ -284,15 +288,16 @@ class FileReader:
             self.fp, self.fp_len = head_hash(self.fd, FP_BYTES)
         return records
 
-    def copied_up_to(self, head: str, now: float, within: float) -> int | None:
-        """If a file whose first FP_BYTES bytes hash to `head` is a copy of this one (now, or
-        before its truncation less than `within` seconds ago), how far this one was read."""
+    def copied_up_to(self, head: str, now: float, within: float) -> tuple[int, bool] | None:
+        """If a file whose first FP_BYTES bytes hash to `head` is a copy of this one, how far
+        this one was read, and whether the copy matches this file as it is now (`live`: not
+        seen truncated, so the copied content may still be read here) or as it was before its
+        truncation less than `within` seconds ago (then the position is final)."""
         if self.fp_len == FP_BYTES and head == self.fp:
-            return self.offset
-        if self.before_truncation is not None:
-            fp, pos, when = self.before_truncation
+            return self.offset, True
+        for fp, pos, when in reversed(self.before_truncation):
             if head == fp and now - when <= within:
-                return pos
+                return pos, False
         return None
 
     def finish(self) -> list[Record]:

@@ -54,6 +54,9 @@ MIN_ROUND = 0.01  # a burst of file-system events becomes one round
 FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from the store
 PRUNE_EVERY = 3_600.0
 COPY_WINDOW = 300.0  # seconds after a truncation in which a copy of the old content is known
+# A copy is opened once its original was seen truncated and it holds what was read there, or once
+# it kept its size this long (logrotate copies in chunks, then truncates at once).
+COPY_SETTLE = 1.0
 SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
 START_RETRY_FIRST = 5.0  # seconds before trying again to start (the store was busy, say) ...
 START_RETRY_MAX = 60.0  # ... doubling up to this
@@ -111,6 +114,7 @@ class Tailer:
         self._rescan = True
         self._unreadable: set[str] = set()
         self._idle_paths: set[str] = set()  # files whose descriptors were closed for idleness
+        self._unsettled_copies: dict[FileKey, tuple[int, float]] = {}  # size, unchanged since
         self._observer: Any = None
         self._started = False
         self._error: str | None = None  # why the last start or round failed; None when fine
@@ -324,6 +328,8 @@ class Tailer:
         for key, (path, _info) in found.items():
             if key not in self.readers:
                 self._open(key, path, now)
+        for key in self._unsettled_copies.keys() - found.keys():
+            del self._unsettled_copies[key]  # removed before it settled
 
     def _open(self, key: FileKey, path: str, now: float, rotated: bool = False) -> None:
         if not self._room():
@@ -359,7 +365,16 @@ class Tailer:
             else:
                 how = "existing file, from its start"
         elif (copied := self._copy_of(fd, info.st_size, now)) is not None:
-            source, offset = copied
+            source, offset, live = copied
+            # Where to start is known once the original was seen truncated (it was read up to
+            # `offset` before that) and the copy holds that much. Until then the original may
+            # still be read past `offset`, and logrotate may still be writing the copy: started
+            # now, the copy would give lines read in the original a second time.
+            if (live or offset > info.st_size) and not self._copy_settled(key, info.st_size, now):
+                os.close(fd)
+                return
+            if live:  # not truncated after all (a plain copy): its content is read there
+                offset = info.st_size
             offset = min(offset, start_at_end(fd, info.st_size))
             how = f"a copy of {source} (copytruncate), past what was read there"
         reader = FileReader(self.spec, key, path, fd, offset, self._searchers, now)
@@ -370,16 +385,32 @@ class Tailer:
         self._pending.positions[key] = reader.position()
         log.info(fmt_fields("following", input=self.spec.name, path=path, offset=offset, how=how))
 
-    def _copy_of(self, fd: int, size: int, now: float) -> tuple[str, int] | None:
+    def _copy_settled(self, key: FileKey, size: int, now: float) -> bool:
+        """Has this copy kept its size for COPY_SETTLE seconds? (A copy whose original is not
+        truncated meanwhile is a plain copy; one shorter than what was read of its original was
+        made before the original was read that far, so it holds nothing new.)"""
+        seen = self._unsettled_copies.get(key)
+        if seen is None or seen[0] != size:
+            self._unsettled_copies[key] = (size, now)
+            self._rescan = True  # look again soon, not after a long scan interval
+            return False
+        if now - seen[1] < COPY_SETTLE:
+            self._rescan = True
+            return False
+        del self._unsettled_copies[key]
+        return True
+
+    def _copy_of(self, fd: int, size: int, now: float) -> tuple[str, int, bool] | None:
         """Is this new file a copy of one we follow (logrotate's copytruncate with a glob that
-        also matches the copies)? Then its start was read already: where to begin instead."""
+        also matches the copies)? Then its start was read already: the original's name, how far
+        it was read, and whether that may still grow (see FileReader.copied_up_to)."""
         if size < FP_BYTES:
             return None  # too short to tell a copy from a file with the same first lines
         head = head_hash(fd, FP_BYTES)[0]
         for reader in self.readers.values():
-            offset = reader.copied_up_to(head, now, COPY_WINDOW)
-            if offset is not None:
-                return reader.label_path, offset
+            found = reader.copied_up_to(head, now, COPY_WINDOW)
+            if found is not None:
+                return reader.label_path, *found
         return None
 
     def _room(self) -> bool:
