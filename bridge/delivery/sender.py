@@ -559,7 +559,9 @@ class TargetSender:
         except Exception as exc:
             record.error = _error_text(exc)
             self._store_failures += 1
-            delay = min(STORE_RETRY_MAX, STORE_RETRY_INITIAL * 2.0 ** min(self._store_failures, 30))
+            delay = min(
+                STORE_RETRY_MAX, STORE_RETRY_INITIAL * 2.0 ** min(self._store_failures - 1, 30)
+            )
             self._store_retry_at = now + delay
             return delay
         self._unrecorded = None
