@@ -752,3 +752,48 @@ def test_calls_that_never_reached_dingtalk_free_their_slot() -> None:
     assert window.acquire(rate, START + 1) == START + 1.5  # one probe at a time
     window.settle(ticket, START + 1.2, counted=True, failing=False)
     assert window.failures == 0 and window.acquire(rate, START + 1.3) != START + 1.8
+
+
+# -- what /-/ready and /metrics say ------------------------------------------------------------
+
+
+def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
+    config: Config,
+    store: BreakableStore,
+    ding: FakeDingTalk,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bridge.app import Bridge
+    from tests.harness import metric_value
+
+    bridge = Bridge(config, store=store)
+    a = bridge.senders["a"] = make(config, "a", store, ding, clock, bridge.windows)
+    b = bridge.senders["b"] = make(config, "b", store, ding, clock, bridge.windows)
+    ding.fail(config.targets["a"], lambda: TypeError("a bug of ours"))
+    enqueue(store, "a", ["Poison", "Fine"], clock.now)
+    drive([a], clock, 1)
+
+    _ready, details = bridge.readiness()
+    # A dead-lettered bug is a warning, not a reason to turn alerts away: the queue moved on.
+    # (The only problems: the senders here are driven by the test, not by their threads.)
+    assert all("is not running" in p for p in details["problems"]), details["problems"]
+    [warning] = details["warnings"]
+    assert "target a" in warning and "TypeError: a bug of ours" in warning
+    queue = details["queues"]["a"]
+    assert queue["internal_errors"] == 1 and queue["pending"] == 0
+    assert queue["robot"] == details["queues"]["b"]["robot"] == robot_key(config.targets["a"])
+    text = bridge.metrics().decode()
+    assert metric_value(text, "internal_errors_total", target="a") == 1
+    assert metric_value(text, "internal_errors_total", target="b") == 0
+
+    enqueue(store, "b", ["Held"], clock.now)
+    store.broken = True
+    drive([b], clock, 1)
+    store.broken = False  # the probe of readiness writes: let it, the sender still holds
+    _ready, details = bridge.readiness()
+    assert any("target b holds a delivered outcome" in p for p in details["problems"])
+    assert details["queues"]["b"]["unrecorded"]["outcome"] == "delivered"
+    assert metric_value(bridge.metrics().decode(), "sender_unrecorded", target="b") == 1
+    drive([b], clock, 5)
+    assert all("is not running" in p for p in bridge.readiness()[1]["problems"])
