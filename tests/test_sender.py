@@ -564,6 +564,21 @@ def test_past_give_up_after_a_failing_message_is_an_expired_dead_letter(
     assert len(ding.calls) == calls  # a dead letter is not retried
 
 
+def test_while_the_robot_fails_every_message_past_give_up_after_expires_at_once(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["short"], *[http_500] * 100)
+    enqueue(store, "short", ["S0", "S1", "S2"], clock.now)
+    enqueue(store, "short", ["Late"], clock.now + 15)
+    drive([make(config, "short", store, ding, clock, windows)], clock, 26)
+    # S0 probed the outage; once past 20 s, S1 and S2 expire with it (they never had a turn),
+    # while Late, younger than 20 s, waits for DingTalk to come back.
+    assert {c.body["markdown"]["title"] for c in ding.calls} == {"S0 alert ALARM"}
+    assert sorted(r.id.rsplit("-", 1)[1] for r in dead(store)) == ["S0", "S1", "S2"]
+    assert {r.reason for r in dead(store)} == {"expired:server_error"}
+    assert [r.id.rsplit("-", 1)[1] for r in pending(store)] == ["Late"]
+
+
 def test_a_long_alert_goes_in_parts_each_paced_and_recorded(
     config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
 ) -> None:

@@ -433,6 +433,22 @@ class TargetSender:
             reason = exc.reason.value if not expired else f"expired:{exc.reason.value}"
             self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": reason}))
+            if expired and outage:
+                # While the robot is down only its oldest message probes it: the others past
+                # give_up_after would each wait a probe (up to retry.max apart) to expire.
+                stale = self._stale(now - policy.give_up_after, set(ids))
+                if stale:
+                    ids = ids + stale
+                    self.stats.dead_letters += len(stale)
+                    log.error(
+                        fmt_fields(
+                            "dead letter",
+                            target=self.target.name,
+                            id=_ids_of(stale),
+                            reason=reason,
+                            error=f"older than give_up_after while the robot fails: {exc}",
+                        )
+                    )
             self._commit(
                 _Record(
                     "dead letter",
@@ -479,6 +495,15 @@ class TargetSender:
                 ),
             )
         )
+
+    def _stale(self, created_before: float, skip: set[str]) -> list[str]:
+        """Ids of this target's pending rows created before `created_before` (oldest first)."""
+        try:
+            with self.store.reading() as conn:
+                rows = outbox.listing(conn, outbox.PENDING, self.target.name, limit=10_000)
+        except Exception:  # they expire when their own turn comes, then
+            return []
+        return [r.id for r in rows if r.created_at < created_before and r.id not in skip]
 
     def _internal(self, batch: list[Row], exc: Exception, calls: list[float] | None = None) -> None:
         """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
