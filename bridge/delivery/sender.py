@@ -209,6 +209,18 @@ class TargetSender:
             if wait > 0:
                 self._sleep(wait)
             self._idle = False
+        if self._unrecorded is not None:  # one last try: else a restart sends it once more
+            self._store_retry_at = 0.0
+            self._record_again()
+            if self._unrecorded is not None:
+                log.warning(
+                    fmt_fields(
+                        "outcome lost at stop: the store still lists it, a restart sends it again",
+                        target=self.target.name,
+                        outcome=self._unrecorded.what,
+                        id=_ids_of(self._unrecorded.ids),
+                    )
+                )
 
     def step(self) -> float:
         """One turn: record a held outcome, or take the next message, or send its next body.
