@@ -164,3 +164,51 @@ def test_after_an_outage_the_next_minute_belongs_to_the_queue(sim: Simulator) ->
         assert len(calls_to(sim, "tok-outage")) == len(calls)  # nothing sent twice
     finally:
         daemon.stop()
+
+
+def test_an_alert_the_sender_fails_on_blocks_nothing_behind_it(sim: Simulator) -> None:
+    # The alert seen in the field: startsAt without a zone, endsAt with Z. Before intake
+    # normalised such times, building its message raised on every try and nothing behind it
+    # was sent. Whatever intake makes of it now, the sender must not be blocked by a message:
+    # the alert behind it arrives, and if this one failed, it is a dead letter saying why.
+    daemon = Daemon(
+        {
+            "targets": {"ding": {"type": "robot", "webhook": sim.robot_url("tok-pair")}},
+            "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+            "rules": [{"name": "all", "targets": ["ding"]}],
+        }
+    )
+    try:
+        odd = am_alert_payload("OddTimes")
+        odd["alerts"][0]["startsAt"] = "2026-01-01T10:00:00"
+        odd["alerts"][0]["endsAt"] = "2026-01-01T10:05:00Z"
+        response = daemon.post("/am", odd)
+        assert response.status_code in (200, 400), response.text
+        assert response.status_code == 400 or response.json()["messages"] == 1, response.text
+        assert daemon.post("/am", am_alert_payload("BehindIt")).status_code == 200
+        eventually(
+            lambda: "BehindIt" in alert_names(sim, "tok-pair", r"BehindIt|OddTimes"),
+            30,
+            "the alert behind it delivered",
+            daemon,
+        )
+        state = eventually(
+            lambda: (s := daemon_ready(daemon))["queues"]["ding"]["pending"] == 0 and s,
+            10,
+            "nothing left pending",
+            daemon,
+        )
+        assert state["status"] == "ready", state
+        if state["store"]["dead_letters"]:  # the sender failed on it: it says so
+            assert state["queues"]["ding"]["internal_errors"] == 1, state
+            [warning] = state["warnings"]
+            assert "target ding" in warning and "offset" in warning, warning
+            metrics = requests.get(f"{daemon.url}/metrics", timeout=5).text
+            assert 'dingtalk_bridge_internal_errors_total{target="ding"} 1.0' in metrics
+            assert "reason=internal" in daemon.log()
+        else:  # delivered: intake or the renderer made sense of the times
+            assert response.status_code == 400 or "OddTimes" in alert_names(
+                sim, "tok-pair", r"OddTimes"
+            )
+    finally:
+        daemon.stop()
