@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     TIMEOUT = "timeout"
     TEMPLATE = "template"
     SHUTDOWN = "shutdown"
+    INTERNAL = "internal"  # an error of ours on one message (a bug): dead-lettered, queue goes on
 
 
 class BridgeError(Exception):

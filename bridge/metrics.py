@@ -72,7 +72,7 @@ class BridgeCollector(Collector):
         yield from self._files(details["files"])
         yield from self._config()
 
-    def _senders(self) -> Iterator[CounterMetricFamily]:
+    def _senders(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         senders = self.bridge.senders
         sent = CounterMetricFamily(
             f"{PREFIX}_messages_sent", "Alerts delivered to DingTalk.", labels=["target"]
@@ -87,6 +87,10 @@ class BridgeCollector(Collector):
             "retries": ("Messages scheduled for another try.", lambda s: s.stats.retries),
             "dead_letters": ("Messages given up on.", lambda s: s.stats.dead_letters),
             "digests": ("Digest messages made from a backlog.", lambda s: s.stats.digests),
+            "internal_errors": (
+                "Messages dead-lettered because of an error of the bridge's own (reason internal).",
+                lambda s: s.stats.internal_errors,
+            ),
             "rate_limit_waits": (
                 "Waits for the rate window or a lockout.",
                 lambda s: s.stats.rate_waits,
@@ -107,9 +111,17 @@ class BridgeCollector(Collector):
                     # the same dead letter to whoever watches this counter.
                     value += self.bridge.notice_poller.stats.outcomes.get((name, "dead"), 0)
                 families[key].add_metric([name], value)
+        held = GaugeMetricFamily(
+            f"{PREFIX}_sender_unrecorded",
+            "1 while a target holds an outcome the store could not record (it sends nothing).",
+            labels=["target"],
+        )
+        for name, sender in sorted(senders.items()):
+            held.add_metric([name], int(sender.status()["unrecorded"] is not None))
         yield sent
         yield failed
         yield from families.values()
+        yield held
 
     def _notices(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         """Work notices: what getsendresult said (delivery/noticepoll.py)."""

@@ -1,7 +1,9 @@
 """One sender thread per target: outbox rows -> DingTalk, paced, merged, split and retried.
 
-The loop, for its target:
-1. wait for the rate limiter's next slot and any lockout DingTalk imposed;
+The loop, for its target, one step at a time (`step` makes at most one call to DingTalk):
+1. wait for the robot's next slot: its rate window and any lockout DingTalk imposed are shared
+   by every target of the robot (delivery/robots.py), and while the robot fails (5xx, no
+   connection) only one probe at a time goes out, spaced by a backoff;
 2. take the due rows, oldest first; when more are queued than the rate carries soon, merge them
    into one digest message, else take the oldest;
 3. send its bodies (parts of a long message are paced like messages, and progress is recorded
@@ -10,6 +12,15 @@ The loop, for its target:
    Permanent failure, or undelivered for longer than give_up_after: dead letter with the reason,
    DingTalk's errcode and errmsg. Nothing leaves the outbox without one of these outcomes.
 
+A message that cannot be built or sent because of a bug of ours (say, a template context that
+raises on odd timestamps) is a dead letter with reason `internal` and the error: it must not
+hold up the messages behind it, and it stays in the outbox for `outbox retry` once fixed.
+
+An outcome is recorded in the store with the calls it made, in one transaction. If that commit
+fails (a full disk), the outcome is held in memory and the commit retried with backoff, and the
+target sends nothing until it succeeds: sending the next message would resend the one DingTalk
+just accepted, which the store still lists as pending.
+
 A row is deleted only after DingTalk answered errcode 0: if the process dies between the answer
 and the delete, that message is sent once more after the restart (never lost, at most one extra).
 """
@@ -17,27 +28,30 @@ and the delete, that message is sent once more after the restart (never lost, at
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from sqlite3 import Connection
+from typing import Any
 
 from bridge.config.model import RobotTarget, Rule, Target
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
 from bridge.delivery.noticepoll import first_poll_at
-from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
+from bridge.delivery.robots import HISTORY_KEEP, RobotWindow, RobotWindows, Ticket
 from bridge.dingtalk.client import DingTalkClient, Sent, bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.worknotice import UNIQUE_PLACEHOLDER, work_notice_body
 from bridge.errors import DeliveryError, Reason
-from bridge.logs import fmt_fields
+from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Message
 from bridge.render import queued_message, queued_title
-from bridge.store import notices, outbox
+from bridge.store import notices, outbox, ratewindows
 from bridge.store.db import Store
 from bridge.store.outbox import Row
 
@@ -47,7 +61,14 @@ log = logging.getLogger("bridge.delivery")
 # keep digests for them modest.
 WORK_NOTICE_DIGEST_BYTES = 16_384
 IDLE_POLL = 1.0  # seconds: also notices rows revived by `outbox retry` from another process
-HISTORY_KEEP = 3600.0
+ERROR_PAUSE = 5.0  # seconds: after an error outside any one message (the store cannot be read)
+STORE_RETRY_INITIAL = 0.5  # seconds: first retry of an outcome the store could not commit
+STORE_RETRY_MAX = 30.0
+ERROR_TEXT_MAX = 500
+# DingTalk locks a robot out for 10 minutes after the 21st call of a minute (§1.7); 143103/143104
+# say the app's (or the organisation's) recipients per minute are used up: wait the minute out.
+ROBOT_LOCKOUT_CODES = frozenset({130101, 410100})
+APP_QUOTA_CODES = frozenset({143103, 143104})
 
 
 @dataclass
@@ -61,6 +82,29 @@ class SenderStats:
     dead_letters: int = 0
     digests: int = 0
     rate_waits: int = 0  # times a message waited for the rate window or a lockout
+    internal_errors: int = 0  # messages dead-lettered because of an error of ours
+
+
+@dataclass
+class _Current:
+    """The message being sent: its rows, its bodies and how many of them DingTalk has."""
+
+    batch: list[Row]
+    bodies: list[dict[str, Any]]
+    done: int
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Record:
+    """An outcome to commit: the calls DingTalk counted, a lockout, and the outbox change."""
+
+    what: str  # for the log: delivered, part, retry, dead letter
+    ids: list[str]
+    calls: list[float]
+    lockout: float | None
+    write: Callable[[Connection], None]
+    error: str = ""  # why the last commit failed
 
 
 class TargetSender:
@@ -71,17 +115,28 @@ class TargetSender:
         client: DingTalkClient,
         rules: Callable[[], Mapping[str, Rule]],
         clock: Callable[[], float] = time.time,
+        windows: RobotWindows | None = None,
+        rand: Callable[[], float] = random.random,
         timezone: Callable[[], tzinfo] = lambda: UTC,
     ) -> None:
+        """`windows`: the process's shared rate windows (one per robot); a sender made without
+        them (a test, `send-test`) has a registry of its own, loaded from the store."""
         self.target = target
         self.rules = rules
         self.timezone = timezone  # the config's, for the time in a work notice's unique line
         self.store = store
         self.client = client
         self.clock = clock
-        self.history: deque[float] = deque()
-        self.locked_until = 0.0
+        self.rand = rand
+        self.windows = windows or RobotWindows(store_loader(store, clock))
+        self._window: RobotWindow | None = None
         self.stats = SenderStats()
+        self.last_internal_error: dict[str, str] | None = None
+        self._current: _Current | None = None
+        self._unrecorded: _Record | None = None
+        self._store_failures = 0
+        self._store_retry_at = 0.0
+        self._no_digest_once = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         # True while the loop waits for rows to appear. Waking a sender that waits for its rate
@@ -90,20 +145,17 @@ class TargetSender:
         self._idle = False
         self._thread = threading.Thread(target=self._run, name=f"sender-{target.name}", daemon=True)
 
+    @property
+    def window(self) -> RobotWindow:
+        """The rate window of this target's robot (shared with its other targets)."""
+        if self._window is None:
+            self._window = self.windows.for_target(self.target)
+        return self._window
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        now = self.clock()
-        with self.store.reading() as conn:
-            rows = conn.execute(
-                "SELECT at FROM sends WHERE target = ? AND at > ? ORDER BY at",
-                (self.target.name, now - HISTORY_KEEP),
-            ).fetchall()
-            lock = conn.execute(
-                "SELECT until FROM lockouts WHERE target = ?", (self.target.name,)
-            ).fetchone()
-        self.history.extend(float(r[0]) for r in rows)
-        self.locked_until = float(lock[0]) if lock else 0.0
+        _ = self.window  # read the robot's calls and lockout from the store before the first turn
         self._thread.start()
 
     def alive(self) -> bool:
@@ -130,26 +182,66 @@ class TargetSender:
         self._wake.wait(max(0.0, seconds))
         self._wake.clear()
 
+    def status(self) -> dict[str, Any]:
+        """For /-/ready: the robot it shares, its internal errors, an outcome held unrecorded."""
+        held = self._unrecorded
+        window = self.window
+        return {
+            "robot": window.key,
+            "robot_locked_until": window.locked_until or None,
+            "robot_failing": window.failures,
+            "internal_errors": self.stats.internal_errors,
+            "last_internal_error": self.last_internal_error,
+            "unrecorded": {"outcome": held.what, "id": _ids_of(held.ids), "error": held.error}
+            if held is not None
+            else None,
+        }
+
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
-                self._step()
-            except Exception:  # a bug must not silence a target for good: log, pause, go on
+                wait = self.step()
+                failures = 0
+            except Exception:  # not one message's fault (those are dead-lettered): the store
+                failures += 1
                 log.exception(fmt_fields("sender error", target=self.target.name))
-                self._sleep(5.0)
+                wait = min(ERROR_PAUSE * failures, 60.0)
+            if wait > 0:
+                self._sleep(wait)
+            self._idle = False
+        if self._unrecorded is not None:  # one last try: else a restart sends it once more
+            self._store_retry_at = 0.0
+            self._record_again()
+            if self._unrecorded is not None:
+                log.warning(
+                    fmt_fields(
+                        "outcome lost at stop: the store still lists it, a restart sends it again",
+                        target=self.target.name,
+                        outcome=self._unrecorded.what,
+                        id=_ids_of(self._unrecorded.ids),
+                    )
+                )
 
-    def _ready_at(self, now: float) -> float:
-        return max(next_slot(self.target.policy.rate, self.history, now), self.locked_until)
+    def step(self) -> float:
+        """One turn: record a held outcome, or take the next message, or send its next body.
+        Returns how many seconds to wait before the next turn (0: go on at once)."""
+        if self._unrecorded is not None:
+            return self._record_again()
+        if self._current is None:
+            wait = self._take()
+            if self._current is None:
+                return wait
+        return self._send_next()
 
-    def _step(self) -> None:
+    def _take(self) -> float:
         now = self.clock()
-        ready = self._ready_at(now)
-        if ready > now:
-            self._sleep(ready - now)
-            return
         policy = self.target.policy
+        ready = self.window.ready_at(policy.rate, now)
+        if ready > now:
+            return ready - now
         with self.store.reading() as conn:
             rows = outbox.due(conn, self.target.name, now, limit=policy.digest_max)
             if not rows:
@@ -158,30 +250,50 @@ class TargetSender:
                 backlog = outbox.pending_count(conn, self.target.name)
         if not rows:
             self._idle = True
-            self._sleep(IDLE_POLL if next_due is None else min(IDLE_POLL, next_due - now))
-            self._idle = False
-            return
-        if (
+            return IDLE_POLL if next_due is None else max(0.0, min(IDLE_POLL, next_due - now))
+        digest = (
             len(rows) > 1
             and policy.digest
+            and not self._no_digest_once
             and backlog > self._digest_threshold(now)
             and rows[0].parts_sent == 0
-        ):
-            batch, message = self._digest(rows, backlog)
+        )
+        self._no_digest_once = False
+        try:
+            if digest:
+                batch, message = self._digest(rows, backlog)
+            else:
+                batch, message = [rows[0]], self._body(rows[0])
+            ids = [r.id for r in batch]
+            bodies = bodies_for(self.target, message, ids, batch[0].created_at, self.timezone())
+        except Exception as exc:  # a bug of ours meets this message: do not let it block the rest
+            if digest:  # which alert of the digest? Send the oldest alone, to find out
+                self._no_digest_once = True
+                log.error(
+                    fmt_fields(
+                        "digest failed, sending alone",
+                        target=self.target.name,
+                        id=_ids(rows),
+                        error=_error_text(exc),
+                    )
+                )
+                return 0.0
+            self._internal([rows[0]], exc)
+            return 0.0
+        if digest:
             self.stats.digests += 1
-        else:
-            batch, message = [rows[0]], self._body(rows[0])
-        self._send(batch, message)
+        done = batch[0].parts_sent if len(batch) == 1 else 0
+        self._current = _Current(batch, bodies, done)
+        return 0.0
 
     def _digest_threshold(self, now: float) -> int:
-        """Merge once more are queued than the calls left in the current window (or than
-        `digest.after`, whichever is smaller): spending the window's last calls on single alerts
-        while hundreds wait would leave them waiting for the next window."""
+        """Merge once more are queued than the calls left in the robot's current window (or
+        than `digest.after`, whichever is smaller): spending the window's last calls on single
+        alerts while hundreds wait would leave them waiting for the next window."""
         rate = self.target.policy.rate
         if rate.unlimited:
             return self.target.policy.digest_after
-        window = rate.per + SAFETY_MARGIN
-        left = rate.messages - sum(1 for t in self.history if t > now - window)
+        left = rate.messages - self.window.used(rate, now)
         return max(1, min(self.target.policy.digest_after, left))
 
     def _title(self, row: Row) -> str:
@@ -221,57 +333,81 @@ class TargetSender:
         message, count = build_digest(items, backlog, body_of, limit)
         return fresh[:count], message
 
-    def _send(self, batch: list[Row], message: Message) -> None:
-        head = batch[0]
+    def _send_next(self) -> float:
+        """Send the current message's next body when the robot gives a turn."""
+        current = self._current
+        assert current is not None
+        if current.done >= len(current.bodies):  # every part went out before a restart
+            self._current = None
+            self._succeeded(current, None, [])
+            return 0.0
+        now = self.clock()
+        ticket = self.window.acquire(self.target.policy.rate, now)
+        if not isinstance(ticket, Ticket):  # the next part waits its turn like any message
+            self.stats.rate_waits += 1
+            return ticket - now
+        try:
+            sent = self._post(current.bodies[current.done])
+        except DeliveryError as exc:
+            self._current = None
+            self.stats.calls += 1
+            key = (exc.reason.value, str(exc.errcode) if exc.errcode is not None else "")
+            self.stats.failures[key] += 1
+            self._failed(current.batch, exc, ticket)
+            return 0.0
+        except Exception as exc:  # ours, around the call: it may have been made, so it counts
+            self._current = None
+            self.window.released(ticket, self.clock())
+            self._internal(current.batch, exc, calls=[self.clock()])
+            return 0.0
+        at = self.clock()
+        self.stats.calls += 1
+        self.window.settle(ticket, at, counted=True, failing=False)
+        current.done += 1
+        if current.done < len(current.bodies):
+            head, done = current.batch[0].id, current.done
+            self._commit(
+                _Record(
+                    "part",
+                    [head],
+                    [at],
+                    None,
+                    lambda conn: outbox.progress(conn, head, done, at),
+                )
+            )
+            return 0.0
+        self._current = None
+        self._succeeded(current, sent, [at])
+        return 0.0
+
+    def _succeeded(self, current: _Current, sent: Sent | None, calls: list[float]) -> None:
+        """DingTalk accepted every body of the message: the rows leave the outbox."""
+        batch = current.batch
         ids = [r.id for r in batch]
-        bodies = bodies_for(self.target, message, ids, head.created_at, self.timezone())
-        done = head.parts_sent if len(batch) == 1 else 0
-        sent: Sent | None = None
-        started = time.monotonic()
-        while done < len(bodies):
-            now = self.clock()
-            ready = self._ready_at(now)
-            if ready > now:  # the next part waits its turn like any message
-                self.stats.rate_waits += 1
-                if self._stop.is_set():
-                    return
-                self._sleep(ready - now)
-                continue
-            try:
-                sent = self._post(bodies[done])
-            except DeliveryError as exc:
-                self._record_call(self.clock())
-                key = (exc.reason.value, str(exc.errcode) if exc.errcode is not None else "")
-                self.stats.failures[key] += 1
-                self._failed(batch, exc)
-                return
-            # Counted when answered, not when sent: DingTalk counts a call when it handles it,
-            # which may be late in a slow answer; the later time keeps us inside its window.
-            self._record_call(self.clock())
-            done += 1
-            if done < len(bodies):
-                with self.store.transaction() as conn:
-                    outbox.progress(conn, head.id, done, self.clock())
+        self.stats.delivered += len(batch)
         # A work notice DingTalk took is delivered only once getsendresult says who received it:
         # until then its rows stay 'sent' with the task id (store/notices.py, delivery/noticepoll).
         task_id = sent.task_id if sent is not None else None
         now = self.clock()
-        with self.store.transaction() as conn:
+
+        def record(conn: Connection) -> None:
             if task_id is not None:
                 notices.awaiting(conn, batch, self.target.name, task_id, now, first_poll_at(now))
             else:
                 outbox.delivered(conn, ids)
-        self.stats.delivered += len(batch)
+
+        recorded = self._commit(_Record("delivered", ids, calls, None, record))
         log.info(
             fmt_fields(
                 "delivered" if task_id is None else "accepted, awaiting result",
                 rule=_rules(batch),
                 target=self.target.name,
                 id=_ids(batch),
-                parts=len(bodies) if len(bodies) > 1 else None,
+                parts=len(current.bodies) if len(current.bodies) > 1 else None,
                 digest=len(batch) if len(batch) > 1 else None,
                 task_id=sent.task_id if sent else None,
-                ms=round((time.monotonic() - started) * 1000),
+                ms=round((time.monotonic() - current.started) * 1000),
+                recorded=None if recorded else "no",
             )
         )
 
@@ -280,23 +416,33 @@ class TargetSender:
             return self.client.send_robot(self.target, body)
         return self.client.send_work_notice(self.target, body)
 
-    def _record_call(self, now: float) -> None:
-        """Every call counts against DingTalk's window, answered or not: remember it durably."""
-        self.stats.calls += 1
-        self.history.append(now)
-        while self.history and self.history[0] < now - HISTORY_KEEP:
-            self.history.popleft()
-        with self.store.transaction() as conn:
-            conn.execute("INSERT INTO sends (target, at) VALUES (?, ?)", (self.target.name, now))
-            conn.execute(
-                "DELETE FROM sends WHERE target = ? AND at < ?",
-                (self.target.name, now - HISTORY_KEEP),
-            )
+    # -- outcomes ------------------------------------------------------------------------------
 
-    def _failed(self, batch: list[Row], exc: DeliveryError) -> None:
+    def _failed(self, batch: list[Row], exc: DeliveryError, ticket: Ticket) -> None:
         now = self.clock()
         head = batch[0]
         policy = self.target.policy
+        ids = [r.id for r in batch]
+        # DingTalk counted the call if it answered with an errcode, and may have if we stopped
+        # waiting for its answer. A 5xx, a connection that failed, a page that is not its JSON,
+        # an HTTP 429 from a gateway: its counter never saw the call.
+        counted = exc.errcode is not None or exc.reason is Reason.TIMEOUT
+        # The robot, not this message, is failing: retry by probing with one message at a time.
+        outage = exc.retryable and (exc.errcode is None or exc.reason is Reason.DINGTALK_BUSY)
+
+        def retry_at(failures: int) -> float:
+            return now + backoff_delay(
+                failures,
+                policy.retry_initial,
+                policy.retry_max,
+                rand=self.rand,
+                at_least=exc.retry_after,
+            )
+
+        probe_at = self.window.settle(
+            ticket, now, counted=counted, failing=outage, retry_at=retry_at
+        )
+        calls = [now] if counted else []
         fields = dict(
             rule=_rules(batch),
             target=self.target.name,
@@ -309,38 +455,50 @@ class TargetSender:
         expired = now - head.created_at > policy.give_up_after
         if not exc.retryable or expired:
             reason = exc.reason.value if not expired else f"expired:{exc.reason.value}"
-            with self.store.transaction() as conn:
-                outbox.dead_letter(
-                    conn, [r.id for r in batch], reason, exc.errcode, exc.errmsg, now
-                )
             self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": reason}))
-            return
-        if exc.reason is Reason.RATE_LIMITED and exc.errcode in (130101, 410100):
-            # Locked out (someone else shares this robot, or DingTalk counts differently):
-            # wait the lockout out instead of extending it with more calls.
-            self.locked_until = now + policy.lockout
-            with self.store.transaction() as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO lockouts (target, until) VALUES (?, ?)",
-                    (self.target.name, self.locked_until),
+            if expired and outage:
+                # While the robot is down only its oldest message probes it: the others past
+                # give_up_after would each wait a probe (up to retry.max apart) to expire.
+                stale = self._stale(now - policy.give_up_after, set(ids))
+                if stale:
+                    ids = ids + stale
+                    self.stats.dead_letters += len(stale)
+                    log.error(
+                        fmt_fields(
+                            "dead letter",
+                            target=self.target.name,
+                            id=_ids_of(stale),
+                            reason=reason,
+                            error=f"older than give_up_after while the robot fails: {exc}",
+                        )
+                    )
+            self._commit(
+                _Record(
+                    "dead letter",
+                    ids,
+                    calls,
+                    None,
+                    lambda conn: outbox.dead_letter(
+                        conn, ids, reason, exc.errcode, exc.errmsg, now
+                    ),
                 )
-            not_before = self.locked_until
+            )
+            return
+        lockout: float | None = None
+        if exc.reason is Reason.RATE_LIMITED and exc.errcode in ROBOT_LOCKOUT_CODES:
+            # Locked out (someone else shares this robot, or DingTalk counts differently): every
+            # target of the robot waits the lockout out instead of extending it with more calls.
+            lockout = now + policy.lockout
+        elif exc.reason is Reason.RATE_LIMITED and exc.errcode in APP_QUOTA_CODES:
+            lockout = now + (exc.retry_after or 60.0)
+        if lockout is not None:
+            self.window.lock_out(lockout)
+            not_before = lockout
+        elif outage:
+            not_before = probe_at  # the probe after this one: the oldest message again
         else:
-            delay = backoff_delay(
-                head.attempts + 1, policy.retry_initial, policy.retry_max, at_least=exc.retry_after
-            )
-            not_before = now + delay
-        with self.store.transaction() as conn:
-            outbox.retry_later(
-                conn,
-                [r.id for r in batch],
-                not_before,
-                exc.reason.value,
-                exc.errcode,
-                exc.errmsg,
-                now,
-            )
+            not_before = retry_at(head.attempts + 1)
         self.stats.retries += 1
         log.warning(
             fmt_fields(
@@ -350,6 +508,144 @@ class TargetSender:
                 attempt=head.attempts + 1,
             )
         )
+        self._commit(
+            _Record(
+                "retry",
+                ids,
+                calls,
+                lockout,
+                lambda conn: outbox.retry_later(
+                    conn, ids, not_before, exc.reason.value, exc.errcode, exc.errmsg, now
+                ),
+            )
+        )
+
+    def _stale(self, created_before: float, skip: set[str]) -> list[str]:
+        """Ids of this target's pending rows created before `created_before` (oldest first)."""
+        try:
+            with self.store.reading() as conn:
+                rows = outbox.listing(conn, outbox.PENDING, self.target.name, limit=10_000)
+        except Exception:  # they expire when their own turn comes, then
+            return []
+        return [r.id for r in rows if r.created_at < created_before and r.id not in skip]
+
+    def _internal(self, batch: list[Row], exc: Exception, calls: list[float] | None = None) -> None:
+        """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
+        now = self.clock()
+        ids = [r.id for r in batch]
+        error = _error_text(exc)
+        self.stats.internal_errors += 1
+        self.stats.dead_letters += len(batch)
+        self.last_internal_error = {
+            "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+            "id": _ids(batch),
+            "error": error,
+        }
+        log.error(
+            fmt_fields(
+                "dead letter",
+                rule=_rules(batch),
+                target=self.target.name,
+                id=_ids(batch),
+                reason=Reason.INTERNAL.value,
+                error=error,
+            )
+        )
+        log.debug("internal error on a message", exc_info=exc)
+        reason = Reason.INTERNAL.value
+        self._commit(
+            _Record(
+                "dead letter",
+                ids,
+                calls or [],
+                None,
+                lambda conn: outbox.dead_letter(conn, ids, reason, None, error, now),
+            )
+        )
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _commit(self, record: _Record) -> bool:
+        """Write an outcome with the calls it made; if the store cannot, hold it (see above)."""
+        try:
+            self._write(record)
+        except Exception as exc:
+            record.error = _error_text(exc)
+            self._unrecorded = record
+            self._store_failures = 1
+            self._store_retry_at = self.clock() + STORE_RETRY_INITIAL
+            log.error(
+                fmt_fields(
+                    "outcome not recorded, target holds until the store commits",
+                    target=self.target.name,
+                    outcome=record.what,
+                    id=_ids_of(record.ids),
+                    reason=Reason.STORE.value,
+                    error=record.error,
+                )
+            )
+            return False
+        return True
+
+    def _write(self, record: _Record) -> None:
+        key = self.window.key
+        with self.store.transaction() as conn:
+            if record.calls:
+                forget = max(record.calls) - HISTORY_KEEP
+                ratewindows.record_calls(conn, key, record.calls, forget)
+            if record.lockout is not None:
+                ratewindows.lock_out(conn, key, record.lockout)
+            record.write(conn)
+
+    def _record_again(self) -> float:
+        record = self._unrecorded
+        assert record is not None
+        now = self.clock()
+        if now < self._store_retry_at:
+            return self._store_retry_at - now
+        try:
+            self._write(record)
+        except Exception as exc:
+            record.error = _error_text(exc)
+            self._store_failures += 1
+            delay = min(
+                STORE_RETRY_MAX, STORE_RETRY_INITIAL * 2.0 ** min(self._store_failures - 1, 30)
+            )
+            self._store_retry_at = now + delay
+            return delay
+        self._unrecorded = None
+        log.info(
+            fmt_fields(
+                "outcome recorded",
+                target=self.target.name,
+                outcome=record.what,
+                id=_ids_of(record.ids),
+                tries=self._store_failures + 1,
+            )
+        )
+        self._store_failures = 0
+        return 0.0
+
+
+def store_loader(store: Store, clock: Callable[[], float]) -> Callable[[str, str, bool], Any]:
+    """RobotWindows' loader: adopt a target's rows of the old per-target tables, and read the
+    robot's counted calls and lockout when the robot is first used."""
+
+    def load(robot: str, target: str, fresh: bool) -> tuple[list[float], float]:
+        now = clock()
+        with store.transaction() as conn:
+            adopted = ratewindows.adopt_legacy(conn, target, robot, now, HISTORY_KEEP)
+            if not fresh:
+                return adopted
+            return ratewindows.load(conn, robot, now - HISTORY_KEEP)
+
+    return load
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line naming the error, without secrets, short enough for a log line and a column."""
+    text = REDACTOR.scrub(f"{type(exc).__name__}: {exc}")
+    return " ".join(text.split())[:ERROR_TEXT_MAX]
 
 
 def _rules(batch: list[Row]) -> str:
@@ -359,4 +655,8 @@ def _rules(batch: list[Row]) -> str:
 
 def _ids(batch: list[Row]) -> str:
     """The first message's id, and how many more a digest merged ("3f2a…+4")."""
-    return batch[0].id if len(batch) == 1 else f"{batch[0].id}+{len(batch) - 1}"
+    return _ids_of([r.id for r in batch])
+
+
+def _ids_of(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}"

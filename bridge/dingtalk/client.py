@@ -84,6 +84,11 @@ class DingTalkClient:
                 headers={**JSON_HEADERS, "User-Agent": USER_AGENT} if data is not None else None,
             )
             content = response.content
+        except requests.ConnectTimeout:
+            # Never connected, so never sent: unlike a read timeout, DingTalk did not count it.
+            raise DeliveryError(
+                Reason.NETWORK, "connection failed (ConnectTimeout)", retryable=True
+            ) from None
         except requests.Timeout:
             raise DeliveryError(
                 Reason.TIMEOUT, f"no answer within {timeout:g}s", retryable=True

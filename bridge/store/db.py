@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bridge.store import ratewindows
+
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
 DEFAULT_STATE_DIR = "/var/lib/dingtalk-bridge"
@@ -50,10 +52,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, status, not_before, created_at);
 
--- When each target was last called: the rate limiter's window, kept across restarts.
-CREATE TABLE IF NOT EXISTS sends (target TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sends_target ON sends (target, at);
-CREATE TABLE IF NOT EXISTS lockouts (target TEXT PRIMARY KEY, until REAL NOT NULL);
+-- The rate windows and lockouts of each robot: see store/ratewindows.py (robot_calls,
+-- robot_lockouts; they replace the per-target tables sends and lockouts).
 
 -- The notification log: per rule and alert group, what was last sent and when.
 CREATE TABLE IF NOT EXISTS nflog (
@@ -175,7 +175,7 @@ class Store:
             self._conn.execute(
                 f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}"
             )
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_SCHEMA + ratewindows.SCHEMA)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),

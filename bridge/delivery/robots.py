@@ -1,0 +1,224 @@
+"""One rate window, one lockout and one outage state per robot, shared by its targets.
+
+DingTalk counts a robot's 20 messages a minute, and locks it out for 10 minutes after the 21st,
+by its access token (reference/dingtalk.md §1.7): two targets that post to the same robot with
+different keywords or mentions share one budget. A work-notice app likewise has one
+recipients-per-minute quota (§3.1, errcode 143103) whatever target uses it. So every target
+sender asks its robot's `RobotWindow` for a turn before each call and tells it the outcome.
+
+What the window counts: only calls DingTalk processed, i.e. answered with an errcode, and calls
+that timed out (DingTalk may have handled them after we stopped waiting: counting one costs a
+slot for a minute, not counting one that DingTalk counted risks a 10-minute lockout). An HTTP 5xx,
+a refused or reset connection or a non-JSON page never reached the robot's counter, so a
+10-second outage does not use up the minute after it.
+
+While the robot fails that way, the window lets one call through at a time, spaced by an
+exponential backoff: the queue is probed with its oldest message instead of being burnt through
+(every message retried on its own schedule, each failure a wasted call). The first call DingTalk
+processes ends the outage and the queue flows at the rate limit again.
+
+The window lives for the whole process (a reload that replaces a target's sender keeps its
+robot's window); the calls it counted and its lockout are also written to the store, so a
+restart knows them too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from bridge.config.model import RobotTarget, Target
+from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, next_slot
+from bridge.logs import fmt_fields
+
+HISTORY_KEEP = 3600.0  # seconds of counted calls kept: longer than any sensible window
+PROBE_POLL = 0.5  # seconds: how often a target looks again while another one's probe is out
+
+log = logging.getLogger("bridge.delivery")
+
+# (robot key, target name, first use of the robot) -> counted calls and lockout end to start
+# from: the robot's rows when first used, and in any case the target's rows adopted from the
+# per-target tables of earlier versions (see store/ratewindows.py).
+Loader = Callable[[str, str, bool], tuple[list[float], float]]
+
+
+def robot_key(target: Target) -> str:
+    """Who DingTalk counts a target's calls against, as a key safe to store and show: a hash of
+    the robot's endpoint and access token, or of the app's API base and app key."""
+    if isinstance(target, RobotTarget):
+        url = urlsplit(target.webhook)
+        tokens = parse_qs(url.query).get("access_token", [])
+        material = f"robot\n{url.scheme}://{url.netloc}{url.path}\n{','.join(tokens)}"
+        prefix = "robot"
+    else:
+        material = f"app\n{target.api_base}\n{target.app_key}"
+        prefix = "app"
+    return f"{prefix}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Permission for one call, held while it is in flight (it counts in the window meanwhile)."""
+
+    id: int
+    at: float
+    probe: bool  # the robot was failing: this call is the one probe allowed
+
+
+class RobotWindow:
+    """The shared state of one robot. Thread-safe: every target of the robot calls it."""
+
+    def __init__(self, key: str, calls: Iterable[float] = (), locked_until: float = 0.0) -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._calls: list[float] = sorted(calls)  # counted by DingTalk, oldest first
+        self._in_flight: dict[int, float] = {}
+        self._ids = itertools.count(1)
+        self.locked_until = locked_until
+        self.failures = 0  # consecutive calls that failed before reaching DingTalk's counter
+        self.probe_at = 0.0  # while failing: no call before this time
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def ready_at(self, rate: RateLimit, now: float) -> float:
+        """The earliest time at which `acquire` may give a ticket (for waiting, not a promise:
+        another target of the robot may take that turn first)."""
+        with self._lock:
+            return self._ready_at(rate, now)
+
+    def _ready_at(self, rate: RateLimit, now: float) -> float:
+        ready = max(
+            next_slot(rate, itertools.chain(self._calls, self._in_flight.values()), now),
+            self.locked_until,
+        )
+        if self.failures:
+            # One probe at a time: the answer to the one in flight decides what comes next.
+            ready = max(ready, self.probe_at if not self._in_flight else now + PROBE_POLL)
+        return ready
+
+    def used(self, rate: RateLimit, now: float) -> int:
+        """Calls counted (or in flight) in the current window of `rate`."""
+        since = now - rate.per - SAFETY_MARGIN
+        with self._lock:
+            in_flight = len(self._in_flight)
+            return len(self._calls) - bisect.bisect_right(self._calls, since) + in_flight
+
+    def calls(self) -> list[float]:
+        with self._lock:
+            return list(self._calls)
+
+    # -- taking turns -----------------------------------------------------------------------------
+
+    def acquire(self, rate: RateLimit, now: float) -> Ticket | float:
+        """A ticket for one call now, or the time to try again."""
+        with self._lock:
+            ready = self._ready_at(rate, now)
+            if ready > now:
+                return ready
+            ticket = Ticket(next(self._ids), now, probe=self.failures > 0)
+            self._in_flight[ticket.id] = now
+            return ticket
+
+    def settle(
+        self,
+        ticket: Ticket,
+        at: float,
+        *,
+        counted: bool,
+        failing: bool,
+        retry_at: Callable[[int], float] | None = None,
+    ) -> float:
+        """The call of `ticket` ended at `at`.
+
+        `counted`: DingTalk processed it (an answer with an errcode) or may have (a timeout).
+        Counted when answered, not when sent: DingTalk counts a call when it handles it, which may
+        be late in a slow answer, and the later time keeps us inside its window.
+        `failing`: the robot did not work (5xx, connection, timeout, busy); `retry_at(failures)`
+        says when the next probe may go, given how many calls failed in a row. Any other answer
+        ends an outage. Returns the time before which the robot takes no call for an outage
+        (0 when it is not failing)."""
+        with self._lock:
+            self._in_flight.pop(ticket.id, None)
+            if counted:
+                self._count(at)
+            if failing:
+                self.failures += 1
+                probe = retry_at(self.failures) if retry_at is not None else at
+                self.probe_at = max(self.probe_at, probe)
+            else:
+                self.failures = 0
+                self.probe_at = 0.0
+            return self.probe_at
+
+    def released(self, ticket: Ticket, at: float | None = None) -> None:
+        """The call's fate is unknown to DingTalk's side (an error of ours around it): it counts
+        if it may have been made (`at` given), and says nothing about an outage."""
+        with self._lock:
+            self._in_flight.pop(ticket.id, None)
+            if at is not None:
+                self._count(at)
+
+    def lock_out(self, until: float) -> None:
+        with self._lock:
+            self.locked_until = max(self.locked_until, until)
+
+    def merge(self, calls: Iterable[float], locked_until: float) -> None:
+        """Add calls and a lockout read from the store (a target's adopted legacy rows)."""
+        with self._lock:
+            for at in calls:
+                bisect.insort(self._calls, at)
+            self.locked_until = max(self.locked_until, locked_until)
+
+    def _count(self, at: float) -> None:
+        bisect.insort(self._calls, at)
+        drop = bisect.bisect_left(self._calls, at - HISTORY_KEEP)
+        del self._calls[:drop]
+
+    def describe(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "robot": self.key,
+                "locked_until": self.locked_until or None,
+                "failing": self.failures,
+            }
+
+
+class RobotWindows:
+    """The process's windows, one per robot key, made on first use from what the store kept."""
+
+    def __init__(self, load: Loader | None = None) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._windows: dict[str, RobotWindow] = {}
+        self._loaded: set[tuple[str, str]] = set()
+
+    def for_target(self, target: Target) -> RobotWindow:
+        key = robot_key(target)
+        with self._lock:
+            window = self._windows.get(key)
+            fresh = window is None
+            if window is None:
+                window = self._windows[key] = RobotWindow(key)
+            if self._load is not None and (key, target.name) not in self._loaded:
+                try:
+                    calls, until = self._load(key, target.name, fresh)
+                except Exception as exc:  # the store is failing: start empty, try again later
+                    log.warning(
+                        fmt_fields(
+                            "rate window not loaded", target=target.name, robot=key, error=str(exc)
+                        )
+                    )
+                else:
+                    self._loaded.add((key, target.name))
+                    window.merge(calls, until)
+            return window
+
+    def all(self) -> dict[str, RobotWindow]:
+        with self._lock:
+            return dict(self._windows)

@@ -1,0 +1,814 @@
+"""TargetSender in-process: a fake DingTalk, a fake clock, a real SQLite store, the loop driven
+one step at a time (no thread, no sleep).
+
+The fake DingTalk answers each call from a script (success by default) and remembers when each
+call was made; `drive` runs several senders against one clock, always stepping the sender whose
+turn comes first and moving the clock to it, as their threads would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bridge.config.model import Config, RobotTarget, Target
+from bridge.delivery import sender as sender_module
+from bridge.delivery.robots import RobotWindow, RobotWindows, robot_key
+from bridge.delivery.sender import TargetSender, store_loader
+from bridge.dingtalk.client import DingTalkClient, Sent
+from bridge.errors import DeliveryError, Reason
+from bridge.model import Alert, Delivery, Event, Mention, Message
+from bridge.store import outbox
+from bridge.store.db import Store
+from tests.harness import compile_yaml
+
+START = 1_800_000_000.0
+WINDOW = 60.0  # DingTalk's: 20 calls in any 60 seconds
+
+
+# -- the fakes ----------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+Answer = Sent | DeliveryError | Exception
+
+
+def http_500() -> DeliveryError:
+    return DeliveryError(Reason.SERVER_ERROR, "HTTP 500", retryable=True, errmsg="HTTP 500")
+
+
+def connection_refused() -> DeliveryError:
+    return DeliveryError(Reason.NETWORK, "connection failed", retryable=True)
+
+
+def timed_out() -> DeliveryError:
+    return DeliveryError(Reason.TIMEOUT, "no answer within 5s", retryable=True)
+
+
+def busy() -> DeliveryError:
+    return DeliveryError(
+        Reason.DINGTALK_BUSY, "busy", retryable=True, errcode=-1, errmsg="系统繁忙"
+    )
+
+
+def errcode(
+    code: int, reason: Reason, retryable: bool, retry_after: float | None = None
+) -> Callable[[], DeliveryError]:
+    return lambda: DeliveryError(
+        reason,
+        f"errcode {code}",
+        retryable=retryable,
+        errcode=code,
+        errmsg=f"simulated {code}",
+        retry_after=retry_after,
+    )
+
+
+@dataclass
+class Call:
+    at: float
+    target: str
+    robot: str
+    body: dict[str, Any]
+    answer: str  # "ok", or the reason of the error
+
+
+@dataclass
+class FakeDingTalk:
+    """Answers robot and work-notice calls from `script` (per robot key: a list of factories of
+    answers, consumed in order; success when empty). `latency` moves the clock during a call."""
+
+    clock: Clock
+    script: dict[str, list[Callable[[], Answer]]] = field(default_factory=dict)
+    latency: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+
+    def fail(self, target: Target, *answers: Callable[[], Answer]) -> None:
+        self.script.setdefault(robot_key(target), []).extend(answers)
+
+    def _answer(self, target: Target, body: dict[str, Any]) -> Sent:
+        key = robot_key(target)
+        queue = self.script.get(key, [])
+        answer = queue.pop(0)() if queue else Sent(errcode=0)
+        self.clock.now += self.latency
+        if isinstance(answer, DeliveryError):
+            self.calls.append(Call(self.clock.now, target.name, key, body, answer.reason.value))
+            raise answer
+        if isinstance(answer, Exception):
+            self.calls.append(Call(self.clock.now, target.name, key, body, "bug"))
+            raise answer
+        self.calls.append(Call(self.clock.now, target.name, key, body, "ok"))
+        return answer
+
+    def send_robot(self, target: RobotTarget, body: dict[str, Any]) -> Sent:
+        return self._answer(target, body)
+
+    def send_work_notice(self, target: Target, body: dict[str, Any]) -> Sent:
+        return self._answer(target, body)
+
+    def ok_calls(self, robot: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.answer == "ok" and robot in (None, c.robot)]
+
+
+class BreakableStore(Store):
+    """A real store whose commits fail while `broken` (as SQLite does on a full disk)."""
+
+    broken = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.broken:
+            raise sqlite3.OperationalError("database or disk is full")
+        with super().transaction() as conn:
+            yield conn
+
+
+# -- config, rows and the driver -------------------------------------------------------------------
+
+CONFIG = """
+timezone: UTC
+targets:
+  a:       {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=T1",
+            keywords: [alert], digest: {enabled: false}, retry: {initial: 1s, max: 16s}}
+  b:       {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=T1",
+            keywords: [ALARM], digest: {enabled: false}, retry: {initial: 1s, max: 16s}}
+  other:   {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=T2",
+            digest: {enabled: false}}
+  digests: {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=T1"}
+  short:   {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=T3",
+            lockout: 30s, retry: {initial: 1s, max: 4s, give_up_after: 20s},
+            digest: {enabled: false}}
+  notice1: {type: work_notice, app_key: dingapp, app_secret: s3cret-app, agent_id: 1,
+            userids: [u1]}
+  notice2: {type: work_notice, app_key: dingapp, app_secret: s3cret-app, agent_id: 1,
+            userids: [u2]}
+inputs:
+  am: {type: alertmanager, path: /am}
+rules:
+  - name: r
+    targets: [a, b, other, digests, short, notice1, notice2]
+    msgtype: markdown
+    title: "{{ labels.alertname }} alert ALARM"
+    template: |
+      {{ labels.alertname }} alert ALARM
+      {% for a in alerts %}{{ a.labels.host }} for {{ a.duration }}
+      {% endfor %}{{ annotations.description | default('') }}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return cast(Config, compile_yaml(tmp_path, CONFIG))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[BreakableStore]:
+    db = BreakableStore(tmp_path / "state")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def ding(clock: Clock) -> FakeDingTalk:
+    return FakeDingTalk(clock)
+
+
+@pytest.fixture
+def windows(store: Store, clock: Clock) -> RobotWindows:
+    return RobotWindows(store_loader(store, clock))
+
+
+def event(name: str, *, description: str = "", alerts: tuple[Alert, ...] | None = None) -> Event:
+    start = datetime.fromtimestamp(START - 300, UTC)
+    if alerts is None:
+        alerts = (
+            Alert("firing", {"alertname": name, "host": f"{name}-host"}, {}, start, None, "", name),
+        )
+    return Event(
+        input="am",
+        kind="alertmanager",
+        status="firing",
+        labels={"alertname": name},
+        annotations={"description": description} if description else {},
+        fingerprint=f"fp-{name}",
+        received_at=start,
+        alerts=alerts,
+    )
+
+
+def enqueue(store: Store, target: str, names: list[str], at: float, **kw: Any) -> None:
+    deliveries = [
+        Delivery(
+            id=f"{at:.0f}-{target}-{i:04d}-{name}",
+            rule="r",
+            target=target,
+            message=Message("markdown", name, "", Mention()),
+            fingerprint=f"fp-{name}",
+            created_at=datetime.fromtimestamp(at, UTC),
+            event=event(name, **kw),
+        )
+        for i, name in enumerate(names)
+    ]
+    with store.transaction() as conn:
+        outbox.enqueue(conn, deliveries, at)
+
+
+def make(
+    config: Config,
+    name: str,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+    rand: float = 1.0,
+) -> TargetSender:
+    """A sender whose backoff jitter is fixed (`rand` of the ceiling)."""
+    rules = {r.name: r for r in config.rules}
+    return TargetSender(
+        config.targets[name],
+        store,
+        cast(DingTalkClient, ding),
+        lambda: rules,
+        clock=clock,
+        windows=windows,
+        rand=lambda: rand,
+    )
+
+
+def drive(
+    senders: list[TargetSender], clock: Clock, seconds: float, max_steps: int = 20_000
+) -> None:
+    """Run the senders' loops for `seconds` of fake time: always step the sender whose turn
+    comes first, moving the clock to it."""
+    end = clock.now + seconds
+    turn = {id(s): clock.now for s in senders}
+    by_id = {id(s): s for s in senders}
+    for _ in range(max_steps):
+        who = min(turn, key=lambda k: turn[k])
+        if turn[who] > end:
+            clock.now = end
+            return
+        clock.now = max(clock.now, turn[who])
+        wait = by_id[who].step()
+        assert wait >= 0
+        turn[who] = clock.now + wait
+    raise AssertionError("the senders did not settle: a loop that never waits")
+
+
+def pending(store: Store, target: str | None = None) -> list[outbox.Row]:
+    with store.reading() as conn:
+        return outbox.listing(conn, status=outbox.PENDING, target=target, limit=10_000)
+
+
+def dead(store: Store) -> list[outbox.Row]:
+    with store.reading() as conn:
+        return outbox.listing(conn, status=outbox.DEAD, limit=10_000)
+
+
+def most_in_any_window(times: list[float], window: float = WINDOW) -> int:
+    """The most calls in any `window` seconds (DingTalk's sliding minute)."""
+    times = sorted(times)
+    return max(
+        (sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times)), default=0
+    )
+
+
+def texts(calls: list[Call]) -> str:
+    return "\n".join(json.dumps(c.body, ensure_ascii=False) for c in calls)
+
+
+# -- robot keys ---------------------------------------------------------------------------------
+
+
+def test_robot_key_is_the_robot_not_the_target_and_holds_no_token(config: Config) -> None:
+    t = config.targets
+    assert robot_key(t["a"]) == robot_key(t["b"]) == robot_key(t["digests"])
+    assert robot_key(t["a"]) != robot_key(t["other"])
+    assert robot_key(t["notice1"]) == robot_key(t["notice2"]) != robot_key(t["a"])
+    for target in t.values():
+        assert "T1" not in robot_key(target) and "s3cret" not in robot_key(target)
+    signed = RobotTarget("s", "https://oapi.dingtalk.com/robot/send?access_token=T1", "SECx")
+    assert robot_key(signed) == robot_key(t["a"])  # the secret signs; the token is the robot
+    elsewhere = RobotTarget("e", "http://127.0.0.1:9/robot/send?access_token=T1", None)
+    assert robot_key(elsewhere) != robot_key(t["a"])  # another DingTalk (a simulator)
+
+
+# -- one robot, one window ----------------------------------------------------------------------
+
+SHARING = {
+    # (targets, alerts queued per target, most calls allowed per robot per minute)
+    "two_targets_one_robot": (["a", "b"], 25, {"T1": 20}),
+    "robots_apart": (["a", "other"], 25, {"T1": 20, "T2": 20}),
+}
+
+
+@pytest.mark.parametrize(("targets", "each", "limits"), SHARING.values(), ids=SHARING.keys())
+def test_targets_of_one_robot_share_its_20_calls_a_minute(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+    targets: list[str],
+    each: int,
+    limits: dict[str, int],
+) -> None:
+    for name in targets:
+        enqueue(store, name, [f"{name}{i:03d}" for i in range(each)], clock.now)
+    senders = [make(config, n, store, ding, clock, windows) for n in targets]
+    drive(senders, clock, 10)
+    first_ten_seconds = Counter(c.robot for c in ding.ok_calls())
+    drive(senders, clock, 300)
+
+    assert not pending(store), "everything delivered in the end"
+    assert len(ding.ok_calls()) == each * len(targets)
+    by_token = {
+        tok: robot_key(
+            RobotTarget("x", f"https://oapi.dingtalk.com/robot/send?access_token={tok}", None)
+        )
+        for tok in limits
+    }
+    for token, limit in limits.items():
+        times = [c.at for c in ding.ok_calls(by_token[token])]
+        assert most_in_any_window(times) <= limit, (token, times)
+        # ...and the window is used: the robot's first 20 calls go out at once.
+        assert first_ten_seconds[by_token[token]] == limit
+
+
+def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["a"], errcode(130101, Reason.RATE_LIMITED, True, 600.0))
+    enqueue(store, "a", ["A0"], clock.now)
+    enqueue(store, "b", ["B0"], clock.now + 1)
+    a, b = (make(config, n, store, ding, clock, windows) for n in ("a", "b"))
+    drive([a, b], clock, 1)
+    assert [c.answer for c in ding.calls] == ["rate_limited"]
+    locked_at = ding.calls[0].at
+
+    drive([a, b], clock, 590)  # within DingTalk's 600 s: not one call, from either target
+    assert len(ding.calls) == 1
+    # The lockout is the robot's in the store too (keyed by its hash, never by the token).
+    with store.reading() as conn:
+        rows = conn.execute("SELECT robot, until FROM robot_lockouts").fetchall()
+    assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
+    restarted = RobotWindows(store_loader(store, clock)).for_target(config.targets["b"])
+    assert restarted.locked_until == locked_at + 600.0
+
+    drive([a, b], clock, 60)
+    assert sorted(c.target for c in ding.ok_calls()) == ["a", "b"]
+    assert all(c.at >= locked_at + 600.0 for c in ding.ok_calls())
+
+
+def test_the_window_is_read_back_after_a_restart(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    enqueue(store, "a", [f"A{i}" for i in range(15)], clock.now)
+    drive([make(config, "a", store, ding, clock, windows)], clock, 5)
+    assert len(ding.calls) == 15
+    # A restart: new windows from the store; target b of the same robot has 5 calls left.
+    fresh = RobotWindows(store_loader(store, clock))
+    enqueue(store, "b", [f"B{i}" for i in range(10)], clock.now)
+    drive([make(config, "b", store, ding, clock, fresh)], clock, 30)
+    assert len(ding.calls) == 20
+    drive([make(config, "b", store, ding, clock, fresh)], clock, 60)
+    assert len(ding.calls) == 25
+    assert most_in_any_window([c.at for c in ding.calls]) <= 20
+
+
+def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
+    config: Config, tmp_path: Path, clock: Clock
+) -> None:
+    state = tmp_path / "old"
+    state.mkdir()
+    conn = sqlite3.connect(state / "state.db")
+    conn.executescript(
+        "CREATE TABLE sends (target TEXT NOT NULL, at REAL NOT NULL);"
+        "CREATE TABLE lockouts (target TEXT PRIMARY KEY, until REAL NOT NULL);"
+    )
+    conn.executemany(
+        "INSERT INTO sends VALUES (?, ?)",
+        [("a", clock.now - 10), ("b", clock.now - 5), ("b", clock.now - 7200)],
+    )
+    conn.execute("INSERT INTO lockouts VALUES ('b', ?)", (clock.now + 100,))
+    conn.commit()
+    conn.close()
+    store = Store(state)
+    try:
+        windows = RobotWindows(store_loader(store, clock))
+        window = windows.for_target(config.targets["a"])
+        assert window.calls() == [clock.now - 10] and window.locked_until == 0.0
+        window = windows.for_target(config.targets["b"])  # the same robot: b's rows join it
+        assert window.calls() == [clock.now - 10, clock.now - 5]
+        assert window.locked_until == clock.now + 100
+        with store.reading() as c:
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            assert not {"sends", "lockouts"} & tables  # nothing left to adopt: dropped
+            assert c.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+    finally:
+        store.close()
+
+
+def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    enqueue(store, "a", [f"A{i}" for i in range(18)], clock.now)
+    drive([make(config, "a", store, ding, clock, windows)], clock, 2)
+    assert len(ding.calls) == 18  # 2 calls left in the robot's minute
+    enqueue(store, "digests", [f"D{i:02d}" for i in range(10)], clock.now)
+    drive([make(config, "digests", store, ding, clock, windows)], clock, 2)
+    # Not 2 single alerts and 8 waiting a minute: the 10 go out merged.
+    digest_calls = [c for c in ding.calls if c.target == "digests"]
+    assert len(digest_calls) == 1, texts(digest_calls)
+    assert all(f"D{i:02d}" in texts(digest_calls) for i in range(10))
+    assert not pending(store)
+
+
+def test_work_notice_targets_of_one_app_share_its_minute_quota(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["notice1"], errcode(143103, Reason.RATE_LIMITED, True, 60.0))
+    enqueue(store, "notice1", ["N1"], clock.now)
+    enqueue(store, "notice2", ["N2"], clock.now)
+    senders = [make(config, n, store, ding, clock, windows) for n in ("notice1", "notice2")]
+    drive(senders, clock, 59)
+    assert [c.answer for c in ding.calls] == ["rate_limited"]
+    drive(senders, clock, 5)
+    assert sorted(c.target for c in ding.ok_calls()) == ["notice1", "notice2"]
+
+
+# -- outage pacing ------------------------------------------------------------------------------
+
+OUTAGES = {
+    # (failure, counted by DingTalk's window)
+    "http_500": (http_500, False),
+    "connection_refused": (connection_refused, False),
+    "timeout": (timed_out, True),
+    "errcode_busy": (busy, True),
+}
+
+
+@pytest.mark.parametrize(("failure", "counted"), OUTAGES.values(), ids=OUTAGES.keys())
+def test_an_outage_is_probed_one_message_at_a_time_and_does_not_starve_the_next_minute(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+    failure: Callable[[], DeliveryError],
+    counted: bool,
+) -> None:
+    target = config.targets["a"]
+    ding.fail(target, *[failure] * 5)
+    enqueue(store, "a", [f"A{i:02d}" for i in range(20)], clock.now)
+    sender = make(config, "a", store, ding, clock, windows, rand=1.0)
+    drive([sender], clock, 120)
+
+    failed = [c for c in ding.calls if c.answer != "ok"]
+    assert len(failed) == 5
+    # The oldest message probes; the queue behind it is not burnt on a failing robot.
+    assert {c.body["markdown"]["title"] for c in failed} == {"A00 alert ALARM"}
+    # Probes spaced by the backoff (rand=1: the ceiling): 1, 2, 4, 8 s.
+    gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise(failed)]
+    assert gaps == [1.0, 2.0, 4.0, 8.0]
+    recovered = failed[-1].at + 16.0
+    ok = ding.ok_calls()
+    assert ok[0].at == recovered and ok[0].body["markdown"]["title"] == "A00 alert ALARM"
+    # After the outage the minute is the queue's: the calls that never reached DingTalk's
+    # counter took none of it (a timeout or an errcode answer might have, and do count).
+    # Until the first failed call leaves DingTalk's window, the robot has 20 calls left, less
+    # the failures DingTalk counted.
+    before_first_expires = [c for c in ok if c.at < failed[0].at + WINDOW]
+    assert len(before_first_expires) == (15 if counted else 20)
+    assert (
+        most_in_any_window([c.at for c in ok] + ([c.at for c in failed] if counted else [])) <= 20
+    )
+    assert len(ok) == 20 and not pending(store)
+
+
+def test_a_probe_of_one_target_holds_the_other_targets_of_the_robot(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["a"], http_500, http_500)
+    enqueue(store, "a", ["A0"], clock.now)
+    enqueue(store, "b", [f"B{i}" for i in range(5)], clock.now + 0.5)
+    senders = [make(config, n, store, ding, clock, windows) for n in ("a", "b")]
+    drive(senders, clock, 2.5)  # A0 failed at 0 and at 1; the next probe is due at 3
+    assert [c.answer for c in ding.calls] == ["server_error", "server_error"]
+    drive(senders, clock, 10)
+    assert len(ding.ok_calls()) == 6
+    assert min(c.at for c in ding.ok_calls()) >= START + 3.0
+
+
+def test_a_permanent_refusal_does_not_slow_the_robot(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["a"], errcode(310000, Reason.DINGTALK_CONFIG, False))
+    enqueue(store, "a", ["A0", "A1", "A2"], clock.now)
+    drive([make(config, "a", store, ding, clock, windows)], clock, 1)
+    assert [c.answer for c in ding.calls] == ["dingtalk_config", "ok", "ok"]
+    assert all(c.at == START for c in ding.calls)
+    [row] = dead(store)
+    assert (row.reason, row.errcode, row.errmsg) == ("dingtalk_config", 310000, "simulated 310000")
+
+
+def test_a_retryable_refusal_backs_off_that_message_only(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    # A token refused once (errcode answer, not an outage): the message waits its backoff, the
+    # robot keeps serving the rest.
+    ding.fail(config.targets["a"], errcode(40014, Reason.AUTH, True))
+    enqueue(store, "a", ["A0", "A1"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows, rand=0.5)
+    drive([sender], clock, 0.1)
+    assert [(c.answer, c.at) for c in ding.calls] == [("auth", START), ("ok", START)]
+    [row] = pending(store)
+    assert row.attempts == 1 and row.not_before == START + 0.5  # 0.5 x 1 s
+    drive([sender], clock, 1)
+    assert not pending(store) and len(ding.ok_calls()) == 2
+
+
+def test_past_give_up_after_a_failing_message_is_an_expired_dead_letter(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["short"], *[http_500] * 100)
+    enqueue(store, "short", ["S0"], clock.now)
+    drive([make(config, "short", store, ding, clock, windows)], clock, 40)
+    [row] = dead(store)
+    assert row.reason == "expired:server_error" and row.errmsg == "HTTP 500"
+    assert 20 < row.updated_at - row.created_at <= 24  # the first failure past 20 s
+    calls = len(ding.calls)
+    drive([make(config, "short", store, ding, clock, windows)], clock, 60)
+    assert len(ding.calls) == calls  # a dead letter is not retried
+
+
+def test_while_the_robot_fails_every_message_past_give_up_after_expires_at_once(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["short"], *[http_500] * 100)
+    enqueue(store, "short", ["S0", "S1", "S2"], clock.now)
+    enqueue(store, "short", ["Late"], clock.now + 15)
+    drive([make(config, "short", store, ding, clock, windows)], clock, 26)
+    # S0 probed the outage; once past 20 s, S1 and S2 expire with it (they never had a turn),
+    # while Late, younger than 20 s, waits for DingTalk to come back.
+    assert {c.body["markdown"]["title"] for c in ding.calls} == {"S0 alert ALARM"}
+    assert sorted(r.id.rsplit("-", 1)[1] for r in dead(store)) == ["S0", "S1", "S2"]
+    assert {r.reason for r in dead(store)} == {"expired:server_error"}
+    assert [r.id.rsplit("-", 1)[1] for r in pending(store)] == ["Late"]
+
+
+def test_a_long_alert_goes_in_parts_each_paced_and_recorded(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    enqueue(store, "a", [f"A{i}" for i in range(19)], clock.now)
+    long_text = "\n".join(f"line {i:05d} " + "x" * 60 for i in range(800))  # ~55 KB
+    enqueue(store, "a", ["Long"], clock.now + 1, description=long_text)
+    sender = make(config, "a", store, ding, clock, windows)
+    drive([sender], clock, 5)
+    # 19 singles and the first part fill the window; the next parts wait for it.
+    assert len(ding.calls) == 20
+    [row] = pending(store)
+    assert row.parts_sent == 1
+    drive([sender], clock, 120)
+    parts = [c for c in ding.calls if "Long" in c.body["markdown"]["title"]]
+    assert len(parts) >= 3 and not pending(store)
+    assert parts[1].at >= parts[0].at + WINDOW - 20  # paced like messages
+    joined = "".join(p.body["markdown"]["text"] for p in parts)
+    assert all(f"line {i:05d}" in joined for i in range(800))
+
+
+# -- a poison message ---------------------------------------------------------------------------
+
+
+def test_a_message_that_breaks_the_sender_is_an_internal_dead_letter_and_the_queue_goes_on(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bridge.render import queued_message as real
+
+    def buggy(rule: Any, rule_name: str, head: Message, ev: Event | None, now: datetime) -> Any:
+        if ev is not None and ev.labels["alertname"] == "Poison":
+            raise TypeError("can't subtract offset-naive and offset-aware datetimes")
+        return real(rule, rule_name, head, ev, now)
+
+    monkeypatch.setattr(sender_module, "queued_message", buggy)
+    enqueue(store, "a", ["Before", "Poison", "After"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows)
+    drive([sender], clock, 5)
+
+    assert [c.body["markdown"]["title"] for c in ding.calls] == [
+        "Before alert ALARM",
+        "After alert ALARM",
+    ]
+    [row] = dead(store)
+    assert row.id.endswith("Poison") and row.reason == "internal" == Reason.INTERNAL.value
+    assert row.errmsg == "TypeError: can't subtract offset-naive and offset-aware datetimes"
+    assert not pending(store)
+    assert sender.stats.internal_errors == 1 and sender.stats.dead_letters == 1
+    status = sender.status()
+    assert status["internal_errors"] == 1
+    assert status["last_internal_error"]["id"] == row.id
+    assert "offset-naive" in status["last_internal_error"]["error"]
+
+
+def test_the_zone_less_start_seen_in_the_field_blocks_nothing(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    # The issue's alert: startsAt without a zone, endsAt with Z. Rendering it may fail (a dead
+    # letter, reason internal) or succeed (once intake or the renderer normalises it); either
+    # way the alert behind it is delivered and nothing stays stuck.
+    naive = datetime(2026, 1, 1, 10, 0, 0)
+    aware = datetime(2026, 1, 1, 10, 5, 0, tzinfo=UTC)
+    odd = (Alert("resolved", {"alertname": "Odd", "host": "h"}, {}, naive, aware, "", "odd"),)
+    enqueue(store, "a", ["Odd"], clock.now, alerts=odd)
+    enqueue(store, "a", ["Behind"], clock.now + 1)
+    drive([make(config, "a", store, ding, clock, windows)], clock, 5)
+    assert "Behind alert ALARM" in texts(ding.ok_calls())
+    assert not pending(store)
+    assert all(r.reason == "internal" for r in dead(store))
+
+
+def test_a_bug_inside_the_call_dead_letters_the_message_and_counts_the_call(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    ding.fail(
+        config.targets["a"], lambda: UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates")
+    )
+    enqueue(store, "a", ["A0", "A1"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows)
+    drive([sender], clock, 1)
+    [row] = dead(store)
+    assert (
+        row.reason == "internal" and row.errmsg is not None and "UnicodeEncodeError" in row.errmsg
+    )
+    assert [c.answer for c in ding.calls] == ["bug", "ok"]
+    # It may have reached DingTalk: it counts in the robot's window.
+    assert (
+        windows.for_target(config.targets["a"]).used(config.targets["a"].policy.rate, clock.now)
+        == 2
+    )
+
+
+# -- a success the store could not record -------------------------------------------------------
+
+
+def test_a_success_the_store_cannot_record_is_never_sent_again(
+    config: Config,
+    store: BreakableStore,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+) -> None:
+    enqueue(store, "a", ["A0", "A1"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows)
+    _ = sender.window
+    store.broken = True  # the disk fills up while A0 is in flight
+    drive([sender], clock, 120)
+    assert [c.body["markdown"]["title"] for c in ding.calls] == ["A0 alert ALARM"]
+    held = sender.status()["unrecorded"]
+    assert held["outcome"] == "delivered" and "disk is full" in held["error"]
+    assert len(pending(store)) == 2  # the store still lists A0: only memory knows better
+
+    store.broken = False
+    drive([sender], clock, 60)
+    assert [c.body["markdown"]["title"] for c in ding.calls] == ["A0 alert ALARM", "A1 alert ALARM"]
+    assert sender.status()["unrecorded"] is None and not pending(store)
+    with store.reading() as conn:  # the held outcome's call was recorded with it
+        assert conn.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+
+
+def test_store_retries_back_off(
+    config: Config, store: BreakableStore, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    enqueue(store, "a", ["A0"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows)
+    _ = sender.window
+    store.broken = True
+    waits = [sender.step()]
+    for _ in range(10):
+        clock.now += waits[-1]
+        waits.append(sender.step())
+    assert waits[0] == 0.0  # sent; the outcome is held
+    assert waits[1:] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
+    assert len(ding.calls) == 1
+
+
+def test_a_failed_call_the_store_cannot_record_is_not_hammered(
+    config: Config,
+    store: BreakableStore,
+    ding: FakeDingTalk,
+    clock: Clock,
+    windows: RobotWindows,
+) -> None:
+    ding.fail(config.targets["a"], busy)
+    enqueue(store, "a", ["A0", "A1"], clock.now)
+    sender = make(config, "a", store, ding, clock, windows)
+    _ = sender.window
+    store.broken = True
+    drive([sender], clock, 60)
+    assert [c.answer for c in ding.calls] == ["dingtalk_busy"]
+    store.broken = False
+    drive([sender], clock, 60)
+    assert [c.answer for c in ding.calls] == ["dingtalk_busy", "ok", "ok"]
+    assert not pending(store)
+
+
+# -- the window itself --------------------------------------------------------------------------
+
+
+def test_calls_in_flight_count_in_the_window() -> None:
+    window = RobotWindow("robot-x")
+    rate = RobotTarget("x", "https://h/robot/send?access_token=T", None).policy.rate
+    tickets = [window.acquire(rate, START) for _ in range(20)]
+    assert all(not isinstance(t, float) for t in tickets)
+    assert window.acquire(rate, START) == START + WINDOW + 1.0
+    # Answered late: counted when answered, so the 21st waits for the answer time + window.
+    for t in tickets:
+        window.settle(t, START + 2, counted=True, failing=False)  # type: ignore[arg-type]
+    assert window.acquire(rate, START + 3) == START + 2 + WINDOW + 1.0
+
+
+def test_calls_that_never_reached_dingtalk_free_their_slot() -> None:
+    window = RobotWindow("robot-x")
+    rate = RobotTarget("x", "https://h/robot/send?access_token=T", None).policy.rate
+    ticket = window.acquire(rate, START)
+    assert not isinstance(ticket, float)
+    probe = window.settle(ticket, START, counted=False, failing=True, retry_at=lambda n: START + n)
+    assert probe == START + 1 and window.used(rate, START) == 0
+    assert window.acquire(rate, START + 0.5) == START + 1  # failing: wait for the probe time
+    ticket = window.acquire(rate, START + 1)
+    assert not isinstance(ticket, float) and ticket.probe
+    assert window.acquire(rate, START + 1) == START + 1.5  # one probe at a time
+    window.settle(ticket, START + 1.2, counted=True, failing=False)
+    assert window.failures == 0 and window.acquire(rate, START + 1.3) != START + 1.8
+
+
+# -- what /-/ready and /metrics say ------------------------------------------------------------
+
+
+def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
+    config: Config,
+    store: BreakableStore,
+    ding: FakeDingTalk,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bridge.app import Bridge
+    from tests.harness import metric_value
+
+    bridge = Bridge(config, store=store)
+    a = bridge.senders["a"] = make(config, "a", store, ding, clock, bridge.windows)
+    b = bridge.senders["b"] = make(config, "b", store, ding, clock, bridge.windows)
+    ding.fail(config.targets["a"], lambda: TypeError("a bug of ours"))
+    enqueue(store, "a", ["Poison", "Fine"], clock.now)
+    drive([a], clock, 1)
+
+    _ready, details = bridge.readiness()
+    # A dead-lettered bug is a warning, not a reason to turn alerts away: the queue moved on.
+    # (The only problems: the senders here are driven by the test, not by their threads.)
+    assert all("is not running" in p for p in details["problems"]), details["problems"]
+    [warning] = details["warnings"]
+    assert "target a" in warning and "TypeError: a bug of ours" in warning
+    queue = details["queues"]["a"]
+    assert queue["internal_errors"] == 1 and queue["pending"] == 0
+    assert queue["robot"] == details["queues"]["b"]["robot"] == robot_key(config.targets["a"])
+    text = bridge.metrics().decode()
+    assert metric_value(text, "internal_errors_total", target="a") == 1
+    assert metric_value(text, "internal_errors_total", target="b") == 0
+
+    enqueue(store, "b", ["Held"], clock.now)
+    store.broken = True
+    drive([b], clock, 1)
+    store.broken = False  # the probe of readiness writes: let it, the sender still holds
+    _ready, details = bridge.readiness()
+    assert any("target b holds a delivered outcome" in p for p in details["problems"])
+    assert details["queues"]["b"]["unrecorded"]["outcome"] == "delivered"
+    assert metric_value(bridge.metrics().decode(), "sender_unrecorded", target="b") == 1
+    drive([b], clock, 5)
+    assert all("is not running" in p for p in bridge.readiness()[1]["problems"])
