@@ -191,9 +191,7 @@ def test_a_naive_start_and_an_aware_end_are_delivered_and_block_nothing(
     assert daemon.post("/am", naive).status_code == 200
     aware = _with_times("Aware", "firing", "2026-11-28T22:00:00+08:00", "0001-01-01T00:00:00Z")
     assert daemon.post("/am", aware).status_code == 200
-    nanos = _with_times(
-        "Nanos", "firing", "2026-11-28t14:00:00.123456789z", "2026-11-28T14:05:00"
-    )
+    nanos = _with_times("Nanos", "firing", "2026-11-28t14:00:00.123456789z", "2026-11-28T14:05:00")
     assert daemon.post("/am", nanos).status_code == 200
     got = texts(sim, 3)
     assert "firing Naive db-1 from 2026-11-28T14:00:00+00:00 lasted 1h 30m" in got[0]
