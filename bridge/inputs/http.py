@@ -282,10 +282,9 @@ class HttpApp:
         length_text = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length_text:
-            try:
-                length = int(length_text)
-            except ValueError:
-                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length") from None
+            if not length_text.isascii() or not length_text.isdigit() or len(length_text) > 18:
+                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length")
+            length = int(length_text)
             if length > limit:
                 raise too_large
             raw: bytes = stream.read(length)
