@@ -37,13 +37,15 @@ from bridge.errors import bad_request
 MAX_DEPTH = 64
 MAX_DIGITS = 1000
 
-# Strings are removed before brackets are counted in two linear steps: escape pairs first, then
-# what lies between quotes. (One pattern for a string with its escapes goes quadratic on an
-# unterminated string full of escaped quotes: it is tried again from each of them.)
+# Brackets inside strings do not nest: strings go first, in two linear steps done in C: escape
+# pairs removed, then what lies between quotes (every other piece of a split on '"'). (A single
+# pattern for a string with its escapes would go quadratic on an unterminated string full of
+# escaped quotes, tried again from each of them.)
 _ESCAPE = re.compile(r"\\.", re.DOTALL)
-_QUOTED = re.compile(r'"[^"]*+"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TO_BITS = bytes.maketrans(b"[{]}", b"\x01\x01\x00\x00")
+_STEP = (-1, 1)  # a closing, an opening
+_PEELS = 2
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # A \u escape of a surrogate (paired or not): without one in the text, no string can hold a
 # lone surrogate, and the walk that finds and replaces them is skipped (nearly every body).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -65,12 +67,27 @@ def _constant(name: str) -> Any:
     raise bad_request(f"{name} is not a JSON value")
 
 
-def depth(text: str) -> int:
-    """How deeply arrays and objects nest in `text` (JSON or not), brackets in strings aside."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return 0  # cannot nest deeper than the number of openings: the cheap common case
-    brackets = _NOT_BRACKET.sub("", _QUOTED.sub("", _ESCAPE.sub("", text)))
-    return max(accumulate(map(_DELTA.__getitem__, brackets)), default=0)
+_DECODER = json.JSONDecoder(parse_int=_int, parse_constant=_constant)  # built once: ~5 us each
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Do arrays and objects nest more than `limit` levels in `text`? (Brackets in strings
+    aside; for text that is not JSON a wrong answer does no harm: the parser refuses it.)"""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # cannot nest deeper than the number of openings: the common case
+    outside = "".join(_ESCAPE.sub("", text).split('"')[::2])
+    # Openings as 1, closings as 0, all else gone (one pass in C).
+    brackets = outside.encode("utf-8", "surrogatepass").translate(_TO_BITS, _NOT_BRACKETS)
+    if b"\x01" * (limit + 1) in brackets:
+        return True  # a run of openings: the usual hostile shape, found at C speed
+    # Each pass drops every innermost pair, which lowers the depth by exactly one and shrinks
+    # what is left to count in Python (by 3x for an Alertmanager notification, to nothing for
+    # a megabyte of "[],").
+    for _ in range(_PEELS):
+        brackets = brackets.replace(b"\x01\x00", b"")
+        if not brackets:
+            return False
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) + _PEELS > limit
 
 
 def loads(raw: bytes | str, what: str = "the body") -> Any:
@@ -85,10 +102,10 @@ def loads(raw: bytes | str, what: str = "the body") -> Any:
     else:
         text = raw
     text = text.removeprefix("\ufeff")
-    if depth(text) > MAX_DEPTH:
+    if too_deep(text):
         raise bad_request(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(text, parse_int=_int, parse_constant=_constant)
+        value = _DECODER.decode(text)
     except _TooManyDigits as exc:
         raise bad_request(
             f"{what} has a number of {exc.digits} digits; at most {MAX_DIGITS} are accepted"
