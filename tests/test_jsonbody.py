@@ -42,7 +42,7 @@ def depth_of(value: Any) -> int:
         ),
         (b'{"escaped backslash": "\\\\ud800"}', {"escaped backslash": "\\ud800"}),  # not an escape
         (b'{"s": "' + b"[" * 68 + b'"}', {"s": "[" * 68}),
-        (b'{"q": ""' + b"[" * 67 + b'"}', {"q": '"' + "[" * 67}),
+        (b'{"q": "\\"' + b"[" * 67 + b'"}', {"q": '"' + "[" * 67}),
         (b"-" + b"9" * MAX_DIGITS, -int("9" * MAX_DIGITS)),
         (json.dumps(nested(MAX_DEPTH)).encode(), nested(MAX_DEPTH)),
     ],
