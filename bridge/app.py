@@ -34,17 +34,18 @@ from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient
-from bridge.errors import ConfigError, Reason
+from bridge.errors import ConfigError, InputError, Reason
 from bridge.grouper import Grouper
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.http import HttpApp
+from bridge.inputs.signed import SignedOnce
 from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.matchers import Matcher
 from bridge.model import Accepted, Event
 from bridge.reload import ConfigWatcher
-from bridge.store import alertlog, outbox
+from bridge.store import alertlog, outbox, replays
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 from bridge.systemd import Notifier
@@ -110,6 +111,44 @@ class Bridge:
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock())
+
+    def accept_once(
+        self, spec: RoutedInput, events: list[Event], request: SignedOnce
+    ) -> Accepted | None:
+        """A signed DingTalk request's events, taken once: its memory commits with them (a 503
+        leaves no trace, so DingTalk may send it again)."""
+        now = self.clock()
+
+        def remember(conn: sqlite3.Connection) -> None:
+            seen = replays.claim(
+                conn, request.input, request.key, request.digest, request.expires, now.timestamp()
+            )
+            if seen is replays.Seen.SAME:
+                raise _TakenBefore  # rolls back what this second copy would have queued
+            if seen is replays.Seen.OTHER:
+                raise InputError(409, Reason.REPLAY, "this nonce and timestamp were used before")
+
+        try:
+            return self.intake.accept(self.config, spec, events, now, remember)
+        except _TakenBefore:
+            return None
+
+    def claim(self, request: SignedOnce) -> None:
+        """A chat command's timestamp+sign pair, used once (whatever the body)."""
+        try:
+            with self.store.transaction() as conn:
+                seen = replays.claim(
+                    conn,
+                    request.input,
+                    request.key,
+                    request.digest,
+                    request.expires,
+                    self.clock().timestamp(),
+                )
+        except sqlite3.Error as exc:
+            raise InputError(503, Reason.STORE, "the state store cannot take it now") from exc
+        if seen is not replays.Seen.NEW:
+            raise InputError(409, Reason.REPLAY, "this timestamp and sign were used before")
 
     def accept_lines(
         self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
@@ -467,6 +506,11 @@ class Bridge:
         self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
         with self.store.reading() as conn:
             return outbox.pending_count(conn)
+
+
+class _TakenBefore(Exception):
+    """A signed request found in the replay memory with the same digest: answered again as the
+    first time, processed once."""
 
 
 def make_session() -> requests.Session:

@@ -13,13 +13,8 @@ import pytest
 from bridge.config.model import CallbackInput
 from bridge.dingtalk import callback_crypto as crypto
 from bridge.errors import InputError
-from bridge.inputs.callback import (
-    ReplayGuard,
-    callback_event,
-    open_callback,
-    replay_key,
-    success_reply,
-)
+from bridge.inputs.callback import callback_event, open_callback, success_reply
+from bridge.inputs.signed import FUTURE_SKEW
 
 # Vector A: the check_url event (DingCallbackCrypto3.py).
 A_TOKEN = "mryue"
@@ -109,35 +104,42 @@ def request(
     nonce: str = "nonce-1",
     signature: str | None = None,
     spelling: tuple[str, str] = ("signature", "timestamp"),
-) -> tuple[str, dict[str, Any]]:
+    encrypt: str | None = None,
+) -> tuple[str, bytes]:
     """The query string and body DingTalk would send."""
     ts = timestamp or str(int(NOW.timestamp() * 1000))
-    text = json.dumps({"EventType": "user_add_org"} if message is None else message)
-    encrypt = crypto.encrypt(crypto.derive_key(A_AES_KEY), text, owner, b"r" * 16)
+    if encrypt is None:
+        text = json.dumps({"EventType": "user_add_org"} if message is None else message)
+        encrypt = crypto.encrypt(crypto.derive_key(A_AES_KEY), text, owner, b"r" * 16)
     sig = signature or crypto.signature(A_TOKEN, ts, nonce, encrypt)
-    return f"{spelling[0]}={sig}&{spelling[1]}={ts}&nonce={nonce}", {"encrypt": encrypt}
+    body = json.dumps({"encrypt": encrypt}).encode()
+    return f"{spelling[0]}={sig}&{spelling[1]}={ts}&nonce={nonce}", body
 
 
 @pytest.mark.parametrize("spelling", [("signature", "timestamp"), ("msg_signature", "timeStamp")])
 def test_an_authentic_callback_opens(spelling: tuple[str, str]) -> None:
     query, body = request({"EventType": "user_add_org", "UserId": ["u1"]}, spelling=spelling)
-    assert open_callback(SPEC, query, body, NOW, ReplayGuard()) == {
-        "EventType": "user_add_org",
-        "UserId": ["u1"],
-    }
+    event, once = open_callback(SPEC, query, body, NOW)
+    assert event == {"EventType": "user_add_org", "UserId": ["u1"]}
+    # Remembered by nonce and timestamp (either spelling), until the timestamp leaves the window.
+    assert once.key == f"callback\nnonce-1\n{int(NOW.timestamp() * 1000)}"
+    assert once.expires == NOW.timestamp() + SPEC.max_age + 1
 
 
-Request = tuple[str, Any]
+def _ms(offset: float) -> str:
+    return str(int((NOW.timestamp() + offset) * 1000))
+
+
+Request = tuple[str, bytes]
 REJECTIONS: dict[str, tuple[Callable[[], Request], int, str]] = {
     "no query": (lambda: ("", request()[1]), 400, "bad_request"),
-    "body without encrypt": (lambda: (request()[0], {"x": 1}), 400, "bad_request"),
-    "body not an object": (lambda: (request()[0], ["encrypt"]), 400, "bad_request"),
+    "body without encrypt": (lambda: (request()[0], b'{"x": 1}'), 400, "bad_request"),
+    "body not an object": (lambda: (request()[0], b'["encrypt"]'), 400, "bad_request"),
     "timestamp not a number": (lambda: request(timestamp="soon"), 400, "bad_request"),
-    "two hours old": (
-        lambda: request(timestamp=str(int(NOW.timestamp() - 7200) * 1000)),
-        400,
-        "stale",
-    ),
+    "timestamp in superscript digits": (lambda: request(timestamp="¹²³"), 400, "bad_request"),
+    "two hours old": (lambda: request(timestamp=_ms(-7200)), 400, "stale"),
+    "two minutes ahead": (lambda: request(timestamp=_ms(FUTURE_SKEW + 60)), 400, "stale"),
+    "58 minutes ahead": (lambda: request(timestamp=_ms(58 * 60)), 400, "stale"),
     "bad signature": (lambda: request(signature="0" * 40), 401, "unauthorized"),
     "other owner key": (lambda: request(owner="dingsomeoneelse"), 403, "forbidden"),
     "no EventType": (lambda: request({"x": 1}), 400, "bad_request"),
@@ -150,34 +152,41 @@ def test_rejections(case: str) -> None:
     make, status, reason = REJECTIONS[case]
     query, body = make()
     with pytest.raises(InputError) as caught:
-        open_callback(SPEC, query, body, NOW, ReplayGuard())
+        open_callback(SPEC, query, body, NOW)
     assert (caught.value.status, caught.value.reason.value) == (status, reason)
 
 
-def test_a_replay_is_refused_once_the_first_was_taken() -> None:
-    guard = ReplayGuard()
-    query, body = request(nonce="once")
-    open_callback(SPEC, query, body, NOW, guard)
-    open_callback(SPEC, query, body, NOW, guard)  # not taken yet (e.g. refused 503): may retry
-    guard.remember(replay_key(SPEC, query), NOW.timestamp() + 3600, NOW.timestamp())
-    with pytest.raises(InputError) as caught:
-        open_callback(SPEC, query, body, NOW, guard)
-    assert caught.value.status == 409
-    # A forged request reusing the nonce is refused for its signature first.
-    forged, _ = request(nonce="once", signature="f" * 40)
-    with pytest.raises(InputError) as caught:
-        open_callback(SPEC, forged, body, NOW, guard)
-    assert caught.value.status == 401
+@pytest.mark.parametrize("offset", [-3500.0, -1.0, 0.0, FUTURE_SKEW - 1])
+def test_a_timestamp_inside_the_window_opens(offset: float) -> None:
+    query, body = request(timestamp=_ms(offset))
+    assert open_callback(SPEC, query, body, NOW)[0] == {"EventType": "user_add_org"}
 
 
-def test_replay_memory_forgets_expired_entries_and_stays_bounded() -> None:
-    guard = ReplayGuard(capacity=3)
-    for n in range(5):
-        assert not guard.seen(("i", str(n), "t"), now=0.0)
-        guard.remember(("i", str(n), "t"), expires=100.0, now=0.0)
-    assert not guard.seen(("i", "0", "t"), now=0.0)  # evicted: capacity
-    assert guard.seen(("i", "4", "t"), now=0.0)
-    assert not guard.seen(("i", "4", "t"), now=200.0)  # expired
+def test_the_signature_is_checked_before_the_ciphertext_is_touched() -> None:
+    """Garbage where the ciphertext goes: 401 when unsigned (nothing decoded or decrypted),
+    400 with a reason once signed, never another exception."""
+    for garbage in ["\ufffd\ufffd", "not base64!", "QUJD", "", "A" * 4096]:
+        unsigned, body = request(encrypt=garbage, signature="0" * 40)
+        with pytest.raises(InputError) as caught:
+            open_callback(SPEC, unsigned, body, NOW)
+        assert caught.value.status == 401, garbage
+        signed_query, body = request(encrypt=garbage)
+        with pytest.raises(InputError) as caught:
+            open_callback(SPEC, signed_query, body, NOW)
+        assert (caught.value.status, caught.value.reason.value) == (400, "bad_request"), garbage
+
+
+def test_a_lone_surrogate_in_encrypt_is_not_a_crash() -> None:
+    """The escape `\\ud800` and the raw bytes ED A0 80 where the ciphertext goes."""
+    query, _ = request()
+    escaped = b'{"encrypt": "abc\\ud800"}'
+    with pytest.raises(InputError) as caught:
+        open_callback(SPEC, query, escaped, NOW)
+    assert caught.value.status == 401  # U+FFFD in place of the surrogate: a bad signature
+    with pytest.raises(InputError) as caught:
+        open_callback(SPEC, query, b'{"encrypt": "abc\xed\xa0\x80"}', NOW)
+    assert (caught.value.status, caught.value.reason.value) == (400, "bad_request")
+    assert "not UTF-8" in str(caught.value)
 
 
 def test_the_event_and_the_reply() -> None:

@@ -24,10 +24,8 @@ def sim() -> Iterator[Simulator]:
     sim.stop()
 
 
-@pytest.fixture
-def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
-    sim.control("reset")
-    config = {
+def daemon_config(sim: Simulator) -> dict[str, Any]:
+    return {
         "targets": {
             "ops": {
                 "type": "robot",
@@ -46,7 +44,12 @@ def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
         },
         "rules": [{"name": "all", "inputs": ["am"], "targets": ["ops"]}],
     }
-    daemon = Daemon(config, directory=tmp_path)
+
+
+@pytest.fixture
+def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
+    sim.control("reset")
+    daemon = Daemon(daemon_config(sim), directory=tmp_path)
     yield daemon
     daemon.stop()
 
@@ -205,3 +208,58 @@ def test_ack_stops_reminders_until_the_alert_resolves(sim: Simulator, daemon: Da
     say(daemon, sim, "ack ffffffff")
     wait_until(lambda: len(replies(sim)) == 3)
     assert "no firing alert with id ffffffff" in replies(sim)[2]
+
+
+def test_a_timestamp_and_sign_are_used_once(sim: Simulator, daemon: Daemon) -> None:
+    """DingTalk's sign covers the timestamp only: the headers of a captured request would carry
+    any body for the whole hour. Each pair is used once, whatever the body, also after a
+    restart of the daemon."""
+    ts = str(int(time.time() * 1000))
+    assert say(daemon, sim, "status", staff="visitor", timestamp=ts).status_code == 200
+    wait_until(lambda: len(replies(sim)) == 1)
+    forged = say(daemon, sim, "silence alertname=X 1h", staff="visitor", admin=True, timestamp=ts)
+    assert (forged.status_code, forged.json()["reason"]) == (409, "replay")
+    same = say(daemon, sim, "status", staff="visitor", timestamp=ts)
+    assert (same.status_code, same.json()["reason"]) == (409, "replay")
+    assert daemon.post("/am", am_alert_payload("X")).json()["silenced"] == 0  # no silence made
+    daemon.stop()
+    restarted = Daemon(daemon_config(sim), directory=daemon.dir)
+    try:
+        again = say(restarted, sim, "silence alertname=X 1h", admin=True, timestamp=ts)
+        assert (again.status_code, again.json()["reason"]) == (409, "replay")
+        fresh = say(restarted, sim, "status", staff="visitor")  # a new timestamp: fine
+        assert fresh.status_code == 200
+        wait_until(lambda: len(replies(sim)) == 2)
+    finally:
+        restarted.stop()
+    assert replies(sim)[0].startswith("@visitor") and "Silenced" not in "".join(replies(sim))
+
+
+@pytest.mark.parametrize(("seconds", "status"), [(30, 200), (58 * 60, 400), (-50 * 60, 200)])
+def test_the_window_is_an_hour_back_and_a_minute_ahead(
+    sim: Simulator, daemon: Daemon, seconds: int, status: int
+) -> None:
+    ts = str(int((time.time() + seconds) * 1000))
+    answer = say(daemon, sim, "status", timestamp=ts)
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["reason"] == "stale"
+        assert "in the future" in answer.json()["error"]
+        assert replies(sim) == []
+    else:
+        wait_until(lambda: len(replies(sim)) == 1)
+
+
+# Latin-1 b"\xb2\xb3\xb9" reads "²³¹", which str.isdigit() took and int() did not (a 500).
+@pytest.mark.parametrize(
+    "timestamp",
+    [b"\xb2\xb3\xb9", "１７００００００００００".encode(), b"-1", b"1" * 17, b"1700000000000.5"],
+)
+def test_a_timestamp_that_is_not_ascii_milliseconds_is_a_400(
+    sim: Simulator, daemon: Daemon, timestamp: bytes
+) -> None:
+    headers = {"timestamp": timestamp, "sign": sign(timestamp.decode("latin-1")).encode()}
+    answer = requests.post(f"{daemon.url}/dingtalk/robot", data=b"{}", headers=headers, timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["reason"] == "bad_request"
+    assert "Traceback" not in daemon.log()

@@ -8,7 +8,7 @@ checked field by field so a malformed request gets a 400 that names the field.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.config.model import HttpInput
@@ -36,14 +36,27 @@ def _status(value: Any, where: str) -> Status:
 
 
 def _time(value: Any, where: str) -> datetime | None:
+    """An RFC 3339 time, always timezone-aware: a time without a zone is taken as UTC, as
+    Alertmanager's own API reads one, so later arithmetic never mixes naive and aware times (a
+    naive startsAt with an aware endsAt used to fail at every send). The offset given is kept
+    (templates show it); a time whose UTC equivalent falls outside years 1-9999 is refused."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise bad_request(f"{where} must be an RFC 3339 time string")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if len(value) > 64:  # the longest RFC 3339 time, with nanoseconds, has 35 characters
+            raise ValueError
+        parsed = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         raise bad_request(f"{where} is not an RFC 3339 time: {value[:40]!r}") from None
+    if parsed.utcoffset() is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise bad_request(f"{where} is out of range: {value[:40]!r}") from None
+    return parsed
 
 
 def parse_alert(raw: Any, where: str) -> Alert:

@@ -1,8 +1,15 @@
 """The `dingtalk_robot` input: @-messages to an enterprise-internal robot (reference §5).
 
-A request is authentic when its `timestamp` header is within `max_age` of now and its `sign`
-header is base64(HMAC-SHA256(app_secret, timestamp + "\\n" + app_secret)), compared in constant
-time. The text after the @-mention is a command (bridge/commands.py).
+A request is authentic when its `timestamp` header is within the window (`max_age` back, a
+minute ahead: bridge/inputs/signed.py) and its `sign` header is
+base64(HMAC-SHA256(app_secret, timestamp + "\\n" + app_secret)), compared in constant time. The
+text after the @-mention is a command (bridge/commands.py).
+
+The sign covers the timestamp only, not the body: a captured request's headers would carry any
+other body (`"isAdmin": true`) for the whole window. So each timestamp+sign pair is used once:
+`once` is what the caller remembers in the store before the command runs, and a second use is
+refused (409), whatever its body. (Two messages DingTalk signs in the same millisecond would
+share a pair; the second is refused and the user sends it again.)
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from bridge.commands import Sender
 from bridge.config.model import ChatInput
 from bridge.dingtalk.signing import sign_matches
 from bridge.errors import InputError, Reason
+from bridge.inputs import signed
 
 
 @dataclass(frozen=True)
@@ -24,16 +32,27 @@ class ChatMessage:
     session_webhook: str  # "" when DingTalk gave none: then the reply is the HTTP answer
 
 
-def verify(spec: ChatInput, timestamp: str, sign: str, now: datetime) -> None:
+def verify(spec: ChatInput, timestamp: str, sign: str, now: datetime) -> float:
+    """The time the request was signed at, once its headers prove it came from DingTalk."""
     if not timestamp or not sign:
         raise InputError(401, Reason.UNAUTHORIZED, "missing timestamp or sign header")
-    if not timestamp.isdigit() or len(timestamp) > 16:
-        raise InputError(400, Reason.BAD_REQUEST, "the timestamp header is not milliseconds")
-    sent = int(timestamp) / 1000
-    if abs(now.timestamp() - sent) > spec.max_age:
-        raise InputError(400, Reason.STALE, "timestamp is outside the allowed window")
+    sent = signed.sent_at(timestamp, "the timestamp header")
+    signed.check_window(sent, now.timestamp(), spec.max_age, "the timestamp header")
     if not sign_matches(timestamp, spec.app_secret, sign):
         raise InputError(401, Reason.UNAUTHORIZED, "bad sign")
+    return sent
+
+
+def once(
+    spec: ChatInput, timestamp: str, sign: str, sent: float, raw_body: bytes
+) -> signed.SignedOnce:
+    """What the store remembers of a verified request until its timestamp leaves the window."""
+    return signed.SignedOnce(
+        input=spec.name,
+        key=f"chat\n{timestamp}\n{sign}",
+        digest=signed.digest(raw_body.decode("utf-8", "replace")),
+        expires=signed.expires(sent, spec.max_age),
+    )
 
 
 def parse_message(spec: ChatInput, body: Any) -> ChatMessage:

@@ -1,10 +1,12 @@
 """The WSGI application behind every HTTP input: routing, auth, size limits, JSON, errors.
 
 It knows nothing about DingTalk. For a request to an input's path it checks method, token and
-size, parses the JSON, asks the input's parser for Events and hands them to `Intake.accept`,
-whose answer (how many messages were queued) becomes the response. Every client mistake gets a
-4xx with a JSON body saying what is wrong; an unexpected exception is logged and answered 500,
-and the server keeps serving.
+size (before reading anything else), parses the JSON within limits (bridge/inputs/jsonbody.py),
+asks the input's parser for Events and hands them to `Intake.accept`, whose answer (how many
+messages were queued) becomes the response. Every client mistake gets a 4xx with a JSON body
+saying what is wrong; an unexpected exception is logged and answered 500, and the server keeps
+serving. Signed DingTalk requests are single-use: the intake remembers each in the store
+(`SignedOnce`), in the same commit as what it caused.
 """
 
 from __future__ import annotations
@@ -20,16 +22,11 @@ from typing import Any, Protocol
 
 from bridge.config.model import CallbackInput, ChatInput, HttpInput, RoutedInput
 from bridge.errors import InputError, Reason
+from bridge.inputs import jsonbody
 from bridge.inputs.alertmanager import parse_notification
-from bridge.inputs.callback import (
-    CHECK_URL,
-    ReplayGuard,
-    callback_event,
-    open_callback,
-    replay_key,
-    success_reply,
-)
-from bridge.inputs.chat import ChatMessage, parse_message, verify
+from bridge.inputs.callback import CHECK_URL, callback_event, open_callback, success_reply
+from bridge.inputs.chat import ChatMessage, once, parse_message, verify
+from bridge.inputs.signed import SignedOnce
 from bridge.inputs.webhook import parse_webhook
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Event
@@ -61,6 +58,18 @@ class Intake(Protocol):
     def routes(self) -> Mapping[str, RoutedInput]: ...
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted: ...
+
+    def accept_once(
+        self, spec: RoutedInput, events: list[Event], request: SignedOnce
+    ) -> Accepted | None:
+        """`accept`, remembering `request` in the same commit: None when this very request was
+        taken before (nothing is done again), InputError 409 when its key came with another
+        body."""
+        ...
+
+    def claim(self, request: SignedOnce) -> None:
+        """Remember `request` now; InputError 409 if its key was used before."""
+        ...
 
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
@@ -125,7 +134,6 @@ class HttpApp:
     def __init__(self, intake: Intake, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.intake = intake
         self.clock = clock
-        self.replays = ReplayGuard()  # callbacks already seen, across reloads
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -192,17 +200,10 @@ class HttpApp:
             if isinstance(spec, CallbackInput):
                 return self._callback(spec, environ, start)
             if isinstance(spec, ChatInput):
-                verify(
-                    spec,
-                    environ.get("HTTP_TIMESTAMP", ""),
-                    environ.get("HTTP_SIGN", ""),
-                    self.clock(),
-                )
-                message = parse_message(spec, _parse_json(self._read_body(spec, environ)))
-                return _json(start, 200, self.intake.command(spec, message))
+                return self._chat(spec, environ, start)
             self._authorize(spec, environ)
             raw = self._read_body(spec, environ)
-            events = PARSERS[spec.type](_parse_json(raw), spec, self.clock())
+            events = PARSERS[spec.type](jsonbody.loads(raw), spec, self.clock())
             accepted = self.intake.accept(
                 spec, events
             )  # 503 when a queue is full or the store busy
@@ -224,21 +225,33 @@ class HttpApp:
             )
         )
 
+    def _chat(self, spec: ChatInput, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        """A command from the chat: the sign first, then the body, then its single use."""
+        timestamp = environ.get("HTTP_TIMESTAMP", "")
+        sign = environ.get("HTTP_SIGN", "")
+        sent = verify(spec, timestamp, sign, self.clock())
+        raw = self._read_body(spec, environ)
+        message = parse_message(spec, jsonbody.loads(raw))
+        self.intake.claim(once(spec, timestamp, sign, sent, raw))  # 409 on a second use
+        return _json(start, 200, self.intake.command(spec, message))
+
     def _callback(
         self, spec: CallbackInput, environ: dict[str, Any], start: StartResponse
     ) -> list[bytes]:
         """A DingTalk event callback: verified and opened, routed (unless it is the check_url
-        handshake), then answered with the encrypted `success`."""
+        handshake), then answered with the encrypted `success`. The very same callback again
+        (DingTalk's answer was lost) is answered `success` again and not routed twice."""
         now = self.clock()
         raw = self._read_body(spec, environ)
-        data = open_callback(
-            spec, environ.get("QUERY_STRING", ""), _parse_json(raw), now, self.replays
-        )
+        data, request = open_callback(spec, environ.get("QUERY_STRING", ""), raw, now)
         event_type = str(data["EventType"])
-        if event_type == CHECK_URL:
+        routed = [] if event_type == CHECK_URL else [callback_event(spec, data, now)]
+        accepted = self.intake.accept_once(spec, routed, request)  # may 503 or 409
+        if accepted is None:
+            log.info(fmt_fields("callback taken before, answered again", input=spec.name))
+        elif not routed:
             log.info(fmt_fields("callback URL checked", input=spec.name))
         else:
-            accepted = self.intake.accept(spec, [callback_event(spec, data, now)])  # may 503
             log.info(
                 fmt_fields(
                     "callback accepted",
@@ -247,11 +260,6 @@ class HttpApp:
                     messages=accepted.messages,
                 )
             )
-        self.replays.remember(
-            replay_key(spec, environ.get("QUERY_STRING", "")),
-            now.timestamp() + spec.max_age,
-            now.timestamp(),
-        )
         return _json(start, 200, success_reply(spec, now))
 
     @staticmethod
@@ -274,10 +282,9 @@ class HttpApp:
         length_text = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         if length_text:
-            try:
-                length = int(length_text)
-            except ValueError:
-                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length") from None
+            if not length_text.isascii() or not length_text.isdigit() or len(length_text) > 18:
+                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length")
+            length = int(length_text)
             if length > limit:
                 raise too_large
             raw: bytes = stream.read(length)
@@ -288,14 +295,3 @@ class HttpApp:
         if not raw:
             raise InputError(400, Reason.BAD_REQUEST, "the body is empty: expected a JSON object")
         return raw
-
-
-def _parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise InputError(400, Reason.BAD_REQUEST, "the body is not UTF-8 text") from None
-    except RecursionError:
-        raise InputError(400, Reason.BAD_REQUEST, "the JSON is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(400, Reason.BAD_REQUEST, f"the body is not valid JSON: {exc}") from None

@@ -148,6 +148,17 @@ CREATE TABLE IF NOT EXISTS notice_results (
     PRIMARY KEY (id, task_id)
 );
 CREATE INDEX IF NOT EXISTS notice_results_at ON notice_results (at);
+
+-- Signed requests already taken (callback nonces, chat timestamp+sign pairs), each until its
+-- timestamp leaves the input's window: a replay is refused after a restart as before it.
+CREATE TABLE IF NOT EXISTS replays (
+    input TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (input, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replays_expires ON replays (expires);
 """
 
 
