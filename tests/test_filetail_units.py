@@ -702,3 +702,46 @@ def test_a_copy_still_being_written_is_read_only_past_what_was_read(tmp_path: Pa
     assert len(lines) == count
     tailer._shutdown()
     store.close()
+
+
+def test_a_retired_file_found_again_resumes_where_it_was_read(tmp_path: Path) -> None:
+    """A rotated file is read to its end and retired after rotate_wait. On a loaded host the
+    scan that finds it under its new name can come after that: it must resume at its position,
+    not be read again from its start."""
+    from bridge.inputs.filetail.tailer import Tailer
+    from bridge.model import Accepted, Event
+
+    store = Store(tmp_path / "state")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    spec = file_spec(
+        tmp_path, paths=[str(logs / "app.log")], read_from="beginning", rotate_wait="1s"
+    )
+    lines: list[str] = []
+
+    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
+        with store.transaction() as conn:
+            also(conn)
+        lines.extend(e.annotations["line"] for e in events)
+        return Accepted()
+
+    clock = [100.0]
+    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
+    log = logs / "app.log"
+    log.write_bytes(b"ERROR app - one\nERROR app - two\n")
+    tailer._startup()
+    tailer._round(clock[0])
+    log.rename(logs / "elsewhere")  # not matched by the glob for a while
+    tailer._discover(clock[0])
+    clock[0] += 2.0
+    tailer._round(clock[0])  # read to its end and idle past rotate_wait: retired
+    assert tailer.readers == {}
+    (logs / "elsewhere").rename(log)
+    with log.open("ab") as f:
+        f.write(b"ERROR app - three\n")
+    tailer._discover(clock[0])
+    tailer._round(clock[0])
+    tailer._commit(force=True)
+    assert lines == ["ERROR app - one", "ERROR app - two", "ERROR app - three"]
+    tailer._shutdown()
+    store.close()

@@ -106,7 +106,9 @@ class Tailer:
         self._threshold = ThresholdWindow(spec.threshold) if spec.threshold else None
         self._pending = _Pending()
         self._last_commit = 0.0
-        self._known: dict[FileKey, Position] = {}  # positions from the store, at start
+        # Positions of files not followed now: from the store at start, and of files retired
+        # since (a rotated file the globs find again later resumes, not starts over).
+        self._known: dict[FileKey, Position] = {}
         self._initial: set[FileKey] = set()  # files present at the first start: read_from
         self._first_run = False
         self._stop = threading.Event()
@@ -281,6 +283,9 @@ class Tailer:
         wall = self.clock().timestamp()
         with self.store.transaction() as conn:
             dropped = tailstate.prune(conn, self.spec.name, self.readers, wall - FORGET_AFTER)
+        with self.store.reading() as conn:
+            kept = tailstate.load(conn, self.spec.name)  # what the store still keeps
+        self._known = {**kept, **self._pending.positions}
         if dropped:
             log.info(fmt_fields("forgot gone files", input=self.spec.name, files=dropped))
 
@@ -454,7 +459,8 @@ class Tailer:
             self._pending.forget.add(reader.key)
             self._pending.positions.pop(reader.key, None)
         else:
-            self._pending.positions[reader.key] = reader.position()
+            # A scan that came late (a loaded host) may find it again under a rotated name.
+            self._known[reader.key] = self._pending.positions[reader.key] = reader.position()
 
     # -- reading -------------------------------------------------------------------------------
 
