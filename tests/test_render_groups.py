@@ -58,6 +58,10 @@ def _event(config: Config, payload: dict[str, Any]) -> Event:
     return parse_notification(payload, config.http_inputs()["am"], NOW)[0]
 
 
+def _part_title(body: dict[str, Any]) -> str:
+    return json.dumps(body.get("markdown", {}).get("title", "(text: none)"), ensure_ascii=False)
+
+
 def _part_text(body: dict[str, Any]) -> str:
     return str(body["markdown"]["text"] if "markdown" in body else body["text"]["content"])
 
@@ -73,8 +77,8 @@ def test_300_alerts_are_all_named_in_numbered_parts(config: Config, rule: str, s
     bodies = robot_bodies(message)
     assert len(bodies) > 1, "300 alerts exceed one robot message"
     shown = "\n\n".join(
-        f"--- body {i} of {len(bodies)}: {len(encode(b))} bytes, title "
-        f"{json.dumps(b.get('markdown', {}).get('title', '(text: none)'), ensure_ascii=False)}\n{_part_text(b)}"
+        f"--- body {i} of {len(bodies)}: {len(encode(b))} bytes, title {_part_title(b)}\n"
+        + _part_text(b)
         for i, b in enumerate(bodies, start=1)
     )
     assert_golden(f"am-300-parts.{suffix}", message.title, shown)
