@@ -19,6 +19,7 @@ import jinja2
 from bridge.config.model import Rule
 from bridge.durations import format_duration
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType
+from bridge.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -89,10 +90,16 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     return context
 
 
+def _limits(rule: Rule) -> RenderLimits:
+    limits = getattr(rule.body.environment, "limits", DEFAULT_LIMITS)
+    return limits if isinstance(limits, RenderLimits) else DEFAULT_LIMITS
+
+
 def render_title(rule: Rule, event: Event, now: datetime) -> str:
     """Just the title (a digest lists each merged alert by its title)."""
     try:
-        return _one_line(rule.title.render(template_context(event, rule, now)).strip())
+        with render_budget(_limits(rule)):
+            return _one_line(rule.title.render(template_context(event, rule, now)).strip())
     except Exception:  # the full render, if this alert is ever sent alone, reports the error
         return plain_title(event)
 
@@ -137,9 +144,13 @@ def _kv(labels: Mapping[str, str], skip: set[str]) -> str:
 
 
 def render(rule: Rule, event: Event, now: datetime) -> Rendered:
+    """The rule's message for `event`, or the plain fallback with the reason when a template
+    fails or exceeds its bounds (templating.RenderLimits: the templates of one message share
+    one budget of time, output and memory)."""
     context = template_context(event, rule, now)
     try:
-        return Rendered(_render(rule, event, context))
+        with render_budget(_limits(rule)):
+            return Rendered(_render(rule, event, context))
     except Exception as exc:  # a template may raise anything; the alert must still go out
         return Rendered(
             fallback_message(rule.name, rule.msgtype, rule.mention, event),
