@@ -32,8 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2.utils import Namespace
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class TemplateLimitError(Exception):
     """A template exceeded a render bound. `what` is "time", "output" or "size"."""
 
     def __init__(self, what: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{what} limit: {message}")
         self.what = what
 
 
