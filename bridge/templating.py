@@ -98,10 +98,20 @@ class BoundedTemplate(jinja2.Template):
         with tb.render_budget(limits) as budget:
             context = self.new_context(dict(*args, **kwargs))
             try:
-                out = []
+                out: list[str] = []
+                counted = 0  # chunks of `out` already counted against the output bound
+                chars = 0
+                room = limits.output_bytes - budget.output
                 for chunk in self.root_render_func(context):
-                    budget.emit(chunk)
                     out.append(chunk)
+                    chars += len(chunk)
+                    if chars * 4 > room:  # could be over (4 bytes a character at most): count
+                        budget.emit("".join(out[counted:]))
+                        counted, chars = len(out), 0
+                        room = limits.output_bytes - budget.output
+                    else:
+                        budget.tick()
+                budget.emit("".join(out[counted:]))
                 return "".join(out)
             except Exception:
                 env.handle_exception()
@@ -203,8 +213,6 @@ def _estimate(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], env: 
     def arg(i: int, key: str, default: Any) -> Any:
         return args[i] if len(args) > i else kwargs.get(key, default)
 
-    if name not in _ESTIMATED:
-        return 0
     value = args[0] if args else ""
     size = tb.deep_size(value)
     if name == "center":
@@ -246,17 +254,21 @@ def _bounded_filter(name: str, f: Callable[..., Any], env: Any) -> Callable[...,
     accounting for what it makes. Pass-context markers are kept, so Jinja still passes them."""
     passes = getattr(f, "jinja_pass_arg", None)
     skip = 1 if passes is not None else 0  # the context, eval context or environment
-    walk = name not in _REFERENCE_FILTERS and name not in _SHAPE_FILTERS
+    # The value a filter turns into text is measured first (its parameters are covered by
+    # _estimate where they can make the result larger: separators, widths, replacements).
+    estimated = name in _ESTIMATED
+    walk = not estimated and name not in _REFERENCE_FILTERS and name not in _SHAPE_FILTERS
 
     @functools.wraps(f)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         tb.tick()
         own = args[skip:]
-        if walk:
-            for value in (*own, *kwargs.values()):
-                if not isinstance(value, str | int | float | bool) and value is not None:
-                    tb.require(tb.deep_size(value), f"the filter {name}")
-        tb.require(_estimate(name, own, kwargs, env), f"the filter {name}")
+        if estimated:
+            tb.require(_estimate(name, own, kwargs, env), f"the filter {name}")
+        elif walk and own:
+            value = own[0]
+            if not isinstance(value, str | int | float | bool) and value is not None:
+                tb.require(tb.deep_size(value), f"the filter {name}")
         if name == "join":
             items = list(own[0]) if own else []
             sep = str(own[1] if len(own) > 1 else kwargs.get("d", ""))
