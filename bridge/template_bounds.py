@@ -260,7 +260,9 @@ def binop_size(operator: str, left: Any, right: Any) -> int:
     """An upper estimate of the result of `left <operator> right`, computed without it."""
     if operator == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(times, int) and isinstance(seq, str | list | tuple | bytes):
+            if isinstance(times, int) and isinstance(seq, str | bytes):
+                return len(seq) * max(times, 0)
+            if isinstance(times, int) and isinstance(seq, list | tuple):
                 return deep_size(seq) * max(times, 0)
         return 0
     if operator == "**":
