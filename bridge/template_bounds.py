@@ -161,13 +161,15 @@ def deep_size(value: Any, cap: int | None = None) -> int:
             total += item.bit_length() // 3 + _ITEM
         elif isinstance(item, Mapping):
             total += _ITEM * len(item)
+            if total > cap:  # before pushing its items: a huge container costs one step
+                return total
             for k, v in item.items():
                 stack.append(k)
                 stack.append(v)
-                if total > cap:
-                    break
         elif isinstance(item, list | tuple | set | frozenset):
             total += _ITEM * len(item)
+            if total > cap:
+                return total
             stack.extend(item)
         elif isinstance(item, Namespace):
             stack.append(dict(item._Namespace__attrs))
