@@ -236,7 +236,7 @@ def queued_title(rule: Rule | None, head: Message, event: Event | None, now: dat
     if event is None:
         return head.title
     title = render_title(rule, event, now) if rule else plain_title(event)
-    who = identify(event)
+    who = " ".join(identify(event).split())  # one line, whatever the labels hold
     return f"{title} · {who}" if who else title
 
 

@@ -182,3 +182,11 @@ def test_digest_of_a_group_without_alertname_names_the_input(tmp_path: Path) -> 
     ]
     line = queued_title(_rule(config, "hook-md"), Message("markdown", "", ""), event, NOW)
     assert "service=pay" in line
+
+
+def test_a_digest_line_is_one_line_whatever_the_labels_hold(config: Config) -> None:
+    payload = _mixed_group()
+    payload["alerts"][1]["labels"]["instance"] = "host-7\n- forged line"
+    event = _event(config, payload)
+    line = queued_title(_rule(config, "am-md"), Message("markdown", "", ""), event, NOW)
+    assert "\n" not in line and "instance=host-7 - forged line" in line
