@@ -19,6 +19,7 @@ import jinja2
 from bridge.config.model import Rule
 from bridge.durations import format_duration
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType
+from bridge.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -89,22 +90,67 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     return context
 
 
+def _limits(rule: Rule) -> RenderLimits:
+    limits = getattr(rule.body.environment, "limits", DEFAULT_LIMITS)
+    return limits if isinstance(limits, RenderLimits) else DEFAULT_LIMITS
+
+
 def render_title(rule: Rule, event: Event, now: datetime) -> str:
     """Just the title (a digest lists each merged alert by its title)."""
     try:
-        return _one_line(rule.title.render(template_context(event, rule, now)).strip())
+        with render_budget(_limits(rule)):
+            return _one_line(rule.title.render(template_context(event, rule, now)).strip())
     except Exception:  # the full render, if this alert is ever sent alone, reports the error
         return plain_title(event)
 
 
 def plain_title(event: Event) -> str:
-    return f"[{event.status.upper()}] {event.labels.get('alertname') or event.input}"
+    """ "[FIRING ×3] DiskFull, HighCPU": the status, how many fire, and the alertname(s)."""
+    firing = sum(1 for a in event.alerts if a.status == "firing")
+    count = f" ×{firing}" if firing > 1 else ""
+    return _one_line(
+        f"[{event.status.upper()}{count}] {', '.join(alert_names(event)) or event.input}"
+    )
+
+
+def alert_names(event: Event) -> list[str]:
+    """The alertnames of an event, each once, in order of appearance."""
+    if event.labels.get("alertname"):
+        return [event.labels["alertname"]]
+    names = dict.fromkeys(a.labels.get("alertname", "") for a in event.alerts)
+    return [n for n in names if n]
+
+
+def identify(event: Event) -> str:
+    """What tells this event's alerts apart, on one line: for one alert its labels (but the
+    alertname, which titles carry); for a group, the count, then each alert by its alertname
+    (when the group mixes several) and the labels it does not share with the others
+    ("3 alerts: DiskFull instance=host-1; DiskFull instance=host-2; HighCPU instance=host-1")."""
+    if len(event.alerts) <= 1:
+        labels = event.alerts[0].labels if event.alerts else event.labels
+        return _kv(labels, {"alertname"})
+    common = set(event.labels)
+    mixed = "alertname" not in common
+    parts = []
+    for alert in event.alerts:
+        own = _kv(alert.labels, common | {"alertname"}) or f"#{alert.fingerprint[:8]}"
+        name = alert.labels.get("alertname", "") if mixed else ""
+        parts.append(f"{name} {own}" if name else own)
+    return f"{len(event.alerts)} alerts: " + "; ".join(parts)
+
+
+def _kv(labels: Mapping[str, str], skip: set[str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in skip)
 
 
 def render(rule: Rule, event: Event, now: datetime) -> Rendered:
+    """The rule's message for `event`, or the plain fallback with the reason when a template
+    fails or exceeds its bounds (templating.RenderLimits: the templates of one message share
+    one budget of time, output and memory)."""
     context = template_context(event, rule, now)
     try:
-        return Rendered(_render(rule, event, context))
+        with render_budget(_limits(rule)):
+            return Rendered(_render(rule, event, context))
     except Exception as exc:  # a template may raise anything; the alert must still go out
         return Rendered(
             fallback_message(rule.name, rule.msgtype, rule.mention, event),
@@ -155,16 +201,19 @@ def fallback_message(
     rule: str, msgtype: str, mention: Mention, event: Event, why: str = "template failed"
 ) -> Message:
     """A plain-text message built without any operator template: status, labels, summaries."""
-    name = event.labels.get("alertname") or event.input
     lines = [
-        f"[{event.status.upper()}] {name}",
+        plain_title(event),
         f"(rule {rule}: {why}, plain fallback)",
     ]
     if event.labels:
         lines.append(", ".join(f"{k}={v}" for k, v in sorted(event.labels.items())))
-    for alert in event.alerts[:20]:
+    # Every alert, one line each (a long fallback goes out in numbered parts like any message).
+    common = set(event.labels) | {"alertname"}
+    for alert in event.alerts:
         summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
-        lines.append(f"- {alert.status} {alert.labels.get('alertname', '')} {summary}".rstrip())
+        own = _kv(alert.labels, common)
+        line = f"- {alert.status} {alert.labels.get('alertname', '')} {own}".rstrip()
+        lines.append(f"{line} · {summary[:200]}" if summary else line)
     if not event.alerts and event.payload:
         lines.append(json.dumps(event.payload, ensure_ascii=False, default=str)[:2000])
     lines.append(f"received {event.received_at.isoformat(timespec='seconds')}")
@@ -181,10 +230,14 @@ def fallback_message(
 
 
 def queued_title(rule: Rule | None, head: Message, event: Event | None, now: datetime) -> str:
-    """The title of a queued message (see model.Delivery): rendered from its event now."""
+    """A queued message (see model.Delivery) on one line, as a storm digest and `outbox list`
+    show it: its title rendered from its event now, then what identifies its alerts (a title
+    template need not: the default one names the alertname, not the instance)."""
     if event is None:
         return head.title
-    return render_title(rule, event, now) if rule else plain_title(event)
+    title = render_title(rule, event, now) if rule else plain_title(event)
+    who = " ".join(identify(event).split())  # one line, whatever the labels hold
+    return f"{title} · {who}" if who else title
 
 
 def queued_message(

@@ -8,6 +8,7 @@ passed into a template, never compiled as one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,30 +16,270 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.filters import make_attrgetter
+from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
 
+from bridge import template_bounds as tb
 from bridge.durations import format_duration
 from bridge.resources import data_dir
+from bridge.template_bounds import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
+
+__all__ = ["DEFAULT_LIMITS", "RenderLimits", "TemplateLimitError", "make_environment"]
 
 # Markdown characters that change rendering in DingTalk's markdown subset.
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]()#>!|~"})
 
 
-def make_environment(search_dirs: Iterable[Path], tz: ZoneInfo) -> SandboxedEnvironment:
+def make_environment(
+    search_dirs: Iterable[Path], tz: ZoneInfo, limits: RenderLimits = DEFAULT_LIMITS
+) -> SandboxedEnvironment:
     """A fresh sandbox that loads files from `search_dirs`, then from the bundled templates."""
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader([str(d) for d in search_dirs])]
     loaders.append(jinja2.FileSystemLoader(str(data_dir("templates"))))
-    env = SandboxedEnvironment(
+    env = BoundedSandbox(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
+    env.limits = limits
     env.filters.update(_filters(tz))
+    env.filters = {name: _bounded_filter(name, f, env) for name, f in env.filters.items()}
+    env.globals["lipsum"] = tb.bounded_lipsum
     return env
+
+
+# -- bounds (see bridge.template_bounds) -------------------------------------------------------
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with each for loop ticking and `~` joining through the bounds."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        # `for x in environment.ticking(<iterable>)` (Jinja allows no custom node types).
+        ticking = nodes.EnvironmentAttribute("ticking", lineno=node.iter.lineno)
+        if not _is_ticking(node.iter):
+            node.iter = nodes.Call(ticking, [node.iter], [], None, None, lineno=node.iter.lineno)
+        super().visit_For(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        try:  # a constant (`'a' ~ 'b'`) is folded while compiling, as Jinja does
+            self.write(repr(node.as_const(frame.eval_ctx)))
+            return
+        except nodes.Impossible:
+            pass
+        self.write("environment.concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _is_ticking(node: nodes.Node) -> bool:
+    return (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.EnvironmentAttribute)
+        and node.node.name == "ticking"
+    )
+
+
+class BoundedTemplate(jinja2.Template):
+    """A template whose render is bounded in time, output and memory (TemplateLimitError)."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        env = self.environment
+        limits = getattr(env, "limits", DEFAULT_LIMITS)
+        with tb.render_budget(limits) as budget:
+            context = self.new_context(dict(*args, **kwargs))
+            try:
+                out: list[str] = []
+                counted = 0  # chunks of `out` already counted against the output bound
+                chars = 0
+                room = limits.output_bytes - budget.output
+                for chunk in self.root_render_func(context):
+                    out.append(chunk)
+                    chars += len(chunk)
+                    if chars * 4 > room:  # could be over (4 bytes a character at most): count
+                        budget.emit("".join(out[counted:]))
+                        counted, chars = len(out), 0
+                        room = limits.output_bytes - budget.output
+                    else:
+                        budget.tick()
+                budget.emit("".join(out[counted:]))
+                return "".join(out)
+            except Exception:
+                env.handle_exception()
+
+
+_REFERENCE_FILTERS = frozenset(
+    # Return a part of their input or a number: nothing new to account for.
+    {"first", "last", "attr", "default", "d", "length", "count", "random", "abs"}
+)
+_SHAPE_FILTERS = frozenset(
+    # Rearrange their input without turning it into text: no walk of the input first.
+    {"list", "batch", "slice", "reverse", "items", "int", "float", "round", "map", "select"}
+    | {"reject", "selectattr", "rejectattr"}
+)
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus the bounds of bridge.template_bounds on every operation that can take
+    long or make a large value."""
+
+    code_generator_class = _BoundedCodeGenerator
+    template_class = BoundedTemplate
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    limits: RenderLimits = DEFAULT_LIMITS
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        tb.tick()
+        tb.require(tb.binop_size(operator, left, right), f"the operator {operator}")
+        return tb.made(
+            super().call_binop(context, operator, left, right), f"the operator {operator}"
+        )
+
+    def call(
+        __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        tb.tick()
+        name = getattr(__obj, "__name__", "a call")
+        if tb.is_builtin_method(__obj):
+            owner = getattr(__obj, "__self__", None)
+            if name == "join" and isinstance(owner, str) and len(args) == 1 and not kwargs:
+                return tb.joined(args[0], owner)
+            tb.require(tb.method_size(__obj, args, kwargs), f"{name}()")
+        result = SandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs)
+        grown = tb.grows_container(__obj) if tb.is_builtin_method(__obj) else None
+        if grown is not None:  # append/extend/update: the container it grew
+            tb.require(tb.shallow_size(grown), f"{name}()")
+            return result
+        if isinstance(__obj, Macro) or isinstance(result, str | bytes):
+            return tb.made(result, f"{name}()")
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        formatter = super().wrap_str_format(value)
+        if formatter is None:
+            return None
+        owner = str(value.__self__)
+        is_map = value.__name__ == "format_map"
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            values = args[0] if is_map and args and isinstance(args[0], Mapping) else kwargs
+            positional = () if is_map else args
+            tb.require(tb.format_size(owner, positional, values), "str.format")
+            return str(tb.made(formatter(*args, **kwargs), "str.format"))
+
+        return functools.update_wrapper(bounded, formatter)
+
+    def concat(self, parts: Iterable[Any]) -> str:
+        return tb.joined(parts)
+
+    @staticmethod
+    def ticking(iterable: Iterable[Any]) -> Iterable[Any]:
+        return tb.ticking(iterable)
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ value }}` before it becomes text: a container whose text would exceed the
+    output bound is refused before str() builds it."""
+    if not isinstance(value, str):
+        budget = tb.active()
+        limit = (budget.limits if budget else DEFAULT_LIMITS).output_bytes
+        size = tb.deep_size(value, limit + 1)
+        if size > limit:
+            raise TemplateLimitError("output", f"a value of about {size} bytes would be output")
+    return value
+
+
+_ESTIMATED = frozenset(
+    {"center", "indent", "wordwrap", "replace", "format", "tojson", "batch", "slice", "kv"}
+    | {"localtime", "urlencode", "md_escape", "upper", "lower", "title", "capitalize", "escape"}
+)
+
+
+def _estimate(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], env: Any) -> int:
+    """An upper estimate of what filter `name` makes of `args` (its value first), for the
+    filters that can make much more than they are given; 0 for the others."""
+
+    def arg(i: int, key: str, default: Any) -> Any:
+        return args[i] if len(args) > i else kwargs.get(key, default)
+
+    value = args[0] if args else ""
+    size = tb.deep_size(value)
+    if name == "center":
+        return size + tb._as_width(arg(1, "width", 80))
+    if name == "indent":
+        width = arg(1, "width", 4)
+        w = len(width) if isinstance(width, str) else tb._as_width(width)
+        return size + (str(value).count("\n") + 1) * w
+    if name == "wordwrap":
+        width = max(tb._as_width(arg(1, "width", 79)), 1)
+        wrap = arg(3, "wrapstring", None)
+        return size + (size // width + 1) * len(str(wrap) if wrap is not None else "\n")
+    if name == "replace":
+        old, new, count = arg(1, "old", ""), arg(2, "new", ""), arg(3, "count", None)
+        return tb._replace_size(str(value), str(old), str(new), -1 if count is None else count)
+    if name == "format":
+        return tb.percent_size(str(value), args[1:] or dict(kwargs))
+    if name == "tojson":
+        indent = arg(1, "indent", None)
+        width = len(indent) if isinstance(indent, str) else tb._as_width(indent)
+        if width > 16:
+            raise TemplateLimitError("size", f"tojson(indent={width}) is refused (at most 16)")
+        return size * 6 * (1 + width)
+    if name in ("batch", "slice"):
+        return 8 * tb._as_width(arg(1, "linecount" if name == "batch" else "slices", 0))
+    if name == "kv":
+        sep = arg(1, "sep", ", ")
+        return size + len(str(sep)) * (len(value) if isinstance(value, Mapping) else 1)
+    if name == "localtime":
+        fmt = str(arg(1, "fmt", ""))
+        return len(fmt) + fmt.count("%") * 32
+    if name in ("urlencode", "md_escape", "upper", "lower", "title", "capitalize", "escape"):
+        return size * 3
+    return 0
+
+
+def _bounded_filter(name: str, f: Callable[..., Any], env: Any) -> Callable[..., Any]:
+    """`f` checking the deadline, refusing oversized results before computing them, and
+    accounting for what it makes. Pass-context markers are kept, so Jinja still passes them."""
+    passes = getattr(f, "jinja_pass_arg", None)
+    skip = 1 if passes is not None else 0  # the context, eval context or environment
+    # The value a filter turns into text is measured first (its parameters are covered by
+    # _estimate where they can make the result larger: separators, widths, replacements).
+    estimated = name in _ESTIMATED
+    walk = not estimated and name not in _REFERENCE_FILTERS and name not in _SHAPE_FILTERS
+
+    @functools.wraps(f)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        tb.tick()
+        own = args[skip:]
+        if estimated:
+            tb.require(_estimate(name, own, kwargs, env), f"the filter {name}")
+        elif walk and own:
+            value = own[0]
+            if not isinstance(value, str | int | float | bool) and value is not None:
+                tb.require(tb.deep_size(value), f"the filter {name}")
+        if name == "join":
+            items = list(own[0]) if own else []
+            sep = str(own[1] if len(own) > 1 else kwargs.get("d", ""))
+            attribute = own[2] if len(own) > 2 else kwargs.get("attribute")
+            if attribute is not None:
+                items = list(map(make_attrgetter(env, attribute), items))
+            return tb.joined(items, sep)
+        result = f(*args, **kwargs)
+        return result if name in _REFERENCE_FILTERS else tb.made(result, f"the filter {name}")
+
+    return bounded
 
 
 def undeclared_variables(env: SandboxedEnvironment, source: str) -> set[str]:

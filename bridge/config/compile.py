@@ -43,9 +43,11 @@ from bridge.templating import (
     undeclared_variables,
 )
 
+# A group that mixes alertnames (so `alertname` is not a common label) is titled by all of them.
 DEFAULT_TITLE = (
     "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
-    "{{ labels.alertname | default(input) }}"
+    "{{ labels.alertname | default((alerts | map(attribute='labels.alertname', default='')"
+    " | select | unique | join(', ')) or input) }}"
 )
 # A log line's title says what it is: its level, where it came from and the start of the line.
 FILE_DEFAULT_TITLE = (

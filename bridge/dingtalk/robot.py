@@ -6,8 +6,9 @@ Three things existing bridges get wrong, done here:
 - mentions: DingTalk only pings a mention whose "@mobile"/"@userid" appears in the text, so the
   bridge writes them into the text as well as into `at`;
 - size: no body exceeds 20,000 bytes of UTF-8 JSON. A longer text or markdown message is split
-  into numbered parts at line boundaries (or cut with a visible marker when the target prefers
-  `oversize: truncate`); other types are cut.
+  into numbered parts at paragraph or line boundaries, each readable alone: "(2/3) <title>" opens
+  a later part, "(1/3, continued in part 2)" ends an earlier one (or the text is cut with a visible
+  marker when the target prefers `oversize: truncate`); other types are cut.
 """
 
 from __future__ import annotations
@@ -121,36 +122,30 @@ def _json_len(text: str) -> int:
 
 
 def _split(message: Message, keywords: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
-    # Room for a part's text: the limit less the body around it, measured with the widest part
-    # label and the mentions (which only the first part carries, but every part may have).
+    """Numbered parts, each readable on its own: a part after the first opens with its number
+    and the message's title, a part before the last ends saying more follows, and cuts fall
+    between paragraphs (blank lines) where one is near, else between lines."""
+    markdown = message.msgtype == "markdown"
+    gap = "\n\n" if markdown else "\n"
+    # Room for a part's text: the limit less the body around it, measured with the widest
+    # header, trailer and part label, and the mentions (which only the first part carries).
     probe = replace(message, title=f"{message.title} (99/99)")
-    budget = limit - len(encode(_shape(probe, keywords, "(99/99) "))) - 16
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in message.text.split("\n"):
-        cost = _json_len(line) + 2  # the newline joining it
-        if current and size + cost > budget:
-            chunks.append("\n".join(current))
-            current, size = [], 0
-        while cost > budget:  # one line longer than a whole part: cut it at a character
-            head, line = _cut(line, budget - 2)
-            chunks.append(head)
-            cost = _json_len(line) + 2
-        current.append(line)
-        size += cost
-    if current:
-        chunks.append("\n".join(current))
+    frame = _header(message.title, 99, 99, gap) + _trailer(99, 99, gap)
+    budget = limit - len(encode(_shape(probe, keywords, frame))) - 16
+    chunks = _chunks(message.text, budget)
     total = len(chunks)
     bodies = []
     for index, chunk in enumerate(chunks, start=1):
-        label = f"({index}/{total})"
         part = replace(
             message,
-            title=f"{message.title} {label}",
+            title=f"{message.title} ({index}/{total})",
             mention=message.mention if index == 1 else Mention(),  # page people once
         )
-        text = chunk if index == 1 else f"{label} {chunk}"
+        text = chunk
+        if index > 1:
+            text = _header(message.title, index, total, gap) + text
+        if index < total:
+            text += _trailer(index, total, gap)
 
         def shape(t: str, part: Message = part) -> dict[str, Any]:
             return _shape(part, keywords, t)
@@ -160,8 +155,52 @@ def _split(message: Message, keywords: tuple[str, ...], limit: int) -> list[dict
     return bodies
 
 
+def _header(title: str, index: int, total: int, gap: str) -> str:
+    return f"({index}/{total}) {title}{gap}"
+
+
+def _trailer(index: int, total: int, gap: str) -> str:
+    return f"{gap}({index}/{total}, continued in part {index + 1})"
+
+
+def _chunks(text: str, budget: int) -> list[str]:
+    """`text` cut into pieces of at most `budget` JSON-escaped bytes, preferring a blank line
+    in the second half of a piece, then a line end, then a space, then any character."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    blank_at = -1  # index in `current` of the last blank line, and the size before it
+    blank_size = 0
+    for line in text.split("\n"):
+        cost = _json_len(line) + 2  # the newline joining it
+        if current and size + cost > budget:
+            if blank_at > 0 and blank_size * 2 >= budget:
+                head, current = current[:blank_at], current[blank_at + 1 :]
+                size = sum(_json_len(x) + 2 for x in current)
+            else:
+                head, current, size = current, [], 0
+            chunks.append("\n".join(head).strip("\n"))
+            blank_at = -1
+        while cost > budget:  # one line longer than a whole part: cut it
+            head_text, line = _cut(line, budget - 2)
+            if current:
+                chunks.append("\n".join(current).strip("\n"))
+                current, size = [], 0
+            chunks.append(head_text)
+            cost = _json_len(line) + 2
+            blank_at = -1
+        if not line.strip() and current:
+            blank_at, blank_size = len(current), size
+        current.append(line)
+        size += cost
+    if current:
+        chunks.append("\n".join(current).strip("\n"))
+    return [c for c in chunks if c] or [""]
+
+
 def _cut(line: str, room: int) -> tuple[str, str]:
-    """Split `line` so the head's JSON-escaped UTF-8 size is at most `room` (at least 1 char)."""
+    """Split `line` so the head's JSON-escaped UTF-8 size is at most `room` (at least 1 char),
+    at the last space of the head's second half when there is one."""
     lo, hi = 1, len(line)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -169,6 +208,9 @@ def _cut(line: str, room: int) -> tuple[str, str]:
             lo = mid
         else:
             hi = mid - 1
+    space = line.rfind(" ", lo // 2, lo)
+    if space > 0:
+        lo = space + 1
     return line[:lo], line[lo:]
 
 
