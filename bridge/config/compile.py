@@ -210,12 +210,15 @@ class _Compiler:
                 self.problem(("server", "listen"), str(exc), 'e.g. "127.0.0.1:8060" or "[::]:8060"')
         max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
         threads = spec.get("threads", m.DEFAULT_THREADS)
+        limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
         return m.ServerConfig(
             reload_token=self._secret(("server",), spec, "reload_token", required=False),
             host=host,
             port=port,
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
             threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+            connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
+            idle_timeout=self._duration(spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT),
         )
 
     def _state_dir(self, value: Any) -> Path:
