@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -28,7 +29,7 @@ from bridge.config.schema import did_you_mean, validate
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
 from bridge.delivery.ratelimit import RateLimit
 from bridge.dingtalk.callback_crypto import CallbackCryptoError, derive_key
-from bridge.durations import parse_duration
+from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.listen import parse_listen
 from bridge.model import Mention, MsgType
@@ -54,6 +55,8 @@ FILE_DEFAULT_TITLE = (
 )
 CALLBACK_DEFAULT_TITLE = "[{{ labels.EventType }}] {{ input }}"
 RESERVED_PREFIX = "/-/"
+_DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$")  # the schema's pattern
+_DURATION_BOUND_HINT = "no interval or timeout needs longer; is it a slip, such as 400d for 400s?"
 BUNDLED_KINDS = ("alertmanager", "webhook", "file", "default")  # kinds with bundled templates
 
 
@@ -117,14 +120,28 @@ class _Compiler:
     def _strs(self, value: Any) -> tuple[str, ...]:
         return tuple(str(v) for v in self._list(value) if isinstance(v, str | int))
 
-    @staticmethod
-    def _duration(value: Any, default: float) -> float:
+    def _duration(
+        self, at: PathKey, value: Any, default: float, maximum: float = MAX_CONFIG_DURATION
+    ) -> float:
+        """Seconds of the duration at `at`. What the schema cannot see is reported here: a
+        duration over `maximum` (say "999999999d", or .inf) and a number that is not one (.nan)."""
         if value is None:
             return default
         try:
-            return parse_duration(value)
-        except (ValueError, TypeError, AttributeError):
-            return default  # the schema reports it, pointing at the same place
+            return parse_duration(value, maximum)
+        except (ValueError, TypeError, AttributeError) as exc:
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) or _DURATION_SHAPE.match(str(value))
+            ):
+                return default  # the wrong shape: the schema reports it, at the same place
+            if isinstance(value, float) and math.isnan(value):
+                self.problem(at, "must be a duration", 'e.g. 30, "500ms", "30s", "5m", "2h"')
+            elif isinstance(value, int | float) and value < 0:
+                pass  # the schema says "must be at least 0"
+            else:
+                reason = str(exc).replace("a duration may be", "must be")
+                self.problem(at, reason, _DURATION_BOUND_HINT)
+            return default
 
     def _secret(self, where: PathKey, spec: dict[str, Any], key: str, required: bool) -> str | None:
         """`key` inline or `key_file` from disk; exactly one of them when `required`."""
@@ -161,7 +178,9 @@ class _Compiler:
         data = self.doc.data
         server = self._server(self._dict(data.get("server")))
         shutdown_timeout = self._duration(
-            self._dict(data.get("server")).get("shutdown_timeout"), 10.0
+            ("server", "shutdown_timeout"),
+            self._dict(data.get("server")).get("shutdown_timeout"),
+            10.0,
         )
         tz = self._timezone(data.get("timezone"))
         env = make_environment([self.base_dir], tz)
@@ -198,7 +217,10 @@ class _Compiler:
     def _alertmanager(self, spec: Any) -> m.AlertmanagerApi | None:
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
             return None
-        return m.AlertmanagerApi(spec["url"].rstrip("/"), self._duration(spec.get("timeout"), 5.0))
+        return m.AlertmanagerApi(
+            spec["url"].rstrip("/"),
+            self._duration(("alertmanager", "timeout"), spec.get("timeout"), 5.0),
+        )
 
     def _server(self, spec: dict[str, Any]) -> m.ServerConfig:
         listen = spec.get("listen", m.DEFAULT_LISTEN)
@@ -218,7 +240,9 @@ class _Compiler:
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
             threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
             connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
-            idle_timeout=self._duration(spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT),
+            idle_timeout=self._duration(
+                ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT
+            ),
         )
 
     def _state_dir(self, value: Any) -> Path:
@@ -266,13 +290,13 @@ class _Compiler:
             )
         return tuple(out)
 
-    def _policy(self, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
+    def _policy(self, where: PathKey, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
         rate_spec = self._dict(spec.get("rate_limit"))
         default_rate = m.ROBOT_RATE if robot else m.NO_RATE
         messages = rate_spec.get("messages", default_rate.messages)
         rate = RateLimit(
             messages if isinstance(messages, int) else default_rate.messages,
-            self._duration(rate_spec.get("per"), default_rate.per),
+            self._duration((*where, "rate_limit", "per"), rate_spec.get("per"), default_rate.per),
         )
         digest = self._dict(spec.get("digest"))
         after = digest.get("after", rate.messages if rate.messages > 0 else 20)
@@ -280,14 +304,16 @@ class _Compiler:
         retry = self._dict(spec.get("retry"))
         return m.SendPolicy(
             rate=rate,
-            lockout=self._duration(spec.get("lockout"), 600.0),
+            lockout=self._duration((*where, "lockout"), spec.get("lockout"), 600.0),
             digest=digest.get("enabled", True) is not False,
             digest_after=after if isinstance(after, int) else 20,
             digest_max=most if isinstance(most, int) else 100,
             split=spec.get("oversize", "split") != "truncate",
-            retry_initial=self._duration(retry.get("initial"), 1.0),
-            retry_max=self._duration(retry.get("max"), 300.0),
-            give_up_after=self._duration(retry.get("give_up_after"), 86_400.0),
+            retry_initial=self._duration((*where, "retry", "initial"), retry.get("initial"), 1.0),
+            retry_max=self._duration((*where, "retry", "max"), retry.get("max"), 300.0),
+            give_up_after=self._duration(
+                (*where, "retry", "give_up_after"), retry.get("give_up_after"), 86_400.0
+            ),
         )
 
     def _timezone(self, name: Any) -> ZoneInfo:
@@ -305,7 +331,7 @@ class _Compiler:
         out: dict[str, m.Target] = {}
         for name, raw in specs.items():
             spec, where = self._dict(raw), ("targets", name)
-            timeout = self._duration(spec.get("timeout"), m.DEFAULT_TIMEOUT)
+            timeout = self._duration((*where, "timeout"), spec.get("timeout"), m.DEFAULT_TIMEOUT)
             queue_size = spec.get("queue_size", m.DEFAULT_QUEUE_SIZE)
             queue_size = queue_size if isinstance(queue_size, int) else m.DEFAULT_QUEUE_SIZE
             kind = spec.get("type")
@@ -325,7 +351,7 @@ class _Compiler:
                     keywords=self._strs(spec.get("keywords")),
                     timeout=timeout,
                     queue_size=queue_size,
-                    policy=self._policy(spec, robot=True),
+                    policy=self._policy(where, spec, robot=True),
                 )
             elif kind == "work_notice":
                 userids, dept_ids = (
@@ -351,7 +377,7 @@ class _Compiler:
                     api_base=str(spec.get("api_base", m.DEFAULT_API_BASE)).rstrip("/"),
                     timeout=timeout,
                     queue_size=queue_size,
-                    policy=self._policy(spec, robot=False),
+                    policy=self._policy(where, spec, robot=False),
                 )
         return out
 
@@ -431,7 +457,7 @@ class _Compiler:
                     app_secret=self._secret(where, spec, "app_secret", required=True) or "",
                     staff_ids=frozenset(self._strs(allow.get("staff_ids"))),
                     admins=allow.get("admins") is not False,
-                    max_age=self._duration(spec.get("max_age"), 3_600.0),
+                    max_age=self._duration((*where, "max_age"), spec.get("max_age"), 3_600.0),
                     max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
                     definition=_canonical(spec),
                 )
@@ -507,12 +533,15 @@ class _Compiler:
                 max_lines = ml.get("max_lines", 500)
                 multiline = m.Multiline(
                     start=start,
-                    timeout=self._duration(ml.get("timeout"), 2.0),
+                    timeout=self._duration(
+                        (*where, "multiline", "timeout"), ml.get("timeout"), 2.0
+                    ),
                     max_lines=max_lines if isinstance(max_lines, int) else 500,
                 )
         threshold = None
         if isinstance(th := spec.get("threshold"), dict) and isinstance(th.get("count"), int):
-            threshold = m.Threshold(th["count"], self._duration(th.get("within"), 60.0))
+            within = self._duration((*where, "threshold", "within"), th.get("within"), 60.0)
+            threshold = m.Threshold(th["count"], within)
 
         def number(key: str, default: int) -> int:
             value = spec.get(key, default)
@@ -529,9 +558,11 @@ class _Compiler:
             multiline=multiline,
             threshold=threshold,
             max_line_bytes=number("max_line_bytes", 65_536),
-            poll_interval=self._duration(spec.get("poll_interval"), 1.0),
-            rotate_wait=self._duration(spec.get("rotate_wait"), 5.0),
-            close_inactive=self._duration(spec.get("close_inactive"), 300.0),
+            poll_interval=self._duration((*where, "poll_interval"), spec.get("poll_interval"), 1.0),
+            rotate_wait=self._duration((*where, "rotate_wait"), spec.get("rotate_wait"), 5.0),
+            close_inactive=self._duration(
+                (*where, "close_inactive"), spec.get("close_inactive"), 300.0
+            ),
             max_open_files=number("max_open_files", 256),
             inotify=spec.get("inotify") is not False,
             definition=_canonical({**spec, "paths": spec.get("paths"), "base": str(self.base_dir)}),
@@ -553,7 +584,7 @@ class _Compiler:
             token=token,
             aes_key=aes_key,
             owner_key=str(spec.get("owner_key", "")),
-            max_age=self._duration(spec.get("max_age"), 3_600.0),
+            max_age=self._duration((*where, "max_age"), spec.get("max_age"), 3_600.0),
             max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
             definition=_canonical(spec),
         )
@@ -653,12 +684,16 @@ class _Compiler:
                         all=mention.get("all") is True,
                     ),
                     group_by=self._strs(spec["group_by"]) if "group_by" in spec else None,
-                    group_wait=self._duration(spec.get("group_wait"), 30.0),
-                    group_interval=self._duration(spec.get("group_interval"), 300.0),
+                    group_wait=self._duration((*where, "group_wait"), spec.get("group_wait"), 30.0),
+                    group_interval=self._duration(
+                        (*where, "group_interval"), spec.get("group_interval"), 300.0
+                    ),
                     # Alertmanager already decides when to repeat (its own repeat_interval): a
                     # rule fed only by it passes every notification on unless told otherwise.
                     repeat_interval=self._duration(
-                        spec.get("repeat_interval"), 0.0 if kinds == {"alertmanager"} else 14_400.0
+                        (*where, "repeat_interval"),
+                        spec.get("repeat_interval"),
+                        0.0 if kinds == {"alertmanager"} else 14_400.0,
                     ),
                     send_resolved=spec.get("send_resolved") is not False,
                 )
