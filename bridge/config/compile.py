@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -55,8 +56,10 @@ FILE_DEFAULT_TITLE = (
 )
 CALLBACK_DEFAULT_TITLE = "[{{ labels.EventType }}] {{ input }}"
 RESERVED_PREFIX = "/-/"
+INTERNAL_ERROR = "internal error while checking this file"
 _DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$")  # the schema's pattern
 _DURATION_BOUND_HINT = "no interval or timeout needs longer; is it a slip, such as 400d for 400s?"
+log = logging.getLogger(__name__)
 BUNDLED_KINDS = ("alertmanager", "webhook", "file", "default")  # kinds with bundled templates
 
 
@@ -73,7 +76,30 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(file), None, None, "", "not UTF-8 text")]) from exc
-    doc, problems = load_document(text, str(file), os.environ if environ is None else environ)
+    try:
+        return _load(text, raw, file, os.environ if environ is None else environ)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a config must never crash `check` or a reload
+        # A bug of ours, not the operator's: say so in one line (the traceback goes to the debug
+        # log), and keep the running config. Tests treat this message as a failure.
+        log.debug("config check failed unexpectedly", exc_info=True)
+        raise ConfigError(
+            [
+                Problem(
+                    str(file),
+                    None,
+                    None,
+                    "",
+                    f"{INTERNAL_ERROR} ({type(exc).__name__})",
+                    "please report this file (without its secrets) as a bug",
+                )
+            ]
+        ) from exc
+
+
+def _load(text: str, raw: bytes, file: Path, environ: Mapping[str, str]) -> m.Config:
+    doc, problems = load_document(text, str(file), environ)
     if doc.data is None:
         raise ConfigError(problems)
     if not isinstance(doc.data, dict):
@@ -319,11 +345,20 @@ class _Compiler:
     def _timezone(self, name: Any) -> ZoneInfo:
         if name is None:
             return ZoneInfo(m.DEFAULT_TIMEZONE)
+        if not isinstance(name, str):
+            return ZoneInfo("UTC")  # the schema says "must be a string"
         try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
+            if len(name) > 255:  # no zone name is; the file system would refuse the path
+                raise ValueError("too long")
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: ZoneInfo opens the name as a file under the zone database, so a region
+            # ("America", a directory) or an over-long name fails there, not as "not found".
+            shown = name if len(name) <= 60 else name[:60] + "…"
             self.problem(
-                ("timezone",), f'unknown time zone "{name}"', 'e.g. "Asia/Shanghai", "UTC"'
+                ("timezone",),
+                f'unknown time zone "{shown}"',
+                'e.g. "Asia/Shanghai", "UTC"',
             )
             return ZoneInfo("UTC")
 
