@@ -56,6 +56,7 @@ FILE_DEFAULT_TITLE = (
 )
 CALLBACK_DEFAULT_TITLE = "[{{ labels.EventType }}] {{ input }}"
 RESERVED_PREFIX = "/-/"
+NO_TOKEN = "none"  # token: none: the operator wants the endpoint without authentication
 INTERNAL_ERROR = "internal error while checking this file"
 _DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$")  # the schema's pattern
 _DURATION_BOUND_HINT = "no interval or timeout needs longer; is it a slip, such as 400d for 400s?"
@@ -198,6 +199,35 @@ class _Compiler:
             self.problem(where, f'missing required key "{key}" (or "{file_key}")')
         return None
 
+    def _auth_token(self, where: PathKey, spec: dict[str, Any], key: str) -> str | None:
+        """A bearer token that guards an endpoint; None means no authentication.
+
+        Leaving the key out means no authentication, as before. An *empty* token is refused:
+        `token: "${AM_TOKEN:-}"` with the variable unset, or an empty token file, would
+        otherwise switch authentication off without anyone deciding it. Whoever wants an
+        endpoint open writes so: `token: none` (or `"${AM_TOKEN:-none}"`: a token if one is
+        set, none otherwise)."""
+        inline = spec.get(key)
+        if inline == NO_TOKEN and f"{key}_file" not in spec:
+            return None
+        token = self._secret(where, spec, key, required=False)
+        source = f"{key}_file" if isinstance(spec.get(f"{key}_file"), str) else key
+        at = (*where, source)
+        empty = token == "" or (source == key and inline == "")
+        if empty and at not in self.doc.unresolved and not self._reported(at):
+            hint = (
+                f"the file is empty; to accept requests without a token, write {key}: {NO_TOKEN}"
+                if source != key
+                else f"is its environment variable set? To accept requests without a token, "
+                f'write {key}: {NO_TOKEN} (or "${{VAR:-{NO_TOKEN}}}")'
+            )
+            self.problem(at, f"{key} is empty: authentication would be off", hint)
+        return token or None
+
+    def _reported(self, at: PathKey) -> bool:
+        shown = format_path(at)
+        return any(p.path == shown for p in self.problems)
+
     # -- sections ------------------------------------------------------------------------------
 
     def compile(self) -> m.Config | None:
@@ -260,7 +290,7 @@ class _Compiler:
         threads = spec.get("threads", m.DEFAULT_THREADS)
         limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
         return m.ServerConfig(
-            reload_token=self._secret(("server",), spec, "reload_token", required=False),
+            reload_token=self._auth_token(("server",), spec, "reload_token"),
             host=host,
             port=port,
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
@@ -517,7 +547,7 @@ class _Compiler:
                 name=name,
                 type=kind,
                 path=str(path),
-                token=self._secret(where, spec, "token", required=False),
+                token=self._auth_token(where, spec, "token"),
                 max_body_bytes=max_body if isinstance(max_body, int) else server.max_body_bytes,
                 split=spec.get("split") is True,
                 labels=labels,
