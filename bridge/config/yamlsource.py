@@ -264,6 +264,16 @@ class _Builder:
             return None
         if isinstance(value, str):
             return self._expand(value, path)
+        if isinstance(value, int) and value.bit_length() > 1024:
+            # (A hex or binary literal can be longer than the 4,300 digits Python will print.)
+            self.problems.append(
+                self.doc.problem(
+                    path,
+                    "this number has more than 300 digits",
+                    "no setting takes a number this large",
+                )
+            )
+            return None
         return value
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
