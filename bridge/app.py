@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import queue
 import signal
@@ -35,6 +36,7 @@ from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, InputError, Reason
+from bridge.fdlimit import ensure_descriptors
 from bridge.grouper import Grouper
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.tailer import Tailer
@@ -395,12 +397,7 @@ class Bridge:
             log.info(fmt_fields("reload skipped, nothing changed", trigger=trigger))
             return {"result": "unchanged", "trigger": trigger, "hash": old.digest[:12]}
         kept = []
-        if (new.server.host, new.server.port, new.server.threads, new.server.max_body_bytes) != (
-            old.server.host,
-            old.server.port,
-            old.server.threads,
-            old.server.max_body_bytes,
-        ):
+        if replace(new.server, reload_token=None) != replace(old.server, reload_token=None):
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
@@ -533,11 +530,36 @@ def run(config: Config) -> int:
     largest_body = max(
         [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.routed_inputs().values())]
     )
+    budget = ensure_descriptors(
+        server_cfg.connection_limit,
+        sum(i.max_open_files for i in config.inputs.values() if isinstance(i, FileInput)),
+    )
+    if budget.raised_from is not None:
+        log.info(fmt_fields("raised open files limit", soft=budget.soft, was=budget.raised_from))
+    if budget.error is not None:
+        log.warning(
+            fmt_fields(
+                "cannot raise open files limit",
+                soft=budget.soft,
+                error=budget.error,
+                connection_limit=budget.connection_limit,
+                configured=server_cfg.connection_limit,
+                hint="raise LimitNOFILE= (systemd) or ulimit -n, or lower server.connection_limit",
+            )
+        )
     server = create_server(
         HttpApp(bridge, bridge.clock),
         host=server_cfg.host,
         port=server_cfg.port,
         threads=server_cfg.threads,
+        # Waitress's defaults (100 connections, 120 s) let a hundred idle sockets lock every
+        # client out for minutes; see ServerConfig. poll(), not select(): select() cannot watch a
+        # descriptor numbered over 1023, and with thousands of connections there are such.
+        connection_limit=budget.connection_limit,
+        channel_timeout=max(1, math.ceil(server_cfg.idle_timeout)),  # waitress counts seconds
+        # How often idle connections are looked for: often enough to honour a short timeout.
+        cleanup_interval=max(1, min(30, math.ceil(server_cfg.idle_timeout / 2))),
+        asyncore_use_poll=True,
         # Our own limit answers 413 with a reason; waitress's must not fire first.
         max_request_body_size=largest_body + 1,
         ident="dingtalk-bridge",

@@ -20,7 +20,7 @@ from typing import Any
 from bridge import matchers
 from bridge.config.compile import load_config
 from bridge.config.model import Config, Rule
-from bridge.durations import format_duration, parse_duration
+from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
 from bridge.errors import ConfigError
 from bridge.model import Message
 from bridge.render import queued_message, queued_title
@@ -45,9 +45,9 @@ def load_or_report(path: str) -> Config | None:
 
 
 def _when(stamp: float, tz: object) -> str:
-    if stamp in (float("inf"), float("-inf")) or stamp <= 0:
-        return "never" if stamp > 0 else "always"
-    return datetime.fromtimestamp(stamp, UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")  # type: ignore[arg-type]
+    if isinstance(stamp, int | float) and stamp <= 0:
+        return "always"
+    return format_time(stamp, tz)  # type: ignore[arg-type]
 
 
 def _table(rows: list[list[str]], header: list[str]) -> None:
@@ -291,12 +291,19 @@ def _silence_add(args: argparse.Namespace, config: Config, store: Store) -> int:
                 until = until.replace(tzinfo=config.timezone)
             ends = until.timestamp()
         else:
-            ends = now + parse_duration(args.duration)
+            ends = now + parse_duration(args.duration)  # bounded below
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if ends <= now:
         print("error: the silence would end before it starts", file=sys.stderr)
+        return 2
+    if ends - now > MAX_SILENCE:
+        print(
+            f"error: a silence lasts at most {format_duration(MAX_SILENCE)} (a year); "
+            "for longer, change the rules in the config",
+            file=sys.stderr,
+        )
         return 2
     with store.transaction() as conn:
         silence = silence_store.add(conn, parsed, now, ends, args.comment, args.author, now)

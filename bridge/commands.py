@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bridge import matchers
 from bridge.alerting.silences import Silence
-from bridge.durations import format_duration, parse_duration
+from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
 
 HELP = """I understand:
 help: this list
@@ -113,10 +112,15 @@ def _silence(args: Sequence[str], sender: Sender, desk: Desk, now: float, tz: Zo
                 return f"Which alerts? Give matchers before the duration.\n{usage}"
             if seconds <= 0:
                 return "The duration must be more than 0."
+            if seconds > MAX_SILENCE:
+                return (
+                    f"A silence lasts at most {format_duration(MAX_SILENCE)} (a year); for longer, "
+                    "change the rules in the config.\n" + usage
+                )
             comment = " ".join(args[index + 1 :])
             author = sender.nick or sender.staff_id
             silence, note = desk.add_silence(tuple(parsed), now, now + seconds, comment, author)
-            until = datetime.fromtimestamp(now + seconds, tz).strftime("%m-%d %H:%M")
+            until = format_time(now + seconds, tz, "%m-%d %H:%M")
             return (
                 f"Silenced {silence.describe()} until {until} ({format_duration(seconds)}), "
                 f"id {silence.id}, by {author}.{note}"
@@ -153,7 +157,7 @@ def _silences(silences: list[Silence], now: float, tz: ZoneInfo) -> str:
         return "No active silences."
     lines = []
     for s in active:
-        until = datetime.fromtimestamp(s.ends_at, tz).strftime("%m-%d %H:%M")
+        until = format_time(s.ends_at, tz, "%m-%d %H:%M")  # (a bad stored row must not fail)
         who = f" by {s.author}" if s.author else ""
         why = f": {s.comment}" if s.comment else ""
         lines.append(f"{s.id} {s.describe()} until {until}{who}{why}")

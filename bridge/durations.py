@@ -1,29 +1,62 @@
-"""Durations as operators write them ("30s", "5m", 1.5) and as people read them ("2h 5m")."""
+"""Durations as operators write them ("30s", "5m", 1.5) and as people read them ("2h 5m").
+
+Every duration has an upper bound. Unbounded, `silence alertname=x 999999999d` was stored, and
+then every listing failed: the end time lay beyond the year 9999 that `datetime` can show. The
+bounds are far beyond any sensible use and far below any overflow:
+
+- a silence lasts at most a year (MAX_SILENCE): a longer "silence" is a rule that should not
+  send, and belongs in the config, reviewed, not in a chat command;
+- a duration in the config (timeouts, retries, grouping and repeat intervals) is at most 30 days
+  (MAX_CONFIG_DURATION): longer than any retry, repeat or grouping interval an Alertmanager user
+  sets (its own defaults are minutes to hours), yet a typo like "400d" for "400s" is caught.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, tzinfo
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,30})?)(ms|s|m|h|d)$")
+DAY = 86_400.0
+MAX_SILENCE = 365 * DAY
+MAX_CONFIG_DURATION = 30 * DAY
 
 
-def parse_duration(value: float | int | str) -> float:
-    """Seconds in `value`; raises ValueError with a readable message."""
+def parse_duration(value: float | int | str, maximum: float | None = None) -> float:
+    """Seconds in `value`; raises ValueError with a readable message (naming `maximum`, the
+    largest accepted value, when it is over it)."""
     if isinstance(value, bool):
         raise ValueError("a duration cannot be true/false")
     if isinstance(value, int | float):
-        if value < 0:
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int with hundreds of digits
+            seconds = math.inf
+        if math.isnan(seconds):
+            raise ValueError("a duration must be a number")
+        if seconds < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
-    match = _DURATION.match(value.strip())
-    if not match:
-        raise ValueError(f'"{value}" is not a duration (e.g. "500ms", "30s", "5m", "2h", "1d")')
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        match = _DURATION.match(value.strip())
+        if not match:
+            raise ValueError(
+                f'"{value[:40]}" is not a duration (e.g. "500ms", "30s", "5m", "2h", "1d")'
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if maximum is not None and seconds > maximum:
+        raise ValueError(f"a duration may be at most {format_duration(maximum)}")
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be finite")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: 45s, 3m 20s, 2h 5m, 3d 4h. Negative values read as 0s."""
+    """A short human duration: 45s, 3m 20s, 2h 5m, 3d 4h. Negative values read as 0s; what no
+    clock reaches reads "forever"."""
+    if not math.isfinite(seconds) or seconds >= 1e15:
+        return "forever" if not math.isnan(seconds) else "?"
     total = max(0, int(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
@@ -35,3 +68,16 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs}s" if secs else f"{minutes}m"
     return f"{secs}s"
+
+
+def format_time(stamp: float, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A Unix time as local time in `tz`; "never" for +infinity and a plain marker (instead of an
+    exception) for a time `datetime` cannot represent, e.g. a bad row stored before the bounds."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or math.isnan(stamp):
+        return "invalid time"
+    if stamp == math.inf:
+        return "never"
+    try:
+        return datetime.fromtimestamp(stamp, tz).strftime(fmt)
+    except (OverflowError, ValueError, OSError):
+        return "after 9999" if stamp > 0 else "before 1970"

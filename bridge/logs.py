@@ -39,7 +39,10 @@ class Redactor(logging.Filter):
         return _CREDENTIAL_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        # Every message, whoever logged it and however: one line. (fmt_fields escapes its values
+        # already; this covers f-strings and other libraries' messages.) The traceback appended
+        # below is ours and keeps its lines.
+        message = escape_control(record.getMessage())
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
@@ -54,6 +57,35 @@ REDACTOR = Redactor()
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 # sd-daemon(3) priority prefixes: journald stores the level of each line written to it.
 _PRIORITY = {"CRITICAL": 2, "ERROR": 3, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+# Characters that would start a new line (or rewrite one) in a terminal, a file or a log viewer:
+# C0 and C1 controls, DEL, and Unicode's own line/paragraph separators (str.splitlines() and
+# many viewers break lines there). An attacker who puts one in a label name must not be able to
+# forge a log line, so every value is written with these escaped.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)")
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = _NAMED.get(char)
+    if named:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """`text` with every control character written as a visible escape (\\n, \\x1b, \\u2028)."""
+    return _CONTROL.sub(_escape_char, text)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    seq = match.group(0)[1:]
+    if seq[0] in "xu" and len(seq) > 1:
+        return chr(int(seq[1:], 16))
+    return _UNESCAPE.get(seq, seq)
 
 
 def split_fields(message: str) -> tuple[str, dict[str, str]]:
@@ -65,7 +97,7 @@ def split_fields(message: str) -> tuple[str, dict[str, str]]:
     for match in _FIELD.finditer(message, first.start()):
         value = match.group(2)
         if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"')
+            value = _ESCAPE.sub(_unescape, value[1:-1])
         fields[match.group(1)] = value
     return message[: first.start()].strip(), fields
 
@@ -82,7 +114,11 @@ class JsonFormatter(logging.Formatter):
             "msg": event,
             **{k: v for k, v in fields.items() if k not in ("time", "level", "logger", "msg")},
         }
-        return json.dumps(line, ensure_ascii=False)
+        # json.dumps escapes C0 controls but writes U+2028/U+2029 and C1 controls raw, and
+        # line-oriented readers split there: escape them too, so one record stays one line.
+        return _CONTROL.sub(
+            lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(line, ensure_ascii=False)
+        )
 
 
 class JournalFormatter(logging.Formatter):
@@ -121,12 +157,14 @@ def setup(
 
 def fmt_fields(event: str, **fields: Any) -> str:
     """ "delivered rule=critical target=ops id=3f2a…": stable words first, details after."""
-    parts = [event]
+    parts = [escape_control(event)]
     for key, value in fields.items():
         if value is None:
             continue
         text = str(value)
-        if not text or any(c in text for c in ' ="'):
-            text = '"' + text.replace('"', '\\"') + '"'
-        parts.append(f"{key}={text}")
+        if not text or _CONTROL.search(text) or any(c in text for c in ' ="\\'):
+            # Quoted, with backslash, quote and control characters escaped: the value cannot end
+            # the line or the field early, and split_fields() reads it back exactly.
+            text = '"' + escape_control(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+        parts.append(f"{escape_control(str(key))}={text}")
     return " ".join(parts)

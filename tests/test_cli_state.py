@@ -124,3 +124,35 @@ def test_purge_removes_dead_letters(sim: Simulator) -> None:
         assert cli(daemon, "outbox", "list").stdout.strip() == "the outbox is empty"
     finally:
         daemon.stop()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [["--for", "999999999d"], ["--for", "366d"], ["--until", "9999-12-31T00:00:00+00:00"]],
+)
+def test_silence_add_refuses_a_silence_over_a_year(sim: Simulator, when: list[str]) -> None:
+    daemon = Daemon(config_for(sim))
+    try:
+        added = cli(daemon, "silence", "add", "--match", "alertname=X", *when)
+        assert added.returncode == 2
+        assert "at most 365d" in added.stderr and "Traceback" not in added.stderr
+        assert "no silences" in cli(daemon, "silence", "list").stdout
+        ok = cli(daemon, "silence", "add", "--match", "alertname=X", "--for", "365d")
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        daemon.stop()
+
+
+def test_silence_list_survives_bad_rows_already_stored(sim: Simulator) -> None:
+    from tests.test_e2e_chat import store_bad_silences
+
+    daemon = Daemon(config_for(sim))
+    try:
+        store_bad_silences(daemon)
+        listed = cli(daemon, "silence", "list", "--all")
+        assert listed.returncode == 0, listed.stderr
+        assert "farfuture01" in listed.stdout and "after 9999" in listed.stdout
+        assert "brokenrow01" not in listed.stdout
+        assert "brokenrow01" in listed.stderr and "Traceback" not in listed.stderr
+    finally:
+        daemon.stop()

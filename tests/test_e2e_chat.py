@@ -172,6 +172,8 @@ def test_only_allowed_senders_may_change_things(sim: Simulator, daemon: Daemon) 
         ("silence 2h", "Give matchers before the duration"),
         ("silence alertname=X", "Add a duration"),
         ("silence alertname~X 2h", "alertname~X"),
+        ("silence alertname=X 999999999d", "A silence lasts at most 365d"),
+        ("silence alertname=X 366d", "A silence lasts at most 365d"),
         ("expire", "Usage: expire <id>"),
         ("expire nosuchid", "No single active silence"),
         ("reboot everything", 'I do not know "reboot"'),
@@ -262,4 +264,41 @@ def test_a_timestamp_that_is_not_ascii_milliseconds_is_a_400(
     answer = requests.post(f"{daemon.url}/dingtalk/robot", data=b"{}", headers=headers, timeout=10)
     assert answer.status_code == 400, answer.text
     assert answer.json()["reason"] == "bad_request"
+
+
+def store_bad_silences(daemon: Daemon) -> None:
+    """Rows an earlier version (without bounds) or a hand edit left in the store: an end time
+    no calendar shows, and matchers that no longer parse."""
+    import json
+    import sqlite3
+
+    far = time.time() + 999_999_999 * 86_400.0
+    with sqlite3.connect(daemon.dir / "state" / "state.db") as conn:
+        conn.execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, author, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("farfuture01", json.dumps(["alertname=Far"]), time.time(), far, "", "old", 0.0),
+        )
+        conn.execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, author, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ("brokenrow01", "not json [", time.time(), time.time() + 60, "", "old", 0.0),
+        )
+
+
+def test_silences_are_listed_despite_bad_rows_already_stored(
+    sim: Simulator, daemon: Daemon
+) -> None:
+    store_bad_silences(daemon)
+    time.sleep(1.2)  # the daemon re-reads runtime silences every second
+    response = say(daemon, sim, "silences", staff="visitor")
+    assert response.status_code == 200, response.text
+    wait_until(lambda: len(replies(sim)) == 1)
+    assert 'farfuture01 alertname="Far" until after 9999' in replies(sim)[0]
+    assert "brokenrow01" not in replies(sim)[0]  # unreadable: skipped, and the log says so
+    assert say(daemon, sim, "status").status_code == 200
+    wait_until(lambda: len(replies(sim)) == 2)
+    # The far silence still works as a silence.
+    assert daemon.post("/am", am_alert_payload("Far")).json()["silenced"] == 1
+    wait_until(lambda: "brokenrow01" in daemon.log() and "skipped" in daemon.log())
     assert "Traceback" not in daemon.log()

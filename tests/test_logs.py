@@ -203,3 +203,78 @@ def test_every_line_about_a_message_names_its_rule_target_and_id(tmp_path: Path)
     assert digest["id"].endswith("+3") and digest["digest"] == "4"
     [dead] = [line for line in about if line["msg"] == "dead letter"]
     assert (dead["rule"], dead["target"], dead["errcode"]) == ("dead", "dead", "310000")
+
+
+# -- control characters: a value cannot forge a log line ---------------------------------------
+
+FORGED = "2026-12-01 08:00:00,000 ERROR bridge.app: FORGED line"
+HOSTILE_VALUES = [
+    f"a\n{FORGED}",
+    f"a\r{FORGED}",
+    f"a\r\n{FORGED}",
+    f"a\u2028{FORGED}",
+    f"a\u0085{FORGED}",
+    "bell\x07 escape\x1b[31m nul\x00 del\x7f",
+    'quote" back\\slash \\n literal',
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_a_field_with_control_characters_stays_on_one_line(value: str) -> None:
+    line = fmt_fields("no rule matched", labels=value, n=value)
+    assert len(line.splitlines()) == 1
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line)
+    # ... and still reads back exactly, for the JSON format.
+    assert split_fields(line) == ("no rule matched", {"labels": value, "n": value})
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_any_log_message_stays_one_line_in_every_format(
+    captured: tuple[io.StringIO, logging.Logger], fmt: str
+) -> None:
+    stream, log = captured
+    setup("debug", stream=stream, fmt=fmt)
+    for value in HOSTILE_VALUES:
+        log.info(f"an f-string with {value}")  # not through fmt_fields: the filter escapes it
+        log.info(fmt_fields("event", labels=value))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 * len(HOSTILE_VALUES)
+    assert not any(line.startswith("2026-12-01 08:00:00") for line in lines)
+    if fmt == "json":
+        decoded = [json.loads(line) for line in lines]
+        assert [d["labels"] for d in decoded[1::2]] == HOSTILE_VALUES
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_daemon_log_cannot_be_forged_by_a_label_name(tmp_path: Path, fmt: str) -> None:
+    # "no rule matched" logs every label of an alert no rule takes: the attacker's label
+    # carries a newline followed by a line that looks like the daemon's own.
+    config = {
+        "targets": {
+            "ops": {"type": "robot", "webhook": "http://127.0.0.1:9/robot/send?access_token=t"}
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [{"name": "only-db", "match": {"team": "db"}, "targets": ["ops"]}],
+    }
+    daemon = Daemon(config, directory=tmp_path, args=["--log-format", fmt])
+    try:
+        payload = am_alert_payload("Forge")
+        labels = payload["alerts"][0]["labels"]
+        labels[f"evil\n{FORGED}"] = "name"  # (the input may drop a name that is not a label's)
+        labels["evil"] = f"v\r\n{FORGED}\u2028{FORGED}"
+        payload["commonLabels"] = dict(labels)
+        assert daemon.post("/am", payload).ok
+        wait_until(lambda: "no rule matched" in daemon.log(), timeout=20)
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert "FORGED" in log, log  # the hostile label was logged...
+    lines = log.splitlines()
+    assert not [line for line in lines if "FORGED" in line and "no rule matched" not in line]
+    assert not any(line.startswith("2026-12-01 08:00:00") for line in lines)
+    if fmt == "json":
+        for line in lines:
+            if line.startswith("{"):
+                json.loads(line)
+        matched = [json.loads(x) for x in lines if "no rule matched" in x]
+        assert f"evil=v\r\n{FORGED}\u2028{FORGED}" in matched[0]["labels"]

@@ -41,3 +41,14 @@ def test_unit_declares_notify_reload_state_and_hardening() -> None:
         assert service[hardening] in ("yes", "strict"), hardening
     assert service["CapabilityBoundingSet"] == ""
     assert service["RestrictAddressFamilies"] == "AF_UNIX AF_INET AF_INET6"
+
+
+def test_unit_gives_the_default_connection_limit_its_descriptors() -> None:
+    # Under the unit's filter the daemon may not raise RLIMIT_NOFILE itself (see the unit).
+    from bridge.config.model import DEFAULT_CONNECTION_LIMIT
+    from bridge.fdlimit import RESERVED
+
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text("utf-8"))
+    assert int(parser["Service"]["LimitNOFILE"]) >= DEFAULT_CONNECTION_LIMIT + RESERVED + 256

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import re
 from collections.abc import Collection, Mapping
@@ -28,7 +30,7 @@ from bridge.config.schema import did_you_mean, validate
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
 from bridge.delivery.ratelimit import RateLimit
 from bridge.dingtalk.callback_crypto import CallbackCryptoError, derive_key
-from bridge.durations import parse_duration
+from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.listen import parse_listen
 from bridge.model import Mention, MsgType
@@ -56,6 +58,11 @@ FILE_DEFAULT_TITLE = (
 )
 CALLBACK_DEFAULT_TITLE = "[{{ labels.EventType }}] {{ input }}"
 RESERVED_PREFIX = "/-/"
+NO_TOKEN = "none"  # token: none: the operator wants the endpoint without authentication
+INTERNAL_ERROR = "internal error while checking this file"
+_DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$")  # the schema's pattern
+_DURATION_BOUND_HINT = "no interval or timeout needs longer; is it a slip, such as 400d for 400s?"
+log = logging.getLogger(__name__)
 BUNDLED_KINDS = ("alertmanager", "webhook", "file", "default")  # kinds with bundled templates
 
 
@@ -72,7 +79,30 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem(str(file), None, None, "", "not UTF-8 text")]) from exc
-    doc, problems = load_document(text, str(file), os.environ if environ is None else environ)
+    try:
+        return _load(text, raw, file, os.environ if environ is None else environ)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a config must never crash `check` or a reload
+        # A bug of ours, not the operator's: say so in one line (the traceback goes to the debug
+        # log), and keep the running config. Tests treat this message as a failure.
+        log.debug("config check failed unexpectedly", exc_info=True)
+        raise ConfigError(
+            [
+                Problem(
+                    str(file),
+                    None,
+                    None,
+                    "",
+                    f"{INTERNAL_ERROR} ({type(exc).__name__})",
+                    "please report this file (without its secrets) as a bug",
+                )
+            ]
+        ) from exc
+
+
+def _load(text: str, raw: bytes, file: Path, environ: Mapping[str, str]) -> m.Config:
+    doc, problems = load_document(text, str(file), environ)
     if doc.data is None:
         raise ConfigError(problems)
     if not isinstance(doc.data, dict):
@@ -119,14 +149,28 @@ class _Compiler:
     def _strs(self, value: Any) -> tuple[str, ...]:
         return tuple(str(v) for v in self._list(value) if isinstance(v, str | int))
 
-    @staticmethod
-    def _duration(value: Any, default: float) -> float:
+    def _duration(
+        self, at: PathKey, value: Any, default: float, maximum: float = MAX_CONFIG_DURATION
+    ) -> float:
+        """Seconds of the duration at `at`. What the schema cannot see is reported here: a
+        duration over `maximum` (say "999999999d", or .inf) and a number that is not one (.nan)."""
         if value is None:
             return default
         try:
-            return parse_duration(value)
-        except (ValueError, TypeError, AttributeError):
-            return default  # the schema reports it, pointing at the same place
+            return parse_duration(value, maximum)
+        except (ValueError, TypeError, AttributeError) as exc:
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) or _DURATION_SHAPE.match(str(value))
+            ):
+                return default  # the wrong shape: the schema reports it, at the same place
+            if isinstance(value, float) and math.isnan(value):
+                self.problem(at, "must be a duration", 'e.g. 30, "500ms", "30s", "5m", "2h"')
+            elif isinstance(value, int | float) and value < 0:
+                pass  # the schema says "must be at least 0"
+            else:
+                reason = str(exc).replace("a duration may be", "must be")
+                self.problem(at, reason, _DURATION_BOUND_HINT)
+            return default
 
     def _secret(self, where: PathKey, spec: dict[str, Any], key: str, required: bool) -> str | None:
         """`key` inline or `key_file` from disk; exactly one of them when `required`."""
@@ -157,13 +201,44 @@ class _Compiler:
             self.problem(where, f'missing required key "{key}" (or "{file_key}")')
         return None
 
+    def _auth_token(self, where: PathKey, spec: dict[str, Any], key: str) -> str | None:
+        """A bearer token that guards an endpoint; None means no authentication.
+
+        Leaving the key out means no authentication, as before. An *empty* token is refused:
+        `token: "${AM_TOKEN:-}"` with the variable unset, or an empty token file, would
+        otherwise switch authentication off without anyone deciding it. Whoever wants an
+        endpoint open writes so: `token: none` (or `"${AM_TOKEN:-none}"`: a token if one is
+        set, none otherwise)."""
+        inline = spec.get(key)
+        if inline == NO_TOKEN and f"{key}_file" not in spec:
+            return None
+        token = self._secret(where, spec, key, required=False)
+        source = f"{key}_file" if isinstance(spec.get(f"{key}_file"), str) else key
+        at = (*where, source)
+        empty = token == "" or (source == key and inline == "")
+        if empty and at not in self.doc.unresolved and not self._reported(at):
+            hint = (
+                f"the file is empty; to accept requests without a token, write {key}: {NO_TOKEN}"
+                if source != key
+                else f"is its environment variable set? To accept requests without a token, "
+                f'write {key}: {NO_TOKEN} (or "${{VAR:-{NO_TOKEN}}}")'
+            )
+            self.problem(at, f"{key} is empty: authentication would be off", hint)
+        return token or None
+
+    def _reported(self, at: PathKey) -> bool:
+        shown = format_path(at)
+        return any(p.path == shown for p in self.problems)
+
     # -- sections ------------------------------------------------------------------------------
 
     def compile(self) -> m.Config | None:
         data = self.doc.data
         server = self._server(self._dict(data.get("server")))
         shutdown_timeout = self._duration(
-            self._dict(data.get("server")).get("shutdown_timeout"), 10.0
+            ("server", "shutdown_timeout"),
+            self._dict(data.get("server")).get("shutdown_timeout"),
+            10.0,
         )
         tz = self._timezone(data.get("timezone"))
         env = make_environment([self.base_dir], tz)
@@ -200,7 +275,10 @@ class _Compiler:
     def _alertmanager(self, spec: Any) -> m.AlertmanagerApi | None:
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
             return None
-        return m.AlertmanagerApi(spec["url"].rstrip("/"), self._duration(spec.get("timeout"), 5.0))
+        return m.AlertmanagerApi(
+            spec["url"].rstrip("/"),
+            self._duration(("alertmanager", "timeout"), spec.get("timeout"), 5.0),
+        )
 
     def _server(self, spec: dict[str, Any]) -> m.ServerConfig:
         listen = spec.get("listen", m.DEFAULT_LISTEN)
@@ -212,12 +290,17 @@ class _Compiler:
                 self.problem(("server", "listen"), str(exc), 'e.g. "127.0.0.1:8060" or "[::]:8060"')
         max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
         threads = spec.get("threads", m.DEFAULT_THREADS)
+        limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
         return m.ServerConfig(
-            reload_token=self._secret(("server",), spec, "reload_token", required=False),
+            reload_token=self._auth_token(("server",), spec, "reload_token"),
             host=host,
             port=port,
             max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
             threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+            connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
+            idle_timeout=self._duration(
+                ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT
+            ),
         )
 
     def _state_dir(self, value: Any) -> Path:
@@ -265,13 +348,13 @@ class _Compiler:
             )
         return tuple(out)
 
-    def _policy(self, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
+    def _policy(self, where: PathKey, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
         rate_spec = self._dict(spec.get("rate_limit"))
         default_rate = m.ROBOT_RATE if robot else m.NO_RATE
         messages = rate_spec.get("messages", default_rate.messages)
         rate = RateLimit(
             messages if isinstance(messages, int) else default_rate.messages,
-            self._duration(rate_spec.get("per"), default_rate.per),
+            self._duration((*where, "rate_limit", "per"), rate_spec.get("per"), default_rate.per),
         )
         digest = self._dict(spec.get("digest"))
         after = digest.get("after", rate.messages if rate.messages > 0 else 20)
@@ -279,24 +362,35 @@ class _Compiler:
         retry = self._dict(spec.get("retry"))
         return m.SendPolicy(
             rate=rate,
-            lockout=self._duration(spec.get("lockout"), 600.0),
+            lockout=self._duration((*where, "lockout"), spec.get("lockout"), 600.0),
             digest=digest.get("enabled", True) is not False,
             digest_after=after if isinstance(after, int) else 20,
             digest_max=most if isinstance(most, int) else 100,
             split=spec.get("oversize", "split") != "truncate",
-            retry_initial=self._duration(retry.get("initial"), 1.0),
-            retry_max=self._duration(retry.get("max"), 300.0),
-            give_up_after=self._duration(retry.get("give_up_after"), 86_400.0),
+            retry_initial=self._duration((*where, "retry", "initial"), retry.get("initial"), 1.0),
+            retry_max=self._duration((*where, "retry", "max"), retry.get("max"), 300.0),
+            give_up_after=self._duration(
+                (*where, "retry", "give_up_after"), retry.get("give_up_after"), 86_400.0
+            ),
         )
 
     def _timezone(self, name: Any) -> ZoneInfo:
         if name is None:
             return ZoneInfo(m.DEFAULT_TIMEZONE)
+        if not isinstance(name, str):
+            return ZoneInfo("UTC")  # the schema says "must be a string"
         try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
+            if len(name) > 255:  # no zone name is; the file system would refuse the path
+                raise ValueError("too long")
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: ZoneInfo opens the name as a file under the zone database, so a region
+            # ("America", a directory) or an over-long name fails there, not as "not found".
+            shown = name if len(name) <= 60 else name[:60] + "…"
             self.problem(
-                ("timezone",), f'unknown time zone "{name}"', 'e.g. "Asia/Shanghai", "UTC"'
+                ("timezone",),
+                f'unknown time zone "{shown}"',
+                'e.g. "Asia/Shanghai", "UTC"',
             )
             return ZoneInfo("UTC")
 
@@ -304,7 +398,7 @@ class _Compiler:
         out: dict[str, m.Target] = {}
         for name, raw in specs.items():
             spec, where = self._dict(raw), ("targets", name)
-            timeout = self._duration(spec.get("timeout"), m.DEFAULT_TIMEOUT)
+            timeout = self._duration((*where, "timeout"), spec.get("timeout"), m.DEFAULT_TIMEOUT)
             queue_size = spec.get("queue_size", m.DEFAULT_QUEUE_SIZE)
             queue_size = queue_size if isinstance(queue_size, int) else m.DEFAULT_QUEUE_SIZE
             kind = spec.get("type")
@@ -324,7 +418,7 @@ class _Compiler:
                     keywords=self._strs(spec.get("keywords")),
                     timeout=timeout,
                     queue_size=queue_size,
-                    policy=self._policy(spec, robot=True),
+                    policy=self._policy(where, spec, robot=True),
                 )
             elif kind == "work_notice":
                 userids, dept_ids = (
@@ -350,7 +444,7 @@ class _Compiler:
                     api_base=str(spec.get("api_base", m.DEFAULT_API_BASE)).rstrip("/"),
                     timeout=timeout,
                     queue_size=queue_size,
-                    policy=self._policy(spec, robot=False),
+                    policy=self._policy(where, spec, robot=False),
                 )
         return out
 
@@ -430,7 +524,7 @@ class _Compiler:
                     app_secret=self._secret(where, spec, "app_secret", required=True) or "",
                     staff_ids=frozenset(self._strs(allow.get("staff_ids"))),
                     admins=allow.get("admins") is not False,
-                    max_age=self._duration(spec.get("max_age"), 3_600.0),
+                    max_age=self._duration((*where, "max_age"), spec.get("max_age"), 3_600.0),
                     max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
                     definition=_canonical(spec),
                 )
@@ -455,7 +549,7 @@ class _Compiler:
                 name=name,
                 type=kind,
                 path=str(path),
-                token=self._secret(where, spec, "token", required=False),
+                token=self._auth_token(where, spec, "token"),
                 max_body_bytes=max_body if isinstance(max_body, int) else server.max_body_bytes,
                 split=spec.get("split") is True,
                 labels=labels,
@@ -506,12 +600,15 @@ class _Compiler:
                 max_lines = ml.get("max_lines", 500)
                 multiline = m.Multiline(
                     start=start,
-                    timeout=self._duration(ml.get("timeout"), 2.0),
+                    timeout=self._duration(
+                        (*where, "multiline", "timeout"), ml.get("timeout"), 2.0
+                    ),
                     max_lines=max_lines if isinstance(max_lines, int) else 500,
                 )
         threshold = None
         if isinstance(th := spec.get("threshold"), dict) and isinstance(th.get("count"), int):
-            threshold = m.Threshold(th["count"], self._duration(th.get("within"), 60.0))
+            within = self._duration((*where, "threshold", "within"), th.get("within"), 60.0)
+            threshold = m.Threshold(th["count"], within)
 
         def number(key: str, default: int) -> int:
             value = spec.get(key, default)
@@ -528,9 +625,11 @@ class _Compiler:
             multiline=multiline,
             threshold=threshold,
             max_line_bytes=number("max_line_bytes", 65_536),
-            poll_interval=self._duration(spec.get("poll_interval"), 1.0),
-            rotate_wait=self._duration(spec.get("rotate_wait"), 5.0),
-            close_inactive=self._duration(spec.get("close_inactive"), 300.0),
+            poll_interval=self._duration((*where, "poll_interval"), spec.get("poll_interval"), 1.0),
+            rotate_wait=self._duration((*where, "rotate_wait"), spec.get("rotate_wait"), 5.0),
+            close_inactive=self._duration(
+                (*where, "close_inactive"), spec.get("close_inactive"), 300.0
+            ),
             max_open_files=number("max_open_files", 256),
             inotify=spec.get("inotify") is not False,
             definition=_canonical({**spec, "paths": spec.get("paths"), "base": str(self.base_dir)}),
@@ -552,7 +651,7 @@ class _Compiler:
             token=token,
             aes_key=aes_key,
             owner_key=str(spec.get("owner_key", "")),
-            max_age=self._duration(spec.get("max_age"), 3_600.0),
+            max_age=self._duration((*where, "max_age"), spec.get("max_age"), 3_600.0),
             max_body_bytes=max_body if isinstance(max_body, int) else 65_536,
             definition=_canonical(spec),
         )
@@ -652,12 +751,16 @@ class _Compiler:
                         all=mention.get("all") is True,
                     ),
                     group_by=self._strs(spec["group_by"]) if "group_by" in spec else None,
-                    group_wait=self._duration(spec.get("group_wait"), 30.0),
-                    group_interval=self._duration(spec.get("group_interval"), 300.0),
+                    group_wait=self._duration((*where, "group_wait"), spec.get("group_wait"), 30.0),
+                    group_interval=self._duration(
+                        (*where, "group_interval"), spec.get("group_interval"), 300.0
+                    ),
                     # Alertmanager already decides when to repeat (its own repeat_interval): a
                     # rule fed only by it passes every notification on unless told otherwise.
                     repeat_interval=self._duration(
-                        spec.get("repeat_interval"), 0.0 if kinds == {"alertmanager"} else 14_400.0
+                        (*where, "repeat_interval"),
+                        spec.get("repeat_interval"),
+                        0.0 if kinds == {"alertmanager"} else 14_400.0,
                     ),
                     send_resolved=spec.get("send_resolved") is not False,
                 )

@@ -24,6 +24,15 @@ from bridge.model import Mention, MsgType
 DEFAULT_LISTEN = "127.0.0.1:8060"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_THREADS = 1  # see ServerConfig
+# Open connections the listener holds at most (waitress's own default, 100, let ~100 idle sockets
+# lock every client out). Each costs a file descriptor and a few KiB, nothing more: waitress
+# buffers slow bodies in its I/O thread, so thousands of idle or dripping clients do not starve
+# the application thread. The process raises its RLIMIT_NOFILE soft limit to fit (bridge/fdlimit).
+DEFAULT_CONNECTION_LIMIT = 4096
+# A connection silent this long is closed (waitress's channel_timeout, default 120 s). A minute,
+# like nginx's client_header/body timeouts: Alertmanager and DingTalk send a request as soon as
+# they connect, and Go's HTTP client re-dials a keep-alive connection the server closed.
+DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -57,6 +66,8 @@ class ServerConfig:
     port: int
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     reload_token: str | None = field(default=None, repr=False)  # guards POST /-/reload
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sqlite3
 import uuid
 
 from bridge import matchers
 from bridge.alerting.silences import Silence
+
+log = logging.getLogger(__name__)
 
 
 def add(
@@ -44,10 +48,28 @@ def load(conn: sqlite3.Connection, ended_after: float | None = None) -> list[Sil
         " WHERE ends_at > ? ORDER BY starts_at, id",
         (since,),
     ).fetchall()
-    return [
-        Silence(r[0], tuple(matchers.parse(t) for t in json.loads(r[1])), r[2], r[3], r[4], r[5])
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        try:
+            out.append(_row(r))
+        except (ValueError, TypeError, OverflowError) as exc:
+            # A row this version would not store (written by hand, by an older version before
+            # durations were bounded): skipped and said, so listings and matching still work.
+            log.warning(f"silence {str(r[0])[:40]!r} skipped: unreadable row ({exc})")
+    return out
+
+
+def _row(r: tuple[object, ...]) -> Silence:
+    starts, ends = r[2], r[3]
+    if not isinstance(starts, int | float) or not isinstance(ends, int | float):
+        raise TypeError("starts_at/ends_at are not numbers")
+    if math.isnan(starts) or math.isnan(ends):
+        raise ValueError("starts_at/ends_at are not numbers")
+    texts = json.loads(str(r[1]))
+    if not isinstance(texts, list):
+        raise TypeError("matchers is not a list")
+    parsed = tuple(matchers.parse(str(t)) for t in texts)
+    return Silence(str(r[0]), parsed, float(starts), float(ends), str(r[4] or ""), str(r[5] or ""))
 
 
 def expire(conn: sqlite3.Connection, id_prefix: str, now: float) -> list[str]:
