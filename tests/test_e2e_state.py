@@ -323,7 +323,8 @@ def test_state_dir_on_a_read_only_mount_is_refused_with_its_path(
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         state = mount / "state"
-        with sqlite3.connect(state.mkdir() or state / "state.db") as conn:  # a real database
+        state.mkdir()
+        with sqlite3.connect(state / "state.db") as conn:  # a real database
             conn.execute("CREATE TABLE t (x)")
         conn.close()
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
