@@ -189,7 +189,7 @@ def test_the_wal_alone_does_not_fill_a_small_disk(
             response = poster.post()
             assert response.status_code == 200, response.text
             largest = max(largest, wal.stat().st_size if wal.exists() else 0)
-        assert largest <= 1_100_000  # 256 pages and their frame headers, then cut back
+        assert largest <= 1 << 20  # a quarter of the free space, and a commit or two
         wait_until(lambda: not wal.exists() or wal.stat().st_size == 0, timeout=30)
         wait_until(lambda: delivered_names(sim, poster.acked) == poster.acked, timeout=60)
     finally:

@@ -13,10 +13,11 @@ One connection, shared under a lock: every statement here is short, and SQLite s
 writers anyway. The CLI (`outbox`, `silence`) opens its own connection to the same file.
 
 The WAL is kept small (a full disk must not be the WAL's doing, and a small disk must hold it):
-SQLite checkpoints every WAL_AUTOCHECKPOINT pages and cuts the file back to JOURNAL_SIZE_LIMIT,
-and the upkeep thread truncates it to nothing once writes pause. A commit that failed for lack of
-space leaves no transaction open; the upkeep thread then keeps checkpointing until one succeeds,
-so the store takes commits again as soon as there is room, without a restart.
+SQLite checkpoints it and cuts the file back at a bound that follows the free space (a quarter of
+it, between WAL_MIN and WAL_MAX), and the upkeep thread truncates it to nothing once writes
+pause. A commit that failed for lack of space leaves no transaction open; the upkeep thread then
+keeps checkpointing until one succeeds, so the store takes commits again as soon as there is
+room, without a restart.
 
 Opening says what is wrong, where, and what to do (`StateError`) when the state directory cannot
 be used; a database file that is not a database, or is corrupt, is moved aside (kept for salvage)
@@ -138,14 +139,20 @@ CREATE TABLE IF NOT EXISTS silences (
 """
 
 
-# The WAL's bounds. SQLite's default autocheckpoint is 1,000 pages (4 MiB) and the WAL file keeps
-# its largest size; 10,000 pages here once let it fill a 2 MiB disk alone. bench/README.md has the
-# ingest figures for these values (no loss of throughput against 10,000).
-WAL_AUTOCHECKPOINT = 256  # pages (1 MiB of 4 KiB pages) written to the WAL between checkpoints
-JOURNAL_SIZE_LIMIT = 1 << 20  # bytes the WAL is cut back to after a checkpoint restarts it
+# The WAL's bound. SQLite checkpoints (copies the WAL into the database, and the writer then
+# starts the WAL over) every `wal_autocheckpoint` pages; the file keeps its largest size unless
+# `journal_size_limit` cuts it back. 10,000 pages (40 MiB) here once let the WAL fill a 2 MiB disk
+# alone. But each checkpoint ends with two fsyncs (~10-20 ms on this machine's disk, holding the
+# store's lock, and every request behind it): a checkpoint per MiB took most of the ingest rate
+# away. So the bound follows the room there is: at most a quarter of the free space (counting what
+# the WAL holds), between WAL_MIN and WAL_MAX; upkeep adjusts it as the disk fills or empties.
+# bench/README.md has the ingest figures.
+WAL_MAX = 16 << 20  # bytes: the WAL's bound on a roomy disk (a checkpoint per 16 MiB written)
+WAL_MIN = 128 << 10  # bytes: on a nearly full one (frequent checkpoints beat none)
+WAL_SHARE = 4  # the WAL may take this fraction (1/4) of the free space
 UPKEEP_INTERVAL = 1.0  # seconds between the upkeep thread's looks
 IDLE_BEFORE_TRUNCATE = 2.0  # seconds without a commit before the WAL is truncated to nothing
-CHECKPOINT_BUSY_MS = 200  # how long a checkpoint waits for another process's reader
+CHECKPOINT_BUSY_MS = 200  # how long a truncating checkpoint waits for another process's reader
 
 # SQLite's primary result codes (sqlite3.h) that decide what a failure means.
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
@@ -335,6 +342,7 @@ class Store:
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
+        self._budget = 0  # the WAL's bound last set (bytes)
         self._dirty = False  # committed since the WAL was last truncated
         self._last_commit = time.monotonic()
         self._failing = False  # a commit failed for lack of space: checkpoint until one succeeds
@@ -364,8 +372,7 @@ class Store:
         )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
-            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            self._bound_wal(conn)
             conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             problem = _integrity_problem(conn)
             if problem:
@@ -441,11 +448,36 @@ class Store:
 
     # -- keeping the WAL small -------------------------------------------------------------------
 
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return 0
+
+    def wal_budget(self) -> int:
+        """The WAL's bound in bytes now: a quarter of the room it may use (the free space and what
+        it holds already), between WAL_MIN and WAL_MAX."""
+        try:
+            fs = os.statvfs(self.path.parent)
+        except OSError:
+            return WAL_MIN
+        room = fs.f_bavail * fs.f_frsize + self._wal_bytes()
+        return max(WAL_MIN, min(WAL_MAX, room // WAL_SHARE))
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        budget = self.wal_budget()
+        if budget == self._budget:
+            return
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0]) or 4096
+        conn.execute(f"PRAGMA wal_autocheckpoint={max(16, budget // page)}")
+        conn.execute(f"PRAGMA journal_size_limit={budget}")
+        self._budget = budget
+
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to nothing. False when it could not
         (no room to grow the database, or another process's reader still uses the WAL)."""
         with self._lock:
-            # Not long: another process's reader (the CLI) can hold the WAL, and ingest waits
+            # Not long: another process's reader (the CLI) can hold the WAL, and requests wait
             # for this lock meanwhile. The next upkeep round tries again.
             self._conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
             try:
@@ -464,9 +496,12 @@ class Store:
             return True
 
     def upkeep(self, now: float | None = None) -> None:
-        """One round of the upkeep thread: truncate the WAL when writes paused, and keep trying
-        after a commit failed for lack of space (the checkpoint is what frees the WAL's space)."""
+        """One round of the upkeep thread: fit the WAL's bound to the free space, truncate the
+        WAL when writes paused, and keep trying after a commit failed for lack of space (the
+        checkpoint is what frees the WAL's space)."""
         now = time.monotonic() if now is None else now
+        with self._lock:
+            self._bound_wal(self._conn)
         if self._failing or (self._dirty and now - self._last_commit >= IDLE_BEFORE_TRUNCATE):
             self.checkpoint()
 
