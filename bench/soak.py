@@ -17,9 +17,9 @@ each, the growth over the second half of the run, and whether it stayed flat: RS
 than 1 MB over the second half, and the WAL stayed under its bound (bridge.store.db.WAL_MAX plus
 a commit's worth). Writes bench/results/soak.json; exits 1 when not flat.
 
-`--tracemalloc` traces the daemon's allocations from half the warm-up on (one frame: the line that allocated), takes
-snapshots at the end of the warm-up and at the end, then prints the 15 largest growths by line:
-how the cause was found.
+`--tracemalloc` traces the daemon's allocations from half the warm-up on (one frame: the line
+that allocated), takes snapshots at the end of the warm-up and at the end, then prints the 15
+largest growths by line: how the cause was found.
 """
 
 from __future__ import annotations
