@@ -229,6 +229,13 @@ def test_check_reports_a_usable_state_dir(sim: Simulator, tmp_path: Path) -> Non
     assert f"state_dir {tmp_path / 'state'}: writable, no database yet" in result.stdout
     assert not (tmp_path / "state").exists()  # check creates nothing
 
+    from bridge.store.db import Store
+
+    Store(tmp_path / "state").close()  # as a daemon leaves it
+    result = bridge_cli("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"database {tmp_path / 'state' / 'state.db'} opens and checks out" in result.stdout
+
 
 def test_a_corrupt_database_is_moved_aside_and_a_new_one_started(
     sim: Simulator, tmp_path: Path

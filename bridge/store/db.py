@@ -292,7 +292,7 @@ def verify_state_dir(directory: Path) -> str:
         raise StateError(
             f"state database {path} is corrupt ({problem}): `run` moves it aside to "
             f"{DB_NAME}.corrupt-<time> and starts an empty one (messages still queued in it are "
-            "not sent); stop here to salvage it first (see README, 'Corrupt state')"
+            "not sent); stop here to salvage it first (see README, 'The state directory')"
         )
     return f"state_dir {directory}: writable, database {path} opens and checks out"
 
@@ -327,7 +327,7 @@ def _move_aside(path: Path, reason: str) -> Path:
     log.error(
         f'state database corrupt, moved aside path={path} moved_to={aside} error="{reason}"'
         " (an empty database is started; messages still queued in the old one are not sent;"
-        " see README, 'Corrupt state')"
+        " see README, 'The state directory')"
     )
     return aside
 
