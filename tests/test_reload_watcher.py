@@ -55,7 +55,9 @@ def test_debug_log_beside_the_config_does_not_feed_the_watcher(tmp_path: Path) -
     settings = {
         "state_dir": str(tmp_path / "state"),
         "server": {"listen": f"127.0.0.1:{port}"},
-        "targets": {"ops": {"type": "robot", "webhook": "http://127.0.0.1:9/robot/send?access_token=x"}},
+        "targets": {
+            "ops": {"type": "robot", "webhook": "http://127.0.0.1:9/robot/send?access_token=x"}
+        },
         "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
         "rules": [{"name": "all", "targets": ["ops"]}],
     }
@@ -69,6 +71,7 @@ def test_debug_log_beside_the_config_does_not_feed_the_watcher(tmp_path: Path) -
             stderr=subprocess.STDOUT,
         )
     try:
+
         def started() -> bool:
             assert proc.poll() is None, log_path.read_text("utf-8", "replace")
             return "started" in log_path.read_text("utf-8", "replace")
