@@ -144,8 +144,9 @@ def test_full_disk_answers_503_store_then_recovers_when_space_returns(
 def test_full_disk_restart_with_room_again_takes_alerts_and_delivers_the_queue(
     sim: Simulator, small_disk: Path, tmp_path: Path
 ) -> None:
-    """Stopped while the disk is full (its WAL and queue as they are), started once there is room
-    again: it takes alerts at once and delivers everything acknowledged before and after."""
+    """Stopped while the disk is full (its WAL and queue as they are), started on the full disk
+    (it starts, and answers 503), then started once there is room again: it takes alerts at once
+    and delivers everything acknowledged before and after."""
     # DingTalk is down meanwhile, so what was acknowledged is still queued at the restart.
     sim.control(
         "faults",
@@ -159,6 +160,13 @@ def test_full_disk_restart_with_room_again_takes_alerts_and_delivers_the_queue(
             assert poster.post().status_code == 200
         filler = fill(small_disk)
         assert poster.until_refused().json()["reason"] == "store"
+    finally:
+        daemon.stop()
+    # Started again on the still full disk: it comes up, and refuses what it cannot commit.
+    daemon = Daemon(cfg, directory=cfg_dir(tmp_path))
+    try:
+        poster.daemon = daemon
+        assert poster.until_refused(limit=50).json()["reason"] == "store"
     finally:
         daemon.stop()
     filler.unlink()
