@@ -35,8 +35,17 @@ def _pick(kind: str, name: str, choices: Mapping[str, T]) -> T | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bridge.store.db import StateError, verify_state_dir
+
     config = load_or_report(args.config)
     if config is None:
+        return 1
+    # A config the daemon cannot run with is not OK: its state_dir must be usable too. (Said
+    # only when it is not: the OK line stays one line, as scripts read it.)
+    try:
+        verify_state_dir(config.state_dir)
+    except StateError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
     print(
         f"{args.config}: OK: {len(config.inputs)} inputs, {len(config.rules)} rules, "
@@ -56,9 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     from bridge.app import run
+    from bridge.store.db import StateError
 
     try:
         return run(config)
+    except StateError as exc:  # said as it is: what, where, what to do (no traceback)
+        log.error(f"cannot start: {exc}")
+        return 1
     finally:
         if simulator is not None:
             simulator.stop()

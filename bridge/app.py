@@ -479,6 +479,7 @@ class Bridge:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.store.start_upkeep()  # keeps the WAL small and retries after a full disk
         with self.store.reading() as conn:
             pending = outbox.pending_count(conn)
         if pending:

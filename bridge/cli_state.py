@@ -26,7 +26,7 @@ from bridge.model import Message
 from bridge.render import queued_message, queued_title
 from bridge.store import notices, outbox
 from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store.db import StateError, Store
 
 DEFAULT_CONFIG = "/etc/dingtalk-bridge/config.yaml"
 _REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")
@@ -67,7 +67,11 @@ def _on_store(args: argparse.Namespace, actions: dict[str, Action]) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    store = Store(config.state_dir, config.synchronous)
+    try:
+        store = Store(config.state_dir, config.synchronous)
+    except StateError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 1
     try:
         return actions[args.action](args, config, store)
     finally:

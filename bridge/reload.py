@@ -20,6 +20,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 log = logging.getLogger("bridge.reload")
+# watchdog logs every inotify event it reads at debug level. With `--log-level debug` and the log
+# written beside the config, each of those lines is itself a write in the watched directory: an
+# endless loop (150,000 lines in 12 s). Its debug lines describe events we mostly ignore anyway.
+logging.getLogger("watchdog").setLevel(logging.INFO)
 
 DEBOUNCE = 1.0  # seconds of quiet after the last change before reloading
 

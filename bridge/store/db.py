@@ -11,18 +11,37 @@ in the config closes at the price of an fsync per commit.
 
 One connection, shared under a lock: every statement here is short, and SQLite serialises
 writers anyway. The CLI (`outbox`, `silence`) opens its own connection to the same file.
+
+The WAL is kept small (a full disk must not be the WAL's doing, and a small disk must hold it):
+SQLite checkpoints it and cuts the file back at a bound that follows the free space (a quarter of
+it, between WAL_MIN and WAL_MAX), and the upkeep thread truncates it to nothing once writes
+pause. A commit that failed for lack of space leaves no transaction open; the upkeep thread then
+keeps checkpointing until one succeeds, so the store takes commits again as soon as there is
+room, without a restart.
+
+Opening says what is wrong, where, and what to do (`StateError`) when the state directory cannot
+be used; a database file that is not a database, or is corrupt, is moved aside (kept for salvage)
+and an empty one started, logged at error level with both paths.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import sqlite3
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.store import ratewindows
+
+log = logging.getLogger("bridge.store")
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -162,6 +181,48 @@ CREATE INDEX IF NOT EXISTS replays_expires ON replays (expires);
 """
 
 
+# The WAL's bound. SQLite checkpoints (copies the WAL into the database, and the writer then
+# starts the WAL over) every `wal_autocheckpoint` pages; the file keeps its largest size unless
+# `journal_size_limit` cuts it back. 10,000 pages (40 MiB) here once let the WAL fill a 2 MiB disk
+# alone. But each checkpoint ends with two fsyncs (~10-20 ms on this machine's disk, holding the
+# store's lock, and every request behind it): a checkpoint per MiB took most of the ingest rate
+# away. So the bound follows the room there is: at most a quarter of the free space (counting what
+# the WAL holds), between WAL_MIN and WAL_MAX; upkeep adjusts it as the disk fills or empties.
+# bench/README.md has the ingest figures.
+WAL_MAX = 16 << 20  # bytes: the WAL's bound on a roomy disk (a checkpoint per 16 MiB written)
+WAL_MIN = 128 << 10  # bytes: on a nearly full one (frequent checkpoints beat none)
+WAL_SHARE = 4  # the WAL may take this fraction (1/4) of the free space
+UPKEEP_INTERVAL = 1.0  # seconds between the upkeep thread's looks
+IDLE_BEFORE_TRUNCATE = 2.0  # seconds without a commit before the WAL is truncated to nothing
+CHECKPOINT_BUSY_MS = 200  # how long a truncating checkpoint waits for another process's reader
+
+# SQLite's primary result codes (sqlite3.h) that decide what a failure means.
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
+
+
+class _Corrupt(Exception):
+    """SQLite's quick check found damage (the file opened, its pages are wrong)."""
+
+
+class StateError(Exception):
+    """The state directory or its database cannot be used. The message says what is wrong,
+    where, and what the operator can do; it is shown as it is (no traceback)."""
+
+
+def _code(exc: sqlite3.Error) -> int:
+    """The primary result code of an sqlite3 error (extended codes carry it in the low byte)."""
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    return _code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def is_out_of_space(exc: sqlite3.Error) -> bool:
+    return _code(exc) == _SQLITE_FULL
+
+
 def state_dir_from_env(configured: str | None) -> Path:
     """The configured state_dir, else systemd's $STATE_DIRECTORY, else the packaged default."""
     if configured:
@@ -170,39 +231,247 @@ def state_dir_from_env(configured: str | None) -> Path:
     return Path(from_systemd or DEFAULT_STATE_DIR)
 
 
+def _describe(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a dangling symlink"
+    if path.is_dir():
+        return "a directory"
+    return "a regular file" if path.is_file() else "not a directory"
+
+
+def check_directory(directory: Path, create: bool) -> None:
+    """Raise StateError unless `directory` is a directory we can write in (made if `create`;
+    else it must exist or its nearest existing parent must be writable)."""
+    if directory.exists() and not directory.is_dir():
+        raise StateError(
+            f"state_dir {directory} is {_describe(directory)}, not a directory: "
+            "point state_dir at a directory (the bridge creates it) or move that file away"
+        )
+    if not directory.exists():
+        if not create:
+            parent = directory.parent
+            while not parent.exists():
+                parent = parent.parent
+            if not parent.is_dir():
+                raise StateError(
+                    f"state_dir {directory} cannot be created: {parent} is "
+                    f"{_describe(parent)}: choose another state_dir"
+                )
+            _probe_write(parent, f"state_dir {directory} cannot be created in {parent}")
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"state_dir {directory} cannot be created ({exc.strerror}): create it, "
+                "writable by the user the bridge runs as, or choose another state_dir"
+            ) from None
+    _probe_write(directory, f"state_dir {directory} is not writable")
+
+
+def _probe_write(directory: Path, what: str) -> None:
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return  # full, not unusable: the store answers 503 until there is room again
+        hint = (
+            "it is on a read-only file system: mount it read-write or choose another state_dir"
+            if exc.errno == errno.EROFS
+            else "make it writable by the user the bridge runs as, or choose another state_dir"
+        )
+        raise StateError(f"{what} ({exc.strerror}): {hint}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> StateError:
+    """The StateError for a database file SQLite cannot use (other than corruption)."""
+    code = _code(exc)
+    if code == _SQLITE_FULL:
+        advice = "its file system is full: free space there and start the bridge again"
+    elif code in (_SQLITE_READONLY, _SQLITE_PERM):
+        advice = (
+            "it can only be read: make it (and its directory) writable by the user the bridge "
+            "runs as, or mount the file system read-write"
+        )
+    elif code == _SQLITE_CANTOPEN:
+        advice = (
+            "make sure it is a regular file (or absent), readable and writable by the user the "
+            "bridge runs as, in a writable directory"
+        )
+    else:
+        advice = "check the file and its file system (dmesg may say more)"
+    return StateError(f"state database {path} cannot be used ({exc}): {advice}")
+
+
+def verify_state_dir(directory: Path) -> str:
+    """For `check`: is `directory` usable as the state directory? Changes nothing (the database,
+    when there is one, is opened read-only and checked). Returns what was found; raises
+    StateError with a located message otherwise."""
+    check_directory(directory, create=False)
+    path = directory / DB_NAME
+    if not path.exists():
+        return f"state_dir {directory}: writable, no database yet (created at the first start)"
+    if not path.is_file():
+        raise StateError(
+            f"state database {path} is {_describe(path)}: move it away (the bridge creates the "
+            "database) or choose another state_dir"
+        )
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise _unusable(path, exc) from None
+    try:
+        problem = _integrity_problem(conn)
+    except sqlite3.Error as exc:
+        if not is_corrupt(exc):
+            raise _unusable(path, exc) from None
+        problem = str(exc)
+    finally:
+        conn.close()
+    if problem:
+        raise StateError(
+            f"state database {path} is corrupt ({problem}): `run` moves it aside to "
+            f"{DB_NAME}.corrupt-<time> and starts an empty one (messages still queued in it are "
+            "not sent); stop here to salvage it first (see README, 'The state directory')"
+        )
+    return f"state_dir {directory}: writable, database {path} opens and checks out"
+
+
+def _integrity_problem(conn: sqlite3.Connection) -> str:
+    """'' if SQLite's quick check passes, else its first complaint. quick_check reads every page
+    (O(size), milliseconds for a queue of thousands), but skips the costly index cross-checks."""
+    row = conn.execute("PRAGMA quick_check(1)").fetchone()
+    result = str(row[0]) if row else "no answer to quick_check"
+    return "" if result == "ok" else result
+
+
+def _move_aside(path: Path, reason: str) -> Path:
+    """Rename a corrupt database (and its WAL, so SQLite still pairs them) out of the way."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        path.rename(aside)
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists():
+            wal.rename(aside.with_name(aside.name + "-wal"))
+        path.with_name(path.name + "-shm").unlink(missing_ok=True)  # derived from the WAL
+    except OSError as exc:
+        raise StateError(
+            f"state database {path} is corrupt ({reason}) and cannot be moved aside "
+            f"({exc.strerror}): move it away by hand and start the bridge again"
+        ) from None
+    log.error(
+        f'state database corrupt, moved aside path={path} moved_to={aside} error="{reason}"'
+        " (an empty database is started; messages still queued in the old one are not sent;"
+        " see README, 'The state directory')"
+    )
+    return aside
+
+
 class Store:
     def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
-        directory.mkdir(parents=True, exist_ok=True)
+        """Open (or create) the database in `directory`. Raises StateError, with the path and
+        what to do, when that cannot be done; moves a corrupt database aside first."""
+        check_directory(directory, create=True)
         self.path = directory / DB_NAME
-        self._conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self._busy_ms = int(busy_timeout * 1000)
         self._lock = threading.RLock()
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # Checkpoint less often: the hot pages (the ends of the outbox and its indexes) are
-            # rewritten by every commit, and each checkpoint copies each page once.
-            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._conn.execute(
-                f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}"
+        self._closing = threading.Event()
+        self._upkeep: threading.Thread | None = None
+        self._budget = 0  # the WAL's bound last set (bytes)
+        self._dirty = False  # committed since the WAL was last truncated
+        self._last_commit = time.monotonic()
+        self._failing = False  # a commit failed for lack of space: checkpoint until one succeeds
+        self.moved_aside: Path | None = None  # where a corrupt database went
+        try:
+            self._conn = self._open(synchronous)
+        except (sqlite3.Error, _Corrupt) as exc:
+            if isinstance(exc, sqlite3.Error) and not is_corrupt(exc):
+                raise _unusable(self.path, exc) from None
+            self.moved_aside = _move_aside(self.path, str(exc))
+            try:
+                self._conn = self._open(synchronous)
+            except sqlite3.Error as again:
+                raise _unusable(self.path, again) from None
+
+    def _open(self, synchronous: str) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            raise StateError(
+                f"state database {self.path} is {_describe(self.path)}: move it away (the bridge "
+                "creates the database) or choose another state_dir"
             )
-            self._conn.executescript(_SCHEMA + ratewindows.SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._bound_wal(conn)
+            conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            problem = _integrity_problem(conn)
+            if problem:
+                raise _Corrupt(f"quick_check: {problem}")
+            conn.executescript(_SCHEMA + ratewindows.SCHEMA)
+            # Only when missing: a write on every start would fail on a full disk, where the
+            # bridge must still start (and answer 503 until there is room).
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
+        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error.
+
+        A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
+        (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                self._failed(exc)
                 raise
-            self._conn.execute("COMMIT")
+            self._dirty = True
+            self._last_commit = time.monotonic()
+
+    def _rollback(self) -> None:
+        # An error means SQLite rolled it back itself (as it does after SQLITE_FULL).
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        if is_out_of_space(exc) or _code(exc) == _SQLITE_IOERR:
+            if not self._failing:
+                log.error(
+                    f'state store cannot commit path={self.path} error="{exc}" (answering 503'
+                    " until it can; it retries by itself once there is room)"
+                )
+            self._failing = True
+        elif is_corrupt(exc):
+            log.error(
+                f'state database corrupt path={self.path} error="{exc}" (restart the bridge: it'
+                " moves the file aside and starts an empty one)"
+            )
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -219,6 +488,88 @@ class Store:
             return False
         return True
 
+    # -- keeping the WAL small -------------------------------------------------------------------
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return 0
+
+    def wal_budget(self) -> int:
+        """The WAL's bound in bytes now: a quarter of the room it may use (the free space and what
+        it holds already), between WAL_MIN and WAL_MAX."""
+        try:
+            fs = os.statvfs(self.path.parent)
+        except OSError:
+            return WAL_MIN
+        room = fs.f_bavail * fs.f_frsize + self._wal_bytes()
+        return max(WAL_MIN, min(WAL_MAX, room // WAL_SHARE))
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        budget = self.wal_budget()
+        if budget == self._budget:
+            return
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0]) or 4096
+        conn.execute(f"PRAGMA wal_autocheckpoint={max(16, budget // page)}")
+        conn.execute(f"PRAGMA journal_size_limit={budget}")
+        self._budget = budget
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to nothing. False when it could not
+        (no room to grow the database, or another process's reader still uses the WAL)."""
+        with self._lock:
+            # Not long: another process's reader (the CLI) can hold the WAL, and requests wait
+            # for this lock meanwhile. The next upkeep round tries again.
+            self._conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            try:
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                log.debug(f'checkpoint failed path={self.path} error="{exc}"')
+                return False
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            if busy:
+                return False
+            self._dirty = False
+            if self._failing:
+                self._failing = False
+                log.warning(f"state store has room again path={self.path} (WAL checkpointed)")
+            return True
+
+    def upkeep(self, now: float | None = None) -> None:
+        """One round of the upkeep thread: fit the WAL's bound to the free space, truncate the
+        WAL when writes paused, and keep trying after a commit failed for lack of space (the
+        checkpoint is what frees the WAL's space)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._bound_wal(self._conn)
+        if self._failing or (self._dirty and now - self._last_commit >= IDLE_BEFORE_TRUNCATE):
+            self.checkpoint()
+
+    @property
+    def failing(self) -> bool:
+        """A commit failed for lack of space (or an I/O error), and no checkpoint since worked."""
+        return self._failing
+
+    def start_upkeep(self) -> None:
+        """Run `upkeep` every UPKEEP_INTERVAL seconds until close (the daemon's store)."""
+        if self._upkeep is not None:
+            return
+
+        def loop() -> None:
+            while not self._closing.wait(UPKEEP_INTERVAL):
+                try:
+                    self.upkeep()
+                except Exception:  # never let upkeep die silently: the WAL would grow again
+                    log.exception(f"state store upkeep failed path={self.path}")
+
+        self._upkeep = threading.Thread(target=loop, name="store-upkeep", daemon=True)
+        self._upkeep.start()
+
     def close(self) -> None:
+        self._closing.set()
+        if self._upkeep is not None:
+            self._upkeep.join(5.0)
         with self._lock:
             self._conn.close()
