@@ -689,7 +689,7 @@ def test_a_success_the_store_cannot_record_is_never_sent_again(
     sender = make(config, "a", store, ding, clock, windows)
     _ = sender.window
     store.broken = True  # the disk fills up while A0 is in flight
-    drive([sender], clock, 120)
+    drive([sender], clock, 30)  # (within the robot's window: both calls are still kept below)
     assert [c.body["markdown"]["title"] for c in ding.calls] == ["A0 alert ALARM"]
     held = sender.status()["unrecorded"]
     assert held["outcome"] == "delivered" and "disk is full" in held["error"]
@@ -812,3 +812,25 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
     assert metric_value(bridge.metrics().decode(), "sender_unrecorded", target="b") == 1
     drive([b], clock, 5)
     assert all("is not running" in p for p in bridge.readiness()[1]["problems"])
+
+
+def test_a_window_keeps_calls_only_as_long_as_a_target_needs_them() -> None:
+    """Calls are kept for the longest window of the robot's targets and not at all while every
+    target is unlimited: an hour of timestamps per busy robot was the soak's slow RSS creep."""
+    from bridge.delivery.ratelimit import RateLimit
+
+    window = RobotWindow("robot-x")
+    unlimited = RateLimit(0, 60.0)
+    for i in range(100):
+        ticket = window.acquire(unlimited, START + i)
+        assert not isinstance(ticket, float)
+        window.settle(ticket, START + i, counted=True, failing=False)
+    assert window.keep == 0 and window.used(RateLimit(20, 60.0), START + 100) == 0
+    limited = RateLimit(1000, 60.0)
+    for i in range(200):
+        ticket = window.acquire(limited, START + 100 + i)
+        assert not isinstance(ticket, float)
+        window.settle(ticket, START + 100 + i, counted=True, failing=False)
+    assert window.keep == 61.0  # the window and its safety margin
+    assert window.used(limited, START + 299) == 61  # one a second, the last 61 s ...
+    assert len(window._calls) <= 62  # ... and little more is kept

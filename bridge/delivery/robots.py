@@ -37,7 +37,7 @@ from bridge.config.model import RobotTarget, Target
 from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, next_slot
 from bridge.logs import fmt_fields
 
-HISTORY_KEEP = 3600.0  # seconds of counted calls kept: longer than any sensible window
+HISTORY_KEEP = 3600.0  # seconds of stored calls read back at start: longer than any sensible window
 PROBE_POLL = 0.5  # seconds: how often a target looks again while another one's probe is out
 
 log = logging.getLogger("bridge.delivery")
@@ -83,6 +83,10 @@ class RobotWindow:
         self.locked_until = locked_until
         self.failures = 0  # consecutive calls that failed before reaching DingTalk's counter
         self.probe_at = 0.0  # while failing: no call before this time
+        # How long a counted call matters: the longest window of the targets using this robot
+        # (0 while they are all unlimited). Kept longer, the calls of a busy unlimited target
+        # were an hour of timestamps in memory and in the store (the soak's slow RSS creep).
+        self.keep = 0.0
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class RobotWindow:
     def acquire(self, rate: RateLimit, now: float) -> Ticket | float:
         """A ticket for one call now, or the time to try again."""
         with self._lock:
+            self._keep_for(rate)
             ready = self._ready_at(rate, now)
             if ready > now:
                 return ready
@@ -175,9 +180,20 @@ class RobotWindow:
                 bisect.insort(self._calls, at)
             self.locked_until = max(self.locked_until, locked_until)
 
+    def keep_for(self, rate: RateLimit) -> None:
+        """A target with this rate uses the window: keep calls as long as its window needs."""
+        with self._lock:
+            self._keep_for(rate)
+
+    def _keep_for(self, rate: RateLimit) -> None:
+        if not rate.unlimited:
+            self.keep = max(self.keep, rate.per + SAFETY_MARGIN)
+
     def _count(self, at: float) -> None:
+        if self.keep <= 0:
+            return  # no target limits this robot: nothing reads its calls
         bisect.insort(self._calls, at)
-        drop = bisect.bisect_left(self._calls, at - HISTORY_KEEP)
+        drop = bisect.bisect_left(self._calls, at - self.keep)
         del self._calls[:drop]
 
     def describe(self) -> dict[str, object]:
@@ -205,6 +221,7 @@ class RobotWindows:
             fresh = window is None
             if window is None:
                 window = self._windows[key] = RobotWindow(key)
+            window.keep_for(target.policy.rate)
             if self._load is not None and (key, target.name) not in self._loaded:
                 try:
                     calls, until = self._load(key, target.name, fresh)

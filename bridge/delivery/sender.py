@@ -590,8 +590,8 @@ class TargetSender:
     def _write(self, record: _Record) -> None:
         key = self.window.key
         with self.store.transaction() as conn:
-            if record.calls:
-                forget = max(record.calls) - HISTORY_KEEP
+            if record.calls and self.window.keep > 0:
+                forget = max(record.calls) - self.window.keep
                 ratewindows.record_calls(conn, key, record.calls, forget)
             if record.lockout is not None:
                 ratewindows.lock_out(conn, key, record.lockout)
