@@ -7,6 +7,7 @@ import os
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from bridge.inputs.filetail.scan import (
     required_literals,
     searcher,
 )
+from bridge.inputs.filetail.tailer import COPY_SETTLE, Tailer
+from bridge.model import Accepted, Event
 from bridge.store import tailstate
 from bridge.store.db import Store
 from tests.harness import compile_yaml
@@ -630,6 +633,47 @@ def test_lines_behind_counts_within_a_budget_and_estimates_past_it(tmp_path: Pat
             os.close(fd)
 
 
+# -- the tailer on real files, stepped by hand --------------------------------------------------
+
+
+@dataclass
+class SteppedTailer:
+    """A Tailer on a real store whose rounds a test runs itself, with a clock it moves; the
+    lines of the events it committed, in order."""
+
+    tailer: Tailer
+    store: Store
+    clock: list[float]
+    lines: list[str]
+
+    def discover(self) -> None:
+        self.tailer._discover(self.clock[0])
+
+    def round(self) -> None:
+        self.tailer._round(self.clock[0])
+        self.tailer._commit(force=True)
+
+    def close(self) -> None:
+        self.tailer._shutdown()
+        self.store.close()
+
+
+def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
+    store = Store(tmp_path / "state")
+    lines: list[str] = []
+
+    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
+        with store.transaction() as conn:
+            also(conn)
+        lines.extend(e.annotations["line"] for e in events)
+        return Accepted()
+
+    clock = [100.0]
+    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
+    tailer._startup()
+    return SteppedTailer(tailer, store, clock, lines)
+
+
 # -- the tailer: a copy that logrotate is still writing ------------------------------------------
 
 
@@ -638,50 +682,34 @@ def test_a_copy_still_being_written_is_read_only_past_what_was_read(tmp_path: Pa
     logrotate is still writing it (shorter than what was read of app.log), the tailer must not
     start at the copy's end of the moment, or it reads the rest of the copy, lines it already
     read in app.log, a second time."""
-    from bridge.inputs.filetail.tailer import COPY_SETTLE, Tailer
-    from bridge.model import Accepted, Event
-
-    store = Store(tmp_path / "state")
     logs = tmp_path / "logs"
     logs.mkdir()
     spec = file_spec(tmp_path, paths=[str(logs / "app.log*")], read_from="beginning")
-    lines: list[str] = []
-
-    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
-        with store.transaction() as conn:
-            also(conn)
-        lines.extend(e.annotations["line"] for e in events)
-        return Accepted()
-
-    clock = [100.0]
-    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
     log = logs / "app.log"
     data = b"".join(b"ERROR app - seq=%04d\n" % n for n in range(200))  # 4,000 bytes
     log.write_bytes(data)
-    tailer._startup()
-    tailer._round(clock[0])
-    tailer._commit(force=True)
-    assert len(lines) == 200
+    t = stepped_tailer(tmp_path, spec)
+    t.round()
+    assert len(t.lines) == 200
 
     copy = logs / "app.log.1"
     copy.write_bytes(data[:2000])  # logrotate has copied half of it so far
-    clock[0] += 0.1
-    tailer._discover(clock[0])
-    assert len(tailer.readers) == 1, "a copy shorter than what was read must wait"
+    t.clock[0] += 0.1
+    t.discover()
+    assert len(t.tailer.readers) == 1, "a copy shorter than what was read must wait"
     with copy.open("ab") as f:
         f.write(data[2000:])  # the copy is whole ...
-    clock[0] += 0.1
-    tailer._discover(clock[0])
-    assert len(tailer.readers) == 1, "app.log may still be read past the copy: wait"
+    t.clock[0] += 0.1
+    t.discover()
+    assert len(t.tailer.readers) == 1, "app.log may still be read past the copy: wait"
     os.truncate(log, 0)  # ... and app.log truncated: the copy is known to hold what was read
     with log.open("ab") as f:
         f.write(b"ERROR app - seq=0200\n")
-    tailer._round(clock[0])  # the truncation is noticed here
-    tailer._discover(clock[0])
-    tailer._round(clock[0])
-    tailer._commit(force=True)
-    assert len(tailer.readers) == 2
-    assert lines == [f"ERROR app - seq={n:04d}" for n in range(201)]
+    t.round()  # the truncation is noticed here
+    t.discover()
+    t.round()
+    assert len(t.tailer.readers) == 2
+    assert t.lines == [f"ERROR app - seq={n:04d}" for n in range(201)]
 
     # A copy that stays shorter (the original was read past the moment of the copy) is opened
     # at its end once it kept its size for COPY_SETTLE seconds: nothing of it is read again.
@@ -689,59 +717,40 @@ def test_a_copy_still_being_written_is_read_only_past_what_was_read(tmp_path: Pa
     short.write_bytes(b"ERROR app - seq=0200\n" + data[: 2000 - 21])
     with log.open("ab") as f:
         f.write(data[:3000])  # app.log's head now matches the copy's; read to 3,021 bytes
-    tailer._round(clock[0])
-    tailer._commit(force=True)
-    count = len(lines)
-    tailer._discover(clock[0])
-    assert len(tailer.readers) == 2
-    clock[0] += COPY_SETTLE + 0.1
-    tailer._discover(clock[0])
-    tailer._round(clock[0])
-    tailer._commit(force=True)
-    assert len(tailer.readers) == 3
-    assert len(lines) == count
-    tailer._shutdown()
-    store.close()
+    t.round()
+    count = len(t.lines)
+    t.discover()
+    assert len(t.tailer.readers) == 2
+    t.clock[0] += COPY_SETTLE + 0.1
+    t.discover()
+    t.round()
+    assert len(t.tailer.readers) == 3
+    assert len(t.lines) == count
+    t.close()
 
 
 def test_a_retired_file_found_again_resumes_where_it_was_read(tmp_path: Path) -> None:
     """A rotated file is read to its end and retired after rotate_wait. On a loaded host the
     scan that finds it under its new name can come after that: it must resume at its position,
     not be read again from its start."""
-    from bridge.inputs.filetail.tailer import Tailer
-    from bridge.model import Accepted, Event
-
-    store = Store(tmp_path / "state")
     logs = tmp_path / "logs"
     logs.mkdir()
     spec = file_spec(
         tmp_path, paths=[str(logs / "app.log")], read_from="beginning", rotate_wait="1s"
     )
-    lines: list[str] = []
-
-    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
-        with store.transaction() as conn:
-            also(conn)
-        lines.extend(e.annotations["line"] for e in events)
-        return Accepted()
-
-    clock = [100.0]
-    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
     log = logs / "app.log"
     log.write_bytes(b"ERROR app - one\nERROR app - two\n")
-    tailer._startup()
-    tailer._round(clock[0])
+    t = stepped_tailer(tmp_path, spec)
+    t.round()
     log.rename(logs / "elsewhere")  # not matched by the glob for a while
-    tailer._discover(clock[0])
-    clock[0] += 2.0
-    tailer._round(clock[0])  # read to its end and idle past rotate_wait: retired
-    assert tailer.readers == {}
+    t.discover()
+    t.clock[0] += 2.0
+    t.round()  # read to its end and idle past rotate_wait: retired
+    assert t.tailer.readers == {}
     (logs / "elsewhere").rename(log)
     with log.open("ab") as f:
         f.write(b"ERROR app - three\n")
-    tailer._discover(clock[0])
-    tailer._round(clock[0])
-    tailer._commit(force=True)
-    assert lines == ["ERROR app - one", "ERROR app - two", "ERROR app - three"]
-    tailer._shutdown()
-    store.close()
+    t.discover()
+    t.round()
+    assert t.lines == ["ERROR app - one", "ERROR app - two", "ERROR app - three"]
+    t.close()

@@ -193,7 +193,7 @@ class NoticePoller:
                     now,
                 )
             elif verdict.outcome == "retry":
-                notices.again(
+                outbox.retry_later(
                     conn,
                     task.ids,
                     now + FLOW_CONTROL_WAIT,
@@ -201,6 +201,7 @@ class NoticePoller:
                     verdict.errcode,
                     "flow-controlled: " + refusal_summary(result.refused),
                     now,
+                    was=notices.SENT,
                 )
             else:
                 outbox.delivered(conn, task.ids)

@@ -40,7 +40,7 @@ from sqlite3 import Connection
 from typing import Any
 
 from bridge.config.model import RobotTarget, Rule, Target
-from bridge.delivery.backoff import backoff_delay
+from bridge.delivery.backoff import backoff_ceiling, backoff_delay
 from bridge.delivery.digest import Item, build_digest
 from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.robots import HISTORY_KEEP, RobotWindow, RobotWindows, Ticket
@@ -608,9 +608,8 @@ class TargetSender:
         except Exception as exc:
             record.error = _error_text(exc)
             self._store_failures += 1
-            delay = min(
-                STORE_RETRY_MAX, STORE_RETRY_INITIAL * 2.0 ** min(self._store_failures - 1, 30)
-            )
+            # No jitter: one local disk, not a crowd of clients to spread out.
+            delay = backoff_ceiling(self._store_failures, STORE_RETRY_INITIAL, STORE_RETRY_MAX)
             self._store_retry_at = now + delay
             return delay
         self._unrecorded = None

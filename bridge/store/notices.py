@@ -154,24 +154,6 @@ def settle(
     conn.execute("DELETE FROM notice_results WHERE at < ?", (now - RESULTS_KEEP,))
 
 
-def again(
-    conn: sqlite3.Connection,
-    ids: Iterable[str],
-    not_before: float,
-    reason: str,
-    errcode: int | None,
-    errmsg: str | None,
-    now: float,
-) -> None:
-    """Sent rows back to pending, to be sent again at `not_before` (same content: DingTalk's
-    dedup absorbs it for whoever has it already)."""
-    conn.executemany(
-        "UPDATE outbox SET status = 'pending', attempts = attempts + 1, not_before = ?,"
-        " reason = ?, errcode = ?, errmsg = ?, updated_at = ? WHERE id = ? AND status = 'sent'",
-        [(not_before, reason, errcode, errmsg, now, i) for i in ids],
-    )
-
-
 def results(conn: sqlite3.Connection, id_: str) -> list[Result]:
     """What DingTalk said about message `id_`, oldest task first."""
     cursor = conn.execute(

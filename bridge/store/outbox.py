@@ -130,11 +130,16 @@ def retry_later(
     errcode: int | None,
     errmsg: str | None,
     now: float,
+    *,
+    was: str = PENDING,
 ) -> None:
+    """Rows in status `was` pending again, due at `not_before`, with why. `was` is 'sent' for a
+    work notice DingTalk took and then flow-controlled: sent again with the same content, which
+    DingTalk's dedup absorbs for whoever has it already."""
     conn.executemany(
-        "UPDATE outbox SET attempts = attempts + 1, not_before = ?, reason = ?, errcode = ?,"
-        " errmsg = ?, updated_at = ? WHERE id = ?",
-        [(not_before, reason, errcode, errmsg, now, i) for i in ids],
+        "UPDATE outbox SET status = 'pending', attempts = attempts + 1, not_before = ?,"
+        " reason = ?, errcode = ?, errmsg = ?, updated_at = ? WHERE id = ? AND status = ?",
+        [(not_before, reason, errcode, errmsg, now, i, was) for i in ids],
     )
 
 
