@@ -654,6 +654,23 @@ def test_the_zone_less_start_seen_in_the_field_blocks_nothing(
     assert all(r.reason == "internal" for r in dead(store))
 
 
+def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing(
+    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+) -> None:
+    enqueue(store, "a", ["Broken"], clock.now)
+    enqueue(store, "a", ["Behind"], clock.now + 1)
+    with store.transaction() as conn:  # an older version's format, or a damaged value
+        conn.execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
+    drive([make(config, "a", store, ding, clock, windows)], clock, 5)
+    assert texts(ding.ok_calls()) and "Behind alert ALARM" in texts(ding.ok_calls())
+    assert not pending(store)
+    with store.reading() as conn:
+        [(id_, reason, errmsg)] = conn.execute(
+            "SELECT id, reason, errmsg FROM outbox WHERE status = 'dead'"
+        ).fetchall()
+    assert id_.endswith("Broken") and reason == "internal" and "unreadable row" in errmsg
+
+
 def test_a_bug_inside_the_call_dead_letters_the_message_and_counts_the_call(
     config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
 ) -> None:

@@ -242,12 +242,16 @@ class TargetSender:
         ready = self.window.ready_at(policy.rate, now)
         if ready > now:
             return ready - now
-        with self.store.reading() as conn:
-            rows = outbox.due(conn, self.target.name, now, limit=policy.digest_max)
-            if not rows:
-                next_due = outbox.next_due_at(conn, self.target.name)
-            elif len(rows) > 1 and policy.digest:
-                backlog = outbox.pending_count(conn, self.target.name)
+        try:
+            with self.store.reading() as conn:
+                rows = outbox.due(conn, self.target.name, now, limit=policy.digest_max)
+                if not rows:
+                    next_due = outbox.next_due_at(conn, self.target.name)
+                elif len(rows) > 1 and policy.digest:
+                    backlog = outbox.pending_count(conn, self.target.name)
+        except outbox.UnreadableRow as exc:  # stored by an older version, or damaged
+            self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [])
+            return 0.0
         if not rows:
             self._idle = True
             return IDLE_POLL if next_due is None else max(0.0, min(IDLE_POLL, next_due - now))
@@ -531,33 +535,35 @@ class TargetSender:
 
     def _internal(self, batch: list[Row], exc: Exception, calls: list[float] | None = None) -> None:
         """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
+        self._dead_internal([r.id for r in batch], _rules(batch), _error_text(exc), calls or [])
+        log.debug("internal error on a message", exc_info=exc)
+
+    def _dead_internal(self, ids: list[str], rules: str, error: str, calls: list[float]) -> None:
         now = self.clock()
-        ids = [r.id for r in batch]
-        error = _error_text(exc)
+        shown = _ids_of(ids)
         self.stats.internal_errors += 1
-        self.stats.dead_letters += len(batch)
+        self.stats.dead_letters += len(ids)
         self.last_internal_error = {
             "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
-            "id": _ids(batch),
+            "id": shown,
             "error": error,
         }
         log.error(
             fmt_fields(
                 "dead letter",
-                rule=_rules(batch),
+                rule=rules,
                 target=self.target.name,
-                id=_ids(batch),
+                id=shown,
                 reason=Reason.INTERNAL.value,
                 error=error,
             )
         )
-        log.debug("internal error on a message", exc_info=exc)
         reason = Reason.INTERNAL.value
         self._commit(
             _Record(
                 "dead letter",
                 ids,
-                calls or [],
+                calls,
                 None,
                 lambda conn: outbox.dead_letter(conn, ids, reason, None, error, now),
             )

@@ -44,10 +44,24 @@ class Row:
     event: Event | None  # set while the body is still to be rendered (see model.Delivery)
 
 
+class UnreadableRow(Exception):
+    """A stored message that no longer decodes (an older version's format, a damaged value):
+    the sender dead-letters it by id instead of failing on it at every turn."""
+
+    def __init__(self, id_: str, rule: str, error: str) -> None:
+        super().__init__(f"outbox row {id_} cannot be read: {error}")
+        self.id = id_
+        self.rule = rule
+        self.error = error
+
+
 def _row(values: tuple[object, ...]) -> Row:
     fields = list(values)
-    fields[5] = message_from_json(str(fields[5]))
-    fields[15] = event_from_json(str(fields[15])) if fields[15] is not None else None
+    try:
+        fields[5] = message_from_json(str(fields[5]))
+        fields[15] = event_from_json(str(fields[15])) if fields[15] is not None else None
+    except Exception as exc:
+        raise UnreadableRow(str(fields[0]), str(fields[2]), f"{type(exc).__name__}: {exc}") from exc
     return Row(*fields)  # type: ignore[arg-type]
 
 
