@@ -63,7 +63,9 @@ WORK_NOTICE_DIGEST_BYTES = 16_384
 IDLE_POLL = 1.0  # seconds: also notices rows revived by `outbox retry` from another process
 ERROR_PAUSE = 5.0  # seconds: after an error outside any one message (the store cannot be read)
 STORE_RETRY_INITIAL = 0.5  # seconds: first retry of an outcome the store could not commit
-STORE_RETRY_MAX = 30.0
+# ... doubling up to this: a commit tried every few seconds costs nothing, and once the disk has
+# room again the target resumes within this time.
+STORE_RETRY_MAX = 4.0
 ERROR_TEXT_MAX = 500
 # DingTalk locks a robot out for 10 minutes after the 21st call of a minute (§1.7); 143103/143104
 # say the app's (or the organisation's) recipients per minute are used up: wait the minute out.
