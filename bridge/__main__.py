@@ -35,7 +35,7 @@ def _pick(kind: str, name: str, choices: Mapping[str, T]) -> T | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bridge.store.db import StateError, verify_state_dir
+    from bridge.store.statedir import StateError, verify_state_dir
 
     config = load_or_report(args.config)
     if config is None:
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     from bridge.app import run
-    from bridge.store.db import StateError
+    from bridge.store.statedir import StateError
 
     try:
         return run(config)

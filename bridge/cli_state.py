@@ -26,7 +26,8 @@ from bridge.model import Message
 from bridge.render import queued_message, queued_title
 from bridge.store import notices, outbox
 from bridge.store import silences as silence_store
-from bridge.store.db import StateError, Store
+from bridge.store.db import Store
+from bridge.store.statedir import StateError
 
 DEFAULT_CONFIG = "/etc/dingtalk-bridge/config.yaml"
 _REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")

@@ -34,7 +34,7 @@ from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.listen import parse_listen
 from bridge.model import Mention, MsgType
-from bridge.store.db import state_dir_from_env
+from bridge.store.statedir import state_dir_from_env
 from bridge.templating import (
     ALERTMANAGER_VARIABLES,
     COMMON_VARIABLES,
