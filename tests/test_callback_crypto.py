@@ -68,7 +68,9 @@ def test_vector_b_in_both_directions() -> None:
     }
 
 
-@pytest.mark.parametrize("aes_key", ["short", A_AES_KEY + "x", "!" * 43, A_AES_KEY[:-1] + "="])
+@pytest.mark.parametrize(
+    "aes_key", ["short", A_AES_KEY + "x", "!" * 43, A_AES_KEY[:-1] + "=", "é" * 43]
+)
 def test_bad_aes_keys_are_refused(aes_key: str) -> None:
     with pytest.raises(crypto.CallbackCryptoError) as caught:
         crypto.derive_key(aes_key)

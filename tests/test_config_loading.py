@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from bridge.config.compile import load_config
-from bridge.config.model import Config, RobotTarget, WorkNoticeTarget
+from bridge.config.model import (
+    DEFAULT_STATE_DIR,
+    NO_RATE,
+    Config,
+    RateLimit,
+    RobotTarget,
+    SendPolicy,
+    WorkNoticeTarget,
+)
 from bridge.listen import parse_listen
 from bridge.model import MSGTYPES, Event
 from bridge.rules import matching_rules
@@ -116,6 +124,79 @@ def test_server_and_sizes() -> None:
     assert robot(config, "ops").queue_size == 50
     assert robot(config, "team").queue_size == 10_000
     assert str(config.timezone) == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, DEFAULT_STATE_DIR),
+        ({"STATE_DIRECTORY": ""}, DEFAULT_STATE_DIR),
+        ({"STATE_DIRECTORY": "/srv/bridge"}, Path("/srv/bridge")),
+        ({"STATE_DIRECTORY": "/srv/a:/srv/b"}, Path("/srv/a")),  # systemd may list several
+        ({"STATE_DIRECTORY": "state"}, GOOD / "state"),  # relative to the config's directory
+    ],
+)
+def test_state_dir_comes_from_the_environment_load_config_is_given(
+    environ: Mapping[str, str], expected: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without state_dir in the file, $STATE_DIRECTORY decides (systemd's StateDirectory=): the
+    one of the mapping load_config was given, never the process's own."""
+    monkeypatch.setenv("STATE_DIRECTORY", "/from/the/process")
+    assert load("secrets.yaml", environ).state_dir == expected
+
+
+def test_configured_state_dir_wins_over_the_environment(tmp_path: Path) -> None:
+    path = tmp_path.resolve() / "bridge.yaml"
+    path.write_text('state_dir: "st"\n' + (GOOD / "routing.yaml").read_text("utf-8"), "utf-8")
+    config = load_config(path, environ={"STATE_DIRECTORY": "/srv/bridge"})
+    assert config.state_dir == path.parent / "st"
+
+
+def test_a_target_without_policy_keys_gets_the_send_policy_defaults() -> None:
+    config = load("secrets.yaml")
+    assert robot(config, "team").policy == SendPolicy()
+    assert notice(config, "everyone").policy == SendPolicy(rate=NO_RATE)
+
+
+def test_send_policy_values_compile(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        """
+targets:
+  ops:
+    type: robot
+    webhook: "https://oapi.dingtalk.com/robot/send?access_token=t"
+    rate_limit: {messages: 5, per: 2m}
+    lockout: 5m
+    digest: {enabled: false, max_alerts: 50}
+    oversize: truncate
+    retry: {initial: 500ms, max: 1m, give_up_after: 2h}
+  slow:
+    type: robot
+    webhook: "https://oapi.dingtalk.com/robot/send?access_token=u"
+    rate_limit: {messages: 7}
+    digest: {after: 3}
+inputs:
+  am: {type: alertmanager, path: /am, token: none}
+rules:
+  - name: all
+    targets: [ops, slow]
+""",
+        "utf-8",
+    )
+    config = load_config(path, environ={})
+    assert robot(config, "ops").policy == SendPolicy(
+        rate=RateLimit(5, 120.0),
+        lockout=300.0,
+        digest=False,
+        digest_after=5,  # the rate's messages when `after` is left out
+        digest_max=50,
+        split=False,
+        retry_initial=0.5,
+        retry_max=60.0,
+        give_up_after=7200.0,
+    )
+    assert robot(config, "slow").policy == SendPolicy(rate=RateLimit(7, 60.0), digest_after=3)
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from bridge.codec import event_from_json, event_to_json, message_from_json, message_to_json
-from bridge.config.model import HttpInput
+from bridge.config.model import HttpInput, RateLimit
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
-from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, next_slot
+from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.dingtalk.robot import robot_body
 from bridge.dingtalk.sizing import TRUNCATED_MARKER, encode
 from bridge.inputs.alertmanager import parse_notification

@@ -834,7 +834,7 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
 def test_a_window_keeps_calls_only_as_long_as_a_target_needs_them() -> None:
     """Calls are kept for the longest window of the robot's targets and not at all while every
     target is unlimited: an hour of timestamps per busy robot was the soak's slow RSS creep."""
-    from bridge.delivery.ratelimit import RateLimit
+    from bridge.config.model import RateLimit
 
     window = RobotWindow("robot-x")
     unlimited = RateLimit(0, 60.0)

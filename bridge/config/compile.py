@@ -26,15 +26,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from bridge import matchers
 from bridge.alerting.silences import Silence
 from bridge.config import model as m
+from bridge.config.aeskey import aes_key_bytes
 from bridge.config.schema import did_you_mean, validate
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
-from bridge.delivery.ratelimit import RateLimit
-from bridge.dingtalk.callback_crypto import CallbackCryptoError, derive_key
 from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import ConfigError, Problem
 from bridge.listen import parse_listen
 from bridge.model import Mention, MsgType
-from bridge.store.statedir import state_dir_from_env
 from bridge.templating import (
     ALERTMANAGER_VARIABLES,
     COMMON_VARIABLES,
@@ -109,7 +107,7 @@ def _load(text: str, raw: bytes, file: Path, environ: Mapping[str, str]) -> m.Co
         raise ConfigError([*problems, doc.problem((), "the top level must be a mapping")])
     env_problems = list(problems)
     problems += validate(doc)
-    compiler = _Compiler(doc, file, hashlib.sha256(raw).hexdigest())
+    compiler = _Compiler(doc, file, hashlib.sha256(raw).hexdigest(), environ)
     config = compiler.compile()
     problems += compiler.problems
     if doc.unresolved:  # an unset ${VAR} explains everything else wrong with that value
@@ -126,8 +124,9 @@ def _canonical(value: Any) -> str:
 
 
 class _Compiler:
-    def __init__(self, doc: Document, file: Path, digest: str) -> None:
+    def __init__(self, doc: Document, file: Path, digest: str, environ: Mapping[str, str]) -> None:
         self.doc = doc
+        self.environ = environ  # the environment load_config was given (for $STATE_DIRECTORY)
         self.file = file
         self.digest = digest
         self.base_dir = file.resolve().parent
@@ -304,7 +303,13 @@ class _Compiler:
         )
 
     def _state_dir(self, value: Any) -> Path:
-        path = state_dir_from_env(value if isinstance(value, str) and value else None)
+        """The configured state_dir, else systemd's $STATE_DIRECTORY (its first path, as the
+        unit may name several), else the packaged default; relative to the config's directory."""
+        if isinstance(value, str) and value:
+            path = Path(value)
+        else:
+            from_systemd = self.environ.get("STATE_DIRECTORY", "").split(":")[0]
+            path = Path(from_systemd) if from_systemd else m.DEFAULT_STATE_DIR
         return path if path.is_absolute() else self.base_dir / path
 
     def _silences(self, specs: list[Any]) -> tuple[Silence, ...]:
@@ -349,28 +354,32 @@ class _Compiler:
         return tuple(out)
 
     def _policy(self, where: PathKey, spec: dict[str, Any], robot: bool) -> m.SendPolicy:
+        # What the target leaves out comes from SendPolicy's defaults (written only there).
+        base = m.SendPolicy(rate=m.ROBOT_RATE if robot else m.NO_RATE)
         rate_spec = self._dict(spec.get("rate_limit"))
-        default_rate = m.ROBOT_RATE if robot else m.NO_RATE
-        messages = rate_spec.get("messages", default_rate.messages)
-        rate = RateLimit(
-            messages if isinstance(messages, int) else default_rate.messages,
-            self._duration((*where, "rate_limit", "per"), rate_spec.get("per"), default_rate.per),
+        messages = rate_spec.get("messages", base.rate.messages)
+        rate = m.RateLimit(
+            messages if isinstance(messages, int) else base.rate.messages,
+            self._duration((*where, "rate_limit", "per"), rate_spec.get("per"), base.rate.per),
         )
         digest = self._dict(spec.get("digest"))
-        after = digest.get("after", rate.messages if rate.messages > 0 else 20)
-        most = digest.get("max_alerts", 100)
+        # Merging starts, by default, once more are queued than one rate window can send.
+        after = digest.get("after", rate.messages if rate.messages > 0 else base.digest_after)
+        most = digest.get("max_alerts", base.digest_max)
         retry = self._dict(spec.get("retry"))
         return m.SendPolicy(
             rate=rate,
-            lockout=self._duration((*where, "lockout"), spec.get("lockout"), 600.0),
-            digest=digest.get("enabled", True) is not False,
-            digest_after=after if isinstance(after, int) else 20,
-            digest_max=most if isinstance(most, int) else 100,
+            lockout=self._duration((*where, "lockout"), spec.get("lockout"), base.lockout),
+            digest=digest.get("enabled", base.digest) is not False,
+            digest_after=after if isinstance(after, int) else base.digest_after,
+            digest_max=most if isinstance(most, int) else base.digest_max,
             split=spec.get("oversize", "split") != "truncate",
-            retry_initial=self._duration((*where, "retry", "initial"), retry.get("initial"), 1.0),
-            retry_max=self._duration((*where, "retry", "max"), retry.get("max"), 300.0),
+            retry_initial=self._duration(
+                (*where, "retry", "initial"), retry.get("initial"), base.retry_initial
+            ),
+            retry_max=self._duration((*where, "retry", "max"), retry.get("max"), base.retry_max),
             give_up_after=self._duration(
-                (*where, "retry", "give_up_after"), retry.get("give_up_after"), 86_400.0
+                (*where, "retry", "give_up_after"), retry.get("give_up_after"), base.give_up_after
             ),
         )
 
@@ -640,8 +649,8 @@ class _Compiler:
         aes_key = self._secret(where, spec, "aes_key", required=True) or ""
         if aes_key:
             try:
-                derive_key(aes_key)
-            except CallbackCryptoError as exc:
+                aes_key_bytes(aes_key)
+            except ValueError as exc:
                 at = (*where, "aes_key_file" if "aes_key_file" in spec else "aes_key")
                 self.problem(at, str(exc), "copy the EncodingAESKey exactly as DingTalk shows it")
         max_body = spec.get("max_body_bytes", 65_536)

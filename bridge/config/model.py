@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from bridge.alerting.silences import Silence
-from bridge.delivery.ratelimit import RateLimit
 from bridge.matchers import Matcher
 from bridge.model import Mention, MsgType
 
@@ -37,13 +36,33 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DEFAULT_API_BASE = "https://oapi.dingtalk.com"
+# systemd's StateDirectory= for the packaged unit; used when neither the config nor
+# $STATE_DIRECTORY names one.
+DEFAULT_STATE_DIR = Path("/var/lib/dingtalk-bridge")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `messages` calls in any `per` seconds (a value of the config; the maths of it is
+    in bridge.delivery.ratelimit)."""
+
+    messages: int  # 0: unlimited
+    per: float  # seconds
+
+    @property
+    def unlimited(self) -> bool:
+        return self.messages <= 0
+
+
 ROBOT_RATE = RateLimit(20, 60.0)  # DingTalk: 20 messages per minute per robot
 NO_RATE = RateLimit(0, 60.0)
 
 
 @dataclass(frozen=True)
 class SendPolicy:
-    """How one target's sender paces, merges, splits and retries."""
+    """How one target's sender paces, merges, splits and retries. These defaults are the only
+    place the fallback numbers are written: the compiler takes what a target leaves out from
+    here."""
 
     rate: RateLimit = ROBOT_RATE
     lockout: float = 600.0
@@ -243,7 +262,7 @@ class Config:
     rules: tuple[Rule, ...]
     template_files: tuple[Path, ...] = ()  # files the rules load, for reload watching
     secret_files: tuple[Path, ...] = ()  # `*_file` secrets, watched too (a rotated secret)
-    state_dir: Path = Path("/var/lib/dingtalk-bridge")
+    state_dir: Path = DEFAULT_STATE_DIR
     synchronous: str = "normal"
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0

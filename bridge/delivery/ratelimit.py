@@ -8,19 +8,10 @@ exceed the window, with a small safety margin for clock differences between us a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from bridge.config.model import RateLimit
 
 SAFETY_MARGIN = 1.0  # seconds added to every window: DingTalk's clock is not ours
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    messages: int  # 0: unlimited
-    per: float  # seconds
-
-    @property
-    def unlimited(self) -> bool:
-        return self.messages <= 0
 
 
 def next_slot(limit: RateLimit, history: Iterable[float], now: float) -> float:

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from bridge.config.model import RobotTarget, Target
-from bridge.delivery.ratelimit import SAFETY_MARGIN, RateLimit, next_slot
+from bridge.config.model import RateLimit, RobotTarget, Target
+from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
 from bridge.logs import fmt_fields
 
 HISTORY_KEEP = 3600.0  # seconds of stored calls read back at start: longer than any sensible window

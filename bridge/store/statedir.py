@@ -17,7 +17,6 @@ from pathlib import Path
 log = logging.getLogger("bridge.store")
 
 DB_NAME = "state.db"
-DEFAULT_STATE_DIR = "/var/lib/dingtalk-bridge"
 
 # SQLite's primary result codes (sqlite3.h) that decide what a failure means.
 _SQLITE_PERM, _SQLITE_READONLY, SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
@@ -44,14 +43,6 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
 
 def is_out_of_space(exc: sqlite3.Error) -> bool:
     return result_code(exc) == _SQLITE_FULL
-
-
-def state_dir_from_env(configured: str | None) -> Path:
-    """The configured state_dir, else systemd's $STATE_DIRECTORY, else the packaged default."""
-    if configured:
-        return Path(configured)
-    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(from_systemd or DEFAULT_STATE_DIR)
 
 
 def describe_path(path: Path) -> str:
