@@ -17,7 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.dingtalk import callback_crypto as crypto
+from bridge.simulator.crypto import (
+    CallbackCipher,
+    SimCryptoError,
+    callback_signature,
+    callback_signature_ok,
+)
 
 CALLBACK_PATHS = (
     "/call_back/register_call_back",
@@ -72,14 +77,12 @@ class Callbacks:
         self, registration: Registration, corp_id: str, event: dict[str, Any], now: float
     ) -> tuple[bool, int, str]:
         try:
-            key = crypto.derive_key(registration.aes_key)
-        except crypto.CallbackCryptoError as exc:
+            cipher = CallbackCipher(registration.aes_key)
+        except SimCryptoError as exc:
             return False, 0, str(exc)
         timestamp, nonce = str(int(now * 1000)), _random(8)
-        encrypt = crypto.encrypt(
-            key, json.dumps(event, ensure_ascii=False), corp_id, _random(16).encode()
-        )
-        signature = crypto.signature(registration.token, timestamp, nonce, encrypt)
+        encrypt = cipher.seal(json.dumps(event, ensure_ascii=False), corp_id, _random(16).encode())
+        signature = callback_signature(registration.token, timestamp, nonce, encrypt)
         url = registration.url + ("&" if "?" in registration.url else "?")
         url += f"signature={signature}&timestamp={timestamp}&nonce={nonce}"
         try:
@@ -88,15 +91,15 @@ class Callbacks:
             return False, 0, f"no answer: {type(exc).__name__}"
         try:
             reply = json.loads(body)
-            text, owner = crypto.decrypt(key, reply["encrypt"])
-            signed = crypto.signature_matches(
+            text, owner = cipher.open(reply["encrypt"])
+            signed = callback_signature_ok(
                 reply["msg_signature"],
                 registration.token,
                 str(reply["timeStamp"]),
                 reply["nonce"],
                 reply["encrypt"],
             )
-        except (ValueError, KeyError, TypeError, crypto.CallbackCryptoError):
+        except (ValueError, KeyError, TypeError):  # SimCryptoError is a ValueError
             return False, status, "the answer is not the encrypted success"
         if status != 200 or text != "success" or owner != corp_id or not signed:
             return False, status, "the answer is not the encrypted success"

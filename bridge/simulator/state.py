@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bridge.dingtalk.signing import sign_matches
 from bridge.simulator import codes
 from bridge.simulator.content import (
     Mentions,
@@ -28,6 +27,7 @@ from bridge.simulator.content import (
     robot_summary,
     work_notice_summary,
 )
+from bridge.simulator.crypto import robot_sign_ok
 from bridge.simulator.faults import Fault, FaultAction, parse_fault
 from bridge.simulator.shapes import check_robot_message, check_work_notice_msg, invalid, missing
 from bridge.simulator.spec import DEFAULT_RATE_PER_MINUTE, AppSpec, RobotSpec, SimulatorSpec
@@ -738,7 +738,7 @@ def _check_sign(now: float, secret: str, query: Mapping[str, str]) -> None:
         raise _Rejected(codes.ROBOT_SECURITY_FAILED, codes.MSG_INVALID_TIMESTAMP)
     # `sign` was URL-decoded exactly once by query parsing; a sign encoded twice still contains
     # "%2B…" here and fails, exactly like on the real service.
-    if not sign_matches(timestamp, secret, sign):
+    if not robot_sign_ok(timestamp, secret, sign):
         raise _Rejected(codes.ROBOT_SECURITY_FAILED, codes.MSG_SIGN_NOT_MATCH)
 
 
