@@ -39,6 +39,7 @@ from bridge.errors import ConfigError, InputError, Reason
 from bridge.fdlimit import ensure_descriptors
 from bridge.grouper import Grouper
 from bridge.inputs.chat import ChatMessage, reply_body
+from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.http import HttpApp
 from bridge.inputs.signed import SignedOnce
@@ -47,7 +48,7 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.matchers import Matcher
 from bridge.model import Accepted, Event
 from bridge.reload import ConfigWatcher
-from bridge.store import alertlog, outbox, replays
+from bridge.store import alertlog, outbox, replays, tailstate
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 from bridge.systemd import Notifier
@@ -101,7 +102,7 @@ class Bridge:
                 sender.wake()
 
     def _tailer(self, spec: FileInput) -> Tailer:
-        return Tailer(spec, self.store, self.accept_lines, self.clock)
+        return Tailer(spec, tailstate.StoreOffsets(self.store), self.accept_lines, self.clock)
 
     # -- what the inputs call ------------------------------------------------------------------
 
@@ -152,10 +153,14 @@ class Bridge:
         if seen is not replays.Seen.NEW:
             raise InputError(409, Reason.REPLAY, "this timestamp and sign were used before")
 
-    def accept_lines(
-        self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
-    ) -> Accepted:
-        return self.intake.accept(self.config, spec, events, self.clock(), also)
+    def accept_lines(self, spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
+        """A file input's events and the offsets past their lines, in one transaction: an
+        offset advances exactly when the events before it are in the outbox."""
+
+        def record(conn: sqlite3.Connection) -> None:
+            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+
+        return self.intake.accept(self.config, spec, events, self.clock(), record)
 
     # -- chat commands (dingtalk_robot inputs) --------------------------------------------------
 

@@ -122,6 +122,23 @@ class Accepted:
     unmatched: int = 0  # events no rule matched
 
 
+# Where a file input stands in one file: the value the tailer hands on with its events and the
+# store keeps (bridge/store/tailstate.py). Here, in the shared vocabulary, because both sides name
+# it and the input may not import the store.
+FileKey = tuple[int, int]  # (st_dev, st_ino)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Every line of the file at `path` before `offset` was handed on; `fp` hashes its first
+    `fp_len` bytes (a file that reuses a deleted file's inode does not inherit its offset)."""
+
+    path: str
+    offset: int
+    fp: str
+    fp_len: int
+
+
 def label_fingerprint(labels: Mapping[str, str]) -> str:
     """A stable identity for a label set (order-independent), 16 hex digits."""
     # JSON keeps names and values apart whatever characters they contain.

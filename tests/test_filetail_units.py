@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from bridge.config.model import Config, FileInput, Multiline, Threshold
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Joiner, Record
+from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.reader import (
     FP_BYTES,
     FileReader,
@@ -40,7 +40,7 @@ from bridge.inputs.filetail.scan import (
     searcher,
 )
 from bridge.inputs.filetail.tailer import COPY_SETTLE, Tailer
-from bridge.model import Accepted, Event
+from bridge.model import Accepted, Event, Position
 from bridge.store import tailstate
 from bridge.store.db import Store
 from tests.harness import compile_yaml
@@ -446,14 +446,14 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
                 conn,
                 "log",
                 {
-                    (1, 10): tailstate.Position("/a", 5, "ff", 5),
-                    (1, 11): tailstate.Position("/b", 7, "ee", 7),
+                    (1, 10): Position("/a", 5, "ff", 5),
+                    (1, 11): Position("/b", 7, "ee", 7),
                 },
                 now=100.0,
             )
-            tailstate.save(conn, "other", {(1, 10): tailstate.Position("/x", 1, "", 0)}, now=100.0)
+            tailstate.save(conn, "other", {(1, 10): Position("/x", 1, "", 0)}, now=100.0)
         with store.reading() as conn:
-            assert tailstate.load(conn, "log")[(1, 10)] == tailstate.Position("/a", 5, "ff", 5)
+            assert tailstate.load(conn, "log")[(1, 10)] == Position("/a", 5, "ff", 5)
         with store.transaction() as conn:
             tailstate.forget(conn, "log", [(1, 10)])
             assert tailstate.prune(conn, "log", keep=[], before=50.0) == 0
@@ -461,6 +461,36 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
         with store.reading() as conn:
             assert tailstate.load(conn, "log") == {}
             assert set(tailstate.load(conn, "other")) == {(1, 10)}
+    finally:
+        store.close()
+
+
+def test_store_offsets_answer_the_file_inputs_protocol(tmp_path: Path) -> None:
+    """What the tailer asks of the state (bridge/inputs/filetail/offsets.py), over the store;
+    `record` saves positions and forgets deleted files in the caller's transaction."""
+    store = Store(tmp_path / "state")
+    offsets = tailstate.StoreOffsets(store)
+    try:
+        assert offsets.first_run("log", 1.0)
+        assert not offsets.first_run("log", 2.0)
+        assert offsets.load("log") == {}
+        with store.transaction() as conn:
+            tailstate.record(
+                conn,
+                "log",
+                {(1, 10): Position("/a", 5, "ff", 5), (1, 11): Position("/b", 7, "", 0)},
+                [],
+                100.0,
+            )
+        with store.transaction() as conn:
+            tailstate.record(conn, "log", {(1, 12): Position("/c", 9, "", 0)}, [(1, 10)], 300.0)
+        assert offsets.load("log") == {
+            (1, 11): Position("/b", 7, "", 0),
+            (1, 12): Position("/c", 9, "", 0),
+        }
+        assert offsets.prune("log", keep=[], before=50.0) == 0
+        assert offsets.prune("log", keep=[(1, 12)], before=400.0) == 1  # /b, not seen since 100
+        assert set(offsets.load("log")) == {(1, 12)}
     finally:
         store.close()
 
@@ -662,14 +692,15 @@ def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
     store = Store(tmp_path / "state")
     lines: list[str] = []
 
-    def submit(spec: FileInput, events: list[Event], also: Callable[[Any], None]) -> Accepted:
-        with store.transaction() as conn:
-            also(conn)
+    def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
+        with store.transaction() as conn:  # as Bridge.accept_lines: with the events' commit
+            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
         lines.extend(e.annotations["line"] for e in events)
         return Accepted()
 
     clock = [100.0]
-    tailer = Tailer(spec, store, submit, lambda: NOW, monotonic=lambda: clock[0])
+    offsets = tailstate.StoreOffsets(store)
+    tailer = Tailer(spec, offsets, submit, lambda: NOW, monotonic=lambda: clock[0])
     tailer._startup()
     return SteppedTailer(tailer, store, clock, lines)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bridge.config.model import FileInput
+from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.model import Accepted, Event
 from bridge.store import tailstate
@@ -52,14 +53,14 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
     seen: list[str] = []
     lock = threading.Lock()
 
-    def submit(_spec: object, events: list[Event], also: Callable[[object], None]) -> Accepted:
+    def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         with store.transaction() as conn:  # the events and the offsets commit together
-            also(conn)
+            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
             with lock:
                 seen.extend(e.labels["message"].split("n=")[1].split()[0] for e in events)
         return Accepted()
 
-    tailer = Tailer(spec, store, submit, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    tailer = Tailer(spec, tailstate.StoreOffsets(store), submit, lambda: datetime.now(UTC))
     path = logs / "app.log"
     path.write_bytes(b"")
     stop_polling = threading.Event()

@@ -4,23 +4,19 @@ A row says: in the file with this (device, inode) whose first `fp_len` bytes has
 line before `offset` has been handed on (its events are in the outbox, committed in the same
 transaction as this row). The hash guards against inode reuse: a new file that got a deleted
 file's inode does not inherit its offset.
+
+The file input does not call these itself: `StoreOffsets` answers its `Offsets` protocol
+(bridge/inputs/filetail/offsets.py, met by shape, so the store imports nothing of the inputs),
+and the composition root calls `record` inside the transaction that commits the events.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 
-FileKey = tuple[int, int]  # (st_dev, st_ino)
-
-
-@dataclass(frozen=True)
-class Position:
-    path: str
-    offset: int
-    fp: str
-    fp_len: int
+from bridge.model import FileKey, Position
+from bridge.store.db import Store
 
 
 def load(conn: sqlite3.Connection, input_name: str) -> dict[FileKey, Position]:
@@ -31,7 +27,7 @@ def load(conn: sqlite3.Connection, input_name: str) -> dict[FileKey, Position]:
 
 
 def save(
-    conn: sqlite3.Connection, input_name: str, positions: dict[FileKey, Position], now: float
+    conn: sqlite3.Connection, input_name: str, positions: Mapping[FileKey, Position], now: float
 ) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO tail_files (input, dev, ino, path, offset, fp, fp_len, seen_at)"
@@ -70,3 +66,35 @@ def first_run(conn: sqlite3.Connection, input_name: str, now: float) -> bool:
         "INSERT OR IGNORE INTO tail_inputs (input, started_at) VALUES (?, ?)", (input_name, now)
     )
     return cursor.rowcount == 1
+
+
+def record(
+    conn: sqlite3.Connection,
+    input_name: str,
+    positions: Mapping[FileKey, Position],
+    gone: Iterable[FileKey],
+    now: float,
+) -> None:
+    """Save the positions a file input reached and forget its deleted files (in the caller's
+    transaction, the one that commits the events of the lines before those positions)."""
+    save(conn, input_name, positions, now)
+    forget(conn, input_name, gone)
+
+
+class StoreOffsets:
+    """The file inputs' committed positions (their `Offsets`), each call its own transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def first_run(self, input_name: str, now: float) -> bool:
+        with self.store.transaction() as conn:
+            return first_run(conn, input_name, now)
+
+    def load(self, input_name: str) -> dict[FileKey, Position]:
+        with self.store.reading() as conn:
+            return load(conn, input_name)
+
+    def prune(self, input_name: str, keep: Iterable[FileKey], before: float) -> int:
+        with self.store.transaction() as conn:
+            return prune(conn, input_name, keep, before)

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from bridge.store.tailstate import FileKey
+from bridge.model import FileKey
 
 
 def excluded(path: str, exclude: Iterable[str]) -> bool:

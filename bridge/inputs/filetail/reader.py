@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from bridge.config.model import FileInput
 from bridge.inputs.filetail.multiline import Joiner, Record
 from bridge.inputs.filetail.scan import Searcher, candidate_lines, line_at
-from bridge.store.tailstate import FileKey, Position
+from bridge.model import FileKey, Position
 
 CHUNK = 1 << 20  # bytes per read(): large enough to keep Python's per-call costs negligible
 FP_BYTES = 1024  # the head fingerprint covers this much of the file (less while it is smaller)

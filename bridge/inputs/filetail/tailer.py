@@ -5,7 +5,8 @@ every open file); a file-system event only wakes the loop early, so an inotify q
 a watch limit can delay lines but never lose them.
 
 Offsets are committed in the same transaction as the outbox rows of the events read before
-them (`submit` runs `also` inside the intake's transaction). When the intake refuses (the store
+them: the tailer hands them to `submit` with the events (see offsets.py), and never touches the
+store itself. When the intake refuses (the store
 is busy, or a target's queue is full) the batch is retried and reading pauses: back-pressure,
 never a dropped line. A crash loses only what was not committed, and that is read again.
 """
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
+import sqlite3  # only its error class: the state store's errors pass through Offsets and Submit
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -29,6 +30,7 @@ from bridge.config.model import FileInput
 from bridge.errors import InputError
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Record
+from bridge.inputs.filetail.offsets import Offsets, OffsetUpdate, Submit
 from bridge.inputs.filetail.reader import (
     FP_BYTES,
     FileReader,
@@ -39,10 +41,7 @@ from bridge.inputs.filetail.reader import (
 from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
 from bridge.inputs.filetail.scan import searcher
 from bridge.logs import fmt_fields
-from bridge.model import Accepted, Event
-from bridge.store import tailstate
-from bridge.store.db import Store
-from bridge.store.tailstate import FileKey, Position
+from bridge.model import Event, FileKey, Position
 
 log = logging.getLogger("bridge.inputs.file")
 
@@ -60,12 +59,6 @@ COPY_SETTLE = 1.0
 SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
 START_RETRY_FIRST = 5.0  # seconds before trying again to start (the store was busy, say) ...
 START_RETRY_MAX = 60.0  # ... doubling up to this
-
-
-class Submit(Protocol):
-    def __call__(
-        self, spec: FileInput, events: list[Event], also: Callable[[sqlite3.Connection], None]
-    ) -> Accepted: ...
 
 
 @dataclass
@@ -89,13 +82,13 @@ class Tailer:
     def __init__(
         self,
         spec: FileInput,
-        store: Store,
+        offsets: Offsets,
         submit: Submit,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
-        self.store = store
+        self.offsets = offsets
         self.submit = submit
         self.clock = clock
         self.monotonic = monotonic
@@ -248,11 +241,9 @@ class Tailer:
 
     def _startup(self) -> None:
         wall = self.clock().timestamp()
-        with self.store.transaction() as conn:
-            # `or`: an earlier attempt that failed later on may have recorded the first run.
-            self._first_run = tailstate.first_run(conn, self.spec.name, wall) or self._first_run
-        with self.store.reading() as conn:
-            self._known = tailstate.load(conn, self.spec.name)
+        # `or`: an earlier attempt that failed later on may have recorded the first run.
+        self._first_run = self.offsets.first_run(self.spec.name, wall) or self._first_run
+        self._known = self.offsets.load(self.spec.name)
         found = find_files(self.spec.paths, self.spec.exclude)
         self._initial = set(found)
         now = self.monotonic()
@@ -281,10 +272,8 @@ class Tailer:
         """Forget positions of files gone for a day (a rotated file read to its end, a deleted
         one): the table stays as small as the set of files that exist."""
         wall = self.clock().timestamp()
-        with self.store.transaction() as conn:
-            dropped = tailstate.prune(conn, self.spec.name, self.readers, wall - FORGET_AFTER)
-        with self.store.reading() as conn:
-            kept = tailstate.load(conn, self.spec.name)  # what the store still keeps
+        dropped = self.offsets.prune(self.spec.name, self.readers, wall - FORGET_AFTER)
+        kept = self.offsets.load(self.spec.name)  # what the store still keeps
         self._known = {**kept, **self._pending.positions}
         if dropped:
             log.info(fmt_fields("forgot gone files", input=self.spec.name, files=dropped))
@@ -531,15 +520,10 @@ class Tailer:
         pending = self._pending
         if not pending.events and not (force and (pending.positions or pending.forget)):
             return
-        wall = self.clock().timestamp()
-
-        def also(conn: sqlite3.Connection) -> None:
-            tailstate.save(conn, self.spec.name, pending.positions, wall)
-            tailstate.forget(conn, self.spec.name, pending.forget)
-
+        offsets = OffsetUpdate(pending.positions, pending.forget, self.clock().timestamp())
         while True:
             try:
-                self.submit(self.spec, pending.events, also)
+                self.submit(self.spec, pending.events, offsets)
                 break
             except (InputError, sqlite3.Error) as exc:
                 self.stats.refused_batches += 1
