@@ -5,10 +5,10 @@ every open file); a file-system event only wakes the loop early, so an inotify q
 a watch limit can delay lines but never lose them.
 
 Offsets are committed in the same transaction as the outbox rows of the events read before
-them: the tailer hands them to `submit` with the events (see offsets.py), and never touches the
-store itself. When the intake refuses (the store
-is busy, or a target's queue is full) the batch is retried and reading pauses: back-pressure,
-never a dropped line. A crash loses only what was not committed, and that is read again.
+them: the tailer hands them to `submit` with the events (see offsets.py) and never touches the
+store itself. When the intake refuses (the store is busy, or a target's queue is full) the batch
+is retried and reading pauses: back-pressure, never a dropped line. A crash loses only what was
+not committed, and that is read again.
 """
 
 from __future__ import annotations
