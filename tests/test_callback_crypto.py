@@ -15,27 +15,21 @@ from bridge.dingtalk import callback_crypto as crypto
 from bridge.errors import InputError
 from bridge.inputs.callback import callback_event, open_callback, success_reply
 from bridge.inputs.signed import FUTURE_SKEW
-
-# Vector A: the check_url event (DingCallbackCrypto3.py).
-A_TOKEN = "mryue"
-A_AES_KEY = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
-A_OWNER = "ding6ccabc44d2c8d38b"
-A_SIGNATURE = "03044561471240d4a14bb09372dfcfd4fd0e40cb"
-A_TIMESTAMP = "1608001896814"
-A_NONCE = "WL4PK6yA"
-A_ENCRYPT = (
-    "0vJiX6vliEpwG3U45CtXqi+m8PXbQRARJ8p8BbDuD1EMTDf0jKpQ79QS93qEk7XHpP6u+oTTrd15NRPvNvmBKyDCYxxO"
-    "K+HZeKju4yhELOFchzNukR+t8SB/qk4ROMu3"
-)
-# Vector B: an encrypted "success" (DingTalkCrypto.go).
-B_TOKEN = "tokenxxxx"
-B_AES_KEY = "o1w0aum42yaptlz8alnhwikjd3jenzt9cb9wmzptgus"
-B_OWNER = "dingxxxxxx"
-B_SIGNATURE = "f36f4ba5337d426c7d4bca0dbcb06b3ddc1388fc"
-B_TIMESTAMP = "1605695694141"
-B_NONCE = "WelUQl6bCqcBa2fM"
-B_ENCRYPT = (
-    "X1VSe9cTJUMZu60d3kyLYTrBq5578ZRJtteU94wG0Q4Uk6E/wQYeJRIC0/UFW5Wkya1Ihz9oXAdLlyC9TRaqsQ=="
+from tests.callback_vectors import (
+    A_AES_KEY,
+    A_ENCRYPT,
+    A_NONCE,
+    A_OWNER,
+    A_SIGNATURE,
+    A_TIMESTAMP,
+    A_TOKEN,
+    B_AES_KEY,
+    B_ENCRYPT,
+    B_NONCE,
+    B_OWNER,
+    B_SIGNATURE,
+    B_TIMESTAMP,
+    B_TOKEN,
 )
 
 

@@ -109,6 +109,24 @@ class _Record:
     error: str = ""  # why the last commit failed
 
 
+def _dead_letters(
+    ids: list[str],
+    calls: list[float],
+    reason: str,
+    errcode: int | None,
+    errmsg: str | None,
+    now: float,
+) -> _Record:
+    """The outcome that makes `ids` dead letters, with the calls that led there."""
+    return _Record(
+        "dead letter",
+        ids,
+        calls,
+        None,
+        lambda conn: outbox.dead_letter(conn, ids, reason, errcode, errmsg, now),
+    )
+
+
 class TargetSender:
     def __init__(
         self,
@@ -479,17 +497,7 @@ class TargetSender:
                             error=f"older than give_up_after while the robot fails: {exc}",
                         )
                     )
-            self._commit(
-                _Record(
-                    "dead letter",
-                    ids,
-                    calls,
-                    None,
-                    lambda conn: outbox.dead_letter(
-                        conn, ids, reason, exc.errcode, exc.errmsg, now
-                    ),
-                )
-            )
+            self._commit(_dead_letters(ids, calls, reason, exc.errcode, exc.errmsg, now))
             return
         lockout: float | None = None
         if exc.reason is Reason.RATE_LIMITED and exc.errcode in ROBOT_LOCKOUT_CODES:
@@ -560,16 +568,7 @@ class TargetSender:
                 error=error,
             )
         )
-        reason = Reason.INTERNAL.value
-        self._commit(
-            _Record(
-                "dead letter",
-                ids,
-                calls,
-                None,
-                lambda conn: outbox.dead_letter(conn, ids, reason, None, error, now),
-            )
-        )
+        self._commit(_dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now))
 
     # -- recording -----------------------------------------------------------------------------
 
