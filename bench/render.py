@@ -41,7 +41,7 @@ HOSTILE = {
     "output flood": "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
 }
 ONE_CASE = """
-import json, resource, sys, tempfile, time
+import json, re, sys, tempfile, time
 from pathlib import Path
 from bridge.inputs.alertmanager import parse_notification
 from bridge.render import render
@@ -61,7 +61,9 @@ print(json.dumps({
     "render_s": round(done - compiled, 3),
     "fallback": rendered.message.fallback,
     "error": (rendered.error or "")[:100],
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    # VmHWM: ru_maxrss would include the launching process's size (kept across exec).
+    "peak_rss_mb": int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+    // 1024,
 }))
 """
 

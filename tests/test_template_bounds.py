@@ -227,13 +227,16 @@ def test_size_estimates_cover_widths_and_repeats() -> None:
     assert deep_size(cyclic, 1000) > 1000  # a cycle is "large", and measuring it ends
 
 
+# VmHWM, not getrusage's ru_maxrss: Linux carries the pre-exec high-water mark into ru_maxrss,
+# so a check started from a large pytest worker would report that worker's size.
 CHECK_WITH_PEAK = (
-    "import resource, sys\n"
+    "import re, sys\n"
     "from bridge.__main__ import main\n"
     "try:\n"
     "    code = main(['check', '-c', sys.argv[1]])\n"
     "finally:\n"
-    "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    peak = re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)\n"
     "    print(f'peak-rss-kib {peak}', file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
