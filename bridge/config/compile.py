@@ -576,7 +576,7 @@ class _Compiler:
             if not isinstance(source, str):
                 return None
             try:
-                return re.compile(source, flags)
+                return matchers.compile_pattern(source, flags)
             except re.error as exc:
                 self.problem(at, f"bad regular expression: {exc}")
                 return None

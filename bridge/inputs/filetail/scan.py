@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.matchers import compile_pattern
+
 _BLOCK_UNSAFE = re.compile(r"\\[AZz]|\(\?<!")
 _MIN_LITERAL = 3  # shorter required text is too common to be worth finding first
 
@@ -117,7 +119,7 @@ def block_pattern(regex: re.Pattern[str]) -> re.Pattern[str] | None:
     cannot be (see the module comment)."""
     if _BLOCK_UNSAFE.search(regex.pattern):
         return None
-    return re.compile(regex.pattern, regex.flags | re.MULTILINE)
+    return compile_pattern(regex.pattern, regex.flags | re.MULTILINE)
 
 
 def candidate_lines(text: str, searchers: Sequence[Searcher]) -> list[int]:
