@@ -225,7 +225,8 @@ class Daemon(Process):
         if data is None:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
-        return requests.post(f"{self.url}{path}", data=data, headers=headers, timeout=10, **kw)
+        timeout = kw.pop("timeout", 10)
+        return requests.post(f"{self.url}{path}", data=data, headers=headers, timeout=timeout, **kw)
 
 
 def fixture_json(name: str) -> dict[str, Any]:
