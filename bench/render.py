@@ -44,7 +44,7 @@ ONE_CASE = """
 import json, re, sys, tempfile, time
 from pathlib import Path
 from bridge.inputs.alertmanager import parse_notification
-from bridge.render import render
+from bridge.pipeline.render import render
 from tests.harness import compile_yaml, fixture_json
 from tests.test_render import CONFIG, NOW
 template = sys.argv[1]
@@ -70,7 +70,7 @@ print(json.dumps({
 
 def bundled(repeat: int) -> dict[str, float]:
     from bridge.inputs.alertmanager import parse_notification
-    from bridge.render import render
+    from bridge.pipeline.render import render
 
     config = compile_yaml(Path(tempfile.mkdtemp(prefix="bench-render-")), CONFIG)
     rule = next(r for r in config.rules if r.name == "am-md")

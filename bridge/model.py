@@ -129,6 +129,16 @@ FileKey = tuple[int, int]  # (st_dev, st_ino)
 
 
 @dataclass(frozen=True)
+class ChatSender:
+    """Who typed a chat command at the bridge's robot, and whether the input lets them change
+    things (silence, expire, ack) or only read."""
+
+    staff_id: str
+    nick: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class Position:
     """Every line of the file at `path` before `offset` was handed on; `fp` hashes its first
     `fp_len` bytes (a file that reuses a deleted file's inode does not inherit its offset)."""

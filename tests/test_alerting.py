@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.alerting.dedup import LogEntry, NotifyReason, alert_sets, needs_update
 from bridge.alerting.grouping import group_event, group_key, group_labels, members
 from bridge.alerting.silences import Silence, filter_event, silencing
 from bridge.config.model import Config, HttpInput
-from bridge.grouper import Grouper
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
-from bridge.intake import Intake
 from bridge.model import Event
-from bridge.render import render
+from bridge.pipeline.grouper import Grouper
+from bridge.pipeline.intake import Intake
+from bridge.pipeline.render import render
 from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store

@@ -23,7 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.__main__ import main as bridge_main
+from bridge.cli.main import main as bridge_main
 from bridge.config.compile import INTERNAL_ERROR, load_config
 from bridge.config.model import Config
 from bridge.errors import ConfigError

@@ -24,7 +24,7 @@ from bridge.config.model import (
 )
 from bridge.listen import parse_listen
 from bridge.model import MSGTYPES, Event
-from bridge.rules import matching_rules
+from bridge.pipeline.rules import matching_rules
 
 GOOD = Path(__file__).resolve().parent / "configs" / "good"
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from bridge.codec import event_from_json, event_to_json, message_from_json, message_to_json
 from bridge.config.model import HttpInput, RateLimit
 from bridge.delivery.backoff import backoff_delay
 from bridge.delivery.digest import Item, build_digest
@@ -21,6 +20,7 @@ from bridge.dingtalk.sizing import TRUNCATED_MARKER, encode
 from bridge.inputs.alertmanager import parse_notification
 from bridge.model import Alert, Button, Delivery, Event, Link, Mention, Message
 from bridge.store import outbox
+from bridge.store.codec import event_from_json, event_to_json, message_from_json, message_to_json
 from bridge.store.db import Store
 from tests.harness import fixture_json
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from bridge import fdlimit
-from bridge.fdlimit import ensure_descriptors
+from bridge.app import fdlimit
+from bridge.app.fdlimit import ensure_descriptors
 from tests.harness import Daemon, Simulator, am_alert_payload, wait_until
 from tests.slowclients import HostileClients
 

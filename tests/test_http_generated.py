@@ -30,14 +30,14 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge.app import Bridge
-from bridge.codec import event_to_json
+from bridge.app.bridge import Bridge
 from bridge.config.model import HttpInput
 from bridge.dingtalk.signing import robot_sign
 from bridge.errors import InputError
 from bridge.inputs import jsonbody
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.http import HttpApp
+from bridge.store.codec import event_to_json
 from bridge.store.db import Store
 from tests.harness import compile_yaml, fixture_json
 from tests.test_e2e_callback import AES_KEY, OWNER, TOKEN, encrypt_raw, key_of, layout, pad32, sign

@@ -113,7 +113,7 @@ def test_webhook_refusals_name_the_problem(config: Config, body: Any, message: s
 def test_unmatched_events_are_counted_and_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bridge.app import Bridge
+    from bridge.app.bridge import Bridge
 
     config = compile_yaml(
         tmp_path,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.model import Event
-from bridge.rules import matching_rules
+from bridge.pipeline.rules import matching_rules
 from tests.harness import compile_yaml
 
 PARSE_CASES = [
@@ -86,7 +86,7 @@ def test_a_pattern_python_warns_about_still_compiles_and_matches() -> None:
     """`[[` draws Python's FutureWarning ("possible nested set"); the pattern works as it reads
     today, so neither a matcher nor `check` may fail on it (pytest makes warnings errors here).
     Found by the generated-config suite."""
-    from bridge.matchers import compile_pattern, parse, regex
+    from bridge.alerting.matchers import compile_pattern, parse, regex
 
     assert compile_pattern(r"[[]x").search("a[x")
     assert regex("path", r"[[]x").matches({"path": "[x"})

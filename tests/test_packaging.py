@@ -192,7 +192,7 @@ def test_wheel_holds_every_module_and_data_file(wheel: Path, sources: Path) -> N
         assert {n.split("/")[0] for n in names} == {"bridge", dist_info}
         scripts = configparser.ConfigParser()
         scripts.read_string(zf.read(f"{dist_info}/entry_points.txt").decode())
-        assert dict(scripts["console_scripts"]) == {NAME: "bridge.__main__:main"}
+        assert dict(scripts["console_scripts"]) == {NAME: "bridge.cli.main:main"}
         metadata = zf.read(f"{dist_info}/METADATA").decode()
     assert f"Name: {NAME}\n" in metadata and f"Version: {VERSION}\n" in metadata
     declared = {str(Requirement(r)) for r in PYPROJECT["project"]["dependencies"]}

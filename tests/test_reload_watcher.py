@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from watchdog.events import FileModifiedEvent, FileMovedEvent
 
-from bridge.reload import _Handler
+from bridge.app.watch import _Handler
 from tests.harness import ROOT, free_port, wait_until
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from bridge.config.model import Config
+from bridge.config.templating import ALERTMANAGER_VARIABLES, COMMON_VARIABLES
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
-from bridge.render import render, template_context
-from bridge.templating import ALERTMANAGER_VARIABLES, COMMON_VARIABLES
+from bridge.pipeline.render import render, template_context
 from tests.harness import compile_yaml, fixture_json
 
 GOLDEN = Path(__file__).parent / "golden"

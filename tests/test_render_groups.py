@@ -18,7 +18,7 @@ from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.sizing import encode
 from bridge.inputs.alertmanager import parse_notification
 from bridge.model import Event, Message
-from bridge.render import fallback_message, queued_title, render
+from bridge.pipeline.render import fallback_message, queued_title, render
 from tests.harness import compile_yaml, fixture_json
 from tests.test_render import CONFIG, NOW, assert_golden
 

@@ -27,12 +27,12 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 
 from bridge.config.model import Config, Rule
+from bridge.config.template_bounds import RenderLimits
+from bridge.config.templating import make_environment
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.sizing import encode
 from bridge.model import Alert, Event, Message
-from bridge.render import render
-from bridge.template_bounds import RenderLimits
-from bridge.templating import make_environment
+from bridge.pipeline.render import render
 from tests.harness import compile_yaml
 from tests.test_render import CONFIG, NOW
 

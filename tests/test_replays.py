@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.app import Bridge
+from bridge.app.bridge import Bridge
 from bridge.config.model import CallbackInput
 from bridge.errors import InputError
 from bridge.inputs.callback import callback_event

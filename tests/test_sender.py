@@ -610,7 +610,7 @@ def test_a_message_that_breaks_the_sender_is_an_internal_dead_letter_and_the_que
     windows: RobotWindows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bridge.render import queued_message as real
+    from bridge.pipeline.render import queued_message as real
 
     def buggy(rule: Any, rule_name: str, head: Message, ev: Event | None, now: datetime) -> Any:
         if ev is not None and ev.labels["alertname"] == "Poison":
@@ -796,7 +796,7 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bridge.app import Bridge
+    from bridge.app.bridge import Bridge
     from tests.harness import metric_value
 
     bridge = Bridge(config, store=store)

@@ -45,8 +45,8 @@ def test_unit_declares_notify_reload_state_and_hardening() -> None:
 
 def test_unit_gives_the_default_connection_limit_its_descriptors() -> None:
     # Under the unit's filter the daemon may not raise RLIMIT_NOFILE itself (see the unit).
+    from bridge.app.fdlimit import RESERVED
     from bridge.config.model import DEFAULT_CONNECTION_LIMIT
-    from bridge.fdlimit import RESERVED
 
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config.model import Config
-from bridge.inputs.alertmanager import parse_notification
-from bridge.render import render
-from bridge.template_bounds import (
+from bridge.config.template_bounds import (
     Budget,
     RenderLimits,
     TemplateLimitError,
@@ -23,7 +21,9 @@ from bridge.template_bounds import (
     format_size,
     percent_size,
 )
-from bridge.templating import make_environment
+from bridge.config.templating import make_environment
+from bridge.inputs.alertmanager import parse_notification
+from bridge.pipeline.render import render
 from tests.harness import ROOT, compile_yaml, fixture_json
 from tests.test_render import CONFIG, NOW
 
@@ -181,7 +181,7 @@ def test_a_message_shares_one_budget_across_its_templates(tmp_path: Path) -> Non
         [], __import__("zoneinfo").ZoneInfo("UTC"), RenderLimits(output_bytes=100)
     )
     part = env.from_string("{{ 'x' * 60 }}")
-    from bridge.template_bounds import render_budget
+    from bridge.config.template_bounds import render_budget
 
     assert part.render() == "x" * 60
     with pytest.raises(TemplateLimitError) as raised, render_budget(env.limits):  # type: ignore[attr-defined]
@@ -231,7 +231,7 @@ def test_size_estimates_cover_widths_and_repeats() -> None:
 # so a check started from a large pytest worker would report that worker's size.
 CHECK_WITH_PEAK = (
     "import re, sys\n"
-    "from bridge.__main__ import main\n"
+    "from bridge.cli.main import main\n"
     "try:\n"
     "    code = main(['check', '-c', sys.argv[1]])\n"
     "finally:\n"

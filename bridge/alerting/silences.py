@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bridge import matchers
-from bridge.matchers import Matcher
+from bridge.alerting import matchers
+from bridge.alerting.matchers import Matcher
 from bridge.model import Event, Status
 
 

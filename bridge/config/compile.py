@@ -23,17 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
 from bridge.config import model as m
 from bridge.config.aeskey import aes_key_bytes
 from bridge.config.schema import did_you_mean, validate
-from bridge.config.yamlsource import Document, PathKey, format_path, load_document
-from bridge.durations import MAX_CONFIG_DURATION, parse_duration
-from bridge.errors import ConfigError, Problem
-from bridge.listen import parse_listen
-from bridge.model import Mention, MsgType
-from bridge.templating import (
+from bridge.config.templating import (
     ALERTMANAGER_VARIABLES,
     COMMON_VARIABLES,
     FILE_LINE_VARIABLES,
@@ -42,6 +37,11 @@ from bridge.templating import (
     referenced_templates,
     undeclared_variables,
 )
+from bridge.config.yamlsource import Document, PathKey, format_path, load_document
+from bridge.durations import MAX_CONFIG_DURATION, parse_duration
+from bridge.errors import ConfigError, Problem
+from bridge.listen import parse_listen
+from bridge.model import Mention, MsgType
 
 # A group that mixes alertnames (so `alertname` is not a common label) is titled by all of them.
 DEFAULT_TITLE = (

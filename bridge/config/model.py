@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
-from bridge.matchers import Matcher
 from bridge.model import Mention, MsgType
 
 DEFAULT_LISTEN = "127.0.0.1:8060"

@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 
+from bridge.config.resources import data_dir
 from bridge.config.yamlsource import Document, PathKey
 from bridge.errors import Problem
-from bridge.resources import data_dir
 
 _TYPE_NAMES = {
     "object": "a mapping",

@@ -50,7 +50,7 @@ from bridge.dingtalk.worknotice import UNIQUE_PLACEHOLDER, work_notice_body
 from bridge.errors import DeliveryError, Reason
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Message
-from bridge.render import queued_message, queued_title
+from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import notices, outbox, ratewindows
 from bridge.store.db import Store
 from bridge.store.outbox import Row

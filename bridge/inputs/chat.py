@@ -18,17 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bridge.commands import Sender
 from bridge.config.model import ChatInput
 from bridge.dingtalk.signing import sign_matches
 from bridge.errors import InputError, Reason
 from bridge.inputs import signed
+from bridge.model import ChatSender
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     text: str
-    sender: Sender
+    sender: ChatSender
     session_webhook: str  # "" when DingTalk gave none: then the reply is the HTTP answer
 
 
@@ -71,12 +71,12 @@ def parse_message(spec: ChatInput, body: Any) -> ChatMessage:
     webhook = body.get("sessionWebhook")
     return ChatMessage(
         text=content.strip(),
-        sender=Sender(staff, nick if isinstance(nick, str) and nick else staff, allowed),
+        sender=ChatSender(staff, nick if isinstance(nick, str) and nick else staff, allowed),
         session_webhook=webhook if isinstance(webhook, str) and webhook.startswith("http") else "",
     )
 
 
-def reply_body(text: str, sender: Sender) -> dict[str, Any]:
+def reply_body(text: str, sender: ChatSender) -> dict[str, Any]:
     """A text reply that @-mentions the sender (written into the text too, so it pings)."""
     mention = f"@{sender.staff_id} " if sender.staff_id else ""
     return {

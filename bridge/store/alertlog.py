@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from bridge.alerting.dedup import LogEntry
-from bridge.codec import event_from_json, event_to_json
 from bridge.model import Event
+from bridge.store.codec import event_from_json, event_to_json
 
 
 def get_entry(conn: sqlite3.Connection, rule: str, key: str) -> LogEntry | None:

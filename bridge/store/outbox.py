@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bridge.codec import event_from_json, event_to_json, message_from_json, message_to_json
 from bridge.model import Delivery, Event, Message
+from bridge.store.codec import event_from_json, event_to_json, message_from_json, message_to_json
 
 PENDING = "pending"
 DEAD = "dead"

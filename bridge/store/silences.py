@@ -8,7 +8,7 @@ import math
 import sqlite3
 import uuid
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
 
 log = logging.getLogger(__name__)

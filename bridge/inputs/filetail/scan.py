@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.matchers import compile_pattern
+from bridge.alerting.matchers import compile_pattern
 
 _BLOCK_UNSAFE = re.compile(r"\\[AZz]|\(\?<!")
 _MIN_LITERAL = 3  # shorter required text is too common to be worth finding first

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from bridge.alerting.grouping import group_event
 from bridge.config.model import Config
 from bridge.logs import fmt_fields
-from bridge.notify import log_queued, notify
+from bridge.pipeline.notify import log_queued, notify
 from bridge.store import alertlog, outbox
 from bridge.store.db import Store
 

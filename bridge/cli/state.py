@@ -17,13 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.config.compile import load_config
 from bridge.config.model import Config, Rule
 from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
 from bridge.errors import ConfigError
 from bridge.model import Message
-from bridge.render import queued_message, queued_title
+from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import notices, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store

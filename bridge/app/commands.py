@@ -15,13 +15,13 @@ allows. Every mistake gets an answer that says how to do it right, never silence
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from bridge import matchers
+from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
 from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
+from bridge.model import ChatSender
 
 HELP = """I understand:
 help: this list
@@ -31,13 +31,6 @@ silences: the active silences
 expire <id>: end a silence now
 ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)"""
 CHANGES = frozenset({"silence", "expire", "ack"})
-
-
-@dataclass(frozen=True)
-class Sender:
-    staff_id: str
-    nick: str
-    allowed: bool  # may change things
 
 
 class Desk(Protocol):
@@ -65,7 +58,7 @@ class Desk(Protocol):
         ...
 
 
-def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def answer(text: str, sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
     words = text.split()
     if not words:
         return HELP
@@ -97,7 +90,7 @@ def answer(text: str, sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> s
     return f'I do not know "{command}".\n{HELP}'
 
 
-def _silence(args: Sequence[str], sender: Sender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def _silence(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
     usage = (
         "Usage: silence <matchers> <duration> [comment], e.g. silence alertname=DiskFull 2h swap"
     )

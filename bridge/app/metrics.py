@@ -19,7 +19,7 @@ from bridge import __version__
 from bridge.store import notices
 
 if TYPE_CHECKING:
-    from bridge.app import Bridge
+    from bridge.app.bridge import Bridge
     from bridge.delivery.sender import TargetSender
 
 PREFIX = "dingtalk_bridge"

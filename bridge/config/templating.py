@@ -22,10 +22,10 @@ from jinja2.filters import make_attrgetter
 from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
 
-from bridge import template_bounds as tb
+from bridge.config import template_bounds as tb
+from bridge.config.resources import data_dir
+from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
 from bridge.durations import format_duration
-from bridge.resources import data_dir
-from bridge.template_bounds import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
 
 __all__ = ["DEFAULT_LIMITS", "RenderLimits", "TemplateLimitError", "make_environment"]
 
@@ -129,8 +129,8 @@ _SHAPE_FILTERS = frozenset(
 
 
 class BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, plus the bounds of bridge.template_bounds on every operation that can take
-    long or make a large value."""
+    """The sandbox, plus the bounds of bridge.config.template_bounds on every operation that can
+    take long or make a large value."""
 
     code_generator_class = _BoundedCodeGenerator
     template_class = BoundedTemplate

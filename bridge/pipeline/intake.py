@@ -22,8 +22,8 @@ from bridge.config.model import Config, Input
 from bridge.errors import InputError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
-from bridge.notify import log_queued, notify
-from bridge.rules import matching_rules
+from bridge.pipeline.notify import log_queued, notify
+from bridge.pipeline.rules import matching_rules
 from bridge.store import alertlog, outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store

@@ -26,9 +26,13 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
-from bridge import alertmanager_api, commands
 from bridge.alerting.grouping import group_key
+from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
+from bridge.app import alertmanager_api, commands
+from bridge.app.fdlimit import ensure_descriptors
+from bridge.app.systemd import Notifier
+from bridge.app.watch import ConfigWatcher
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.noticepoll import NoticePoller
@@ -36,22 +40,18 @@ from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, InputError, Reason
-from bridge.fdlimit import ensure_descriptors
-from bridge.grouper import Grouper
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.http import HttpApp
 from bridge.inputs.signed import SignedOnce
-from bridge.intake import Intake
 from bridge.logs import REDACTOR, fmt_fields
-from bridge.matchers import Matcher
 from bridge.model import Accepted, Event
-from bridge.reload import ConfigWatcher
+from bridge.pipeline.grouper import Grouper
+from bridge.pipeline.intake import Intake
 from bridge.store import alertlog, outbox, replays, tailstate
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
-from bridge.systemd import Notifier
 
 log = logging.getLogger("bridge")
 
@@ -81,6 +81,9 @@ class Bridge:
         self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self._reload_lock = threading.Lock()
         self.last_reload: dict[str, Any] | None = None
+        # What /-/ready and status say about the config, replaced in one assignment once a reload
+        # has finished: a reader never sees the new hash beside the previous reload's result.
+        self.config_status = self._config_status()
         self.after_reload: Callable[[Config], None] = lambda config: None
         REDACTOR.set_secrets(config.secrets())
 
@@ -273,7 +276,7 @@ class Bridge:
         return ids, f" Expired in Alertmanager too ({am_id})."
 
     def metrics(self) -> bytes:
-        from bridge.metrics import render
+        from bridge.app.metrics import render
 
         return render(self)
 
@@ -325,12 +328,7 @@ class Bridge:
         return not problems, {
             "problems": problems,
             "warnings": warnings,
-            "config": {
-                "path": str(self.config.path),
-                "hash": self.config.digest[:12],
-                "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
-                "last_reload": self.last_reload,
-            },
+            "config": self.config_status,
             "store": {"writable": writable, "dead_letters": int(dead)},
             "queues": {
                 name: {
@@ -361,8 +359,17 @@ class Bridge:
         with self._reload_lock:
             result = self._reload(trigger)
             self.last_reload = {**result, "at": self.clock().isoformat(timespec="seconds")}
+            self.config_status = self._config_status()
             self.after_reload(self.config)
             return result
+
+    def _config_status(self) -> dict[str, Any]:
+        return {
+            "path": str(self.config.path),
+            "hash": self.config.digest[:12],
+            "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
+            "last_reload": self.last_reload,
+        }
 
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
         """POST /-/reload: 200 reloaded or unchanged, 422 with the problems, 401 without the

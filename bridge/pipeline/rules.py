@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bridge.alerting.matchers import all_match
 from bridge.config.model import Rule
-from bridge.matchers import all_match
 from bridge.model import Event
 
 

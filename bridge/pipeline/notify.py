@@ -17,7 +17,7 @@ from bridge.alerting.dedup import NotifyReason, alert_sets, needs_update
 from bridge.config.model import Rule
 from bridge.logs import fmt_fields
 from bridge.model import Delivery, Event, Message
-from bridge.pipeline import new_id
+from bridge.pipeline.plan import new_id
 from bridge.store import alertlog
 
 log = logging.getLogger("bridge.notify")

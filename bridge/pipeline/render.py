@@ -17,9 +17,9 @@ from urllib.parse import quote
 import jinja2
 
 from bridge.config.model import Rule
+from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType
-from bridge.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from bridge.config.model import Config
 from bridge.model import Delivery, Event
-from bridge.render import render
-from bridge.rules import matching_rules
+from bridge.pipeline.render import render
+from bridge.pipeline.rules import matching_rules
 
 
 @dataclass
