@@ -93,6 +93,14 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    """A message as a template made it, or the fallback with why the template failed."""
+
+    message: Message
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One message bound for one target: the unit the sender works on.
 

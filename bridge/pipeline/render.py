@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,15 +18,9 @@ import jinja2
 from bridge.config.model import Rule
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
-from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType
+from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType, Rendered
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
-
-
-@dataclass(frozen=True)
-class Rendered:
-    message: Message
-    error: str | None = None  # why the fallback was used
 
 
 def _alert_view(alert: Alert, external_url: str) -> dict[str, Any]:
