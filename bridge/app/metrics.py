@@ -236,7 +236,7 @@ class BridgeCollector(Collector):
 
     def _config(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         bridge = self.bridge
-        last = bridge.last_reload or {}
+        last = bridge.reloader.last_reload or {}
         yield GaugeMetricFamily(
             f"{PREFIX}_config_last_reload_successful",
             "1 if the last reload worked (or none was tried yet).",

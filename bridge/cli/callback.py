@@ -14,10 +14,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from bridge.app.bridge import make_session
 from bridge.cli.state import load_or_report
 from bridge.config.model import CallbackInput, WorkNoticeTarget
 from bridge.dingtalk.client import DingTalkClient
+from bridge.dingtalk.session import make_session
 from bridge.errors import DeliveryError
 
 T = TypeVar("T")

@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    from bridge.app.bridge import run
+    from bridge.app.run import run
     from bridge.store.statedir import StateError
 
     try:
@@ -135,9 +135,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    from bridge.app.bridge import make_session
     from bridge.config.model import WorkNoticeTarget
     from bridge.dingtalk.client import DingTalkClient
+    from bridge.dingtalk.session import make_session
     from bridge.model import Message
     from bridge.pipeline.plan import new_id
 

@@ -1,0 +1,126 @@
+"""The daemon's process: the HTTP listener, signals (SIGTERM/SIGINT stop, SIGHUP reloads),
+systemd's notify protocol and watchdog, and an orderly stop that leaves the outbox consistent."""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import signal
+import threading
+from types import FrameType
+
+from waitress.server import create_server
+
+from bridge.app.bridge import Bridge
+from bridge.app.fdlimit import ensure_descriptors
+from bridge.app.systemd import Notifier
+from bridge.app.watch import ConfigWatcher
+from bridge.config.model import Config, FileInput
+from bridge.inputs.http import HttpApp
+from bridge.logs import fmt_fields
+
+log = logging.getLogger("bridge")
+
+
+def run(config: Config) -> int:
+    """Serve until SIGTERM/SIGINT; return the process exit code."""
+    bridge = Bridge(config)
+    server_cfg = config.server
+    largest_body = max(
+        [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.routed_inputs().values())]
+    )
+    budget = ensure_descriptors(
+        server_cfg.connection_limit,
+        sum(i.max_open_files for i in config.inputs.values() if isinstance(i, FileInput)),
+    )
+    if budget.raised_from is not None:
+        log.info(fmt_fields("raised open files limit", soft=budget.soft, was=budget.raised_from))
+    if budget.error is not None:
+        log.warning(
+            fmt_fields(
+                "cannot raise open files limit",
+                soft=budget.soft,
+                error=budget.error,
+                connection_limit=budget.connection_limit,
+                configured=server_cfg.connection_limit,
+                hint="raise LimitNOFILE= (systemd) or ulimit -n, or lower server.connection_limit",
+            )
+        )
+    server = create_server(
+        HttpApp(bridge, bridge.clock.now),
+        host=server_cfg.host,
+        port=server_cfg.port,
+        threads=server_cfg.threads,
+        # Waitress's defaults (100 connections, 120 s) let a hundred idle sockets lock every
+        # client out for minutes; see ServerConfig. poll(), not select(): select() cannot watch a
+        # descriptor numbered over 1023, and with thousands of connections there are such.
+        connection_limit=budget.connection_limit,
+        channel_timeout=max(1, math.ceil(server_cfg.idle_timeout)),  # waitress counts seconds
+        # How often idle connections are looked for: often enough to honour a short timeout.
+        cleanup_interval=max(1, min(30, math.ceil(server_cfg.idle_timeout / 2))),
+        asyncore_use_poll=True,
+        # Our own limit answers 413 with a reason; waitress's must not fire first.
+        max_request_body_size=largest_body + 1,
+        ident="dingtalk-bridge",
+        clear_untrusted_proxy_headers=True,
+    )
+    port = getattr(server, "effective_port", server_cfg.port)
+    stop = threading.Event()
+    reloads: queue.Queue[str] = queue.Queue()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info(fmt_fields("stopping", signal=signal.Signals(signum).name))
+        stop.set()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloads.put("SIGHUP")  # the reload runs in the main loop, not in the signal handler
+
+    def after_reload(config: Config) -> None:
+        watcher.watch([config.path, *config.template_files, *config.secret_files])
+
+    # Handlers first: once /-/healthy answers, a SIGHUP must reload, not kill (its default).
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
+    watcher = ConfigWatcher(lambda: reloads.put("file change"))
+    after_reload(config)
+    bridge.after_reload = after_reload
+    bridge.start()
+    serving = threading.Thread(target=server.run, name="http", daemon=True)
+    serving.start()
+    log.info(
+        fmt_fields(
+            "started",
+            listen=f"{server_cfg.host}:{port}",
+            config=str(config.path),
+            hash=config.digest[:12],
+            state=str(config.state_dir),
+            inputs=len(config.inputs),
+            rules=len(config.rules),
+            targets=len(config.targets),
+        )
+    )
+
+    systemd = Notifier()
+    systemd.ready(f"serving on {server_cfg.host}:{port}")
+    tick = min(0.5, systemd.watchdog_interval or 0.5)
+    while not stop.is_set():
+        systemd.watchdog(healthy=serving.is_alive() and bridge.healthy())
+        try:
+            trigger = reloads.get(timeout=tick)
+        except queue.Empty:
+            if not serving.is_alive():
+                log.error("http server stopped unexpectedly")
+                break
+            continue
+        systemd.reloading()
+        result = bridge.reloader.reload(trigger)
+        systemd.ready(f"config {result.get('hash', '?')}: reload {result['result']}")
+    systemd.stopping()
+    watcher.stop()
+    server.close()  # stop accepting; requests in flight finish on their threads
+    left = bridge.stop(config.shutdown_timeout)
+    bridge.store.close()
+    log.info(fmt_fields("stopped", queued=left))
+    return 0
