@@ -7,7 +7,7 @@ ways to search a block, fastest first:
 - Required literals. Most patterns cannot match without some fixed text (`ERROR|FATAL`,
   `status=`): every line a match can be on contains one of those strings, and `str.find`
   finds them far faster than the regex engine scans (Python's `re` tries an alternation at
-  every position). Found by walking the parsed pattern.
+  every position). Found by reading the pattern (literals.py).
 - The pattern itself, compiled with MULTILINE, over the block. A block search can report a
   false candidate (a match across a newline) but never misses a line: every match inside one
   line is also a match in the block, found because the next search starts at the following
@@ -19,13 +19,11 @@ ways to search a block, fastest first:
 from __future__ import annotations
 
 import re
-import re._constants as sre  # type: ignore[import-not-found]  # the parsed pattern
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bridge.alerting.matchers import compile_pattern
+from bridge.inputs.filetail.literals import required
 
 _BLOCK_UNSAFE = re.compile(r"\\[AZz]|\(\?<!")
 _MIN_LITERAL = 3  # shorter required text is too common to be worth finding first
@@ -49,69 +47,10 @@ def required_literals(regex: re.Pattern[str]) -> tuple[str, ...] | None:
     """Strings one of which every match of `regex` contains, or None when there are none long
     enough to help. Conservative: when unsure (case-insensitive parts, lookarounds, classes)
     a part requires nothing."""
-    if regex.flags & re.IGNORECASE:
-        return None
-    try:
-        parsed = sre_parse.parse(regex.pattern, regex.flags)
-    except Exception:  # an unexpected parser detail: scan with the regex instead
-        return None
-    found = _sequence(list(parsed))
+    found = required(regex.pattern, regex.flags)
     if found is None or min(len(s) for s in found) < _MIN_LITERAL:
         return None
     return tuple(sorted(found))
-
-
-def _sequence(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
-    """The best requirement of a sequence: the longest run of literal characters, or the
-    requirement of one of its parts, whichever has the longest shortest string."""
-    options: list[frozenset[str]] = []
-    run: list[str] = []
-    for op, arg in _flatten(items):
-        if op is sre.LITERAL:
-            run.append(chr(arg))
-            continue
-        if run:
-            options.append(frozenset({"".join(run)}))
-            run = []
-        part = _item(op, arg)
-        if part is not None:
-            options.append(part)
-    if run:
-        options.append(frozenset({"".join(run)}))
-    if not options:
-        return None
-    return max(options, key=lambda o: (min(len(s) for s in o), -len(o)))
-
-
-def _flatten(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """Plain groups spliced into the sequence around them (a group is just concatenation), so
-    `status=(?P<code>5..)` requires "status=5", not only "status="."""
-    out: list[tuple[Any, Any]] = []
-    for op, arg in items:
-        if op is sre.SUBPATTERN and not arg[1] & re.IGNORECASE:
-            out += _flatten(list(arg[3]))
-        else:
-            out.append((op, arg))
-    return out
-
-
-def _item(op: Any, arg: Any) -> frozenset[str] | None:
-    if op is sre.SUBPATTERN:
-        _group, add_flags, _del_flags, body = arg
-        if add_flags & re.IGNORECASE:
-            return None
-        return _sequence(list(body))
-    if op is sre.ATOMIC_GROUP:
-        return _sequence(list(arg))
-    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
-        low, _high, body = arg
-        return _sequence(list(body)) if low >= 1 else None
-    if op is sre.BRANCH:
-        alternatives = [_sequence(list(branch)) for branch in arg[1]]
-        if any(a is None for a in alternatives):
-            return None
-        return frozenset().union(*(a for a in alternatives if a is not None))
-    return None  # classes, any-character, anchors, lookarounds, backreferences
 
 
 def block_pattern(regex: re.Pattern[str]) -> re.Pattern[str] | None:
