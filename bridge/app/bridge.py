@@ -19,7 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, tzinfo
+from datetime import tzinfo
 from types import FrameType
 from typing import Any
 
@@ -31,13 +31,17 @@ from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.app import alertmanager_api, commands
 from bridge.app.fdlimit import ensure_descriptors
+from bridge.app.rendering import QueuedRenderer
 from bridge.app.systemd import Notifier
 from bridge.app.watch import ConfigWatcher
+from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.noticepoll import NoticePoller
+from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
-from bridge.delivery.sender import TargetSender, store_loader
+from bridge.delivery.sender import TargetSender
+from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, InputError, Reason
 from bridge.inputs.chat import ChatMessage, reply_body
@@ -62,21 +66,24 @@ class Bridge:
         config: Config,
         store: Store | None = None,
         session: requests.Session | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
-        self.clock = clock
-        self.loaded_at = clock()
+        self.wall_clock = clock  # the one clock: senders, DingTalk client, notice poller
+        self.clock = clock.now  # its datetime reading, as the inputs and the pipeline take it
+        self.loaded_at = self.clock()
         self.store = store or Store(config.state_dir, config.synchronous)
         self.session = session or make_session()
-        self.client = DingTalkClient(self.session, clock=time.time)
+        self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
-        self.windows = RobotWindows(store_loader(self.store, time.time))
+        self.windows = RobotWindows(store_loader(self.store, clock))
         self.senders = {name: self._sender(target) for name, target in config.targets.items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
-        self.notice_poller = NoticePoller(self.store, self.client, lambda: self.config.targets)
+        self.notice_poller = NoticePoller(
+            self.store, self.client, lambda: self.config.targets, clock=clock
+        )
         self.intake = Intake(self.store, self._queued)
-        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
+        self.grouper = Grouper(self.store, lambda: self.config, self._queued, self.clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
         self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self._reload_lock = threading.Lock()
@@ -89,7 +96,12 @@ class Bridge:
 
     def _sender(self, target: Target) -> TargetSender:
         return TargetSender(
-            target, self.store, self.client, self._rules, windows=self.windows, timezone=self._tz
+            channel_for(target, self.client),
+            self.store,
+            QueuedRenderer(self._rules),
+            clock=self.wall_clock,
+            windows=self.windows,
+            timezone=self._tz,
         )
 
     def _tz(self) -> tzinfo:
