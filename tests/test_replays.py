@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.app.bridge import Bridge
+from bridge.clock import FakeClock
 from bridge.config.model import CallbackInput
 from bridge.errors import InputError
 from bridge.inputs.callback import callback_event
@@ -106,7 +107,7 @@ def test_sent_at_reads_ascii_milliseconds_only(
 
 def _bridge(tmp_path: Path) -> Bridge:
     config = compile_yaml(tmp_path, CONFIG)
-    return Bridge(config, store=Store(tmp_path / "state"), clock=lambda: NOW)
+    return Bridge(config, store=Store(tmp_path / "state"), clock=FakeClock(NOW.timestamp()))
 
 
 def _outbox_rows(bridge: Bridge) -> int:
