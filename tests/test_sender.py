@@ -25,17 +25,27 @@ import pytest
 
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import FakeClock
-from bridge.config.model import Config, RobotTarget, Target
-from bridge.delivery.messages import Renderer
+from bridge.config.model import Config, RateLimit, RobotTarget, SendPolicy, Target
+from bridge.delivery.failures import DeadLetter, Retry, after_failure
+from bridge.delivery.messages import Renderer, digest_threshold
 from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindow, RobotWindows
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.channel import Body, Channel
 from bridge.dingtalk.channels import channel_for
-from bridge.dingtalk.responses import AwaitingResult, Delivered, SendOutcome, send_outcome
+from bridge.dingtalk.responses import (
+    AwaitingResult,
+    Delivered,
+    Failed,
+    LockedOut,
+    Refused,
+    RetryLater,
+    SendOutcome,
+    send_outcome,
+)
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Alert, Delivery, Event, Mention, Message, Rendered
-from bridge.store import outbox
+from bridge.store import notices, outbox
 from bridge.store.db import Store
 from tests.harness import compile_yaml
 
@@ -882,3 +892,172 @@ def test_a_window_keeps_calls_only_as_long_as_a_target_needs_them() -> None:
     assert window.keep == 61.0  # the window and its safety margin
     assert window.used(limited, START + 299) == 61  # one a second, the last 61 s ...
     assert len(window._calls) <= 62  # ... and little more is kept
+
+
+# -- what one send's outcome does to its message and its robot ---------------------------------
+
+SENT_OUTCOMES: dict[str, tuple[str, Callable[[], Answer], dict[str, Any]]] = {
+    # (target, the channel's outcome, what follows: the row's status (None: gone), reason,
+    # errcode, not_before and lockout (seconds from now), the robot failing, calls counted)
+    "delivered_leaves_the_outbox": ("a", Delivered, {"status": None, "counted": 1}),
+    "awaiting_result_stays_sent_with_its_task": (
+        "notice1",
+        lambda: AwaitingResult(77),
+        {"status": "sent", "task_id": 77},  # (a work notice's app is not limited by default)
+    ),
+    "refused_is_a_dead_letter_with_dingtalks_words": (
+        "a",
+        lambda: Refused(
+            reason=Reason.DINGTALK_CONFIG,
+            detail="robot refused (errcode 310000: keywords not in content)",
+            errcode=310000,
+            errmsg="keywords not in content",
+        ),
+        {"status": "dead", "reason": "dingtalk_config", "errcode": 310000, "counted": 1},
+    ),
+    "retry_later_backs_off_that_message": (
+        "a",
+        lambda: RetryLater(reason=Reason.AUTH, detail="token", errcode=40014),
+        {"status": "pending", "reason": "auth", "not_before": 1.0, "counted": 1},
+    ),
+    "retry_later_waits_at_least_dingtalks_wait": (
+        "a",
+        lambda: RetryLater(reason=Reason.AUTH, detail="token", errcode=40014, retry_after=5.0),
+        {"status": "pending", "not_before": 5.0, "counted": 1},
+    ),
+    "an_outage_makes_the_robot_probe": (
+        "a",
+        lambda: RetryLater(reason=Reason.SERVER_ERROR, detail="HTTP 502", errmsg="HTTP 502"),
+        {"status": "pending", "reason": "server_error", "not_before": 1.0, "failing": 1},
+    ),
+    "locked_out_holds_the_robot": (
+        "a",
+        lambda: LockedOut(
+            reason=Reason.RATE_LIMITED, detail="too fast", errcode=130101, seconds=600.0
+        ),
+        {"status": "pending", "not_before": 600.0, "lockout": 600.0, "counted": 1},
+    ),
+    "a_130101_locks_out_for_the_configured_time": (
+        "short",
+        errcode(130101, Reason.RATE_LIMITED, True, 600.0),
+        {"status": "pending", "errcode": 130101, "not_before": 30.0, "lockout": 30.0, "counted": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "answer", "then"), SENT_OUTCOMES.values(), ids=SENT_OUTCOMES)
+def test_each_outcome_of_a_send_does_what_it_says(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: FakeClock,
+    windows: RobotWindows,
+    name: str,
+    answer: Callable[[], Answer],
+    then: dict[str, Any],
+) -> None:
+    target = config.targets[name]
+    ding.fail(target, answer)
+    enqueue(store, name, ["M"], START)
+    sender = make(config, name, store, ding, clock, windows, rand=1.0)
+    drive([sender], clock, 0)  # one send, no more
+    assert len(ding.calls) == 1
+    with store.reading() as conn:
+        rows = outbox.listing(conn, target=name, limit=10)
+        tasks = notices.due(conn, START + 3600, 10)
+    if then["status"] is None:
+        assert rows == []
+    else:
+        [row] = rows
+        assert row.status == then["status"]
+        for key in ("reason", "errcode"):
+            if key in then:
+                assert getattr(row, key) == then[key]
+        if "not_before" in then:
+            assert row.not_before == START + then["not_before"] and row.attempts == 1
+    assert [t.task_id for t in tasks] == ([then["task_id"]] if "task_id" in then else [])
+    window = window_of(windows, target)
+    assert window.locked_until == (START + then["lockout"] if "lockout" in then else 0.0)
+    assert window.failures == then.get("failing", 0)
+    assert window.used(RateLimit(20, 60.0), clock.time()) == then.get("counted", 0)
+    with store.reading() as conn:
+        stored = conn.execute("SELECT until FROM robot_lockouts").fetchall()
+    assert stored == ([(START + then["lockout"],)] if "lockout" in then else [])
+
+
+# -- the pure decisions -------------------------------------------------------------------------
+
+NOW = START + 100.0
+POLICY = SendPolicy(retry_initial=1.0, retry_max=16.0, give_up_after=50.0)
+FRESH, OLD = NOW - 10.0, NOW - 60.0  # created within give_up_after, and before it
+AFTER_FAILURE: dict[str, tuple[Failed, float, DeadLetter | Retry]] = {
+    # (failure, created_at of the message, decision)
+    "refused_dead": (
+        Refused(reason=Reason.DINGTALK_CONFIG, detail="", errcode=310000),
+        FRESH,
+        DeadLetter("dingtalk_config"),
+    ),
+    "too_large_dead": (Refused(reason=Reason.TOO_LARGE, detail=""), FRESH, DeadLetter("too_large")),
+    "expired_in_an_outage_sweeps_the_rest": (
+        RetryLater(reason=Reason.SERVER_ERROR, detail=""),
+        OLD,
+        DeadLetter("expired:server_error", sweep_expired=True),
+    ),
+    "expired_alone": (
+        RetryLater(reason=Reason.AUTH, detail="", errcode=40014),
+        OLD,
+        DeadLetter("expired:auth"),
+    ),
+    "expired_while_locked_out": (
+        LockedOut(reason=Reason.RATE_LIMITED, detail="", errcode=130101, seconds=600.0),
+        OLD,
+        DeadLetter("expired:rate_limited"),
+    ),
+    "locked_out_waits_it_out": (
+        LockedOut(reason=Reason.RATE_LIMITED, detail="", errcode=143103, seconds=60.0),
+        FRESH,
+        Retry(NOW + 60.0, NOW + 60.0),
+    ),
+    "outage_waits_for_the_robots_probe": (
+        RetryLater(reason=Reason.NETWORK, detail=""),
+        FRESH,
+        Retry(NOW + 7.0),
+    ),
+    "busy_is_an_outage": (
+        RetryLater(reason=Reason.DINGTALK_BUSY, detail="", errcode=-1),
+        FRESH,
+        Retry(NOW + 7.0),
+    ),
+    "other_retries_back_off_by_attempt": (
+        RetryLater(reason=Reason.AUTH, detail="", errcode=40014),
+        FRESH,
+        Retry(NOW + 3 * 1000.0),  # retry_at(attempts + 1) below: 3 attempts, so the 4th
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("failed", "created", "decision"), AFTER_FAILURE.values(), ids=AFTER_FAILURE
+)
+def test_after_a_failure(failed: Failed, created: float, decision: DeadLetter | Retry) -> None:
+    def retry_at(n: int) -> float:
+        return NOW + (n - 1) * 1000.0
+
+    assert after_failure(failed, POLICY, created, 3, NOW, NOW + 7.0, retry_at) == decision
+
+
+DIGEST_THRESHOLDS = {
+    # (rate, digest.after, calls used in the window, merge when more than this are queued)
+    "window_fresh": (RateLimit(20, 60.0), 20, 0, 20),
+    "after_smaller": (RateLimit(20, 60.0), 5, 0, 5),
+    "two_calls_left": (RateLimit(20, 60.0), 20, 18, 2),
+    "window_spent": (RateLimit(20, 60.0), 20, 20, 1),
+    "unlimited": (RateLimit(0, 60.0), 20, 500, 20),
+}
+
+
+@pytest.mark.parametrize(
+    ("rate", "after", "used", "threshold"), DIGEST_THRESHOLDS.values(), ids=DIGEST_THRESHOLDS
+)
+def test_digest_threshold(rate: RateLimit, after: int, used: int, threshold: int) -> None:
+    assert digest_threshold(SendPolicy(rate=rate, digest_after=after), used) == threshold
