@@ -129,15 +129,12 @@ class Recorder:
             self.held = record
             self._failures = 1
             self._retry_at = self.clock.time() + STORE_RETRY_INITIAL
-            log.error(
-                fmt_fields(
-                    "outcome not recorded, target holds until the store commits",
-                    target=self.target,
-                    outcome=record.what,
-                    id=ids_of(record.ids),
-                    reason=Reason.STORE.value,
-                    error=record.error,
-                )
+            self._log(
+                logging.ERROR,
+                "outcome not recorded, target holds until the store commits",
+                record,
+                reason=Reason.STORE.value,
+                error=record.error,
             )
             return False
         return True
@@ -170,17 +167,29 @@ class Recorder:
             self._retry_at = now + delay
             return delay
         self.held = None
-        log.info(
-            fmt_fields(
-                "outcome recorded",
-                target=self.target,
-                outcome=record.what,
-                id=ids_of(record.ids),
-                tries=self._failures + 1,
-            )
-        )
+        self._log(logging.INFO, "outcome recorded", record, tries=self._failures + 1)
         self._failures = 0
         return 0.0
+
+    def last_try(self) -> None:
+        """At stop: one last try for a held outcome, else a restart sends its message again."""
+        if self.held is None:
+            return
+        self.again(now_or_never=True)
+        if self.held is not None:
+            self._log(
+                logging.WARNING,
+                "outcome lost at stop: the store still lists it, a restart sends it again",
+                self.held,
+            )
+
+    def _log(self, level: int, text: str, record: Record, **fields: object) -> None:
+        log.log(
+            level,
+            fmt_fields(
+                text, target=self.target, outcome=record.what, id=ids_of(record.ids), **fields
+            ),
+        )
 
 
 def store_loader(

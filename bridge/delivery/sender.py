@@ -103,7 +103,7 @@ class TargetSender:
         self.last_internal_error: dict[str, str] | None = None
         self._current: Current | None = None
         self._no_digest_once = False
-        self.worker = Worker(self.name, self.step, self._at_stop, channel.timeout)
+        self.worker = Worker(self.name, self.step, self.recorder.last_try, channel.timeout)
 
     @property
     def window(self) -> RobotWindow:
@@ -146,21 +146,6 @@ class TargetSender:
         }
 
     # -- the loop ------------------------------------------------------------------------------
-
-    def _at_stop(self) -> None:
-        if self.recorder.held is None:
-            return
-        self.recorder.again(now_or_never=True)  # one last try: else a restart sends it again
-        held = self.recorder.held
-        if held is not None:
-            log.warning(
-                fmt_fields(
-                    "outcome lost at stop: the store still lists it, a restart sends it again",
-                    target=self.name,
-                    outcome=held.what,
-                    id=ids_of(held.ids),
-                )
-            )
 
     def step(self) -> float:
         """One turn: record a held outcome, or take the next message, or send its next body.
