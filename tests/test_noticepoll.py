@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from bridge.clock import FakeClock
 from bridge.config.model import SendPolicy, WorkNoticeTarget
 from bridge.delivery import noticepoll
 from bridge.delivery.noticepoll import NoticePoller
@@ -32,14 +33,6 @@ TARGET = WorkNoticeTarget(
     userids=("alice", "bob"),
     policy=SendPolicy(give_up_after=3600.0),
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Answers(DingTalkClient):
@@ -91,7 +84,7 @@ def sent(store: Store, ids: list[str], task_id: int, at: float = T0) -> None:
         notices.awaiting(conn, rows, "oncall", task_id, at, noticepoll.first_poll_at(at))
 
 
-def poller(store: Store, client: Answers, clock: Clock) -> NoticePoller:
+def poller(store: Store, client: Answers, clock: FakeClock) -> NoticePoller:
     return NoticePoller(store, client, lambda: {"oncall": TARGET}, clock, pause=lambda s: None)
 
 
@@ -107,20 +100,20 @@ def results(store: Store, id_: str) -> list[notices.Result]:
 
 
 def test_nothing_is_polled_before_its_time(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
     client = Answers()
     assert poller(store, client, clock).step() == 0
     row = outbox_row(store, "m1")
     assert row is not None and row.status == "sent"  # not reported delivered yet
     with store.reading() as conn:
-        assert outbox.due(conn, "oncall", clock.now + 100, 10) == []  # the sender leaves it
+        assert outbox.due(conn, "oncall", clock.time() + 100, 10) == []  # the sender leaves it
 
 
 def test_everyone_received_it_delivered(store: Store, caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
-    clock.now += 1
+    clock.advance(1)
     client = Answers(result(read_user_id_list=["alice"], unread_user_id_list=["bob"]))
     p = poller(store, client, clock)
     with caplog.at_level(logging.INFO, "bridge.delivery"):
@@ -137,9 +130,9 @@ def test_everyone_received_it_delivered(store: Store, caplog: pytest.LogCaptureF
 def test_partial_is_recorded_per_user_and_logged(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
-    clock.now += 1
+    clock.advance(1)
     answer = result(
         unread_user_id_list=["alice"],
         forbidden_user_id_list=["bob"],
@@ -180,24 +173,24 @@ def test_partial_is_recorded_per_user_and_logged(
 def test_nobody_received_it_dead_letter_that_outbox_retry_revives(
     store: Store, answer: dict[str, Any], reason: str, errcode: int | None
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
-    clock.now += 1
+    clock.advance(1)
     poller(store, Answers(answer), clock).step()
     row = outbox_row(store, "m1")
     assert row is not None
     assert (row.status, row.reason, row.errcode) == ("dead", reason, errcode)
     assert row.errmsg is not None and "alice" in row.errmsg and "bob" in row.errmsg
     with store.transaction() as conn:
-        assert outbox.revive(conn, ["m1"], clock.now) == 1
+        assert outbox.revive(conn, ["m1"], clock.time()) == 1
     with store.reading() as conn:
-        assert [r.id for r in outbox.due(conn, "oncall", clock.now, 10)] == ["m1"]
+        assert [r.id for r in outbox.due(conn, "oncall", clock.time(), 10)] == ["m1"]
 
 
 def test_a_retry_absorbed_by_dedup_counts_as_received(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 12)
-    clock.now += 1
+    clock.advance(1)
     dup = [{"code": "143106", "count": 1, "userid": u} for u in ("alice", "bob")]
     answer = result(forbidden_user_id_list=["alice", "bob"], forbidden_list=dup)
     poller(store, Answers(answer), clock).step()
@@ -208,7 +201,7 @@ def test_a_retry_absorbed_by_dedup_counts_as_received(store: Store) -> None:
 
 
 def test_polls_until_final_then_gives_up_unverified(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
     partial = result(unread_user_id_list=["alice"])  # bob not processed yet
     client = Answers(*[partial] * 100)
@@ -216,8 +209,8 @@ def test_polls_until_final_then_gives_up_unverified(store: Store) -> None:
     polls_at = []
     while outbox_row(store, "m1") is not None:
         with store.reading() as conn:
-            clock.now = notices.next_poll_at(conn) or clock.now
-        polls_at.append(round(clock.now - T0))
+            clock.set(notices.next_poll_at(conn) or clock.time())
+        polls_at.append(round(clock.time() - T0))
         assert p.step() == 1
     # a growing interval, bounded in time
     assert polls_at[:6] == [1, 3, 7, 15, 30, 60]
@@ -229,10 +222,10 @@ def test_polls_until_final_then_gives_up_unverified(store: Store) -> None:
 
 
 def test_getsendresult_errors(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
     sent(store, ["m2"], 12)
-    clock.now += 1
+    clock.advance(1)
     busy = DeliveryError(Reason.DINGTALK_BUSY, "busy", retryable=True, errcode=-1)
     unknown = DeliveryError(Reason.DINGTALK_CONFIG, "no task", retryable=False, errcode=40035)
     p = poller(store, Answers(busy, unknown), clock)
@@ -246,9 +239,9 @@ def test_getsendresult_errors(store: Store) -> None:
 
 
 def test_flow_control_sends_it_again(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
-    clock.now += 1
+    clock.advance(1)
     answer = result(
         unread_user_id_list=["alice"],
         forbidden_list=[{"code": "143103", "count": 1, "userid": "bob"}],
@@ -257,13 +250,13 @@ def test_flow_control_sends_it_again(store: Store) -> None:
     row = outbox_row(store, "m1")
     assert row is not None
     assert (row.status, row.errcode) == ("pending", 143103)
-    assert row.not_before == clock.now + noticepoll.FLOW_CONTROL_WAIT
+    assert row.not_before == clock.time() + noticepoll.FLOW_CONTROL_WAIT
 
 
 def test_a_digest_settles_every_message_it_carried(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1", "m2", "m3"], 11)
-    clock.now += 1
+    clock.advance(1)
     p = poller(store, Answers(result(unread_user_id_list=["alice", "bob"])), clock)
     p.step()
     assert all(outbox_row(store, i) is None for i in ("m1", "m2", "m3"))
@@ -272,9 +265,9 @@ def test_a_digest_settles_every_message_it_carried(store: Store) -> None:
 
 
 def test_a_removed_target_is_settled_unverified(store: Store) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     sent(store, ["m1"], 11)
-    clock.now += 1
+    clock.advance(1)
     p = NoticePoller(store, Answers(), dict, clock, pause=lambda s: None)
     p.step()
     [r] = results(store, "m1")

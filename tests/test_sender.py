@@ -1,9 +1,11 @@
-"""TargetSender in-process: a fake DingTalk, a fake clock, a real SQLite store, the loop driven
+"""TargetSender in-process: a fake channel, a fake clock, a real SQLite store, the loop driven
 one step at a time (no thread, no sleep).
 
-The fake DingTalk answers each call from a script (success by default) and remembers when each
-call was made; `drive` runs several senders against one clock, always stepping the sender whose
-turn comes first and moving the clock to it, as their threads would.
+The fake channel builds its target's real bodies (the real channel's) but posts nothing: a fake
+DingTalk answers each call from a script (success by default), classified as the real channels
+classify (dingtalk/responses.send_outcome), and remembers when each call was made; `drive` runs
+several senders against one clock, always stepping the sender whose turn comes first and moving
+the clock to it, as their threads would.
 """
 
 from __future__ import annotations
@@ -12,23 +14,38 @@ import itertools
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from bridge.config.model import Config, RobotTarget, Target
-from bridge.delivery import sender as sender_module
-from bridge.delivery.robots import RobotWindow, RobotWindows, robot_key
-from bridge.delivery.sender import TargetSender, store_loader
-from bridge.dingtalk.client import DingTalkClient, Sent
+from bridge.app.rendering import QueuedRenderer
+from bridge.clock import FakeClock
+from bridge.config.model import Config, RateLimit, RobotTarget, SendPolicy, Target
+from bridge.delivery.failures import DeadLetter, Retry, after_failure
+from bridge.delivery.messages import Renderer, digest_threshold
+from bridge.delivery.recording import store_loader
+from bridge.delivery.robots import RobotWindow, RobotWindows
+from bridge.delivery.sender import TargetSender
+from bridge.dingtalk.channel import Body, Channel
+from bridge.dingtalk.channels import channel_for
+from bridge.dingtalk.responses import (
+    AwaitingResult,
+    Delivered,
+    Failed,
+    LockedOut,
+    Refused,
+    RetryLater,
+    SendOutcome,
+    send_outcome,
+)
 from bridge.errors import DeliveryError, Reason
-from bridge.model import Alert, Delivery, Event, Mention, Message
-from bridge.store import outbox
+from bridge.model import Alert, Delivery, Event, Mention, Message, Rendered
+from bridge.store import notices, outbox
 from bridge.store.db import Store
 from tests.harness import compile_yaml
 
@@ -39,15 +56,7 @@ WINDOW = 60.0  # DingTalk's: 20 calls in any 60 seconds
 # -- the fakes ----------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-Answer = Sent | DeliveryError | Exception
+Answer = SendOutcome | DeliveryError | Exception
 
 
 def http_500() -> DeliveryError:
@@ -92,10 +101,10 @@ class Call:
 
 @dataclass
 class FakeDingTalk:
-    """Answers robot and work-notice calls from `script` (per robot key: a list of factories of
+    """Answers the fake channels' calls from `script` (per rate key: a list of factories of
     answers, consumed in order; success when empty). `latency` moves the clock during a call."""
 
-    clock: Clock
+    clock: FakeClock
     script: dict[str, list[Callable[[], Answer]]] = field(default_factory=dict)
     latency: float = 0.0
     calls: list[Call] = field(default_factory=list)
@@ -103,28 +112,56 @@ class FakeDingTalk:
     def fail(self, target: Target, *answers: Callable[[], Answer]) -> None:
         self.script.setdefault(robot_key(target), []).extend(answers)
 
-    def _answer(self, target: Target, body: dict[str, Any]) -> Sent:
-        key = robot_key(target)
+    def answer(self, channel: Channel, body: dict[str, Any]) -> SendOutcome:
+        key = channel.rate_key
         queue = self.script.get(key, [])
-        answer = queue.pop(0)() if queue else Sent(errcode=0)
-        self.clock.now += self.latency
-        if isinstance(answer, DeliveryError):
-            self.calls.append(Call(self.clock.now, target.name, key, body, answer.reason.value))
-            raise answer
+        answer = queue.pop(0)() if queue else Delivered()
+        self.clock.advance(self.latency)
+        at = self.clock.time()
+        if isinstance(answer, DeliveryError):  # as a real channel classifies DingTalk's answer
+            self.calls.append(Call(at, channel.name, key, body, answer.reason.value))
+            return send_outcome(answer, channel.policy.lockout)
         if isinstance(answer, Exception):
-            self.calls.append(Call(self.clock.now, target.name, key, body, "bug"))
+            self.calls.append(Call(at, channel.name, key, body, "bug"))
             raise answer
-        self.calls.append(Call(self.clock.now, target.name, key, body, "ok"))
+        outcome = "ok" if isinstance(answer, Delivered | AwaitingResult) else answer.reason.value
+        self.calls.append(Call(at, channel.name, key, body, outcome))
         return answer
-
-    def send_robot(self, target: RobotTarget, body: dict[str, Any]) -> Sent:
-        return self._answer(target, body)
-
-    def send_work_notice(self, target: Target, body: dict[str, Any]) -> Sent:
-        return self._answer(target, body)
 
     def ok_calls(self, robot: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.answer == "ok" and robot in (None, c.robot)]
+
+
+class FakeChannel:
+    """The target's real channel for everything but posting, which `ding` answers."""
+
+    def __init__(self, target: Target, ding: FakeDingTalk) -> None:
+        self.real = channel_for(target, None)
+        self.ding = ding
+        self.name = self.real.name
+        self.policy = self.real.policy
+        self.timeout = self.real.timeout
+        self.rate_key = self.real.rate_key
+        self.digest_limit = self.real.digest_limit
+
+    def bodies(
+        self, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
+    ) -> list[Body]:
+        return self.real.bodies(message, ids, accepted_at, tz)
+
+    def digest_body(self, message: Message) -> Body:
+        return self.real.digest_body(message)
+
+    def post(self, body: Body) -> SendOutcome:
+        return self.ding.answer(self, body)
+
+
+def robot_key(target: Target) -> str:
+    return channel_for(target, None).rate_key
+
+
+def window_of(windows: RobotWindows, target: Target) -> RobotWindow:
+    return windows.for_channel(channel_for(target, None))
 
 
 class BreakableStore(Store):
@@ -179,8 +216,8 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -191,12 +228,12 @@ def store(tmp_path: Path) -> Iterator[BreakableStore]:
 
 
 @pytest.fixture
-def ding(clock: Clock) -> FakeDingTalk:
+def ding(clock: FakeClock) -> FakeDingTalk:
     return FakeDingTalk(clock)
 
 
 @pytest.fixture
-def windows(store: Store, clock: Clock) -> RobotWindows:
+def windows(store: Store, clock: FakeClock) -> RobotWindows:
     return RobotWindows(store_loader(store, clock))
 
 
@@ -240,17 +277,17 @@ def make(
     name: str,
     store: Store,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
     rand: float = 1.0,
+    renderer: Renderer | None = None,
 ) -> TargetSender:
     """A sender whose backoff jitter is fixed (`rand` of the ceiling)."""
     rules = {r.name: r for r in config.rules}
     return TargetSender(
-        config.targets[name],
+        FakeChannel(config.targets[name], ding),
         store,
-        cast(DingTalkClient, ding),
-        lambda: rules,
+        renderer or QueuedRenderer(lambda: rules),
         clock=clock,
         windows=windows,
         rand=lambda: rand,
@@ -258,22 +295,22 @@ def make(
 
 
 def drive(
-    senders: list[TargetSender], clock: Clock, seconds: float, max_steps: int = 20_000
+    senders: list[TargetSender], clock: FakeClock, seconds: float, max_steps: int = 20_000
 ) -> None:
     """Run the senders' loops for `seconds` of fake time: always step the sender whose turn
     comes first, moving the clock to it."""
-    end = clock.now + seconds
-    turn = {id(s): clock.now for s in senders}
+    end = clock.time() + seconds
+    turn = {id(s): clock.time() for s in senders}
     by_id = {id(s): s for s in senders}
     for _ in range(max_steps):
         who = min(turn, key=lambda k: turn[k])
         if turn[who] > end:
-            clock.now = end
+            clock.set(end)
             return
-        clock.now = max(clock.now, turn[who])
+        clock.set(max(clock.time(), turn[who]))
         wait = by_id[who].step()
         assert wait >= 0
-        turn[who] = clock.now + wait
+        turn[who] = clock.time() + wait
     raise AssertionError("the senders did not settle: a loop that never waits")
 
 
@@ -329,14 +366,14 @@ def test_targets_of_one_robot_share_its_20_calls_a_minute(
     config: Config,
     store: Store,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
     targets: list[str],
     each: int,
     limits: dict[str, int],
 ) -> None:
     for name in targets:
-        enqueue(store, name, [f"{name}{i:03d}" for i in range(each)], clock.now)
+        enqueue(store, name, [f"{name}{i:03d}" for i in range(each)], clock.time())
     senders = [make(config, n, store, ding, clock, windows) for n in targets]
     drive(senders, clock, 10)
     first_ten_seconds = Counter(c.robot for c in ding.ok_calls())
@@ -358,11 +395,11 @@ def test_targets_of_one_robot_share_its_20_calls_a_minute(
 
 
 def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["a"], errcode(130101, Reason.RATE_LIMITED, True, 600.0))
-    enqueue(store, "a", ["A0"], clock.now)
-    enqueue(store, "b", ["B0"], clock.now + 1)
+    enqueue(store, "a", ["A0"], clock.time())
+    enqueue(store, "b", ["B0"], clock.time() + 1)
     a, b = (make(config, n, store, ding, clock, windows) for n in ("a", "b"))
     drive([a, b], clock, 1)
     assert [c.answer for c in ding.calls] == ["rate_limited"]
@@ -374,7 +411,7 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
     with store.reading() as conn:
         rows = conn.execute("SELECT robot, until FROM robot_lockouts").fetchall()
     assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
-    restarted = RobotWindows(store_loader(store, clock)).for_target(config.targets["b"])
+    restarted = window_of(RobotWindows(store_loader(store, clock)), config.targets["b"])
     assert restarted.locked_until == locked_at + 600.0
 
     drive([a, b], clock, 60)
@@ -383,14 +420,14 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
 
 
 def test_the_window_is_read_back_after_a_restart(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
-    enqueue(store, "a", [f"A{i}" for i in range(15)], clock.now)
+    enqueue(store, "a", [f"A{i}" for i in range(15)], clock.time())
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert len(ding.calls) == 15
     # A restart: new windows from the store; target b of the same robot has 5 calls left.
     fresh = RobotWindows(store_loader(store, clock))
-    enqueue(store, "b", [f"B{i}" for i in range(10)], clock.now)
+    enqueue(store, "b", [f"B{i}" for i in range(10)], clock.time())
     drive([make(config, "b", store, ding, clock, fresh)], clock, 30)
     assert len(ding.calls) == 20
     drive([make(config, "b", store, ding, clock, fresh)], clock, 60)
@@ -399,7 +436,7 @@ def test_the_window_is_read_back_after_a_restart(
 
 
 def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
-    config: Config, tmp_path: Path, clock: Clock
+    config: Config, tmp_path: Path, clock: FakeClock
 ) -> None:
     state = tmp_path / "old"
     state.mkdir()
@@ -410,19 +447,19 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
     )
     conn.executemany(
         "INSERT INTO sends VALUES (?, ?)",
-        [("a", clock.now - 10), ("b", clock.now - 5), ("b", clock.now - 7200)],
+        [("a", clock.time() - 10), ("b", clock.time() - 5), ("b", clock.time() - 7200)],
     )
-    conn.execute("INSERT INTO lockouts VALUES ('b', ?)", (clock.now + 100,))
+    conn.execute("INSERT INTO lockouts VALUES ('b', ?)", (clock.time() + 100,))
     conn.commit()
     conn.close()
     store = Store(state)
     try:
         windows = RobotWindows(store_loader(store, clock))
-        window = windows.for_target(config.targets["a"])
-        assert window.calls() == [clock.now - 10] and window.locked_until == 0.0
-        window = windows.for_target(config.targets["b"])  # the same robot: b's rows join it
-        assert window.calls() == [clock.now - 10, clock.now - 5]
-        assert window.locked_until == clock.now + 100
+        window = window_of(windows, config.targets["a"])
+        assert window.calls() == [clock.time() - 10] and window.locked_until == 0.0
+        window = window_of(windows, config.targets["b"])  # the same robot: b's rows join it
+        assert window.calls() == [clock.time() - 10, clock.time() - 5]
+        assert window.locked_until == clock.time() + 100
         with store.reading() as c:
             tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             assert not {"sends", "lockouts"} & tables  # nothing left to adopt: dropped
@@ -432,12 +469,12 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
 
 
 def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
-    enqueue(store, "a", [f"A{i}" for i in range(18)], clock.now)
+    enqueue(store, "a", [f"A{i}" for i in range(18)], clock.time())
     drive([make(config, "a", store, ding, clock, windows)], clock, 2)
     assert len(ding.calls) == 18  # 2 calls left in the robot's minute
-    enqueue(store, "digests", [f"D{i:02d}" for i in range(10)], clock.now)
+    enqueue(store, "digests", [f"D{i:02d}" for i in range(10)], clock.time())
     drive([make(config, "digests", store, ding, clock, windows)], clock, 2)
     # Not 2 single alerts and 8 waiting a minute: the 10 go out merged.
     digest_calls = [c for c in ding.calls if c.target == "digests"]
@@ -447,11 +484,11 @@ def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
 
 
 def test_work_notice_targets_of_one_app_share_its_minute_quota(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["notice1"], errcode(143103, Reason.RATE_LIMITED, True, 60.0))
-    enqueue(store, "notice1", ["N1"], clock.now)
-    enqueue(store, "notice2", ["N2"], clock.now)
+    enqueue(store, "notice1", ["N1"], clock.time())
+    enqueue(store, "notice2", ["N2"], clock.time())
     senders = [make(config, n, store, ding, clock, windows) for n in ("notice1", "notice2")]
     drive(senders, clock, 59)
     assert [c.answer for c in ding.calls] == ["rate_limited"]
@@ -475,14 +512,14 @@ def test_an_outage_is_probed_one_message_at_a_time_and_does_not_starve_the_next_
     config: Config,
     store: Store,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
     failure: Callable[[], DeliveryError],
     counted: bool,
 ) -> None:
     target = config.targets["a"]
     ding.fail(target, *[failure] * 5)
-    enqueue(store, "a", [f"A{i:02d}" for i in range(20)], clock.now)
+    enqueue(store, "a", [f"A{i:02d}" for i in range(20)], clock.time())
     sender = make(config, "a", store, ding, clock, windows, rand=1.0)
     drive([sender], clock, 120)
 
@@ -509,11 +546,11 @@ def test_an_outage_is_probed_one_message_at_a_time_and_does_not_starve_the_next_
 
 
 def test_a_probe_of_one_target_holds_the_other_targets_of_the_robot(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["a"], http_500, http_500)
-    enqueue(store, "a", ["A0"], clock.now)
-    enqueue(store, "b", [f"B{i}" for i in range(5)], clock.now + 0.5)
+    enqueue(store, "a", ["A0"], clock.time())
+    enqueue(store, "b", [f"B{i}" for i in range(5)], clock.time() + 0.5)
     senders = [make(config, n, store, ding, clock, windows) for n in ("a", "b")]
     drive(senders, clock, 2.5)  # A0 failed at 0 and at 1; the next probe is due at 3
     assert [c.answer for c in ding.calls] == ["server_error", "server_error"]
@@ -523,10 +560,10 @@ def test_a_probe_of_one_target_holds_the_other_targets_of_the_robot(
 
 
 def test_a_permanent_refusal_does_not_slow_the_robot(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["a"], errcode(310000, Reason.DINGTALK_CONFIG, False))
-    enqueue(store, "a", ["A0", "A1", "A2"], clock.now)
+    enqueue(store, "a", ["A0", "A1", "A2"], clock.time())
     drive([make(config, "a", store, ding, clock, windows)], clock, 1)
     assert [c.answer for c in ding.calls] == ["dingtalk_config", "ok", "ok"]
     assert all(c.at == START for c in ding.calls)
@@ -535,12 +572,12 @@ def test_a_permanent_refusal_does_not_slow_the_robot(
 
 
 def test_a_retryable_refusal_backs_off_that_message_only(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     # A token refused once (errcode answer, not an outage): the message waits its backoff, the
     # robot keeps serving the rest.
     ding.fail(config.targets["a"], errcode(40014, Reason.AUTH, True))
-    enqueue(store, "a", ["A0", "A1"], clock.now)
+    enqueue(store, "a", ["A0", "A1"], clock.time())
     sender = make(config, "a", store, ding, clock, windows, rand=0.5)
     drive([sender], clock, 0.1)
     assert [(c.answer, c.at) for c in ding.calls] == [("auth", START), ("ok", START)]
@@ -551,10 +588,10 @@ def test_a_retryable_refusal_backs_off_that_message_only(
 
 
 def test_past_give_up_after_a_failing_message_is_an_expired_dead_letter(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["short"], *[http_500] * 100)
-    enqueue(store, "short", ["S0"], clock.now)
+    enqueue(store, "short", ["S0"], clock.time())
     drive([make(config, "short", store, ding, clock, windows)], clock, 40)
     [row] = dead(store)
     assert row.reason == "expired:server_error" and row.errmsg == "HTTP 500"
@@ -565,11 +602,11 @@ def test_past_give_up_after_a_failing_message_is_an_expired_dead_letter(
 
 
 def test_while_the_robot_fails_every_message_past_give_up_after_expires_at_once(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(config.targets["short"], *[http_500] * 100)
-    enqueue(store, "short", ["S0", "S1", "S2"], clock.now)
-    enqueue(store, "short", ["Late"], clock.now + 15)
+    enqueue(store, "short", ["S0", "S1", "S2"], clock.time())
+    enqueue(store, "short", ["Late"], clock.time() + 15)
     drive([make(config, "short", store, ding, clock, windows)], clock, 26)
     # S0 probed the outage; once past 20 s, S1 and S2 expire with it (they never had a turn),
     # while Late, younger than 20 s, waits for DingTalk to come back.
@@ -580,11 +617,11 @@ def test_while_the_robot_fails_every_message_past_give_up_after_expires_at_once(
 
 
 def test_a_long_alert_goes_in_parts_each_paced_and_recorded(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
-    enqueue(store, "a", [f"A{i}" for i in range(19)], clock.now)
+    enqueue(store, "a", [f"A{i}" for i in range(19)], clock.time())
     long_text = "\n".join(f"line {i:05d} " + "x" * 60 for i in range(800))  # ~55 KB
-    enqueue(store, "a", ["Long"], clock.now + 1, description=long_text)
+    enqueue(store, "a", ["Long"], clock.time() + 1, description=long_text)
     sender = make(config, "a", store, ding, clock, windows)
     drive([sender], clock, 5)
     # 19 singles and the first part fill the window; the next parts wait for it.
@@ -606,20 +643,20 @@ def test_a_message_that_breaks_the_sender_is_an_internal_dead_letter_and_the_que
     config: Config,
     store: Store,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bridge.pipeline.render import queued_message as real
+    rules = {r.name: r for r in config.rules}
 
-    def buggy(rule: Any, rule_name: str, head: Message, ev: Event | None, now: datetime) -> Any:
-        if ev is not None and ev.labels["alertname"] == "Poison":
-            raise TypeError("can't subtract offset-naive and offset-aware datetimes")
-        return real(rule, rule_name, head, ev, now)
+    class Buggy(QueuedRenderer):
+        def message(self, row: outbox.Row, now: datetime) -> Rendered:
+            if row.event is not None and row.event.labels["alertname"] == "Poison":
+                raise TypeError("can't subtract offset-naive and offset-aware datetimes")
+            return super().message(row, now)
 
-    monkeypatch.setattr(sender_module, "queued_message", buggy)
-    enqueue(store, "a", ["Before", "Poison", "After"], clock.now)
-    sender = make(config, "a", store, ding, clock, windows)
+    enqueue(store, "a", ["Before", "Poison", "After"], clock.time())
+    sender = make(config, "a", store, ding, clock, windows, renderer=Buggy(lambda: rules))
     drive([sender], clock, 5)
 
     assert [c.body["markdown"]["title"] for c in ding.calls] == [
@@ -638,7 +675,7 @@ def test_a_message_that_breaks_the_sender_is_an_internal_dead_letter_and_the_que
 
 
 def test_the_zone_less_start_seen_in_the_field_blocks_nothing(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     # The issue's alert: startsAt without a zone, endsAt with Z. Rendering it may fail (a dead
     # letter, reason internal) or succeed (once intake or the renderer normalises it); either
@@ -646,8 +683,8 @@ def test_the_zone_less_start_seen_in_the_field_blocks_nothing(
     naive = datetime(2026, 1, 1, 10, 0, 0)
     aware = datetime(2026, 1, 1, 10, 5, 0, tzinfo=UTC)
     odd = (Alert("resolved", {"alertname": "Odd", "host": "h"}, {}, naive, aware, "", "odd"),)
-    enqueue(store, "a", ["Odd"], clock.now, alerts=odd)
-    enqueue(store, "a", ["Behind"], clock.now + 1)
+    enqueue(store, "a", ["Odd"], clock.time(), alerts=odd)
+    enqueue(store, "a", ["Behind"], clock.time() + 1)
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert "Behind alert ALARM" in texts(ding.ok_calls())
     assert not pending(store)
@@ -655,10 +692,10 @@ def test_the_zone_less_start_seen_in_the_field_blocks_nothing(
 
 
 def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
-    enqueue(store, "a", ["Broken"], clock.now)
-    enqueue(store, "a", ["Behind"], clock.now + 1)
+    enqueue(store, "a", ["Broken"], clock.time())
+    enqueue(store, "a", ["Behind"], clock.time() + 1)
     with store.transaction() as conn:  # an older version's format, or a damaged value
         conn.execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
@@ -672,12 +709,12 @@ def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing
 
 
 def test_a_bug_inside_the_call_dead_letters_the_message_and_counts_the_call(
-    config: Config, store: Store, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
     ding.fail(
         config.targets["a"], lambda: UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates")
     )
-    enqueue(store, "a", ["A0", "A1"], clock.now)
+    enqueue(store, "a", ["A0", "A1"], clock.time())
     sender = make(config, "a", store, ding, clock, windows)
     drive([sender], clock, 1)
     [row] = dead(store)
@@ -687,7 +724,7 @@ def test_a_bug_inside_the_call_dead_letters_the_message_and_counts_the_call(
     assert [c.answer for c in ding.calls] == ["bug", "ok"]
     # It may have reached DingTalk: it counts in the robot's window.
     assert (
-        windows.for_target(config.targets["a"]).used(config.targets["a"].policy.rate, clock.now)
+        window_of(windows, config.targets["a"]).used(config.targets["a"].policy.rate, clock.time())
         == 2
     )
 
@@ -699,10 +736,10 @@ def test_a_success_the_store_cannot_record_is_never_sent_again(
     config: Config,
     store: BreakableStore,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
 ) -> None:
-    enqueue(store, "a", ["A0", "A1"], clock.now)
+    enqueue(store, "a", ["A0", "A1"], clock.time())
     sender = make(config, "a", store, ding, clock, windows)
     _ = sender.window
     store.broken = True  # the disk fills up while A0 is in flight
@@ -721,15 +758,19 @@ def test_a_success_the_store_cannot_record_is_never_sent_again(
 
 
 def test_store_retries_back_off(
-    config: Config, store: BreakableStore, ding: FakeDingTalk, clock: Clock, windows: RobotWindows
+    config: Config,
+    store: BreakableStore,
+    ding: FakeDingTalk,
+    clock: FakeClock,
+    windows: RobotWindows,
 ) -> None:
-    enqueue(store, "a", ["A0"], clock.now)
+    enqueue(store, "a", ["A0"], clock.time())
     sender = make(config, "a", store, ding, clock, windows)
     _ = sender.window
     store.broken = True
     waits = [sender.step()]
     for _ in range(10):
-        clock.now += waits[-1]
+        clock.advance(waits[-1])
         waits.append(sender.step())
     assert waits[0] == 0.0  # sent; the outcome is held
     assert waits[1:] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]
@@ -740,11 +781,11 @@ def test_a_failed_call_the_store_cannot_record_is_not_hammered(
     config: Config,
     store: BreakableStore,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     windows: RobotWindows,
 ) -> None:
     ding.fail(config.targets["a"], busy)
-    enqueue(store, "a", ["A0", "A1"], clock.now)
+    enqueue(store, "a", ["A0", "A1"], clock.time())
     sender = make(config, "a", store, ding, clock, windows)
     _ = sender.window
     store.broken = True
@@ -793,7 +834,7 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
     config: Config,
     store: BreakableStore,
     ding: FakeDingTalk,
-    clock: Clock,
+    clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bridge.app.bridge import Bridge
@@ -803,7 +844,7 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
     a = bridge.senders["a"] = make(config, "a", store, ding, clock, bridge.windows)
     b = bridge.senders["b"] = make(config, "b", store, ding, clock, bridge.windows)
     ding.fail(config.targets["a"], lambda: TypeError("a bug of ours"))
-    enqueue(store, "a", ["Poison", "Fine"], clock.now)
+    enqueue(store, "a", ["Poison", "Fine"], clock.time())
     drive([a], clock, 1)
 
     _ready, details = bridge.readiness()
@@ -819,7 +860,7 @@ def test_readiness_and_metrics_show_internal_errors_and_held_outcomes(
     assert metric_value(text, "internal_errors_total", target="a") == 1
     assert metric_value(text, "internal_errors_total", target="b") == 0
 
-    enqueue(store, "b", ["Held"], clock.now)
+    enqueue(store, "b", ["Held"], clock.time())
     store.broken = True
     drive([b], clock, 1)
     store.broken = False  # the probe of readiness writes: let it, the sender still holds
@@ -851,3 +892,172 @@ def test_a_window_keeps_calls_only_as_long_as_a_target_needs_them() -> None:
     assert window.keep == 61.0  # the window and its safety margin
     assert window.used(limited, START + 299) == 61  # one a second, the last 61 s ...
     assert len(window._calls) <= 62  # ... and little more is kept
+
+
+# -- what one send's outcome does to its message and its robot ---------------------------------
+
+SENT_OUTCOMES: dict[str, tuple[str, Callable[[], Answer], dict[str, Any]]] = {
+    # (target, the channel's outcome, what follows: the row's status (None: gone), reason,
+    # errcode, not_before and lockout (seconds from now), the robot failing, calls counted)
+    "delivered_leaves_the_outbox": ("a", Delivered, {"status": None, "counted": 1}),
+    "awaiting_result_stays_sent_with_its_task": (
+        "notice1",
+        lambda: AwaitingResult(77),
+        {"status": "sent", "task_id": 77},  # (a work notice's app is not limited by default)
+    ),
+    "refused_is_a_dead_letter_with_dingtalks_words": (
+        "a",
+        lambda: Refused(
+            reason=Reason.DINGTALK_CONFIG,
+            detail="robot refused (errcode 310000: keywords not in content)",
+            errcode=310000,
+            errmsg="keywords not in content",
+        ),
+        {"status": "dead", "reason": "dingtalk_config", "errcode": 310000, "counted": 1},
+    ),
+    "retry_later_backs_off_that_message": (
+        "a",
+        lambda: RetryLater(reason=Reason.AUTH, detail="token", errcode=40014),
+        {"status": "pending", "reason": "auth", "not_before": 1.0, "counted": 1},
+    ),
+    "retry_later_waits_at_least_dingtalks_wait": (
+        "a",
+        lambda: RetryLater(reason=Reason.AUTH, detail="token", errcode=40014, retry_after=5.0),
+        {"status": "pending", "not_before": 5.0, "counted": 1},
+    ),
+    "an_outage_makes_the_robot_probe": (
+        "a",
+        lambda: RetryLater(reason=Reason.SERVER_ERROR, detail="HTTP 502", errmsg="HTTP 502"),
+        {"status": "pending", "reason": "server_error", "not_before": 1.0, "failing": 1},
+    ),
+    "locked_out_holds_the_robot": (
+        "a",
+        lambda: LockedOut(
+            reason=Reason.RATE_LIMITED, detail="too fast", errcode=130101, seconds=600.0
+        ),
+        {"status": "pending", "not_before": 600.0, "lockout": 600.0, "counted": 1},
+    ),
+    "a_130101_locks_out_for_the_configured_time": (
+        "short",
+        errcode(130101, Reason.RATE_LIMITED, True, 600.0),
+        {"status": "pending", "errcode": 130101, "not_before": 30.0, "lockout": 30.0, "counted": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "answer", "then"), SENT_OUTCOMES.values(), ids=SENT_OUTCOMES)
+def test_each_outcome_of_a_send_does_what_it_says(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: FakeClock,
+    windows: RobotWindows,
+    name: str,
+    answer: Callable[[], Answer],
+    then: dict[str, Any],
+) -> None:
+    target = config.targets[name]
+    ding.fail(target, answer)
+    enqueue(store, name, ["M"], START)
+    sender = make(config, name, store, ding, clock, windows, rand=1.0)
+    drive([sender], clock, 0)  # one send, no more
+    assert len(ding.calls) == 1
+    with store.reading() as conn:
+        rows = outbox.listing(conn, target=name, limit=10)
+        tasks = notices.due(conn, START + 3600, 10)
+    if then["status"] is None:
+        assert rows == []
+    else:
+        [row] = rows
+        assert row.status == then["status"]
+        for key in ("reason", "errcode"):
+            if key in then:
+                assert getattr(row, key) == then[key]
+        if "not_before" in then:
+            assert row.not_before == START + then["not_before"] and row.attempts == 1
+    assert [t.task_id for t in tasks] == ([then["task_id"]] if "task_id" in then else [])
+    window = window_of(windows, target)
+    assert window.locked_until == (START + then["lockout"] if "lockout" in then else 0.0)
+    assert window.failures == then.get("failing", 0)
+    assert window.used(RateLimit(20, 60.0), clock.time()) == then.get("counted", 0)
+    with store.reading() as conn:
+        stored = conn.execute("SELECT until FROM robot_lockouts").fetchall()
+    assert stored == ([(START + then["lockout"],)] if "lockout" in then else [])
+
+
+# -- the pure decisions -------------------------------------------------------------------------
+
+NOW = START + 100.0
+POLICY = SendPolicy(retry_initial=1.0, retry_max=16.0, give_up_after=50.0)
+FRESH, OLD = NOW - 10.0, NOW - 60.0  # created within give_up_after, and before it
+AFTER_FAILURE: dict[str, tuple[Failed, float, DeadLetter | Retry]] = {
+    # (failure, created_at of the message, decision)
+    "refused_dead": (
+        Refused(reason=Reason.DINGTALK_CONFIG, detail="", errcode=310000),
+        FRESH,
+        DeadLetter("dingtalk_config"),
+    ),
+    "too_large_dead": (Refused(reason=Reason.TOO_LARGE, detail=""), FRESH, DeadLetter("too_large")),
+    "expired_in_an_outage_sweeps_the_rest": (
+        RetryLater(reason=Reason.SERVER_ERROR, detail=""),
+        OLD,
+        DeadLetter("expired:server_error", sweep_expired=True),
+    ),
+    "expired_alone": (
+        RetryLater(reason=Reason.AUTH, detail="", errcode=40014),
+        OLD,
+        DeadLetter("expired:auth"),
+    ),
+    "expired_while_locked_out": (
+        LockedOut(reason=Reason.RATE_LIMITED, detail="", errcode=130101, seconds=600.0),
+        OLD,
+        DeadLetter("expired:rate_limited"),
+    ),
+    "locked_out_waits_it_out": (
+        LockedOut(reason=Reason.RATE_LIMITED, detail="", errcode=143103, seconds=60.0),
+        FRESH,
+        Retry(NOW + 60.0, NOW + 60.0),
+    ),
+    "outage_waits_for_the_robots_probe": (
+        RetryLater(reason=Reason.NETWORK, detail=""),
+        FRESH,
+        Retry(NOW + 7.0),
+    ),
+    "busy_is_an_outage": (
+        RetryLater(reason=Reason.DINGTALK_BUSY, detail="", errcode=-1),
+        FRESH,
+        Retry(NOW + 7.0),
+    ),
+    "other_retries_back_off_by_attempt": (
+        RetryLater(reason=Reason.AUTH, detail="", errcode=40014),
+        FRESH,
+        Retry(NOW + 3 * 1000.0),  # retry_at(attempts + 1) below: 3 attempts, so the 4th
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("failed", "created", "decision"), AFTER_FAILURE.values(), ids=AFTER_FAILURE
+)
+def test_after_a_failure(failed: Failed, created: float, decision: DeadLetter | Retry) -> None:
+    def retry_at(n: int) -> float:
+        return NOW + (n - 1) * 1000.0
+
+    assert after_failure(failed, POLICY, created, 3, NOW, NOW + 7.0, retry_at) == decision
+
+
+DIGEST_THRESHOLDS = {
+    # (rate, digest.after, calls used in the window, merge when more than this are queued)
+    "window_fresh": (RateLimit(20, 60.0), 20, 0, 20),
+    "after_smaller": (RateLimit(20, 60.0), 5, 0, 5),
+    "two_calls_left": (RateLimit(20, 60.0), 20, 18, 2),
+    "window_spent": (RateLimit(20, 60.0), 20, 20, 1),
+    "unlimited": (RateLimit(0, 60.0), 20, 500, 20),
+}
+
+
+@pytest.mark.parametrize(
+    ("rate", "after", "used", "threshold"), DIGEST_THRESHOLDS.values(), ids=DIGEST_THRESHOLDS
+)
+def test_digest_threshold(rate: RateLimit, after: int, used: int, threshold: int) -> None:
+    assert digest_threshold(SendPolicy(rate=rate, digest_after=after), used) == threshold

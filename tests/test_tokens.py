@@ -5,15 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from bridge.clock import FakeClock
 from bridge.dingtalk.tokens import TokenCache
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_one_fetch_serves_many_threads() -> None:
@@ -24,7 +17,7 @@ def test_one_fetch_serves_many_threads() -> None:
         time.sleep(0.05)  # slow enough that every thread arrives while the fetch is running
         return "tok-1", 7200
 
-    cache = TokenCache(fetch, FakeClock())
+    cache = TokenCache(fetch, FakeClock(1000.0))
     got: list[str] = []
     threads = [
         threading.Thread(target=lambda: got.append(cache.get("b", "k", "s"))) for _ in range(20)
@@ -39,19 +32,19 @@ def test_one_fetch_serves_many_threads() -> None:
 
 def test_renewed_shortly_before_expiry() -> None:
     tokens = iter(["tok-1", "tok-2"])
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cache = TokenCache(lambda b, k, s: (next(tokens), 7200), clock)
     assert cache.get("b", "k", "s") == "tok-1"
-    clock.now += 6800  # 7200 - 300 s margin = 6900: still valid
+    clock.advance(6800)  # 7200 - 300 s margin = 6900: still valid
     assert cache.get("b", "k", "s") == "tok-1"
-    clock.now += 200  # past 6900: renewed before DingTalk would reject it
+    clock.advance(200)  # past 6900: renewed before DingTalk would reject it
     assert cache.get("b", "k", "s") == "tok-2"
     assert cache.fetches == 2
 
 
 def test_invalidate_drops_only_the_rejected_token() -> None:
     tokens = iter(["tok-1", "tok-2", "tok-3"])
-    cache = TokenCache(lambda b, k, s: (next(tokens), 7200), FakeClock())
+    cache = TokenCache(lambda b, k, s: (next(tokens), 7200), FakeClock(1000.0))
     first = cache.get("b", "k", "s")
     cache.invalidate("b", "k", first)
     second = cache.get("b", "k", "s")
@@ -61,6 +54,6 @@ def test_invalidate_drops_only_the_rejected_token() -> None:
 
 
 def test_apps_have_separate_tokens() -> None:
-    cache = TokenCache(lambda b, k, s: (f"tok-{k}", 7200), FakeClock())
+    cache = TokenCache(lambda b, k, s: (f"tok-{k}", 7200), FakeClock(1000.0))
     assert cache.get("b", "app1", "s") == "tok-app1"
     assert cache.get("b", "app2", "s") == "tok-app2"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bridge.config.model import WorkNoticeTarget
-from bridge.dingtalk.client import bodies_for
+from bridge.dingtalk.channels import bodies_for
 from bridge.dingtalk.worknotice import UNIQUE_PLACEHOLDER, unique_line
 from bridge.model import Message
 

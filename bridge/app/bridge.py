@@ -22,11 +22,14 @@ import requests
 from bridge.app import health, metrics
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
+from bridge.app.rendering import QueuedRenderer
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.noticepoll import NoticePoller
+from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
-from bridge.delivery.sender import TargetSender, store_loader
+from bridge.delivery.sender import TargetSender
+from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session
 from bridge.errors import InputError, Reason
@@ -57,12 +60,14 @@ class Bridge:
         self.loaded_at = clock.now()
         self.store = store or Store(config.state_dir, config.synchronous)
         self.session = session or make_session()
-        self.client = DingTalkClient(self.session, clock=clock.time)
+        self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
-        self.windows = RobotWindows(store_loader(self.store, clock.time))
+        self.windows = RobotWindows(store_loader(self.store, clock))
         self.senders = {name: self._sender(target) for name, target in config.targets.items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
-        self.notice_poller = NoticePoller(self.store, self.client, lambda: self.config.targets)
+        self.notice_poller = NoticePoller(
+            self.store, self.client, lambda: self.config.targets, clock=clock
+        )
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock.now)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
@@ -81,7 +86,12 @@ class Bridge:
 
     def _sender(self, target: Target) -> TargetSender:
         return TargetSender(
-            target, self.store, self.client, self._rules, windows=self.windows, timezone=self._tz
+            channel_for(target, self.client),
+            self.store,
+            QueuedRenderer(self._rules),
+            clock=self.clock,
+            windows=self.windows,
+            timezone=self._tz,
         )
 
     def _tz(self) -> tzinfo:

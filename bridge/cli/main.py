@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from bridge.config.model import CallbackInput, FileInput, HttpInput
-    from bridge.dingtalk.client import bodies_for
+    from bridge.dingtalk.channels import bodies_for
     from bridge.inputs.callback import callback_event
     from bridge.inputs.filetail.records import events_from_text
     from bridge.inputs.http import PARSERS
@@ -136,6 +136,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_send_test(args: argparse.Namespace) -> int:
     from bridge.config.model import WorkNoticeTarget
+    from bridge.dingtalk.channels import send_now
     from bridge.dingtalk.client import DingTalkClient
     from bridge.dingtalk.session import make_session
     from bridge.model import Message
@@ -157,7 +158,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
     client = DingTalkClient(make_session())
     try:
-        sent = client.send(target, message, new_id(), now.timestamp(), config.timezone)
+        task_id = send_now(client, target, message, new_id(), now.timestamp(), config.timezone)
     except DeliveryError as exc:
         print(
             REDACTOR.scrub(
@@ -172,9 +173,9 @@ def cmd_send_test(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(fmt_fields("sent", target=target.name, task_id=sent.task_id))
-    if isinstance(target, WorkNoticeTarget) and sent.task_id is not None:
-        return _received(client, target, sent.task_id)
+    print(fmt_fields("sent", target=target.name, task_id=task_id))
+    if isinstance(target, WorkNoticeTarget) and task_id is not None:
+        return _received(client, target, task_id)
     return 0
 
 

@@ -101,6 +101,10 @@ class RobotTarget:
     policy: SendPolicy = SendPolicy()
     type: Literal["robot"] = "robot"
 
+    def secrets(self) -> tuple[str, ...]:
+        """The values to redact: the webhook holds the access token."""
+        return (self.webhook, self.secret or "")
+
 
 @dataclass(frozen=True)
 class WorkNoticeTarget:
@@ -116,6 +120,10 @@ class WorkNoticeTarget:
     queue_size: int = DEFAULT_QUEUE_SIZE
     policy: SendPolicy = SendPolicy(rate=NO_RATE)
     type: Literal["work_notice"] = "work_notice"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values to redact."""
+        return (self.app_secret,)
 
 
 Target = RobotTarget | WorkNoticeTarget
@@ -282,10 +290,7 @@ class Config:
         """Every secret value in this config, for redaction at the logging boundary."""
         values: list[str] = []
         for target in self.targets.values():
-            if isinstance(target, RobotTarget):
-                values += [target.webhook, target.secret or ""]
-            else:
-                values.append(target.app_secret)
+            values += target.secrets()
         values += [getattr(i, "token", None) or "" for i in self.routed_inputs().values()]
         values += [i.aes_key for i in self.inputs.values() if isinstance(i, CallbackInput)]
         values += [i.app_secret for i in self.inputs.values() if isinstance(i, ChatInput)]

@@ -20,12 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bridge.config.model import Target, WorkNoticeTarget
+from bridge.clock import SYSTEM_CLOCK, Clock
+from bridge.config.model import Target
+from bridge.delivery.labels import ids_of
+from bridge.dingtalk.channel import ResultChannel
+from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.sendresult import (
     SendResult,
@@ -83,7 +86,7 @@ class NoticePoller:
         store: Store,
         client: DingTalkClient,
         targets: Callable[[], Mapping[str, Target]],
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         pause: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
@@ -113,7 +116,7 @@ class NoticePoller:
                 if self.step() == 0:
                     with self.store.reading() as conn:
                         upcoming = notices.next_poll_at(conn)
-                    wait = IDLE if upcoming is None else upcoming - self.clock()
+                    wait = IDLE if upcoming is None else upcoming - self.clock.time()
                     self._stop.wait(min(IDLE, max(wait, 0.05)))
             except Exception:  # a bug must not stop every verification for good: log, go on
                 log.exception("notice poller error")
@@ -122,7 +125,7 @@ class NoticePoller:
     def step(self) -> int:
         """Poll the tasks that are due (at most BATCH); how many were polled."""
         with self.store.reading() as conn:
-            tasks = notices.due(conn, self.clock(), BATCH)
+            tasks = notices.due(conn, self.clock.time(), BATCH)
         for index, task in enumerate(tasks):
             if self._stop.is_set():
                 break
@@ -132,14 +135,15 @@ class NoticePoller:
         return len(tasks)
 
     def _poll(self, task: Task) -> None:
-        now = self.clock()
+        now = self.clock.time()
         target = self.targets().get(task.target)
-        if not isinstance(target, WorkNoticeTarget):
+        channel = channel_for(target, self.client) if target is not None else None
+        if not isinstance(channel, ResultChannel):  # gone, or now a type that is not polled
             self._unverified(task, now, None, "the target is no longer configured")
             return
         try:
             self.stats.calls += 1
-            answer = self.client.get_send_result(target, task.task_id)
+            answer = channel.send_result(task.task_id)
             result = parse_send_result(answer)
         except DeliveryError as exc:
             self.stats.failures[(task.target, exc.reason.value)] += 1
@@ -153,10 +157,10 @@ class NoticePoller:
             self._later(task, now, None, None, f"getsendresult: {exc}")
             return
         previous = _previous(task)
-        if not is_final(result, _expected(target), previous):
+        if not is_final(result, channel.recipients(), previous):
             self._later(task, now, result, _answer_json(answer), "no final answer yet")
             return
-        may_retry = now - task.created_at < target.policy.give_up_after
+        may_retry = now - task.created_at < channel.policy.give_up_after
         self._settle(task, now, result, judge(result, may_retry))
 
     def _later(
@@ -209,7 +213,7 @@ class NoticePoller:
         fields = dict(
             rule=",".join(sorted(set(task.rules))),
             target=task.target,
-            id=task.ids[0] if len(task.ids) == 1 else f"{task.ids[0]}+{len(task.ids) - 1}",
+            id=ids_of(task.ids),
             task_id=task.task_id,
             received=len(result.got_it()),
             refused=len(result.refused) or None,
@@ -244,7 +248,7 @@ class NoticePoller:
                 "delivered unverified",
                 rule=",".join(sorted(set(task.rules))),
                 target=task.target,
-                id=task.ids[0] if len(task.ids) == 1 else f"{task.ids[0]}+{len(task.ids) - 1}",
+                id=ids_of(task.ids),
                 task_id=task.task_id,
                 received=len(got) if result else None,
                 why=why,
@@ -256,13 +260,6 @@ class NoticePoller:
         self.stats.received[task.target] += len(result.got_it())
         for r in result.refused:
             self.stats.refused[(task.target, r.code)] += 1
-
-
-def _expected(target: WorkNoticeTarget) -> tuple[str, ...] | None:
-    """The users a notice is for, when the target names them all (no departments, not all)."""
-    if target.dept_ids or target.to_all_user:
-        return None
-    return target.userids
 
 
 def _answer_json(answer: Mapping[str, object]) -> str:

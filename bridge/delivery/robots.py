@@ -1,10 +1,11 @@
 """One rate window, one lockout and one outage state per robot, shared by its targets.
 
 DingTalk counts a robot's 20 messages a minute, and locks it out for 10 minutes after the 21st,
-by its access token (reference/dingtalk.md §1.7): two targets that post to the same robot with
-different keywords or mentions share one budget. A work-notice app likewise has one
-recipients-per-minute quota (§3.1, errcode 143103) whatever target uses it. So every target
-sender asks its robot's `RobotWindow` for a turn before each call and tells it the outcome.
+by its access token (reference/dingtalk.md §1.7; the channel's `rate_key` names it): two targets
+that post to the same robot with different keywords or mentions share one budget. A work-notice
+app likewise has one recipients-per-minute quota (§3.1, errcode 143103) whatever target uses it.
+So every target sender asks its robot's `RobotWindow` for a turn before each call and tells it
+the outcome.
 
 What the window counts: only calls DingTalk processed, i.e. answered with an errcode, and calls
 that timed out (DingTalk may have handled them after we stopped waiting: counting one costs a
@@ -25,16 +26,15 @@ restart knows them too.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
-from bridge.config.model import RateLimit, RobotTarget, Target
+from bridge.config.model import RateLimit
 from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
+from bridge.dingtalk.channel import Channel
 from bridge.logs import fmt_fields
 
 HISTORY_KEEP = 3600.0  # seconds of stored calls read back at start: longer than any sensible window
@@ -46,20 +46,6 @@ log = logging.getLogger("bridge.delivery")
 # from: the robot's rows when first used, and in any case the target's rows adopted from the
 # per-target tables of earlier versions (see store/ratewindows.py).
 Loader = Callable[[str, str, bool], tuple[list[float], float]]
-
-
-def robot_key(target: Target) -> str:
-    """Who DingTalk counts a target's calls against, as a key safe to store and show: a hash of
-    the robot's endpoint and access token, or of the app's API base and app key."""
-    if isinstance(target, RobotTarget):
-        url = urlsplit(target.webhook)
-        tokens = parse_qs(url.query).get("access_token", [])
-        material = f"robot\n{url.scheme}://{url.netloc}{url.path}\n{','.join(tokens)}"
-        prefix = "robot"
-    else:
-        material = f"app\n{target.api_base}\n{target.app_key}"
-        prefix = "app"
-    return f"{prefix}-{hashlib.sha256(material.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -214,25 +200,24 @@ class RobotWindows:
         self._windows: dict[str, RobotWindow] = {}
         self._loaded: set[tuple[str, str]] = set()
 
-    def for_target(self, target: Target) -> RobotWindow:
-        key = robot_key(target)
+    def for_channel(self, channel: Channel) -> RobotWindow:
+        """The window of the robot (or app) `channel` counts against (Channel.rate_key)."""
+        key, name = channel.rate_key, channel.name
         with self._lock:
             window = self._windows.get(key)
             fresh = window is None
             if window is None:
                 window = self._windows[key] = RobotWindow(key)
-            window.keep_for(target.policy.rate)
-            if self._load is not None and (key, target.name) not in self._loaded:
+            window.keep_for(channel.policy.rate)
+            if self._load is not None and (key, name) not in self._loaded:
                 try:
-                    calls, until = self._load(key, target.name, fresh)
+                    calls, until = self._load(key, name, fresh)
                 except Exception as exc:  # the store is failing: start empty, try again later
                     log.warning(
-                        fmt_fields(
-                            "rate window not loaded", target=target.name, robot=key, error=str(exc)
-                        )
+                        fmt_fields("rate window not loaded", target=name, robot=key, error=str(exc))
                     )
                 else:
-                    self._loaded.add((key, target.name))
+                    self._loaded.add((key, name))
                     window.merge(calls, until)
             return window
 

@@ -1,7 +1,9 @@
-"""What DingTalk's answer means. Pure: (HTTP status, body bytes) -> Outcome.
+"""What DingTalk's answer means. Pure: (HTTP status, body bytes) -> Outcome, and a failed send ->
+the typed outcome the sender acts on (`send_outcome`).
 
 DingTalk reports most failures as HTTP 200 with a non-zero `errcode` (reference/dingtalk.md §1.1),
-so the JSON body decides; the HTTP status only matters when it is not 200.
+so the JSON body decides; the HTTP status only matters when it is not 200. This is the only module
+that knows errcodes: channels and the sender see Reasons and the typed outcomes below.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.errors import Reason
+from bridge.errors import DeliveryError, Reason
 
 # Access token no longer valid: drop it, fetch a new one, retry once (dingtalk-sdk does the same).
 TOKEN_INVALID = frozenset({40001, 40014, 42001, 33001})
-RATE_LIMITED = frozenset({130101, 410100, 143103, 143104})
+# DingTalk locks a robot out for 10 minutes after the 21st call of a minute (§1.7); 143103/143104
+# say the app's (or the organisation's) recipients per minute are used up: wait the minute out.
+ROBOT_LOCKOUT_CODES = frozenset({130101, 410100})
+APP_QUOTA_CODES = frozenset({143103, 143104})
+APP_QUOTA_SECONDS = 60.0
+RATE_LIMITED = ROBOT_LOCKOUT_CODES | APP_QUOTA_CODES
 TOO_LARGE = frozenset({460101, 101002})
 # Fix-the-config errors: keyword/sign/ip (310000), bad robot token, bad arguments, bad app secret.
 CONFIG = frozenset({310000, 300001, 300005, 40035, 40089, 88, 1430000})
@@ -58,7 +65,7 @@ def classify(http_status: int, content: bytes) -> Outcome:
     if errcode == -1:
         return Outcome(False, Reason.DINGTALK_BUSY, retryable=True, **common)
     if errcode in RATE_LIMITED:
-        wait = ROBOT_LOCKOUT_SECONDS if errcode in (130101, 410100) else 60.0
+        wait = ROBOT_LOCKOUT_SECONDS if errcode in ROBOT_LOCKOUT_CODES else APP_QUOTA_SECONDS
         return Outcome(False, Reason.RATE_LIMITED, retryable=True, retry_after=wait, **common)
     if errcode in TOKEN_INVALID:
         return Outcome(False, Reason.AUTH, retryable=True, token_invalid=True, **common)
@@ -67,3 +74,102 @@ def classify(http_status: int, content: bytes) -> Outcome:
     if errcode in CONFIG or 400000 <= errcode < 500000:  # 400xxx, 430xxx: group gone, robot off
         return Outcome(False, Reason.DINGTALK_CONFIG, **common)
     return Outcome(False, Reason.DINGTALK_REJECTED, **common)
+
+
+def as_error(outcome: Outcome, what: str) -> DeliveryError:
+    """A refused call as the error its caller raises (`what`: "robot", "gettoken", ...)."""
+    detail = (
+        f"errcode {outcome.errcode}: {outcome.errmsg}"
+        if outcome.errcode is not None
+        else outcome.errmsg
+    )
+    return DeliveryError(
+        outcome.reason or Reason.DINGTALK_REJECTED,
+        f"{what} refused ({detail})",
+        retryable=outcome.retryable,
+        errcode=outcome.errcode,
+        errmsg=outcome.errmsg,
+        retry_after=outcome.retry_after,
+    )
+
+
+# -- what one send came to, typed: the sender acts on these, never on errcodes -----------------
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """DingTalk took the body, and that is the end of it (a robot's errcode 0)."""
+
+
+@dataclass(frozen=True)
+class AwaitingResult:
+    """DingTalk queued the body (asyncsend_v2's errcode 0): who received it is known only later,
+    by asking for the result of `task_id` (delivery/noticepoll.py)."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failed:
+    """The send failed. `detail` is one line for the log (never a URL: it may hold a token);
+    `errcode`/`errmsg` are DingTalk's when it answered; `retry_after` is DingTalk's own wait,
+    the least a retry waits."""
+
+    reason: Reason
+    detail: str
+    errcode: int | None = None
+    errmsg: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Did DingTalk's rate counter see the call? It did if it answered with an errcode, and
+        may have if we stopped waiting for its answer. A 5xx, a connection that failed, a page
+        that is not its JSON, an HTTP 429 from a gateway: its counter never saw the call."""
+        return self.errcode is not None or self.reason is Reason.TIMEOUT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refused(Failed):
+    """Permanent: sending it again cannot help (a config error, too large, rejected)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryLater(Failed):
+    """Try again after a backoff."""
+
+    @property
+    def outage(self) -> bool:
+        """The robot (or DingTalk), not this message, is failing: no answer we could read, or
+        DingTalk says it is busy. Probe with one message at a time until it answers again."""
+        return self.errcode is None or self.reason is Reason.DINGTALK_BUSY
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockedOut(Failed):
+    """DingTalk takes no call from this robot (or app) for `seconds`: every target sharing it
+    waits that out rather than extend the lockout with more calls."""
+
+    seconds: float
+
+
+SendOutcome = Delivered | AwaitingResult | Refused | RetryLater | LockedOut
+
+
+def send_outcome(error: DeliveryError, robot_lockout: float) -> Refused | RetryLater | LockedOut:
+    """A send that raised `error`, as the sender's outcome. `robot_lockout`: how long the
+    target's config says a robot lockout lasts (DingTalk's 10 minutes unless told otherwise)."""
+    fields: dict[str, Any] = {
+        "reason": error.reason,
+        "detail": str(error),
+        "errcode": error.errcode,
+        "errmsg": error.errmsg,
+        "retry_after": error.retry_after,
+    }
+    if not error.retryable:
+        return Refused(**fields)
+    if error.reason is Reason.RATE_LIMITED and error.errcode in ROBOT_LOCKOUT_CODES:
+        return LockedOut(seconds=robot_lockout, **fields)
+    if error.reason is Reason.RATE_LIMITED and error.errcode in APP_QUOTA_CODES:
+        return LockedOut(seconds=error.retry_after or APP_QUOTA_SECONDS, **fields)
+    return RetryLater(**fields)

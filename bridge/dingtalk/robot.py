@@ -9,16 +9,28 @@ Three things existing bridges get wrong, done here:
   into numbered parts at paragraph or line boundaries, each readable alone: "(2/3) <title>" opens
   a later part, "(1/3, continued in part 2)" ends an earlier one (or the text is cut with a visible
   marker when the target prefers `oversize: truncate`); other types are cut.
+
+`RobotChannel` (at the end) is the robot's `Channel`: these bodies, signed and posted by webhook.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import tzinfo
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from bridge.config.model import RobotTarget
+from bridge.dingtalk.channel import Body, rate_key
+from bridge.dingtalk.client import DingTalkClient
+from bridge.dingtalk.responses import Delivered, SendOutcome, as_error, send_outcome
+from bridge.dingtalk.signing import signed_query
 from bridge.dingtalk.sizing import encode, fit_text
+from bridge.errors import DeliveryError
 from bridge.model import Mention, Message
 
 ROBOT_MAX_BYTES = 20_000
@@ -225,3 +237,51 @@ def _feed_card(message: Message, keywords: tuple[str, ...], limit: int) -> dict[
     while len(links) > 1 and len(encode(body)) > limit:
         links.pop()  # a feed card that is too long loses its last entries, never all of them
     return body
+
+
+def robot_rate_key(webhook: str) -> str:
+    """DingTalk counts a robot's calls by its access token (§1.7), whatever the keywords,
+    mentions or secret of the target using it; another host (a simulator) is another robot."""
+    url = urlsplit(webhook)
+    tokens = parse_qs(url.query).get("access_token", [])
+    return rate_key("robot", f"{url.scheme}://{url.netloc}{url.path}", ",".join(tokens))
+
+
+class RobotChannel:
+    """A custom group robot's webhook (reference/dingtalk.md §1)."""
+
+    digest_limit = ROBOT_MAX_BYTES
+
+    def __init__(self, target: RobotTarget, client: DingTalkClient | None = None) -> None:
+        """`client`: None for a channel that only builds bodies (the `render` preview)."""
+        self.target = target
+        self.client = client
+        self.name = target.name
+        self.policy = target.policy
+        self.timeout = target.timeout
+        self.rate_key = robot_rate_key(target.webhook)
+
+    def bodies(
+        self, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
+    ) -> list[Body]:
+        return robot_bodies(message, self.target.keywords, split=self.policy.split)
+
+    def digest_body(self, message: Message) -> Body:
+        return robot_bodies(message, self.target.keywords, limit=sys.maxsize)[0]
+
+    def post(self, body: Body) -> SendOutcome:
+        if self.client is None:
+            raise RuntimeError(f"target {self.name}: a channel made without a client cannot post")
+        url = self.target.webhook
+        if self.target.secret:
+            # A fresh signature per request: DingTalk rejects timestamps over an hour old.
+            url += ("&" if "?" in url else "?") + signed_query(
+                int(self.client.clock.time() * 1000), self.target.secret
+            )
+        try:
+            outcome = self.client.call("POST", url, self.timeout, data=encode(body))
+            if not outcome.ok:
+                raise as_error(outcome, "robot")
+        except DeliveryError as exc:
+            return send_outcome(exc, self.policy.lockout)
+        return Delivered()

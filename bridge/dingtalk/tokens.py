@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridge.clock import Clock
+
 # fetch(api_base, app_key, app_secret) -> (token, expires_in seconds); raises DeliveryError.
 Fetch = Callable[[str, str, str], tuple[str, float]]
 REFRESH_MARGIN = 300.0  # renew 5 minutes early: a token must not expire between fetch and use
@@ -24,7 +26,7 @@ class _Entry:
 
 
 class TokenCache:
-    def __init__(self, fetch: Fetch, clock: Callable[[], float]) -> None:
+    def __init__(self, fetch: Fetch, clock: Clock) -> None:
         self._fetch = fetch
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
@@ -39,11 +41,11 @@ class TokenCache:
     def get(self, api_base: str, app_key: str, app_secret: str) -> str:
         key = (api_base, app_key)
         entry = self._entries.get(key)
-        if entry and self._clock() < entry.expires_at:
+        if entry and self._clock.time() < entry.expires_at:
             return entry.token
         with self._lock(key):
             entry = self._entries.get(key)  # another thread may have fetched while we waited
-            if entry and self._clock() < entry.expires_at:
+            if entry and self._clock.time() < entry.expires_at:
                 return entry.token
             token, expires_in = self._fetch(api_base, app_key, app_secret)
             self.fetches += 1
@@ -52,7 +54,7 @@ class TokenCache:
                 if expires_in > REFRESH_MARGIN * 2
                 else expires_in / 2
             )
-            self._entries[key] = _Entry(token, self._clock() + lifetime)
+            self._entries[key] = _Entry(token, self._clock.time() + lifetime)
             return token
 
     def invalidate(self, api_base: str, app_key: str, token: str) -> None:

@@ -5,17 +5,29 @@
 - DingTalk silently drops identical content sent to the same user on the same day (forbidden
   143106, reported only by getsendresult), so every message carries a `unique` line made from the
   message itself (see `unique_line`).
+
+`WorkNoticeChannel` (at the end) is the work notice's `Channel`: posted with the app's token,
+accepted sends confirmed later by getsendresult (delivery/noticepoll.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bridge.config.model import WorkNoticeTarget
+from bridge.dingtalk.channel import Body, rate_key
+from bridge.dingtalk.client import DingTalkClient
+from bridge.dingtalk.responses import AwaitingResult, Delivered, SendOutcome, send_outcome
+from bridge.errors import DeliveryError
 from bridge.model import Message
+
+ASYNCSEND = "/topapi/message/corpconversation/asyncsend_v2"
+# Work notices have no documented body limit we trust (an old page says 2,048 bytes of msg);
+# keep digests for them modest.
+WORK_NOTICE_DIGEST_BYTES = 16_384
 
 # How many characters of a message id the unique line shows. Ids are 16 hex digits of time and 16
 # random ones (pipeline.new_id): the end is the random part, so the last 12 differ between any
@@ -88,3 +100,49 @@ def work_notice_body(target: WorkNoticeTarget, message: Message, unique: str) ->
     if target.to_all_user:
         body["to_all_user"] = True
     return body
+
+
+class WorkNoticeChannel:
+    """An internal app's work notification to users, departments or everyone (§3)."""
+
+    digest_limit = WORK_NOTICE_DIGEST_BYTES
+
+    def __init__(self, target: WorkNoticeTarget, client: DingTalkClient | None = None) -> None:
+        """`client`: None for a channel that only builds bodies (the `render` preview)."""
+        self.target = target
+        self.client = client
+        self.name = target.name
+        self.policy = target.policy
+        self.timeout = target.timeout
+        # One recipients-per-minute quota per app (§3.1, 143103), whatever target uses it.
+        self.rate_key = rate_key("app", target.api_base, target.app_key)
+
+    def bodies(
+        self, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
+    ) -> list[Body]:
+        return [work_notice_body(self.target, message, unique_line(ids, accepted_at, tz))]
+
+    def digest_body(self, message: Message) -> Body:
+        return work_notice_body(self.target, message, UNIQUE_PLACEHOLDER)
+
+    def _client(self) -> DingTalkClient:
+        if self.client is None:
+            raise RuntimeError(f"target {self.name}: a channel made without a client cannot post")
+        return self.client
+
+    def post(self, body: Body) -> SendOutcome:
+        """asyncsend_v2 (the app's token refreshed once if expired): errcode 0 means queued."""
+        try:
+            answer = self._client().app_call(self.target, "POST", ASYNCSEND, body, "work notice")
+        except DeliveryError as exc:
+            return send_outcome(exc, self.policy.lockout)
+        task_id = answer.get("task_id")
+        return AwaitingResult(task_id) if isinstance(task_id, int) else Delivered()
+
+    def send_result(self, task_id: int) -> Mapping[str, Any]:
+        return self._client().get_send_result(self.target, task_id)
+
+    def recipients(self) -> tuple[str, ...] | None:
+        if self.target.dept_ids or self.target.to_all_user:
+            return None
+        return self.target.userids

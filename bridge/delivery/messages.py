@@ -1,0 +1,107 @@
+"""What a target sends next: one queued row rendered on its own, or a storm digest of many.
+
+The sender renders a message when it sends it (the outbox keeps the event: a storm digest needs
+only titles). It does not know how: the composition root hands it a `Renderer` built on the
+pipeline's templates and the current config's rules (a reload replaces the rules; the renderer
+sees the new ones). The channel says how a digest is shaped and how large it may be.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bridge.config.model import SendPolicy
+from bridge.delivery.digest import Item, build_digest
+from bridge.delivery.labels import error_text, ids_of_rows
+from bridge.dingtalk.channel import Body, Channel
+from bridge.logs import fmt_fields
+from bridge.model import Message, Rendered
+from bridge.store.outbox import Row
+
+log = logging.getLogger("bridge.delivery")
+
+
+class Renderer(Protocol):
+    """Renders queued rows at send time (see bridge/app/rendering.py)."""
+
+    def message(self, row: Row, now: datetime) -> Rendered:
+        """The whole message of `row`, or the fallback with why its template failed."""
+        ...
+
+    def title(self, row: Row, now: datetime) -> str:
+        """`row` on one line, as a storm digest lists it."""
+        ...
+
+    def has_rule(self, name: str) -> bool:
+        """Is the rule `name` in the current config (else a reload removed it)?"""
+        ...
+
+
+@dataclass
+class Current:
+    """The message being sent: its rows, its bodies and how many of them DingTalk has."""
+
+    batch: list[Row]
+    bodies: list[Body]
+    done: int
+    started: float = field(default_factory=time.monotonic)
+
+
+def digest_threshold(policy: SendPolicy, used: int) -> int:
+    """Merge once more are queued than the calls left in the robot's current window (`used` of
+    them are taken) or than `digest.after`, whichever is smaller: spending the window's last
+    calls on single alerts while hundreds wait would leave them waiting for the next window."""
+    rate = policy.rate
+    if rate.unlimited:
+        return policy.digest_after
+    return max(1, min(policy.digest_after, rate.messages - used))
+
+
+def wants_digest(rows: list[Row], policy: SendPolicy, backlog: int, threshold: int) -> bool:
+    """Merge the due `rows` (of `backlog` pending) into one digest? Not a message whose first
+    parts went out already: it resumes where it stopped."""
+    return len(rows) > 1 and policy.digest and backlog > threshold and rows[0].parts_sent == 0
+
+
+def single(renderer: Renderer, channel: Channel, row: Row, now: datetime) -> Message:
+    """The whole message of a row sent on its own, rendered now from its event."""
+    rendered = renderer.message(row, now)
+    if rendered.error:
+        known = renderer.has_rule(row.rule)
+        log.error(
+            fmt_fields(
+                "template failed, sent fallback" if known else "rule gone, sent fallback",
+                rule=row.rule,
+                target=channel.name,
+                id=row.id,
+                reason="template" if known else "rule_removed",
+                error=rendered.error,
+            )
+        )
+    return rendered.message
+
+
+def digest(
+    renderer: Renderer, channel: Channel, rows: list[Row], backlog: int, now: datetime
+) -> tuple[list[Row], Message]:
+    """The digest of the longest run of fresh `rows` whose body fits the channel's digest limit,
+    and the rows it holds."""
+    fresh = [r for r in rows if r.parts_sent == 0]
+    items = [Item(renderer.title(r, now), r.event_status, r.message.mention) for r in fresh]
+    message, count = build_digest(items, backlog, channel.digest_body, channel.digest_limit)
+    return fresh[:count], message
+
+
+def log_digest_failed(channel: Channel, rows: list[Row], exc: Exception) -> None:
+    log.error(
+        fmt_fields(
+            "digest failed, sending alone",
+            target=channel.name,
+            id=ids_of_rows(rows),
+            error=error_text(exc),
+        )
+    )

@@ -1,0 +1,209 @@
+"""Recording a sender's outcomes in the store, and holding one the store could not take.
+
+An outcome is recorded with the calls it made (and a lockout DingTalk imposed), in one
+transaction. If that commit fails (a full disk), the outcome is held in memory and the commit
+retried with backoff, and the target sends nothing until it succeeds: sending the next message
+would resend the one DingTalk just accepted, which the store still lists as pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from sqlite3 import Connection
+
+from bridge.clock import Clock
+from bridge.delivery.backoff import backoff_ceiling
+from bridge.delivery.labels import error_text, ids_of
+from bridge.delivery.noticepoll import first_poll_at
+from bridge.delivery.robots import HISTORY_KEEP, RobotWindow
+from bridge.dingtalk.responses import Failed
+from bridge.errors import Reason
+from bridge.logs import fmt_fields
+from bridge.store import notices, outbox, ratewindows
+from bridge.store.db import Store
+from bridge.store.outbox import Row
+
+log = logging.getLogger("bridge.delivery")
+
+STORE_RETRY_INITIAL = 0.5  # seconds: first retry of an outcome the store could not commit
+# ... doubling up to this: a commit tried every few seconds costs nothing, and once the disk has
+# room again the target resumes within this time.
+STORE_RETRY_MAX = 4.0
+
+
+@dataclass
+class Record:
+    """An outcome to commit: the calls DingTalk counted, a lockout, and the outbox change."""
+
+    what: str  # for the log: delivered, part, retry, dead letter
+    ids: list[str]
+    calls: list[float]
+    lockout: float | None
+    write: Callable[[Connection], None]
+    error: str = ""  # why the last commit failed
+
+
+def dead_letters(
+    ids: list[str],
+    calls: list[float],
+    reason: str,
+    errcode: int | None,
+    errmsg: str | None,
+    now: float,
+) -> Record:
+    """The outcome that makes `ids` dead letters, with the calls that led there."""
+    return Record(
+        "dead letter",
+        ids,
+        calls,
+        None,
+        lambda conn: outbox.dead_letter(conn, ids, reason, errcode, errmsg, now),
+    )
+
+
+def part_sent(head: str, done: int, at: float) -> Record:
+    """Part `done` of a long message went out: a restart resumes at the next part."""
+    return Record("part", [head], [at], None, lambda conn: outbox.progress(conn, head, done, at))
+
+
+def accepted(
+    batch: list[Row], target: str, task_id: int | None, calls: list[float], now: float
+) -> Record:
+    """DingTalk took every body: the rows leave the outbox, or, for a send awaiting its result
+    (a work notice), stay 'sent' with the task id until the poller settles them
+    (store/notices.py, delivery/noticepoll.py)."""
+    ids = [r.id for r in batch]
+
+    def write(conn: Connection) -> None:
+        if task_id is not None:
+            notices.awaiting(conn, batch, target, task_id, now, first_poll_at(now))
+        else:
+            outbox.delivered(conn, ids)
+
+    return Record("delivered", ids, calls, None, write)
+
+
+def retry(
+    ids: list[str],
+    calls: list[float],
+    not_before: float,
+    lockout: float | None,
+    failed: Failed,
+    now: float,
+) -> Record:
+    """Send `ids` again from `not_before`, noting why (and a lockout of the robot)."""
+    reason = failed.reason.value
+    return Record(
+        "retry",
+        ids,
+        calls,
+        lockout,
+        lambda conn: outbox.retry_later(
+            conn, ids, not_before, reason, failed.errcode, failed.errmsg, now
+        ),
+    )
+
+
+class Recorder:
+    """Commits one target's outcomes; holds the one the store refused (see above)."""
+
+    def __init__(
+        self, store: Store, window: Callable[[], RobotWindow], target: str, clock: Clock
+    ) -> None:
+        self.store = store
+        self.window = window
+        self.target = target
+        self.clock = clock
+        self.held: Record | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+
+    def commit(self, record: Record) -> bool:
+        """Write an outcome with the calls it made; if the store cannot, hold it."""
+        try:
+            self._write(record)
+        except Exception as exc:
+            record.error = error_text(exc)
+            self.held = record
+            self._failures = 1
+            self._retry_at = self.clock.time() + STORE_RETRY_INITIAL
+            self._log(
+                logging.ERROR,
+                "outcome not recorded, target holds until the store commits",
+                record,
+                reason=Reason.STORE.value,
+                error=record.error,
+            )
+            return False
+        return True
+
+    def _write(self, record: Record) -> None:
+        window = self.window()
+        with self.store.transaction() as conn:
+            if record.calls and window.keep > 0:
+                forget = max(record.calls) - window.keep
+                ratewindows.record_calls(conn, window.key, record.calls, forget)
+            if record.lockout is not None:
+                ratewindows.lock_out(conn, window.key, record.lockout)
+            record.write(conn)
+
+    def again(self, now_or_never: bool = False) -> float:
+        """Try the held outcome again when its backoff is over (at once if `now_or_never`):
+        seconds to wait before the next try, 0 once it is recorded."""
+        record = self.held
+        assert record is not None
+        now = self.clock.time()
+        if now < self._retry_at and not now_or_never:
+            return self._retry_at - now
+        try:
+            self._write(record)
+        except Exception as exc:
+            record.error = error_text(exc)
+            self._failures += 1
+            # No jitter: one local disk, not a crowd of clients to spread out.
+            delay = backoff_ceiling(self._failures, STORE_RETRY_INITIAL, STORE_RETRY_MAX)
+            self._retry_at = now + delay
+            return delay
+        self.held = None
+        self._log(logging.INFO, "outcome recorded", record, tries=self._failures + 1)
+        self._failures = 0
+        return 0.0
+
+    def last_try(self) -> None:
+        """At stop: one last try for a held outcome, else a restart sends its message again."""
+        if self.held is None:
+            return
+        self.again(now_or_never=True)
+        if self.held is not None:
+            self._log(
+                logging.WARNING,
+                "outcome lost at stop: the store still lists it, a restart sends it again",
+                self.held,
+            )
+
+    def _log(self, level: int, text: str, record: Record, **fields: object) -> None:
+        log.log(
+            level,
+            fmt_fields(
+                text, target=self.target, outcome=record.what, id=ids_of(record.ids), **fields
+            ),
+        )
+
+
+def store_loader(
+    store: Store, clock: Clock
+) -> Callable[[str, str, bool], tuple[list[float], float]]:
+    """RobotWindows' loader: adopt a target's rows of the old per-target tables, and read the
+    robot's counted calls and lockout when the robot is first used."""
+
+    def load(robot: str, target: str, fresh: bool) -> tuple[list[float], float]:
+        now = clock.time()
+        with store.transaction() as conn:
+            adopted = ratewindows.adopt_legacy(conn, target, robot, now, HISTORY_KEEP)
+            if not fresh:
+                return adopted
+            return ratewindows.load(conn, robot, now - HISTORY_KEEP)
+
+    return load
