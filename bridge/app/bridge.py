@@ -7,7 +7,6 @@ routes) and one sender per target. `Bridge` is the only object that knows every 
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import os
@@ -40,6 +39,7 @@ from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import ConfigError, InputError, Reason
+from bridge.inputs.bearer import bearer_refusal
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
@@ -374,17 +374,12 @@ class Bridge:
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
         """POST /-/reload: 200 reloaded or unchanged, 422 with the problems, 401 without the
         configured token."""
-        token = self.config.server.reload_token
-        if token is not None:
-            scheme, _, given = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), token.encode()
-            ):
-                return 401, {
-                    "status": "error",
-                    "reason": "unauthorized",
-                    "error": "POST /-/reload needs the reload token",
-                }
+        if bearer_refusal(authorization, self.config.server.reload_token) is not None:
+            return 401, {
+                "status": "error",
+                "reason": "unauthorized",
+                "error": "POST /-/reload needs the reload token",
+            }
         result = self.reload("POST /-/reload")
         return (422 if result["result"] == "failed" else 200), result
 
