@@ -42,7 +42,7 @@ class Sink(Protocol):
     def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built for every request: a frozen dataclass's __init__ costs more
 class Request:
     environ: Mapping[str, Any]  # the WSGI environ
     clock: Callable[[], datetime]
