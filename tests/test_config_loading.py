@@ -17,6 +17,7 @@ from bridge.config.model import (
     DEFAULT_STATE_DIR,
     NO_RATE,
     Config,
+    HttpInput,
     RateLimit,
     RobotTarget,
     SendPolicy,
@@ -273,6 +274,7 @@ def test_secrets_lists_every_secret() -> None:
 def test_webhook_input_templates_compile() -> None:
     ci = load("secrets.yaml").inputs["ci"]
     assert ci.type == "webhook"
+    assert isinstance(ci, HttpInput)  # (narrows the type: Config.inputs holds any kind)
     assert set(ci.labels) == {"alertname", "service"}
     assert ci.labels["service"].render(body={"app": "shop"}) == "shop"
     assert ci.labels["service"].render(body={}) == "unknown"

@@ -7,7 +7,6 @@ Triggers: SIGHUP, a change to a watched file (app/watch.py), POST /-/reload.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from dataclasses import replace
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bridge.config.compile import load_config
 from bridge.config.model import Config
 from bridge.errors import ConfigError
+from bridge.inputs.bearer import bearer_refusal
 from bridge.logs import REDACTOR, fmt_fields
 
 if TYPE_CHECKING:
@@ -64,17 +64,12 @@ class Reloader:
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
         """POST /-/reload: 200 reloaded or unchanged, 422 with the problems, 401 without the
         configured token."""
-        token = self.bridge.config.server.reload_token
-        if token is not None:
-            scheme, _, given = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), token.encode()
-            ):
-                return 401, {
-                    "status": "error",
-                    "reason": "unauthorized",
-                    "error": "POST /-/reload needs the reload token",
-                }
+        if bearer_refusal(authorization, self.bridge.config.server.reload_token) is not None:
+            return 401, {
+                "status": "error",
+                "reason": "unauthorized",
+                "error": "POST /-/reload needs the reload token",
+            }
         result = self.reload("POST /-/reload")
         return (422 if result["result"] == "failed" else 200), result
 

@@ -78,11 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from bridge.config.model import CallbackInput, FileInput, HttpInput
     from bridge.dingtalk.channels import bodies_for
-    from bridge.inputs.callback import callback_event
-    from bridge.inputs.filetail.records import events_from_text
-    from bridge.inputs.http import PARSERS
+    from bridge.inputs.registry import KINDS
     from bridge.pipeline.plan import plan
 
     config = load_or_report(args.config)
@@ -92,19 +89,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     now = datetime.now(UTC)
+    kind = KINDS[spec.type]
+    if kind.sample is None:
+        print(f"input {spec.name} takes {kind.takes}, not alerts", file=sys.stderr)
+        return 2
     try:
-        if isinstance(spec, FileInput):  # the payload is a sample of the log file
-            text = Path(args.payload).read_text("utf-8", "replace")
-            events = events_from_text(spec, text, str(Path(args.payload).absolute()), now)
-        elif isinstance(spec, CallbackInput):  # the payload is a decrypted callback event
-            payload = json.loads(Path(args.payload).read_text("utf-8"))
-            events = [callback_event(spec, payload, now)]
-        elif isinstance(spec, HttpInput):
-            payload = json.loads(Path(args.payload).read_text("utf-8"))
-            events = PARSERS[spec.type](payload, spec, now)
-        else:
-            print(f"input {spec.name} takes chat commands, not alerts", file=sys.stderr)
-            return 2
+        events = kind.sample(spec, Path(args.payload), now)
     except (OSError, ValueError) as exc:
         print(f"{args.payload}: cannot read: {exc}", file=sys.stderr)
         return 2

@@ -7,17 +7,25 @@ stray log of a config object cannot leak them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
 import jinja2
 
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
+from bridge.config.inputs.callback import CallbackInput as CallbackInput
+from bridge.config.inputs.chat import ChatInput as ChatInput
+from bridge.config.inputs.file import FileInput as FileInput
+from bridge.config.inputs.file import LinePattern as LinePattern
+from bridge.config.inputs.file import Multiline as Multiline
+from bridge.config.inputs.file import Threshold as Threshold
+from bridge.config.inputs.http_json import HttpInput as HttpInput
+from bridge.config.inputs.kind import InputSpec, RoutedSpec
+from bridge.config.inputs.registry import KINDS
 from bridge.model import Mention, MsgType
 
 DEFAULT_LISTEN = "127.0.0.1:8060"
@@ -129,99 +137,10 @@ class WorkNoticeTarget:
 Target = RobotTarget | WorkNoticeTarget
 
 
-@dataclass(frozen=True)
-class HttpInput:
-    name: str
-    type: Literal["alertmanager", "webhook"]
-    path: str
-    token: str | None = field(repr=False)
-    max_body_bytes: int
-    split: bool = False  # alertmanager: one event per alert
-    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
-    annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
-    status: jinja2.Template | None = None  # webhook
-    fingerprint: jinja2.Template | None = None  # webhook
-    definition: str = field(
-        default="", repr=False
-    )  # canonical JSON of the raw definition: equal text, unchanged input
-
-
-@dataclass(frozen=True)
-class LinePattern:
-    """One `patterns` entry of a file input: a line matching `regex` becomes an event."""
-
-    regex: re.Pattern[str]
-    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)
-    annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Multiline:
-    start: re.Pattern[str]
-    timeout: float = 2.0
-    max_lines: int = 500
-
-
-@dataclass(frozen=True)
-class Threshold:
-    count: int
-    within: float
-
-
-@dataclass(frozen=True)
-class FileInput:
-    """A tailed set of log files (see bridge/inputs/filetail)."""
-
-    name: str
-    paths: tuple[str, ...]  # absolute globs
-    patterns: tuple[LinePattern, ...]
-    exclude: tuple[str, ...] = ()
-    read_from: Literal["end", "beginning"] = "end"
-    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)
-    multiline: Multiline | None = None
-    threshold: Threshold | None = None
-    max_line_bytes: int = 65_536
-    poll_interval: float = 1.0
-    rotate_wait: float = 5.0
-    close_inactive: float = 300.0
-    max_open_files: int = 256
-    inotify: bool = True  # wake-ups only: polling finds everything without them
-    type: Literal["file"] = "file"
-    definition: str = field(default="", repr=False)  # as HttpInput.definition
-
-
-@dataclass(frozen=True)
-class CallbackInput:
-    """DingTalk's event callbacks (HTTP push), verified and decrypted (reference §4)."""
-
-    name: str
-    path: str
-    token: str = field(repr=False)  # DingTalk's callback token: signs, it is not a bearer token
-    aes_key: str = field(repr=False)
-    owner_key: str = ""  # corpId (register_call_back) or appKey (event subscription)
-    max_age: float = 3_600.0  # callbacks with a timestamp further from now are refused
-    max_body_bytes: int = 65_536
-    type: Literal["dingtalk_callback"] = "dingtalk_callback"
-    definition: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True)
-class ChatInput:
-    """An enterprise-internal robot's @-messages: commands from the chat (reference §5)."""
-
-    name: str
-    path: str
-    app_secret: str = field(repr=False)  # the robot app's AppSecret: checks the `sign` header
-    staff_ids: frozenset[str] = frozenset()  # may silence, expire and ack
-    admins: bool = True  # the chat's admins (isAdmin) may too
-    max_age: float = 3_600.0
-    max_body_bytes: int = 65_536
-    type: Literal["dingtalk_robot"] = "dingtalk_robot"
-    definition: str = field(default="", repr=False)
-
-
-Input = HttpInput | FileInput | CallbackInput | ChatInput
-RoutedInput = HttpInput | CallbackInput | ChatInput  # the inputs served on the HTTP listener
+# Each input kind's compiled model lives with its compile step (bridge/config/inputs/); they are
+# named here too, as the rest of the config's model is.
+Input = InputSpec
+RoutedInput = RoutedSpec  # the inputs served on the HTTP listener
 
 
 @dataclass(frozen=True)
@@ -280,8 +199,7 @@ class Config:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}
 
     def routed_inputs(self) -> dict[str, RoutedInput]:
-        routed = HttpInput | CallbackInput | ChatInput
-        return {n: i for n, i in self.inputs.items() if isinstance(i, routed)}
+        return {n: cast(RoutedSpec, i) for n, i in self.inputs.items() if KINDS[i.type].routed}
 
     def file_inputs(self) -> dict[str, FileInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}
@@ -291,8 +209,7 @@ class Config:
         values: list[str] = []
         for target in self.targets.values():
             values += target.secrets()
-        values += [getattr(i, "token", None) or "" for i in self.routed_inputs().values()]
-        values += [i.aes_key for i in self.inputs.values() if isinstance(i, CallbackInput)]
-        values += [i.app_secret for i in self.inputs.values() if isinstance(i, ChatInput)]
+        for spec in self.inputs.values():
+            values += spec.secrets()
         values.append(self.server.reload_token or "")
         return tuple(v for v in values if v)

@@ -13,6 +13,7 @@ from typing import Any
 
 from bridge.config.model import HttpInput
 from bridge.errors import bad_request
+from bridge.inputs.kind import json_kind
 from bridge.model import Alert, Event, Status, label_fingerprint
 
 
@@ -132,3 +133,6 @@ def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]
             payload=body,
         )
     ]
+
+
+KIND = json_kind("alertmanager", parse_notification)

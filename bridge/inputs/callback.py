@@ -15,10 +15,12 @@ every accepted callback, `check_url` included, is the encrypted `success` DingTa
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,7 +28,12 @@ from bridge.config.model import CallbackInput
 from bridge.dingtalk import callback_crypto as crypto
 from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody, signed
+from bridge.inputs.kind import InputRuntime, read_json
+from bridge.inputs.request import Request, Sink
+from bridge.logs import fmt_fields
 from bridge.model import Event, label_fingerprint
+
+log = logging.getLogger("bridge.http")
 
 CHECK_URL = "check_url"
 _NONCE_CHARS = string.ascii_letters + string.digits
@@ -113,3 +120,37 @@ def success_reply(spec: CallbackInput, now: datetime) -> dict[str, str]:
         "".join(secrets.choice(_NONCE_CHARS) for _ in range(16)),
         "".join(secrets.choice(_NONCE_CHARS) for _ in range(16)).encode("ascii"),
     )
+
+
+def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any]:
+    """A DingTalk event callback: verified and opened, routed (unless it is the check_url
+    handshake), then answered with the encrypted `success`. The very same callback again
+    (DingTalk's answer was lost) is answered `success` again and not routed twice."""
+    now = request.clock()
+    raw = request.body(spec.max_body_bytes)
+    data, once = open_callback(spec, request.header("QUERY_STRING"), raw, now)
+    event_type = str(data["EventType"])
+    routed = [] if event_type == CHECK_URL else [callback_event(spec, data, now)]
+    accepted = sink.accept_once(spec, routed, once)  # may 503 or 409
+    if accepted is None:
+        log.info(fmt_fields("callback taken before, answered again", input=spec.name))
+    elif not routed:
+        log.info(fmt_fields("callback URL checked", input=spec.name))
+    else:
+        log.info(
+            fmt_fields(
+                "callback accepted",
+                input=spec.name,
+                event_type=event_type,
+                messages=accepted.messages,
+            )
+        )
+    return success_reply(spec, now)
+
+
+def sample(spec: CallbackInput, path: Path, now: datetime) -> list[Event]:
+    """`render`: the payload is a decrypted callback event."""
+    return [callback_event(spec, read_json(path), now)]
+
+
+KIND = InputRuntime(type="dingtalk_callback", serve=serve, sample=sample)

@@ -14,6 +14,7 @@ share a pair; the second is refused and the user sends it again.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 from bridge.config.model import ChatInput
 from bridge.dingtalk.signing import sign_matches
 from bridge.errors import InputError, Reason
-from bridge.inputs import signed
+from bridge.inputs import jsonbody, signed
+from bridge.inputs.kind import InputRuntime
+from bridge.inputs.request import Request, Sink
 from bridge.model import ChatSender
 
 
@@ -84,3 +87,17 @@ def reply_body(text: str, sender: ChatSender) -> dict[str, Any]:
         "text": {"content": f"{mention}{text}"},
         "at": {"atUserIds": [sender.staff_id] if sender.staff_id else []},
     }
+
+
+def serve(request: Request, spec: ChatInput, sink: Sink) -> Mapping[str, Any]:
+    """A command from the chat: the sign first, then the body, then its single use."""
+    timestamp = request.header("HTTP_TIMESTAMP")
+    sign = request.header("HTTP_SIGN")
+    sent = verify(spec, timestamp, sign, request.clock())
+    raw = request.body(spec.max_body_bytes)
+    message = parse_message(spec, jsonbody.loads(raw))
+    sink.claim(once(spec, timestamp, sign, sent, raw))  # 409 on a second use
+    return sink.command(spec, message)
+
+
+KIND = InputRuntime(type="dingtalk_robot", serve=serve, takes="chat commands")

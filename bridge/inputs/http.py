@@ -1,17 +1,16 @@
-"""The WSGI application behind every HTTP input: routing, auth, size limits, JSON, errors.
+"""The WSGI application behind every HTTP input: routing, the built-in endpoints, errors.
 
-It knows nothing about DingTalk. For a request to an input's path it checks method, token and
-size (before reading anything else), parses the JSON within limits (bridge/inputs/jsonbody.py),
-asks the input's parser for Events and hands them to `Intake.accept`, whose answer (how many
-messages were queued) becomes the response. Every client mistake gets a 4xx with a JSON body
-saying what is wrong; an unexpected exception is logged and answered 500, and the server keeps
-serving. Signed DingTalk requests are single-use: the intake remembers each in the store
-(`SignedOnce`), in the same commit as what it caused.
+It knows no input kind. For a request to an input's path it checks the method and hands the
+request to the handler its kind registered (bridge/inputs/registry.py), which checks token or
+signature and size before reading anything else, parses the body within limits
+(bridge/inputs/jsonbody.py) and gives the events to the intake; the handler's answer becomes the
+200 response. Every client mistake gets a 4xx with a JSON body saying what is wrong (and is
+counted per input and reason); an unexpected exception is logged and answered 500, and the
+server keeps serving.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -20,22 +19,15 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any, Protocol
 
-from bridge.config.model import CallbackInput, ChatInput, HttpInput, RoutedInput
+from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
-from bridge.inputs import jsonbody
-from bridge.inputs.alertmanager import parse_notification
-from bridge.inputs.callback import CHECK_URL, callback_event, open_callback, success_reply
-from bridge.inputs.chat import ChatMessage, once, parse_message, verify
-from bridge.inputs.signed import SignedOnce
-from bridge.inputs.webhook import parse_webhook
+from bridge.inputs.registry import KINDS
+from bridge.inputs.request import Request, Sink
 from bridge.logs import fmt_fields
-from bridge.model import Accepted, Event
 
 log = logging.getLogger("bridge.http")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-Parser = Callable[[Any, HttpInput, datetime], list[Event]]
-PARSERS: Mapping[str, Parser] = {"alertmanager": parse_notification, "webhook": parse_webhook}
 
 _STATUS_TEXT = {
     200: "OK",
@@ -52,32 +44,16 @@ _STATUS_TEXT = {
 }
 
 
-class Intake(Protocol):
+class Intake(Sink, Protocol):
     """What the HTTP layer needs from the running bridge."""
 
     def routes(self) -> Mapping[str, RoutedInput]: ...
-
-    def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted: ...
-
-    def accept_once(
-        self, spec: RoutedInput, events: list[Event], request: SignedOnce
-    ) -> Accepted | None:
-        """`accept`, remembering `request` in the same commit: None when this very request was
-        taken before (nothing is done again), InputError 409 when its key came with another
-        body."""
-        ...
-
-    def claim(self, request: SignedOnce) -> None:
-        """Remember `request` now; InputError 409 if its key was used before."""
-        ...
 
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
     def reject(self, input_name: str, reason: Reason) -> None: ...
 
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]: ...
-
-    def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]: ...
 
     def metrics(self) -> bytes: ...
 
@@ -197,21 +173,13 @@ class HttpApp:
                 raise InputError(
                     405, Reason.METHOD_NOT_ALLOWED, f"{path} accepts POST, not {method}"
                 )
-            if isinstance(spec, CallbackInput):
-                return self._callback(spec, environ, start)
-            if isinstance(spec, ChatInput):
-                return self._chat(spec, environ, start)
-            self._authorize(spec, environ)
-            raw = self._read_body(spec, environ)
-            events = PARSERS[spec.type](jsonbody.loads(raw), spec, self.clock())
-            accepted = self.intake.accept(
-                spec, events
-            )  # 503 when a queue is full or the store busy
+            serve = KINDS[spec.type].serve
+            assert serve is not None  # the routes hold routed kinds only
+            answer = serve(Request(environ, self.clock), spec, self.intake)
         except InputError as exc:
             self._rejected(spec, exc)
             raise
-        # vars(), not asdict(): a flat record of ints, and asdict's deep copy cost 5% of a request.
-        return _json(start, 200, {"status": "accepted", "events": len(events), **vars(accepted)})
+        return _json(start, 200, answer)
 
     def _rejected(self, spec: RoutedInput, exc: InputError) -> None:
         self.intake.reject(spec.name, exc.reason)
@@ -224,74 +192,3 @@ class HttpApp:
                 error=str(exc),
             )
         )
-
-    def _chat(self, spec: ChatInput, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
-        """A command from the chat: the sign first, then the body, then its single use."""
-        timestamp = environ.get("HTTP_TIMESTAMP", "")
-        sign = environ.get("HTTP_SIGN", "")
-        sent = verify(spec, timestamp, sign, self.clock())
-        raw = self._read_body(spec, environ)
-        message = parse_message(spec, jsonbody.loads(raw))
-        self.intake.claim(once(spec, timestamp, sign, sent, raw))  # 409 on a second use
-        return _json(start, 200, self.intake.command(spec, message))
-
-    def _callback(
-        self, spec: CallbackInput, environ: dict[str, Any], start: StartResponse
-    ) -> list[bytes]:
-        """A DingTalk event callback: verified and opened, routed (unless it is the check_url
-        handshake), then answered with the encrypted `success`. The very same callback again
-        (DingTalk's answer was lost) is answered `success` again and not routed twice."""
-        now = self.clock()
-        raw = self._read_body(spec, environ)
-        data, request = open_callback(spec, environ.get("QUERY_STRING", ""), raw, now)
-        event_type = str(data["EventType"])
-        routed = [] if event_type == CHECK_URL else [callback_event(spec, data, now)]
-        accepted = self.intake.accept_once(spec, routed, request)  # may 503 or 409
-        if accepted is None:
-            log.info(fmt_fields("callback taken before, answered again", input=spec.name))
-        elif not routed:
-            log.info(fmt_fields("callback URL checked", input=spec.name))
-        else:
-            log.info(
-                fmt_fields(
-                    "callback accepted",
-                    input=spec.name,
-                    event_type=event_type,
-                    messages=accepted.messages,
-                )
-            )
-        return _json(start, 200, success_reply(spec, now))
-
-    @staticmethod
-    def _authorize(spec: HttpInput, environ: dict[str, Any]) -> None:
-        if spec.token is None:
-            return
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise InputError(
-                401, Reason.UNAUTHORIZED, "missing bearer token (Authorization: Bearer …)"
-            )
-        if not hmac.compare_digest(given.strip().encode(), spec.token.encode()):
-            raise InputError(401, Reason.UNAUTHORIZED, "wrong bearer token")
-
-    @staticmethod
-    def _read_body(spec: RoutedInput, environ: dict[str, Any]) -> bytes:
-        limit = spec.max_body_bytes
-        too_large = InputError(413, Reason.TOO_LARGE, f"the body is larger than {limit} bytes")
-        length_text = environ.get("CONTENT_LENGTH") or ""
-        stream = environ["wsgi.input"]
-        if length_text:
-            if not length_text.isascii() or not length_text.isdigit() or len(length_text) > 18:
-                raise InputError(400, Reason.BAD_REQUEST, "bad Content-Length")
-            length = int(length_text)
-            if length > limit:
-                raise too_large
-            raw: bytes = stream.read(length)
-        else:  # chunked: read one byte past the limit to know whether it was exceeded
-            raw = stream.read(limit + 1)
-            if len(raw) > limit:
-                raise too_large
-        if not raw:
-            raise InputError(400, Reason.BAD_REQUEST, "the body is empty: expected a JSON object")
-        return raw

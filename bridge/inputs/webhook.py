@@ -13,6 +13,7 @@ import jinja2
 
 from bridge.config.model import HttpInput
 from bridge.errors import bad_request
+from bridge.inputs.kind import json_kind
 from bridge.model import Event, Status, label_fingerprint
 
 
@@ -58,3 +59,6 @@ def parse_webhook(body: Any, spec: HttpInput, now: datetime) -> list[Event]:
             payload=body,
         )
     ]
+
+
+KIND = json_kind("webhook", parse_webhook)

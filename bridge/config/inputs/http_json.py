@@ -1,0 +1,75 @@
+"""The `alertmanager` and `webhook` kinds: JSON POSTed to a path, guarded by a bearer token.
+
+Both compile to `HttpInput`; a webhook also derives labels, annotations, status and identity
+from the body with its templates (Alertmanager's payload says all that itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jinja2
+
+from bridge.config.context import CompileContext, canonical
+from bridge.config.inputs.kind import Definition, InputKind
+from bridge.config.templating import ALERTMANAGER_VARIABLES, WEBHOOK_INPUT_VARIABLES
+
+
+@dataclass(frozen=True)
+class HttpInput:
+    name: str
+    type: Literal["alertmanager", "webhook"]
+    path: str
+    token: str | None = field(repr=False)
+    max_body_bytes: int
+    split: bool = False  # alertmanager: one event per alert
+    labels: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
+    annotations: Mapping[str, jinja2.Template] = field(default_factory=dict)  # webhook
+    status: jinja2.Template | None = None  # webhook
+    fingerprint: jinja2.Template | None = None  # webhook
+    definition: str = field(
+        default="", repr=False
+    )  # canonical JSON of the raw definition: equal text, unchanged input
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,) if self.token else ()
+
+
+def compile_http_json(ctx: CompileContext, d: Definition) -> HttpInput:
+    spec, where = d.spec, d.where
+    max_body = spec.get("max_body_bytes", d.server_max_body)
+
+    allowed = WEBHOOK_INPUT_VARIABLES
+
+    def tpl(key: str) -> jinja2.Template | None:
+        return ctx.template(d.env, (*where, key), spec.get(key), allowed)
+
+    kind = spec.get("type")
+    return HttpInput(
+        name=d.name,
+        type="alertmanager" if kind == "alertmanager" else "webhook",
+        path=str(spec.get("path")),
+        token=ctx.auth_token(where, spec, "token"),
+        max_body_bytes=max_body if isinstance(max_body, int) else d.server_max_body,
+        split=spec.get("split") is True,
+        labels=ctx.templates(d.env, (*where, "labels"), spec.get("labels"), allowed),
+        annotations=ctx.templates(d.env, (*where, "annotations"), spec.get("annotations"), allowed),
+        status=tpl("status"),
+        fingerprint=tpl("fingerprint"),
+        definition=canonical(spec),
+    )
+
+
+ALERTMANAGER = InputKind(
+    type="alertmanager",
+    compile=compile_http_json,
+    routed=True,
+    variables=ALERTMANAGER_VARIABLES,
+    default_body="alertmanager",
+    # Alertmanager already decides when to repeat (its own repeat_interval): a rule fed only by
+    # it passes every notification on unless told otherwise.
+    repeats_itself=True,
+)
+WEBHOOK = InputKind(type="webhook", compile=compile_http_json, routed=True)

@@ -1,0 +1,249 @@
+"""The `rules` section: which events go to which targets, and the templates of their messages.
+
+What a rule may use depends on the kinds of its inputs (bridge/config/inputs/registry.py): their
+template variables, the default title and body, the default repeat_interval.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from bridge.alerting import matchers
+from bridge.config import model as m
+from bridge.config.context import CompileContext, as_dict, as_list, as_strs
+from bridge.config.inputs.registry import rule_variables, single
+from bridge.config.schema import did_you_mean
+from bridge.config.templating import COMMON_VARIABLES, referenced_templates, undeclared_variables
+from bridge.config.yamlsource import PathKey
+from bridge.model import Mention, MsgType
+
+# A group that mixes alertnames (so `alertname` is not a common label) is titled by all of them.
+DEFAULT_TITLE = (
+    "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
+    "{{ labels.alertname | default((alerts | map(attribute='labels.alertname', default='')"
+    " | select | unique | join(', ')) or input) }}"
+)
+DEFAULT_BODY = "default"  # the bundled dispatcher, for rules fed by inputs of several kinds
+
+
+def compile_rules(
+    ctx: CompileContext,
+    specs: list[Any],
+    targets: dict[str, m.Target],
+    inputs: dict[str, m.Input],
+    env: SandboxedEnvironment,
+) -> list[m.Rule]:
+    out: list[m.Rule] = []
+    names: dict[str, int] = {}
+    # Names declared in the file count even when their definitions are broken (already
+    # reported): a rule naming them is not wrong too. A missing section checks nothing.
+    declared_targets = ctx.doc.data.get("targets")
+    declared_inputs = ctx.doc.data.get("inputs")
+    target_names = sorted(declared_targets) if isinstance(declared_targets, dict) else None
+    input_names = sorted(declared_inputs) if isinstance(declared_inputs, dict) else None
+    for index, raw in enumerate(specs):
+        spec, where = as_dict(raw), ("rules", index)
+        name = str(spec.get("name", f"rule-{index}"))
+        if name in names:
+            ctx.problem(
+                (*where, "name"), f'rule name "{name}" is already used by rules[{names[name]}]'
+            )
+        names[name] = index
+
+        rule_inputs = as_strs(spec.get("inputs")) if "inputs" in spec else None
+        for i, ref in enumerate(rule_inputs or ()):
+            if input_names is not None and ref not in input_names:
+                ctx.problem(
+                    (*where, "inputs", i),
+                    f'unknown input "{ref}"',
+                    did_you_mean(ref, input_names) or _known("inputs", input_names),
+                )
+        rule_targets = as_strs(spec.get("targets"))
+        for i, ref in enumerate(rule_targets):
+            if target_names is not None and ref not in target_names:
+                ctx.problem(
+                    (*where, "targets", i),
+                    f'unknown target "{ref}"',
+                    did_you_mean(ref, target_names) or _known("targets", target_names),
+                )
+
+        msgtype: MsgType = spec.get("msgtype", "markdown")
+        _check_msgtype(
+            ctx, where, spec, msgtype, [targets[t] for t in rule_targets if t in targets]
+        )
+        kinds = {inputs[i].type for i in (rule_inputs or input_names or ()) if i in inputs}
+        allowed = COMMON_VARIABLES | rule_variables(kinds)
+        only = single(kinds)
+
+        def tpl(
+            source: Any, at: PathKey, allowed: frozenset[str] = allowed
+        ) -> jinja2.Template | None:
+            return ctx.template(env, at, source, allowed)
+
+        default_title = only.default_title if only and only.default_title else DEFAULT_TITLE
+        title = tpl(spec.get("title", default_title), (*where, "title"))
+        body = _body_template(
+            ctx, env, where, spec, msgtype, allowed, only.default_body if only else None
+        )
+        buttons = []
+        for i, button in enumerate(as_list(spec.get("buttons"))):
+            b = as_dict(button)
+            bt = tpl(b.get("title"), (*where, "buttons", i, "title"))
+            bu = tpl(b.get("url"), (*where, "buttons", i, "url"))
+            if bt and bu:
+                buttons.append(m.ButtonTemplate(bt, bu))
+        mention = as_dict(spec.get("mention"))
+        out.append(
+            m.Rule(
+                name=name,
+                index=index,
+                inputs=frozenset(rule_inputs) if rule_inputs is not None else None,
+                matchers=_matchers(ctx, where, spec),
+                targets=rule_targets,
+                continue_=spec.get("continue") is True,
+                msgtype=msgtype,
+                title=title or env.from_string(""),
+                body=body or env.from_string(""),
+                url=tpl(spec.get("url"), (*where, "url")),
+                pic_url=tpl(spec.get("pic_url"), (*where, "pic_url")),
+                buttons=tuple(buttons),
+                btn_orientation=str(spec.get("btn_orientation", "0")),
+                mention=Mention(
+                    mobiles=as_strs(mention.get("mobiles")),
+                    userids=as_strs(mention.get("userids")),
+                    all=mention.get("all") is True,
+                ),
+                group_by=as_strs(spec["group_by"]) if "group_by" in spec else None,
+                group_wait=ctx.duration((*where, "group_wait"), spec.get("group_wait"), 30.0),
+                group_interval=ctx.duration(
+                    (*where, "group_interval"), spec.get("group_interval"), 300.0
+                ),
+                # A rule fed only by a source that decides repeats itself (Alertmanager's own
+                # repeat_interval) passes every notification on unless told otherwise.
+                repeat_interval=ctx.duration(
+                    (*where, "repeat_interval"),
+                    spec.get("repeat_interval"),
+                    0.0 if only and only.repeats_itself else 14_400.0,
+                ),
+                send_resolved=spec.get("send_resolved") is not False,
+            )
+        )
+    return out
+
+
+def _check_msgtype(
+    ctx: CompileContext, where: PathKey, spec: dict[str, Any], msgtype: str, targets: list[m.Target]
+) -> None:
+    if spec.get("mention") and msgtype not in ("text", "markdown"):
+        ctx.problem(
+            (*where, "mention"),
+            f"DingTalk ignores mentions in {msgtype} messages",
+            "use msgtype text or markdown",
+        )
+    if msgtype == "link" and "url" not in spec:
+        ctx.problem(where, 'a link message needs "url"', 'e.g. url: "{{ alerts[0].generatorURL }}"')
+    if msgtype == "actionCard" and "url" not in spec and "buttons" not in spec:
+        ctx.problem(where, 'an actionCard needs "url" (one button) or "buttons"')
+    if "buttons" in spec and msgtype != "actionCard":
+        ctx.problem((*where, "buttons"), "buttons are only shown on actionCard messages")
+    if msgtype == "feedCard":
+        for target in targets:
+            if target.type == "work_notice":
+                ctx.problem(
+                    (*where, "msgtype"),
+                    f'work notices cannot carry feedCard (target "{target.name}")',
+                )
+
+
+def _matchers(
+    ctx: CompileContext, where: PathKey, spec: dict[str, Any]
+) -> tuple[matchers.Matcher, ...]:
+    out = [matchers.equal(k, str(v)) for k, v in as_dict(spec.get("match")).items()]
+    for label, pattern in as_dict(spec.get("match_re")).items():
+        try:
+            out.append(matchers.regex(label, str(pattern)))
+        except re.error as exc:
+            ctx.problem((*where, "match_re", label), f"bad regular expression: {exc}")
+    for i, text in enumerate(as_list(spec.get("matchers"))):
+        try:
+            out.append(matchers.parse(str(text)))
+        except ValueError as exc:
+            ctx.problem((*where, "matchers", i), str(exc))
+    return tuple(out)
+
+
+def _body_template(
+    ctx: CompileContext,
+    env: SandboxedEnvironment,
+    where: PathKey,
+    spec: dict[str, Any],
+    msgtype: str,
+    allowed: frozenset[str],
+    kind_body: str | None,
+) -> jinja2.Template | None:
+    at = (*where, "template")
+    source = spec.get("template")
+    if source is None:  # the bundled default of the inputs' kind (several kinds: a dispatcher)
+        # (Choosing here saves the dispatcher's include on every render.)
+        suffix = "txt" if msgtype in ("text", "link") else "md"
+        return env.get_template(f"{kind_body or DEFAULT_BODY}.{suffix}.j2")
+    if not isinstance(source, str):
+        return None
+    if not _looks_like_file(source):
+        return ctx.template(env, at, source, allowed)
+    local = ctx.base_dir / source
+    try:
+        template = env.get_template(source)
+    except jinja2.TemplateNotFound:
+        ctx.problem(
+            at,
+            f'template file "{source}" not found',
+            f"looked in {ctx.base_dir} and the bundled templates",
+        )
+        return None
+    except jinja2.TemplateSyntaxError as exc:
+        ctx.problem(
+            at,
+            f"template syntax error in {source}: {exc.message}",
+            f"{source} line {exc.lineno}",
+        )
+        return None
+    if local.is_file():
+        ctx.template_files.add(local.resolve())
+        _check_file_variables(ctx, env, at, source, allowed, set())
+    return template
+
+
+def _check_file_variables(
+    ctx: CompileContext,
+    env: SandboxedEnvironment,
+    at: PathKey,
+    name: str,
+    allowed: frozenset[str],
+    seen: set[str],
+) -> None:
+    """Check the operator's template file (and files it includes) for unknown variables."""
+    if name in seen:
+        return
+    seen.add(name)
+    local = ctx.base_dir / name
+    if not local.is_file():
+        return  # a bundled template: covered by the project's own tests
+    ctx.template_files.add(local.resolve())
+    source = local.read_text("utf-8")
+    for var in sorted(undeclared_variables(env, source) - allowed):
+        ctx.unknown_variable(at, var, allowed, f"template {name}")
+    for child in referenced_templates(env, source):
+        _check_file_variables(ctx, env, at, child, allowed, seen)
+
+
+def _looks_like_file(source: str) -> bool:
+    return "\n" not in source and "{" not in source and source.rstrip().endswith((".j2", ".tmpl"))
+
+
+def _known(what: str, names: list[str]) -> str:
+    return f"known {what}: {', '.join(names)}" if names else f"no {what} are defined"

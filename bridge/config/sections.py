@@ -1,0 +1,117 @@
+"""The small top-level sections: server, timezone, state_dir, silences, alertmanager."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bridge.alerting import matchers
+from bridge.alerting.silences import Silence
+from bridge.config import model as m
+from bridge.config.context import CompileContext, as_dict, as_list
+from bridge.listen import parse_listen
+
+
+def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
+    listen = spec.get("listen", m.DEFAULT_LISTEN)
+    host, port = "127.0.0.1", 8060
+    if isinstance(listen, str):
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            ctx.problem(("server", "listen"), str(exc), 'e.g. "127.0.0.1:8060" or "[::]:8060"')
+    max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
+    threads = spec.get("threads", m.DEFAULT_THREADS)
+    limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
+    return m.ServerConfig(
+        reload_token=ctx.auth_token(("server",), spec, "reload_token"),
+        host=host,
+        port=port,
+        max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
+        threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+        connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
+        idle_timeout=ctx.duration(
+            ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT
+        ),
+    )
+
+
+def compile_alertmanager(ctx: CompileContext, spec: Any) -> m.AlertmanagerApi | None:
+    if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+        return None
+    return m.AlertmanagerApi(
+        spec["url"].rstrip("/"),
+        ctx.duration(("alertmanager", "timeout"), spec.get("timeout"), 5.0),
+    )
+
+
+def compile_state_dir(ctx: CompileContext, value: Any) -> Path:
+    """The configured state_dir, else systemd's $STATE_DIRECTORY (its first path, as the
+    unit may name several), else the packaged default; relative to the config's directory."""
+    if isinstance(value, str) and value:
+        path = Path(value)
+    else:
+        from_systemd = ctx.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        path = Path(from_systemd) if from_systemd else m.DEFAULT_STATE_DIR
+    return path if path.is_absolute() else ctx.base_dir / path
+
+
+def compile_timezone(ctx: CompileContext, name: Any) -> ZoneInfo:
+    if name is None:
+        return ZoneInfo(m.DEFAULT_TIMEZONE)
+    if not isinstance(name, str):
+        return ZoneInfo("UTC")  # the schema says "must be a string"
+    try:
+        if len(name) > 255:  # no zone name is; the file system would refuse the path
+            raise ValueError("too long")
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: ZoneInfo opens the name as a file under the zone database, so a region
+        # ("America", a directory) or an over-long name fails there, not as "not found".
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        ctx.problem(("timezone",), f'unknown time zone "{shown}"', 'e.g. "Asia/Shanghai", "UTC"')
+        return ZoneInfo("UTC")
+
+
+def compile_silences(ctx: CompileContext, specs: list[Any]) -> tuple[Silence, ...]:
+    out = []
+    for index, raw in enumerate(specs):
+        spec, where = as_dict(raw), ("silences", index)
+        parsed = []
+        for i, text in enumerate(as_list(spec.get("matchers"))):
+            try:
+                parsed.append(matchers.parse(str(text)))
+            except ValueError as exc:
+                ctx.problem((*where, "matchers", i), str(exc))
+        span = []
+        for key, default in (("starts_at", 0.0), ("ends_at", float("inf"))):
+            value = spec.get(key)
+            if value is None:
+                span.append(default)
+                continue
+            try:
+                when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                ctx.problem(
+                    (*where, key), "not an RFC 3339 time", 'e.g. "2026-12-01T08:00:00+08:00"'
+                )
+                span.append(default)
+                continue
+            if when.tzinfo is None:
+                ctx.problem((*where, key), "the time needs a zone", 'e.g. "+08:00" or "Z"')
+            span.append(when.timestamp())
+        if len(span) == 2 and span[0] >= span[1]:
+            ctx.problem(where, "ends_at is not after starts_at")
+        out.append(
+            Silence(
+                id=f"config-{index}",
+                matchers=tuple(parsed),
+                starts_at=span[0],
+                ends_at=span[1],
+                comment=str(spec.get("comment", "")),
+                source="config",
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,99 @@
+"""The `targets` section: robots and work notices, each with its send policy."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bridge.config import model as m
+from bridge.config.context import CompileContext, as_dict, as_strs
+from bridge.config.yamlsource import PathKey
+
+
+def compile_policy(
+    ctx: CompileContext, where: PathKey, spec: dict[str, Any], robot: bool
+) -> m.SendPolicy:
+    # What the target leaves out comes from SendPolicy's defaults (written only there).
+    base = m.SendPolicy(rate=m.ROBOT_RATE if robot else m.NO_RATE)
+    rate_spec = as_dict(spec.get("rate_limit"))
+    messages = rate_spec.get("messages", base.rate.messages)
+    rate = m.RateLimit(
+        messages if isinstance(messages, int) else base.rate.messages,
+        ctx.duration((*where, "rate_limit", "per"), rate_spec.get("per"), base.rate.per),
+    )
+    digest = as_dict(spec.get("digest"))
+    # Merging starts, by default, once more are queued than one rate window can send.
+    after = digest.get("after", rate.messages if rate.messages > 0 else base.digest_after)
+    most = digest.get("max_alerts", base.digest_max)
+    retry = as_dict(spec.get("retry"))
+    return m.SendPolicy(
+        rate=rate,
+        lockout=ctx.duration((*where, "lockout"), spec.get("lockout"), base.lockout),
+        digest=digest.get("enabled", base.digest) is not False,
+        digest_after=after if isinstance(after, int) else base.digest_after,
+        digest_max=most if isinstance(most, int) else base.digest_max,
+        split=spec.get("oversize", "split") != "truncate",
+        retry_initial=ctx.duration(
+            (*where, "retry", "initial"), retry.get("initial"), base.retry_initial
+        ),
+        retry_max=ctx.duration((*where, "retry", "max"), retry.get("max"), base.retry_max),
+        give_up_after=ctx.duration(
+            (*where, "retry", "give_up_after"), retry.get("give_up_after"), base.give_up_after
+        ),
+    )
+
+
+def compile_targets(ctx: CompileContext, specs: dict[str, Any]) -> dict[str, m.Target]:
+    out: dict[str, m.Target] = {}
+    for name, raw in specs.items():
+        spec, where = as_dict(raw), ("targets", name)
+        timeout = ctx.duration((*where, "timeout"), spec.get("timeout"), m.DEFAULT_TIMEOUT)
+        queue_size = spec.get("queue_size", m.DEFAULT_QUEUE_SIZE)
+        queue_size = queue_size if isinstance(queue_size, int) else m.DEFAULT_QUEUE_SIZE
+        kind = spec.get("type")
+        if kind == "robot":
+            webhook = ctx.secret(where, spec, "webhook", required=True)
+            if webhook and not _has_access_token(webhook):
+                field = "webhook" if "webhook" in spec else "webhook_file"
+                ctx.problem(
+                    (*where, field),
+                    "the webhook URL has no access_token parameter",
+                    "copy the whole URL from the robot's settings",
+                )
+            out[name] = m.RobotTarget(
+                name=name,
+                webhook=webhook or "",
+                secret=ctx.secret(where, spec, "secret", required=False),
+                keywords=as_strs(spec.get("keywords")),
+                timeout=timeout,
+                queue_size=queue_size,
+                policy=compile_policy(ctx, where, spec, robot=True),
+            )
+        elif kind == "work_notice":
+            userids, dept_ids = as_strs(spec.get("userids")), as_strs(spec.get("dept_ids"))
+            to_all = spec.get("to_all_user") is True
+            if not (userids or dept_ids or to_all):
+                ctx.problem(
+                    where,
+                    "a work notice needs recipients",
+                    "set userids, dept_ids or to_all_user: true",
+                )
+            agent_id = spec.get("agent_id")
+            out[name] = m.WorkNoticeTarget(
+                name=name,
+                app_key=str(spec.get("app_key", "")),
+                app_secret=ctx.secret(where, spec, "app_secret", required=True) or "",
+                agent_id=agent_id if isinstance(agent_id, int) else 0,
+                userids=userids,
+                dept_ids=dept_ids,
+                to_all_user=to_all,
+                api_base=str(spec.get("api_base", m.DEFAULT_API_BASE)).rstrip("/"),
+                timeout=timeout,
+                queue_size=queue_size,
+                policy=compile_policy(ctx, where, spec, robot=False),
+            )
+    return out
+
+
+def _has_access_token(url: str) -> bool:
+    return bool(parse_qs(urlsplit(url).query).get("access_token", [""])[0])
