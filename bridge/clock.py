@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,3 +58,17 @@ class FakeClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+class DatetimeClock:
+    """A Clock over a datetime source: for a composition root whose injected clock is still a
+    `Callable[[], datetime]` (Bridge's, until it takes a Clock itself)."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+
+    def time(self) -> float:
+        return self._now().timestamp()
+
+    def now(self) -> datetime:
+        return self._now()

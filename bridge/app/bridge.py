@@ -33,6 +33,7 @@ from bridge.app import alertmanager_api, commands
 from bridge.app.fdlimit import ensure_descriptors
 from bridge.app.systemd import Notifier
 from bridge.app.watch import ConfigWatcher
+from bridge.clock import DatetimeClock
 from bridge.config.compile import load_config
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.noticepoll import NoticePoller
@@ -76,7 +77,7 @@ class Bridge:
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
         self.notice_poller = NoticePoller(self.store, self.client, lambda: self.config.targets)
         self.intake = Intake(self.store, self._queued)
-        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
+        self.grouper = Grouper(self.store, lambda: self.config, self._queued, DatetimeClock(clock))
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
         self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self._reload_lock = threading.Lock()
