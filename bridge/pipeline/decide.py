@@ -53,14 +53,16 @@ class _Batch:
 
     def __init__(self, view: StateView) -> None:
         self._view = view
-        self._entries: dict[tuple[str, str], LogEntry | None] = {}
+        self._entries: dict[tuple[str, str], LogWrite] = {}
         self._acks_gone: set[str] = set()
         self._groups: dict[tuple[str, str], float] = {}
 
     def log_entry(self, rule: str, key: str) -> LogEntry | None:
-        if (rule, key) in self._entries:
-            return self._entries[(rule, key)]
-        return self._view.log_entry(rule, key)
+        written = self._entries.get((rule, key))
+        if written is None:
+            return self._view.log_entry(rule, key)
+        # An empty `firing` deletes the entry (store.alertlog.put_entry): the next firing is news.
+        return LogEntry(written.firing, written.resolved, written.at) if written.firing else None
 
     def acknowledged_by(self, fingerprint: str) -> str | None:
         return None if fingerprint in self._acks_gone else self._view.acknowledged_by(fingerprint)
@@ -71,10 +73,7 @@ class _Batch:
         return self._view.group_flush_at(rule, key)
 
     def queued(self, outcome: Queued) -> None:
-        entry = outcome.entry
-        self._entries[(entry.rule, entry.key)] = (
-            LogEntry(entry.firing, entry.resolved, entry.at) if entry.firing else None
-        )
+        self._entries[(outcome.entry.rule, outcome.entry.key)] = outcome.entry
         if outcome.forget_ack is not None:
             self._acks_gone.add(outcome.forget_ack)
 
@@ -163,7 +162,7 @@ def notification(
             event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
     # Rendered when sent (see model.Delivery): here only what the sender needs before that.
     head = Message(msgtype=rule.msgtype, title="", text="", mention=rule.mention)
-    deliveries = tuple(
+    deliveries = [
         Delivery(
             id=make_id(),
             rule=rule.name,
@@ -175,8 +174,8 @@ def notification(
             event=event,
         )
         for target in rule.targets
-    )
-    return Queued(rule.name, key, reason, entry, deliveries, forget_ack)
+    ]
+    return Queued(rule.name, key, reason, entry, tuple(deliveries), forget_ack)
 
 
 def decide_flush(

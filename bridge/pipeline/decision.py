@@ -104,7 +104,12 @@ class Decision:
         return [o for e in self.events for o in e.outcomes]
 
     def deliveries(self) -> list[Delivery]:
-        return [d for o in self.outcomes() if isinstance(o, Queued) for d in o.deliveries]
+        out: list[Delivery] = []
+        for one in self.events:
+            for outcome in one.outcomes:
+                if isinstance(outcome, Queued):
+                    out += outcome.deliveries
+        return out
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class Intake:
                 decision = decide(config.rules, silences, events, ConnectionView(conn), now, new_id)
                 deliveries = decision.deliveries()
                 self._check_room(config, deliveries)
-                commit(conn, decision, stamp)
+                commit(conn, decision, stamp, deliveries)
                 if also is not None:
                     also(conn)
         except sqlite3.Error as exc:
@@ -115,8 +115,9 @@ class Intake:
         # Counted only now: a refused batch (503) is sent again, and must not count twice.
         with self._lock:
             self.counters.events[spec.name] += len(events)
-            for outcome in decision.outcomes():
-                self.counters.matched[outcome.rule] += 1
+            for one in decision.events:
+                for outcome in one.outcomes:
+                    self.counters.matched[outcome.rule] += 1
             self.counters.silenced += tally.silenced
             self.counters.unmatched += tally.unmatched
             self.counters.deduplicated += tally.not_sent_again_yet
