@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bridge.alerting.dedup import LogEntry
 from bridge.config.compile import load_config
 from bridge.config.model import Config
 from bridge.durations import format_time
@@ -44,16 +47,29 @@ def render(config: Path) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def accept_as_the_daemon_would(config: Config) -> None:
-    spec = config.http_inputs()["am"]
-    now = datetime.now(UTC)
+@contextmanager
+def state_of(config: Config) -> Iterator[Store]:
     store = Store(config.state_dir)
     try:
+        yield store
+    finally:
+        store.close()
+
+
+def accept_as_the_daemon_would(config: Config) -> tuple[str, str, LogEntry]:
+    """Accept the fixture through the daemon's Intake; the (rule, key) and notification-log
+    entry that left."""
+    spec = config.http_inputs()["am"]
+    now = datetime.now(UTC)
+    with state_of(config) as store:
         events = parse_notification(json.loads(FIRING.read_text()), spec, now)
         accepted = Intake(store, lambda targets: None).accept(config, spec, events, now)
         assert accepted.messages == 1
-    finally:
-        store.close()
+        with store.reading() as conn:
+            [(rule, key)] = alertlog.firing(conn)
+            entry = alertlog.get_entry(conn, rule, key)
+    assert entry is not None
+    return rule, key, entry
 
 
 def digest(path: Path) -> str:
@@ -84,15 +100,7 @@ def test_render_says_a_repeat_is_not_sent_again_until_the_repeat_interval(
 ) -> None:
     path = write_config(tmp_path)
     config = load_config(path, {})
-    accept_as_the_daemon_would(config)
-    store = Store(config.state_dir)
-    try:
-        with store.reading() as conn:
-            [(rule, key)] = alertlog.firing(conn)
-            entry = alertlog.get_entry(conn, rule, key)
-    finally:
-        store.close()
-    assert entry is not None
+    _, _, entry = accept_as_the_daemon_would(config)
     database = config.state_dir / "state.db"
     before = digest(database)
     code, out, err = render(path)
@@ -105,19 +113,12 @@ def test_render_says_a_repeat_is_not_sent_again_until_the_repeat_interval(
 def test_render_says_an_acknowledged_alert_waits_for_its_resolve(tmp_path: Path) -> None:
     path = write_config(tmp_path, repeat_interval="1s")
     config = load_config(path, {})
-    accept_as_the_daemon_would(config)
-    store = Store(config.state_dir)
-    try:
-        with store.transaction() as conn:
-            [(rule, key)] = alertlog.firing(conn)
-            told = alertlog.get_entry(conn, rule, key)
-            assert told is not None
-            # Told long ago, so a reminder is due, were it not acknowledged (by the event's
-            # fingerprint, what `ack <short id>` names; a direct rule's log key is the same).
-            alertlog.put_entry(conn, rule, key, told.firing, told.resolved, 0.0)
-            alertlog.acknowledge(conn, key, "alice", 0.0)
-    finally:
-        store.close()
+    rule, key, told = accept_as_the_daemon_would(config)
+    with state_of(config) as store, store.transaction() as conn:
+        # Told long ago, so a reminder is due, were it not acknowledged (by the event's
+        # fingerprint, what `ack <short id>` names; a direct rule's log key is the same).
+        alertlog.put_entry(conn, rule, key, told.firing, told.resolved, 0.0)
+        alertlog.acknowledge(conn, key, "alice", 0.0)
     code, out, err = render(path)
     assert code == 1 and out == ""
     assert "# rule all: not sent again until it resolves (acknowledged by alice)" in err
