@@ -23,7 +23,7 @@ from bridge.inputs.alertmanager import parse_notification
 from bridge.pipeline.intake import Intake
 from bridge.store import alertlog
 from bridge.store.db import Store
-from tests.harness import FIXTURES, bridge_cli
+from tests.harness import FIXTURES, am_alert_payload, bridge_cli
 
 FIRING = FIXTURES / "alertmanager" / "firing.json"
 
@@ -56,18 +56,21 @@ def state_of(config: Config) -> Iterator[Store]:
         store.close()
 
 
-def accept_as_the_daemon_would(config: Config) -> tuple[str, str, LogEntry]:
-    """Accept the fixture through the daemon's Intake; the (rule, key) and notification-log
-    entry that left."""
+def accept_as_the_daemon_would(config: Config, payload: dict[str, Any] | None = None) -> None:
+    """Accept the payload (the fixture by default) through the daemon's Intake."""
     spec = config.http_inputs()["am"]
     now = datetime.now(UTC)
+    body = payload or json.loads(FIRING.read_text())
     with state_of(config) as store:
-        events = parse_notification(json.loads(FIRING.read_text()), spec, now)
-        accepted = Intake(store, lambda targets: None).accept(config, spec, events, now)
-        assert accepted.messages == 1
-        with store.reading() as conn:
-            [(rule, key)] = alertlog.firing(conn)
-            entry = alertlog.get_entry(conn, rule, key)
+        events = parse_notification(body, spec, now)
+        Intake(store, lambda targets: None).accept(config, spec, events, now)
+
+
+def told(config: Config) -> tuple[str, str, LogEntry]:
+    """The one (rule, key) the notification log holds, and its entry."""
+    with state_of(config) as store, store.reading() as conn:
+        [(rule, key)] = alertlog.firing(conn)
+        entry = alertlog.get_entry(conn, rule, key)
     assert entry is not None
     return rule, key, entry
 
@@ -100,7 +103,8 @@ def test_render_says_a_repeat_is_not_sent_again_until_the_repeat_interval(
 ) -> None:
     path = write_config(tmp_path)
     config = load_config(path, {})
-    _, _, entry = accept_as_the_daemon_would(config)
+    accept_as_the_daemon_would(config)
+    _, _, entry = told(config)
     database = config.state_dir / "state.db"
     before = digest(database)
     code, out, err = render(path)
@@ -113,18 +117,37 @@ def test_render_says_a_repeat_is_not_sent_again_until_the_repeat_interval(
 def test_render_says_an_acknowledged_alert_waits_for_its_resolve(tmp_path: Path) -> None:
     path = write_config(tmp_path, repeat_interval="1s")
     config = load_config(path, {})
-    rule, key, told = accept_as_the_daemon_would(config)
+    accept_as_the_daemon_would(config)
+    rule, key, entry = told(config)
     with state_of(config) as store, store.transaction() as conn:
         # Told long ago, so a reminder is due, were it not acknowledged (by the event's
         # fingerprint, what `ack <short id>` names; a direct rule's log key is the same).
-        alertlog.put_entry(conn, rule, key, told.firing, told.resolved, 0.0)
+        alertlog.put_entry(conn, rule, key, entry.firing, entry.resolved, 0.0)
         alertlog.acknowledge(conn, key, "alice", 0.0)
     code, out, err = render(path)
     assert code == 1 and out == ""
     assert "# rule all: not sent again until it resolves (acknowledged by alice)" in err
 
 
-def test_render_says_until_when_a_grouping_rule_holds_the_alert(tmp_path: Path) -> None:
+def test_render_shows_a_new_group_and_what_its_flush_would_send(tmp_path: Path) -> None:
     code, out, err = render(write_config(tmp_path, group_by=["alertname"], group_wait="45s"))
-    assert code == 1 and out == ""
-    assert "# rule all: grouped until " in err and ", then sent with the alerts" in err
+    assert code == 0, err
+    assert "# rule all: grouped until " in err
+    assert ", 1 alert joining); that flush, if no other alert joins before, sends (1 alert):" in err
+    assert out.startswith("# rule all -> target ops (robot)\n")
+    assert "DiskFull" in json.loads(out.split("\n", 1)[1])["markdown"]["text"]
+
+
+def test_render_joins_the_group_the_state_holds(tmp_path: Path) -> None:
+    path = write_config(tmp_path, group_by=["job"], group_wait="45s")
+    config = load_config(path, {})
+    accept_as_the_daemon_would(config, am_alert_payload("CpuHigh"))  # job=node, as the fixture
+    with state_of(config) as store, store.reading() as conn:
+        [group] = alertlog.due_groups(conn, float("inf"))
+    code, out, err = render(path)
+    assert code == 0, err
+    flush = format_time(group.next_flush, config.timezone)
+    assert f"# rule all: grouped until {flush} (group {group.key[:8]}, 1 alert joining)" in err
+    assert "sends (2 alerts):" in err
+    text = json.loads(out.split("\n", 1)[1])["markdown"]["text"]
+    assert "DiskFull" in text and "CpuHigh" in text

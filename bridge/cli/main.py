@@ -83,7 +83,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     from bridge.inputs.callback import callback_event
     from bridge.inputs.filetail.records import events_from_text
     from bridge.inputs.http import PARSERS
-    from bridge.pipeline.decision import Queued
     from bridge.pipeline.preview import explain_silenced, preview, verdicts
 
     config = load_or_report(args.config)
@@ -124,7 +123,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         for outcome in one.outcomes:
             for line in verdicts(outcome, result, config.timezone):
                 print(f"# {line}", file=sys.stderr)
-            for d in outcome.deliveries if isinstance(outcome, Queued) else ():
+            for d in result.deliveries(outcome):
                 if args.target and d.target != args.target:
                     continue
                 target = config.targets[d.target]
