@@ -219,7 +219,7 @@ def test_queued_rows_carry_the_event_and_drawn_ids_and_the_log_entry(config: Con
     assert all(d.event == event("web") and d.created_at == NOW for d in outcome.deliveries)
     assert outcome.entry.firing == {"fp-web"} and outcome.entry.at == T
     assert outcome.forget_ack is None
-    assert decision.deliveries() == list(outcome.deliveries)
+    assert decision.deliveries == list(outcome.deliveries)
 
 
 def test_resolving_forgets_the_ack(config: Config) -> None:
@@ -259,7 +259,7 @@ def test_a_grouped_event_is_held_by_member(config: Config) -> None:
     [hold] = outcome.holds
     assert hold.labels == {"service": "pay"} and hold.group_wait == 30
     assert [m.fingerprint for m in hold.members] == ["a-pay"]
-    assert decision.deliveries() == []
+    assert decision.deliveries == []
 
 
 # --- due aggregation groups -----------------------------------------------------------------

@@ -19,14 +19,8 @@ from bridge.store import alertlog, outbox
 log = logging.getLogger("bridge.notify")
 
 
-def commit(
-    conn: sqlite3.Connection,
-    decision: Decision,
-    stamp: float,
-    deliveries: Sequence[Delivery] | None = None,
-) -> None:
-    """Write what `decision` says, in the order it was decided; the outbox rows last
-    (`deliveries`: decision.deliveries(), when the caller has them already)."""
+def commit(conn: sqlite3.Connection, decision: Decision, stamp: float) -> None:
+    """Write what `decision` says, in the order it was decided; the outbox rows last."""
     for one in decision.events:
         for outcome in one.outcomes:
             if isinstance(outcome, Queued):
@@ -34,7 +28,7 @@ def commit(
             elif isinstance(outcome, Grouped):
                 for hold in outcome.holds:
                     _hold(conn, hold, stamp)
-    outbox.enqueue(conn, decision.deliveries() if deliveries is None else deliveries, stamp)
+    outbox.enqueue(conn, decision.deliveries, stamp)
 
 
 def commit_flush(conn: sqlite3.Connection, flush: Flush, stamp: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from bridge.alerting.dedup import NotifyReason
 from bridge.alerting.silences import Silence
@@ -103,7 +104,9 @@ class Decision:
     def outcomes(self) -> list[RuleOutcome]:
         return [o for e in self.events for o in e.outcomes]
 
+    @cached_property
     def deliveries(self) -> list[Delivery]:
+        """Every message to queue, in order (what intake counts, checks for room and commits)."""
         out: list[Delivery] = []
         for one in self.events:
             for outcome in one.outcomes:

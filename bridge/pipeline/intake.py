@@ -99,9 +99,9 @@ class Intake:
             with self.store.transaction() as conn:
                 # Decided on what this transaction reads: nothing can change it before commit.
                 decision = decide(config.rules, silences, events, ConnectionView(conn), now, new_id)
-                deliveries = decision.deliveries()
+                deliveries = decision.deliveries
                 self._check_room(config, deliveries)
-                commit(conn, decision, stamp, deliveries)
+                commit(conn, decision, stamp)
                 if also is not None:
                     also(conn)
         except sqlite3.Error as exc:
