@@ -23,16 +23,12 @@ ROWS = [("id1", "ops"), ("id2", "dev")]  # "web" goes to both targets of the dir
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    compiled: Config = compile_yaml(tmp_path, CONFIG)
-    return compiled
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "state")
-    yield db
-    db.close()
+def state(tmp_path: Path) -> Iterator[tuple[Config, Store]]:
+    """The test_decide config, and an empty state store beside it."""
+    config: Config = compile_yaml(tmp_path, CONFIG)
+    store = Store(tmp_path / "state")
+    yield config, store
+    store.close()
 
 
 def written(store: Store) -> tuple[list[tuple[str, str]], bool, int]:
@@ -50,14 +46,16 @@ def decided(config: Config, store: Store) -> Decision:
         return decide(config.rules, [], [event("web"), event("pay")], view, NOW, ids())
 
 
-def test_commit_writes_rows_log_entry_and_group_together(config: Config, store: Store) -> None:
+def test_commit_writes_rows_log_entry_and_group_together(state: tuple[Config, Store]) -> None:
+    config, store = state
     decision = decided(config, store)
     with store.transaction() as conn:
         commit(conn, decision, NOW.timestamp())
     assert written(store) == (ROWS, True, 1)
 
 
-def test_a_failed_transaction_leaves_none_of_them(config: Config, store: Store) -> None:
+def test_a_failed_transaction_leaves_none_of_them(state: tuple[Config, Store]) -> None:
+    config, store = state
     decision = decided(config, store)
     with pytest.raises(RuntimeError), store.transaction() as conn:
         commit(conn, decision, NOW.timestamp())
@@ -65,7 +63,8 @@ def test_a_failed_transaction_leaves_none_of_them(config: Config, store: Store) 
     assert written(store) == ([], False, 0)
 
 
-def test_what_was_committed_is_not_sent_again(config: Config, store: Store) -> None:
+def test_what_was_committed_is_not_sent_again(state: tuple[Config, Store]) -> None:
+    config, store = state
     with store.transaction() as conn:
         commit(conn, decided(config, store), NOW.timestamp())
     again = decided(config, store)
