@@ -151,3 +151,13 @@ def test_render_joins_the_group_the_state_holds(tmp_path: Path) -> None:
     assert "sends (2 alerts):" in err
     text = json.loads(out.split("\n", 1)[1])["markdown"]["text"]
     assert "DiskFull" in text and "CpuHigh" in text
+
+
+def test_render_says_a_template_fails_and_shows_the_fallback_the_sender_would_send(
+    tmp_path: Path,
+) -> None:
+    code, out, err = render(write_config(tmp_path, template="{{ 1 // 0 }}"))
+    assert code == 0, err
+    assert "# rule all: template failed (ZeroDivisionError" in err
+    body = json.loads(out.split("\n", 1)[1])
+    assert "template failed, plain fallback" in json.dumps(body, ensure_ascii=False)

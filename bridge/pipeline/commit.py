@@ -16,7 +16,7 @@ from bridge.model import Delivery
 from bridge.pipeline.decision import Decision, Flush, Grouped, Hold, Queued
 from bridge.store import alertlog, outbox
 
-log = logging.getLogger("bridge.notify")
+log = logging.getLogger("bridge.notify")  # the `queued` lines' logger, named as it always was
 
 
 def commit(conn: sqlite3.Connection, decision: Decision, stamp: float) -> None:

@@ -103,7 +103,7 @@ def _event(
     make_id: IdSource,
 ) -> EventDecision:
     kept, swallowed = filter_event(event, silences, now.timestamp())
-    silenced = tuple(Silenced(fingerprint, silence) for silence, fingerprint in swallowed)
+    silenced = tuple([Silenced(fingerprint, silence) for silence, fingerprint in swallowed])
     if kept is None:
         return EventDecision(event, None, silenced)
     outcomes: list[RuleOutcome] = []

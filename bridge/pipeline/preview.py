@@ -113,17 +113,17 @@ def _preview(
     flushes = {
         group: _flush(rules[group[0]], holds, state, make_id) for group, holds in joining.items()
     }
-    result = Preview(decision, flushes)
     notifications = [o.deliveries for o in decision.outcomes() if isinstance(o, Queued)]
     notifications += [
         f.outcome.deliveries for f in flushes.values() if isinstance(f.outcome, Queued)
     ]
+    rendered: dict[str, Rendered] = {}
     for deliveries in notifications:
         if deliveries:  # one message per notification, the same for every target
             d = deliveries[0]
             message = queued_message(rules[d.rule], d.rule, d.message, d.event, d.created_at)
-            result.rendered.update((each.id, message) for each in deliveries)
-    return result
+            rendered.update((each.id, message) for each in deliveries)
+    return Preview(decision, flushes, rendered)
 
 
 def _flush(rule: Rule, holds: list[Hold], state: _ReadState, make_id: IdSource) -> Flush:
