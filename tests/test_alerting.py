@@ -16,6 +16,7 @@ from bridge.alerting import matchers
 from bridge.alerting.dedup import LogEntry, NotifyReason, alert_sets, needs_update
 from bridge.alerting.grouping import group_event, group_key, group_labels, members
 from bridge.alerting.silences import Silence, filter_event, silencing
+from bridge.clock import FakeClock
 from bridge.config.model import Config, HttpInput
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
@@ -30,7 +31,7 @@ from tests.harness import compile_yaml, fixture_json
 
 T0 = 1_000_000.0  # a plain float clock for the pure functions
 HOUR = 3600.0
-NOW = datetime(2026, 11, 28, 14, 0, 0, tzinfo=UTC)  # the datetime clock for Intake/Grouper
+NOW = datetime(2026, 11, 28, 14, 0, 0, tzinfo=UTC)  # when Intake and the Grouper start
 
 # --------------------------------------------------------------------------------------------
 # needs_update: Alertmanager's DedupStage rule
@@ -572,13 +573,13 @@ GROUP_TIMELINE: list[tuple[float, list[tuple[str, str]], int]] = [
 def test_grouper_flushes_after_group_wait_then_group_interval(config: Config, store: Store) -> None:
     queued = Queued()
     intake = Intake(store, queued)
-    clock = [NOW]
-    grouper = Grouper(store, lambda: config, queued, clock=lambda: clock[0])
+    clock = FakeClock(NOW.timestamp())
+    grouper = Grouper(store, lambda: config, queued, clock=clock)
     spec = config.http_inputs()["hook"]
     for when, arrivals, expected in GROUP_TIMELINE:
         for service, check in arrivals:
             intake.accept(config, spec, hook_events(config, service, check, when=when), at(when))
-        clock[0] = at(when)
+        clock.set(at(when).timestamp())
         grouper.flush_due()
         assert len(rows(store)) == expected, f"at t+{when}"
     first, second = rows(store)
@@ -612,7 +613,7 @@ def test_grouper_first_flush_waits_group_wait(
     for i, check in enumerate("ABC"):
         intake.accept(config, spec, hook_events(config, "pay", check, when=i), at(i))
     assert rows(store) == []  # a grouping rule never queues directly
-    grouper = Grouper(store, lambda: config, Queued(), clock=lambda: at(flush_at))
+    grouper = Grouper(store, lambda: config, Queued(), clock=FakeClock(at(flush_at).timestamp()))
     assert grouper.flush_due() == expected
     assert len(rows(store)) == expected
 
@@ -620,15 +621,15 @@ def test_grouper_first_flush_waits_group_wait(
 def test_grouper_resolved_group_tells_once_and_ends(config: Config, store: Store) -> None:
     intake = Intake(store, Queued())
     spec = config.http_inputs()["hook"]
-    clock = [at(0)]
-    grouper = Grouper(store, lambda: config, Queued(), clock=lambda: clock[0])
+    clock = FakeClock(at(0).timestamp())
+    grouper = Grouper(store, lambda: config, Queued(), clock=clock)
     intake.accept(config, spec, hook_events(config, "pay", "A"), at(0))
-    clock[0] = at(30)
+    clock.set(at(30).timestamp())
     assert grouper.flush_due() == 1
     intake.accept(config, spec, hook_events(config, "pay", "A", ok=True, when=60), at(60))
-    clock[0] = at(330)
+    clock.set(at(330).timestamp())
     assert grouper.flush_due() == 1
-    clock[0] = at(630)
+    clock.set(at(630).timestamp())
     assert grouper.flush_due() == 0  # the group ended with its resolved message
     assert [r.event_status for r in rows(store)] == ["firing", "resolved"]
     assert "- A resolved" in body_text(config, rows(store)[1])
@@ -689,8 +690,8 @@ def test_grouper_forgets_log_entries_untouched_for_a_week(config: Config, store:
     spec = config.http_inputs()["hook"]
     week = 7 * 86_400
     intake.accept(config, spec, hook_events(config, "web"), at(0))
-    clock = [at(week - 1)]
-    grouper = Grouper(store, lambda: config, Queued(), clock=lambda: clock[0])
+    clock = FakeClock(at(week - 1).timestamp())
+    grouper = Grouper(store, lambda: config, Queued(), clock=clock)
     [event] = hook_events(config, "web")
 
     def entry() -> object:
@@ -699,6 +700,6 @@ def test_grouper_forgets_log_entries_untouched_for_a_week(config: Config, store:
 
     assert grouper.prune_log() == 0  # still within a week (and twice the 1h repeat_interval)
     assert entry() is not None
-    clock[0] = at(week + 1)
+    clock.set(at(week + 1).timestamp())
     assert grouper.prune_log() == 1
     assert entry() is None

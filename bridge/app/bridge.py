@@ -69,7 +69,7 @@ class Bridge:
             self.store, self.client, lambda: self.config.targets, clock=clock
         )
         self.intake = Intake(self.store, self._queued)
-        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock.now)
+        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
         self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
         self.desk = Desk(

@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from bridge.dingtalk.channels import bodies_for
     from bridge.inputs.registry import KINDS
-    from bridge.pipeline.plan import plan
+    from bridge.pipeline.preview import explain_silenced, preview, verdicts
 
     config = load_or_report(args.config)
     if config is None:
@@ -101,26 +101,29 @@ def cmd_render(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"{args.payload}: the input would answer {exc.status}: {exc}", file=sys.stderr)
         return 1
+    result = preview(config, events, now)
+    if result.state_problem:
+        print(f"# {result.state_problem}: as if the state were empty", file=sys.stderr)
     shown = 0
-    for event in events:
-        result = plan(config, event, now)
-        for rule, error in result.render_errors:
-            print(
-                f"# rule {rule}: template failed ({error}); the fallback below would be sent",
-                file=sys.stderr,
-            )
-        for d in result.deliveries:
-            target = config.targets[d.target]
-            if args.target and d.target != args.target:
-                continue
-            bodies = bodies_for(target, d.message, [d.id], now.timestamp(), config.timezone)
-            for index, body in enumerate(bodies, start=1):
-                part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
-                print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
-                print(json.dumps(body, ensure_ascii=False, indent=2))
-            shown += 1
-        if not result.matched_rules:
-            print(f"# event {event.fingerprint} matches no rule", file=sys.stderr)
+    for one in result.decision.events:
+        for silenced in one.silenced:
+            print(f"# {explain_silenced(one.event, silenced)}", file=sys.stderr)
+        if one.unmatched:
+            print(f"# event {one.event.fingerprint} matches no rule", file=sys.stderr)
+        for outcome in one.outcomes:
+            for line in verdicts(outcome, result, config.timezone):
+                print(f"# {line}", file=sys.stderr)
+            for d in result.deliveries(outcome):
+                if args.target and d.target != args.target:
+                    continue
+                target = config.targets[d.target]
+                message = result.rendered[d.id].message
+                bodies = bodies_for(target, message, [d.id], now.timestamp(), config.timezone)
+                for index, body in enumerate(bodies, start=1):
+                    part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
+                    print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
+                    print(json.dumps(body, ensure_ascii=False, indent=2))
+                shown += 1
     return 0 if shown else 1
 
 
@@ -130,7 +133,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     from bridge.dingtalk.client import DingTalkClient
     from bridge.dingtalk.session import make_session
     from bridge.model import Message
-    from bridge.pipeline.plan import new_id
+    from bridge.pipeline.ids import new_id
 
     setup("warning")
     config = load_or_report(args.config)

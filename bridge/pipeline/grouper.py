@@ -1,8 +1,9 @@
 """Flushes aggregation groups when their time comes (group_wait, then group_interval).
 
 A thread of its own: it wakes at the earliest next flush (or once a second), and for each due
-group renders one notification of all its held alerts through the same notify() as direct events,
-committing the outbox rows, the log entry and the group's new state in one transaction.
+group decides one notification of all its held alerts through the same decide step as direct
+events (pipeline.decide), committing the outbox rows, the log entry and the group's new state in
+one transaction.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
-from bridge.alerting.grouping import group_event
+from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import Config
 from bridge.logs import fmt_fields
-from bridge.pipeline.notify import log_queued, notify
-from bridge.store import alertlog, outbox
+from bridge.pipeline.commit import commit_flush, log_queued
+from bridge.pipeline.decide import RULE_GONE, decide_flush
+from bridge.pipeline.decision import Queued
+from bridge.pipeline.ids import new_id
+from bridge.pipeline.state import ConnectionView
+from bridge.store import alertlog
 from bridge.store.db import Store
 
 log = logging.getLogger("bridge.grouper")
@@ -32,7 +36,7 @@ class Grouper:
         store: Store,
         config: Callable[[], Config],
         on_queued: Callable[[Iterable[str]], None],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.config = config
@@ -66,9 +70,7 @@ class Grouper:
             except Exception:  # never let one bad group stop all grouping
                 log.exception("group flush failed")
                 next_at = None
-            wait = (
-                1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock().timestamp()))
-            )
+            wait = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock.time()))
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -77,55 +79,51 @@ class Grouper:
         arriving without ever resolving): beyond twice the longest repeat_interval, and at least
         a week, an entry can no longer suppress anything useful. Returns how many went."""
         longest = max((r.repeat_interval for r in self.config().rules), default=0.0)
-        older_than = self.clock().timestamp() - max(LOG_KEEP, 2 * longest)
+        older_than = self.clock.time() - max(LOG_KEEP, 2 * longest)
         with self.store.transaction() as conn:
             return alertlog.prune_entries(conn, older_than)
 
     def flush_due(self) -> int:
         """Flush every group whose time has come; returns how many messages were queued."""
-        now = self.clock()
+        now = self.clock.now()
         stamp = now.timestamp()
-        config = self.config()
-        rules = {r.name: r for r in config.rules}
+        rules = {r.name: r for r in self.config().rules}
         queued: set[str] = set()
         count = 0
         with self.store.reading() as conn:
             due = alertlog.due_groups(conn, stamp)
         for group in due:
             with self.store.transaction() as conn:
-                rule = rules.get(group.rule)
-                if rule is None or rule.group_by is None:
-                    log.warning(
-                        fmt_fields(
-                            "group dropped",
-                            rule=group.rule,
-                            key=group.key,
-                            reason="rule no longer groups",
-                        )
-                    )
-                    alertlog.drop_group(conn, group.rule, group.key)
-                    continue
                 held = alertlog.group_members(conn, group.rule, group.key)
-                if not held:
-                    alertlog.drop_group(conn, group.rule, group.key)
-                    continue
-                event = group_event(group.rule, group.key, held, now)
-                result = notify(conn, rule, event, group.key, now)
-                outbox.enqueue(conn, result.deliveries, stamp)
-                alertlog.after_flush(conn, group.rule, group.key, stamp, rule.group_interval)
-            log_queued(result.deliveries, group=group.key)
-            if result.deliveries:
+                flush = decide_flush(
+                    rules.get(group.rule),
+                    group.rule,
+                    group.key,
+                    held,
+                    ConnectionView(conn),
+                    now,
+                    new_id,
+                )
+                commit_flush(conn, flush, stamp)
+            if flush.dropped == RULE_GONE:
+                log.warning(
+                    fmt_fields("group dropped", rule=group.rule, key=group.key, reason=RULE_GONE)
+                )
+            outcome = flush.outcome
+            deliveries = outcome.deliveries if isinstance(outcome, Queued) else ()
+            log_queued(deliveries, group=group.key)
+            if isinstance(outcome, Queued) and deliveries:
                 log.info(
                     fmt_fields(
                         "group flushed",
-                        rule=rule.name,
+                        rule=flush.rule,
                         key=group.key,
-                        alerts=len(held),
-                        reason=result.reason,
+                        alerts=flush.held,
+                        reason=outcome.reason,
                     )
                 )
-            queued.update(d.target for d in result.deliveries)
-            count += len(result.deliveries)
+            queued.update(d.target for d in deliveries)
+            count += len(deliveries)
         if queued:
             self.on_queued(queued)
         return count

@@ -1,4 +1,4 @@
-"""Accepting events: silences, rules, dedup or grouping, rendering, and the outbox commit.
+"""Accepting events: decide (silences, rules, dedup or grouping), then commit, in one transaction.
 
 This is where an input's "accepted" becomes true: `accept` returns only after the messages it
 produced (and the notification-log entries and group members that go with them) are committed to
@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bridge.alerting import grouping
-from bridge.alerting.silences import Silence, filter_event
+from bridge.alerting.silences import Silence
 from bridge.config.model import Config, Input
 from bridge.errors import InputError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
-from bridge.pipeline.notify import log_queued, notify
-from bridge.pipeline.rules import matching_rules
-from bridge.store import alertlog, outbox
+from bridge.pipeline.commit import commit, log_queued
+from bridge.pipeline.decide import decide
+from bridge.pipeline.decision import Decision, Grouped, NotSentAgain
+from bridge.pipeline.ids import new_id
+from bridge.pipeline.state import ConnectionView
+from bridge.store import outbox
 from bridge.store import silences as silence_store
 from bridge.store.db import Store
 
@@ -90,21 +92,16 @@ class Intake:
         """Commit what `events` cause; `also` writes more in the same transaction (a file
         input's offsets, so they advance exactly when the events from their lines commit)."""
         stamp = now.timestamp()
-        deliveries: list[Delivery] = []
-        notes: list[str] = []
-        tally = Accepted()
         self._refresh(stamp)
         with self._lock:
             silences = [*config.silences, *self._runtime_silences]
-        matched: list[str] = []  # a rule name per match, counted once the commit succeeds
         try:
             with self.store.transaction() as conn:
-                for event in events:
-                    deliveries += self._one(
-                        conn, config, event, silences, now, notes, tally, matched
-                    )
+                # Decided on what this transaction reads: nothing can change it before commit.
+                decision = decide(config.rules, silences, events, ConnectionView(conn), now, new_id)
+                deliveries = decision.deliveries
                 self._check_room(config, deliveries)
-                outbox.enqueue(conn, deliveries, stamp)
+                commit(conn, decision, stamp)
                 if also is not None:
                     also(conn)
         except sqlite3.Error as exc:
@@ -112,15 +109,15 @@ class Intake:
             raise InputError(
                 503, Reason.STORE, "the state store cannot take it now; retry"
             ) from exc
-        for line in notes:
-            log.info(line)
+        tally = self._tell(decision)
         log_queued(deliveries, input=spec.name)
         tally.messages = len(deliveries)
         # Counted only now: a refused batch (503) is sent again, and must not count twice.
         with self._lock:
             self.counters.events[spec.name] += len(events)
-            for name in matched:
-                self.counters.matched[name] += 1
+            for one in decision.events:
+                for outcome in one.outcomes:
+                    self.counters.matched[outcome.rule] += 1
             self.counters.silenced += tally.silenced
             self.counters.unmatched += tally.unmatched
             self.counters.deduplicated += tally.not_sent_again_yet
@@ -144,83 +141,40 @@ class Intake:
                     503, Reason.QUEUE_FULL, f"target {target} is backlogged; retry later"
                 )
 
-    def _one(
-        self,
-        conn: sqlite3.Connection,
-        config: Config,
-        event: Event,
-        silences: list[Silence],
-        now: datetime,
-        notes: list[str],
-        tally: Accepted,
-        matched: list[str],
-    ) -> list[Delivery]:
-        kept, swallowed = filter_event(event, silences, now.timestamp())
-        for silence, fingerprint in swallowed:
-            notes.append(
-                fmt_fields(
-                    "silenced",
-                    input=event.input,
-                    fingerprint=fingerprint,
-                    silence=silence.id,
-                    matchers=silence.describe(),
-                )
-            )
-        tally.silenced += len(swallowed)
-        if kept is None:
-            return []
-        rules = matching_rules(config.rules, kept)
-        if not rules:
-            tally.unmatched += 1
-            self._note_unmatched(kept, notes)
-            return []
-        out: list[Delivery] = []
-        matched += (rule.name for rule in rules)
-        for rule in rules:
-            if rule.group_by is not None:
-                self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)
-                tally.held_for_grouping += 1
-                continue
-            result = notify(conn, rule, kept, kept.fingerprint, now)
-            if result.reason is None:
-                tally.not_sent_again_yet += 1
-                log.debug(
+    def _tell(self, decision: Decision) -> Accepted:
+        """The log lines of a committed decision, and its tally for the input's answer."""
+        tally = Accepted()
+        for one in decision.events:
+            for silenced in one.silenced:
+                log.info(
                     fmt_fields(
-                        "not sent again yet",
-                        rule=rule.name,
-                        fingerprint=kept.fingerprint,
-                        reason="repeat_interval",
+                        "silenced",
+                        input=one.event.input,
+                        fingerprint=silenced.fingerprint,
+                        silence=silenced.silence.id,
+                        matchers=silenced.silence.describe(),
                     )
                 )
-            out += result.deliveries
-        return out
+            tally.silenced += len(one.silenced)
+            if one.kept is not None and one.unmatched:
+                tally.unmatched += 1
+                self._note_unmatched(one.kept)
+            for outcome in one.outcomes:
+                if isinstance(outcome, Grouped):
+                    tally.held_for_grouping += 1
+                elif isinstance(outcome, NotSentAgain):
+                    tally.not_sent_again_yet += 1
+                    log.debug(
+                        fmt_fields(
+                            "not sent again yet",
+                            rule=outcome.rule,
+                            fingerprint=outcome.fingerprint,
+                            reason="repeat_interval",
+                        )
+                    )
+        return tally
 
-    def _hold(
-        self,
-        conn: sqlite3.Connection,
-        rule: str,
-        group_by: tuple[str, ...],
-        group_wait: float,
-        event: Event,
-        now: datetime,
-    ) -> None:
-        by_key: dict[str, tuple[dict[str, str], list[Event]]] = {}
-        for member in grouping.members(event):
-            labels = grouping.group_labels(group_by, member.labels)
-            key = grouping.group_key(labels)
-            by_key.setdefault(key, (labels, []))[1].append(member)
-        for key, (labels, held) in by_key.items():
-            alertlog.add_to_group(
-                conn,
-                rule,
-                key,
-                labels,
-                [(m.fingerprint, m.status, m) for m in held],
-                now.timestamp(),
-                group_wait,
-            )
-
-    def _note_unmatched(self, event: Event, notes: list[str]) -> None:
+    def _note_unmatched(self, event: Event) -> None:
         key = f"{event.input}/{event.fingerprint}"
         with self._lock:
             if key in self._unmatched_seen:
@@ -229,7 +183,7 @@ class Intake:
             if len(self._unmatched_seen) > _UNMATCHED_MEMORY:
                 self._unmatched_seen.popitem(last=False)
         labels = ",".join(f"{k}={v}" for k, v in sorted(event.labels.items()))
-        notes.append(
+        log.info(
             fmt_fields(
                 "no rule matched", input=event.input, fingerprint=event.fingerprint, labels=labels
             )

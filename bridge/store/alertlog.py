@@ -114,6 +114,14 @@ def due_groups(conn: sqlite3.Connection, now: float) -> list[Group]:
     return [Group(r[0], r[1], json.loads(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
 
+def group_flush_at(conn: sqlite3.Connection, rule: str, key: str) -> float | None:
+    """When the group (rule, key) flushes next; None when it holds nothing now."""
+    row = conn.execute(
+        "SELECT next_flush FROM groups WHERE rule = ? AND key = ?", (rule, key)
+    ).fetchone()
+    return float(row[0]) if row is not None else None
+
+
 def next_flush_at(conn: sqlite3.Connection) -> float | None:
     value = conn.execute("SELECT MIN(next_flush) FROM groups").fetchone()[0]
     return float(value) if value is not None else None

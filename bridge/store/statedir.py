@@ -133,7 +133,7 @@ def verify_state_dir(directory: Path) -> str:
             "database) or choose another state_dir"
         )
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        conn = connect_read_only(path)
     except sqlite3.Error as exc:
         raise unusable(path, exc) from None
     try:
@@ -151,6 +151,12 @@ def verify_state_dir(directory: Path) -> str:
             "not sent); stop here to salvage it first (see README, 'The state directory')"
         )
     return f"state_dir {directory}: writable, database {path} opens and checks out"
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """The database at `path`, opened so that nothing can be written through it (for `check`
+    and `render`, which look at the state beside a running daemon and must change nothing)."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
 
 
 def integrity_problem(conn: sqlite3.Connection) -> str:

@@ -1,0 +1,212 @@
+"""What the daemon would do with some events now, for the `render` command: the same decide step,
+against the current state read-only (or an empty one when there is none yet).
+
+Nothing is written: the state database, when there is one, is opened read-only, and the ids the
+deliveries carry are drawn for the preview only. The messages of what would be queued are
+rendered as the sender renders them (render.queued_message), from the event the row would keep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Protocol
+
+from bridge.alerting.silences import Silence
+from bridge.config.model import Config, Rule
+from bridge.durations import format_time
+from bridge.model import Delivery, Event, Rendered
+from bridge.pipeline.decide import IdSource, StateView, decide, decide_flush
+from bridge.pipeline.decision import (
+    Decision,
+    Flush,
+    Grouped,
+    Hold,
+    NotSentAgain,
+    Queued,
+    RuleOutcome,
+    Silenced,
+)
+from bridge.pipeline.ids import new_id
+from bridge.pipeline.render import queued_message
+from bridge.pipeline.state import ConnectionView, MemoryView
+from bridge.store import alertlog
+from bridge.store import silences as silence_store
+from bridge.store.statedir import DB_NAME, connect_read_only
+
+
+@dataclass(frozen=True)
+class Preview:
+    decision: Decision
+    # What each group an event joins would send at its next flush, if no other alert joins it
+    # before, by (rule, group key).
+    flushes: dict[tuple[str, str], Flush] = field(default_factory=dict)
+    rendered: dict[str, Rendered] = field(default_factory=dict)  # by delivery id
+    state_problem: str = ""  # why the state could not be read (then an empty one was used)
+
+    def deliveries(self, outcome: RuleOutcome) -> Sequence[Delivery]:
+        """The messages one rule's outcome queues: now, or at its groups' next flush."""
+        if isinstance(outcome, Queued):
+            return outcome.deliveries
+        if isinstance(outcome, Grouped):
+            return [d for hold in outcome.holds for d in self._flushed(hold)]
+        return ()
+
+    def _flushed(self, hold: Hold) -> Sequence[Delivery]:
+        flush = self.flushes.get((hold.rule, hold.key))
+        return flush.outcome.deliveries if flush and isinstance(flush.outcome, Queued) else ()
+
+
+class _ReadState(Protocol):
+    view: StateView
+    silences: list[Silence]
+
+    def members(self, rule: str, key: str) -> list[Event]: ...
+
+
+@dataclass
+class _EmptyState:
+    view: StateView = field(default_factory=MemoryView)
+    silences: list[Silence] = field(default_factory=list)
+
+    def members(self, rule: str, key: str) -> list[Event]:
+        return []
+
+
+class _StoredState:
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self._conn = conn
+        self.view: StateView = ConnectionView(conn)
+        self.silences = silence_store.load(conn, ended_after=now)
+
+    def members(self, rule: str, key: str) -> list[Event]:
+        return alertlog.group_members(self._conn, rule, key)
+
+
+def preview(
+    config: Config, events: Sequence[Event], now: datetime, make_id: IdSource = new_id
+) -> Preview:
+    """Decide `events` against the state in config.state_dir as it is now, read-only."""
+    try:
+        with read_state(config.state_dir, now.timestamp()) as state:
+            return _preview(config, events, state, now, make_id)
+    except sqlite3.Error as exc:  # not a database, or one this version cannot read
+        problem = f"state database {config.state_dir / DB_NAME} cannot be read ({exc})"
+        result = _preview(config, events, _EmptyState(), now, make_id)
+        return replace(result, state_problem=problem)
+
+
+def _preview(
+    config: Config, events: Sequence[Event], state: _ReadState, now: datetime, make_id: IdSource
+) -> Preview:
+    rules = {rule.name: rule for rule in config.rules}
+    silences = [*config.silences, *state.silences]
+    decision = decide(config.rules, silences, events, state.view, now, make_id)
+    joining: dict[tuple[str, str], list[Hold]] = {}  # a group several events join: each
+    for outcome in decision.outcomes():
+        for hold in outcome.holds if isinstance(outcome, Grouped) else ():
+            joining.setdefault((hold.rule, hold.key), []).append(hold)
+    flushes = {
+        group: _flush(rules[group[0]], holds, state, make_id) for group, holds in joining.items()
+    }
+    notifications = [o.deliveries for o in decision.outcomes() if isinstance(o, Queued)]
+    notifications += [
+        f.outcome.deliveries for f in flushes.values() if isinstance(f.outcome, Queued)
+    ]
+    rendered: dict[str, Rendered] = {}
+    for deliveries in notifications:
+        if deliveries:  # one message per notification, the same for every target
+            d = deliveries[0]
+            message = queued_message(rules[d.rule], d.rule, d.message, d.event, d.created_at)
+            rendered.update((each.id, message) for each in deliveries)
+    return Preview(decision, flushes, rendered)
+
+
+def _flush(rule: Rule, holds: list[Hold], state: _ReadState, make_id: IdSource) -> Flush:
+    """A group's next flush, as if nothing joined it but `holds` (a member that is held already
+    is replaced by its new state, and moves last, as store.alertlog.add_to_group does)."""
+    first = holds[0]
+    held = state.members(first.rule, first.key)
+    for hold in holds:
+        new = {m.fingerprint for m in hold.members}
+        held = [*(m for m in held if m.fingerprint not in new), *hold.members]
+    when = datetime.fromtimestamp(first.flush_at, UTC)
+    return decide_flush(rule, first.rule, first.key, held, state.view, when, make_id)
+
+
+@contextmanager
+def read_state(directory: Path, now: float) -> Iterator[_ReadState]:
+    """The state in `directory` read-only (its runtime silences still in force, its groups'
+    members), or an empty state when there is no database yet (the daemon has not run)."""
+    path = directory / DB_NAME
+    if not path.is_file():
+        yield _EmptyState()
+        return
+    with closing(connect_read_only(path)) as conn:
+        yield _StoredState(conn, now)
+
+
+def explain_silenced(event: Event, silenced: Silenced) -> str:
+    alert = "" if silenced.fingerprint == event.fingerprint else f" alert {silenced.fingerprint}"
+    silence = silenced.silence
+    return (
+        f"event {event.fingerprint}{alert}: silenced by {silence.id} ({silence.describe()}, "
+        f"{silence.source})"
+    )
+
+
+def verdicts(outcome: RuleOutcome, result: Preview, tz: tzinfo) -> list[str]:
+    """What the daemon would do for one rule, a line each (a grouping rule: one per group)."""
+    rule = f"rule {outcome.rule}"
+    if isinstance(outcome, Grouped):
+        return [line for hold in outcome.holds for line in _held(hold, result, tz)]
+    if isinstance(outcome, NotSentAgain):
+        return [f"{rule}: not sent again {_not_yet(outcome, tz)}"]
+    if not outcome.deliveries:
+        return [f"{rule}: all resolved: logged, not sent (send_resolved is off)"]
+    targets = ", ".join(d.target for d in outcome.deliveries)
+    return [
+        f"{rule}: queued ({outcome.reason}) for {targets}",
+        *_failed(outcome.deliveries, result),
+    ]
+
+
+def _held(hold: Hold, result: Preview, tz: tzinfo) -> list[str]:
+    flush = result.flushes.get((hold.rule, hold.key))
+    until, joining = format_time(hold.flush_at, tz), _alerts(len(hold.members))
+    line = f"rule {hold.rule}: grouped until {until} (group {hold.key[:8]}, {joining} joining)"
+    if flush is None or flush.outcome is None:
+        return [line]
+    if isinstance(flush.outcome, NotSentAgain):
+        return [f"{line}; that flush sends nothing: not sent again {_not_yet(flush.outcome, tz)}"]
+    deliveries = flush.outcome.deliveries
+    if not deliveries:
+        return [f"{line}; that flush sends nothing (all resolved, send_resolved is off)"]
+    return [
+        f"{line}; that flush, if no other alert joins before, sends ({_alerts(flush.held)}):",
+        *_failed(deliveries, result),
+    ]
+
+
+def _alerts(count: int) -> str:
+    return f"{count} alert{'s' if count != 1 else ''}"
+
+
+def _not_yet(outcome: NotSentAgain, tz: tzinfo) -> str:
+    if outcome.acknowledged_by is not None:
+        return f"until it resolves (acknowledged by {outcome.acknowledged_by})"
+    if outcome.until is None:
+        return "nothing new to tell (it was never told as firing)"
+    return f"until {format_time(outcome.until, tz)} (repeat_interval)"
+
+
+def _failed(deliveries: Sequence[Delivery], result: Preview) -> list[str]:
+    error = result.rendered[deliveries[0].id].error
+    if not error:
+        return []
+    rule = deliveries[0].rule
+    return [f"rule {rule}: template failed ({error}); the fallback below would be sent"]
