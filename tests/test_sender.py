@@ -28,8 +28,9 @@ from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient, Sent
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Alert, Delivery, Event, Mention, Message
-from bridge.store import outbox
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.sqlite import OperationalError, SqliteStore, SqliteTx
 from tests.harness import compile_yaml
 
 START = 1_800_000_000.0
@@ -127,17 +128,24 @@ class FakeDingTalk:
         return [c for c in self.calls if c.answer == "ok" and robot in (None, c.robot)]
 
 
-class BreakableStore(Store):
+def raw(store: Store) -> sqlite3.Connection:
+    """The SQLite connection under `store`, for what only SQLite shows (its tables, a damaged
+    value); used inside the store's `reading()` or `transaction()`, which hold its lock."""
+    assert isinstance(store, SqliteStore)
+    return store.db.connection
+
+
+class BreakableStore(SqliteStore):
     """A real store whose commits fail while `broken` (as SQLite does on a full disk)."""
 
     broken = False
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[SqliteTx]:
         if self.broken:
-            raise sqlite3.OperationalError("database or disk is full")
-        with super().transaction() as conn:
-            yield conn
+            raise OperationalError("database or disk is full")
+        with super().transaction() as tx:
+            yield tx
 
 
 # -- config, rows and the driver -------------------------------------------------------------------
@@ -231,8 +239,8 @@ def enqueue(store: Store, target: str, names: list[str], at: float, **kw: Any) -
         )
         for i, name in enumerate(names)
     ]
-    with store.transaction() as conn:
-        outbox.enqueue(conn, deliveries, at)
+    with store.transaction() as tx:
+        tx.outbox.enqueue(deliveries, at)
 
 
 def make(
@@ -277,14 +285,14 @@ def drive(
     raise AssertionError("the senders did not settle: a loop that never waits")
 
 
-def pending(store: Store, target: str | None = None) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.listing(conn, status=outbox.PENDING, target=target, limit=10_000)
+def pending(store: Store, target: str | None = None) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.listing(status=records.PENDING, target=target, limit=10_000)
 
 
-def dead(store: Store) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.listing(conn, status=outbox.DEAD, limit=10_000)
+def dead(store: Store) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.listing(status=records.DEAD, limit=10_000)
 
 
 def most_in_any_window(times: list[float], window: float = WINDOW) -> int:
@@ -371,8 +379,8 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
     drive([a, b], clock, 590)  # within DingTalk's 600 s: not one call, from either target
     assert len(ding.calls) == 1
     # The lockout is the robot's in the store too (keyed by its hash, never by the token).
-    with store.reading() as conn:
-        rows = conn.execute("SELECT robot, until FROM robot_lockouts").fetchall()
+    with store.reading():
+        rows = raw(store).execute("SELECT robot, until FROM robot_lockouts").fetchall()
     assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
     restarted = RobotWindows(store_loader(store, clock)).for_target(config.targets["b"])
     assert restarted.locked_until == locked_at + 600.0
@@ -415,7 +423,7 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
     conn.execute("INSERT INTO lockouts VALUES ('b', ?)", (clock.now + 100,))
     conn.commit()
     conn.close()
-    store = Store(state)
+    store = SqliteStore(state)
     try:
         windows = RobotWindows(store_loader(store, clock))
         window = windows.for_target(config.targets["a"])
@@ -423,7 +431,8 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
         window = windows.for_target(config.targets["b"])  # the same robot: b's rows join it
         assert window.calls() == [clock.now - 10, clock.now - 5]
         assert window.locked_until == clock.now + 100
-        with store.reading() as c:
+        with store.reading():
+            c = raw(store)
             tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             assert not {"sends", "lockouts"} & tables  # nothing left to adopt: dropped
             assert c.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
@@ -659,15 +668,17 @@ def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing
 ) -> None:
     enqueue(store, "a", ["Broken"], clock.now)
     enqueue(store, "a", ["Behind"], clock.now + 1)
-    with store.transaction() as conn:  # an older version's format, or a damaged value
-        conn.execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
+    with store.transaction():  # an older version's format, or a damaged value
+        raw(store).execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert texts(ding.ok_calls()) and "Behind alert ALARM" in texts(ding.ok_calls())
     assert not pending(store)
-    with store.reading() as conn:
-        [(id_, reason, errmsg)] = conn.execute(
-            "SELECT id, reason, errmsg FROM outbox WHERE status = 'dead'"
-        ).fetchall()
+    with store.reading():
+        [(id_, reason, errmsg)] = (
+            raw(store)
+            .execute("SELECT id, reason, errmsg FROM outbox WHERE status = 'dead'")
+            .fetchall()
+        )
     assert id_.endswith("Broken") and reason == "internal" and "unreadable row" in errmsg
 
 
@@ -716,8 +727,8 @@ def test_a_success_the_store_cannot_record_is_never_sent_again(
     drive([sender], clock, 60)
     assert [c.body["markdown"]["title"] for c in ding.calls] == ["A0 alert ALARM", "A1 alert ALARM"]
     assert sender.status()["unrecorded"] is None and not pending(store)
-    with store.reading() as conn:  # the held outcome's call was recorded with it
-        assert conn.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+    with store.reading():  # the held outcome's call was recorded with it
+        assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
 
 
 def test_store_retries_back_off(

@@ -13,7 +13,6 @@ import math
 import os
 import queue
 import signal
-import sqlite3
 import threading
 import time
 import urllib.request
@@ -39,7 +38,7 @@ from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender, store_loader
 from bridge.dingtalk.client import DingTalkClient
-from bridge.errors import ConfigError, InputError, Reason
+from bridge.errors import ConfigError, InputError, Reason, StoreError
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
@@ -49,9 +48,10 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
 from bridge.pipeline.grouper import Grouper
 from bridge.pipeline.intake import Intake
-from bridge.store import alertlog, outbox, replays, tailstate
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store, Tx
+from bridge.store.backend import open_store
+from bridge.store.offsets import StoreOffsets
 
 log = logging.getLogger("bridge")
 
@@ -67,7 +67,7 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock()
-        self.store = store or Store(config.state_dir, config.synchronous)
+        self.store = store or open_store(config.state_dir, config.synchronous)
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=time.time)
         # One rate window per robot, shared by its targets and kept across reloads.
@@ -105,7 +105,7 @@ class Bridge:
                 sender.wake()
 
     def _tailer(self, spec: FileInput) -> Tailer:
-        return Tailer(spec, tailstate.StoreOffsets(self.store), self.accept_lines, self.clock)
+        return Tailer(spec, StoreOffsets(self.store), self.accept_lines, self.clock)
 
     # -- what the inputs call ------------------------------------------------------------------
 
@@ -125,13 +125,13 @@ class Bridge:
         leaves no trace, so DingTalk may send it again)."""
         now = self.clock()
 
-        def remember(conn: sqlite3.Connection) -> None:
-            seen = replays.claim(
-                conn, request.input, request.key, request.digest, request.expires, now.timestamp()
+        def remember(tx: Tx) -> None:
+            seen = tx.replays.claim(
+                request.input, request.key, request.digest, request.expires, now.timestamp()
             )
-            if seen is replays.Seen.SAME:
+            if seen is records.Seen.SAME:
                 raise _TakenBefore  # rolls back what this second copy would have queued
-            if seen is replays.Seen.OTHER:
+            if seen is records.Seen.OTHER:
                 raise InputError(409, Reason.REPLAY, "this nonce and timestamp were used before")
 
         try:
@@ -142,26 +142,25 @@ class Bridge:
     def claim(self, request: SignedOnce) -> None:
         """A chat command's timestamp+sign pair, used once (whatever the body)."""
         try:
-            with self.store.transaction() as conn:
-                seen = replays.claim(
-                    conn,
+            with self.store.transaction() as tx:
+                seen = tx.replays.claim(
                     request.input,
                     request.key,
                     request.digest,
                     request.expires,
                     self.clock().timestamp(),
                 )
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             raise InputError(503, Reason.STORE, "the state store cannot take it now") from exc
-        if seen is not replays.Seen.NEW:
+        if seen is not records.Seen.NEW:
             raise InputError(409, Reason.REPLAY, "this timestamp and sign were used before")
 
     def accept_lines(self, spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         """A file input's events and the offsets past their lines, in one transaction: an
         offset advances exactly when the events before it are in the outbox."""
 
-        def record(conn: sqlite3.Connection) -> None:
-            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+        def record(tx: Tx) -> None:
+            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
 
         return self.intake.accept(self.config, spec, events, self.clock(), record)
 
@@ -201,8 +200,8 @@ class Bridge:
         return details
 
     def silences(self, now: float) -> list[Silence]:
-        with self.store.reading() as conn:
-            runtime = silence_store.load(conn, ended_after=now)
+        with self.store.reading() as tx:
+            runtime = tx.silences.load(ended_after=now)
         return [s for s in [*self.config.silences, *runtime] if s.active(now)]
 
     def add_silence(
@@ -213,8 +212,8 @@ class Bridge:
         comment: str,
         author: str,
     ) -> tuple[Silence, str]:
-        with self.store.transaction() as conn:
-            silence = silence_store.add(conn, parsed, starts, ends, comment, author, starts)
+        with self.store.transaction() as tx:
+            silence = tx.silences.add(parsed, starts, ends, comment, author, starts)
         self.intake.forget_cache()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
         api = self.config.alertmanager
@@ -225,8 +224,8 @@ class Bridge:
         except alertmanager_api.AlertmanagerError as exc:
             log.warning(fmt_fields("alertmanager silence failed", id=silence.id, error=exc))
             return silence, f" Not in Alertmanager: {exc}; the bridge's silence holds."
-        with self.store.transaction() as conn:
-            silence_store.link(conn, silence.id, am_id)
+        with self.store.transaction() as tx:
+            tx.silences.link(silence.id, am_id)
         log.info(fmt_fields("alertmanager silence created", id=silence.id, am_id=am_id))
         return silence, f" Also in Alertmanager ({am_id})."
 
@@ -234,9 +233,9 @@ class Bridge:
         """The firing alert (group) whose message showed `short_id`: its reminders stop until
         it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
         rules = {rule.name: rule for rule in self.config.rules}
-        with self.store.transaction() as conn:
+        with self.store.transaction() as tx:
             found: dict[str, str] = {}  # fingerprint -> rule
-            for rule_name, key in alertlog.firing(conn):
+            for rule_name, key in tx.alertlog.firing():
                 rule = rules.get(rule_name)
                 grouped = rule is not None and rule.group_by is not None
                 fingerprint = group_key({"rule": rule_name, "group": key}) if grouped else key
@@ -246,9 +245,9 @@ class Bridge:
                 what = "no firing alert" if not found else f"{len(found)} firing alerts"
                 return f"There is {what} with id {short_id}."
             [(fingerprint, rule_name)] = found.items()
-            earlier = alertlog.acknowledged_by(conn, fingerprint)
+            earlier = tx.acks.acknowledged_by(fingerprint)
             if earlier is None:
-                alertlog.acknowledge(conn, fingerprint, by, now)
+                tx.acks.acknowledge(fingerprint, by, now)
         if earlier is not None:
             return f"{fingerprint[:8]} was already acknowledged by {earlier}."
         log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
@@ -258,9 +257,9 @@ class Bridge:
         )
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
-        with self.store.transaction() as conn:
-            ids = silence_store.expire(conn, id_prefix, now)
-            am_id = silence_store.linked(conn, ids[0]) if len(ids) == 1 else None
+        with self.store.transaction() as tx:
+            ids = tx.silences.expire(id_prefix, now)
+            am_id = tx.silences.linked(ids[0]) if len(ids) == 1 else None
         self.intake.forget_cache()
         if len(ids) != 1:
             return ids, ""
@@ -290,10 +289,8 @@ class Bridge:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock().timestamp()
-        with self.store.reading() as conn:
-            depths = outbox.depth(conn)
-            dead = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0]
-        writable = self.store.writable()
+        probe = self.store.probe()
+        depths, dead, writable = probe.depths, probe.dead_letters, probe.writable
         senders = {name: s.alive() for name, s in self.senders.items()}
         sending = {name: s.status() for name, s in self.senders.items()}
         tailers = {name: t.status() for name, t in self.tailers.items()}
@@ -492,8 +489,8 @@ class Bridge:
 
     def start(self) -> None:
         self.store.start_upkeep()  # keeps the WAL small and retries after a full disk
-        with self.store.reading() as conn:
-            pending = outbox.pending_count(conn)
+        with self.store.reading() as tx:
+            pending = tx.outbox.pending_count()
         if pending:
             log.info(fmt_fields("resuming", pending=pending))
         for sender in self.senders.values():
@@ -514,8 +511,8 @@ class Bridge:
         for sender in self.senders.values():
             sender.stop(max(0.0, deadline - time.monotonic()))
         self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
-        with self.store.reading() as conn:
-            return outbox.pending_count(conn)
+        with self.store.reading() as tx:
+            return tx.outbox.pending_count()
 
 
 class _TakenBefore(Exception):

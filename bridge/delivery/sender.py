@@ -36,7 +36,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from sqlite3 import Connection
 from typing import Any
 
 from bridge.config.model import RobotTarget, Rule, Target
@@ -51,9 +50,9 @@ from bridge.errors import DeliveryError, Reason
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Message
 from bridge.pipeline.render import queued_message, queued_title
-from bridge.store import notices, outbox, ratewindows
-from bridge.store.db import Store
-from bridge.store.outbox import Row
+from bridge.store import records
+from bridge.store.api import Store, Tx
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -105,7 +104,7 @@ class _Record:
     ids: list[str]
     calls: list[float]
     lockout: float | None
-    write: Callable[[Connection], None]
+    write: Callable[[Tx], None]
     error: str = ""  # why the last commit failed
 
 
@@ -123,7 +122,7 @@ def _dead_letters(
         ids,
         calls,
         None,
-        lambda conn: outbox.dead_letter(conn, ids, reason, errcode, errmsg, now),
+        lambda tx: tx.outbox.dead_letter(ids, reason, errcode, errmsg, now),
     )
 
 
@@ -263,13 +262,13 @@ class TargetSender:
         if ready > now:
             return ready - now
         try:
-            with self.store.reading() as conn:
-                rows = outbox.due(conn, self.target.name, now, limit=policy.digest_max)
+            with self.store.reading() as tx:
+                rows = tx.outbox.due(self.target.name, now, limit=policy.digest_max)
                 if not rows:
-                    next_due = outbox.next_due_at(conn, self.target.name)
+                    next_due = tx.outbox.next_due_at(self.target.name)
                 elif len(rows) > 1 and policy.digest:
-                    backlog = outbox.pending_count(conn, self.target.name)
-        except outbox.UnreadableRow as exc:  # stored by an older version, or damaged
+                    backlog = tx.outbox.pending_count(self.target.name)
+        except records.UnreadableRow as exc:  # stored by an older version, or damaged
             self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [])
             return 0.0
         if not rows:
@@ -396,7 +395,7 @@ class TargetSender:
                     [head],
                     [at],
                     None,
-                    lambda conn: outbox.progress(conn, head, done, at),
+                    lambda tx: tx.outbox.progress(head, done, at),
                 )
             )
             return 0.0
@@ -414,11 +413,11 @@ class TargetSender:
         task_id = sent.task_id if sent is not None else None
         now = self.clock()
 
-        def record(conn: Connection) -> None:
+        def record(tx: Tx) -> None:
             if task_id is not None:
-                notices.awaiting(conn, batch, self.target.name, task_id, now, first_poll_at(now))
+                tx.notices.awaiting(batch, self.target.name, task_id, now, first_poll_at(now))
             else:
-                outbox.delivered(conn, ids)
+                tx.outbox.delivered(ids)
 
         recorded = self._commit(_Record("delivered", ids, calls, None, record))
         log.info(
@@ -528,8 +527,8 @@ class TargetSender:
                 ids,
                 calls,
                 lockout,
-                lambda conn: outbox.retry_later(
-                    conn, ids, not_before, exc.reason.value, exc.errcode, exc.errmsg, now
+                lambda tx: tx.outbox.retry_later(
+                    ids, not_before, exc.reason.value, exc.errcode, exc.errmsg, now
                 ),
             )
         )
@@ -537,8 +536,8 @@ class TargetSender:
     def _stale(self, created_before: float, skip: set[str]) -> list[str]:
         """Ids of this target's pending rows created before `created_before` (oldest first)."""
         try:
-            with self.store.reading() as conn:
-                rows = outbox.listing(conn, outbox.PENDING, self.target.name, limit=10_000)
+            with self.store.reading() as tx:
+                rows = tx.outbox.listing(records.PENDING, self.target.name, limit=10_000)
         except Exception:  # they expire when their own turn comes, then
             return []
         return [r.id for r in rows if r.created_at < created_before and r.id not in skip]
@@ -596,13 +595,13 @@ class TargetSender:
 
     def _write(self, record: _Record) -> None:
         key = self.window.key
-        with self.store.transaction() as conn:
+        with self.store.transaction() as tx:
             if record.calls and self.window.keep > 0:
                 forget = max(record.calls) - self.window.keep
-                ratewindows.record_calls(conn, key, record.calls, forget)
+                tx.ratewindows.record_calls(key, record.calls, forget)
             if record.lockout is not None:
-                ratewindows.lock_out(conn, key, record.lockout)
-            record.write(conn)
+                tx.ratewindows.lock_out(key, record.lockout)
+            record.write(tx)
 
     def _record_again(self) -> float:
         record = self._unrecorded
@@ -639,11 +638,11 @@ def store_loader(store: Store, clock: Callable[[], float]) -> Callable[[str, str
 
     def load(robot: str, target: str, fresh: bool) -> tuple[list[float], float]:
         now = clock()
-        with store.transaction() as conn:
-            adopted = ratewindows.adopt_legacy(conn, target, robot, now, HISTORY_KEEP)
+        with store.transaction() as tx:
+            adopted = tx.ratewindows.adopt_legacy(target, robot, now, HISTORY_KEEP)
             if not fresh:
                 return adopted
-            return ratewindows.load(conn, robot, now - HISTORY_KEEP)
+            return tx.ratewindows.load(robot, now - HISTORY_KEEP)
 
     return load
 

@@ -17,8 +17,7 @@ from bridge.alerting.grouping import group_event
 from bridge.config.model import Config
 from bridge.logs import fmt_fields
 from bridge.pipeline.notify import log_queued, notify
-from bridge.store import alertlog, outbox
-from bridge.store.db import Store
+from bridge.store.api import Store
 
 log = logging.getLogger("bridge.grouper")
 
@@ -61,8 +60,8 @@ class Grouper:
                 if time.monotonic() - pruned_at > PRUNE_EVERY:
                     self.prune_log()
                     pruned_at = time.monotonic()
-                with self.store.reading() as conn:
-                    next_at = alertlog.next_flush_at(conn)
+                with self.store.reading() as tx:
+                    next_at = tx.groups.next_flush_at()
             except Exception:  # never let one bad group stop all grouping
                 log.exception("group flush failed")
                 next_at = None
@@ -78,8 +77,8 @@ class Grouper:
         a week, an entry can no longer suppress anything useful. Returns how many went."""
         longest = max((r.repeat_interval for r in self.config().rules), default=0.0)
         older_than = self.clock().timestamp() - max(LOG_KEEP, 2 * longest)
-        with self.store.transaction() as conn:
-            return alertlog.prune_entries(conn, older_than)
+        with self.store.transaction() as tx:
+            return tx.alertlog.prune_entries(older_than)
 
     def flush_due(self) -> int:
         """Flush every group whose time has come; returns how many messages were queued."""
@@ -89,10 +88,10 @@ class Grouper:
         rules = {r.name: r for r in config.rules}
         queued: set[str] = set()
         count = 0
-        with self.store.reading() as conn:
-            due = alertlog.due_groups(conn, stamp)
+        with self.store.reading() as tx:
+            due = tx.groups.due(stamp)
         for group in due:
-            with self.store.transaction() as conn:
+            with self.store.transaction() as tx:
                 rule = rules.get(group.rule)
                 if rule is None or rule.group_by is None:
                     log.warning(
@@ -103,16 +102,16 @@ class Grouper:
                             reason="rule no longer groups",
                         )
                     )
-                    alertlog.drop_group(conn, group.rule, group.key)
+                    tx.groups.drop(group.rule, group.key)
                     continue
-                held = alertlog.group_members(conn, group.rule, group.key)
+                held = tx.groups.members(group.rule, group.key)
                 if not held:
-                    alertlog.drop_group(conn, group.rule, group.key)
+                    tx.groups.drop(group.rule, group.key)
                     continue
                 event = group_event(group.rule, group.key, held, now)
-                result = notify(conn, rule, event, group.key, now)
-                outbox.enqueue(conn, result.deliveries, stamp)
-                alertlog.after_flush(conn, group.rule, group.key, stamp, rule.group_interval)
+                result = notify(tx, rule, event, group.key, now)
+                tx.outbox.enqueue(result.deliveries, stamp)
+                tx.groups.after_flush(group.rule, group.key, stamp, rule.group_interval)
             log_queued(result.deliveries, group=group.key)
             if result.deliveries:
                 log.info(

@@ -8,7 +8,6 @@ the state store. If they cannot be committed, it raises a 503 so the sender (Ale
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -19,14 +18,12 @@ from datetime import datetime
 from bridge.alerting import grouping
 from bridge.alerting.silences import Silence, filter_event
 from bridge.config.model import Config, Input
-from bridge.errors import InputError, Reason
+from bridge.errors import InputError, Reason, StoreError
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
 from bridge.pipeline.notify import log_queued, notify
 from bridge.pipeline.rules import matching_rules
-from bridge.store import alertlog, outbox
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store.api import Store, Tx
 
 log = logging.getLogger("bridge.intake")
 
@@ -63,9 +60,9 @@ class Intake:
         if time.monotonic() - self._refreshed < _REFRESH:
             return
         self._refreshed = time.monotonic()
-        with self.store.reading() as conn:
-            silences = silence_store.load(conn, ended_after=now)
-            depths = {t: n for t, (n, _) in outbox.depth(conn).items()}
+        with self.store.reading() as tx:
+            silences = tx.silences.load(ended_after=now)
+            depths = {t: n for t, (n, _) in tx.outbox.depth().items()}
         with self._lock:
             self._runtime_silences = silences
             self._depths = depths
@@ -85,7 +82,7 @@ class Intake:
         spec: Input,
         events: list[Event],
         now: datetime,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        also: Callable[[Tx], None] | None = None,
     ) -> Accepted:
         """Commit what `events` cause; `also` writes more in the same transaction (a file
         input's offsets, so they advance exactly when the events from their lines commit)."""
@@ -98,16 +95,14 @@ class Intake:
             silences = [*config.silences, *self._runtime_silences]
         matched: list[str] = []  # a rule name per match, counted once the commit succeeds
         try:
-            with self.store.transaction() as conn:
+            with self.store.transaction() as tx:
                 for event in events:
-                    deliveries += self._one(
-                        conn, config, event, silences, now, notes, tally, matched
-                    )
+                    deliveries += self._one(tx, config, event, silences, now, notes, tally, matched)
                 self._check_room(config, deliveries)
-                outbox.enqueue(conn, deliveries, stamp)
+                tx.outbox.enqueue(deliveries, stamp)
                 if also is not None:
-                    also(conn)
-        except sqlite3.Error as exc:
+                    also(tx)
+        except StoreError as exc:
             log.error(fmt_fields("commit failed", input=spec.name, reason="store", error=str(exc)))
             raise InputError(
                 503, Reason.STORE, "the state store cannot take it now; retry"
@@ -146,7 +141,7 @@ class Intake:
 
     def _one(
         self,
-        conn: sqlite3.Connection,
+        tx: Tx,
         config: Config,
         event: Event,
         silences: list[Silence],
@@ -178,10 +173,10 @@ class Intake:
         matched += (rule.name for rule in rules)
         for rule in rules:
             if rule.group_by is not None:
-                self._hold(conn, rule.name, rule.group_by, rule.group_wait, kept, now)
+                self._hold(tx, rule.name, rule.group_by, rule.group_wait, kept, now)
                 tally.held_for_grouping += 1
                 continue
-            result = notify(conn, rule, kept, kept.fingerprint, now)
+            result = notify(tx, rule, kept, kept.fingerprint, now)
             if result.reason is None:
                 tally.not_sent_again_yet += 1
                 log.debug(
@@ -197,7 +192,7 @@ class Intake:
 
     def _hold(
         self,
-        conn: sqlite3.Connection,
+        tx: Tx,
         rule: str,
         group_by: tuple[str, ...],
         group_wait: float,
@@ -210,8 +205,7 @@ class Intake:
             key = grouping.group_key(labels)
             by_key.setdefault(key, (labels, []))[1].append(member)
         for key, (labels, held) in by_key.items():
-            alertlog.add_to_group(
-                conn,
+            tx.groups.add(
                 rule,
                 key,
                 labels,

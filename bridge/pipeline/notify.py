@@ -8,7 +8,6 @@ either both exist or neither does.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,7 +17,7 @@ from bridge.config.model import Rule
 from bridge.logs import fmt_fields
 from bridge.model import Delivery, Event, Message
 from bridge.pipeline.plan import new_id
-from bridge.store import alertlog
+from bridge.store.api import Tx
 
 log = logging.getLogger("bridge.notify")
 
@@ -30,7 +29,7 @@ class Notification:
 
 
 def notify(
-    conn: sqlite3.Connection,
+    tx: Tx,
     rule: Rule,
     event: Event,
     key: str,
@@ -39,15 +38,15 @@ def notify(
 ) -> Notification:
     stamp = now.timestamp()
     firing, resolved = alert_sets(event)
-    last = alertlog.get_entry(conn, rule.name, key)
+    last = tx.alertlog.get_entry(rule.name, key)
     reason = needs_update(last, firing, resolved, stamp, rule.repeat_interval, rule.send_resolved)
-    if reason is NotifyReason.REPEAT and alertlog.acknowledged_by(conn, event.fingerprint):
+    if reason is NotifyReason.REPEAT and tx.acks.acknowledged_by(event.fingerprint):
         reason = None  # acknowledged from the chat: no reminders until it resolves
     if reason is None:
         return Notification(None)
     if not firing:
-        alertlog.forget_ack(conn, event.fingerprint)  # resolved: the next firing is news again
-    alertlog.put_entry(conn, rule.name, key, firing, resolved, stamp)
+        tx.acks.forget(event.fingerprint)  # resolved: the next firing is news again
+    tx.alertlog.put_entry(rule.name, key, firing, resolved, stamp)
     if not rule.send_resolved:
         if reason is NotifyReason.ALL_RESOLVED:
             return Notification(reason)  # logged as told, but nobody asked to hear it
