@@ -50,6 +50,15 @@ def store_error(exc: sqlite3.Error) -> StoreError:
     return _NAMED.get(type(exc).__name__, StoreError)(str(exc))
 
 
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """SQLite's errors raised inside as the store's (the database has seen them first)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_error(exc) from exc
+
+
 class SqliteTx:
     """The operations of a transaction on the store's connection (api.Tx)."""
 
@@ -84,19 +93,13 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTx]:
-        try:
-            with self.db.transaction():
-                yield self._tx
-        except sqlite3.Error as exc:
-            raise store_error(exc) from exc
+        with _store_errors(), self.db.transaction():
+            yield self._tx
 
     @contextmanager
     def reading(self) -> Iterator[SqliteTx]:
-        try:
-            with self.db.reading():
-                yield self._tx
-        except sqlite3.Error as exc:
-            raise store_error(exc) from exc
+        with _store_errors(), self.db.reading():
+            yield self._tx
 
     def writable(self) -> bool:
         return self.db.writable()
