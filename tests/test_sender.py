@@ -33,6 +33,14 @@ from bridge.store.api import Store
 from bridge.store.sqlite import OperationalError, SqliteStore, SqliteTx
 from tests.harness import compile_yaml
 
+
+def raw(store: Store) -> sqlite3.Connection:
+    """The SQLite connection under `store`, for what only SQLite shows (its tables, a damaged
+    value); used inside the store's `reading()` or `transaction()`, which hold its lock."""
+    assert isinstance(store, SqliteStore)
+    return store.db.connection
+
+
 START = 1_800_000_000.0
 WINDOW = 60.0  # DingTalk's: 20 calls in any 60 seconds
 
@@ -126,13 +134,6 @@ class FakeDingTalk:
 
     def ok_calls(self, robot: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.answer == "ok" and robot in (None, c.robot)]
-
-
-def raw(store: Store) -> sqlite3.Connection:
-    """The SQLite connection under `store`, for what only SQLite shows (its tables, a damaged
-    value); used inside the store's `reading()` or `transaction()`, which hold its lock."""
-    assert isinstance(store, SqliteStore)
-    return store.db.connection
 
 
 class BreakableStore(SqliteStore):
@@ -432,10 +433,12 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
         assert window.calls() == [clock.now - 10, clock.now - 5]
         assert window.locked_until == clock.now + 100
         with store.reading():
-            c = raw(store)
-            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0]
+                for r in raw(store).execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             assert not {"sends", "lockouts"} & tables  # nothing left to adopt: dropped
-            assert c.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+            assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
     finally:
         store.close()
 
