@@ -24,7 +24,7 @@ from bridge.errors import ConfigError
 from bridge.model import Message
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import records
-from bridge.store.api import Store, Tx
+from bridge.store.api import ReadTx, Store
 from bridge.store.backend import open_store
 from bridge.store.statedir import StateError
 
@@ -191,7 +191,7 @@ def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
-def _notice_json(tx: Tx, id_: str, config: Config) -> dict[str, Any]:
+def _notice_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
     """A work notice's task awaiting its result and what getsendresult said, per recipient."""
     shown: dict[str, Any] = {}
     task = tx.notices.task_of(id_)

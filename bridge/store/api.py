@@ -26,12 +26,8 @@ from bridge.model import Delivery, Event, FileKey, Position
 from bridge.store.records import Group, Readiness, Result, Row, Seen, Task
 
 
-class Outbox(Protocol):
+class OutboxReads(Protocol):
     """Accepted messages until the channel takes them, and dead letters after."""
-
-    def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:
-        """Queue `deliveries` as pending, due now; how many."""
-        ...
 
     def due(self, target: str, now: float, limit: int) -> list[Row]:
         """Pending rows of `target` whose time has come, oldest first (created_at, then id)."""
@@ -46,6 +42,24 @@ class Outbox(Protocol):
         ...
 
     def dead_count(self) -> int: ...
+
+    def listing(
+        self, status: str | None = None, target: str | None = None, limit: int = 100
+    ) -> list[Row]:
+        """Rows (of `status`, of `target`), oldest first."""
+        ...
+
+    def find(self, part: str) -> list[Row]:
+        """Rows whose id contains `part` literally (at most 2: unique or ambiguous)."""
+        ...
+
+
+class Outbox(OutboxReads, Protocol):
+    """... and the operations that change them."""
+
+    def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:
+        """Queue `deliveries` as pending, due now; how many."""
+        ...
 
     def delivered(self, ids: Iterable[str]) -> None:
         """The rows leave the outbox."""
@@ -79,16 +93,6 @@ class Outbox(Protocol):
         now: float,
     ) -> None: ...
 
-    def listing(
-        self, status: str | None = None, target: str | None = None, limit: int = 100
-    ) -> list[Row]:
-        """Rows (of `status`, of `target`), oldest first."""
-        ...
-
-    def find(self, part: str) -> list[Row]:
-        """Rows whose id contains `part` literally (at most 2: unique or ambiguous)."""
-        ...
-
     def revive(self, ids: Iterable[str], now: float) -> int:
         """Dead letters back to pending, due now, attempts reset; how many were dead."""
         ...
@@ -102,10 +106,18 @@ class Outbox(Protocol):
         ...
 
 
-class AlertLog(Protocol):
+class AlertLogReads(Protocol):
     """The notification log: per rule and alert group, what was last told and when."""
 
     def get_entry(self, rule: str, key: str) -> LogEntry | None: ...
+
+    def firing(self) -> list[tuple[str, str]]:
+        """(rule, key) of every alert group firing now, oldest notification first."""
+        ...
+
+
+class AlertLog(AlertLogReads, Protocol):
+    """... and the operations that change them."""
 
     def put_entry(
         self, rule: str, key: str, firing: Iterable[str], resolved: Iterable[str], now: float
@@ -117,23 +129,37 @@ class AlertLog(Protocol):
         """Forget entries (and acknowledgements) older than `older_than`; how many entries."""
         ...
 
-    def firing(self) -> list[tuple[str, str]]:
-        """(rule, key) of every alert group firing now, oldest notification first."""
-        ...
 
-
-class Acks(Protocol):
+class AcksReads(Protocol):
     """Alerts acknowledged from the chat, by fingerprint: no repeats until resolved."""
 
-    def acknowledge(self, fingerprint: str, by: str, now: float) -> None: ...
-
     def acknowledged_by(self, fingerprint: str) -> str | None: ...
+
+
+class Acks(AcksReads, Protocol):
+    """... and the operations that change them."""
+
+    def acknowledge(self, fingerprint: str, by: str, now: float) -> None: ...
 
     def forget(self, fingerprint: str) -> None: ...
 
 
-class Groups(Protocol):
+class GroupsReads(Protocol):
     """Aggregation groups (rules with group_by) and the alerts they hold until flushed."""
+
+    def due(self, now: float) -> list[Group]:
+        """Groups whose flush time has come, the earliest first."""
+        ...
+
+    def next_flush_at(self) -> float | None: ...
+
+    def members(self, rule: str, key: str) -> list[Event]:
+        """The held alerts, in the order they last changed."""
+        ...
+
+
+class Groups(GroupsReads, Protocol):
+    """... and the operations that change them."""
 
     def add(
         self,
@@ -148,16 +174,6 @@ class Groups(Protocol):
         already; a new group's first flush is `group_wait` from now."""
         ...
 
-    def due(self, now: float) -> list[Group]:
-        """Groups whose flush time has come, the earliest first."""
-        ...
-
-    def next_flush_at(self) -> float | None: ...
-
-    def members(self, rule: str, key: str) -> list[Event]:
-        """The held alerts, in the order they last changed."""
-        ...
-
     def after_flush(self, rule: str, key: str, now: float, group_interval: float) -> None:
         """Resolved alerts leave the group once told; an empty group ends; else the next
         flush is `group_interval` from now."""
@@ -166,8 +182,19 @@ class Groups(Protocol):
     def drop(self, rule: str, key: str) -> None: ...
 
 
-class Silences(Protocol):
+class SilencesReads(Protocol):
     """Silences added at runtime (CLI, chat), and their Alertmanager twins."""
+
+    def load(self, ended_after: float | None = None) -> list[Silence]:
+        """Silences ending after `ended_after` (all when None), by start; unreadable ones are
+        skipped with a warning."""
+        ...
+
+    def linked(self, silence_id: str) -> str | None: ...
+
+
+class Silences(SilencesReads, Protocol):
+    """... and the operations that change them."""
 
     def add(
         self,
@@ -179,11 +206,6 @@ class Silences(Protocol):
         now: float,
     ) -> Silence: ...
 
-    def load(self, ended_after: float | None = None) -> list[Silence]:
-        """Silences ending after `ended_after` (all when None), by start; unreadable ones are
-        skipped with a warning."""
-        ...
-
     def expire(self, id_prefix: str, now: float) -> list[str]:
         """The active silences whose id starts with `id_prefix`; the one ends now if unique."""
         ...
@@ -192,16 +214,18 @@ class Silences(Protocol):
         """`silence_id` also exists in Alertmanager as `am_id`."""
         ...
 
-    def linked(self, silence_id: str) -> str | None: ...
 
-
-class RateWindows(Protocol):
+class RateWindowsReads(Protocol):
     """The calls each robot (or app) counted, and its lockouts: shared by every target and
     every replica posting to it."""
 
     def load(self, robot: str, since: float) -> tuple[list[float], float]:
         """The robot's calls after `since` (oldest first) and its lockout end (0: none)."""
         ...
+
+
+class RateWindows(RateWindowsReads, Protocol):
+    """... and the operations that change them."""
 
     def record_calls(self, robot: str, times: Iterable[float], forget_before: float) -> None:
         """Remember calls, and forget this robot's calls before `forget_before`."""
@@ -219,15 +243,8 @@ class RateWindows(Protocol):
         ...
 
 
-class Notices(Protocol):
+class NoticesReads(Protocol):
     """Work notices between DingTalk's "accepted" and its "received by"."""
-
-    def awaiting(
-        self, rows: Sequence[Row], target: str, task_id: int, now: float, first_poll: float
-    ) -> None:
-        """DingTalk took the notice carrying `rows` as `task_id`: the rows are 'sent', the
-        task polled at `first_poll`."""
-        ...
 
     def due(self, now: float, limit: int) -> list[Task]:
         """Tasks whose next poll has come, the most overdue first."""
@@ -237,6 +254,29 @@ class Notices(Protocol):
 
     def waiting(self) -> dict[str, int]:
         """Per target: notices awaiting their result."""
+        ...
+
+    def results(self, id_: str) -> list[Result]:
+        """What DingTalk said about message `id_`, oldest task first."""
+        ...
+
+    def find_results(self, part: str) -> list[str]:
+        """Ids with results containing `part` literally (at most 2)."""
+        ...
+
+    def task_of(self, id_: str) -> Task | None:
+        """The task a sent message awaits the result of."""
+        ...
+
+
+class Notices(NoticesReads, Protocol):
+    """... and the operations that change them."""
+
+    def awaiting(
+        self, rows: Sequence[Row], target: str, task_id: int, now: float, first_poll: float
+    ) -> None:
+        """DingTalk took the notice carrying `rows` as `task_id`: the rows are 'sent', the
+        task polled at `first_poll`."""
         ...
 
     def poll_later(self, task: Task, next_poll: float, answer: str | None) -> None:
@@ -256,23 +296,15 @@ class Notices(Protocol):
         than RESULTS_KEEP go); the caller moves the outbox rows in the same transaction."""
         ...
 
-    def results(self, id_: str) -> list[Result]:
-        """What DingTalk said about message `id_`, oldest task first."""
-        ...
 
-    def find_results(self, part: str) -> list[str]:
-        """Ids with results containing `part` literally (at most 2)."""
-        ...
-
-    def task_of(self, id_: str) -> Task | None:
-        """The task a sent message awaits the result of."""
-        ...
-
-
-class TailState(Protocol):
+class TailStateReads(Protocol):
     """Where each file input stopped in each file (by file identity)."""
 
     def load(self, input_name: str) -> dict[FileKey, Position]: ...
+
+
+class TailState(TailStateReads, Protocol):
+    """... and the operations that change them."""
 
     def save(self, input_name: str, positions: Mapping[FileKey, Position], now: float) -> None: ...
 
@@ -297,18 +329,45 @@ class TailState(Protocol):
         ...
 
 
-class Replays(Protocol):
+class ReplaysReads(Protocol):
     """Signed requests already taken, each until its timestamp leaves the input's window."""
+
+    def count(self) -> int: ...
+
+
+class Replays(ReplaysReads, Protocol):
+    """... and the operations that change them."""
 
     def claim(self, input_name: str, key: str, digest: str, expires: float, now: float) -> Seen:
         """Remember (input, key) until `expires` unless remembered already (rows expired by
         `now` are forgotten first, of every input)."""
         ...
 
-    def count(self) -> int: ...
+
+class ReadTx(Protocol):
+    """What a read sees, by table family. Valid only inside its `with` block."""
+
+    @property
+    def outbox(self) -> OutboxReads: ...
+    @property
+    def alertlog(self) -> AlertLogReads: ...
+    @property
+    def acks(self) -> AcksReads: ...
+    @property
+    def groups(self) -> GroupsReads: ...
+    @property
+    def silences(self) -> SilencesReads: ...
+    @property
+    def ratewindows(self) -> RateWindowsReads: ...
+    @property
+    def notices(self) -> NoticesReads: ...
+    @property
+    def tailstate(self) -> TailStateReads: ...
+    @property
+    def replays(self) -> ReplaysReads: ...
 
 
-class Tx(Protocol):
+class Tx(ReadTx, Protocol):
     """One transaction's operations, by table family. Valid only inside its `with` block."""
 
     @property
@@ -339,8 +398,9 @@ class Store(Protocol):
         Raises bridge.errors.StoreError when the store cannot commit now."""
         ...
 
-    def reading(self) -> AbstractContextManager[Tx]:
-        """Reads only, each seeing committed data."""
+    def reading(self) -> AbstractContextManager[ReadTx]:
+        """Reads only, each seeing committed data (a shared database may serve them from a
+        replica)."""
         ...
 
     def writable(self) -> bool:
