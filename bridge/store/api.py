@@ -9,8 +9,11 @@ bridge.errors.StoreError when it cannot do it now).
 
 Transaction boundaries are explicit, because a shared database (PostgreSQL, several replicas)
 needs them: what must commit together is written inside one `with store.transaction() as tx:`
-block, and nothing slow (no HTTP call) runs inside one. `reading()` is for reads only; each
-read sees committed data.
+block, and nothing slow (no HTTP call) runs inside one. `reading()` hands out only the reads
+(`ReadTx`); each read sees committed data.
+
+Over 400 lines as one idea: the whole contract of a backend, read in one place, each family's
+reads (`...Reads`) apart from the operations that change them.
 """
 
 from __future__ import annotations
@@ -404,7 +407,7 @@ class Store(Protocol):
         ...
 
     def writable(self) -> bool:
-        """Can it commit right now? (a real write, rolled into the probe)"""
+        """Can it commit right now? (it tries a small write)"""
         ...
 
     def probe(self) -> Readiness:
@@ -420,4 +423,6 @@ class Store(Protocol):
         """Start the background upkeep (the daemon's store; the CLI's needs none)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop the upkeep and let go of the database (twice is harmless)."""
+        ...
