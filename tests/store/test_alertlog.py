@@ -71,15 +71,15 @@ def test_an_ack_names_who_until_forgotten(store: Store) -> None:
 def test_a_group_holds_its_alerts_until_its_first_flush(store: Store) -> None:
     a, b = event("a"), event("b")
     with store.transaction() as tx:
-        tx.groups.add("r", "k", {"team": "db"}, [("a", "firing", a)], NOW, 30)
+        tx.groups.add("r", "k", {"team": "db"}, [("b", "firing", b)], NOW, 30)
         # Added to later: the first flush stays where the group's creation put it.
-        tx.groups.add("r", "k", {"team": "db"}, [("b", "firing", b)], NOW + 10, 30)
-        tx.groups.add("r", "other", {"team": "web"}, [("a", "firing", a)], NOW + 5, 30)
+        tx.groups.add("r", "k", {"team": "db"}, [("a", "firing", a)], NOW + 10, 30)
+        tx.groups.add("r", "a-later", {"team": "web"}, [("a", "firing", a)], NOW + 5, 30)
     with store.reading() as tx:
         assert tx.groups.due(NOW + 29) == []
         assert tx.groups.next_flush_at() == NOW + 30
         (group,) = tx.groups.due(NOW + 30)
-        assert tx.groups.members("r", "k") == [a, b]
+        assert tx.groups.members("r", "k") == [b, a]  # in the order they last changed
     assert (group.rule, group.key, dict(group.labels), group.next_flush, group.flushed) == (
         "r",
         "k",
@@ -88,7 +88,7 @@ def test_a_group_holds_its_alerts_until_its_first_flush(store: Store) -> None:
         False,
     )
     with store.reading() as tx:
-        assert [g.key for g in tx.groups.due(NOW + 100)] == ["k", "other"]  # earliest first
+        assert [g.key for g in tx.groups.due(NOW + 100)] == ["k", "a-later"]  # earliest first
 
 
 def test_an_alert_held_again_replaces_its_earlier_state(store: Store) -> None:

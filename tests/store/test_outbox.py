@@ -30,14 +30,14 @@ def test_a_queued_message_comes_back_as_it_went_in(store: Store) -> None:
 
 
 def test_due_rows_are_the_target_s_oldest_first_up_to_the_limit(store: Store) -> None:
-    enqueue(store, "c", at=NOW - 10)
-    enqueue(store, "b", "a", at=NOW - 30)  # same time: by id
+    enqueue(store, "m", at=NOW - 10)
+    enqueue(store, "z", "y", at=NOW - 30)  # same time: by id
     enqueue(store, "x", at=NOW - 40, target="dev")
     enqueue(store, "later", at=NOW + 5)
     with store.reading() as tx:
-        assert ids(tx.outbox.due("ops", NOW, 10)) == ["a", "b", "c"]
-        assert ids(tx.outbox.due("ops", NOW, 2)) == ["a", "b"]
-        assert ids(tx.outbox.due("ops", NOW + 5, 10)) == ["a", "b", "c", "later"]
+        assert ids(tx.outbox.due("ops", NOW, 10)) == ["y", "z", "m"]
+        assert ids(tx.outbox.due("ops", NOW, 2)) == ["y", "z"]
+        assert ids(tx.outbox.due("ops", NOW + 5, 10)) == ["y", "z", "m", "later"]
         assert ids(tx.outbox.due("dev", NOW, 10)) == ["x"]
         assert tx.outbox.due("nobody", NOW, 10) == []
         assert tx.outbox.next_due_at("ops") == NOW - 30
@@ -117,17 +117,17 @@ def test_delivered_and_purged_rows_are_gone(store: Store) -> None:
 
 
 def test_listing_filters_by_status_and_target_oldest_first(store: Store) -> None:
-    enqueue(store, "p2", at=NOW + 2)
-    enqueue(store, "p1", at=NOW + 1)
-    enqueue(store, "d1", at=NOW + 3, target="dev")
+    enqueue(store, "p1", at=NOW + 2)
+    enqueue(store, "p2", at=NOW + 1)
+    enqueue(store, "d0", at=NOW + 3, target="dev")
     with store.transaction() as tx:
-        tx.outbox.dead_letter(["d1"], "bad", None, None, NOW)
+        tx.outbox.dead_letter(["d0"], "bad", None, None, NOW)
     with store.reading() as tx:
-        assert ids(tx.outbox.listing()) == ["p1", "p2", "d1"]
-        assert ids(tx.outbox.listing(limit=1)) == ["p1"]
-        assert ids(tx.outbox.listing(records.DEAD)) == ["d1"]
-        assert ids(tx.outbox.listing(records.PENDING, "ops")) == ["p1", "p2"]
-        assert ids(tx.outbox.listing(target="dev")) == ["d1"]
+        assert ids(tx.outbox.listing()) == ["p2", "p1", "d0"]
+        assert ids(tx.outbox.listing(limit=1)) == ["p2"]
+        assert ids(tx.outbox.listing(records.DEAD)) == ["d0"]
+        assert ids(tx.outbox.listing(records.PENDING, "ops")) == ["p2", "p1"]
+        assert ids(tx.outbox.listing(target="dev")) == ["d0"]
 
 
 @pytest.mark.parametrize(
