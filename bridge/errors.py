@@ -113,3 +113,11 @@ class DeliveryError(BridgeError):
         self.errmsg = errmsg
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class StoreError(Exception):
+    """The state store cannot do it now (busy, a full disk, an I/O error): what a caller of the
+    store catches, whatever the backend; the backend's own error is its `__cause__`. Each backend
+    subclasses it under the names of its own errors (SQLite's `OperationalError`, ...), so log
+    lines read as before. Not a BridgeError: it is not a refusal of ours, and handlers of those
+    must not swallow it."""

@@ -24,9 +24,9 @@ from bridge.model import Event
 from bridge.pipeline.grouper import Grouper
 from bridge.pipeline.intake import Intake
 from bridge.pipeline.render import render
-from bridge.store import alertlog, outbox
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml, fixture_json
 
 T0 = 1_000_000.0  # a plain float clock for the pure functions
@@ -455,7 +455,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "state")
+    db = SqliteStore(tmp_path / "state")
     yield db
     db.close()
 
@@ -481,7 +481,7 @@ def hook_events(
     return parse_webhook(body, config.http_inputs()["hook"], at(when))
 
 
-def body_text(config: Config, row: outbox.Row) -> str:
+def body_text(config: Config, row: records.Row) -> str:
     """The body the sender renders for a row (bodies are rendered at send time)."""
     assert row.event is not None
     rule = next(r for r in config.rules if r.name == row.rule)
@@ -490,9 +490,9 @@ def body_text(config: Config, row: outbox.Row) -> str:
     return rendered.message.text
 
 
-def rows(store: Store) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.listing(conn, limit=1000)
+def rows(store: Store) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.listing(limit=1000)
 
 
 # (seconds after NOW, service, resolved?) per step, and the event_status of every outbox row
@@ -535,7 +535,7 @@ def test_intake_dedup_and_repeat(
         intake.accept(config, config.http_inputs()["hook"], events, at(when))
     found = rows(store)
     assert [r.event_status for r in found] == expected
-    assert all(r.target == "ops" and r.status == outbox.PENDING for r in found)
+    assert all(r.target == "ops" and r.status == records.PENDING for r in found)
     assert len(queued.calls) == len(expected)
     assert all(call == {"ops"} for call in queued.calls)
 
@@ -654,9 +654,8 @@ def test_intake_silences_swallow_matching_events_only(
     silenced: bool,
 ) -> None:
     if span is not None:
-        with store.transaction() as conn:
-            silence_store.add(
-                conn,
+        with store.transaction() as tx:
+            tx.silences.add(
                 (matchers.parse('service="db"'),),
                 at(span[0]).timestamp(),
                 at(span[1]).timestamp(),
@@ -695,8 +694,8 @@ def test_grouper_forgets_log_entries_untouched_for_a_week(config: Config, store:
     [event] = hook_events(config, "web")
 
     def entry() -> object:
-        with store.reading() as conn:
-            return alertlog.get_entry(conn, "direct", event.fingerprint)
+        with store.reading() as tx:
+            return tx.alertlog.get_entry("direct", event.fingerprint)
 
     assert grouper.prune_log() == 0  # still within a week (and twice the 1h repeat_interval)
     assert entry() is not None

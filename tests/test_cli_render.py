@@ -21,8 +21,8 @@ from bridge.config.model import Config
 from bridge.durations import format_time
 from bridge.inputs.alertmanager import parse_notification
 from bridge.pipeline.intake import Intake
-from bridge.store import alertlog
-from bridge.store.db import Store
+from bridge.store.api import Store
+from bridge.store.sqlite import SqliteStore
 from tests.harness import FIXTURES, am_alert_payload, bridge_cli
 
 FIRING = FIXTURES / "alertmanager" / "firing.json"
@@ -49,7 +49,7 @@ def render(config: Path) -> tuple[int, str, str]:
 
 @contextmanager
 def state_of(config: Config) -> Iterator[Store]:
-    store = Store(config.state_dir)
+    store = SqliteStore(config.state_dir)
     try:
         yield store
     finally:
@@ -68,9 +68,9 @@ def accept_as_the_daemon_would(config: Config, payload: dict[str, Any] | None = 
 
 def told(config: Config) -> tuple[str, str, LogEntry]:
     """The one (rule, key) the notification log holds, and its entry."""
-    with state_of(config) as store, store.reading() as conn:
-        [(rule, key)] = alertlog.firing(conn)
-        entry = alertlog.get_entry(conn, rule, key)
+    with state_of(config) as store, store.reading() as tx:
+        [(rule, key)] = tx.alertlog.firing()
+        entry = tx.alertlog.get_entry(rule, key)
     assert entry is not None
     return rule, key, entry
 
@@ -119,11 +119,11 @@ def test_render_says_an_acknowledged_alert_waits_for_its_resolve(tmp_path: Path)
     config = load_config(path, {})
     accept_as_the_daemon_would(config)
     rule, key, entry = told(config)
-    with state_of(config) as store, store.transaction() as conn:
+    with state_of(config) as store, store.transaction() as tx:
         # Told long ago, so a reminder is due, were it not acknowledged (by the event's
         # fingerprint, what `ack <short id>` names; a direct rule's log key is the same).
-        alertlog.put_entry(conn, rule, key, entry.firing, entry.resolved, 0.0)
-        alertlog.acknowledge(conn, key, "alice", 0.0)
+        tx.alertlog.put_entry(rule, key, entry.firing, entry.resolved, 0.0)
+        tx.acks.acknowledge(key, "alice", 0.0)
     code, out, err = render(path)
     assert code == 1 and out == ""
     assert "# rule all: not sent again until it resolves (acknowledged by alice)" in err
@@ -142,8 +142,8 @@ def test_render_joins_the_group_the_state_holds(tmp_path: Path) -> None:
     path = write_config(tmp_path, group_by=["job"], group_wait="45s")
     config = load_config(path, {})
     accept_as_the_daemon_would(config, am_alert_payload("CpuHigh"))  # job=node, as the fixture
-    with state_of(config) as store, store.reading() as conn:
-        [group] = alertlog.due_groups(conn, float("inf"))
+    with state_of(config) as store, store.reading() as tx:
+        [group] = tx.groups.due(float("inf"))
     code, out, err = render(path)
     assert code == 0, err
     flush = format_time(group.next_flush, config.timezone)

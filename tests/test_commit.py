@@ -13,9 +13,9 @@ from bridge.config.model import Config
 from bridge.pipeline.commit import commit
 from bridge.pipeline.decide import decide
 from bridge.pipeline.decision import Decision
-from bridge.pipeline.state import ConnectionView
-from bridge.store import alertlog, outbox
-from bridge.store.db import Store
+from bridge.pipeline.state import StoreView
+from bridge.store.api import Store
+from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
 from tests.test_decide import CONFIG, NOW, event, ids
 
@@ -26,46 +26,46 @@ ROWS = [("id1", "ops"), ("id2", "dev")]  # "web" goes to both targets of the dir
 def state(tmp_path: Path) -> Iterator[tuple[Config, Store]]:
     """The test_decide config, and an empty state store beside it."""
     config: Config = compile_yaml(tmp_path, CONFIG)
-    store = Store(tmp_path / "state")
+    store = SqliteStore(tmp_path / "state")
     yield config, store
     store.close()
 
 
 def written(store: Store) -> tuple[list[tuple[str, str]], bool, int]:
     """(outbox id and target per row, whether web's log entry exists, groups held)."""
-    with store.reading() as conn:
-        rows = [(r.id, r.target) for r in outbox.listing(conn, limit=100)]
-        entry = alertlog.get_entry(conn, "direct", "fp-web")
-        groups = len(alertlog.due_groups(conn, float("inf")))
+    with store.reading() as tx:
+        rows = [(r.id, r.target) for r in tx.outbox.listing(limit=100)]
+        entry = tx.alertlog.get_entry("direct", "fp-web")
+        groups = len(tx.groups.due(float("inf")))
     return sorted(rows), entry is not None, groups
 
 
 def decided(config: Config, store: Store) -> Decision:
-    with store.reading() as conn:
-        view = ConnectionView(conn)
+    with store.reading() as tx:
+        view = StoreView(tx)
         return decide(config.rules, [], [event("web"), event("pay")], view, NOW, ids())
 
 
 def test_commit_writes_rows_log_entry_and_group_together(state: tuple[Config, Store]) -> None:
     config, store = state
     decision = decided(config, store)
-    with store.transaction() as conn:
-        commit(conn, decision, NOW.timestamp())
+    with store.transaction() as tx:
+        commit(tx, decision, NOW.timestamp())
     assert written(store) == (ROWS, True, 1)
 
 
 def test_a_failed_transaction_leaves_none_of_them(state: tuple[Config, Store]) -> None:
     config, store = state
     decision = decided(config, store)
-    with pytest.raises(RuntimeError), store.transaction() as conn:
-        commit(conn, decision, NOW.timestamp())
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        commit(tx, decision, NOW.timestamp())
         raise RuntimeError("the commit fails after the writes")
     assert written(store) == ([], False, 0)
 
 
 def test_what_was_committed_is_not_sent_again(state: tuple[Config, Store]) -> None:
     config, store = state
-    with store.transaction() as conn:
-        commit(conn, decided(config, store), NOW.timestamp())
+    with store.transaction() as tx:
+        commit(tx, decided(config, store), NOW.timestamp())
     again = decided(config, store)
     assert again.deliveries == []  # web: told a moment ago; pay: held in its group

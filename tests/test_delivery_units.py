@@ -19,9 +19,10 @@ from bridge.dingtalk.robot import robot_body
 from bridge.dingtalk.sizing import TRUNCATED_MARKER, encode
 from bridge.inputs.alertmanager import parse_notification
 from bridge.model import Alert, Button, Delivery, Event, Link, Mention, Message
-from bridge.store import outbox
+from bridge.store import records
+from bridge.store.api import Store
 from bridge.store.codec import event_from_json, event_to_json, message_from_json, message_to_json
-from bridge.store.db import Store
+from bridge.store.sqlite import SqliteStore
 from tests.harness import fixture_json
 
 NOW = 10_000.0
@@ -296,7 +297,7 @@ def test_digest_never_holds_items_its_body_cuts_off(
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "state")
+    db = SqliteStore(tmp_path / "state")
     yield db
     db.close()
 
@@ -315,16 +316,16 @@ def delivery(id_: str, target: str = "ops", status: str = "firing") -> Delivery:
 
 def fill(store: Store) -> None:
     """Three pending rows for ops (created at NOW-30, NOW-20, NOW-10) and one for dev."""
-    with store.transaction() as conn:
-        outbox.enqueue(conn, [delivery("c3")], NOW - 10)
-        outbox.enqueue(conn, [delivery("a1")], NOW - 30)
-        outbox.enqueue(conn, [delivery("b2", status="resolved")], NOW - 20)
-        outbox.enqueue(conn, [delivery("d4", target="dev")], NOW - 25)
+    with store.transaction() as tx:
+        tx.outbox.enqueue([delivery("c3")], NOW - 10)
+        tx.outbox.enqueue([delivery("a1")], NOW - 30)
+        tx.outbox.enqueue([delivery("b2", status="resolved")], NOW - 20)
+        tx.outbox.enqueue([delivery("d4", target="dev")], NOW - 25)
 
 
 def due_ids(store: Store, target: str, now: float, limit: int = 100) -> list[str]:
-    with store.reading() as conn:
-        return [r.id for r in outbox.due(conn, target, now, limit)]
+    with store.reading() as tx:
+        return [r.id for r in tx.outbox.due(target, now, limit)]
 
 
 DUE_CASES: dict[str, tuple[str, float, int, list[str]]] = {
@@ -346,8 +347,8 @@ def test_outbox_due(store: Store, target: str, now: float, limit: int, expected:
 
 def test_outbox_enqueue_keeps_the_delivery(store: Store) -> None:
     fill(store)
-    with store.reading() as conn:
-        (row,) = outbox.find(conn, "b2")
+    with store.reading() as tx:
+        (row,) = tx.outbox.find("b2")
     original = delivery("b2", status="resolved")
     assert (row.target, row.rule, row.fingerprint, row.event_status) == (
         "ops",
@@ -356,38 +357,38 @@ def test_outbox_enqueue_keeps_the_delivery(store: Store) -> None:
         "resolved",
     )
     assert row.message == original.message
-    assert (row.status, row.attempts, row.parts_sent) == (outbox.PENDING, 0, 0)
+    assert (row.status, row.attempts, row.parts_sent) == (records.PENDING, 0, 0)
     assert row.created_at == row.not_before == row.updated_at == NOW - 20
 
 
 def test_outbox_lifecycle(store: Store) -> None:
     fill(store)
     # retry_later: attempts counted, not due until not_before
-    with store.transaction() as conn:
-        outbox.retry_later(conn, ["a1"], NOW + 60, "network", None, "connection refused", NOW)
+    with store.transaction() as tx:
+        tx.outbox.retry_later(["a1"], NOW + 60, "network", None, "connection refused", NOW)
     assert due_ids(store, "ops", NOW) == ["b2", "c3"]
     assert due_ids(store, "ops", NOW + 59.9) == ["b2", "c3"]
     assert due_ids(store, "ops", NOW + 60) == ["a1", "b2", "c3"]
-    with store.reading() as conn:
-        (row,) = outbox.find(conn, "a1")
-        assert outbox.next_due_at(conn, "ops") == NOW - 20
+    with store.reading() as tx:
+        (row,) = tx.outbox.find("a1")
+        assert tx.outbox.next_due_at("ops") == NOW - 20
     assert (row.attempts, row.not_before, row.reason, row.errmsg) == (
         1,
         NOW + 60,
         "network",
         "connection refused",
     )
-    with store.transaction() as conn:
-        outbox.retry_later(conn, ["a1"], NOW + 120, "busy", -1, "system busy", NOW + 60)
+    with store.transaction() as tx:
+        tx.outbox.retry_later(["a1"], NOW + 120, "busy", -1, "system busy", NOW + 60)
     # dead_letter: reason, errcode and errmsg kept; no longer due; listed as dead
-    with store.transaction() as conn:
-        outbox.dead_letter(conn, ["a1"], "keyword", 310000, "keywords not in content", NOW + 130)
+    with store.transaction() as tx:
+        tx.outbox.dead_letter(["a1"], "keyword", 310000, "keywords not in content", NOW + 130)
     assert due_ids(store, "ops", NOW + 1000) == ["b2", "c3"]
-    with store.reading() as conn:
-        dead = outbox.listing(conn, status=outbox.DEAD)
-        assert outbox.pending_count(conn, "ops") == 2
+    with store.reading() as tx:
+        dead = tx.outbox.listing(status=records.DEAD)
+        assert tx.outbox.pending_count("ops") == 2
     assert [r.id for r in dead] == ["a1"]
-    assert (dead[0].status, dead[0].attempts) == (outbox.DEAD, 3)
+    assert (dead[0].status, dead[0].attempts) == (records.DEAD, 3)
     assert (dead[0].reason, dead[0].errcode, dead[0].errmsg) == (
         "keyword",
         310000,
@@ -395,48 +396,48 @@ def test_outbox_lifecycle(store: Store) -> None:
     )
     assert dead[0].updated_at == NOW + 130
     # revive: pending again, due now, attempts back to 0
-    with store.transaction() as conn:
-        assert outbox.revive(conn, ["a1", "b2"], NOW + 200) == 1  # b2 is not dead
-    with store.reading() as conn:
-        (row,) = outbox.find(conn, "a1")
-        assert outbox.listing(conn, status=outbox.DEAD) == []
-    assert (row.status, row.attempts, row.not_before) == (outbox.PENDING, 0, NOW + 200)
+    with store.transaction() as tx:
+        assert tx.outbox.revive(["a1", "b2"], NOW + 200) == 1  # b2 is not dead
+    with store.reading() as tx:
+        (row,) = tx.outbox.find("a1")
+        assert tx.outbox.listing(status=records.DEAD) == []
+    assert (row.status, row.attempts, row.not_before) == (records.PENDING, 0, NOW + 200)
     assert due_ids(store, "ops", NOW + 200) == ["a1", "b2", "c3"]
     # delivered: gone
-    with store.transaction() as conn:
-        outbox.delivered(conn, ["a1", "c3"])
+    with store.transaction() as tx:
+        tx.outbox.delivered(["a1", "c3"])
     assert due_ids(store, "ops", NOW + 1000) == ["b2"]
-    with store.reading() as conn:
-        assert outbox.find(conn, "a1") == []
-        assert [r.id for r in outbox.listing(conn)] == ["d4", "b2"]
+    with store.reading() as tx:
+        assert tx.outbox.find("a1") == []
+        assert [r.id for r in tx.outbox.listing()] == ["d4", "b2"]
 
 
 def test_outbox_progress_keeps_parts_sent(store: Store) -> None:
     fill(store)
-    with store.transaction() as conn:
-        outbox.progress(conn, "a1", 2, NOW + 1)
-        outbox.retry_later(conn, ["a1"], NOW + 5, "network", None, None, NOW + 2)
-    with store.reading() as conn:
-        (row,) = outbox.find(conn, "a1")
+    with store.transaction() as tx:
+        tx.outbox.progress("a1", 2, NOW + 1)
+        tx.outbox.retry_later(["a1"], NOW + 5, "network", None, None, NOW + 2)
+    with store.reading() as tx:
+        (row,) = tx.outbox.find("a1")
     assert (row.parts_sent, row.attempts, row.updated_at) == (2, 1, NOW + 2)
     (again,) = [r for r in _due_rows(store, "ops", NOW + 5) if r.id == "a1"]
     assert again.parts_sent == 2
 
 
-def _due_rows(store: Store, target: str, now: float) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.due(conn, target, now, 100)
+def _due_rows(store: Store, target: str, now: float) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.due(target, now, 100)
 
 
 def test_outbox_depth_per_target(store: Store) -> None:
-    with store.reading() as conn:
-        assert outbox.depth(conn) == {}
+    with store.reading() as tx:
+        assert tx.outbox.depth() == {}
     fill(store)
-    with store.transaction() as conn:
-        outbox.dead_letter(conn, ["a1"], "bad", 1, "x", NOW)  # dead letters are not queued
-    with store.reading() as conn:
-        assert outbox.depth(conn) == {"ops": (2, NOW - 20), "dev": (1, NOW - 25)}
-        assert outbox.pending_count(conn) == 3
+    with store.transaction() as tx:
+        tx.outbox.dead_letter(["a1"], "bad", 1, "x", NOW)  # dead letters are not queued
+    with store.reading() as tx:
+        assert tx.outbox.depth() == {"ops": (2, NOW - 20), "dev": (1, NOW - 25)}
+        assert tx.outbox.pending_count() == 3
 
 
 FIND_CASES: dict[str, tuple[str, list[str]]] = {
@@ -452,11 +453,11 @@ FIND_CASES: dict[str, tuple[str, list[str]]] = {
 
 @pytest.mark.parametrize(("prefix", "expected"), FIND_CASES.values(), ids=FIND_CASES)
 def test_outbox_find_by_part_of_the_id(store: Store, prefix: str, expected: list[str]) -> None:
-    with store.transaction() as conn:
+    with store.transaction() as tx:
         for i, id_ in enumerate(["abc123", "abc456", "abd789", "b2"]):
-            outbox.enqueue(conn, [delivery(id_)], NOW + i)
-    with store.reading() as conn:
-        assert [r.id for r in outbox.find(conn, prefix)] == expected
+            tx.outbox.enqueue([delivery(id_)], NOW + i)
+    with store.reading() as tx:
+        assert [r.id for r in tx.outbox.find(prefix)] == expected
 
 
 # --------------------------------------------------------------------------------------------

@@ -245,11 +245,11 @@ def test_check_reports_a_usable_state_dir(sim: Simulator, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "state").exists()  # check creates nothing
 
-    from bridge.store.db import Store
+    from bridge.store.sqlite import SqliteStore
     from bridge.store.statedir import verify_state_dir
 
     assert "writable, no database yet" in verify_state_dir(tmp_path / "state")
-    Store(tmp_path / "state").close()  # as a daemon leaves it
+    SqliteStore(tmp_path / "state").close()  # as a daemon leaves it
     result = bridge_cli("check", "-c", str(path))
     assert result.returncode == 0, result.stderr
     assert "opens and checks out" in verify_state_dir(tmp_path / "state")

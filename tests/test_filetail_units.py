@@ -41,8 +41,9 @@ from bridge.inputs.filetail.scan import (
 )
 from bridge.inputs.filetail.tailer import COPY_SETTLE, Tailer
 from bridge.model import Accepted, Event, Position
-from bridge.store import tailstate
-from bridge.store.db import Store
+from bridge.store.api import Store
+from bridge.store.offsets import StoreOffsets
+from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
 
 NOW = datetime(2026, 11, 28, 14, 0, 0, tzinfo=UTC)
@@ -437,13 +438,12 @@ def test_find_by_identity_finds_a_renamed_file(tmp_path: Path) -> None:
 
 
 def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state")
+    store = SqliteStore(tmp_path / "state")
     try:
-        with store.transaction() as conn:
-            assert tailstate.first_run(conn, "log", 1.0)
-            assert not tailstate.first_run(conn, "log", 2.0)
-            tailstate.save(
-                conn,
+        with store.transaction() as tx:
+            assert tx.tailstate.first_run("log", 1.0)
+            assert not tx.tailstate.first_run("log", 2.0)
+            tx.tailstate.save(
                 "log",
                 {
                     (1, 10): Position("/a", 5, "ff", 5),
@@ -451,16 +451,16 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
                 },
                 now=100.0,
             )
-            tailstate.save(conn, "other", {(1, 10): Position("/x", 1, "", 0)}, now=100.0)
-        with store.reading() as conn:
-            assert tailstate.load(conn, "log")[(1, 10)] == Position("/a", 5, "ff", 5)
-        with store.transaction() as conn:
-            tailstate.forget(conn, "log", [(1, 10)])
-            assert tailstate.prune(conn, "log", keep=[], before=50.0) == 0
-            assert tailstate.prune(conn, "log", keep=[], before=200.0) == 1
-        with store.reading() as conn:
-            assert tailstate.load(conn, "log") == {}
-            assert set(tailstate.load(conn, "other")) == {(1, 10)}
+            tx.tailstate.save("other", {(1, 10): Position("/x", 1, "", 0)}, now=100.0)
+        with store.reading() as tx:
+            assert tx.tailstate.load("log")[(1, 10)] == Position("/a", 5, "ff", 5)
+        with store.transaction() as tx:
+            tx.tailstate.forget("log", [(1, 10)])
+            assert tx.tailstate.prune("log", keep=[], before=50.0) == 0
+            assert tx.tailstate.prune("log", keep=[], before=200.0) == 1
+        with store.reading() as tx:
+            assert tx.tailstate.load("log") == {}
+            assert set(tx.tailstate.load("other")) == {(1, 10)}
     finally:
         store.close()
 
@@ -468,22 +468,21 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
 def test_store_offsets_answer_the_file_inputs_protocol(tmp_path: Path) -> None:
     """What the tailer asks of the state (bridge/inputs/filetail/offsets.py), over the store;
     `record` saves positions and forgets deleted files in the caller's transaction."""
-    store = Store(tmp_path / "state")
-    offsets = tailstate.StoreOffsets(store)
+    store = SqliteStore(tmp_path / "state")
+    offsets = StoreOffsets(store)
     try:
         assert offsets.first_run("log", 1.0)
         assert not offsets.first_run("log", 2.0)
         assert offsets.load("log") == {}
-        with store.transaction() as conn:
-            tailstate.record(
-                conn,
+        with store.transaction() as tx:
+            tx.tailstate.record(
                 "log",
                 {(1, 10): Position("/a", 5, "ff", 5), (1, 11): Position("/b", 7, "", 0)},
                 [],
                 100.0,
             )
-        with store.transaction() as conn:
-            tailstate.record(conn, "log", {(1, 12): Position("/c", 9, "", 0)}, [(1, 10)], 300.0)
+        with store.transaction() as tx:
+            tx.tailstate.record("log", {(1, 12): Position("/c", 9, "", 0)}, [(1, 10)], 300.0)
         assert offsets.load("log") == {
             (1, 11): Position("/b", 7, "", 0),
             (1, 12): Position("/c", 9, "", 0),
@@ -689,17 +688,17 @@ class SteppedTailer:
 
 
 def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
-    store = Store(tmp_path / "state")
+    store = SqliteStore(tmp_path / "state")
     lines: list[str] = []
 
     def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
-        with store.transaction() as conn:  # as Bridge.accept_lines: with the events' commit
-            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+        with store.transaction() as tx:  # as Bridge.accept_lines: with the events' commit
+            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
         lines.extend(e.annotations["line"] for e in events)
         return Accepted()
 
     clock = [100.0]
-    offsets = tailstate.StoreOffsets(store)
+    offsets = StoreOffsets(store)
     tailer = Tailer(spec, offsets, submit, lambda: NOW, monotonic=lambda: clock[0])
     tailer._startup()
     return SteppedTailer(tailer, store, clock, lines)

@@ -38,7 +38,7 @@ from bridge.inputs import jsonbody
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.http import HttpApp
 from bridge.store.codec import event_to_json
-from bridge.store.db import Store
+from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml, fixture_json
 from tests.test_e2e_callback import AES_KEY, OWNER, TOKEN, encrypt_raw, key_of, layout, pad32, sign
 
@@ -96,7 +96,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
     session = requests.Session()
     session.mount("http://", _NoNetwork())
     session.mount("https://", _NoNetwork())
-    store = Store(Path(directory) / "state")
+    store = SqliteStore(Path(directory) / "state")
     bridge = Bridge(config, store=store, session=session)
     yield HttpApp(bridge, bridge.clock.now)
     store.close()

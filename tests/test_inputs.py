@@ -122,9 +122,9 @@ def test_unmatched_events_are_counted_and_logged_once(
             "rules: [{name: none, match: {x: y}, targets: [ops]}]",
         ),
     )
-    from bridge.store.db import Store
+    from bridge.store.sqlite import SqliteStore
 
-    bridge = Bridge(config, store=Store(tmp_path / "state"))
+    bridge = Bridge(config, store=SqliteStore(tmp_path / "state"))
     spec = config.http_inputs()["bare"]
     with caplog.at_level(logging.INFO, logger="bridge"):
         for _ in range(3):

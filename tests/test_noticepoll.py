@@ -21,8 +21,9 @@ from bridge.delivery.noticepoll import NoticePoller
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Delivery, Message
-from bridge.store import notices, outbox
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.sqlite import SqliteStore
 
 T0 = 1_764_547_200.0
 TARGET = WorkNoticeTarget(
@@ -57,16 +58,15 @@ def result(**lists: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "state")
+    db = SqliteStore(tmp_path / "state")
     yield db
     db.close()
 
 
 def sent(store: Store, ids: list[str], task_id: int, at: float = T0) -> None:
     """Rows as the sender leaves a work notice DingTalk took."""
-    with store.transaction() as conn:
-        outbox.enqueue(
-            conn,
+    with store.transaction() as tx:
+        tx.outbox.enqueue(
             [
                 Delivery(
                     id=i,
@@ -80,23 +80,23 @@ def sent(store: Store, ids: list[str], task_id: int, at: float = T0) -> None:
             ],
             at,
         )
-        rows = [r for r in outbox.listing(conn, target="oncall") if r.id in ids]
-        notices.awaiting(conn, rows, "oncall", task_id, at, noticepoll.first_poll_at(at))
+        rows = [r for r in tx.outbox.listing(target="oncall") if r.id in ids]
+        tx.notices.awaiting(rows, "oncall", task_id, at, noticepoll.first_poll_at(at))
 
 
 def poller(store: Store, client: Answers, clock: FakeClock) -> NoticePoller:
     return NoticePoller(store, client, lambda: {"oncall": TARGET}, clock, pause=lambda s: None)
 
 
-def outbox_row(store: Store, id_: str) -> outbox.Row | None:
-    with store.reading() as conn:
-        found = outbox.find(conn, id_)
+def outbox_row(store: Store, id_: str) -> records.Row | None:
+    with store.reading() as tx:
+        found = tx.outbox.find(id_)
     return found[0] if found else None
 
 
-def results(store: Store, id_: str) -> list[notices.Result]:
-    with store.reading() as conn:
-        return notices.results(conn, id_)
+def results(store: Store, id_: str) -> list[records.Result]:
+    with store.reading() as tx:
+        return tx.notices.results(id_)
 
 
 def test_nothing_is_polled_before_its_time(store: Store) -> None:
@@ -106,8 +106,8 @@ def test_nothing_is_polled_before_its_time(store: Store) -> None:
     assert poller(store, client, clock).step() == 0
     row = outbox_row(store, "m1")
     assert row is not None and row.status == "sent"  # not reported delivered yet
-    with store.reading() as conn:
-        assert outbox.due(conn, "oncall", clock.time() + 100, 10) == []  # the sender leaves it
+    with store.reading() as tx:
+        assert tx.outbox.due("oncall", clock.time() + 100, 10) == []  # the sender leaves it
 
 
 def test_everyone_received_it_delivered(store: Store, caplog: pytest.LogCaptureFixture) -> None:
@@ -181,10 +181,10 @@ def test_nobody_received_it_dead_letter_that_outbox_retry_revives(
     assert row is not None
     assert (row.status, row.reason, row.errcode) == ("dead", reason, errcode)
     assert row.errmsg is not None and "alice" in row.errmsg and "bob" in row.errmsg
-    with store.transaction() as conn:
-        assert outbox.revive(conn, ["m1"], clock.time()) == 1
-    with store.reading() as conn:
-        assert [r.id for r in outbox.due(conn, "oncall", clock.time(), 10)] == ["m1"]
+    with store.transaction() as tx:
+        assert tx.outbox.revive(["m1"], clock.time()) == 1
+    with store.reading() as tx:
+        assert [r.id for r in tx.outbox.due("oncall", clock.time(), 10)] == ["m1"]
 
 
 def test_a_retry_absorbed_by_dedup_counts_as_received(store: Store) -> None:
@@ -208,8 +208,8 @@ def test_polls_until_final_then_gives_up_unverified(store: Store) -> None:
     p = poller(store, client, clock)
     polls_at = []
     while outbox_row(store, "m1") is not None:
-        with store.reading() as conn:
-            clock.set(notices.next_poll_at(conn) or clock.time())
+        with store.reading() as tx:
+            clock.set(tx.notices.next_poll_at() or clock.time())
         polls_at.append(round(clock.time() - T0))
         assert p.step() == 1
     # a growing interval, bounded in time

@@ -15,8 +15,8 @@ from bridge.config.model import CallbackInput
 from bridge.errors import InputError
 from bridge.inputs.callback import callback_event
 from bridge.inputs.signed import SignedOnce, check_window, expires, sent_at
-from bridge.store import replays
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
@@ -35,34 +35,34 @@ rules: [{name: all, targets: [ops]}]
 
 
 def test_claim_remembers_until_expiry_and_tells_same_from_other(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+    store = SqliteStore(tmp_path)
     t = NOW.timestamp()
     steps = [
         # (input, key, digest, expires, now) -> Seen
-        (("cb", "n1", "d1", t + 10, t), replays.Seen.NEW),
-        (("cb", "n1", "d1", t + 10, t + 1), replays.Seen.SAME),
-        (("cb", "n1", "d2", t + 10, t + 2), replays.Seen.OTHER),
-        (("other-input", "n1", "d2", t + 10, t + 3), replays.Seen.NEW),  # keys are per input
-        (("cb", "n2", "d1", t + 5, t + 4), replays.Seen.NEW),
-        (("cb", "n1", "d2", t + 30, t + 11), replays.Seen.NEW),  # n1 expired at t+10: pruned
+        (("cb", "n1", "d1", t + 10, t), records.Seen.NEW),
+        (("cb", "n1", "d1", t + 10, t + 1), records.Seen.SAME),
+        (("cb", "n1", "d2", t + 10, t + 2), records.Seen.OTHER),
+        (("other-input", "n1", "d2", t + 10, t + 3), records.Seen.NEW),  # keys are per input
+        (("cb", "n2", "d1", t + 5, t + 4), records.Seen.NEW),
+        (("cb", "n1", "d2", t + 30, t + 11), records.Seen.NEW),  # n1 expired at t+10: pruned
     ]
     for args, expected in steps:
-        with store.transaction() as conn:
-            assert replays.claim(conn, *args) is expected, args
-    with store.reading() as conn:
-        assert replays.count(conn) == 1  # every expired row went, of any input: the new n1 stays
+        with store.transaction() as tx:
+            assert tx.replays.claim(*args) is expected, args
+    with store.reading() as tx:
+        assert tx.replays.count() == 1  # every expired row went, of any input: the new n1 stays
     store.close()
 
 
 def test_the_memory_survives_reopening_the_store(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    with store.transaction() as conn:
-        replays.claim(conn, "cb", "n", "d", NOW.timestamp() + 60, NOW.timestamp())
+    store = SqliteStore(tmp_path)
+    with store.transaction() as tx:
+        tx.replays.claim("cb", "n", "d", NOW.timestamp() + 60, NOW.timestamp())
     store.close()
-    store = Store(tmp_path)
-    with store.transaction() as conn:
-        assert replays.claim(conn, "cb", "n", "x", NOW.timestamp() + 60, NOW.timestamp()) is (
-            replays.Seen.OTHER
+    store = SqliteStore(tmp_path)
+    with store.transaction() as tx:
+        assert tx.replays.claim("cb", "n", "x", NOW.timestamp() + 60, NOW.timestamp()) is (
+            records.Seen.OTHER
         )
     store.close()
 
@@ -107,12 +107,12 @@ def test_sent_at_reads_ascii_milliseconds_only(
 
 def _bridge(tmp_path: Path) -> Bridge:
     config = compile_yaml(tmp_path, CONFIG)
-    return Bridge(config, store=Store(tmp_path / "state"), clock=FakeClock(NOW.timestamp()))
+    return Bridge(config, store=SqliteStore(tmp_path / "state"), clock=FakeClock(NOW.timestamp()))
 
 
 def _outbox_rows(bridge: Bridge) -> int:
-    with bridge.store.reading() as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    with bridge.store.reading() as tx:
+        return len(tx.outbox.listing(limit=1_000_000))
 
 
 def test_a_callback_is_taken_once_and_its_copy_answered_again(tmp_path: Path) -> None:

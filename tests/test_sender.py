@@ -45,9 +45,18 @@ from bridge.dingtalk.responses import (
 )
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Alert, Delivery, Event, Mention, Message, Rendered
-from bridge.store import notices, outbox
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.sqlite import OperationalError, SqliteStore, SqliteTx
 from tests.harness import compile_yaml
+
+
+def raw(store: Store) -> sqlite3.Connection:
+    """The SQLite connection under `store`, for what only SQLite shows (its tables, a damaged
+    value); used inside the store's `reading()` or `transaction()`, which hold its lock."""
+    assert isinstance(store, SqliteStore)
+    return store.db.connection
+
 
 START = 1_800_000_000.0
 WINDOW = 60.0  # DingTalk's: 20 calls in any 60 seconds
@@ -164,17 +173,17 @@ def window_of(windows: RobotWindows, target: Target) -> RobotWindow:
     return windows.for_channel(channel_for(target, None))
 
 
-class BreakableStore(Store):
+class BreakableStore(SqliteStore):
     """A real store whose commits fail while `broken` (as SQLite does on a full disk)."""
 
     broken = False
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[SqliteTx]:
         if self.broken:
-            raise sqlite3.OperationalError("database or disk is full")
-        with super().transaction() as conn:
-            yield conn
+            raise OperationalError("database or disk is full")
+        with super().transaction() as tx:
+            yield tx
 
 
 # -- config, rows and the driver -------------------------------------------------------------------
@@ -268,8 +277,8 @@ def enqueue(store: Store, target: str, names: list[str], at: float, **kw: Any) -
         )
         for i, name in enumerate(names)
     ]
-    with store.transaction() as conn:
-        outbox.enqueue(conn, deliveries, at)
+    with store.transaction() as tx:
+        tx.outbox.enqueue(deliveries, at)
 
 
 def make(
@@ -314,14 +323,14 @@ def drive(
     raise AssertionError("the senders did not settle: a loop that never waits")
 
 
-def pending(store: Store, target: str | None = None) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.listing(conn, status=outbox.PENDING, target=target, limit=10_000)
+def pending(store: Store, target: str | None = None) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.listing(status=records.PENDING, target=target, limit=10_000)
 
 
-def dead(store: Store) -> list[outbox.Row]:
-    with store.reading() as conn:
-        return outbox.listing(conn, status=outbox.DEAD, limit=10_000)
+def dead(store: Store) -> list[records.Row]:
+    with store.reading() as tx:
+        return tx.outbox.listing(status=records.DEAD, limit=10_000)
 
 
 def most_in_any_window(times: list[float], window: float = WINDOW) -> int:
@@ -408,8 +417,8 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
     drive([a, b], clock, 590)  # within DingTalk's 600 s: not one call, from either target
     assert len(ding.calls) == 1
     # The lockout is the robot's in the store too (keyed by its hash, never by the token).
-    with store.reading() as conn:
-        rows = conn.execute("SELECT robot, until FROM robot_lockouts").fetchall()
+    with store.reading():
+        rows = raw(store).execute("SELECT robot, until FROM robot_lockouts").fetchall()
     assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
     restarted = window_of(RobotWindows(store_loader(store, clock)), config.targets["b"])
     assert restarted.locked_until == locked_at + 600.0
@@ -452,7 +461,7 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
     conn.execute("INSERT INTO lockouts VALUES ('b', ?)", (clock.time() + 100,))
     conn.commit()
     conn.close()
-    store = Store(state)
+    store = SqliteStore(state)
     try:
         windows = RobotWindows(store_loader(store, clock))
         window = window_of(windows, config.targets["a"])
@@ -460,10 +469,13 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
         window = window_of(windows, config.targets["b"])  # the same robot: b's rows join it
         assert window.calls() == [clock.time() - 10, clock.time() - 5]
         assert window.locked_until == clock.time() + 100
-        with store.reading() as c:
-            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        with store.reading():
+            tables = {
+                r[0]
+                for r in raw(store).execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
             assert not {"sends", "lockouts"} & tables  # nothing left to adopt: dropped
-            assert c.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+            assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
     finally:
         store.close()
 
@@ -650,7 +662,7 @@ def test_a_message_that_breaks_the_sender_is_an_internal_dead_letter_and_the_que
     rules = {r.name: r for r in config.rules}
 
     class Buggy(QueuedRenderer):
-        def message(self, row: outbox.Row, now: datetime) -> Rendered:
+        def message(self, row: records.Row, now: datetime) -> Rendered:
             if row.event is not None and row.event.labels["alertname"] == "Poison":
                 raise TypeError("can't subtract offset-naive and offset-aware datetimes")
             return super().message(row, now)
@@ -696,15 +708,17 @@ def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing
 ) -> None:
     enqueue(store, "a", ["Broken"], clock.time())
     enqueue(store, "a", ["Behind"], clock.time() + 1)
-    with store.transaction() as conn:  # an older version's format, or a damaged value
-        conn.execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
+    with store.transaction():  # an older version's format, or a damaged value
+        raw(store).execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert texts(ding.ok_calls()) and "Behind alert ALARM" in texts(ding.ok_calls())
     assert not pending(store)
-    with store.reading() as conn:
-        [(id_, reason, errmsg)] = conn.execute(
-            "SELECT id, reason, errmsg FROM outbox WHERE status = 'dead'"
-        ).fetchall()
+    with store.reading():
+        [(id_, reason, errmsg)] = (
+            raw(store)
+            .execute("SELECT id, reason, errmsg FROM outbox WHERE status = 'dead'")
+            .fetchall()
+        )
     assert id_.endswith("Broken") and reason == "internal" and "unreadable row" in errmsg
 
 
@@ -753,8 +767,8 @@ def test_a_success_the_store_cannot_record_is_never_sent_again(
     drive([sender], clock, 60)
     assert [c.body["markdown"]["title"] for c in ding.calls] == ["A0 alert ALARM", "A1 alert ALARM"]
     assert sender.status()["unrecorded"] is None and not pending(store)
-    with store.reading() as conn:  # the held outcome's call was recorded with it
-        assert conn.execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
+    with store.reading():  # the held outcome's call was recorded with it
+        assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone()[0] == 2
 
 
 def test_store_retries_back_off(
@@ -962,9 +976,9 @@ def test_each_outcome_of_a_send_does_what_it_says(
     sender = make(config, name, store, ding, clock, windows, rand=1.0)
     drive([sender], clock, 0)  # one send, no more
     assert len(ding.calls) == 1
-    with store.reading() as conn:
-        rows = outbox.listing(conn, target=name, limit=10)
-        tasks = notices.due(conn, START + 3600, 10)
+    with store.reading() as tx:
+        rows = tx.outbox.listing(target=name, limit=10)
+        tasks = tx.notices.due(START + 3600, 10)
     if then["status"] is None:
         assert rows == []
     else:
@@ -980,8 +994,8 @@ def test_each_outcome_of_a_send_does_what_it_says(
     assert window.locked_until == (START + then["lockout"] if "lockout" in then else 0.0)
     assert window.failures == then.get("failing", 0)
     assert window.used(RateLimit(20, 60.0), clock.time()) == then.get("counted", 0)
-    with store.reading() as conn:
-        stored = conn.execute("SELECT until FROM robot_lockouts").fetchall()
+    with store.reading():
+        stored = raw(store).execute("SELECT until FROM robot_lockouts").fetchall()
     assert stored == ([(START + then["lockout"],)] if "lockout" in then else [])
 
 

@@ -22,8 +22,8 @@ from bridge.config.model import FileInput
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.model import Accepted, Event
-from bridge.store import tailstate
-from bridge.store.db import Store
+from bridge.store.offsets import StoreOffsets
+from bridge.store.sqlite import SqliteStore
 from tests.harness import wait_until
 from tests.test_filetail_units import file_spec
 
@@ -49,18 +49,18 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
     logs.mkdir()
     spec = file_spec(logs, read_from="beginning", poll_interval="20ms")
     data, matching = lines(20_000, seed)
-    store = Store(tmp_path / "state")
+    store = SqliteStore(tmp_path / "state")
     seen: list[str] = []
     lock = threading.Lock()
 
     def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
-        with store.transaction() as conn:  # the events and the offsets commit together
-            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+        with store.transaction() as tx:  # the events and the offsets commit together
+            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
             with lock:
                 seen.extend(e.labels["message"].split("n=")[1].split()[0] for e in events)
         return Accepted()
 
-    tailer = Tailer(spec, tailstate.StoreOffsets(store), submit, lambda: datetime.now(UTC))
+    tailer = Tailer(spec, StoreOffsets(store), submit, lambda: datetime.now(UTC))
     path = logs / "app.log"
     path.write_bytes(b"")
     stop_polling = threading.Event()
@@ -84,8 +84,8 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
                     time.sleep(0.001)
 
         def committed() -> bool:
-            with store.reading() as conn:
-                positions = tailstate.load(conn, "log")
+            with store.reading() as tx:
+                positions = tx.tailstate.load("log")
             return any(p.offset == len(data) for p in positions.values())
 
         wait_until(committed, timeout=60)

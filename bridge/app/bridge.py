@@ -11,7 +11,6 @@ every part; the inputs see it through their own protocols.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import tzinfo
@@ -32,7 +31,7 @@ from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session
-from bridge.errors import InputError, Reason
+from bridge.errors import InputError, Reason, StoreError
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
@@ -41,8 +40,10 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
 from bridge.pipeline.grouper import Grouper
 from bridge.pipeline.intake import Intake
-from bridge.store import outbox, replays, tailstate
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import Store, Tx
+from bridge.store.backend import open_store
+from bridge.store.offsets import StoreOffsets
 
 log = logging.getLogger("bridge")
 
@@ -58,7 +59,7 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock.now()
-        self.store = store or Store(config.state_dir, config.synchronous)
+        self.store = store or open_store(config.state_dir, config.synchronous)
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
@@ -107,7 +108,7 @@ class Bridge:
                 sender.wake()
 
     def _tailer(self, spec: FileInput) -> Tailer:
-        return Tailer(spec, tailstate.StoreOffsets(self.store), self.accept_lines, self.clock.now)
+        return Tailer(spec, StoreOffsets(self.store), self.accept_lines, self.clock.now)
 
     # -- what the inputs call ------------------------------------------------------------------
 
@@ -127,13 +128,13 @@ class Bridge:
         leaves no trace, so DingTalk may send it again)."""
         now = self.clock.now()
 
-        def remember(conn: sqlite3.Connection) -> None:
-            seen = replays.claim(
-                conn, request.input, request.key, request.digest, request.expires, now.timestamp()
+        def remember(tx: Tx) -> None:
+            seen = tx.replays.claim(
+                request.input, request.key, request.digest, request.expires, now.timestamp()
             )
-            if seen is replays.Seen.SAME:
+            if seen is records.Seen.SAME:
                 raise _TakenBefore  # rolls back what this second copy would have queued
-            if seen is replays.Seen.OTHER:
+            if seen is records.Seen.OTHER:
                 raise InputError(409, Reason.REPLAY, "this nonce and timestamp were used before")
 
         try:
@@ -144,26 +145,25 @@ class Bridge:
     def claim(self, request: SignedOnce) -> None:
         """A chat command's timestamp+sign pair, used once (whatever the body)."""
         try:
-            with self.store.transaction() as conn:
-                seen = replays.claim(
-                    conn,
+            with self.store.transaction() as tx:
+                seen = tx.replays.claim(
                     request.input,
                     request.key,
                     request.digest,
                     request.expires,
                     self.clock.time(),
                 )
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             raise InputError(503, Reason.STORE, "the state store cannot take it now") from exc
-        if seen is not replays.Seen.NEW:
+        if seen is not records.Seen.NEW:
             raise InputError(409, Reason.REPLAY, "this timestamp and sign were used before")
 
     def accept_lines(self, spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         """A file input's events and the offsets past their lines, in one transaction: an
         offset advances exactly when the events before it are in the outbox."""
 
-        def record(conn: sqlite3.Connection) -> None:
-            tailstate.record(conn, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+        def record(tx: Tx) -> None:
+            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
 
         return self.intake.accept(self.config, spec, events, self.clock.now(), record)
 
@@ -190,8 +190,8 @@ class Bridge:
 
     def start(self) -> None:
         self.store.start_upkeep()  # keeps the WAL small and retries after a full disk
-        with self.store.reading() as conn:
-            pending = outbox.pending_count(conn)
+        with self.store.reading() as tx:
+            pending = tx.outbox.pending_count()
         if pending:
             log.info(fmt_fields("resuming", pending=pending))
         for sender in self.senders.values():
@@ -212,8 +212,8 @@ class Bridge:
         for sender in self.senders.values():
             sender.stop(max(0.0, deadline - time.monotonic()))
         self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
-        with self.store.reading() as conn:
-            return outbox.pending_count(conn)
+        with self.store.reading() as tx:
+            return tx.outbox.pending_count()
 
 
 class _TakenBefore(Exception):

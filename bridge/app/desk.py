@@ -23,9 +23,7 @@ from bridge.config.model import ChatInput, Config
 from bridge.dingtalk.replies import post_reply
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.logs import fmt_fields
-from bridge.store import alertlog
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store.api import Store
 
 log = logging.getLogger("bridge")
 
@@ -82,8 +80,8 @@ class Desk:
         return details
 
     def silences(self, now: float) -> list[Silence]:
-        with self.store.reading() as conn:
-            runtime = silence_store.load(conn, ended_after=now)
+        with self.store.reading() as tx:
+            runtime = tx.silences.load(ended_after=now)
         return [s for s in [*self._config().silences, *runtime] if s.active(now)]
 
     def add_silence(
@@ -94,8 +92,8 @@ class Desk:
         comment: str,
         author: str,
     ) -> tuple[Silence, str]:
-        with self.store.transaction() as conn:
-            silence = silence_store.add(conn, parsed, starts, ends, comment, author, starts)
+        with self.store.transaction() as tx:
+            silence = tx.silences.add(parsed, starts, ends, comment, author, starts)
         self._silences_changed()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
         api = self._config().alertmanager
@@ -106,8 +104,8 @@ class Desk:
         except alertmanager_api.AlertmanagerError as exc:
             log.warning(fmt_fields("alertmanager silence failed", id=silence.id, error=exc))
             return silence, f" Not in Alertmanager: {exc}; the bridge's silence holds."
-        with self.store.transaction() as conn:
-            silence_store.link(conn, silence.id, am_id)
+        with self.store.transaction() as tx:
+            tx.silences.link(silence.id, am_id)
         log.info(fmt_fields("alertmanager silence created", id=silence.id, am_id=am_id))
         return silence, f" Also in Alertmanager ({am_id})."
 
@@ -115,9 +113,9 @@ class Desk:
         """The firing alert (group) whose message showed `short_id`: its reminders stop until
         it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
         rules = {rule.name: rule for rule in self._config().rules}
-        with self.store.transaction() as conn:
+        with self.store.transaction() as tx:
             found: dict[str, str] = {}  # fingerprint -> rule
-            for rule_name, key in alertlog.firing(conn):
+            for rule_name, key in tx.alertlog.firing():
                 rule = rules.get(rule_name)
                 grouped = rule is not None and rule.group_by is not None
                 fingerprint = group_key({"rule": rule_name, "group": key}) if grouped else key
@@ -127,9 +125,9 @@ class Desk:
                 what = "no firing alert" if not found else f"{len(found)} firing alerts"
                 return f"There is {what} with id {short_id}."
             [(fingerprint, rule_name)] = found.items()
-            earlier = alertlog.acknowledged_by(conn, fingerprint)
+            earlier = tx.acks.acknowledged_by(fingerprint)
             if earlier is None:
-                alertlog.acknowledge(conn, fingerprint, by, now)
+                tx.acks.acknowledge(fingerprint, by, now)
         if earlier is not None:
             return f"{fingerprint[:8]} was already acknowledged by {earlier}."
         log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
@@ -139,9 +137,9 @@ class Desk:
         )
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
-        with self.store.transaction() as conn:
-            ids = silence_store.expire(conn, id_prefix, now)
-            am_id = silence_store.linked(conn, ids[0]) if len(ids) == 1 else None
+        with self.store.transaction() as tx:
+            ids = tx.silences.expire(id_prefix, now)
+            am_id = tx.silences.linked(ids[0]) if len(ids) == 1 else None
         self._silences_changed()
         if len(ids) != 1:
             return ids, ""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.store import outbox
-
 if TYPE_CHECKING:
     from bridge.app.bridge import Bridge
 
@@ -22,10 +20,8 @@ def healthy(bridge: Bridge) -> bool:
 
 def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
     now = bridge.clock.time()
-    with bridge.store.reading() as conn:
-        depths = outbox.depth(conn)
-        dead = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()[0]
-    writable = bridge.store.writable()
+    probe = bridge.store.probe()
+    depths, dead, writable = probe.depths, probe.dead_letters, probe.writable
     senders = {name: s.alive() for name, s in bridge.senders.items()}
     sending = {name: s.status() for name, s in bridge.senders.items()}
     tailers = {name: t.status() for name, t in bridge.tailers.items()}

@@ -16,7 +16,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from bridge import __version__
-from bridge.store import notices
 
 if TYPE_CHECKING:
     from bridge.app.bridge import Bridge
@@ -164,8 +163,8 @@ class BridgeCollector(Collector):
         yield CounterMetricFamily(
             f"{PREFIX}_work_notice_result_calls", "getsendresult calls made.", value=stats.calls
         )
-        with self.bridge.store.reading() as conn:
-            waiting = notices.waiting(conn)
+        with self.bridge.store.reading() as tx:
+            waiting = tx.notices.waiting()
         awaiting = GaugeMetricFamily(
             f"{PREFIX}_work_notice_awaiting_result",
             "Work notices DingTalk took whose recipients are not known yet.",

@@ -13,7 +13,7 @@ from datetime import datetime
 from bridge.config.model import Rule
 from bridge.model import Rendered
 from bridge.pipeline.render import queued_message, queued_title
-from bridge.store.outbox import Row
+from bridge.store.records import Row
 
 
 class QueuedRenderer:

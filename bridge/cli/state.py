@@ -10,7 +10,6 @@ import argparse
 import getpass
 import json
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -24,9 +23,9 @@ from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_du
 from bridge.errors import ConfigError
 from bridge.model import Message
 from bridge.pipeline.render import queued_message, queued_title
-from bridge.store import notices, outbox
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.store import records
+from bridge.store.api import ReadTx, Store
+from bridge.store.backend import open_store
 from bridge.store.statedir import StateError
 
 DEFAULT_CONFIG = "/etc/dingtalk-bridge/config.yaml"
@@ -69,7 +68,7 @@ def _on_store(args: argparse.Namespace, actions: dict[str, Action]) -> int:
     if config is None:
         return 1
     try:
-        store = Store(config.state_dir, config.synchronous)
+        store = open_store(config.state_dir, config.synchronous)
     except StateError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
@@ -84,8 +83,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
-    with store.reading() as conn:
-        rows = outbox.listing(conn, args.status, args.target, args.limit)
+    with store.reading() as tx:
+        rows = tx.outbox.listing(args.status, args.target, args.limit)
     now = time.time()
     if args.json:
         print(json.dumps([_row_json(config, r) for r in rows], ensure_ascii=False, indent=2))
@@ -117,18 +116,18 @@ def _rule(config: Config, name: str) -> Rule | None:
     return next((r for r in config.rules if r.name == name), None)
 
 
-def _title(config: Config, row: outbox.Row) -> str:
+def _title(config: Config, row: records.Row) -> str:
     """A row's title as the sender would render it now (rows hold the event, not the text)."""
     return queued_title(_rule(config, row.rule), row.message, row.event, datetime.now(UTC))
 
 
-def _message(config: Config, row: outbox.Row) -> Message:
+def _message(config: Config, row: records.Row) -> Message:
     """The whole message as the sender would render it now."""
     now = datetime.now(UTC)
     return queued_message(_rule(config, row.rule), row.rule, row.message, row.event, now).message
 
 
-def _row_json(config: Config, row: outbox.Row) -> dict[str, object]:
+def _row_json(config: Config, row: records.Row) -> dict[str, object]:
     message = _message(config, row)
     return {
         "id": row.id,
@@ -150,9 +149,9 @@ def _row_json(config: Config, row: outbox.Row) -> dict[str, object]:
     }
 
 
-def _one(store: Store, prefix: str) -> outbox.Row | None:
-    with store.reading() as conn:
-        found = outbox.find(conn, prefix)
+def _one(store: Store, prefix: str) -> records.Row | None:
+    with store.reading() as tx:
+        found = tx.outbox.find(prefix)
     if len(found) != 1:
         print(
             f"{'no' if not found else 'more than one'} message with id {prefix}…", file=sys.stderr
@@ -164,16 +163,16 @@ def _one(store: Store, prefix: str) -> outbox.Row | None:
 def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
     """One message: queued, sent (a work notice awaiting its result) or dead, from the outbox;
     a work notice already settled (delivered, partly delivered) from its recorded results."""
-    with store.reading() as conn:
-        found = outbox.find(conn, args.id)
-        settled = notices.find_results(conn, args.id) if not found else []
+    with store.reading() as tx:
+        found = tx.outbox.find(args.id)
+        settled = tx.notices.find_results(args.id) if not found else []
     if len(found) == 1:
         shown = _row_json(config, found[0])
-        with store.reading() as conn:
-            shown.update(_notice_json(conn, found[0].id, config))
+        with store.reading() as tx:
+            shown.update(_notice_json(tx, found[0].id, config))
     elif not found and len(settled) == 1:
-        with store.reading() as conn:
-            report = _notice_json(conn, settled[0], config)
+        with store.reading() as tx:
+            report = _notice_json(tx, settled[0], config)
         last = report["results"][-1]
         shown = {
             "id": settled[0],
@@ -192,10 +191,10 @@ def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
-def _notice_json(conn: sqlite3.Connection, id_: str, config: Config) -> dict[str, Any]:
+def _notice_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
     """A work notice's task awaiting its result and what getsendresult said, per recipient."""
     shown: dict[str, Any] = {}
-    task = notices.task_of(conn, id_)
+    task = tx.notices.task_of(id_)
     if task is not None:
         shown["awaiting_result"] = {
             "task_id": task.task_id,
@@ -203,7 +202,7 @@ def _notice_json(conn: sqlite3.Connection, id_: str, config: Config) -> dict[str
             "polls": task.polls,
             "next_poll": _when(task.next_poll, config.timezone),
         }
-    results = notices.results(conn, id_)
+    results = tx.notices.results(id_)
     if results:
         shown["results"] = [
             {
@@ -223,18 +222,15 @@ def _notice_json(conn: sqlite3.Connection, id_: str, config: Config) -> dict[str
 
 def _outbox_retry(args: argparse.Namespace, config: Config, store: Store) -> int:
     now = time.time()
-    with store.reading() as conn:
+    with store.reading() as tx:
         if args.all_dead:
-            ids = [r.id for r in outbox.listing(conn, outbox.DEAD, args.target, limit=1_000_000)]
+            ids = [r.id for r in tx.outbox.listing(records.DEAD, args.target, limit=1_000_000)]
         else:
             ids = [row.id for prefix in args.ids if (row := _one(store, prefix)) is not None]
-    with store.transaction() as conn:
-        revived = outbox.revive(conn, ids, now)
+    with store.transaction() as tx:
+        revived = tx.outbox.revive(ids, now)
         # A pending message named explicitly is made due now (skipping its backoff).
-        conn.executemany(
-            "UPDATE outbox SET not_before = ? WHERE id = ? AND status = 'pending'",
-            [(now, i) for i in ids],
-        )
+        tx.outbox.due_now(ids, now)
     print(f"{len(ids)} message(s) queued for delivery ({revived} were dead letters)")
     return 0 if ids or args.all_dead else 1
 
@@ -244,17 +240,17 @@ def _outbox_purge(args: argparse.Namespace, config: Config, store: Store) -> int
         print("name message ids, or --dead to purge dead letters", file=sys.stderr)
         return 2
     cutoff = time.time() - parse_duration(args.older_than) if args.older_than else float("inf")
-    with store.reading() as conn:
+    with store.reading() as tx:
         if args.dead:
             ids = [
                 r.id
-                for r in outbox.listing(conn, outbox.DEAD, args.target, limit=1_000_000)
+                for r in tx.outbox.listing(records.DEAD, args.target, limit=1_000_000)
                 if r.created_at < cutoff
             ]
         else:
             ids = [row.id for prefix in args.ids if (row := _one(store, prefix)) is not None]
-    with store.transaction() as conn:
-        removed = outbox.purge(conn, ids)
+    with store.transaction() as tx:
+        removed = tx.outbox.purge(ids)
     print(f"{removed} message(s) removed")
     return 0
 
@@ -310,16 +306,16 @@ def _silence_add(args: argparse.Namespace, config: Config, store: Store) -> int:
             file=sys.stderr,
         )
         return 2
-    with store.transaction() as conn:
-        silence = silence_store.add(conn, parsed, now, ends, args.comment, args.author, now)
+    with store.transaction() as tx:
+        silence = tx.silences.add(parsed, now, ends, args.comment, args.author, now)
     print(f"silence {silence.id} until {_when(ends, config.timezone)}: {silence.describe()}")
     return 0
 
 
 def _silence_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     now = time.time()
-    with store.reading() as conn:
-        runtime = silence_store.load(conn, None if args.all else now)
+    with store.reading() as tx:
+        runtime = tx.silences.load(None if args.all else now)
     rows = [
         [
             s.id,
@@ -342,8 +338,8 @@ def _silence_list(args: argparse.Namespace, config: Config, store: Store) -> int
 
 
 def _silence_expire(args: argparse.Namespace, config: Config, store: Store) -> int:
-    with store.transaction() as conn:
-        ids = silence_store.expire(conn, args.id, time.time())
+    with store.transaction() as tx:
+        ids = tx.silences.expire(args.id, time.time())
     if len(ids) != 1:
         problem = "no active silence" if not ids else "more than one silence"
         print(f"{problem} with id {args.id}…", file=sys.stderr)
@@ -373,7 +369,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     actions = box.add_subparsers(dest="action", required=True)
     p = actions.add_parser("list", help="pending and dead messages, oldest first")
     config_arg(p)
-    p.add_argument("--status", choices=[outbox.PENDING, notices.SENT, outbox.DEAD])
+    p.add_argument("--status", choices=[records.PENDING, records.SENT, records.DEAD])
     p.add_argument("--target")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.logs import REDACTOR
-from bridge.store.outbox import Row
+from bridge.store.records import Row
 
 ERROR_TEXT_MAX = 500
 

@@ -20,7 +20,7 @@ from bridge.delivery.labels import error_text, ids_of_rows
 from bridge.dingtalk.channel import Body, Channel
 from bridge.logs import fmt_fields
 from bridge.model import Message, Rendered
-from bridge.store.outbox import Row
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 

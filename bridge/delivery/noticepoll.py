@@ -41,9 +41,9 @@ from bridge.dingtalk.sendresult import (
 )
 from bridge.errors import DeliveryError
 from bridge.logs import fmt_fields
-from bridge.store import notices, outbox
-from bridge.store.db import Store
-from bridge.store.notices import Task
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.records import Task
 
 log = logging.getLogger("bridge.delivery")
 
@@ -114,8 +114,8 @@ class NoticePoller:
         while not self._stop.is_set():
             try:
                 if self.step() == 0:
-                    with self.store.reading() as conn:
-                        upcoming = notices.next_poll_at(conn)
+                    with self.store.reading() as tx:
+                        upcoming = tx.notices.next_poll_at()
                     wait = IDLE if upcoming is None else upcoming - self.clock.time()
                     self._stop.wait(min(IDLE, max(wait, 0.05)))
             except Exception:  # a bug must not stop every verification for good: log, go on
@@ -124,8 +124,8 @@ class NoticePoller:
 
     def step(self) -> int:
         """Poll the tasks that are due (at most BATCH); how many were polled."""
-        with self.store.reading() as conn:
-            tasks = notices.due(conn, self.clock.time(), BATCH)
+        with self.store.reading() as tx:
+            tasks = tx.notices.due(self.clock.time(), BATCH)
         for index, task in enumerate(tasks):
             if self._stop.is_set():
                 break
@@ -175,8 +175,8 @@ class NoticePoller:
         if when > task.sent_at + POLL_FOR:
             self._unverified(task, now, result or _previous(task), why)
             return
-        with self.store.transaction() as conn:
-            notices.poll_later(conn, task, when, answer)
+        with self.store.transaction() as tx:
+            tx.notices.poll_later(task, when, answer)
 
     def _settle(self, task: Task, now: float, result: SendResult, verdict: Verdict) -> None:
         refused = [(r.userid, r.code) for r in result.refused]
@@ -185,11 +185,10 @@ class NoticePoller:
             if result.duplicates
             else None
         )
-        with self.store.transaction() as conn:
-            notices.settle(conn, task, verdict.outcome, result.got_it(), refused, note, now)
+        with self.store.transaction() as tx:
+            tx.notices.settle(task, verdict.outcome, result.got_it(), refused, note, now)
             if verdict.outcome == "dead":
-                outbox.dead_letter(
-                    conn,
+                tx.outbox.dead_letter(
                     task.ids,
                     verdict.reason.value if verdict.reason else "dingtalk_rejected",
                     verdict.errcode,
@@ -197,18 +196,17 @@ class NoticePoller:
                     now,
                 )
             elif verdict.outcome == "retry":
-                outbox.retry_later(
-                    conn,
+                tx.outbox.retry_later(
                     task.ids,
                     now + FLOW_CONTROL_WAIT,
                     verdict.reason.value if verdict.reason else "rate_limited",
                     verdict.errcode,
                     "flow-controlled: " + refusal_summary(result.refused),
                     now,
-                    was=notices.SENT,
+                    was=records.SENT,
                 )
             else:
-                outbox.delivered(conn, task.ids)
+                tx.outbox.delivered(task.ids)
         self._count(task, verdict.outcome, result)
         fields = dict(
             rule=",".join(sorted(set(task.rules))),
@@ -236,9 +234,9 @@ class NoticePoller:
         """No final answer: count it delivered (DingTalk did take it), record what is known."""
         got = result.got_it() if result else ()
         refused = [(r.userid, r.code) for r in result.refused] if result else []
-        with self.store.transaction() as conn:
-            notices.settle(conn, task, "unverified", got, refused, why, now)
-            outbox.delivered(conn, task.ids)
+        with self.store.transaction() as tx:
+            tx.notices.settle(task, "unverified", got, refused, why, now)
+            tx.outbox.delivered(task.ids)
         if result is not None:
             self._count(task, "unverified", result)
         else:

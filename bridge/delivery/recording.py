@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from sqlite3 import Connection
 
 from bridge.clock import Clock
 from bridge.delivery.backoff import backoff_ceiling
@@ -21,9 +20,8 @@ from bridge.delivery.robots import HISTORY_KEEP, RobotWindow
 from bridge.dingtalk.responses import Failed
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
-from bridge.store import notices, outbox, ratewindows
-from bridge.store.db import Store
-from bridge.store.outbox import Row
+from bridge.store.api import Store, Tx
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -41,7 +39,7 @@ class Record:
     ids: list[str]
     calls: list[float]
     lockout: float | None
-    write: Callable[[Connection], None]
+    write: Callable[[Tx], None]
     error: str = ""  # why the last commit failed
 
 
@@ -59,13 +57,13 @@ def dead_letters(
         ids,
         calls,
         None,
-        lambda conn: outbox.dead_letter(conn, ids, reason, errcode, errmsg, now),
+        lambda tx: tx.outbox.dead_letter(ids, reason, errcode, errmsg, now),
     )
 
 
 def part_sent(head: str, done: int, at: float) -> Record:
     """Part `done` of a long message went out: a restart resumes at the next part."""
-    return Record("part", [head], [at], None, lambda conn: outbox.progress(conn, head, done, at))
+    return Record("part", [head], [at], None, lambda tx: tx.outbox.progress(head, done, at))
 
 
 def accepted(
@@ -76,11 +74,11 @@ def accepted(
     (store/notices.py, delivery/noticepoll.py)."""
     ids = [r.id for r in batch]
 
-    def write(conn: Connection) -> None:
+    def write(tx: Tx) -> None:
         if task_id is not None:
-            notices.awaiting(conn, batch, target, task_id, now, first_poll_at(now))
+            tx.notices.awaiting(batch, target, task_id, now, first_poll_at(now))
         else:
-            outbox.delivered(conn, ids)
+            tx.outbox.delivered(ids)
 
     return Record("delivered", ids, calls, None, write)
 
@@ -100,8 +98,8 @@ def retry(
         ids,
         calls,
         lockout,
-        lambda conn: outbox.retry_later(
-            conn, ids, not_before, reason, failed.errcode, failed.errmsg, now
+        lambda tx: tx.outbox.retry_later(
+            ids, not_before, reason, failed.errcode, failed.errmsg, now
         ),
     )
 
@@ -141,13 +139,13 @@ class Recorder:
 
     def _write(self, record: Record) -> None:
         window = self.window()
-        with self.store.transaction() as conn:
+        with self.store.transaction() as tx:
             if record.calls and window.keep > 0:
                 forget = max(record.calls) - window.keep
-                ratewindows.record_calls(conn, window.key, record.calls, forget)
+                tx.ratewindows.record_calls(window.key, record.calls, forget)
             if record.lockout is not None:
-                ratewindows.lock_out(conn, window.key, record.lockout)
-            record.write(conn)
+                tx.ratewindows.lock_out(window.key, record.lockout)
+            record.write(tx)
 
     def again(self, now_or_never: bool = False) -> float:
         """Try the held outcome again when its backoff is over (at once if `now_or_never`):
@@ -200,10 +198,10 @@ def store_loader(
 
     def load(robot: str, target: str, fresh: bool) -> tuple[list[float], float]:
         now = clock.time()
-        with store.transaction() as conn:
-            adopted = ratewindows.adopt_legacy(conn, target, robot, now, HISTORY_KEEP)
+        with store.transaction() as tx:
+            adopted = tx.ratewindows.adopt_legacy(target, robot, now, HISTORY_KEEP)
             if not fresh:
                 return adopted
-            return ratewindows.load(conn, robot, now - HISTORY_KEEP)
+            return tx.ratewindows.load(robot, now - HISTORY_KEEP)
 
     return load

@@ -52,9 +52,9 @@ from bridge.dingtalk.responses import AwaitingResult, Failed
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
-from bridge.store import outbox
-from bridge.store.db import Store
-from bridge.store.outbox import Row
+from bridge.store import records
+from bridge.store.api import Store
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -165,13 +165,13 @@ class TargetSender:
         if ready > now:
             return ready - now
         try:
-            with self.store.reading() as conn:
-                rows = outbox.due(conn, self.name, now, limit=policy.digest_max)
+            with self.store.reading() as tx:
+                rows = tx.outbox.due(self.name, now, limit=policy.digest_max)
                 if not rows:
-                    next_due = outbox.next_due_at(conn, self.name)
+                    next_due = tx.outbox.next_due_at(self.name)
                 elif len(rows) > 1 and policy.digest:
-                    backlog = outbox.pending_count(conn, self.name)
-        except outbox.UnreadableRow as exc:  # stored by an older version, or damaged
+                    backlog = tx.outbox.pending_count(self.name)
+        except records.UnreadableRow as exc:  # stored by an older version, or damaged
             self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [])
             return 0.0
         if not rows:
@@ -343,8 +343,8 @@ class TargetSender:
     def _stale(self, created_before: float, skip: set[str]) -> list[str]:
         """Ids of this target's pending rows created before `created_before` (oldest first)."""
         try:
-            with self.store.reading() as conn:
-                rows = outbox.listing(conn, outbox.PENDING, self.name, limit=10_000)
+            with self.store.reading() as tx:
+                rows = tx.outbox.listing(records.PENDING, self.name, limit=10_000)
         except Exception:  # they expire when their own turn comes, then
             return []
         return [r.id for r in rows if r.created_at < created_before and r.id not in skip]

@@ -8,51 +8,50 @@ does (a message is never lost, nor sent twice, by a crash between the two).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Sequence
 
 from bridge.logs import fmt_fields
 from bridge.model import Delivery
 from bridge.pipeline.decision import Decision, Flush, Grouped, Hold, Queued
-from bridge.store import alertlog, outbox
+from bridge.store.api import Tx
 
 log = logging.getLogger("bridge.notify")  # the `queued` lines' logger, named as it always was
 
 
-def commit(conn: sqlite3.Connection, decision: Decision, stamp: float) -> None:
+def commit(tx: Tx, decision: Decision, stamp: float) -> None:
     """Write what `decision` says, in the order it was decided; the outbox rows last."""
     for one in decision.events:
         for outcome in one.outcomes:
             if isinstance(outcome, Queued):
-                _logged(conn, outcome)
+                _logged(tx, outcome)
             elif isinstance(outcome, Grouped):
                 for hold in outcome.holds:
-                    _hold(conn, hold, stamp)
-    outbox.enqueue(conn, decision.deliveries, stamp)
+                    _hold(tx, hold, stamp)
+    tx.outbox.enqueue(decision.deliveries, stamp)
 
 
-def commit_flush(conn: sqlite3.Connection, flush: Flush, stamp: float) -> None:
+def commit_flush(tx: Tx, flush: Flush, stamp: float) -> None:
     """A due group: dropped, or its notification queued and the group kept for group_interval
     (its resolved alerts leave it once told; an empty group ends)."""
     if flush.dropped is not None:
-        alertlog.drop_group(conn, flush.rule, flush.key)
+        tx.groups.drop(flush.rule, flush.key)
         return
     if isinstance(flush.outcome, Queued):
-        _logged(conn, flush.outcome)
-        outbox.enqueue(conn, flush.outcome.deliveries, stamp)
-    alertlog.after_flush(conn, flush.rule, flush.key, stamp, flush.group_interval)
+        _logged(tx, flush.outcome)
+        tx.outbox.enqueue(flush.outcome.deliveries, stamp)
+    tx.groups.after_flush(flush.rule, flush.key, stamp, flush.group_interval)
 
 
-def _logged(conn: sqlite3.Connection, queued: Queued) -> None:
+def _logged(tx: Tx, queued: Queued) -> None:
     if queued.forget_ack is not None:
-        alertlog.forget_ack(conn, queued.forget_ack)
+        tx.acks.forget(queued.forget_ack)
     entry = queued.entry
-    alertlog.put_entry(conn, entry.rule, entry.key, entry.firing, entry.resolved, entry.at)
+    tx.alertlog.put_entry(entry.rule, entry.key, entry.firing, entry.resolved, entry.at)
 
 
-def _hold(conn: sqlite3.Connection, hold: Hold, stamp: float) -> None:
+def _hold(tx: Tx, hold: Hold, stamp: float) -> None:
     members = [(m.fingerprint, m.status, m) for m in hold.members]
-    alertlog.add_to_group(conn, hold.rule, hold.key, hold.labels, members, stamp, hold.group_wait)
+    tx.groups.add(hold.rule, hold.key, hold.labels, members, stamp, hold.group_wait)
 
 
 def log_queued(deliveries: Sequence[Delivery], **context: object) -> None:

@@ -20,9 +20,8 @@ from bridge.pipeline.commit import commit_flush, log_queued
 from bridge.pipeline.decide import RULE_GONE, decide_flush
 from bridge.pipeline.decision import Queued
 from bridge.pipeline.ids import new_id
-from bridge.pipeline.state import ConnectionView
-from bridge.store import alertlog
-from bridge.store.db import Store
+from bridge.pipeline.state import StoreView
+from bridge.store.api import Store
 
 log = logging.getLogger("bridge.grouper")
 
@@ -65,8 +64,8 @@ class Grouper:
                 if time.monotonic() - pruned_at > PRUNE_EVERY:
                     self.prune_log()
                     pruned_at = time.monotonic()
-                with self.store.reading() as conn:
-                    next_at = alertlog.next_flush_at(conn)
+                with self.store.reading() as tx:
+                    next_at = tx.groups.next_flush_at()
             except Exception:  # never let one bad group stop all grouping
                 log.exception("group flush failed")
                 next_at = None
@@ -80,8 +79,8 @@ class Grouper:
         a week, an entry can no longer suppress anything useful. Returns how many went."""
         longest = max((r.repeat_interval for r in self.config().rules), default=0.0)
         older_than = self.clock.time() - max(LOG_KEEP, 2 * longest)
-        with self.store.transaction() as conn:
-            return alertlog.prune_entries(conn, older_than)
+        with self.store.transaction() as tx:
+            return tx.alertlog.prune_entries(older_than)
 
     def flush_due(self) -> int:
         """Flush every group whose time has come; returns how many messages were queued."""
@@ -90,21 +89,21 @@ class Grouper:
         rules = {r.name: r for r in self.config().rules}
         queued: set[str] = set()
         count = 0
-        with self.store.reading() as conn:
-            due = alertlog.due_groups(conn, stamp)
+        with self.store.reading() as tx:
+            due = tx.groups.due(stamp)
         for group in due:
-            with self.store.transaction() as conn:
-                held = alertlog.group_members(conn, group.rule, group.key)
+            with self.store.transaction() as tx:
+                held = tx.groups.members(group.rule, group.key)
                 flush = decide_flush(
                     rules.get(group.rule),
                     group.rule,
                     group.key,
                     held,
-                    ConnectionView(conn),
+                    StoreView(tx),
                     now,
                     new_id,
                 )
-                commit_flush(conn, flush, stamp)
+                commit_flush(tx, flush, stamp)
             if flush.dropped == RULE_GONE:
                 log.warning(
                     fmt_fields("group dropped", rule=group.rule, key=group.key, reason=RULE_GONE)

@@ -8,7 +8,6 @@ the state store. If they cannot be committed, it raises a 503 so the sender (Ale
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -18,17 +17,15 @@ from datetime import datetime
 
 from bridge.alerting.silences import Silence
 from bridge.config.model import Config, Input
-from bridge.errors import InputError, Reason
+from bridge.errors import InputError, Reason, StoreError
 from bridge.logs import fmt_fields
 from bridge.model import Accepted, Delivery, Event
 from bridge.pipeline.commit import commit, log_queued
 from bridge.pipeline.decide import decide
 from bridge.pipeline.decision import Decision, Grouped, NotSentAgain
 from bridge.pipeline.ids import new_id
-from bridge.pipeline.state import ConnectionView
-from bridge.store import outbox
-from bridge.store import silences as silence_store
-from bridge.store.db import Store
+from bridge.pipeline.state import StoreView
+from bridge.store.api import Store, Tx
 
 log = logging.getLogger("bridge.intake")
 
@@ -65,9 +62,9 @@ class Intake:
         if time.monotonic() - self._refreshed < _REFRESH:
             return
         self._refreshed = time.monotonic()
-        with self.store.reading() as conn:
-            silences = silence_store.load(conn, ended_after=now)
-            depths = {t: n for t, (n, _) in outbox.depth(conn).items()}
+        with self.store.reading() as tx:
+            silences = tx.silences.load(ended_after=now)
+            depths = {t: n for t, (n, _) in tx.outbox.depth().items()}
         with self._lock:
             self._runtime_silences = silences
             self._depths = depths
@@ -87,7 +84,7 @@ class Intake:
         spec: Input,
         events: list[Event],
         now: datetime,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        also: Callable[[Tx], None] | None = None,
     ) -> Accepted:
         """Commit what `events` cause; `also` writes more in the same transaction (a file
         input's offsets, so they advance exactly when the events from their lines commit)."""
@@ -96,15 +93,15 @@ class Intake:
         with self._lock:
             silences = [*config.silences, *self._runtime_silences]
         try:
-            with self.store.transaction() as conn:
+            with self.store.transaction() as tx:
                 # Decided on what this transaction reads: nothing can change it before commit.
-                decision = decide(config.rules, silences, events, ConnectionView(conn), now, new_id)
+                decision = decide(config.rules, silences, events, StoreView(tx), now, new_id)
                 deliveries = decision.deliveries
                 self._check_room(config, deliveries)
-                commit(conn, decision, stamp)
+                commit(tx, decision, stamp)
                 if also is not None:
-                    also(conn)
-        except sqlite3.Error as exc:
+                    also(tx)
+        except StoreError as exc:
             log.error(fmt_fields("commit failed", input=spec.name, reason="store", error=str(exc)))
             raise InputError(
                 503, Reason.STORE, "the state store cannot take it now; retry"

@@ -8,9 +8,8 @@ rendered as the sender renders them (render.queued_message), from the event the 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Protocol
 from bridge.alerting.silences import Silence
 from bridge.config.model import Config, Rule
 from bridge.durations import format_time
+from bridge.errors import StoreError
 from bridge.model import Delivery, Event, Rendered
 from bridge.pipeline.decide import IdSource, StateView, decide, decide_flush
 from bridge.pipeline.decision import (
@@ -33,10 +33,10 @@ from bridge.pipeline.decision import (
 )
 from bridge.pipeline.ids import new_id
 from bridge.pipeline.render import queued_message
-from bridge.pipeline.state import ConnectionView, MemoryView
-from bridge.store import alertlog
-from bridge.store import silences as silence_store
-from bridge.store.statedir import DB_NAME, connect_read_only
+from bridge.pipeline.state import MemoryView, StoreView
+from bridge.store.api import ReadTx
+from bridge.store.backend import read_only
+from bridge.store.statedir import DB_NAME
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,13 @@ class _EmptyState:
 
 
 class _StoredState:
-    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
-        self._conn = conn
-        self.view: StateView = ConnectionView(conn)
-        self.silences = silence_store.load(conn, ended_after=now)
+    def __init__(self, tx: ReadTx, now: float) -> None:
+        self._tx = tx
+        self.view: StateView = StoreView(tx)
+        self.silences = tx.silences.load(ended_after=now)
 
     def members(self, rule: str, key: str) -> list[Event]:
-        return alertlog.group_members(self._conn, rule, key)
+        return self._tx.groups.members(rule, key)
 
 
 def preview(
@@ -94,7 +94,7 @@ def preview(
     try:
         with read_state(config.state_dir, now.timestamp()) as state:
             return _preview(config, events, state, now, make_id)
-    except sqlite3.Error as exc:  # not a database, or one this version cannot read
+    except StoreError as exc:  # not a database, or one this version cannot read
         problem = f"state database {config.state_dir / DB_NAME} cannot be read ({exc})"
         result = _preview(config, events, _EmptyState(), now, make_id)
         return replace(result, state_problem=problem)
@@ -142,12 +142,8 @@ def _flush(rule: Rule, holds: list[Hold], state: _ReadState, make_id: IdSource) 
 def read_state(directory: Path, now: float) -> Iterator[_ReadState]:
     """The state in `directory` read-only (its runtime silences still in force, its groups'
     members), or an empty state when there is no database yet (the daemon has not run)."""
-    path = directory / DB_NAME
-    if not path.is_file():
-        yield _EmptyState()
-        return
-    with closing(connect_read_only(path)) as conn:
-        yield _StoredState(conn, now)
+    with read_only(directory) as tx:
+        yield _EmptyState() if tx is None else _StoredState(tx, now)
 
 
 def explain_silenced(event: Event, silenced: Silenced) -> str:

@@ -1,31 +1,30 @@
 """Read views of the state for the decide step (pipeline.decide.StateView).
 
-`ConnectionView` reads through the store's functions on a connection: the daemon's own write
-transaction (so what it reads cannot change before its commit), or a read-only connection for
-`render`. `MemoryView` holds the state as plain values: an empty state, and tests.
+`StoreView` reads through a store transaction: the daemon's own write transaction (so what it
+reads cannot change before its commit), or a read-only one for `render`. `MemoryView` holds the
+state as plain values: an empty state, and tests.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 from bridge.alerting.dedup import LogEntry
-from bridge.store import alertlog
+from bridge.store.api import ReadTx
 
 
-class ConnectionView:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+class StoreView:
+    def __init__(self, tx: ReadTx) -> None:
+        self._tx = tx
 
     def log_entry(self, rule: str, key: str) -> LogEntry | None:
-        return alertlog.get_entry(self._conn, rule, key)
+        return self._tx.alertlog.get_entry(rule, key)
 
     def acknowledged_by(self, fingerprint: str) -> str | None:
-        return alertlog.acknowledged_by(self._conn, fingerprint)
+        return self._tx.acks.acknowledged_by(fingerprint)
 
     def group_flush_at(self, rule: str, key: str) -> float | None:
-        return alertlog.group_flush_at(self._conn, rule, key)
+        return self._tx.groups.flush_at(rule, key)
 
 
 @dataclass

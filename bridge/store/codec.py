@@ -113,3 +113,9 @@ def message_from_json(text: str) -> Message:
         links=tuple(Link(t, u, p) for t, u, p in data["links"]),
         fallback=data["fallback"],
     )
+
+
+def like_containing(part: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching text that contains `part` literally: people
+    paste ids, and an id's `_` must not match any character."""
+    return "%" + part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,4 +1,4 @@
-"""The state store: one SQLite database in the state directory, in WAL mode.
+"""The SQLite state store's database: one file in the state directory, in WAL mode.
 
 It holds what must survive a restart or `kill -9`: the outbox (messages not yet delivered, and
 dead letters), the notification log (what was sent, for dedup and repeat_interval), aggregation
@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bridge.store import ratewindows
+from bridge.store.schema import SCHEMA, SCHEMA_VERSION
 from bridge.store.statedir import (
     DB_NAME,
     SQLITE_IOERR,
@@ -54,142 +54,6 @@ from bridge.store.statedir import (
 
 log = logging.getLogger("bridge.store")
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-
--- Messages accepted and not yet delivered (status 'pending'), and dead letters ('dead').
-CREATE TABLE IF NOT EXISTS outbox (
-    id TEXT PRIMARY KEY,
-    target TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    event_status TEXT NOT NULL,
-    message TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    created_at REAL NOT NULL,
-    not_before REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    parts_sent INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    errcode INTEGER,
-    errmsg TEXT,
-    updated_at REAL NOT NULL,
-    event TEXT  -- the event, while the body is still to be rendered at send time
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, status, not_before, created_at);
-
--- The rate windows and lockouts of each robot: see store/ratewindows.py (robot_calls,
--- robot_lockouts; they replace the per-target tables sends and lockouts).
-
--- The notification log: per rule and alert group, what was last sent and when.
-CREATE TABLE IF NOT EXISTS nflog (
-    rule TEXT NOT NULL,
-    key TEXT NOT NULL,
-    firing TEXT NOT NULL,
-    resolved TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (rule, key)
-) WITHOUT ROWID;  -- small rows looked up by key: one b-tree, half the pages written per update
-
--- Aggregation groups (rules with group_by) and the alerts they hold until flushed.
-CREATE TABLE IF NOT EXISTS groups (
-    rule TEXT NOT NULL,
-    key TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    next_flush REAL NOT NULL,
-    flushed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (rule, key)
-);
-CREATE TABLE IF NOT EXISTS group_alerts (
-    rule TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL,
-    event TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (rule, key, fingerprint)
-);
-
--- Tailed files: where each file input stopped in each file, by file identity (device and inode,
--- checked against a hash of the file's first bytes). Written in the same transaction as the
--- outbox rows for the lines before `offset`.
-CREATE TABLE IF NOT EXISTS tail_files (
-    input TEXT NOT NULL,
-    dev INTEGER NOT NULL,
-    ino INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    offset INTEGER NOT NULL,
-    fp TEXT NOT NULL,
-    fp_len INTEGER NOT NULL,
-    seen_at REAL NOT NULL,
-    PRIMARY KEY (input, dev, ino)
-) WITHOUT ROWID;
--- When each file input first ran: after that, files without a row are new and read from 0.
-CREATE TABLE IF NOT EXISTS tail_inputs (input TEXT PRIMARY KEY, started_at REAL NOT NULL);
-
--- Alerts acknowledged from the chat (by their notification key): no repeats until resolved.
-CREATE TABLE IF NOT EXISTS acks (key TEXT PRIMARY KEY, by TEXT NOT NULL, at REAL NOT NULL);
-
--- Runtime silences mirrored in Alertmanager (made from the chat): our id -> its id.
-CREATE TABLE IF NOT EXISTS am_silences (id TEXT PRIMARY KEY, am_id TEXT NOT NULL);
-
-CREATE TABLE IF NOT EXISTS silences (
-    id TEXT PRIMARY KEY,
-    matchers TEXT NOT NULL,
-    starts_at REAL NOT NULL,
-    ends_at REAL NOT NULL,
-    comment TEXT NOT NULL,
-    author TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-
--- Work notices DingTalk took (asyncsend_v2 errcode 0) whose recipients are not known yet; their
--- outbox rows are 'sent'. The notice poller asks getsendresult until it knows (store/notices.py).
-CREATE TABLE IF NOT EXISTS notice_tasks (
-    target TEXT NOT NULL,
-    task_id INTEGER NOT NULL,
-    ids TEXT NOT NULL,  -- JSON: the outbox ids the notice carried (several for a digest)
-    rules TEXT NOT NULL,  -- JSON: their rules, for the log even if a row is purged meanwhile
-    created_at REAL NOT NULL,  -- when the oldest was accepted (for give_up_after)
-    sent_at REAL NOT NULL,
-    next_poll REAL NOT NULL,
-    polls INTEGER NOT NULL DEFAULT 0,
-    last_answer TEXT,  -- the previous answer (JSON), to see when it stops changing
-    PRIMARY KEY (target, task_id)
-);
-CREATE INDEX IF NOT EXISTS notice_tasks_due ON notice_tasks (next_poll);
-
--- Who received each work notice and who did not, and why (kept for a week, for `outbox show`).
-CREATE TABLE IF NOT EXISTS notice_results (
-    id TEXT NOT NULL,  -- the outbox id
-    task_id INTEGER NOT NULL,
-    target TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    outcome TEXT NOT NULL,  -- delivered | partial | dead | retry | unverified
-    received TEXT NOT NULL,  -- JSON list of user ids
-    refused TEXT NOT NULL,  -- JSON list of [user id, code]
-    note TEXT,
-    at REAL NOT NULL,
-    PRIMARY KEY (id, task_id)
-);
-CREATE INDEX IF NOT EXISTS notice_results_at ON notice_results (at);
-
--- Signed requests already taken (callback nonces, chat timestamp+sign pairs), each until its
--- timestamp leaves the input's window: a replay is refused after a restart as before it.
-CREATE TABLE IF NOT EXISTS replays (
-    input TEXT NOT NULL,
-    key TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    expires REAL NOT NULL,
-    PRIMARY KEY (input, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS replays_expires ON replays (expires);
-"""
-
-
 # The WAL's bound. SQLite checkpoints (copies the WAL into the database, and the writer then
 # starts the WAL over) every `wal_autocheckpoint` pages; the file keeps its largest size unless
 # `journal_size_limit` cuts it back. 10,000 pages (40 MiB) here once let the WAL fill a 2 MiB disk
@@ -206,7 +70,10 @@ IDLE_BEFORE_TRUNCATE = 2.0  # seconds without a commit before the WAL is truncat
 CHECKPOINT_BUSY_MS = 200  # how long a truncating checkpoint waits for another process's reader
 
 
-class Store:
+class Database:
+    """The SQLite connection of the state store, its lock, and the WAL's upkeep. The store's
+    operations are in bridge/store/sqlite.py (`SqliteStore`), on this connection."""
+
     def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
         """Open (or create) the database in `directory`. Raises StateError, with the path and
         what to do, when that cannot be done; moves a corrupt database aside first."""
@@ -251,7 +118,7 @@ class Store:
             problem = integrity_problem(conn)
             if problem:
                 raise Corrupt(f"quick_check: {problem}")
-            conn.executescript(_SCHEMA + ratewindows.SCHEMA)
+            conn.executescript(SCHEMA)
             # Only when missing: a write on every start would fail on a full disk, where the
             # bridge must still start (and answer 503 until there is room).
             if conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is None:
@@ -263,6 +130,11 @@ class Store:
             conn.close()
             raise
         return conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The one connection: use it only inside `transaction()` or `reading()`."""
+        return self._conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

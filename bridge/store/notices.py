@@ -18,67 +18,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from bridge.store.outbox import Row
+from bridge.store.codec import like_containing
+from bridge.store.records import RESULTS_KEEP, Result, Row, Task
 
-SENT = "sent"
-RESULTS_KEEP = 7 * 86400.0  # seconds: how long `outbox show` can tell who received a notice
-
-
-@dataclass(frozen=True)
-class Task:
-    target: str
-    task_id: int
-    ids: tuple[str, ...]
-    rules: tuple[str, ...]
-    created_at: float
-    sent_at: float
-    next_poll: float
-    polls: int
-    last_answer: str | None
-
-
-@dataclass(frozen=True)
-class Result:
-    id: str
-    task_id: int
-    target: str
-    rule: str
-    outcome: str
-    received: tuple[str, ...]
-    refused: tuple[tuple[str, str], ...]  # (user id, code)
-    note: str | None
-    at: float
-
-
-def awaiting(
-    conn: sqlite3.Connection,
-    rows: Sequence[Row],
-    target: str,
-    task_id: int,
-    now: float,
-    first_poll: float,
-) -> None:
-    """DingTalk took the notice carrying `rows` as `task_id`: mark them sent, poll at
-    `first_poll`. In the sender's transaction, instead of deleting the rows."""
-    conn.executemany(
-        "UPDATE outbox SET status = 'sent', updated_at = ? WHERE id = ?",
-        [(now, r.id) for r in rows],
-    )
-    conn.execute(
-        "INSERT OR REPLACE INTO notice_tasks (target, task_id, ids, rules, created_at, sent_at,"
-        " next_poll, polls, last_answer) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-        (
-            target,
-            task_id,
-            json.dumps([r.id for r in rows]),
-            json.dumps([r.rule for r in rows]),
-            min(r.created_at for r in rows),
-            now,
-            first_poll,
-        ),
-    )
+_TASK_COLUMNS = "target, task_id, ids, rules, created_at, sent_at, next_poll, polls, last_answer"
 
 
 def _task(values: tuple[object, ...]) -> Task:
@@ -96,101 +40,136 @@ def _task(values: tuple[object, ...]) -> Task:
     )
 
 
-_TASK_COLUMNS = "target, task_id, ids, rules, created_at, sent_at, next_poll, polls, last_answer"
+class SqliteNotices:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-
-def due(conn: sqlite3.Connection, now: float, limit: int) -> list[Task]:
-    """Tasks whose next poll has come, the most overdue first."""
-    cursor = conn.execute(
-        f"SELECT {_TASK_COLUMNS} FROM notice_tasks WHERE next_poll <= ? ORDER BY next_poll LIMIT ?",
-        (now, limit),
-    )
-    return [_task(r) for r in cursor.fetchall()]
-
-
-def next_poll_at(conn: sqlite3.Connection) -> float | None:
-    value = conn.execute("SELECT MIN(next_poll) FROM notice_tasks").fetchone()[0]
-    return float(value) if value is not None else None
-
-
-def waiting(conn: sqlite3.Connection) -> dict[str, int]:
-    """Per target: notices awaiting their result."""
-    rows = conn.execute("SELECT target, COUNT(*) FROM notice_tasks GROUP BY target").fetchall()
-    return {str(t): int(n) for t, n in rows}
-
-
-def poll_later(conn: sqlite3.Connection, task: Task, next_poll: float, answer: str | None) -> None:
-    conn.execute(
-        "UPDATE notice_tasks SET next_poll = ?, polls = polls + 1,"
-        " last_answer = COALESCE(?, last_answer) WHERE target = ? AND task_id = ?",
-        (next_poll, answer, task.target, task.task_id),
-    )
-
-
-def settle(
-    conn: sqlite3.Connection,
-    task: Task,
-    outcome: str,
-    received: Iterable[str],
-    refused: Iterable[tuple[str, str]],
-    note: str | None,
-    now: float,
-) -> None:
-    """Record what DingTalk said for every message of `task` and stop polling it. The caller
-    moves the outbox rows (delivered, dead_letter, again) in the same transaction."""
-    received_json = json.dumps(list(received), ensure_ascii=False)
-    refused_json = json.dumps([list(r) for r in refused], ensure_ascii=False)
-    conn.executemany(
-        "INSERT OR REPLACE INTO notice_results (id, task_id, target, rule, outcome, received,"
-        " refused, note, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (id_, task.task_id, task.target, rule, outcome, received_json, refused_json, note, now)
-            for id_, rule in zip(task.ids, task.rules, strict=True)
-        ],
-    )
-    conn.execute(
-        "DELETE FROM notice_tasks WHERE target = ? AND task_id = ?", (task.target, task.task_id)
-    )
-    conn.execute("DELETE FROM notice_results WHERE at < ?", (now - RESULTS_KEEP,))
-
-
-def results(conn: sqlite3.Connection, id_: str) -> list[Result]:
-    """What DingTalk said about message `id_`, oldest task first."""
-    cursor = conn.execute(
-        "SELECT id, task_id, target, rule, outcome, received, refused, note, at"
-        " FROM notice_results WHERE id = ? ORDER BY at, task_id",
-        (id_,),
-    )
-    return [
-        Result(
-            str(i),
-            int(task_id),
-            str(target),
-            str(rule),
-            str(outcome),
-            tuple(json.loads(received)),
-            tuple((str(u), str(c)) for u, c in json.loads(refused)),
-            note,
-            float(at),
+    def awaiting(
+        self,
+        rows: Sequence[Row],
+        target: str,
+        task_id: int,
+        now: float,
+        first_poll: float,
+    ) -> None:
+        """DingTalk took the notice carrying `rows` as `task_id`: mark them sent, poll at
+        `first_poll`. In the sender's transaction, instead of deleting the rows."""
+        self._conn.executemany(
+            "UPDATE outbox SET status = 'sent', updated_at = ? WHERE id = ?",
+            [(now, r.id) for r in rows],
         )
-        for i, task_id, target, rule, outcome, received, refused, note, at in cursor.fetchall()
-    ]
+        self._conn.execute(
+            "INSERT OR REPLACE INTO notice_tasks (target, task_id, ids, rules, created_at, sent_at,"
+            " next_poll, polls, last_answer) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+            (
+                target,
+                task_id,
+                json.dumps([r.id for r in rows]),
+                json.dumps([r.rule for r in rows]),
+                min(r.created_at for r in rows),
+                now,
+                first_poll,
+            ),
+        )
 
+    def due(self, now: float, limit: int) -> list[Task]:
+        """Tasks whose next poll has come, the most overdue first."""
+        cursor = self._conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM notice_tasks WHERE next_poll <= ?"
+            " ORDER BY next_poll LIMIT ?",
+            (now, limit),
+        )
+        return [_task(r) for r in cursor.fetchall()]
 
-def find_results(conn: sqlite3.Connection, part: str) -> list[str]:
-    """Ids of settled notices (no longer in the outbox) containing `part` (at most 2)."""
-    escaped = part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    cursor = conn.execute(
-        "SELECT DISTINCT id FROM notice_results WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2",
-        (f"%{escaped}%",),
-    )
-    return [str(r[0]) for r in cursor.fetchall()]
+    def next_poll_at(self) -> float | None:
+        value = self._conn.execute("SELECT MIN(next_poll) FROM notice_tasks").fetchone()[0]
+        return float(value) if value is not None else None
 
+    def waiting(self) -> dict[str, int]:
+        """Per target: notices awaiting their result."""
+        rows = self._conn.execute(
+            "SELECT target, COUNT(*) FROM notice_tasks GROUP BY target"
+        ).fetchall()
+        return {str(t): int(n) for t, n in rows}
 
-def task_of(conn: sqlite3.Connection, id_: str) -> Task | None:
-    """The task a sent message awaits the result of."""
-    cursor = conn.execute(
-        f"SELECT {_TASK_COLUMNS} FROM notice_tasks WHERE ids LIKE ?", (f'%"{id_}"%',)
-    )
-    row = cursor.fetchone()
-    return _task(row) if row else None
+    def poll_later(self, task: Task, next_poll: float, answer: str | None) -> None:
+        self._conn.execute(
+            "UPDATE notice_tasks SET next_poll = ?, polls = polls + 1,"
+            " last_answer = COALESCE(?, last_answer) WHERE target = ? AND task_id = ?",
+            (next_poll, answer, task.target, task.task_id),
+        )
+
+    def settle(
+        self,
+        task: Task,
+        outcome: str,
+        received: Iterable[str],
+        refused: Iterable[tuple[str, str]],
+        note: str | None,
+        now: float,
+    ) -> None:
+        """Record what DingTalk said for every message of `task` and stop polling it. The caller
+        moves the outbox rows (delivered, dead_letter, again) in the same transaction."""
+        received_json = json.dumps(list(received), ensure_ascii=False)
+        refused_json = json.dumps([list(r) for r in refused], ensure_ascii=False)
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO notice_results (id, task_id, target, rule, outcome, received,"
+            " refused, note, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    id_,
+                    task.task_id,
+                    task.target,
+                    rule,
+                    outcome,
+                    received_json,
+                    refused_json,
+                    note,
+                    now,
+                )
+                for id_, rule in zip(task.ids, task.rules, strict=True)
+            ],
+        )
+        self._conn.execute(
+            "DELETE FROM notice_tasks WHERE target = ? AND task_id = ?", (task.target, task.task_id)
+        )
+        self._conn.execute("DELETE FROM notice_results WHERE at < ?", (now - RESULTS_KEEP,))
+
+    def results(self, id_: str) -> list[Result]:
+        """What DingTalk said about message `id_`, oldest task first."""
+        cursor = self._conn.execute(
+            "SELECT id, task_id, target, rule, outcome, received, refused, note, at"
+            " FROM notice_results WHERE id = ? ORDER BY at, task_id",
+            (id_,),
+        )
+        return [
+            Result(
+                str(i),
+                int(task_id),
+                str(target),
+                str(rule),
+                str(outcome),
+                tuple(json.loads(received)),
+                tuple((str(u), str(c)) for u, c in json.loads(refused)),
+                note,
+                float(at),
+            )
+            for i, task_id, target, rule, outcome, received, refused, note, at in cursor.fetchall()
+        ]
+
+    def find_results(self, part: str) -> list[str]:
+        """Ids of settled notices (no longer in the outbox) containing `part` (at most 2)."""
+        cursor = self._conn.execute(
+            "SELECT DISTINCT id FROM notice_results WHERE id LIKE ? ESCAPE '\\'"
+            " ORDER BY id LIMIT 2",
+            (like_containing(part),),
+        )
+        return [str(r[0]) for r in cursor.fetchall()]
+
+    def task_of(self, id_: str) -> Task | None:
+        """The task a sent message awaits the result of."""
+        cursor = self._conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM notice_tasks WHERE ids LIKE ?", (f'%"{id_}"%',)
+        )
+        row = cursor.fetchone()
+        return _task(row) if row else None

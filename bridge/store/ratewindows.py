@@ -17,80 +17,77 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-SCHEMA = """
--- When each robot (or app) last counted one of our calls: the rate window, across restarts.
-CREATE TABLE IF NOT EXISTS robot_calls (robot TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS robot_calls_robot ON robot_calls (robot, at);
--- Until when DingTalk locked each robot (130101) or app (143103) out.
-CREATE TABLE IF NOT EXISTS robot_lockouts (robot TEXT PRIMARY KEY, until REAL NOT NULL);
-"""
 
+class SqliteRateWindows:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-def load(conn: sqlite3.Connection, robot: str, since: float) -> tuple[list[float], float]:
-    """The robot's counted calls after `since` (oldest first) and its lockout end (0: none)."""
-    calls = [
-        float(r[0])
-        for r in conn.execute(
-            "SELECT at FROM robot_calls WHERE robot = ? AND at > ? ORDER BY at", (robot, since)
-        ).fetchall()
-    ]
-    row = conn.execute("SELECT until FROM robot_lockouts WHERE robot = ?", (robot,)).fetchone()
-    return calls, float(row[0]) if row else 0.0
+    def load(self, robot: str, since: float) -> tuple[list[float], float]:
+        """The robot's counted calls after `since` (oldest first) and its lockout end (0: none)."""
+        calls = [
+            float(r[0])
+            for r in self._conn.execute(
+                "SELECT at FROM robot_calls WHERE robot = ? AND at > ? ORDER BY at", (robot, since)
+            ).fetchall()
+        ]
+        row = self._conn.execute(
+            "SELECT until FROM robot_lockouts WHERE robot = ?", (robot,)
+        ).fetchone()
+        return calls, float(row[0]) if row else 0.0
 
+    def record_calls(self, robot: str, times: Iterable[float], forget_before: float) -> None:
+        """Remember calls DingTalk counted, and forget this robot's calls older than any window."""
+        self._conn.executemany(
+            "INSERT INTO robot_calls (robot, at) VALUES (?, ?)", [(robot, t) for t in times]
+        )
+        self._conn.execute(
+            "DELETE FROM robot_calls WHERE robot = ? AND at < ?", (robot, forget_before)
+        )
 
-def record_calls(
-    conn: sqlite3.Connection, robot: str, times: Iterable[float], forget_before: float
-) -> None:
-    """Remember calls DingTalk counted, and forget this robot's calls older than any window."""
-    conn.executemany(
-        "INSERT INTO robot_calls (robot, at) VALUES (?, ?)", [(robot, t) for t in times]
-    )
-    conn.execute("DELETE FROM robot_calls WHERE robot = ? AND at < ?", (robot, forget_before))
+    def lock_out(self, robot: str, until: float) -> None:
+        """The robot is locked out until `until` (a later lockout already recorded wins)."""
+        self._conn.execute(
+            "INSERT INTO robot_lockouts (robot, until) VALUES (?, ?)"
+            " ON CONFLICT (robot) DO UPDATE SET until = MAX(until, excluded.until)",
+            (robot, until),
+        )
 
+    def _has_legacy(self) -> bool:
+        names = {
+            str(r[0])
+            for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name IN ('sends', 'lockouts')"
+            ).fetchall()
+        }
+        return names == {"sends", "lockouts"}
 
-def lock_out(conn: sqlite3.Connection, robot: str, until: float) -> None:
-    """The robot is locked out until `until` (a later lockout already recorded wins)."""
-    conn.execute(
-        "INSERT INTO robot_lockouts (robot, until) VALUES (?, ?)"
-        " ON CONFLICT (robot) DO UPDATE SET until = MAX(until, excluded.until)",
-        (robot, until),
-    )
-
-
-def _has_legacy(conn: sqlite3.Connection) -> bool:
-    names = {
-        str(r[0])
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('sends', 'lockouts')"
-        ).fetchall()
-    }
-    return names == {"sends", "lockouts"}
-
-
-def adopt_legacy(
-    conn: sqlite3.Connection, target: str, robot: str, now: float, keep: float
-) -> tuple[list[float], float]:
-    """Move target `target`'s rows of the old per-target tables to robot `robot`; return what
-    was moved (calls within `keep` seconds, lockout end). Drops the old tables when empty."""
-    if not _has_legacy(conn):
-        return [], 0.0
-    calls = [
-        float(r[0])
-        for r in conn.execute(
-            "SELECT at FROM sends WHERE target = ? AND at > ? ORDER BY at", (target, now - keep)
-        ).fetchall()
-    ]
-    row = conn.execute("SELECT until FROM lockouts WHERE target = ?", (target,)).fetchone()
-    until = float(row[0]) if row and float(row[0]) > now else 0.0
-    record_calls(conn, robot, calls, now - keep)
-    if until:
-        lock_out(conn, robot, until)
-    conn.execute("DELETE FROM sends WHERE target = ? OR at < ?", (target, now - keep))
-    conn.execute("DELETE FROM lockouts WHERE target = ? OR until < ?", (target, now))
-    left = conn.execute(
-        "SELECT (SELECT COUNT(*) FROM sends) + (SELECT COUNT(*) FROM lockouts)"
-    ).fetchone()[0]
-    if not left:  # every target adopted its rows, or the rest are too old to matter
-        conn.execute("DROP TABLE sends")
-        conn.execute("DROP TABLE lockouts")
-    return calls, until
+    def adopt_legacy(
+        self, target: str, robot: str, now: float, keep: float
+    ) -> tuple[list[float], float]:
+        """Move target `target`'s rows of the old per-target tables to robot `robot`; return what
+        was moved (calls within `keep` seconds, lockout end). Drops the old tables when empty."""
+        if not self._has_legacy():
+            return [], 0.0
+        calls = [
+            float(r[0])
+            for r in self._conn.execute(
+                "SELECT at FROM sends WHERE target = ? AND at > ? ORDER BY at", (target, now - keep)
+            ).fetchall()
+        ]
+        row = self._conn.execute(
+            "SELECT until FROM lockouts WHERE target = ?", (target,)
+        ).fetchone()
+        until = float(row[0]) if row and float(row[0]) > now else 0.0
+        self.record_calls(robot, calls, now - keep)
+        if until:
+            self.lock_out(robot, until)
+        self._conn.execute("DELETE FROM sends WHERE target = ? OR at < ?", (target, now - keep))
+        self._conn.execute("DELETE FROM lockouts WHERE target = ? OR until < ?", (target, now))
+        left = self._conn.execute(
+            "SELECT (SELECT COUNT(*) FROM sends) + (SELECT COUNT(*) FROM lockouts)"
+        ).fetchone()[0]
+        if not left:  # every target adopted its rows, or the rest are too old to matter
+            self._conn.execute("DROP TABLE sends")
+            self._conn.execute("DROP TABLE lockouts")
+        return calls, until

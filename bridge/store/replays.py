@@ -13,33 +13,31 @@ traffic within one window, never with what an attacker sends.
 
 from __future__ import annotations
 
-import enum
 import sqlite3
 
-
-class Seen(enum.Enum):
-    NEW = "new"  # first use: remembered now
-    SAME = "same"  # this key with the same digest: the very request again
-    OTHER = "other"  # this key with another digest: a replay of the signature on a new body
+from bridge.store.records import Seen
 
 
-def claim(
-    conn: sqlite3.Connection, input_name: str, key: str, digest: str, expires: float, now: float
-) -> Seen:
-    """Remember (input, key) until `expires`, unless it is remembered already; in the caller's
-    transaction, so the row commits with what the request caused (or not at all)."""
-    conn.execute("DELETE FROM replays WHERE expires < ?", (now,))  # indexed: cheap when none
-    row = conn.execute(
-        "SELECT digest FROM replays WHERE input = ? AND key = ?", (input_name, key)
-    ).fetchone()
-    if row is not None:
-        return Seen.SAME if row[0] == digest else Seen.OTHER
-    conn.execute(
-        "INSERT INTO replays (input, key, digest, expires) VALUES (?, ?, ?, ?)",
-        (input_name, key, digest, expires),
-    )
-    return Seen.NEW
+class SqliteReplays:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
+    def claim(self, input_name: str, key: str, digest: str, expires: float, now: float) -> Seen:
+        """Remember (input, key) until `expires`, unless it is remembered already; in the caller's
+        transaction, so the row commits with what the request caused (or not at all)."""
+        self._conn.execute(
+            "DELETE FROM replays WHERE expires < ?", (now,)
+        )  # indexed: cheap when none
+        row = self._conn.execute(
+            "SELECT digest FROM replays WHERE input = ? AND key = ?", (input_name, key)
+        ).fetchone()
+        if row is not None:
+            return Seen.SAME if row[0] == digest else Seen.OTHER
+        self._conn.execute(
+            "INSERT INTO replays (input, key, digest, expires) VALUES (?, ?, ?, ?)",
+            (input_name, key, digest, expires),
+        )
+        return Seen.NEW
 
-def count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM replays").fetchone()[0])

@@ -14,51 +14,6 @@ from bridge.alerting.silences import Silence
 log = logging.getLogger(__name__)
 
 
-def add(
-    conn: sqlite3.Connection,
-    parsed: tuple[matchers.Matcher, ...],
-    starts_at: float,
-    ends_at: float,
-    comment: str,
-    author: str,
-    now: float,
-) -> Silence:
-    silence = Silence(uuid.uuid4().hex[:12], parsed, starts_at, ends_at, comment, author)
-    conn.execute(
-        "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, author, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            silence.id,
-            json.dumps([str(m) for m in parsed]),
-            starts_at,
-            ends_at,
-            comment,
-            author,
-            now,
-        ),
-    )
-    return silence
-
-
-def load(conn: sqlite3.Connection, ended_after: float | None = None) -> list[Silence]:
-    """Runtime silences ending after `ended_after` (all of them when None)."""
-    since = ended_after if ended_after is not None else float("-inf")
-    rows = conn.execute(
-        "SELECT id, matchers, starts_at, ends_at, comment, author FROM silences"
-        " WHERE ends_at > ? ORDER BY starts_at, id",
-        (since,),
-    ).fetchall()
-    out = []
-    for r in rows:
-        try:
-            out.append(_row(r))
-        except (ValueError, TypeError, OverflowError) as exc:
-            # A row this version would not store (written by hand, by an older version before
-            # durations were bounded): skipped and said, so listings and matching still work.
-            log.warning(f"silence {str(r[0])[:40]!r} skipped: unreadable row ({exc})")
-    return out
-
-
 def _row(r: tuple[object, ...]) -> Silence:
     starts, ends = r[2], r[3]
     if not isinstance(starts, int | float) or not isinstance(ends, int | float):
@@ -72,25 +27,72 @@ def _row(r: tuple[object, ...]) -> Silence:
     return Silence(str(r[0]), parsed, float(starts), float(ends), str(r[4] or ""), str(r[5] or ""))
 
 
-def expire(conn: sqlite3.Connection, id_prefix: str, now: float) -> list[str]:
-    """End the matching active silences now; returns their ids."""
-    rows = conn.execute(
-        "SELECT id FROM silences WHERE id LIKE ? AND ends_at > ?",
-        (id_prefix.replace("%", "") + "%", now),
-    ).fetchall()
-    ids = [r[0] for r in rows]
-    if len(ids) == 1:
-        conn.execute("UPDATE silences SET ends_at = ? WHERE id = ?", (now, ids[0]))
-    return ids
+class SqliteSilences:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
+    def add(
+        self,
+        parsed: tuple[matchers.Matcher, ...],
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+        now: float,
+    ) -> Silence:
+        silence = Silence(uuid.uuid4().hex[:12], parsed, starts_at, ends_at, comment, author)
+        self._conn.execute(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, author, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                silence.id,
+                json.dumps([str(m) for m in parsed]),
+                starts_at,
+                ends_at,
+                comment,
+                author,
+                now,
+            ),
+        )
+        return silence
 
-def link(conn: sqlite3.Connection, silence_id: str, am_id: str) -> None:
-    """Remember that `silence_id` also exists in Alertmanager as `am_id`."""
-    conn.execute(
-        "INSERT OR REPLACE INTO am_silences (id, am_id) VALUES (?, ?)", (silence_id, am_id)
-    )
+    def load(self, ended_after: float | None = None) -> list[Silence]:
+        """Runtime silences ending after `ended_after` (all of them when None)."""
+        since = ended_after if ended_after is not None else float("-inf")
+        rows = self._conn.execute(
+            "SELECT id, matchers, starts_at, ends_at, comment, author FROM silences"
+            " WHERE ends_at > ? ORDER BY starts_at, id",
+            (since,),
+        ).fetchall()
+        out = []
+        for r in rows:
+            try:
+                out.append(_row(r))
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A row this version would not store (written by hand, by an older version before
+                # durations were bounded): skipped and said, so listings and matching still work.
+                log.warning(f"silence {str(r[0])[:40]!r} skipped: unreadable row ({exc})")
+        return out
 
+    def expire(self, id_prefix: str, now: float) -> list[str]:
+        """End the matching active silences now; returns their ids."""
+        rows = self._conn.execute(
+            "SELECT id FROM silences WHERE id LIKE ? AND ends_at > ?",
+            (id_prefix.replace("%", "") + "%", now),
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        if len(ids) == 1:
+            self._conn.execute("UPDATE silences SET ends_at = ? WHERE id = ?", (now, ids[0]))
+        return ids
 
-def linked(conn: sqlite3.Connection, silence_id: str) -> str | None:
-    row = conn.execute("SELECT am_id FROM am_silences WHERE id = ?", (silence_id,)).fetchone()
-    return str(row[0]) if row else None
+    def link(self, silence_id: str, am_id: str) -> None:
+        """Remember that `silence_id` also exists in Alertmanager as `am_id`."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO am_silences (id, am_id) VALUES (?, ?)", (silence_id, am_id)
+        )
+
+    def linked(self, silence_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT am_id FROM am_silences WHERE id = ?", (silence_id,)
+        ).fetchone()
+        return str(row[0]) if row else None

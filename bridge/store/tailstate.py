@@ -5,9 +5,9 @@ line before `offset` has been handed on (its events are in the outbox, committed
 transaction as this row). The hash guards against inode reuse: a new file that got a deleted
 file's inode does not inherit its offset.
 
-The file input does not call these itself: `StoreOffsets` answers its `Offsets` protocol
-(bridge/inputs/filetail/offsets.py, met by shape, so the store imports nothing of the inputs),
-and the composition root calls `record` inside the transaction that commits the events.
+The file input does not call these itself: `StoreOffsets` (store/offsets.py) answers its
+`Offsets` protocol, and the composition root calls `record` inside the transaction that commits
+the events.
 """
 
 from __future__ import annotations
@@ -16,85 +16,66 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 
 from bridge.model import FileKey, Position
-from bridge.store.db import Store
 
 
-def load(conn: sqlite3.Connection, input_name: str) -> dict[FileKey, Position]:
-    rows = conn.execute(
-        "SELECT dev, ino, path, offset, fp, fp_len FROM tail_files WHERE input = ?", (input_name,)
-    )
-    return {(dev, ino): Position(path, off, fp, fp_len) for dev, ino, path, off, fp, fp_len in rows}
-
-
-def save(
-    conn: sqlite3.Connection, input_name: str, positions: Mapping[FileKey, Position], now: float
-) -> None:
-    conn.executemany(
-        "INSERT OR REPLACE INTO tail_files (input, dev, ino, path, offset, fp, fp_len, seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (input_name, dev, ino, p.path, p.offset, p.fp, p.fp_len, now)
-            for (dev, ino), p in positions.items()
-        ],
-    )
-
-
-def forget(conn: sqlite3.Connection, input_name: str, keys: Iterable[FileKey]) -> None:
-    conn.executemany(
-        "DELETE FROM tail_files WHERE input = ? AND dev = ? AND ino = ?",
-        [(input_name, dev, ino) for dev, ino in keys],
-    )
-
-
-def prune(conn: sqlite3.Connection, input_name: str, keep: Iterable[FileKey], before: float) -> int:
-    """Drop rows of files not seen since `before` (and not in `keep`): gone files' positions."""
-    kept = set(keep)
-    stale = [
-        (dev, ino)
-        for dev, ino in conn.execute(
-            "SELECT dev, ino FROM tail_files WHERE input = ? AND seen_at < ?", (input_name, before)
-        )
-        if (dev, ino) not in kept
-    ]
-    forget(conn, input_name, stale)
-    return len(stale)
-
-
-def first_run(conn: sqlite3.Connection, input_name: str, now: float) -> bool:
-    """True the first time an input runs (then `read_from` applies to the files already there)."""
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO tail_inputs (input, started_at) VALUES (?, ?)", (input_name, now)
-    )
-    return cursor.rowcount == 1
-
-
-def record(
-    conn: sqlite3.Connection,
-    input_name: str,
-    positions: Mapping[FileKey, Position],
-    gone: Iterable[FileKey],
-    now: float,
-) -> None:
-    """Save the positions a file input reached and forget its deleted files (in the caller's
-    transaction, the one that commits the events of the lines before those positions)."""
-    save(conn, input_name, positions, now)
-    forget(conn, input_name, gone)
-
-
-class StoreOffsets:
-    """The file inputs' committed positions (their `Offsets`), each call its own transaction."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def first_run(self, input_name: str, now: float) -> bool:
-        with self.store.transaction() as conn:
-            return first_run(conn, input_name, now)
+class SqliteTailState:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
     def load(self, input_name: str) -> dict[FileKey, Position]:
-        with self.store.reading() as conn:
-            return load(conn, input_name)
+        rows = self._conn.execute(
+            "SELECT dev, ino, path, offset, fp, fp_len FROM tail_files WHERE input = ?",
+            (input_name,),
+        )
+        return {
+            (dev, ino): Position(path, off, fp, fp_len) for dev, ino, path, off, fp, fp_len in rows
+        }
+
+    def save(self, input_name: str, positions: Mapping[FileKey, Position], now: float) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO tail_files (input, dev, ino, path, offset, fp, fp_len, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (input_name, dev, ino, p.path, p.offset, p.fp, p.fp_len, now)
+                for (dev, ino), p in positions.items()
+            ],
+        )
+
+    def forget(self, input_name: str, keys: Iterable[FileKey]) -> None:
+        self._conn.executemany(
+            "DELETE FROM tail_files WHERE input = ? AND dev = ? AND ino = ?",
+            [(input_name, dev, ino) for dev, ino in keys],
+        )
 
     def prune(self, input_name: str, keep: Iterable[FileKey], before: float) -> int:
-        with self.store.transaction() as conn:
-            return prune(conn, input_name, keep, before)
+        """Drop rows of files not seen since `before` (and not in `keep`): gone files' positions."""
+        kept = set(keep)
+        stale = [
+            (dev, ino)
+            for dev, ino in self._conn.execute(
+                "SELECT dev, ino FROM tail_files WHERE input = ? AND seen_at < ?",
+                (input_name, before),
+            )
+            if (dev, ino) not in kept
+        ]
+        self.forget(input_name, stale)
+        return len(stale)
+
+    def first_run(self, input_name: str, now: float) -> bool:
+        """True the first time an input runs (then `read_from` applies to the files there)."""
+        cursor = self._conn.execute(
+            "INSERT OR IGNORE INTO tail_inputs (input, started_at) VALUES (?, ?)", (input_name, now)
+        )
+        return cursor.rowcount == 1
+
+    def record(
+        self,
+        input_name: str,
+        positions: Mapping[FileKey, Position],
+        gone: Iterable[FileKey],
+        now: float,
+    ) -> None:
+        """Save the positions a file input reached and forget its deleted files (in the caller's
+        transaction, the one that commits the events of the lines before those positions)."""
+        self.save(input_name, positions, now)
+        self.forget(input_name, gone)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3  # only its error class: the state store's errors pass through Offsets and Submit
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from bridge.config.model import FileInput
-from bridge.errors import InputError
+from bridge.errors import InputError, StoreError
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Record
 from bridge.inputs.filetail.offsets import Offsets, OffsetUpdate, Submit
@@ -229,7 +228,7 @@ class Tailer:
                         retry_in=f"{delay:.0f}s",
                     ),
                     # Expected troubles (a busy store, an unreadable directory) need no trace.
-                    exc_info=not isinstance(exc, sqlite3.Error | OSError),
+                    exc_info=not isinstance(exc, StoreError | OSError),
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, START_RETRY_MAX)
@@ -525,7 +524,7 @@ class Tailer:
             try:
                 self.submit(self.spec, pending.events, offsets)
                 break
-            except (InputError, sqlite3.Error) as exc:
+            except (InputError, StoreError) as exc:
                 self.stats.refused_batches += 1
                 log.warning(
                     fmt_fields(

@@ -1,0 +1,432 @@
+"""The store's one face: `Store`, and the operations of a transaction (`Tx`), by table family.
+
+Every caller (pipeline, delivery, app, cli) goes through these protocols; every SQL statement
+lives in a backend module behind them (bridge/store/sqlite.py today; a second backend is one
+module that passes tests/store/, the contract suite). So the protocol says *what* is stored,
+never how: operations take plain values and return the shared vocabulary or the records of
+bridge/store/records.py; no connection, cursor or backend error crosses it (a backend raises
+bridge.errors.StoreError when it cannot do it now).
+
+Transaction boundaries are explicit, because a shared database (PostgreSQL, several replicas)
+needs them: what must commit together is written inside one `with store.transaction() as tx:`
+block, and nothing slow (no HTTP call) runs inside one. `reading()` hands out only the reads
+(`ReadTx`); each read sees committed data.
+
+Over 400 lines as one idea: the whole contract of a backend, read in one place, each family's
+reads (`...Reads`) apart from the operations that change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from bridge.alerting.dedup import LogEntry
+from bridge.alerting.matchers import Matcher
+from bridge.alerting.silences import Silence
+from bridge.model import Delivery, Event, FileKey, Position
+from bridge.store.records import Group, Readiness, Result, Row, Seen, Task
+
+
+class OutboxReads(Protocol):
+    """Accepted messages until the channel takes them, and dead letters after."""
+
+    def due(self, target: str, now: float, limit: int) -> list[Row]:
+        """Pending rows of `target` whose time has come, oldest first (created_at, then id)."""
+        ...
+
+    def next_due_at(self, target: str) -> float | None: ...
+
+    def pending_count(self, target: str | None = None) -> int: ...
+
+    def depth(self) -> dict[str, tuple[int, float | None]]:
+        """Per target with pending rows: (how many, created_at of the oldest)."""
+        ...
+
+    def dead_count(self) -> int: ...
+
+    def listing(
+        self, status: str | None = None, target: str | None = None, limit: int = 100
+    ) -> list[Row]:
+        """Rows (of `status`, of `target`), oldest first."""
+        ...
+
+    def find(self, part: str) -> list[Row]:
+        """Rows whose id contains `part` literally (at most 2: unique or ambiguous)."""
+        ...
+
+
+class Outbox(OutboxReads, Protocol):
+    """... and the operations that change them."""
+
+    def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:
+        """Queue `deliveries` as pending, due now; how many."""
+        ...
+
+    def delivered(self, ids: Iterable[str]) -> None:
+        """The rows leave the outbox."""
+        ...
+
+    def progress(self, id_: str, parts_sent: int, now: float) -> None:
+        """`parts_sent` parts of a long message went out (the rest are sent after a restart)."""
+        ...
+
+    def retry_later(
+        self,
+        ids: Iterable[str],
+        not_before: float,
+        reason: str,
+        errcode: int | None,
+        errmsg: str | None,
+        now: float,
+        *,
+        was: str = ...,
+    ) -> None:
+        """Rows in status `was` (pending by default) pending again, due at `not_before`, with
+        why and one more attempt counted."""
+        ...
+
+    def dead_letter(
+        self,
+        ids: Iterable[str],
+        reason: str,
+        errcode: int | None,
+        errmsg: str | None,
+        now: float,
+    ) -> None: ...
+
+    def revive(self, ids: Iterable[str], now: float) -> int:
+        """Dead letters back to pending, due now, attempts reset; how many were dead."""
+        ...
+
+    def due_now(self, ids: Iterable[str], now: float) -> None:
+        """Pending rows among `ids` are due at `now` (their backoff skipped)."""
+        ...
+
+    def purge(self, ids: Iterable[str]) -> int:
+        """Delete the rows whatever their status; how many."""
+        ...
+
+
+class AlertLogReads(Protocol):
+    """The notification log: per rule and alert group, what was last told and when."""
+
+    def get_entry(self, rule: str, key: str) -> LogEntry | None: ...
+
+    def firing(self) -> list[tuple[str, str]]:
+        """(rule, key) of every alert group firing now, oldest notification first."""
+        ...
+
+
+class AlertLog(AlertLogReads, Protocol):
+    """... and the operations that change them."""
+
+    def put_entry(
+        self, rule: str, key: str, firing: Iterable[str], resolved: Iterable[str], now: float
+    ) -> None:
+        """Record what was told; with nothing firing the entry goes (the next firing is news)."""
+        ...
+
+    def prune_entries(self, older_than: float) -> int:
+        """Forget entries (and acknowledgements) older than `older_than`; how many entries."""
+        ...
+
+
+class AcksReads(Protocol):
+    """Alerts acknowledged from the chat, by fingerprint: no repeats until resolved."""
+
+    def acknowledged_by(self, fingerprint: str) -> str | None: ...
+
+
+class Acks(AcksReads, Protocol):
+    """... and the operations that change them."""
+
+    def acknowledge(self, fingerprint: str, by: str, now: float) -> None: ...
+
+    def forget(self, fingerprint: str) -> None: ...
+
+
+class GroupsReads(Protocol):
+    """Aggregation groups (rules with group_by) and the alerts they hold until flushed."""
+
+    def due(self, now: float) -> list[Group]:
+        """Groups whose flush time has come, the earliest first."""
+        ...
+
+    def next_flush_at(self) -> float | None: ...
+
+    def flush_at(self, rule: str, key: str) -> float | None:
+        """When the group (rule, key) flushes next; None when it holds nothing now."""
+        ...
+
+    def members(self, rule: str, key: str) -> list[Event]:
+        """The held alerts, in the order they last changed."""
+        ...
+
+
+class Groups(GroupsReads, Protocol):
+    """... and the operations that change them."""
+
+    def add(
+        self,
+        rule: str,
+        key: str,
+        labels: Mapping[str, str],
+        members: Iterable[tuple[str, str, Event]],
+        now: float,
+        group_wait: float,
+    ) -> None:
+        """Hold `members` (fingerprint, status, single-alert event), replacing an alert held
+        already; a new group's first flush is `group_wait` from now."""
+        ...
+
+    def after_flush(self, rule: str, key: str, now: float, group_interval: float) -> None:
+        """Resolved alerts leave the group once told; an empty group ends; else the next
+        flush is `group_interval` from now."""
+        ...
+
+    def drop(self, rule: str, key: str) -> None: ...
+
+
+class SilencesReads(Protocol):
+    """Silences added at runtime (CLI, chat), and their Alertmanager twins."""
+
+    def load(self, ended_after: float | None = None) -> list[Silence]:
+        """Silences ending after `ended_after` (all when None), by start; unreadable ones are
+        skipped with a warning."""
+        ...
+
+    def linked(self, silence_id: str) -> str | None: ...
+
+
+class Silences(SilencesReads, Protocol):
+    """... and the operations that change them."""
+
+    def add(
+        self,
+        parsed: tuple[Matcher, ...],
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        author: str,
+        now: float,
+    ) -> Silence: ...
+
+    def expire(self, id_prefix: str, now: float) -> list[str]:
+        """The active silences whose id starts with `id_prefix`; the one ends now if unique."""
+        ...
+
+    def link(self, silence_id: str, am_id: str) -> None:
+        """`silence_id` also exists in Alertmanager as `am_id`."""
+        ...
+
+
+class RateWindowsReads(Protocol):
+    """The calls each robot (or app) counted, and its lockouts: shared by every target and
+    every replica posting to it."""
+
+    def load(self, robot: str, since: float) -> tuple[list[float], float]:
+        """The robot's calls after `since` (oldest first) and its lockout end (0: none)."""
+        ...
+
+
+class RateWindows(RateWindowsReads, Protocol):
+    """... and the operations that change them."""
+
+    def record_calls(self, robot: str, times: Iterable[float], forget_before: float) -> None:
+        """Remember calls, and forget this robot's calls before `forget_before`."""
+        ...
+
+    def lock_out(self, robot: str, until: float) -> None:
+        """Locked out until `until` (a later lockout already recorded wins)."""
+        ...
+
+    def adopt_legacy(
+        self, target: str, robot: str, now: float, keep: float
+    ) -> tuple[list[float], float]:
+        """Move an older version's per-target rows of `target` to `robot`; what was moved
+        (calls within `keep` seconds, lockout end). Nothing for a backend without them."""
+        ...
+
+
+class NoticesReads(Protocol):
+    """Work notices between DingTalk's "accepted" and its "received by"."""
+
+    def due(self, now: float, limit: int) -> list[Task]:
+        """Tasks whose next poll has come, the most overdue first."""
+        ...
+
+    def next_poll_at(self) -> float | None: ...
+
+    def waiting(self) -> dict[str, int]:
+        """Per target: notices awaiting their result."""
+        ...
+
+    def results(self, id_: str) -> list[Result]:
+        """What DingTalk said about message `id_`, oldest task first."""
+        ...
+
+    def find_results(self, part: str) -> list[str]:
+        """Ids with results containing `part` literally (at most 2)."""
+        ...
+
+    def task_of(self, id_: str) -> Task | None:
+        """The task a sent message awaits the result of."""
+        ...
+
+
+class Notices(NoticesReads, Protocol):
+    """... and the operations that change them."""
+
+    def awaiting(
+        self, rows: Sequence[Row], target: str, task_id: int, now: float, first_poll: float
+    ) -> None:
+        """DingTalk took the notice carrying `rows` as `task_id`: the rows are 'sent', the
+        task polled at `first_poll`."""
+        ...
+
+    def poll_later(self, task: Task, next_poll: float, answer: str | None) -> None:
+        """One more poll counted; `answer` (when given) kept as the last answer."""
+        ...
+
+    def settle(
+        self,
+        task: Task,
+        outcome: str,
+        received: Iterable[str],
+        refused: Iterable[tuple[str, str]],
+        note: str | None,
+        now: float,
+    ) -> None:
+        """Record the result of every message of `task` and stop polling it (results older
+        than RESULTS_KEEP go); the caller moves the outbox rows in the same transaction."""
+        ...
+
+
+class TailStateReads(Protocol):
+    """Where each file input stopped in each file (by file identity)."""
+
+    def load(self, input_name: str) -> dict[FileKey, Position]: ...
+
+
+class TailState(TailStateReads, Protocol):
+    """... and the operations that change them."""
+
+    def save(self, input_name: str, positions: Mapping[FileKey, Position], now: float) -> None: ...
+
+    def forget(self, input_name: str, keys: Iterable[FileKey]) -> None: ...
+
+    def prune(self, input_name: str, keep: Iterable[FileKey], before: float) -> int:
+        """Forget files not seen since `before` and not in `keep`; how many."""
+        ...
+
+    def first_run(self, input_name: str, now: float) -> bool:
+        """True the first time an input runs (remembered from then on)."""
+        ...
+
+    def record(
+        self,
+        input_name: str,
+        positions: Mapping[FileKey, Position],
+        gone: Iterable[FileKey],
+        now: float,
+    ) -> None:
+        """Save the positions reached and forget the deleted files."""
+        ...
+
+
+class ReplaysReads(Protocol):
+    """Signed requests already taken, each until its timestamp leaves the input's window."""
+
+    def count(self) -> int: ...
+
+
+class Replays(ReplaysReads, Protocol):
+    """... and the operations that change them."""
+
+    def claim(self, input_name: str, key: str, digest: str, expires: float, now: float) -> Seen:
+        """Remember (input, key) until `expires` unless remembered already (rows expired by
+        `now` are forgotten first, of every input)."""
+        ...
+
+
+class ReadTx(Protocol):
+    """What a read sees, by table family. Valid only inside its `with` block."""
+
+    @property
+    def outbox(self) -> OutboxReads: ...
+    @property
+    def alertlog(self) -> AlertLogReads: ...
+    @property
+    def acks(self) -> AcksReads: ...
+    @property
+    def groups(self) -> GroupsReads: ...
+    @property
+    def silences(self) -> SilencesReads: ...
+    @property
+    def ratewindows(self) -> RateWindowsReads: ...
+    @property
+    def notices(self) -> NoticesReads: ...
+    @property
+    def tailstate(self) -> TailStateReads: ...
+    @property
+    def replays(self) -> ReplaysReads: ...
+
+
+class Tx(ReadTx, Protocol):
+    """One transaction's operations, by table family. Valid only inside its `with` block."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def alertlog(self) -> AlertLog: ...
+    @property
+    def acks(self) -> Acks: ...
+    @property
+    def groups(self) -> Groups: ...
+    @property
+    def silences(self) -> Silences: ...
+    @property
+    def ratewindows(self) -> RateWindows: ...
+    @property
+    def notices(self) -> Notices: ...
+    @property
+    def tailstate(self) -> TailState: ...
+    @property
+    def replays(self) -> Replays: ...
+
+
+class Store(Protocol):
+    """The state store: long-lived, shared by every thread of the process."""
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises.
+        Raises bridge.errors.StoreError when the store cannot commit now."""
+        ...
+
+    def reading(self) -> AbstractContextManager[ReadTx]:
+        """Reads only, each seeing committed data (a shared database may serve them from a
+        replica)."""
+        ...
+
+    def writable(self) -> bool:
+        """Can it commit right now? (it tries a small write)"""
+        ...
+
+    def probe(self) -> Readiness:
+        """The store's part of the readiness answer."""
+        ...
+
+    @property
+    def failing(self) -> bool:
+        """A commit failed for lack of room (or I/O) and the store has not recovered yet."""
+        ...
+
+    def start_upkeep(self) -> None:
+        """Start the background upkeep (the daemon's store; the CLI's needs none)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the upkeep and let go of the database (twice is harmless)."""
+        ...

@@ -1,0 +1,32 @@
+"""The file inputs' committed positions over any store: their `Offsets`.
+
+`StoreOffsets` answers bridge/inputs/filetail/offsets.py's `Offsets` protocol (met by shape, so
+the store imports nothing of the inputs); each call is its own transaction. The positions that
+advance with events are written by the composition root, in the transaction of those events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bridge.model import FileKey, Position
+from bridge.store.api import Store
+
+
+class StoreOffsets:
+    """The file inputs' committed positions (their `Offsets`), each call its own transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def first_run(self, input_name: str, now: float) -> bool:
+        with self.store.transaction() as tx:
+            return tx.tailstate.first_run(input_name, now)
+
+    def load(self, input_name: str) -> dict[FileKey, Position]:
+        with self.store.reading() as tx:
+            return tx.tailstate.load(input_name)
+
+    def prune(self, input_name: str, keep: Iterable[FileKey], before: float) -> int:
+        with self.store.transaction() as tx:
+            return tx.tailstate.prune(input_name, keep, before)

@@ -1,0 +1,112 @@
+"""What the store hands back: plain frozen records, the same for every backend.
+
+The store's operations (bridge/store/api.py) take plain values and return these or the shared
+vocabulary (bridge/model.py, the alerting types); no backend type (a row, a cursor) leaves the
+store, so a caller cannot tell SQLite from another backend.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bridge.model import Event, Message
+
+# Outbox row statuses: pending -> (delivered: deleted) | (retry: pending later) | dead; a work
+# notice DingTalk took waits as 'sent' until getsendresult says who received it.
+PENDING = "pending"
+DEAD = "dead"
+SENT = "sent"
+RESULTS_KEEP = 7 * 86400.0  # seconds: how long `outbox show` can tell who received a notice
+
+
+@dataclass(frozen=True)
+class Row:
+    """One outbox row: a message accepted and not yet delivered, or a dead letter."""
+
+    id: str
+    target: str
+    rule: str
+    fingerprint: str
+    event_status: str
+    message: Message
+    status: str
+    created_at: float
+    not_before: float
+    attempts: int
+    parts_sent: int
+    reason: str | None
+    errcode: int | None
+    errmsg: str | None
+    updated_at: float
+    event: Event | None  # set while the body is still to be rendered (see model.Delivery)
+
+
+class UnreadableRow(Exception):
+    """A stored message that no longer decodes (an older version's format, a damaged value):
+    the sender dead-letters it by id instead of failing on it at every turn."""
+
+    def __init__(self, id_: str, rule: str, error: str) -> None:
+        super().__init__(f"outbox row {id_} cannot be read: {error}")
+        self.id = id_
+        self.rule = rule
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Group:
+    """An aggregation group (a rule with group_by) holding alerts until its next flush."""
+
+    rule: str
+    key: str
+    labels: Mapping[str, str]
+    next_flush: float
+    flushed: bool
+
+
+@dataclass(frozen=True)
+class Task:
+    """A work notice DingTalk took (its task id) whose recipients are not known yet."""
+
+    target: str
+    task_id: int
+    ids: tuple[str, ...]
+    rules: tuple[str, ...]
+    created_at: float
+    sent_at: float
+    next_poll: float
+    polls: int
+    last_answer: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    """Who received a work notice's message and who did not, and why."""
+
+    id: str
+    task_id: int
+    target: str
+    rule: str
+    outcome: str
+    received: tuple[str, ...]
+    refused: tuple[tuple[str, str], ...]  # (user id, code)
+    note: str | None
+    at: float
+
+
+class Seen(enum.Enum):
+    """What the replay memory knew of a signed request's key."""
+
+    NEW = "new"  # first use: remembered now
+    SAME = "same"  # this key with the same digest: the very request again
+    OTHER = "other"  # this key with another digest: a replay of the signature on a new body
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The store's part of /-/ready: can it commit, and what it holds."""
+
+    writable: bool
+    dead_letters: int
+    depths: Mapping[str, tuple[int, float | None]]  # per target: (pending, oldest created_at)

@@ -1,0 +1,133 @@
+"""Contract: the notification log, acknowledgements and aggregation groups."""
+
+from __future__ import annotations
+
+from bridge.alerting.dedup import LogEntry
+from bridge.store.api import Store
+from tests.store.values import NOW, event
+
+
+def test_the_log_keeps_what_was_told_per_rule_and_key(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.alertlog.get_entry("r", "k") is None
+        tx.alertlog.put_entry("r", "k", ["b", "a"], ["c"], NOW)
+        tx.alertlog.put_entry("other", "k", ["x"], [], NOW + 1)
+    with store.reading() as tx:
+        assert tx.alertlog.get_entry("r", "k") == LogEntry(
+            frozenset({"a", "b"}), frozenset({"c"}), NOW
+        )
+        assert tx.alertlog.get_entry("r", "other") is None
+    with store.transaction() as tx:
+        tx.alertlog.put_entry("r", "k", ["a"], ["b"], NOW + 5)  # replaces
+        assert tx.alertlog.get_entry("r", "k") == LogEntry(
+            frozenset({"a"}), frozenset({"b"}), NOW + 5
+        )
+
+
+def test_an_entry_with_nothing_firing_is_forgotten(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.alertlog.put_entry("r", "k", ["a"], [], NOW)
+        tx.alertlog.put_entry("r", "k", [], ["a"], NOW + 1)
+    with store.reading() as tx:
+        assert tx.alertlog.get_entry("r", "k") is None
+        assert tx.alertlog.firing() == []
+
+
+def test_firing_lists_groups_oldest_notification_first(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.alertlog.put_entry("r", "late", ["a"], [], NOW + 2)
+        tx.alertlog.put_entry("s", "early", ["b"], [], NOW)
+    with store.reading() as tx:
+        assert tx.alertlog.firing() == [("s", "early"), ("r", "late")]
+
+
+def test_pruning_forgets_old_entries_and_old_acks(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.alertlog.put_entry("r", "old", ["a"], [], NOW - 100)
+        tx.alertlog.put_entry("r", "new", ["b"], [], NOW)
+        tx.acks.acknowledge("old-fp", "ann", NOW - 100)
+        tx.acks.acknowledge("new-fp", "bob", NOW)
+        assert tx.alertlog.prune_entries(NOW - 50) == 1
+    with store.reading() as tx:
+        assert tx.alertlog.firing() == [("r", "new")]
+        assert tx.acks.acknowledged_by("old-fp") is None
+        assert tx.acks.acknowledged_by("new-fp") == "bob"
+
+
+def test_an_ack_names_who_until_forgotten(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.acks.acknowledged_by("fp") is None
+        tx.acks.acknowledge("fp", "ann", NOW)
+        tx.acks.acknowledge("fp", "bob", NOW + 1)  # the latest wins
+    with store.reading() as tx:
+        assert tx.acks.acknowledged_by("fp") == "bob"
+    with store.transaction() as tx:
+        tx.acks.forget("fp")
+        tx.acks.forget("never-acked")
+    with store.reading() as tx:
+        assert tx.acks.acknowledged_by("fp") is None
+
+
+def test_a_group_holds_its_alerts_until_its_first_flush(store: Store) -> None:
+    a, b = event("a"), event("b")
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {"team": "db"}, [("b", "firing", b)], NOW, 30)
+        # Added to later: the first flush stays where the group's creation put it.
+        tx.groups.add("r", "k", {"team": "db"}, [("a", "firing", a)], NOW + 10, 30)
+        tx.groups.add("r", "a-later", {"team": "web"}, [("a", "firing", a)], NOW + 5, 30)
+    with store.reading() as tx:
+        assert tx.groups.due(NOW + 29) == []
+        assert tx.groups.next_flush_at() == NOW + 30
+        (group,) = tx.groups.due(NOW + 30)
+        assert tx.groups.members("r", "k") == [b, a]  # in the order they last changed
+    assert (group.rule, group.key, dict(group.labels), group.next_flush, group.flushed) == (
+        "r",
+        "k",
+        {"team": "db"},
+        NOW + 30,
+        False,
+    )
+    with store.reading() as tx:
+        assert [g.key for g in tx.groups.due(NOW + 100)] == ["k", "a-later"]  # earliest first
+
+
+def test_an_alert_held_again_replaces_its_earlier_state(store: Store) -> None:
+    firing, resolved = event("a"), event("a", "resolved")
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {}, [("a", "firing", firing)], NOW, 30)
+        tx.groups.add("r", "k", {}, [("a", "resolved", resolved)], NOW + 1, 30)
+    with store.reading() as tx:
+        assert tx.groups.members("r", "k") == [resolved]
+
+
+def test_after_a_flush_resolved_alerts_leave_and_the_rest_wait_the_interval(
+    store: Store,
+) -> None:
+    with store.transaction() as tx:
+        tx.groups.add(
+            "r", "k", {}, [("a", "firing", event("a")), ("b", "resolved", event("b"))], NOW, 30
+        )
+        tx.groups.after_flush("r", "k", NOW + 30, 300)
+    with store.reading() as tx:
+        assert tx.groups.members("r", "k") == [event("a")]
+        (group,) = tx.groups.due(NOW + 330)
+        assert tx.groups.due(NOW + 329) == []
+    assert group.flushed and group.next_flush == NOW + 330
+
+
+def test_a_group_ends_when_its_last_alert_was_told_resolved(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {}, [("a", "resolved", event("a", "resolved"))], NOW, 30)
+        tx.groups.after_flush("r", "k", NOW + 30, 300)
+    with store.reading() as tx:
+        assert tx.groups.due(NOW + 10_000) == [] and tx.groups.next_flush_at() is None
+
+
+def test_a_dropped_group_is_gone_with_its_alerts(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {}, [("a", "firing", event("a"))], NOW, 30)
+        tx.groups.add("r", "kept", {}, [("a", "firing", event("a"))], NOW, 30)
+        tx.groups.drop("r", "k")
+    with store.reading() as tx:
+        assert tx.groups.members("r", "k") == []
+        assert [g.key for g in tx.groups.due(NOW + 30)] == ["kept"]

@@ -1,0 +1,28 @@
+"""Contract: the memory of signed requests already taken."""
+
+from __future__ import annotations
+
+from bridge.store.api import Store
+from bridge.store.records import Seen
+from tests.store.values import NOW
+
+
+def test_a_key_is_new_once_then_the_same_or_another_request(store: Store) -> None:
+    with store.transaction() as tx:
+        assert tx.replays.claim("cb", "n1", "d1", NOW + 60, NOW) is Seen.NEW
+        assert tx.replays.claim("cb", "n1", "d1", NOW + 60, NOW) is Seen.SAME
+        assert tx.replays.claim("cb", "n1", "d2", NOW + 60, NOW) is Seen.OTHER
+        assert tx.replays.claim("chat", "n1", "d1", NOW + 60, NOW) is Seen.NEW  # per input
+        assert tx.replays.count() == 2
+
+
+def test_a_key_is_forgotten_once_it_expired_of_any_input(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.replays.claim("cb", "old", "d", NOW + 10, NOW)
+        tx.replays.claim("chat", "old", "d", NOW + 10, NOW)
+        tx.replays.claim("cb", "kept", "d", NOW + 60, NOW)
+    with store.transaction() as tx:
+        assert tx.replays.claim("cb", "old", "x", NOW + 10, NOW + 10) is Seen.OTHER  # not yet
+        assert tx.replays.claim("cb", "new", "d", NOW + 70, NOW + 11) is Seen.NEW
+        assert tx.replays.count() == 2  # kept and new: both "old" rows went
+        assert tx.replays.claim("cb", "old", "x", NOW + 80, NOW + 11) is Seen.NEW
