@@ -36,6 +36,7 @@ from bridge.inputs.filetail.wakeups import watch
 from bridge.logs import fmt_fields
 from bridge.model import FileKey, Position
 
+# COPY_SETTLE and TailStats are named here too: tests step a Tailer by them.
 __all__ = ["COPY_SETTLE", "TailStats", "Tailer"]
 
 log = logging.getLogger("bridge.inputs.file")
