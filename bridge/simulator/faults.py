@@ -40,6 +40,12 @@ class FaultAction:
             return f"delay {self.delay:g}s"
         return self.kind
 
+    def status_seen(self) -> int | None:
+        """The HTTP status the client sees (None: no response at all)."""
+        if self.kind == "http_status":
+            return self.http_status
+        return None if self.kind == "close" else 200
+
     def as_json(self) -> dict[str, Any]:
         if self.kind == "http_status":
             return {"http_status": self.http_status}
@@ -72,6 +78,35 @@ class Fault:
             "remaining": self.remaining,
             "action": self.action.as_json(),
         }
+
+
+class FaultQueue:
+    """The faults registered and not used up, oldest first. Not thread-safe by itself."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._next_id = 1  # never reset, so fault ids stay unique across /_sim/reset
+
+    def clear(self) -> None:
+        self._faults = []
+
+    def add(self, data: Any) -> Fault:
+        """Register a fault from its JSON definition (raises FaultError)."""
+        fault = parse_fault(data, self._next_id)
+        self._next_id += 1
+        self._faults.append(fault)
+        return fault
+
+    def take(self, path: str, identities: tuple[str, ...]) -> Fault | None:
+        """Use up one time of the oldest fault that matches this request, if any."""
+        fault = next((f for f in self._faults if f.matches(path, identities)), None)
+        if fault is not None:
+            fault.remaining -= 1
+            self._faults = [f for f in self._faults if f.remaining > 0]
+        return fault
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [f.as_json() for f in self._faults]
 
 
 def parse_fault(data: Any, fault_id: int) -> Fault:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.simulator.state import mask
+from bridge.simulator.traffic import mask
 
 REFRESH_SECONDS = 3
 MAX_MESSAGES = 200

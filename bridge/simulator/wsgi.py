@@ -20,18 +20,18 @@ from urllib.parse import parse_qsl
 from waitress.channel import ClientDisconnected
 
 from bridge.simulator.callbacks import CALLBACK_PATHS, Callbacks
+from bridge.simulator.checks import Rejected
 from bridge.simulator.faults import FaultAction, FaultError
 from bridge.simulator.page import render_page
 from bridge.simulator.spec import SpecError, parse_apps, parse_robots
-from bridge.simulator.state import (
+from bridge.simulator.state import SimulatorState
+from bridge.simulator.traffic import (
     API_PATHS,
     ASYNCSEND_PATH,
     GETSENDRESULT_PATH,
     GETTOKEN_PATH,
     ROBOT_SEND_PATH,
     SESSION_PATH,
-    Rejected,
-    SimulatorState,
 )
 
 if TYPE_CHECKING:

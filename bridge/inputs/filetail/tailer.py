@@ -1,14 +1,14 @@
 """The loop of one file input: find the files, read them, and commit events with offsets.
 
 One thread per input. Polling every `poll_interval` is the source of truth (globs again, checks
-every open file); a file-system event only wakes the loop early, so an inotify queue overflow or
-a watch limit can delay lines but never lose them.
+every open file); a file-system event only wakes the loop early (wakeups.py), so an inotify
+queue overflow or a watch limit can delay lines but never lose them.
 
-Offsets are committed in the same transaction as the outbox rows of the events read before
-them: the tailer hands them to `submit` with the events (see offsets.py) and never touches the
-store itself. When the intake refuses (the store is busy, or a target's queue is full) the batch
-is retried and reading pauses: back-pressure, never a dropped line. A crash loses only what was
-not committed, and that is read again.
+The parts: where to start reading a file found (start.py, copies.py), the files followed and
+their descriptors (followed.py), events and offsets committed together with back-pressure
+(batch.py), what the input reports (status.py). This module holds the loop and the life of a
+followed file: found, rotated away, read to its end, retired. A crash loses only what was not
+committed, and that is read again.
 """
 
 from __future__ import annotations
@@ -18,63 +18,38 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
 from bridge.config.model import FileInput
-from bridge.errors import InputError, StoreError
-from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
-from bridge.inputs.filetail.multiline import Record
-from bridge.inputs.filetail.offsets import Offsets, OffsetUpdate, Submit
-from bridge.inputs.filetail.reader import (
-    FP_BYTES,
-    FileReader,
-    head_hash,
-    lines_behind,
-    start_at_end,
-)
-from bridge.inputs.filetail.records import ThresholdWindow, find_pattern, make_event
+from bridge.errors import StoreError
+from bridge.inputs.filetail.batch import Batch
+from bridge.inputs.filetail.copies import COPY_SETTLE, CopySettling, original_of
+from bridge.inputs.filetail.discovery import find_by_identity, find_files
+from bridge.inputs.filetail.followed import FollowedFiles
+from bridge.inputs.filetail.offsets import Offsets, Submit
+from bridge.inputs.filetail.reader import FileReader
 from bridge.inputs.filetail.scan import searcher
+from bridge.inputs.filetail.start import OpenedFile, where_to_start
+from bridge.inputs.filetail.status import TailStats, input_status
+from bridge.inputs.filetail.wakeups import watch
 from bridge.logs import fmt_fields
-from bridge.model import Event, FileKey, Position
+from bridge.model import FileKey, Position
+
+# COPY_SETTLE and TailStats are named here too: tests step a Tailer by them.
+__all__ = ["COPY_SETTLE", "TailStats", "Tailer"]
 
 log = logging.getLogger("bridge.inputs.file")
 
 READ_BUDGET = 8 << 20  # bytes per file per round, so one busy file cannot starve the others
 BATCH_EVENTS = 500  # commit at least this often while reading a backlog
 COMMIT_EVERY = 1.0  # seconds between commits of offsets that moved without events
-RETRY_AFTER = 1.0  # seconds before retrying a batch the intake refused
 MIN_ROUND = 0.01  # a burst of file-system events becomes one round
 FORGET_AFTER = 86_400.0  # positions of files gone this long are dropped from the store
 PRUNE_EVERY = 3_600.0
-COPY_WINDOW = 300.0  # seconds after a truncation in which a copy of the old content is known
-# A copy is opened once its original was seen truncated and it holds what was read there, or once
-# it kept its size this long (logrotate copies in chunks, then truncates at once).
-COPY_SETTLE = 1.0
 SCAN_COST_FACTOR = 50  # the time between full scans is at least 50 times what one took
 START_RETRY_FIRST = 5.0  # seconds before trying again to start (the store was busy, say) ...
 START_RETRY_MAX = 60.0  # ... doubling up to this
-
-
-@dataclass
-class TailStats:
-    lines_matched: int = 0
-    events: int = 0
-    below_threshold: int = 0
-    rotations: int = 0
-    truncations: int = 0
-    refused_batches: int = 0
-
-
-@dataclass
-class _Pending:
-    events: list[Event] = field(default_factory=list)
-    positions: dict[FileKey, Position] = field(default_factory=dict)
-    forget: set[FileKey] = field(default_factory=set)
 
 
 class Tailer:
@@ -91,30 +66,29 @@ class Tailer:
         self.submit = submit
         self.clock = clock
         self.monotonic = monotonic
-        self.readers: dict[FileKey, FileReader] = {}
         self.stats = TailStats()
         self.started_at = clock()
         self._searchers = [searcher(p.regex) for p in spec.patterns]
-        self._threshold = ThresholdWindow(spec.threshold) if spec.threshold else None
-        self._pending = _Pending()
-        self._last_commit = 0.0
+        self._files = FollowedFiles(spec.name, spec.max_open_files)
+        self._copies = CopySettling()
+        self._stop = threading.Event()
+        self._batch = Batch(spec, submit, self.stats, clock, monotonic, self._stop)
         # Positions of files not followed now: from the store at start, and of files retired
         # since (a rotated file the globs find again later resumes, not starts over).
         self._known: dict[FileKey, Position] = {}
         self._initial: set[FileKey] = set()  # files present at the first start: read_from
         self._first_run = False
-        self._stop = threading.Event()
         self._wake = threading.Event()
         self._rescan = True
-        self._unreadable: set[str] = set()
-        self._idle_paths: set[str] = set()  # files whose descriptors were closed for idleness
-        self._unsettled_copies: dict[FileKey, tuple[int, float]] = {}  # size, unchanged since
         self._observer: Any = None
         self._started = False
         self._error: str | None = None  # why the last start or round failed; None when fine
         self._thread = threading.Thread(target=self._run, name=f"tail-{spec.name}", daemon=True)
-        # Guards `readers` and their descriptors for status(), which runs on other threads.
-        self._lock = threading.Lock()
+
+    @property
+    def readers(self) -> dict[FileKey, FileReader]:
+        """The files followed now, by identity."""
+        return self._files.readers
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -140,49 +114,19 @@ class Tailer:
         return "running" if self._error is None else "failing"
 
     def status(self) -> dict[str, Any]:
-        with self._lock:
-            # Descriptors are closed under this lock, so a dup taken here names the same file.
-            held = [(r, os.dup(r.fd) if r.fd is not None else None) for r in self.readers.values()]
-        try:
-            # The size now, not at the last round: the lag is what a scrape should see.
-            spans = [
-                (
-                    fd,
-                    r.offset,
-                    os.fstat(fd).st_size if fd is not None else max(r.size_seen, r.offset),
-                )
-                for r, fd in held
-            ]
-            behind = lines_behind(spans)
-        finally:
-            for _, fd in held:
-                if fd is not None:
-                    os.close(fd)
-        files = [
-            {
-                "path": r.path,
-                "offset": r.offset,
-                "size": size,
-                "lines_behind": lines,
-                "open": fd is not None,
-                "rotated": r.rotated_at is not None,
-            }
-            for (r, fd), (_, _, size), lines in zip(held, spans, behind, strict=True)
-        ]
-        return {
-            "started_at": self.started_at.isoformat(timespec="milliseconds"),
-            "state": self.state(),
-            "error": self._error,
-            "files": sorted(files, key=lambda f: str(f["path"])),
-            "lines_cut": sum(r.lines_cut for r in self.readers.values()),
-            **self.stats.__dict__,
-        }
+        files = self._files.report()
+        return input_status(
+            self.started_at,
+            self.state(),
+            self._error,
+            files,
+            sum(r.lines_cut for r in self.readers.values()),
+            self.stats,
+        )
 
     def _run(self) -> None:
         if not self._start():
-            with self._lock:
-                for reader in self.readers.values():
-                    reader.close()
+            self._files.close_all()
             return
         next_scan = 0.0
         next_prune = self.monotonic()
@@ -256,7 +200,7 @@ class Tailer:
             if moved is not None:
                 self._open(key, moved, now, rotated=True)
         if self.spec.inotify:
-            self._watch()
+            self._observer = watch(self.spec.name, self.spec.paths, self.wake)
         log.info(
             fmt_fields(
                 "file input started",
@@ -273,7 +217,7 @@ class Tailer:
         wall = self.clock().timestamp()
         dropped = self.offsets.prune(self.spec.name, self.readers, wall - FORGET_AFTER)
         kept = self.offsets.load(self.spec.name)  # what the store still keeps
-        self._known = {**kept, **self._pending.positions}
+        self._known = {**kept, **self._batch.pending.positions}
         if dropped:
             log.info(fmt_fields("forgot gone files", input=self.spec.name, files=dropped))
 
@@ -282,15 +226,13 @@ class Tailer:
             self._observer.stop()
         for reader in self.readers.values():
             if reader.joiner is not None and (done := reader.joiner.flush()) is not None:
-                self._add_records(reader, [done])
-            self._pending.positions[reader.key] = reader.position()
+                self._batch.add_records(reader.label_path, [done])
+            self._batch.position(reader.key, reader.position())
         self._commit(force=True)
-        with self._lock:
-            for reader in self.readers.values():
-                reader.close()
+        self._files.close_all()
         log.info(fmt_fields("file input stopped", input=self.spec.name))
 
-    # -- discovery -----------------------------------------------------------------------------
+    # -- the life of a followed file -----------------------------------------------------------
 
     def _discover(
         self, now: float, found: dict[FileKey, tuple[str, os.stat_result]] | None = None
@@ -299,13 +241,11 @@ class Tailer:
             found = find_files(self.spec.paths, self.spec.exclude)
         for key, reader in list(self.readers.items()):
             if key in found:
-                if reader.fd is None and reader.path != found[key][0]:
-                    self._idle_paths.discard(reader.path)
-                    self._idle_paths.add(found[key][0])
-                reader.path = found[key][0]
+                path, info = found[key]
+                self._files.found_at(reader, path)
                 reader.rotated_at = None
-                if reader.fd is None and found[key][1].st_size != reader.pos:
-                    self._reopen(reader)
+                if reader.fd is None and info.st_size != reader.pos:
+                    self._files.reopen(reader)
             elif reader.rotated_at is None:
                 reader.rotated_at = now
                 self.stats.rotations += 1
@@ -321,134 +261,48 @@ class Tailer:
         for key, (path, _info) in found.items():
             if key not in self.readers:
                 self._open(key, path, now)
-        for key in self._unsettled_copies.keys() - found.keys():
-            del self._unsettled_copies[key]  # removed before it settled
+        self._copies.keep_only(found.keys())
 
     def _open(self, key: FileKey, path: str, now: float, rotated: bool = False) -> None:
-        if not self._room():
-            return  # found again at the next scan, when a descriptor is free
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            if path not in self._unreadable:
-                self._unreadable.add(path)
-                log.warning(
-                    fmt_fields("cannot open", input=self.spec.name, path=path, error=exc.strerror)
-                )
+        opened = self._files.open(key, path)
+        if opened is None:
             return
-        info = os.fstat(fd)
-        if (info.st_dev, info.st_ino) != key:  # replaced between the glob and the open
+        fd, info = opened
+        file = OpenedFile(
+            fd, info.st_size, lambda head: original_of(self.readers.values(), head, now)
+        )
+        start = where_to_start(
+            file,
+            self._known.get(key),
+            key in self._initial and self._first_run,
+            self.spec.read_from,
+            lambda: self._copies.settled(key, info.st_size, now),
+        )
+        if start is None:
             os.close(fd)
+            self._rescan = True  # a copy that may still change: look again soon
             return
-        known = self._known.get(key)
-        how = "new file, from its start"
-        offset = 0
-        if known is not None:
-            if known.fp_len and (
-                info.st_size < known.fp_len or head_hash(fd, known.fp_len)[0] != known.fp
-            ):
-                how = "same inode but other content (reused), from its start"
-            elif info.st_size < known.offset:
-                how = "truncated while stopped, from its start"
-            else:
-                offset, how = known.offset, "resumed"
-        elif key in self._initial and self._first_run:
-            if self.spec.read_from == "end":
-                offset, how = start_at_end(fd, info.st_size), "existing file, from its end"
-            else:
-                how = "existing file, from its start"
-        elif (copied := self._copy_of(fd, info.st_size, now)) is not None:
-            source, offset, live = copied
-            # Where to start is known once the original was seen truncated (it was read up to
-            # `offset` before that) and the copy holds that much. Until then the original may
-            # still be read past `offset`, and logrotate may still be writing the copy: started
-            # now, the copy would give lines read in the original a second time.
-            if (live or offset > info.st_size) and not self._copy_settled(key, info.st_size, now):
-                os.close(fd)
-                return
-            if live:  # not truncated after all (a plain copy): its content is read there
-                offset = info.st_size
-            offset = min(offset, start_at_end(fd, info.st_size))
-            how = f"a copy of {source} (copytruncate), past what was read there"
-        reader = FileReader(self.spec, key, path, fd, offset, self._searchers, now)
+        reader = FileReader(self.spec, key, path, fd, start.offset, self._searchers, now)
         if rotated:
             reader.rotated_at = now
-        with self._lock:
-            self.readers[key] = reader
-        self._pending.positions[key] = reader.position()
-        log.info(fmt_fields("following", input=self.spec.name, path=path, offset=offset, how=how))
-
-    def _copy_settled(self, key: FileKey, size: int, now: float) -> bool:
-        """Has this copy kept its size for COPY_SETTLE seconds? (A copy whose original is not
-        truncated meanwhile is a plain copy; one shorter than what was read of its original was
-        made before the original was read that far, so it holds nothing new.)"""
-        seen = self._unsettled_copies.get(key)
-        if seen is None or seen[0] != size:
-            self._unsettled_copies[key] = (size, now)
-            self._rescan = True  # look again soon, not after a long scan interval
-            return False
-        if now - seen[1] < COPY_SETTLE:
-            self._rescan = True
-            return False
-        del self._unsettled_copies[key]
-        return True
-
-    def _copy_of(self, fd: int, size: int, now: float) -> tuple[str, int, bool] | None:
-        """Is this new file a copy of one we follow (logrotate's copytruncate with a glob that
-        also matches the copies)? Then its start was read already: the original's name, how far
-        it was read, and whether that may still grow (see FileReader.copied_up_to)."""
-        if size < FP_BYTES:
-            return None  # too short to tell a copy from a file with the same first lines
-        head = head_hash(fd, FP_BYTES)[0]
-        for reader in self.readers.values():
-            found = reader.copied_up_to(head, now, COPY_WINDOW)
-            if found is not None:
-                return reader.label_path, *found
-        return None
-
-    def _room(self) -> bool:
-        """Is a descriptor free under max_open_files? Closes the longest-idle file if not."""
-        open_readers = [r for r in self.readers.values() if r.fd is not None]
-        if len(open_readers) < self.spec.max_open_files:
-            return True
-        idle = [r for r in open_readers if r.at_eof and r.rotated_at is None]
-        if not idle:
-            return False
-        self._idle_close(min(idle, key=lambda r: r.last_change))
-        return True
-
-    def _reopen(self, reader: FileReader) -> None:
-        if not self._room():
-            return
-        try:
-            fd = os.open(reader.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        if reader.reopen(fd):
-            self._idle_paths.discard(reader.path)
-        else:
-            os.close(fd)
-
-    def _idle_close(self, reader: FileReader) -> None:
-        """Close an idle file's descriptor; the next scan (or an event for it) reopens it when
-        it grows."""
-        with self._lock:
-            reader.close()
-        self._idle_paths.add(reader.path)
+        self._files.add(reader)
+        self._batch.position(key, reader.position())
+        log.info(
+            fmt_fields(
+                "following", input=self.spec.name, path=path, offset=start.offset, how=start.how
+            )
+        )
 
     def _retire(self, reader: FileReader) -> None:
         """Stop following a file: hand on what it held, remember or forget its position."""
-        self._add_records(reader, reader.finish())
-        self._idle_paths.discard(reader.path)
-        with self._lock:
-            reader.close()
-            del self.readers[reader.key]
+        self._batch.add_records(reader.label_path, reader.finish())
+        self._files.remove(reader)
         if reader.deleted:
-            self._pending.forget.add(reader.key)
-            self._pending.positions.pop(reader.key, None)
+            self._batch.forget(reader.key)
         else:
             # A scan that came late (a loaded host) may find it again under a rotated name.
-            self._known[reader.key] = self._pending.positions[reader.key] = reader.position()
+            self._known[reader.key] = position = reader.position()
+            self._batch.position(reader.key, position)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -477,104 +331,32 @@ class Tailer:
                     )
                 )
                 reader.truncations = 0
-            self._add_records(reader, records)
+            self._batch.add_records(reader.label_path, records)
             busy |= not reader.at_eof
             if reader.position() != before:
-                self._pending.positions[reader.key] = reader.position()
-            if len(self._pending.events) >= BATCH_EVENTS:
+                self._batch.position(reader.key, reader.position())
+            if len(self._batch.pending.events) >= BATCH_EVENTS:
                 self._commit(force=True)
             if reader.rotated_at is not None and reader.at_eof:
                 # Renamed away or deleted: the writer may still append to it for a while.
                 if now - max(reader.last_change, reader.rotated_at) >= self.spec.rotate_wait:
                     self._retire(reader)
             elif reader.at_eof and now - reader.last_change >= self.spec.close_inactive:
-                self._idle_close(reader)
-        self._commit(force=now - self._last_commit >= COMMIT_EVERY)
+                self._files.idle_close(reader)
+        self._commit(force=now - self._batch.last_commit >= COMMIT_EVERY)
         return busy
 
-    def _add_records(self, reader: FileReader, records: list[Record]) -> None:
-        if not records:
-            return
-        when = self.clock()
-        for record in records:
-            found = find_pattern(self.spec, record.text)
-            if found is None:
-                continue
-            self.stats.lines_matched += 1
-            extra: dict[str, Any] = {}
-            if self._threshold is not None:
-                count = self._threshold.hit(self.monotonic())
-                if count is None:
-                    self.stats.below_threshold += 1
-                    continue
-                extra = {"count": count, "within": self._threshold.spec.within}
-            pattern, groups = found
-            self._pending.events.append(
-                make_event(self.spec, reader.label_path, record, pattern, groups, when, extra)
-            )
-
-    # -- committing ----------------------------------------------------------------------------
-
     def _commit(self, force: bool) -> None:
-        pending = self._pending
-        if not pending.events and not (force and (pending.positions or pending.forget)):
-            return
-        offsets = OffsetUpdate(pending.positions, pending.forget, self.clock().timestamp())
-        while True:
-            try:
-                self.submit(self.spec, pending.events, offsets)
-                break
-            except (InputError, StoreError) as exc:
-                self.stats.refused_batches += 1
-                log.warning(
-                    fmt_fields(
-                        "file input paused, the outbox refused its lines; retrying",
-                        input=self.spec.name,
-                        events=len(pending.events),
-                        reason=getattr(exc, "reason", "store"),
-                    )
-                )
-                if self._stop.is_set() or self._stop.wait(RETRY_AFTER):
-                    return  # stopping: the final commit tries once more; else read again later
-        self.stats.events += len(pending.events)
-        self._pending = _Pending()
-        self._last_commit = self.monotonic()
-
-    # -- wake-ups ------------------------------------------------------------------------------
-
-    def _watch(self) -> None:
-        handler = _Waker(self)
-        observer = Observer()
-        try:
-            for directory, recursive in watch_roots(self.spec.paths).items():
-                observer.schedule(handler, directory, recursive=recursive)
-            observer.daemon = True
-            observer.start()
-        except OSError as exc:  # inotify limits: polling alone still finds everything
-            log.warning(
-                fmt_fields("no file-system events, polling only", input=self.spec.name, error=exc)
-            )
-            return
-        self._observer = observer
+        self._batch.commit(force)
 
     def wake(self, event_type: str, path: str) -> None:
         """A file-system event: read now; scan the globs again if files came or went, or if a
         file whose descriptor was closed for idleness grew."""
         came_or_went = event_type in ("created", "moved", "deleted")
-        if came_or_went or (event_type == "modified" and path in self._idle_paths):
+        if came_or_went or (event_type == "modified" and path in self._files.idle_paths):
             self._rescan = True
         self._wake.set()
 
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-class _Waker(FileSystemEventHandler):
-    def __init__(self, tailer: Tailer) -> None:
-        self.tailer = tailer
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        self.tailer.wake(event.event_type, os.fsdecode(event.src_path))
