@@ -18,8 +18,17 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
-from tests.harness import Daemon, Process, PrometheusServer, Simulator, required_tool, wait_until
+from tests.harness import (
+    Daemon,
+    Process,
+    PrometheusServer,
+    Simulator,
+    bridge_cli,
+    required_tool,
+    wait_until,
+)
 
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 ROBOT_TOKEN = "tok-signed"
@@ -259,4 +268,58 @@ def test_a_silence_from_the_chat_is_created_and_expired_in_alertmanager(
         if bridge is not None:
             bridge.stop()
             _close_log(bridge)
+        am.stop()
+
+
+def test_a_silence_from_the_command_line_goes_through_the_same_desk_as_the_chat(
+    alertmanager_binary: str, tmp_path: Path
+) -> None:
+    """`silence add` / `silence expire` mirror to Alertmanager exactly as the chat commands do:
+    both call the desk (app/desk.py)."""
+    am = Alertmanager(
+        alertmanager_binary,
+        {"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]},
+        tmp_path,
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "alertmanager": {"url": am.url},
+                "targets": {
+                    "ops": {
+                        "type": "robot",
+                        "webhook": "http://127.0.0.1:9/robot/send?access_token=t",
+                    }
+                },
+                "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+                "rules": [{"name": "all", "targets": ["ops"]}],
+            }
+        ),
+        "utf-8",
+    )
+    try:
+        wait_until(am.ready, timeout=WAIT, interval=0.1)
+        added = bridge_cli(
+            "silence", "add", "-c", str(config), "--match", "alertname=DiskFull",
+            "--for", "2h", "--comment", "disk swap", "--author", "alice",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert "Also in Alertmanager (" in added.stdout, added.stdout + added.stderr
+        am_id = added.stdout.split("Also in Alertmanager (")[1].split(")")[0]
+        [held] = [
+            s
+            for s in requests.get(f"{am.url}/api/v2/silences", timeout=5).json()
+            if s["id"] == am_id
+        ]
+        assert held["status"]["state"] == "active"
+        assert held["createdBy"] == "alice" and held["comment"] == "disk swap"
+        bridge_id = added.stdout.split()[1]  # "silence <id> until ...: <matchers>..."
+        expired = bridge_cli("silence", "expire", "-c", str(config), bridge_id)
+        assert expired.returncode == 0, expired.stderr
+        assert f"Expired in Alertmanager too ({am_id})" in expired.stdout, expired.stdout
+        state = requests.get(f"{am.url}/api/v2/silence/{am_id}", timeout=5).json()
+        assert state["status"]["state"] == "expired"
+    finally:
         am.stop()

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from bridge.cli.state import load_or_report
+from bridge.cli.common import load_or_report
 from bridge.config.model import CallbackInput, WorkNoticeTarget
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from bridge import __version__
-from bridge.cli.state import load_or_report
+from bridge.cli.common import load_or_report
 from bridge.errors import DeliveryError, InputError
 from bridge.logs import REDACTOR, fmt_fields, setup
 
@@ -251,10 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
+    from bridge.cli import outbox, silence
     from bridge.cli.callback import add_parsers as callback_parsers
-    from bridge.cli.state import add_parsers
 
-    add_parsers(sub)
+    outbox.add_parser(sub)
+    silence.add_parser(sub)
     callback_parsers(sub)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(func=cmd_schema)

@@ -1,85 +1,30 @@
-"""`dingtalk-bridge outbox ...` and `dingtalk-bridge silence ...`: operating on the state store.
+"""`dingtalk-bridge outbox ...`: the messages in the state store, pending, sent (awaiting
+DingTalk's answer on who received a work notice) and dead, and acting on them.
 
-These run beside the daemon: they open the same SQLite file (WAL lets them read while it writes)
-and the daemon picks up their changes within a second (revived rows, new or expired silences).
+It runs beside the daemon: it opens the same state store (SQLite's WAL lets it read while the
+daemon writes) and the daemon picks up revived rows within a second.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import re
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.alerting import matchers
-from bridge.config.compile import load_config
+from bridge.cli.common import Action, config_arg, on_store, table, when
 from bridge.config.model import Config, Rule
-from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
-from bridge.errors import ConfigError
+from bridge.durations import format_duration, parse_duration
 from bridge.model import Message
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import records
 from bridge.store.api import ReadTx, Store
-from bridge.store.backend import open_store
-from bridge.store.statedir import StateError
-
-DEFAULT_CONFIG = "/etc/dingtalk-bridge/config.yaml"
-_REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")
-
-
-def load_or_report(path: str) -> Config | None:
-    """The compiled config, or None after printing every problem (for the commands)."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        count = len(exc.problems)
-        print(f"{path}: {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem.format()}", file=sys.stderr)
-        return None
-
-
-def _when(stamp: float, tz: object) -> str:
-    if isinstance(stamp, int | float) and stamp <= 0:
-        return "always"
-    return format_time(stamp, tz)  # type: ignore[arg-type]
-
-
-def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-# -- outbox ------------------------------------------------------------------------------------
-
-
-Action = Callable[[argparse.Namespace, Config, Store], int]
-
-
-def _on_store(args: argparse.Namespace, actions: dict[str, Action]) -> int:
-    """Run the chosen action with the config's state store open."""
-    config = load_or_report(args.config)
-    if config is None:
-        return 1
-    try:
-        store = open_store(config.state_dir, config.synchronous)
-    except StateError as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return actions[args.action](args, config, store)
-    finally:
-        store.close()
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    return _on_store(args, _OUTBOX)
+    return on_store(args, _OUTBOX)
 
 
 def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -92,7 +37,7 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     if not rows:
         print("the outbox is empty" if not args.status else f"no {args.status} messages")
         return 0
-    _table(
+    table(
         [
             [
                 r.id[:12],
@@ -198,9 +143,9 @@ def _notice_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
     if task is not None:
         shown["awaiting_result"] = {
             "task_id": task.task_id,
-            "sent_at": _when(task.sent_at, config.timezone),
+            "sent_at": when(task.sent_at, config.timezone),
             "polls": task.polls,
-            "next_poll": _when(task.next_poll, config.timezone),
+            "next_poll": when(task.next_poll, config.timezone),
         }
     results = tx.notices.results(id_)
     if results:
@@ -210,7 +155,7 @@ def _notice_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
                 "target": r.target,
                 "rule": r.rule,
                 "outcome": r.outcome,
-                "at": _when(r.at, config.timezone),
+                "at": when(r.at, config.timezone),
                 "received": list(r.received),
                 "refused": [{"userid": u, "errcode": c} for u, c in r.refused],
                 "note": r.note,
@@ -263,107 +208,7 @@ _OUTBOX: dict[str, Action] = {
 }
 
 
-# -- silences ----------------------------------------------------------------------------------
-
-
-def cmd_silence(args: argparse.Namespace) -> int:
-    return _on_store(args, _SILENCE)
-
-
-def _parse_match(text: str) -> matchers.Matcher:
-    matcher = matchers.parse(text)
-    if matcher.op == "=" and _REGEX_CHARS.search(matcher.value):
-        # `--match 'alertname=Disk.*'` means a pattern to nearly everyone who types it.
-        print(
-            f'note: matching {matcher.name}=~"{matcher.value}" as a regular expression',
-            file=sys.stderr,
-        )
-        return matchers.parse(f'{matcher.name}=~"{matcher.value}"')
-    return matcher
-
-
-def _silence_add(args: argparse.Namespace, config: Config, store: Store) -> int:
-    try:
-        parsed = tuple(_parse_match(m) for m in args.match)
-        now = time.time()
-        if args.until:
-            until = datetime.fromisoformat(args.until.replace("Z", "+00:00"))
-            if until.tzinfo is None:
-                until = until.replace(tzinfo=config.timezone)
-            ends = until.timestamp()
-        else:
-            ends = now + parse_duration(args.duration)  # bounded below
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if ends <= now:
-        print("error: the silence would end before it starts", file=sys.stderr)
-        return 2
-    if ends - now > MAX_SILENCE:
-        print(
-            f"error: a silence lasts at most {format_duration(MAX_SILENCE)} (a year); "
-            "for longer, change the rules in the config",
-            file=sys.stderr,
-        )
-        return 2
-    with store.transaction() as tx:
-        silence = tx.silences.add(parsed, now, ends, args.comment, args.author, now)
-    print(f"silence {silence.id} until {_when(ends, config.timezone)}: {silence.describe()}")
-    return 0
-
-
-def _silence_list(args: argparse.Namespace, config: Config, store: Store) -> int:
-    now = time.time()
-    with store.reading() as tx:
-        runtime = tx.silences.load(None if args.all else now)
-    rows = [
-        [
-            s.id,
-            s.describe(),
-            _when(s.starts_at, config.timezone),
-            _when(s.ends_at, config.timezone),
-            "active" if s.active(now) else ("expired" if s.ends_at <= now else "pending"),
-            s.source,
-            s.author,
-            s.comment,
-        ]
-        for s in [*config.silences, *runtime]
-        if args.all or s.ends_at > now
-    ]
-    if not rows:
-        print("no silences")
-        return 0
-    _table(rows, ["ID", "MATCHERS", "STARTS", "ENDS", "STATE", "SOURCE", "AUTHOR", "COMMENT"])
-    return 0
-
-
-def _silence_expire(args: argparse.Namespace, config: Config, store: Store) -> int:
-    with store.transaction() as tx:
-        ids = tx.silences.expire(args.id, time.time())
-    if len(ids) != 1:
-        problem = "no active silence" if not ids else "more than one silence"
-        print(f"{problem} with id {args.id}…", file=sys.stderr)
-        return 1
-    print(f"silence {ids[0]} expired")
-    return 0
-
-
-_SILENCE: dict[str, Action] = {
-    "add": _silence_add,
-    "list": _silence_list,
-    "expire": _silence_expire,
-}
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def config_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-c",
-            "--config",
-            default=DEFAULT_CONFIG,
-            help=f"the YAML config (for state_dir); default {DEFAULT_CONFIG}",
-        )
-
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     box = sub.add_parser("outbox", help="see and act on pending and dead messages")
     box.set_defaults(func=cmd_outbox)
     actions = box.add_subparsers(dest="action", required=True)
@@ -387,26 +232,3 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--dead", action="store_true", help="every dead letter")
     p.add_argument("--older-than", help="with --dead: only those older than this, e.g. 7d")
     p.add_argument("--target", help="with --dead: only this target's")
-
-    sil = sub.add_parser("silence", help="add, list and expire silences")
-    sil.set_defaults(func=cmd_silence)
-    actions = sil.add_subparsers(dest="action", required=True)
-    p = actions.add_parser("add", help="silence matching alerts for a while")
-    config_arg(p)
-    p.add_argument(
-        "--match",
-        action="append",
-        required=True,
-        help="label=value, label!=value, label=~regex, label!~regex (repeatable)",
-    )
-    when = p.add_mutually_exclusive_group()
-    when.add_argument("--for", dest="duration", default="1h", help="how long, e.g. 2h (default 1h)")
-    when.add_argument("--until", help="an end time, e.g. 2026-12-01T08:00 (config's time zone)")
-    p.add_argument("--comment", default="", help="why")
-    p.add_argument("--author", default=getpass.getuser(), help="who (default: you)")
-    p = actions.add_parser("list", help="active and pending silences")
-    config_arg(p)
-    p.add_argument("--all", action="store_true", help="also expired ones")
-    p = actions.add_parser("expire", help="end a silence now")
-    config_arg(p)
-    p.add_argument("id", help="the silence id (a unique prefix is enough)")
