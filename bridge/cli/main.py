@@ -17,8 +17,7 @@ from bridge.errors import DeliveryError, InputError
 from bridge.logs import REDACTOR, fmt_fields, setup
 
 if TYPE_CHECKING:
-    from bridge.config.model import WorkNoticeTarget
-    from bridge.dingtalk.client import DingTalkClient
+    from bridge.dingtalk.channel import ResultChannel
 
 log = logging.getLogger("bridge")
 
@@ -128,8 +127,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    from bridge.config.model import WorkNoticeTarget
-    from bridge.dingtalk.channels import send_now
+    from bridge.dingtalk.channel import ResultChannel
+    from bridge.dingtalk.channels import channel_for, send_now
     from bridge.dingtalk.client import DingTalkClient
     from bridge.dingtalk.session import make_session
     from bridge.model import Message
@@ -167,12 +166,13 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         )
         return 1
     print(fmt_fields("sent", target=target.name, task_id=task_id))
-    if isinstance(target, WorkNoticeTarget) and task_id is not None:
-        return _received(client, target, task_id)
+    channel = channel_for(target, client)
+    if isinstance(channel, ResultChannel) and task_id is not None:
+        return _received(channel, task_id)
     return 0
 
 
-def _received(client: DingTalkClient, target: WorkNoticeTarget, task_id: int) -> int:
+def _received(channel: ResultChannel, task_id: int) -> int:
     """A work notice's errcode 0 only means DingTalk queued it: ask getsendresult who received
     it (for up to ~15 s); exit 1 if DingTalk says nobody did."""
     import time
@@ -180,27 +180,27 @@ def _received(client: DingTalkClient, target: WorkNoticeTarget, task_id: int) ->
     from bridge.delivery.noticepoll import POLL_DELAYS
     from bridge.dingtalk.sendresult import SendResult, is_final, parse_send_result, refusal_summary
 
-    expected = None if target.dept_ids or target.to_all_user else target.userids
+    expected = channel.recipients()
     previous: SendResult | None = None
     for delay in POLL_DELAYS[:4]:
         time.sleep(delay)
         try:
-            result = parse_send_result(client.get_send_result(target, task_id))
+            result = parse_send_result(channel.send_result(task_id))
         except (DeliveryError, ValueError) as exc:
-            print(fmt_fields("result unknown", target=target.name, error=str(exc)))
+            print(fmt_fields("result unknown", target=channel.name, error=str(exc)))
             return 0
         if is_final(result, expected, previous):
             print(
                 fmt_fields(
                     "received" if result.got_it() else "nobody received it",
-                    target=target.name,
+                    target=channel.name,
                     received=",".join(result.got_it()) or None,
                     refused=refusal_summary(result.refused) or None,
                 )
             )
             return 0 if result.got_it() else 1
         previous = result
-    print(fmt_fields("result unknown", target=target.name, error="no final answer yet"))
+    print(fmt_fields("result unknown", target=channel.name, error="no final answer yet"))
     return 0
 
 
