@@ -8,7 +8,7 @@ which Prometheus treats as a counter reset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -32,26 +32,24 @@ class BridgeCollector(Collector):
         bridge = self.bridge
         yield InfoMetricFamily(f"{PREFIX}_build", "The running version.", {"version": __version__})
         counters = bridge.intake.counters
-        events = CounterMetricFamily(
-            f"{PREFIX}_events_received", "Events accepted from each input.", labels=["input"]
+        yield _counter(
+            "events_received",
+            "Events accepted from each input.",
+            ["input"],
+            counters.events,
         )
-        for name, count in sorted(dict(counters.events).items()):
-            events.add_metric([name], count)
-        yield events
-        rejected = CounterMetricFamily(
-            f"{PREFIX}_events_rejected",
+        yield _counter(
+            "events_rejected",
             "Requests refused, by input and reason.",
-            labels=["input", "reason"],
+            ["input", "reason"],
+            counters.rejected,
         )
-        for (name, reason), count in sorted(dict(counters.rejected).items()):
-            rejected.add_metric([name, reason], count)
-        yield rejected
-        matches = CounterMetricFamily(
-            f"{PREFIX}_rule_matches", "Events each rule matched.", labels=["rule"]
+        yield _counter(
+            "rule_matches",
+            "Events each rule matched.",
+            ["rule"],
+            counters.matched,
         )
-        for rule, count in sorted(dict(counters.matched).items()):
-            matches.add_metric([rule], count)
-        yield matches
         for name, value, text in (
             ("events_unmatched", counters.unmatched, "Events no rule matched."),
             ("events_silenced", counters.silenced, "Alerts swallowed by a silence."),
@@ -126,40 +124,32 @@ class BridgeCollector(Collector):
         """Work notices: what getsendresult said (delivery/noticepoll.py)."""
         poller = self.bridge.notice_poller
         stats = poller.stats
-        outcomes = CounterMetricFamily(
-            f"{PREFIX}_work_notice_results",
+        yield _counter(
+            "work_notice_results",
             "Work notices settled by what getsendresult said, by target and outcome (delivered,"
             " partial, dead, retry, unverified).",
-            labels=["target", "outcome"],
+            ["target", "outcome"],
+            stats.outcomes,
         )
-        for (target, outcome), count in sorted(dict(stats.outcomes).items()):
-            outcomes.add_metric([target, outcome], count)
-        yield outcomes
-        received = CounterMetricFamily(
-            f"{PREFIX}_work_notice_recipients_received",
+        yield _counter(
+            "work_notice_recipients_received",
             "Work notice recipients DingTalk delivered to.",
-            labels=["target"],
+            ["target"],
+            stats.received,
         )
-        for target, count in sorted(dict(stats.received).items()):
-            received.add_metric([target], count)
-        yield received
-        refused = CounterMetricFamily(
-            f"{PREFIX}_work_notice_recipients_refused",
+        yield _counter(
+            "work_notice_recipients_refused",
             "Work notice recipients DingTalk did not deliver to, by target and errcode (143105"
             " daily limit, invalid_user, failed, ...).",
-            labels=["target", "errcode"],
+            ["target", "errcode"],
+            stats.refused,
         )
-        for (target, code), count in sorted(dict(stats.refused).items()):
-            refused.add_metric([target, code], count)
-        yield refused
-        failures = CounterMetricFamily(
-            f"{PREFIX}_work_notice_result_failures",
+        yield _counter(
+            "work_notice_result_failures",
             "getsendresult calls that failed, by target and reason.",
-            labels=["target", "reason"],
+            ["target", "reason"],
+            stats.failures,
         )
-        for (target, reason), count in sorted(dict(stats.failures).items()):
-            failures.add_metric([target, reason], count)
-        yield failures
         yield CounterMetricFamily(
             f"{PREFIX}_work_notice_result_calls", "getsendresult calls made.", value=stats.calls
         )
@@ -249,6 +239,16 @@ class BridgeCollector(Collector):
         yield InfoMetricFamily(
             f"{PREFIX}_config", "The running config.", {"hash": bridge.config.digest[:12]}
         )
+
+
+def _counter(
+    name: str, text: str, labels: list[str], counts: Mapping[Any, int]
+) -> CounterMetricFamily:
+    """A labelled counter family from counts keyed by its label value (a tuple for several)."""
+    family = CounterMetricFamily(f"{PREFIX}_{name}", text, labels=labels)
+    for key, count in sorted(dict(counts).items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], count)
+    return family
 
 
 def render(bridge: Bridge) -> bytes:
