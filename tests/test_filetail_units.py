@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bridge.clock import FakeClock
 from bridge.config.model import Config, FileInput, Multiline, Threshold
 from bridge.inputs.filetail.discovery import find_by_identity, find_files, watch_roots
 from bridge.inputs.filetail.multiline import Joiner, Record
@@ -699,7 +700,7 @@ def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
 
     clock = [100.0]
     offsets = StoreOffsets(store)
-    tailer = Tailer(spec, offsets, submit, lambda: NOW, monotonic=lambda: clock[0])
+    tailer = Tailer(spec, offsets, submit, FakeClock(NOW.timestamp()), monotonic=lambda: clock[0])
     tailer._startup()
     return SteppedTailer(tailer, store, clock, lines)
 

@@ -98,7 +98,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
     session.mount("https://", _NoNetwork())
     store = SqliteStore(Path(directory) / "state")
     bridge = Bridge(config, store=store, session=session)
-    yield HttpApp(bridge, bridge.clock.now)
+    yield HttpApp(bridge, bridge.clock)
     store.close()
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bridge.clock import SYSTEM_CLOCK
 from bridge.config.model import FileInput
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
@@ -60,7 +60,7 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
                 seen.extend(e.labels["message"].split("n=")[1].split()[0] for e in events)
         return Accepted()
 
-    tailer = Tailer(spec, StoreOffsets(store), submit, lambda: datetime.now(UTC))
+    tailer = Tailer(spec, StoreOffsets(store), submit, SYSTEM_CLOCK)
     path = logs / "app.log"
     path.write_bytes(b"")
     stop_polling = threading.Event()

@@ -108,7 +108,7 @@ class Bridge:
                 sender.wake()
 
     def _tailer(self, spec: FileInput) -> Tailer:
-        return Tailer(spec, StoreOffsets(self.store), self.accept_lines, self.clock.now)
+        return Tailer(spec, StoreOffsets(self.store), self.accept_lines, self.clock)
 
     # -- what the inputs call ------------------------------------------------------------------
 

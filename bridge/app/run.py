@@ -48,7 +48,7 @@ def run(config: Config) -> int:
             )
         )
     server = create_server(
-        HttpApp(bridge, bridge.clock.now),
+        HttpApp(bridge, bridge.clock),
         host=server_cfg.host,
         port=server_cfg.port,
         threads=server_cfg.threads,

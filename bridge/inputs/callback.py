@@ -126,7 +126,7 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
     """A DingTalk event callback: verified and opened, routed (unless it is the check_url
     handshake), then answered with the encrypted `success`. The very same callback again
     (DingTalk's answer was lost) is answered `success` again and not routed twice."""
-    now = request.clock()
+    now = request.clock.now()
     raw = request.body(spec.max_body_bytes)
     data, once = open_callback(spec, request.header("QUERY_STRING"), raw, now)
     event_type = str(data["EventType"])

@@ -93,7 +93,7 @@ def serve(request: Request, spec: ChatInput, sink: Sink) -> Mapping[str, Any]:
     """A command from the chat: the sign first, then the body, then its single use."""
     timestamp = request.header("HTTP_TIMESTAMP")
     sign = request.header("HTTP_SIGN")
-    sent = verify(spec, timestamp, sign, request.clock())
+    sent = verify(spec, timestamp, sign, request.clock.now())
     raw = request.body(spec.max_body_bytes)
     message = parse_message(spec, jsonbody.loads(raw))
     sink.claim(once(spec, timestamp, sign, sent, raw))  # 409 on a second use

@@ -15,10 +15,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any, Protocol
 
+from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
 from bridge.inputs.registry import KINDS
@@ -107,7 +107,7 @@ def _error(start: StartResponse, error: InputError) -> list[bytes]:
 
 
 class HttpApp:
-    def __init__(self, intake: Intake, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(self, intake: Intake, clock: Clock = SYSTEM_CLOCK):
         self.intake = intake
         self.clock = clock
 

@@ -49,7 +49,7 @@ def json_post(parse: Parse) -> Serve:
         if refusal is not None:
             raise InputError(401, Reason.UNAUTHORIZED, refusal)
         raw = request.body(spec.max_body_bytes)
-        events = parse(jsonbody.loads(raw), spec, request.clock())
+        events = parse(jsonbody.loads(raw), spec, request.clock.now())
         accepted = sink.accept(spec, events)  # 503 when a queue is full or the store busy
         # vars(), not asdict(): a flat record of ints; asdict's deep copy cost 5% of a request.
         return {"status": "accepted", "events": len(events), **vars(accepted)}

@@ -7,11 +7,11 @@ JSON of a 200 answer, or raises InputError (the router answers it and counts the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bridge.clock import Clock
 from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
 from bridge.inputs.signed import SignedOnce
@@ -45,7 +45,7 @@ class Sink(Protocol):
 @dataclass(slots=True)  # built for every request: a frozen dataclass's __init__ costs more
 class Request:
     environ: Mapping[str, Any]  # the WSGI environ
-    clock: Callable[[], datetime]
+    clock: Clock
 
     def header(self, name: str) -> str:
         """A request header by its WSGI name (HTTP_AUTHORIZATION), "" when absent."""

@@ -12,9 +12,9 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from bridge.clock import Clock
 from bridge.config.model import FileInput
 from bridge.errors import InputError, StoreError
 from bridge.inputs.filetail.multiline import Record
@@ -44,7 +44,7 @@ class Batch:
         spec: FileInput,
         submit: Submit,
         stats: TailStats,
-        clock: Callable[[], datetime],
+        clock: Clock,
         monotonic: Callable[[], float],
         stopping: threading.Event,
     ) -> None:
@@ -62,7 +62,7 @@ class Batch:
         """The events of the records that match a pattern (and pass the threshold, if any)."""
         if not records:
             return
-        when = self.clock()
+        when = self.clock.now()
         for record in records:
             found = find_pattern(self.spec, record.text)
             if found is None:
@@ -95,7 +95,7 @@ class Batch:
         pending = self.pending
         if not pending.events and not (force and (pending.positions or pending.forget)):
             return
-        offsets = OffsetUpdate(pending.positions, pending.forget, self.clock().timestamp())
+        offsets = OffsetUpdate(pending.positions, pending.forget, self.clock.time())
         while True:
             try:
                 self.submit(self.spec, pending.events, offsets)

@@ -18,9 +18,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from bridge.clock import Clock
 from bridge.config.model import FileInput
 from bridge.errors import StoreError
 from bridge.inputs.filetail.batch import Batch
@@ -58,7 +58,7 @@ class Tailer:
         spec: FileInput,
         offsets: Offsets,
         submit: Submit,
-        clock: Callable[[], datetime],
+        clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -67,7 +67,7 @@ class Tailer:
         self.clock = clock
         self.monotonic = monotonic
         self.stats = TailStats()
-        self.started_at = clock()
+        self.started_at = clock.now()
         self._searchers = [searcher(p.regex) for p in spec.patterns]
         self._files = FollowedFiles(spec.name, spec.max_open_files)
         self._copies = CopySettling()
@@ -183,7 +183,7 @@ class Tailer:
         return False
 
     def _startup(self) -> None:
-        wall = self.clock().timestamp()
+        wall = self.clock.time()
         # `or`: an earlier attempt that failed later on may have recorded the first run.
         self._first_run = self.offsets.first_run(self.spec.name, wall) or self._first_run
         self._known = self.offsets.load(self.spec.name)
@@ -214,7 +214,7 @@ class Tailer:
     def _prune(self) -> None:
         """Forget positions of files gone for a day (a rotated file read to its end, a deleted
         one): the table stays as small as the set of files that exist."""
-        wall = self.clock().timestamp()
+        wall = self.clock.time()
         dropped = self.offsets.prune(self.spec.name, self.readers, wall - FORGET_AFTER)
         kept = self.offsets.load(self.spec.name)  # what the store still keeps
         self._known = {**kept, **self._batch.pending.positions}
