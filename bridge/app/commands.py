@@ -14,7 +14,8 @@ allows. Every mistake gets an answer that says how to do it right, never silence
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -22,15 +23,6 @@ from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
 from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
 from bridge.model import ChatSender
-
-HELP = """I understand:
-help: this list
-status: queues, dead letters, silences, last reload
-silence <matchers> <duration> [comment]: e.g. silence alertname=DiskFull 2h disk swap
-silences: the active silences
-expire <id>: end a silence now
-ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)"""
-CHANGES = frozenset({"silence", "expire", "ack"})
 
 
 class Desk(Protocol):
@@ -62,32 +54,47 @@ def answer(text: str, sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) 
     words = text.split()
     if not words:
         return HELP
-    command, args = words[0].lower().lstrip("/"), words[1:]
-    if command in CHANGES and not sender.allowed:
+    name, args = words[0].lower().lstrip("/"), words[1:]
+    command = COMMANDS.get(name)
+    if command is None:
+        return f'I do not know "{name}".\n{HELP}'
+    if command.changes and not sender.allowed:
         return (
-            f"Sorry {sender.nick}, you may not {command} here "
+            f"Sorry {sender.nick}, you may not {name} here "
             "(an admin can add your staff id to the input's allow list)."
         )
-    if command == "help":
-        return HELP
-    if command == "status":
-        return _status(desk.status())
-    if command == "silences":
-        return _silences(desk.silences(now), now, tz)
-    if command == "silence":
-        return _silence(args, sender, desk, now, tz)
-    if command == "expire":
-        if len(args) != 1:
-            return "Usage: expire <id> (the id from `silences`)"
-        ids, note = desk.expire_silence(args[0], now)
-        if len(ids) == 1:
-            return f"Silence {ids[0]} expired by {sender.nick}.{note}"
-        return f"No single active silence with id {args[0]}… ({len(ids)} match)."
-    if command == "ack":
-        if len(args) != 1:
-            return "Usage: ack <alert id> (the id at the end of the alert's message)"
-        return desk.acknowledge(args[0], sender.nick or sender.staff_id, now)
-    return f'I do not know "{command}".\n{HELP}'
+    return command.run(args, sender, desk, now, tz)
+
+
+def _help(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    return HELP
+
+
+def _status_command(
+    args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo
+) -> str:
+    return _status(desk.status())
+
+
+def _silences_command(
+    args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo
+) -> str:
+    return _silences(desk.silences(now), now, tz)
+
+
+def _expire(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    if len(args) != 1:
+        return "Usage: expire <id> (the id from `silences`)"
+    ids, note = desk.expire_silence(args[0], now)
+    if len(ids) == 1:
+        return f"Silence {ids[0]} expired by {sender.nick}.{note}"
+    return f"No single active silence with id {args[0]}… ({len(ids)} match)."
+
+
+def _ack(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    if len(args) != 1:
+        return "Usage: ack <alert id> (the id at the end of the alert's message)"
+    return desk.acknowledge(args[0], sender.nick or sender.staff_id, now)
 
 
 def _silence(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
@@ -155,3 +162,33 @@ def _silences(silences: list[Silence], now: float, tz: ZoneInfo) -> str:
         why = f": {s.comment}" if s.comment else ""
         lines.append(f"{s.id} {s.describe()} until {until}{who}{why}")
     return "\n".join(lines)
+
+
+Run = Callable[[Sequence[str], ChatSender, Desk, float, ZoneInfo], str]
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Run
+    help: str  # its line in `help`
+    changes: bool = False  # only senders the input allows may use it
+
+
+# A new command is one function above and one line here; `help` lists them in this order.
+COMMANDS: dict[str, Command] = {
+    "help": Command(_help, "help: this list"),
+    "status": Command(_status_command, "status: queues, dead letters, silences, last reload"),
+    "silence": Command(
+        _silence,
+        "silence <matchers> <duration> [comment]: e.g. silence alertname=DiskFull 2h disk swap",
+        changes=True,
+    ),
+    "silences": Command(_silences_command, "silences: the active silences"),
+    "expire": Command(_expire, "expire <id>: end a silence now", changes=True),
+    "ack": Command(
+        _ack,
+        "ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)",
+        changes=True,
+    ),
+}
+HELP = "I understand:\n" + "\n".join(command.help for command in COMMANDS.values())
