@@ -160,9 +160,8 @@ class BridgeCollector(Collector):
             "Work notices DingTalk took whose recipients are not known yet.",
             labels=["target"],
         )
-        for target in sorted(self.bridge.config.targets):
-            if self.bridge.config.targets[target].type == "work_notice":
-                awaiting.add_metric([target], waiting.get(target, 0))
+        for target in sorted(self.bridge.config.app_targets()):
+            awaiting.add_metric([target], waiting.get(target, 0))
         yield awaiting
 
     def _outbox(self, details: dict[str, Any]) -> Iterator[GaugeMetricFamily]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from bridge.cli.common import load_or_report
-from bridge.config.model import CallbackInput, WorkNoticeTarget
+from bridge.config.model import CallbackInput
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session
 from bridge.errors import DeliveryError
@@ -52,7 +52,7 @@ def cmd_callback(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    apps = {n: t for n, t in config.targets.items() if isinstance(t, WorkNoticeTarget)}
+    apps = config.app_targets()
     app = _choose("--app must name a work_notice target", apps, args.app)
     if app is None:
         return 2

@@ -11,7 +11,6 @@ import logging
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.config.compile import load_config
-from bridge.config.model import RobotTarget
 from bridge.errors import ConfigError
 from bridge.simulator.server import SimulatorServer, serve_in_thread
 from bridge.simulator.spec import AppSpec, RobotSpec, SimulatorSpec
@@ -26,14 +25,11 @@ def spec_for_config(config_path: str) -> SimulatorSpec:
         config = load_config(config_path)
     except ConfigError:
         return spec  # the daemon reports the problems itself
-    for target in config.targets.values():
-        if isinstance(target, RobotTarget):
-            token = parse_qs(urlsplit(target.webhook).query).get("access_token", [""])[0]
-            spec.robots[token] = RobotSpec(secret=target.secret, keywords=target.keywords)
-        else:
-            spec.apps[target.app_key] = AppSpec(
-                app_secret=target.app_secret, agent_id=target.agent_id
-            )
+    for robot in config.robot_targets().values():
+        token = parse_qs(urlsplit(robot.webhook).query).get("access_token", [""])[0]
+        spec.robots[token] = RobotSpec(secret=robot.secret, keywords=robot.keywords)
+    for app in config.app_targets().values():
+        spec.apps[app.app_key] = AppSpec(app_secret=app.app_secret, agent_id=app.agent_id)
     return spec
 
 

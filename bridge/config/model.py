@@ -204,6 +204,14 @@ class Config:
     def file_inputs(self) -> dict[str, FileInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}
 
+    def robot_targets(self) -> dict[str, RobotTarget]:
+        return {n: t for n, t in self.targets.items() if isinstance(t, RobotTarget)}
+
+    def app_targets(self) -> dict[str, WorkNoticeTarget]:
+        """Targets that send through an internal app: their credentials also register event
+        callbacks, and their sends are confirmed later (getsendresult)."""
+        return {n: t for n, t in self.targets.items() if isinstance(t, WorkNoticeTarget)}
+
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in this config, for redaction at the logging boundary."""
         values: list[str] = []
