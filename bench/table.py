@@ -20,7 +20,9 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def rows() -> list[tuple[str, str, str]]:
-    ingest, tail, reload, callback = (_load(n) for n in ("ingest", "tail", "reload", "callback"))
+    ingest, tail, reload, callback, saturate = (
+        _load(n) for n in ("ingest", "tail", "reload", "callback", "saturate")
+    )
     out: list[tuple[str, str, str]] = []
     if ingest:
         out += [
@@ -64,6 +66,15 @@ def rows() -> list[tuple[str, str, str]]:
                 "DingTalk callback answered, p50 / p99",
                 f"{callback['p50_ms']} / {callback['p99_ms']} ms",
                 "< 1,500 ms",
+            )
+        )
+    for run in saturate.get("runs", []):
+        delivered = "all delivered" if run["all_delivered_after_s"] is not None else "NOT all"
+        out.append(
+            (
+                f"saturated, fast DingTalk, {run['clients']} clients: accepted/s ({delivered})",
+                f"{run['requests_per_s']:,.0f}",
+                "≥ 2,500",
             )
         )
     return out

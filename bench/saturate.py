@@ -1,0 +1,189 @@
+"""Saturation benchmark (issue 13): the senders work as hard as the intake.
+
+    cd /work/main && python -m bench.saturate [--duration 15] [--clients 8 32]
+
+A real daemon with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
+at once and whose rate limit is off, so nothing but the bridge itself limits the pace. For each
+`--clients` count, that many processes with one keep-alive connection each post distinct
+Alertmanager notifications as fast as they are answered for `--duration` s (the clients of
+bench/ingest.py). Reported per count: accepted requests/s (each one committed before its 200),
+non-200 answers, the daemon's CPU per request, and whether every accepted alert then reached the
+fake DingTalk (by its marker; a digest names many) and how long after the last request.
+
+The Go bridge this is compared with forwards 2,100-3,000 requests/s in this setup on this 2-core
+machine (issue 13); our target there is 2,500. Writes bench/results/saturate.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.ingest import (
+    PLACEHOLDER,
+    ClientJob,
+    cpu_seconds,
+    notification_template,
+    proc_status_kb,
+    run_clients,
+)
+from tests.harness import ROOT, Daemon, free_port, wait_until
+
+RESULTS = ROOT / "bench" / "results" / "saturate.json"
+TARGET_REQUESTS_PER_S = 2500.0
+DELIVERY_WAIT = 300.0  # seconds allowed after the last request for every alert to arrive
+
+
+class FakeDingTalk:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.fakedingtalk", "--port", str(self.port)], cwd=ROOT
+        )
+        wait_until(self._up, timeout=15)
+
+    def _up(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/count", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def delivered(self, phase: str) -> int:
+        """Distinct alerts of `phase` that reached it."""
+        counted = requests.get(f"{self.url}/count", timeout=10).json()
+        return int(counted["markers"].get(phase, 0))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def daemon_config(fake: FakeDingTalk, threads: int | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "targets": {
+            "fast": {
+                "type": "robot",
+                "webhook": f"{fake.url}/robot/send?access_token=tok-saturate",
+                "rate_limit": {"messages": 0},  # the fake DingTalk takes everything at once
+                "queue_size": 1_000_000,
+            }
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
+        "rules": [{"name": "all", "targets": ["fast"], "msgtype": "markdown"}],
+    }
+    if threads is not None:
+        config["server"] = {"threads": threads}
+    return config
+
+
+def one_run(
+    daemon: Daemon, fake: FakeDingTalk, body: bytes, clients: int, duration: float, phase: str
+) -> dict[str, Any]:
+    pid = daemon.proc.pid
+    cpu_before = cpu_seconds(pid)
+    jobs = [
+        ClientJob(i, daemon.port, body, duration, 0.0, record=False, phase=phase)
+        for i in range(clients)
+    ]
+    results = run_clients(jobs)
+    ended = time.monotonic()
+    accepted = sum(r.statuses.get(200, 0) for r in results)
+    non_200 = sum(n for r in results for s, n in r.statuses.items() if s != 200)
+    elapsed = max(r.finished for r in results) - min(r.started for r in results)
+
+    def all_there() -> bool:
+        return fake.delivered(phase) >= accepted
+
+    try:
+        wait_until(all_there, timeout=DELIVERY_WAIT, interval=0.2)
+        delivered_after = round(time.monotonic() - ended, 2)
+    except AssertionError:
+        delivered_after = None
+    cpu_used = cpu_seconds(pid) - cpu_before
+    return {
+        "clients": clients,
+        "duration_s": round(elapsed, 2),
+        "accepted": accepted,
+        "requests_per_s": round(accepted / elapsed, 1),
+        "non_200": non_200,
+        "errors": sum(r.errors for r in results),
+        "delivered": fake.delivered(phase),
+        "all_delivered_after_s": delivered_after,
+        "daemon_cpu_ms_per_request": round(cpu_used * 1000 / accepted, 3) if accepted else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.saturate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per client count")
+    parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--threads", type=int, help="server.threads of the daemon")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
+    args = parser.parse_args(argv)
+
+    fake = FakeDingTalk()
+    daemon: Daemon | None = None
+    runs: list[dict[str, Any]] = []
+    try:
+        daemon = Daemon(daemon_config(fake, args.threads))
+        body = notification_template()
+        assert PLACEHOLDER.encode() in body
+        run_clients([ClientJob(0, daemon.port, body, 1.0, 50.0, record=False, phase="W")])
+        for index, clients in enumerate(args.clients):
+            phase = "ABCDEFGHIJKLMNOPQRSTUV"[index]  # its own markers: counted apart
+            runs.append(one_run(daemon, fake, body, clients, args.duration, phase))
+        peak_rss_mb = round(proc_status_kb(daemon.proc.pid, "VmHWM") / 1024, 1)
+    except BaseException:
+        if daemon is not None:
+            print(f"--- daemon log (tail) ---\n{daemon.log()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        fake.stop()
+
+    results = {
+        "benchmark": "saturate",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            ["python -m bench.saturate", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "store": "sqlite",
+        "runs": runs,
+        "peak_rss_mb": peak_rss_mb,
+        "target_requests_per_s": TARGET_REQUESTS_PER_S,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+    for run in runs:
+        verdict = "ok" if run["requests_per_s"] >= TARGET_REQUESTS_PER_S else "MISSED"
+        delivered = (
+            f"all {run['accepted']} delivered {run['all_delivered_after_s']} s after"
+            if run["all_delivered_after_s"] is not None
+            else f"only {run['delivered']} of {run['accepted']} delivered"
+        )
+        print(
+            f"{run['clients']:>3} clients: {run['requests_per_s']:>7.0f} accepted/s "
+            f"(target {TARGET_REQUESTS_PER_S:.0f}: {verdict}), non-200 {run['non_200']}, "
+            f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
+        )
+    print(f"peak RSS {peak_rss_mb} MB\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
