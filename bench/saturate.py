@@ -36,6 +36,7 @@ from bench.ingest import (
     notification_template,
     proc_status_kb,
     run_clients,
+    start_py_spy,
 )
 from tests.harness import ROOT, Daemon, free_port, wait_until
 
@@ -88,16 +89,25 @@ def daemon_config(fake: FakeDingTalk, threads: int | None) -> dict[str, Any]:
 
 
 def one_run(
-    daemon: Daemon, fake: FakeDingTalk, body: bytes, clients: int, duration: float, phase: str
+    daemon: Daemon,
+    fake: FakeDingTalk,
+    body: bytes,
+    clients: int,
+    duration: float,
+    phase: str,
+    py_spy: Path | None = None,
 ) -> dict[str, Any]:
     pid = daemon.proc.pid
     cpu_before = cpu_seconds(pid)
+    spy = start_py_spy(pid, py_spy, duration) if py_spy else None
     jobs = [
         ClientJob(i, daemon.port, body, duration, 0.0, record=False, phase=phase)
         for i in range(clients)
     ]
     results = run_clients(jobs)
     ended = time.monotonic()
+    if spy is not None:
+        spy.wait(duration + 60)
     accepted = sum(r.statuses.get(200, 0) for r in results)
     non_200 = sum(n for r in results for s, n in r.statuses.items() if s != 200)
     elapsed = max(r.finished for r in results) - min(r.started for r in results)
@@ -131,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per client count")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--threads", type=int, help="server.threads of the daemon")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="FILE", help="profile the first client count's run"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
     args = parser.parse_args(argv)
 
@@ -144,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         run_clients([ClientJob(0, daemon.port, body, 1.0, 50.0, record=False, phase="W")])
         for index, clients in enumerate(args.clients):
             phase = "ABCDEFGHIJKLMNOPQRSTUV"[index]  # its own markers: counted apart
-            runs.append(one_run(daemon, fake, body, clients, args.duration, phase))
+            spy = args.py_spy if index == 0 else None
+            runs.append(one_run(daemon, fake, body, clients, args.duration, phase, spy))
         peak_rss_mb = round(proc_status_kb(daemon.proc.pid, "VmHWM") / 1024, 1)
     except BaseException:
         if daemon is not None:
