@@ -80,9 +80,9 @@ def _dedup_window(ctx: CompileContext, d: Definition) -> float:
         ctx.problem(
             at,
             f"must be at most {MAX_DEDUP_WINDOW / 3600:g}h",
-            "copies from Alertmanager's peers arrive within seconds; a window this long would"
-            " also absorb its reminders (repeat_interval). Keep it no longer than the route's"
-            " group_interval (default 5m); 0 turns it off",
+            "copies from Alertmanager's peers arrive within seconds; a longer window also"
+            " absorbs its reminders, sent after repeat_interval: keep it no longer than the"
+            " route's group_interval (5m by default), or 0 to turn it off",
         )
         return DEFAULT_DEDUP_WINDOW
     return window
