@@ -160,7 +160,7 @@ def test_the_claim_lasts_the_window_from_now() -> None:
 
 # -- generated -------------------------------------------------------------------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
 _alerts = st.lists(
     st.builds(
         alert,
