@@ -128,6 +128,7 @@ class Accepted:
     silenced: int = 0  # alerts swallowed by a silence
     not_sent_again_yet: int = 0  # unchanged alerts within their rule's repeat_interval
     unmatched: int = 0  # events no rule matched
+    duplicate_notifications: int = 0  # a copy of a notification taken within its dedup_window
 
 
 # Where a file input stands in one file: the value the tailer hands on with its events and the

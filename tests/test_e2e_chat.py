@@ -34,7 +34,9 @@ def daemon_config(sim: Simulator) -> dict[str, Any]:
             }
         },
         "inputs": {
-            "am": {"type": "alertmanager", "path": "/am"},
+            # Reminders are posted at once here, standing for ones after repeat_interval: no
+            # window that would take them for a peer's copies.
+            "am": {"type": "alertmanager", "path": "/am", "dedup_window": 0},
             "chat": {
                 "type": "dingtalk_robot",
                 "path": "/dingtalk/robot",

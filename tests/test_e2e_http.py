@@ -121,6 +121,7 @@ def test_markdown_to_a_signed_keyword_robot_with_highlighted_mentions(
         "silenced": 0,
         "not_sent_again_yet": 0,
         "unmatched": 0,
+        "duplicate_notifications": 0,
     }
     [message] = sim.wait_messages(1, token="tok-signed")
     assert message["msgtype"] == "markdown"

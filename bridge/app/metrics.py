@@ -45,6 +45,12 @@ class BridgeCollector(Collector):
             counters.rejected,
         )
         yield _counter(
+            "events_duplicate",
+            "Notifications absorbed as copies of one taken within the input's dedup_window.",
+            ["input"],
+            counters.duplicates,
+        )
+        yield _counter(
             "rule_matches",
             "Events each rule matched.",
             ["rule"],

@@ -23,6 +23,7 @@ from bridge.model import Accepted, Delivery, Event
 from bridge.pipeline.commit import commit, log_queued
 from bridge.pipeline.decide import decide
 from bridge.pipeline.decision import Decision, Grouped, NotSentAgain
+from bridge.pipeline.duplicates import Claim, claim_for
 from bridge.pipeline.ids import new_id
 from bridge.pipeline.state import StoreView
 from bridge.store.api import Store, Tx
@@ -42,6 +43,7 @@ class Counters:
     silenced: int = 0
     deduplicated: int = 0
     grouped: int = 0
+    duplicates: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per input
 
 
 class Intake:
@@ -92,10 +94,20 @@ class Intake:
         self._refresh(stamp)
         with self._lock:
             silences = [*config.silences, *self._runtime_silences]
+        claim = claim_for(spec, events, stamp)
         try:
             with self.store.transaction() as tx:
+                # Claimed first, in this transaction: a copy another replica commits meanwhile
+                # makes one of the two claims fail (the store's claim is atomic).
+                duplicate = claim is not None and not tx.duplicates.claim(
+                    claim.input, claim.digest, claim.expires, stamp
+                )
                 # Decided on what this transaction reads: nothing can change it before commit.
-                decision = decide(config.rules, silences, events, StoreView(tx), now, new_id)
+                decision = (
+                    Decision(())
+                    if duplicate
+                    else decide(config.rules, silences, events, StoreView(tx), now, new_id)
+                )
                 deliveries = decision.deliveries
                 self._check_room(config, deliveries)
                 commit(tx, decision, stamp)
@@ -106,6 +118,8 @@ class Intake:
             raise InputError(
                 503, Reason.STORE, "the state store cannot take it now; retry"
             ) from exc
+        if duplicate and claim is not None:
+            return self._duplicate(spec, events, claim)
         tally = self._tell(decision)
         log_queued(deliveries, input=spec.name)
         tally.messages = len(deliveries)
@@ -124,6 +138,22 @@ class Intake:
         if deliveries:
             self.on_queued({d.target for d in deliveries})
         return tally
+
+    def _duplicate(self, spec: Input, events: list[Event], claim: Claim) -> Accepted:
+        """A copy of a notification taken within its window: accepted (Alertmanager gets its
+        200 and stops), nothing sent again."""
+        with self._lock:
+            self.counters.events[spec.name] += len(events)
+            self.counters.duplicates[spec.name] += 1
+        log.info(
+            fmt_fields(
+                "duplicate notification",
+                input=spec.name,
+                digest=claim.digest[:16],
+                reason="dedup_window",
+            )
+        )
+        return Accepted(duplicate_notifications=1)
 
     def _check_room(self, config: Config, deliveries: list[Delivery]) -> None:
         """Refuse (503) rather than let one target's backlog grow without bound.

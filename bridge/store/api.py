@@ -351,6 +351,28 @@ class Replays(ReplaysReads, Protocol):
         ...
 
 
+class DuplicatesReads(Protocol):
+    """Alertmanager notifications taken, by input and digest, each until its window ends
+    (bridge/pipeline/duplicates.py says what the digest covers)."""
+
+    def count(self) -> int:
+        """Notifications remembered (expired ones may linger until the next claim)."""
+        ...
+
+
+class Duplicates(DuplicatesReads, Protocol):
+    """... and the operation that changes them."""
+
+    def claim(self, input_name: str, digest: str, expires: float, now: float) -> bool:
+        """True when (input, digest) was not remembered (or only until `now` or before): it is
+        now, until `expires`. False when it is remembered still: a duplicate, and the memory is
+        left as it was (a copy does not extend the window). Atomic: of two transactions
+        claiming the same pair at once, at most one gets True (a shared database's backend
+        inserts-if-absent, e.g. INSERT ... ON CONFLICT DO NOTHING, never reads then writes).
+        Rows expired by `now` are forgotten, of every input."""
+        ...
+
+
 class ReadTx(Protocol):
     """What a read sees, by table family. Valid only inside its `with` block."""
 
@@ -372,6 +394,8 @@ class ReadTx(Protocol):
     def tailstate(self) -> TailStateReads: ...
     @property
     def replays(self) -> ReplaysReads: ...
+    @property
+    def duplicates(self) -> DuplicatesReads: ...
 
 
 class Tx(ReadTx, Protocol):
@@ -395,6 +419,8 @@ class Tx(ReadTx, Protocol):
     def tailstate(self) -> TailState: ...
     @property
     def replays(self) -> Replays: ...
+    @property
+    def duplicates(self) -> Duplicates: ...
 
 
 class Store(Protocol):

@@ -139,6 +139,16 @@ CREATE TABLE IF NOT EXISTS replays (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replays_expires ON replays (expires);
 
+-- Alertmanager notifications taken, by a digest of what makes one (store/duplicates.py), each
+-- until its input's dedup_window ends: a copy from another peer before then is a duplicate.
+CREATE TABLE IF NOT EXISTS duplicates (
+    input TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (input, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS duplicates_expires ON duplicates (expires);
+
 -- When each robot (or app) last counted one of our calls: the rate window, across restarts.
 CREATE TABLE IF NOT EXISTS robot_calls (robot TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS robot_calls_robot ON robot_calls (robot, at);

@@ -19,6 +19,7 @@ from pathlib import Path
 from bridge.errors import StoreError
 from bridge.store.alertlog import SqliteAcks, SqliteAlertLog, SqliteGroups
 from bridge.store.db import Database
+from bridge.store.duplicates import SqliteDuplicates
 from bridge.store.notices import SqliteNotices
 from bridge.store.outbox import SqliteOutbox
 from bridge.store.ratewindows import SqliteRateWindows
@@ -73,6 +74,7 @@ class SqliteTx:
         self.notices = SqliteNotices(conn)
         self.tailstate = SqliteTailState(conn)
         self.replays = SqliteReplays(conn)
+        self.duplicates = SqliteDuplicates(conn)
 
 
 class SqliteStore:
