@@ -59,7 +59,7 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock.now()
-        self.store = store or open_store(config.state_dir, config.synchronous)
+        self.store = store or open_store(config)
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
