@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +36,9 @@ from bridge.store.statedir import StateError
 log = logging.getLogger("bridge.store")
 
 CONNECT_TIMEOUT = 5  # seconds for one connection attempt (libpq's connect_timeout)
+# While the database is known to be out of reach, how long a transaction waits for a connection
+# before it gives up (the intake answers 503 at once instead of after the full timeout).
+WAIT_WHILE_FAILING = 0.5
 POOL_SIZE = 8  # connections at most: the HTTP threads, the senders, the pollers of one process
 
 
@@ -99,6 +102,16 @@ class PostgresStore:
         self.where = redacted(url)
         self._secrets = passwords(url)
         self._failing = False
+        # One direct connection first: it says why it cannot connect (a wrong password, no
+        # such database), where the pool would only time out; and it migrates the schema.
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+                migrate(conn, self.where)
+        except psycopg.Error as exc:
+            raise StateError(
+                f"state database {self.where} cannot be used ({store_error(exc, self._secrets)}):"
+                " is it running and reachable, and do the URL's user and password hold?"
+            ) from None
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -109,18 +122,7 @@ class PostgresStore:
             name="bridge-state",
             open=False,
         )
-        try:
-            self.pool.open(wait=True, timeout=timeout + CONNECT_TIMEOUT)
-            with self.pool.connection() as conn:
-                migrate(conn, self.where)
-        except (psycopg.Error, StateError) as exc:
-            self.pool.close()
-            if isinstance(exc, StateError):
-                raise
-            raise StateError(
-                f"state database {self.where} cannot be used ({store_error(exc, self._secrets)}):"
-                " is it running and reachable, and do the URL's user and password hold?"
-            ) from None
+        self.pool.open(wait=False)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -137,9 +139,13 @@ class PostgresStore:
                 )
             raise store_error(exc, self._secrets) from exc
 
+    def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled connection (checked first), waiting little while the database is away."""
+        return self.pool.connection(timeout=WAIT_WHILE_FAILING if self._failing else None)
+
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
-        with self._errors(), self.pool.connection() as conn, conn.transaction():
+        with self._errors(), self._connection() as conn, conn.transaction():
             yield SqlTx(PgConnection(conn), legacy=False)
         if self._failing:
             self._failing = False
@@ -147,13 +153,13 @@ class PostgresStore:
 
     @contextmanager
     def reading(self) -> Iterator[SqlTx]:
-        with self._errors(), self.pool.connection() as conn:
+        with self._errors(), self._connection() as conn:
             yield SqlTx(PgConnection(conn), legacy=False)
 
     def writable(self) -> bool:
         """A real write (refused by a read-only standby too), rolled into nothing new."""
         try:
-            with self._errors(), self.pool.connection() as conn, conn.transaction():
+            with self._errors(), self._connection() as conn, conn.transaction():
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('probe', '1')"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"

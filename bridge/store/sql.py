@@ -73,8 +73,12 @@ class SqlTx:
 
 
 def readiness(store: Store) -> Readiness:
-    """The store's part of /-/ready, the same on every backend."""
-    with store.reading() as tx:
-        depths = tx.outbox.depth()
-        dead = tx.outbox.dead_count()
+    """The store's part of /-/ready, the same on every backend. A store that cannot even be
+    read (a database out of reach) is not writable, and says nothing of its queues."""
+    try:
+        with store.reading() as tx:
+            depths = tx.outbox.depth()
+            dead = tx.outbox.dead_count()
+    except StoreError:
+        return Readiness(False, 0, {})
     return Readiness(store.writable(), dead, depths)
