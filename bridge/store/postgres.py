@@ -157,7 +157,7 @@ class PostgresStore:
             yield SqlTx(PgConnection(conn), legacy=False)
 
     def writable(self) -> bool:
-        """A real write (refused by a read-only standby too), rolled into nothing new."""
+        """Can it commit now? A real write, which a read-only standby refuses too."""
         try:
             with self._errors(), self._connection() as conn, conn.transaction():
                 conn.execute(
