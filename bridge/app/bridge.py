@@ -59,6 +59,8 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock.now()
+        # Before anything can log: opening a database store may (its URL holds a password).
+        REDACTOR.set_secrets(config.secrets())
         self.store = store or open_store(config)
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
@@ -83,7 +85,6 @@ class Bridge:
         )
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
-        REDACTOR.set_secrets(config.secrets())
 
     def _sender(self, target: Target) -> TargetSender:
         return TargetSender(
