@@ -44,8 +44,10 @@ POOL_SIZE = 8  # connections at most: the HTTP threads, the senders, the pollers
 
 @lru_cache(maxsize=512)
 def _placeholders(sql: str) -> str:
-    """The family modules' `?` placeholders as psycopg's `%s` (a literal % doubled first)."""
-    return sql.replace("%", "%%").replace("?", "%s")
+    """The family modules' SQL for psycopg: `?` placeholders as `%s` (a literal % doubled
+    first), and LIKE as ILIKE, since SQLite's LIKE ignores ASCII case (an id pasted in upper
+    case finds the row on both backends)."""
+    return sql.replace("%", "%%").replace("?", "%s").replace(" LIKE ", " ILIKE ")
 
 
 class PgConnection:
