@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 
 from bridge.alerting.dedup import LogEntry
@@ -161,3 +162,24 @@ def test_render_says_a_template_fails_and_shows_the_fallback_the_sender_would_se
     assert "# rule all: template failed (ZeroDivisionError" in err
     body = json.loads(out.split("\n", 1)[1])
     assert "template failed, plain fallback" in json.dumps(body, ensure_ascii=False)
+
+
+def test_render_reads_a_postgresql_state_read_only(tmp_path: Path, pg_url: str) -> None:
+    """On `state: {url}`: render reads the database the daemons share, writes nothing to it, and
+    a silence added there is the verdict."""
+    config = write_config(tmp_path)
+    text = yaml.safe_load(config.read_text("utf-8"))
+    text["state"] = {"url": pg_url}
+    config.write_text(yaml.safe_dump(text), "utf-8")
+    code, _out, err = render(config)
+    assert code == 0, err
+    assert "# rule all: queued (first) for ops" in err
+    with psycopg.connect(pg_url) as conn:  # read-only: nothing queued, nothing logged
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM nflog").fetchone() == (0,)
+    added = bridge_cli("silence", "add", "-c", str(config), "--match", "alertname=DiskFull")
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.split()[1]
+    code, out, err = render(config)
+    assert code == 1 and out == ""
+    assert f': silenced by {silence_id} (alertname="DiskFull", runtime)' in err

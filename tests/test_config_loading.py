@@ -153,6 +153,25 @@ def test_configured_state_dir_wins_over_the_environment(tmp_path: Path) -> None:
     assert config.state_dir == path.parent / "st"
 
 
+def test_without_a_state_section_the_state_is_sqlite_in_state_dir() -> None:
+    assert load("secrets.yaml").state_url is None
+
+
+@pytest.mark.parametrize("source", ["url", "url_file"])
+def test_state_url_compiles_and_its_password_is_a_secret_kept_out_of_repr(
+    source: str, tmp_path: Path
+) -> None:
+    url = "postgresql://bridge:p%40ss-CANARY@db.example:5432/bridge?sslmode=require"
+    (tmp_path / "db-url").write_text(url + "\n", "utf-8")
+    state = f'url: "{url}"' if source == "url" else "url_file: db-url"
+    path = tmp_path / "bridge.yaml"
+    path.write_text(f"state: {{{state}}}\n" + (GOOD / "routing.yaml").read_text("utf-8"), "utf-8")
+    config = load_config(path, environ={})
+    assert config.state_url == url
+    assert {"p%40ss-CANARY", "p@ss-CANARY"} <= set(config.secrets())
+    assert "CANARY" not in repr(config)
+
+
 def test_a_target_without_policy_keys_gets_the_send_policy_defaults() -> None:
     config = load("secrets.yaml")
     assert robot(config, "team").policy == SendPolicy()

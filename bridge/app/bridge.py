@@ -59,7 +59,9 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock.now()
-        self.store = store or open_store(config.state_dir, config.synchronous)
+        # Before anything can log: opening a database store may (its URL holds a password).
+        REDACTOR.set_secrets(config.secrets())
+        self.store = store or open_store(config)
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
@@ -83,7 +85,6 @@ class Bridge:
         )
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
-        REDACTOR.set_secrets(config.secrets())
 
     def _sender(self, target: Target) -> TargetSender:
         return TargetSender(

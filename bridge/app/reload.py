@@ -41,7 +41,8 @@ class Reloader:
         targets); senders are replaced only for targets that changed, and only after the old one
         stopped, so a target never has two senders. Queued messages stay in the outbox through
         it all. The listener, the state store and the HTTP session are long-lived: a change to
-        `server` (other than its reload token), `state_dir` or `synchronous` needs a restart.
+        `server` (other than its reload token), `state_dir`, `synchronous` or `state` needs a
+        restart.
         """
         with self._lock:
             result = self._reload(trigger)
@@ -98,11 +99,14 @@ class Reloader:
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
+        if new.state_url != old.state_url:
+            kept.append("state")
         new = replace(
             new,
             server=replace(old.server, reload_token=new.server.reload_token),
             state_dir=old.state_dir,
             synchronous=old.synchronous,
+            state_url=old.state_url,
         )
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)

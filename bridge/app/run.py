@@ -19,6 +19,7 @@ from bridge.app.watch import ConfigWatcher
 from bridge.config.model import Config, FileInput
 from bridge.inputs.http import HttpApp
 from bridge.logs import fmt_fields
+from bridge.store.backend import describe as describe_state
 
 log = logging.getLogger("bridge")
 
@@ -95,7 +96,7 @@ def run(config: Config) -> int:
             listen=f"{server_cfg.host}:{port}",
             config=str(config.path),
             hash=config.digest[:12],
-            state=str(config.state_dir),
+            state=describe_state(config),
             inputs=len(config.inputs),
             rules=len(config.rules),
             targets=len(config.targets),

@@ -51,7 +51,7 @@ def on_store(args: argparse.Namespace, actions: dict[str, Action]) -> int:
     if config is None:
         return 1
     try:
-        store = open_store(config.state_dir, config.synchronous)
+        store = open_store(config)
     except StateError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1

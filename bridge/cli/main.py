@@ -34,15 +34,17 @@ def _pick(kind: str, name: str, choices: Mapping[str, T]) -> T | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bridge.store.statedir import StateError, verify_state_dir
+    from bridge.store.backend import verify
+    from bridge.store.statedir import StateError
 
     config = load_or_report(args.config)
     if config is None:
         return 1
-    # A config the daemon cannot run with is not OK: its state_dir must be usable too. (Said
-    # only when it is not: the OK line stays one line, as scripts read it.)
+    # A config the daemon cannot run with is not OK: its state_dir (or database) must be usable
+    # too. (Said only when it is not: the OK line stays one line, as scripts read it; a database
+    # adds a line after it, on its reachability and schema.)
     try:
-        verify_state_dir(config.state_dir)
+        found = verify(config)
     except StateError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
@@ -50,6 +52,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.config}: OK: {len(config.inputs)} inputs, {len(config.rules)} rules, "
         f"{len(config.targets)} targets (sha256 {config.digest[:12]})"
     )
+    if config.state_url is not None:
+        print(f"{args.config}: {found}")
     return 0
 
 

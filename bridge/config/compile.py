@@ -22,6 +22,7 @@ from bridge.config.sections import (
     compile_alertmanager,
     compile_server,
     compile_silences,
+    compile_state,
     compile_state_dir,
     compile_timezone,
 )
@@ -101,6 +102,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     targets = compile_targets(ctx, as_dict(data.get("targets")))
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
+    state_url = compile_state(ctx, data.get("state"))
     if ctx.problems:
         return None
     # The digest covers every file the config reads, so a template edit is a change too, and
@@ -123,6 +125,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         secret_files=tuple(sorted(ctx.secret_files)),
         state_dir=compile_state_dir(ctx, data.get("state_dir")),
         synchronous=str(data.get("synchronous", "normal")),
+        state_url=state_url,
         silences=compile_silences(ctx, as_list(data.get("silences"))),
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),

@@ -17,6 +17,7 @@ import jinja2
 
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
+from bridge.config import dburl
 from bridge.config.inputs.callback import CallbackInput as CallbackInput
 from bridge.config.inputs.chat import ChatInput as ChatInput
 from bridge.config.inputs.file import FileInput as FileInput
@@ -191,6 +192,9 @@ class Config:
     secret_files: tuple[Path, ...] = ()  # `*_file` secrets, watched too (a rotated secret)
     state_dir: Path = DEFAULT_STATE_DIR
     synchronous: str = "normal"
+    # `state: {url | url_file}`: the state in this PostgreSQL database instead of SQLite in
+    # state_dir (None: SQLite). It holds a password: out of repr(), in secrets().
+    state_url: str | None = field(default=None, repr=False)
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
@@ -220,4 +224,6 @@ class Config:
         for spec in self.inputs.values():
             values += spec.secrets()
         values.append(self.server.reload_token or "")
+        if self.state_url:
+            values += dburl.passwords(self.state_url)
         return tuple(v for v in values if v)

@@ -1,4 +1,4 @@
-"""The small top-level sections: server, timezone, state_dir, silences, alertmanager."""
+"""The small top-level sections: server, timezone, state_dir, state, silences, alertmanager."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ def compile_state_dir(ctx: CompileContext, value: Any) -> Path:
         from_systemd = ctx.environ.get("STATE_DIRECTORY", "").split(":")[0]
         path = Path(from_systemd) if from_systemd else m.DEFAULT_STATE_DIR
     return path if path.is_absolute() else ctx.base_dir / path
+
+
+def compile_state(ctx: CompileContext, spec: Any) -> str | None:
+    """`state: {url | url_file}`: the PostgreSQL URL (None: no state section, SQLite)."""
+    if not isinstance(spec, dict):
+        return None  # absent (SQLite), or not a mapping (the schema has said so)
+    url = ctx.secret(("state",), spec, "url", required=True)
+    if url is None:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        key = "url_file" if "url_file" in spec else "url"
+        ctx.problem(
+            ("state", key),
+            "must be a PostgreSQL URL (postgresql://...)",
+            "e.g. postgresql://bridge:PASSWORD@db.example:5432/bridge",
+        )
+        return None
+    return url
 
 
 def compile_timezone(ctx: CompileContext, name: Any) -> ZoneInfo:

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 from typing import Protocol
 
 from bridge.alerting.silences import Silence
@@ -35,8 +34,7 @@ from bridge.pipeline.ids import new_id
 from bridge.pipeline.render import queued_message
 from bridge.pipeline.state import MemoryView, StoreView
 from bridge.store.api import ReadTx
-from bridge.store.backend import read_only
-from bridge.store.statedir import DB_NAME
+from bridge.store.backend import describe, read_only
 
 
 @dataclass(frozen=True)
@@ -90,12 +88,12 @@ class _StoredState:
 def preview(
     config: Config, events: Sequence[Event], now: datetime, make_id: IdSource = new_id
 ) -> Preview:
-    """Decide `events` against the state in config.state_dir as it is now, read-only."""
+    """Decide `events` against the state the config names as it is now, read-only."""
     try:
-        with read_state(config.state_dir, now.timestamp()) as state:
+        with read_state(config, now.timestamp()) as state:
             return _preview(config, events, state, now, make_id)
     except StoreError as exc:  # not a database, or one this version cannot read
-        problem = f"state database {config.state_dir / DB_NAME} cannot be read ({exc})"
+        problem = f"state database {describe(config)} cannot be read ({exc})"
         result = _preview(config, events, _EmptyState(), now, make_id)
         return replace(result, state_problem=problem)
 
@@ -139,10 +137,10 @@ def _flush(rule: Rule, holds: list[Hold], state: _ReadState, make_id: IdSource) 
 
 
 @contextmanager
-def read_state(directory: Path, now: float) -> Iterator[_ReadState]:
-    """The state in `directory` read-only (its runtime silences still in force, its groups'
-    members), or an empty state when there is no database yet (the daemon has not run)."""
-    with read_only(directory) as tx:
+def read_state(config: Config, now: float) -> Iterator[_ReadState]:
+    """The state the config names, read-only (its runtime silences still in force, its groups'
+    members), or an empty state when there is none yet (the daemon has not run)."""
+    with read_only(config) as tx:
         yield _EmptyState() if tx is None else _StoredState(tx, now)
 
 

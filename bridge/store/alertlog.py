@@ -7,19 +7,19 @@ groups/group_alerts: alerts held for a rule with group_by until the group's next
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 
 from bridge.alerting.dedup import LogEntry
 from bridge.model import Event
 from bridge.store.codec import event_from_json, event_to_json
 from bridge.store.records import Group
+from bridge.store.sqlconn import Connection
 
 
-class SqliteAlertLog:
+class SqlAlertLog:
     """The notification log (nflog)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get_entry(self, rule: str, key: str) -> LogEntry | None:
@@ -43,7 +43,9 @@ class SqliteAlertLog:
             self._conn.execute("DELETE FROM nflog WHERE rule = ? AND key = ?", (rule, key))
             return
         self._conn.execute(
-            "INSERT OR REPLACE INTO nflog (rule, key, firing, resolved, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO nflog (rule, key, firing, resolved, at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (rule, key) DO UPDATE SET firing = excluded.firing,"
+            " resolved = excluded.resolved, at = excluded.at",
             (rule, key, json.dumps(firing_list), json.dumps(sorted(resolved)), now),
         )
 
@@ -58,29 +60,31 @@ class SqliteAlertLog:
         return [(str(rule), str(key)) for rule, key in rows]
 
 
-class SqliteAcks:
+class SqlAcks:
     """Acknowledgements from the chat, by the event's fingerprint (what `short_id` shows)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def acknowledge(self, fingerprint: str, by: str, now: float) -> None:
         self._conn.execute(
-            "INSERT OR REPLACE INTO acks (key, by, at) VALUES (?, ?, ?)", (fingerprint, by, now)
+            'INSERT INTO acks (key, "by", at) VALUES (?, ?, ?)'
+            ' ON CONFLICT (key) DO UPDATE SET "by" = excluded."by", at = excluded.at',
+            (fingerprint, by, now),
         )
 
     def acknowledged_by(self, fingerprint: str) -> str | None:
-        row = self._conn.execute("SELECT by FROM acks WHERE key = ?", (fingerprint,)).fetchone()
+        row = self._conn.execute('SELECT "by" FROM acks WHERE key = ?', (fingerprint,)).fetchone()
         return str(row[0]) if row else None
 
     def forget(self, fingerprint: str) -> None:
         self._conn.execute("DELETE FROM acks WHERE key = ?", (fingerprint,))
 
 
-class SqliteGroups:
+class SqlGroups:
     """Aggregation groups and the alerts they hold."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def add(
@@ -95,13 +99,14 @@ class SqliteGroups:
         """Hold `members` (fingerprint, status, single-alert event) in the group, creating it with
         its first flush `group_wait` from now."""
         self._conn.execute(
-            "INSERT OR IGNORE INTO groups (rule, key, labels, created_at, next_flush, flushed)"
-            " VALUES (?, ?, ?, ?, ?, 0)",
+            "INSERT INTO groups (rule, key, labels, created_at, next_flush, flushed)"
+            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (rule, key) DO NOTHING",
             (rule, key, json.dumps(dict(labels), sort_keys=True), now, now + group_wait),
         )
         self._conn.executemany(
-            "INSERT OR REPLACE INTO group_alerts"
-            " (rule, key, fingerprint, status, event, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO group_alerts (rule, key, fingerprint, status, event, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rule, key, fingerprint) DO UPDATE SET"
+            " status = excluded.status, event = excluded.event, updated_at = excluded.updated_at",
             [(rule, key, fp, status, event_to_json(ev), now) for fp, status, ev in members],
         )
 

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bridge.store.schema import SCHEMA, SCHEMA_VERSION
+from bridge.store.schema import migrate
 from bridge.store.statedir import (
     DB_NAME,
     SQLITE_IOERR,
@@ -118,14 +118,7 @@ class Database:
             problem = integrity_problem(conn)
             if problem:
                 raise Corrupt(f"quick_check: {problem}")
-            conn.executescript(SCHEMA)
-            # Only when missing: a write on every start would fail on a full disk, where the
-            # bridge must still start (and answer 503 until there is room).
-            if conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            migrate(conn, str(self.path))
         except BaseException:
             conn.close()
             raise

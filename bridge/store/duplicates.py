@@ -11,11 +11,11 @@ with the same notification cannot both find it new.
 
 from __future__ import annotations
 
-import sqlite3
+from bridge.store.sqlconn import Connection
 
 
-class SqliteDuplicates:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+class SqlDuplicates:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def claim(self, input_name: str, digest: str, expires: float, now: float) -> bool:

@@ -16,11 +16,11 @@ notice_tasks), and is not counted as delivered until DingTalk says who received 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 from bridge.store.codec import like_containing
 from bridge.store.records import RESULTS_KEEP, Result, Row, Task
+from bridge.store.sqlconn import Connection
 
 _TASK_COLUMNS = "target, task_id, ids, rules, created_at, sent_at, next_poll, polls, last_answer"
 
@@ -40,8 +40,8 @@ def _task(values: tuple[object, ...]) -> Task:
     )
 
 
-class SqliteNotices:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+class SqlNotices:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def awaiting(
@@ -59,8 +59,12 @@ class SqliteNotices:
             [(now, r.id) for r in rows],
         )
         self._conn.execute(
-            "INSERT OR REPLACE INTO notice_tasks (target, task_id, ids, rules, created_at, sent_at,"
-            " next_poll, polls, last_answer) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+            "INSERT INTO notice_tasks (target, task_id, ids, rules, created_at, sent_at,"
+            " next_poll, polls, last_answer) VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)"
+            " ON CONFLICT (target, task_id) DO UPDATE SET ids = excluded.ids,"
+            " rules = excluded.rules, created_at = excluded.created_at,"
+            " sent_at = excluded.sent_at, next_poll = excluded.next_poll, polls = 0,"
+            " last_answer = NULL",
             (
                 target,
                 task_id,
@@ -113,8 +117,11 @@ class SqliteNotices:
         received_json = json.dumps(list(received), ensure_ascii=False)
         refused_json = json.dumps([list(r) for r in refused], ensure_ascii=False)
         self._conn.executemany(
-            "INSERT OR REPLACE INTO notice_results (id, task_id, target, rule, outcome, received,"
-            " refused, note, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO notice_results (id, task_id, target, rule, outcome, received,"
+            " refused, note, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id, task_id) DO UPDATE SET target = excluded.target,"
+            " rule = excluded.rule, outcome = excluded.outcome, received = excluded.received,"
+            " refused = excluded.refused, note = excluded.note, at = excluded.at",
             [
                 (
                     id_,

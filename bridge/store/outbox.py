@@ -8,7 +8,6 @@ A dead letter keeps the reason, DingTalk's errcode and errmsg; `outbox retry` ma
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from bridge.model import Delivery
@@ -20,6 +19,7 @@ from bridge.store.codec import (
     message_to_json,
 )
 from bridge.store.records import PENDING, Row, UnreadableRow
+from bridge.store.sqlconn import Connection
 
 _COLUMNS = (
     "id, target, rule, fingerprint, event_status, message, status, created_at, not_before, "
@@ -37,10 +37,10 @@ def _row(values: tuple[object, ...]) -> Row:
     return Row(*fields)  # type: ignore[arg-type]
 
 
-class SqliteOutbox:
+class SqlOutbox:
     """The outbox's operations (api.Outbox) on one connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:

@@ -14,13 +14,17 @@ risking a 130101 with a window it forgot. Once no legacy row is left the old tab
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
+from bridge.store.sqlconn import Connection
 
-class SqliteRateWindows:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+
+class SqlRateWindows:
+    def __init__(self, conn: Connection, legacy: bool) -> None:
+        """`legacy`: the database may still hold an older version's per-target tables (SQLite
+        files from before robot keys; a PostgreSQL database never had them)."""
         self._conn = conn
+        self._legacy = legacy
 
     def load(self, robot: str, since: float) -> tuple[list[float], float]:
         """The robot's counted calls after `since` (oldest first) and its lockout end (0: none)."""
@@ -48,11 +52,14 @@ class SqliteRateWindows:
         """The robot is locked out until `until` (a later lockout already recorded wins)."""
         self._conn.execute(
             "INSERT INTO robot_lockouts (robot, until) VALUES (?, ?)"
-            " ON CONFLICT (robot) DO UPDATE SET until = MAX(until, excluded.until)",
+            " ON CONFLICT (robot) DO UPDATE SET until = excluded.until"
+            " WHERE excluded.until > robot_lockouts.until",
             (robot, until),
         )
 
     def _has_legacy(self) -> bool:
+        if not self._legacy:
+            return False
         names = {
             str(r[0])
             for r in self._conn.execute(

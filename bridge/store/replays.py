@@ -13,13 +13,12 @@ traffic within one window, never with what an attacker sends.
 
 from __future__ import annotations
 
-import sqlite3
-
 from bridge.store.records import Seen
+from bridge.store.sqlconn import Connection
 
 
-class SqliteReplays:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+class SqlReplays:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def claim(self, input_name: str, key: str, digest: str, expires: float, now: float) -> Seen:

@@ -1,11 +1,17 @@
-"""The SQLite state store's tables (created when missing, at every open).
+"""The SQLite state store's tables, and its schema versions (store/migrations.py).
 
-One statement list for the whole file, so `executescript` creates a new database in one go;
-bridge/store/db.py runs it, and the modules beside it (outbox.py, alertlog.py, ...) are its
-only readers and writers.
+Version 1 is every table up to issue 13. Databases from before the version bookkeeping hold
+version 1 with some of those tables missing (they were added over time), so version 1's
+statements (all `IF NOT EXISTS`) run at every open, as they always did; later steps run once,
+each with its version row in one transaction. bridge/store/db.py calls `migrate` on opening, and
+the modules beside it (outbox.py, alertlog.py, ...) are the tables' only readers and writers.
 """
 
-SCHEMA_VERSION = 1
+from __future__ import annotations
+
+import sqlite3
+
+from bridge.store.migrations import VERSION_KEY, Step, latest, pending
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,3 +161,37 @@ CREATE INDEX IF NOT EXISTS robot_calls_robot ON robot_calls (robot, at);
 -- Until when DingTalk locked each robot (130101) or app (143103) out.
 CREATE TABLE IF NOT EXISTS robot_lockouts (robot TEXT PRIMARY KEY, until REAL NOT NULL);
 """
+
+STEPS: tuple[Step, ...] = (Step(1, SCHEMA),)
+SCHEMA_VERSION = latest(STEPS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The version recorded in the database (None: none recorded, or no database yet)."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+    except sqlite3.OperationalError:  # no meta table: a new (empty) database
+        return None
+    return int(row[0]) if row else None
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Bring the database to this code's schema; StateError for one newer than the code.
+
+    Writes only what is missing: a write on every start would fail on a full disk, where the
+    bridge must still start (and answer 503 until there is room)."""
+    current = schema_version(conn)
+    todo = pending(current, STEPS, where)
+    conn.executescript(SCHEMA)  # version 1, idempotent (see the docstring)
+    if current is None:
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            (VERSION_KEY, str(STEPS[0].version)),
+        )
+    for step in todo:
+        if step.version == 1:
+            continue
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {step.script}; INSERT OR REPLACE INTO meta (key, value)"
+            f" VALUES ('{VERSION_KEY}', '{step.version}'); COMMIT;"
+        )

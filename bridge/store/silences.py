@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
 import uuid
 
 from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
+from bridge.store.sqlconn import Connection
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ def _row(r: tuple[object, ...]) -> Silence:
     return Silence(str(r[0]), parsed, float(starts), float(ends), str(r[4] or ""), str(r[5] or ""))
 
 
-class SqliteSilences:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+class SqlSilences:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def add(
@@ -88,7 +88,9 @@ class SqliteSilences:
     def link(self, silence_id: str, am_id: str) -> None:
         """Remember that `silence_id` also exists in Alertmanager as `am_id`."""
         self._conn.execute(
-            "INSERT OR REPLACE INTO am_silences (id, am_id) VALUES (?, ?)", (silence_id, am_id)
+            "INSERT INTO am_silences (id, am_id) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET am_id = excluded.am_id",
+            (silence_id, am_id),
         )
 
     def linked(self, silence_id: str) -> str | None:

@@ -16,40 +16,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bridge.errors import StoreError
-from bridge.store.alertlog import SqliteAcks, SqliteAlertLog, SqliteGroups
 from bridge.store.db import Database
-from bridge.store.duplicates import SqliteDuplicates
-from bridge.store.notices import SqliteNotices
-from bridge.store.outbox import SqliteOutbox
-from bridge.store.ratewindows import SqliteRateWindows
 from bridge.store.records import Readiness
-from bridge.store.replays import SqliteReplays
-from bridge.store.silences import SqliteSilences
+from bridge.store.sql import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    SqlTx,
+    readiness,
+    store_error,
+)
 from bridge.store.statedir import DB_NAME, connect_read_only
-from bridge.store.tailstate import SqliteTailState
 
+__all__ = ["DatabaseError", "IntegrityError", "OperationalError", "SqliteStore", "SqliteTx"]
 
-class DatabaseError(StoreError):
-    """SQLite's DatabaseError (a corrupt or unusable file)."""
-
-
-class OperationalError(StoreError):
-    """SQLite's OperationalError (busy, locked, a full disk, an I/O error)."""
-
-
-class IntegrityError(StoreError):
-    """SQLite's IntegrityError (a constraint refused a row)."""
-
-
-_NAMED: dict[str, type[StoreError]] = {
-    cls.__name__: cls for cls in (DatabaseError, OperationalError, IntegrityError)
-}
-
-
-def store_error(exc: sqlite3.Error) -> StoreError:
-    """`exc` as the store's error, keeping SQLite's class name and message."""
-    return _NAMED.get(type(exc).__name__, StoreError)(str(exc))
+SqliteTx = SqlTx  # the transaction bundle on SQLite's connection (the name tests know)
 
 
 @contextmanager
@@ -59,22 +40,6 @@ def _store_errors() -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise store_error(exc) from exc
-
-
-class SqliteTx:
-    """The operations of a transaction on the store's connection (api.Tx)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.outbox = SqliteOutbox(conn)
-        self.alertlog = SqliteAlertLog(conn)
-        self.acks = SqliteAcks(conn)
-        self.groups = SqliteGroups(conn)
-        self.silences = SqliteSilences(conn)
-        self.ratewindows = SqliteRateWindows(conn)
-        self.notices = SqliteNotices(conn)
-        self.tailstate = SqliteTailState(conn)
-        self.replays = SqliteReplays(conn)
-        self.duplicates = SqliteDuplicates(conn)
 
 
 class SqliteStore:
@@ -108,10 +73,7 @@ class SqliteStore:
         return self.db.writable()
 
     def probe(self) -> Readiness:
-        with self.reading() as tx:
-            depths = tx.outbox.depth()
-            dead = tx.outbox.dead_count()
-        return Readiness(self.writable(), dead, depths)
+        return readiness(self)
 
     @property
     def failing(self) -> bool:

@@ -12,19 +12,19 @@ the events.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 
 from bridge.model import FileKey, Position
+from bridge.store.sqlconn import Connection
 
 
-class SqliteTailState:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+class SqlTailState:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def load(self, input_name: str) -> dict[FileKey, Position]:
         rows = self._conn.execute(
-            "SELECT dev, ino, path, offset, fp, fp_len FROM tail_files WHERE input = ?",
+            'SELECT dev, ino, path, "offset", fp, fp_len FROM tail_files WHERE input = ?',
             (input_name,),
         )
         return {
@@ -33,8 +33,10 @@ class SqliteTailState:
 
     def save(self, input_name: str, positions: Mapping[FileKey, Position], now: float) -> None:
         self._conn.executemany(
-            "INSERT OR REPLACE INTO tail_files (input, dev, ino, path, offset, fp, fp_len, seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO tail_files (input, dev, ino, path, "offset", fp, fp_len, seen_at)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (input, dev, ino) DO UPDATE SET"
+            ' path = excluded.path, "offset" = excluded."offset", fp = excluded.fp,'
+            " fp_len = excluded.fp_len, seen_at = excluded.seen_at",
             [
                 (input_name, dev, ino, p.path, p.offset, p.fp, p.fp_len, now)
                 for (dev, ino), p in positions.items()
@@ -64,7 +66,9 @@ class SqliteTailState:
     def first_run(self, input_name: str, now: float) -> bool:
         """True the first time an input runs (then `read_from` applies to the files there)."""
         cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO tail_inputs (input, started_at) VALUES (?, ?)", (input_name, now)
+            "INSERT INTO tail_inputs (input, started_at) VALUES (?, ?)"
+            " ON CONFLICT (input) DO NOTHING",
+            (input_name, now),
         )
         return cursor.rowcount == 1
 

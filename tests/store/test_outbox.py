@@ -135,6 +135,7 @@ def test_listing_filters_by_status_and_target_oldest_first(store: Store) -> None
     [
         ("a_1", ["x-a_1"]),  # `_` is literal, not any character
         ("ab1", ["x-ab1"]),
+        ("AB1", ["x-ab1"]),  # ASCII case aside, as people paste ids
         ("%", ["x-%"]),
         ("x-", ["x-a_1", "x-ab1"]),  # at most two: enough to say "ambiguous"
         ("nothing", []),

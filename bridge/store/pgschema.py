@@ -1,0 +1,152 @@
+"""The PostgreSQL state store's tables, as migration steps (store/migrations.py).
+
+The same tables and columns as SQLite's (store/schema.py), so the statements of the table-family
+modules run on both: times are seconds since the epoch (DOUBLE PRECISION, as SQLite's REAL),
+JSON is kept as text (written and read by the same code as on SQLite), ids and keys compare
+byte-wise (COLLATE "C", as SQLite's BINARY), so orderings match between backends. Reserved
+words among the column names ("offset", "by") are quoted in every statement.
+"""
+
+from bridge.store.migrations import Step
+
+# Taken (as a transaction-scoped advisory lock) while the schema is checked and migrated, so two
+# replicas starting together do not both create it.
+MIGRATION_LOCK = 0x62726964  # "brid"
+
+_VERSION_1 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    target TEXT COLLATE "C" NOT NULL,
+    rule TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    event_status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at DOUBLE PRECISION NOT NULL,
+    not_before DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    parts_sent INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    errcode BIGINT,
+    errmsg TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    event TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, status, not_before, created_at);
+
+CREATE TABLE IF NOT EXISTS nflog (
+    rule TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    firing TEXT NOT NULL,
+    resolved TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rule, key)
+);
+
+CREATE TABLE IF NOT EXISTS groups (
+    rule TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    labels TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    next_flush DOUBLE PRECISION NOT NULL,
+    flushed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule, key)
+);
+CREATE TABLE IF NOT EXISTS group_alerts (
+    rule TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    fingerprint TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL,
+    event TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rule, key, fingerprint)
+);
+
+CREATE TABLE IF NOT EXISTS tail_files (
+    input TEXT NOT NULL,
+    dev BIGINT NOT NULL,
+    ino BIGINT NOT NULL,
+    path TEXT NOT NULL,
+    "offset" BIGINT NOT NULL,
+    fp TEXT NOT NULL,
+    fp_len BIGINT NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (input, dev, ino)
+);
+CREATE TABLE IF NOT EXISTS tail_inputs (
+    input TEXT PRIMARY KEY,
+    started_at DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS acks (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    "by" TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS am_silences (id TEXT COLLATE "C" PRIMARY KEY, am_id TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    matchers TEXT NOT NULL,
+    starts_at DOUBLE PRECISION NOT NULL,
+    ends_at DOUBLE PRECISION NOT NULL,
+    comment TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS notice_tasks (
+    target TEXT COLLATE "C" NOT NULL,
+    task_id BIGINT NOT NULL,
+    ids TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION NOT NULL,
+    next_poll DOUBLE PRECISION NOT NULL,
+    polls INTEGER NOT NULL DEFAULT 0,
+    last_answer TEXT,
+    PRIMARY KEY (target, task_id)
+);
+CREATE INDEX IF NOT EXISTS notice_tasks_due ON notice_tasks (next_poll);
+
+CREATE TABLE IF NOT EXISTS notice_results (
+    id TEXT COLLATE "C" NOT NULL,
+    task_id BIGINT NOT NULL,
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    received TEXT NOT NULL,
+    refused TEXT NOT NULL,
+    note TEXT,
+    at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (id, task_id)
+);
+CREATE INDEX IF NOT EXISTS notice_results_at ON notice_results (at);
+
+CREATE TABLE IF NOT EXISTS replays (
+    input TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (input, key)
+);
+CREATE INDEX IF NOT EXISTS replays_expires ON replays (expires);
+
+CREATE TABLE IF NOT EXISTS duplicates (
+    input TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (input, digest)
+);
+CREATE INDEX IF NOT EXISTS duplicates_expires ON duplicates (expires);
+
+CREATE TABLE IF NOT EXISTS robot_calls (robot TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS robot_calls_robot ON robot_calls (robot, at);
+CREATE TABLE IF NOT EXISTS robot_lockouts (
+    robot TEXT PRIMARY KEY,
+    until DOUBLE PRECISION NOT NULL
+);
+"""
+
+STEPS: tuple[Step, ...] = (Step(1, _VERSION_1),)
