@@ -397,3 +397,21 @@ def metric_value(text: str, name: str, **labels: str) -> float:
             if sample.name == f"dingtalk_bridge_{name}" and sample.labels == labels:
                 return float(sample.value)
     return -1.0
+
+
+def quick_robot_config(sim: Simulator, **state: Any) -> dict[str, Any]:
+    """One Alertmanager input, one rule, one robot without a rate limit that retries fast: the
+    config of the tests about state (where it lives, what survives), `state` added as given."""
+    return {
+        **state,
+        "targets": {
+            "ops": {
+                "type": "robot",
+                "webhook": sim.robot_url("tok-a"),
+                "rate_limit": {"messages": 0},
+                "retry": {"initial": 0.2, "max": 1},
+            }
+        },
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [{"name": "all", "targets": ["ops"]}],
+    }

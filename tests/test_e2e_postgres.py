@@ -13,24 +13,19 @@ import pytest
 import requests
 import yaml
 
-from tests.harness import Daemon, Simulator, am_alert_payload, bridge_cli, wait_until
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    bridge_cli,
+    quick_robot_config,
+    wait_until,
+)
 from tests.pgcluster import PASSWORD, Cluster
 
 
 def config(sim: Simulator, url: str) -> dict[str, Any]:
-    return {
-        "state": {"url": url},
-        "targets": {
-            "ops": {
-                "type": "robot",
-                "webhook": sim.robot_url("tok-a"),
-                "rate_limit": {"messages": 0},
-                "retry": {"initial": 0.2, "max": 1},
-            }
-        },
-        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
-        "rules": [{"name": "all", "targets": ["ops"]}],
-    }
+    return quick_robot_config(sim, state={"url": url})
 
 
 @pytest.fixture

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import Daemon, Simulator, am_alert_payload, bridge_cli, wait_until
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    bridge_cli,
+    quick_robot_config,
+    wait_until,
+)
 
 
 def _need_root() -> None:
@@ -59,19 +66,7 @@ def fill(disk: Path) -> Path:
 
 
 def config(sim: Simulator, state_dir: Path) -> dict[str, Any]:
-    return {
-        "state_dir": str(state_dir),
-        "targets": {
-            "ops": {
-                "type": "robot",
-                "webhook": sim.robot_url("tok-a"),
-                "rate_limit": {"messages": 0},
-                "retry": {"initial": 0.2, "max": 1},
-            }
-        },
-        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
-        "rules": [{"name": "all", "targets": ["ops"]}],
-    }
+    return quick_robot_config(sim, state_dir=str(state_dir))
 
 
 def cfg_dir(tmp_path: Path) -> Path:
