@@ -100,7 +100,7 @@ class Bridge:
         return self.config.timezone
 
     def _rules(self) -> Mapping[str, Rule]:
-        return {rule.name: rule for rule in self.config.rules}
+        return self.config.rules_by_name
 
     def _queued(self, targets: Iterable[str]) -> None:
         for name in targets:

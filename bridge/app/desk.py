@@ -112,7 +112,7 @@ class Desk:
     def acknowledge(self, short_id: str, by: str, now: float) -> str:
         """The firing alert (group) whose message showed `short_id`: its reminders stop until
         it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
-        rules = {rule.name: rule for rule in self._config().rules}
+        rules = self._config().rules_by_name
         with self.store.transaction() as tx:
             found: dict[str, str] = {}  # fingerprint -> rule
             for rule_name, key in tx.alertlog.firing():

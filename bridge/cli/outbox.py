@@ -58,7 +58,7 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def _rule(config: Config, name: str) -> Rule | None:
-    return next((r for r in config.rules if r.name == name), None)
+    return config.rules_by_name.get(name)
 
 
 def _title(config: Config, row: records.Row) -> str:

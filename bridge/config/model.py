@@ -7,6 +7,7 @@ stray log of a config object cannot leak them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +199,13 @@ class Config:
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
+
+    @functools.cached_property
+    def rules_by_name(self) -> Mapping[str, Rule]:
+        """The rules by name, made once per config: senders look a queued row's rule up here
+        for every message they render (a cached_property is stored outside the fields, so a
+        frozen config allows it and equality ignores it)."""
+        return {rule.name: rule for rule in self.rules}
 
     def http_inputs(self) -> dict[str, HttpInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}

@@ -86,7 +86,7 @@ class Grouper:
         """Flush every group whose time has come; returns how many messages were queued."""
         now = self.clock.now()
         stamp = now.timestamp()
-        rules = {r.name: r for r in self.config().rules}
+        rules = self.config().rules_by_name
         queued: set[str] = set()
         count = 0
         with self.store.reading() as tx:

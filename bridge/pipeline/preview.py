@@ -101,7 +101,7 @@ def preview(
 def _preview(
     config: Config, events: Sequence[Event], state: _ReadState, now: datetime, make_id: IdSource
 ) -> Preview:
-    rules = {rule.name: rule for rule in config.rules}
+    rules = config.rules_by_name
     silences = [*config.silences, *state.silences]
     decision = decide(config.rules, silences, events, state.view, now, make_id)
     joining: dict[tuple[str, str], list[Hold]] = {}  # a group several events join: each
