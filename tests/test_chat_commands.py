@@ -73,6 +73,6 @@ def test_answer(text: str, sender: ChatSender, expected: str, calls: list[tuple[
     assert desk.calls == calls
 
 
-def test_help_lists_every_command_in_the_table() -> None:
+def test_each_help_line_starts_with_its_command_in_table_order() -> None:
     lines = HELP.splitlines()[1:]
     assert [line.split()[0].rstrip(":") for line in lines] == list(COMMANDS)

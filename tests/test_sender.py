@@ -47,7 +47,8 @@ from bridge.errors import DeliveryError, Reason
 from bridge.model import Alert, Delivery, Event, Mention, Message, Rendered
 from bridge.store import records
 from bridge.store.api import Store
-from bridge.store.sqlite import OperationalError, SqliteStore, SqliteTx
+from bridge.store.sql import SqlTx
+from bridge.store.sqlite import OperationalError, SqliteStore
 from tests.harness import compile_yaml
 
 
@@ -179,7 +180,7 @@ class BreakableStore(SqliteStore):
     broken = False
 
     @contextmanager
-    def transaction(self) -> Iterator[SqliteTx]:
+    def transaction(self) -> Iterator[SqlTx]:
         if self.broken:
             raise OperationalError("database or disk is full")
         with super().transaction() as tx:

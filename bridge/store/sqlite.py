@@ -28,9 +28,7 @@ from bridge.store.sql import (
 )
 from bridge.store.statedir import DB_NAME, connect_read_only
 
-__all__ = ["DatabaseError", "IntegrityError", "OperationalError", "SqliteStore", "SqliteTx"]
-
-SqliteTx = SqlTx  # the transaction bundle on SQLite's connection (the name tests know)
+__all__ = ["DatabaseError", "IntegrityError", "OperationalError", "SqliteStore"]
 
 
 @contextmanager
@@ -48,7 +46,7 @@ class SqliteStore:
 
     def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
         self.db = Database(directory, synchronous, busy_timeout)
-        self._tx = SqliteTx(self.db.connection)
+        self._tx = SqlTx(self.db.connection)
 
     @property
     def path(self) -> Path:
@@ -60,12 +58,12 @@ class SqliteStore:
         return self.db.moved_aside
 
     @contextmanager
-    def transaction(self) -> Iterator[SqliteTx]:
+    def transaction(self) -> Iterator[SqlTx]:
         with _store_errors(), self.db.transaction():
             yield self._tx
 
     @contextmanager
-    def reading(self) -> Iterator[SqliteTx]:
+    def reading(self) -> Iterator[SqlTx]:
         with _store_errors(), self.db.reading():
             yield self._tx
 
@@ -87,7 +85,7 @@ class SqliteStore:
 
 
 @contextmanager
-def read_only(directory: Path) -> Iterator[SqliteTx | None]:
+def read_only(directory: Path) -> Iterator[SqlTx | None]:
     """The state in `directory` opened so nothing can be written through it (`render` beside a
     running daemon), or None when there is no database yet (the daemon has not run)."""
     path = directory / DB_NAME
@@ -98,6 +96,6 @@ def read_only(directory: Path) -> Iterator[SqliteTx | None]:
         conn = connect_read_only(path)
     try:
         with _store_errors():
-            yield SqliteTx(conn)
+            yield SqlTx(conn)
     finally:
         conn.close()
