@@ -1,14 +1,18 @@
 """Saturation benchmark (issue 13): the senders work as hard as the intake.
 
-    cd /work/main && python -m bench.saturate [--duration 15] [--clients 8 32]
+    python -m bench.saturate [--duration 15] [--clients 8 32]
+    python -m bench.saturate --state postgresql [--replicas 3]
 
-A real daemon with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
+A real daemon (or `--replicas` daemons sharing one PostgreSQL database, the clients spread over
+them) with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
 at once and whose rate limit is off, so nothing but the bridge itself limits the pace. For each
 `--clients` count, that many processes with one keep-alive connection each post distinct
 Alertmanager notifications as fast as they are answered for `--duration` s (the clients of
 bench/ingest.py). Reported per count: accepted requests/s (each one committed before its 200),
 non-200 answers, the daemon's CPU per request, and whether every accepted alert then reached the
 fake DingTalk (by its marker; a digest names many) and how long after the last request.
+`--state postgresql` starts a throwaway PostgreSQL cluster (tests/pgcluster.py: Debian's
+postgresql binaries) for the run; the default is the embedded SQLite state.
 
 The Go bridge this is compared with forwards 2,100-3,000 requests/s in this setup on this 2-core
 machine (issue 13); our target there is 2,500. Writes bench/results/saturate.json.
@@ -38,7 +42,9 @@ from bench.ingest import (
     run_clients,
     start_py_spy,
 )
+from bridge.store.postgres import PostgresStore
 from tests.harness import ROOT, Daemon, free_port, wait_until
+from tests.pgcluster import Cluster, find_binaries
 
 RESULTS = ROOT / "bench" / "results" / "saturate.json"
 TARGET_REQUESTS_PER_S = 2500.0
@@ -70,7 +76,9 @@ class FakeDingTalk:
         self.proc.wait(10)
 
 
-def daemon_config(fake: FakeDingTalk, threads: int | None) -> dict[str, Any]:
+def daemon_config(
+    fake: FakeDingTalk, threads: int | None, state_url: str | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "targets": {
             "fast": {
@@ -85,11 +93,13 @@ def daemon_config(fake: FakeDingTalk, threads: int | None) -> dict[str, Any]:
     }
     if threads is not None:
         config["server"] = {"threads": threads}
+    if state_url is not None:
+        config["state"] = {"url": state_url}
     return config
 
 
 def one_run(
-    daemon: Daemon,
+    daemons: list[Daemon],
     fake: FakeDingTalk,
     body: bytes,
     clients: int,
@@ -97,11 +107,11 @@ def one_run(
     phase: str,
     py_spy: Path | None = None,
 ) -> dict[str, Any]:
-    pid = daemon.proc.pid
-    cpu_before = cpu_seconds(pid)
-    spy = start_py_spy(pid, py_spy, duration) if py_spy else None
-    jobs = [
-        ClientJob(i, daemon.port, body, duration, 0.0, record=False, phase=phase)
+    pids = [d.proc.pid for d in daemons]
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    spy = start_py_spy(pids[0], py_spy, duration) if py_spy else None
+    jobs = [  # client i talks to replica i mod N: the replicas share the load evenly
+        ClientJob(i, daemons[i % len(daemons)].port, body, duration, 0.0, record=False, phase=phase)
         for i in range(clients)
     ]
     results = run_clients(jobs)
@@ -120,7 +130,7 @@ def one_run(
         delivered_after = round(time.monotonic() - ended, 2)
     except AssertionError:
         delivered_after = None
-    cpu_used = cpu_seconds(pid) - cpu_before
+    cpu_used = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     return {
         "clients": clients,
         "duration_s": round(elapsed, 2),
@@ -134,6 +144,16 @@ def one_run(
     }
 
 
+def start_cluster() -> Cluster:
+    """A throwaway PostgreSQL cluster with the bridge's schema in its template database."""
+    bindir, why = find_binaries()
+    if bindir is None:
+        sys.exit(f"--state postgresql: {why}")
+    cluster = Cluster(bindir)
+    cluster.template_ready(lambda url: PostgresStore(url).close())
+    return cluster
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.saturate", description=__doc__.split("\n")[0]
@@ -141,33 +161,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per client count")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--threads", type=int, help="server.threads of the daemon")
+    parser.add_argument("--state", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="daemons sharing the state (postgresql only)"
+    )
     parser.add_argument(
         "--py-spy", type=Path, metavar="FILE", help="profile the first client count's run"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
     args = parser.parse_args(argv)
+    if args.replicas > 1 and args.state != "postgresql":
+        parser.error("several replicas share a PostgreSQL state: add --state postgresql")
 
+    cluster = start_cluster() if args.state == "postgresql" else None
     fake = FakeDingTalk()
-    daemon: Daemon | None = None
+    daemons: list[Daemon] = []
     runs: list[dict[str, Any]] = []
     try:
-        daemon = Daemon(daemon_config(fake, args.threads))
+        url = cluster.url(cluster.new_database()) if cluster is not None else None
+        for _ in range(args.replicas):
+            daemons.append(Daemon(daemon_config(fake, args.threads, url)))
         body = notification_template()
         assert PLACEHOLDER.encode() in body
-        run_clients([ClientJob(0, daemon.port, body, 1.0, 50.0, record=False, phase="W")])
+        warm = [ClientJob(0, d.port, body, 1.0, 50.0, record=False, phase="W") for d in daemons]
+        run_clients(warm)
         for index, clients in enumerate(args.clients):
             phase = "ABCDEFGHIJKLMNOPQRSTUV"[index]  # its own markers: counted apart
             spy = args.py_spy if index == 0 else None
-            runs.append(one_run(daemon, fake, body, clients, args.duration, phase, spy))
-        peak_rss_mb = round(proc_status_kb(daemon.proc.pid, "VmHWM") / 1024, 1)
+            runs.append(one_run(daemons, fake, body, clients, args.duration, phase, spy))
+        peak_rss_mb = max(round(proc_status_kb(d.proc.pid, "VmHWM") / 1024, 1) for d in daemons)
     except BaseException:
-        if daemon is not None:
+        for daemon in daemons:
             print(f"--- daemon log (tail) ---\n{daemon.log()[-4000:]}", file=sys.stderr)
         raise
     finally:
-        if daemon is not None:
+        for daemon in daemons:
             daemon.stop()
         fake.stop()
+        if cluster is not None:
+            cluster.close()
 
     results = {
         "benchmark": "saturate",
@@ -176,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             ["python -m bench.saturate", *(argv if argv is not None else sys.argv[1:])]
         ),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "store": "sqlite",
+        "store": args.state,
+        "replicas": args.replicas,
         "runs": runs,
         "peak_rss_mb": peak_rss_mb,
         "target_requests_per_s": TARGET_REQUESTS_PER_S,
@@ -195,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(target {TARGET_REQUESTS_PER_S:.0f}: {verdict}), non-200 {run['non_200']}, "
             f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
         )
-    print(f"peak RSS {peak_rss_mb} MB\nwritten to {args.output}")
+    where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"
+    print(f"({where}) peak RSS {peak_rss_mb} MB per daemon\nwritten to {args.output}")
     return 0
 
 
