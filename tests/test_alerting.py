@@ -18,6 +18,7 @@ from bridge.alerting.grouping import group_event, group_key, group_labels, membe
 from bridge.alerting.silences import Silence, filter_event, silencing
 from bridge.clock import FakeClock
 from bridge.config.model import Config, HttpInput
+from bridge.errors import InputError, Reason, StoreError
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
 from bridge.model import Event
@@ -538,6 +539,34 @@ def test_intake_dedup_and_repeat(
     assert all(r.target == "ops" and r.status == records.PENDING for r in found)
     assert len(queued.calls) == len(expected)
     assert all(call == {"ops"} for call in queued.calls)
+
+
+class UnreachableStore(SqliteStore):
+    """A store whose database went away: every read and transaction raises StoreError."""
+
+    def reading(self) -> Any:
+        raise StoreError("database unreachable")
+
+    def transaction(self) -> Any:
+        raise StoreError("database unreachable")
+
+
+def test_intake_answers_503_whichever_read_meets_the_store_down_first(
+    config: Config, tmp_path: Path
+) -> None:
+    """The refresh of silences and depths reads the store before the transaction: a store
+    that is down there must be a 503 (Alertmanager retries), not an internal error."""
+    store = UnreachableStore(tmp_path / "state")
+    try:
+        intake = Intake(store, Queued())
+        spec = config.http_inputs()["hook"]
+        for when in (0, 5):  # the first request refreshes the cache; the next one does not
+            with pytest.raises(InputError) as refused:
+                intake.accept(config, spec, hook_events(config, "web", when=when), at(when))
+            assert (refused.value.status, refused.value.reason) == (503, Reason.STORE)
+        assert intake.counters.events == {}  # nothing counted: the retries will be
+    finally:
+        SqliteStore.close(store)
 
 
 def test_intake_resolved_row_is_rendered_as_resolved(config: Config, store: Store) -> None:

@@ -91,11 +91,13 @@ class Intake:
         """Commit what `events` cause; `also` writes more in the same transaction (a file
         input's offsets, so they advance exactly when the events from their lines commit)."""
         stamp = now.timestamp()
-        self._refresh(stamp)
-        with self._lock:
-            silences = [*config.silences, *self._runtime_silences]
         claim = claim_for(spec, events, stamp)
         try:
+            # Inside the guard: the refresh reads the store too, and a store that cannot answer
+            # is a 503 (retry), whichever read meets it first, never a 500.
+            self._refresh(stamp)
+            with self._lock:
+                silences = [*config.silences, *self._runtime_silences]
             with self.store.transaction() as tx:
                 # Claimed first, in this transaction: a copy another replica commits meanwhile
                 # makes one of the two claims fail (the store's claim is atomic).
