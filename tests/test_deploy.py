@@ -426,3 +426,42 @@ def health_check(port: int) -> int:
     return subprocess.run(
         [sys.executable, *command[1:-1], script], capture_output=True, timeout=TOOL_TIMEOUT
     ).returncode
+
+
+# -- the README's section -----------------------------------------------------------------------
+
+
+def readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text("utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_the_readmes_alertmanager_receiver_for_several_replicas_is_valid(tmp_path: Path) -> None:
+    amtool = required_tool("amtool", "prometheus-alertmanager")
+    section = readme_section("Run several replicas")
+    (receivers,) = re.findall(r"```yaml\n(receivers:.*?)```", section, re.DOTALL)
+    config = {"route": {"receiver": "dingtalk"}, **yaml.safe_load(receivers)}
+    urls = [c["url"] for c in config["receivers"][0]["webhook_configs"]]
+    assert len(urls) >= 2 and all(u.endswith("/alertmanager") for u in urls)
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    done = subprocess.run(
+        [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=TOOL_TIMEOUT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readme_names_the_files_it_tells_operators_to_use() -> None:
+    section = readme_section("Run several replicas")
+    for mentioned in re.findall(r"`((?:packaging/|Dockerfile)[\w./-]*)`", section):
+        assert (ROOT / mentioned.rstrip("/")).exists(), mentioned
+    # The in-cluster URL it gives Alertmanager: the Service, in the example's namespace, on
+    # its port, at the packaged config's Alertmanager input.
+    example = render(EXAMPLE)
+    service = of_kind(example, "Service")
+    (port,) = service["spec"]["ports"]
+    am_path = yaml.safe_load(packaged_config(example))["inputs"]["am"]["path"]
+    host = f"{service['metadata']['name']}.{service['metadata']['namespace']}"
+    assert f"`http://{host}:{port['port']}{am_path}`" in section
