@@ -31,16 +31,25 @@ if not FIXTURES.is_dir():  # CI lays shared/ beside the clone, as here
     FIXTURES = Path(os.environ.get("BRIDGE_SHARED", "/work/shared")) / "fixtures"
 
 
-def required_tool(name: str, package: str, module_level: bool = False) -> str:
+def required_tool(
+    name: str, package: str, module_level: bool = False, *, installer: str = "apt-get install"
+) -> str:
     """The path of an outside program a test runs (Alertmanager, promtool, logrotate, ...).
 
     Missing, the test is skipped, except under CI (`CI` set, as .ci/run does), which installs
-    every such package: there a missing tool fails instead of passing by skipping.
+    every such package: there a missing tool fails instead of passing by skipping. Programs
+    that come in a wheel (hadolint, kubectl: the dev extras) are found in this interpreter's
+    bin directory, first (the pinned version over another on PATH), as the suite runs as
+    .venv/bin/python without activating the venv.
     """
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    found = (
+        shutil.which(name, path=str(Path(sys.executable).parent))
+        or shutil.which(name)
+        or shutil.which(name, path="/usr/sbin:/sbin")
+    )
     if found is not None:
         return found
-    message = f"{name} is not installed (apt-get install {package})"
+    message = f"{name} is not installed ({installer} {package})"
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI must run the tests that need it", pytrace=False)
     pytest.skip(message, allow_module_level=module_level)
