@@ -54,6 +54,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if config.state_url is not None:
         print(f"{args.config}: {found}")
+    if config.state_url is not None or config.node_id_configured:
+        source = "state.node_id" if config.node_id_configured else "the host name"
+        print(
+            f"{args.config}: node id {config.node_id} ({source}): the file inputs' offsets are"
+            " kept under it"
+        )
     return 0
 
 
