@@ -692,18 +692,21 @@ class SteppedTailer:
         self.store.close()
 
 
-def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
-    store = SqliteStore(tmp_path / "state")
+def stepped_tailer(
+    tmp_path: Path, spec: FileInput, node: str = NODE, state: str = "state"
+) -> SteppedTailer:
+    """The tailer of `node`, on the SQLite state in `tmp_path`/`state`."""
+    store = SqliteStore(tmp_path / state)
     lines: list[str] = []
 
     def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         with store.transaction() as tx:  # as Bridge.accept_lines: with the events' commit
-            tx.tailstate.record(NODE, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+            tx.tailstate.record(node, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
         lines.extend(e.annotations["line"] for e in events)
         return Accepted()
 
     clock = [100.0]
-    offsets = StoreOffsets(store, NODE)
+    offsets = StoreOffsets(store, node)
     tailer = Tailer(spec, offsets, submit, FakeClock(NOW.timestamp()), monotonic=lambda: clock[0])
     tailer._startup()
     return SteppedTailer(tailer, store, clock, lines)

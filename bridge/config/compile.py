@@ -21,9 +21,9 @@ from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
     compile_alertmanager,
+    compile_node_id,
     compile_server,
     compile_silences,
-    compile_node_id,
     compile_state,
     compile_state_dir,
     compile_timezone,
