@@ -130,6 +130,9 @@ def test_a_daemons_sqlite_state_moves_to_postgresql_and_is_delivered_there(
     assert rows["silences"] == 1 and rows["groups"] == 1 and rows["group_alerts"] == 1
     assert rows["nflog"] >= 1 and rows["tail_files"] == 0
     assert "counts verified" in result.stdout
+    with sqlite3.connect(home / "state" / DB_NAME) as source:  # left as the bridge keeps it
+        assert source.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    source.close()
 
     sim.control("reset")  # the robot takes messages again
     after = tmp_path / "replica"
@@ -214,13 +217,17 @@ def test_a_target_newer_than_this_bridge_is_refused(url_file: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--from", "/var/lib/x", "--to", "postgresql://u:CANARY-pw@h/db"], "sqlite:PATH"),
-        (["--from", "sqlite:/nowhere", "--to", "mysql://u:CANARY-pw@h/db"], "PostgreSQL URL"),
-        (["--from", "sqlite:/nowhere", "--to-file", "/nowhere/url"], "--to-file /nowhere/url"),
+        (["--from", "{state}", "--to", "postgresql://u:CANARY-pw@h/db"], "sqlite:PATH"),
+        (["--from", "sqlite:/nowhere", "--to", "postgresql://u:CANARY-pw@h/db"], "/nowhere"),
+        (["--from", "sqlite:{state}", "--to", "mysql://u:CANARY-pw@h/db"], "PostgreSQL URL"),
+        (["--from", "sqlite:{state}", "--to-file", "/nowhere/url"], "--to-file /nowhere/url"),
     ],
 )
-def test_wrong_arguments_exit_2_without_the_password(args: list[str], says: str) -> None:
-    result = bridge_cli("state", "migrate", *args)
+def test_wrong_arguments_exit_2_without_the_password(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    state = sqlite_state(tmp_path / "state")  # a real source: only the named part is wrong
+    result = bridge_cli("state", "migrate", *(a.replace("{state}", str(state)) for a in args))
     assert result.returncode == 2
     assert says in result.stderr and "CANARY" not in result.stdout + result.stderr
 

@@ -24,7 +24,8 @@ EXIT_CODES = f"""exit codes:
   {OK}  copied, and the row counts verified
   {REFUSED}  refused, nothing written: the source is in use or at another schema version, or
      the target holds data (without --force) or is newer; the message says what to do
-  {USAGE}  wrong arguments (--from is not sqlite:PATH, --to is not a PostgreSQL URL, ...)
+  {USAGE}  wrong arguments (--from is not sqlite:PATH or names no database, --to is not a
+     PostgreSQL URL, ...)
   {FAILED}  the copy failed (the database went away, a count differed): rolled back, the
      target holds what it held before
 """
@@ -62,6 +63,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     source = source_path(args.source)
     if source is None:
         print("error: --from must be sqlite:PATH (the state_dir, or its state.db)", file=sys.stderr)
+        return USAGE
+    if not source.is_file():
+        print(f"error: --from: no SQLite state database at {source}", file=sys.stderr)
         return USAGE
     url = target_url(args)
     if url is None:

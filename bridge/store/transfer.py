@@ -42,6 +42,7 @@ from bridge.store.sql import store_error
 from bridge.store.statedir import StateError, integrity_problem
 
 BUSY_SECONDS = 2.0  # how long the source's lock is waited for (a CLI reading it for a moment)
+LOCK_TIMEOUT = "15s"  # how long the target's tables are waited for (replicas using them)
 META_LOCAL = (VERSION_KEY, "probe")  # meta keys each database keeps for itself
 
 
@@ -250,6 +251,9 @@ def _copy(
     force: bool,
     report: Report,
 ) -> None:
+    # A replica still running on the target would make the locks below wait for its
+    # transactions: wait a while, then fail (nothing written) rather than hang.
+    dst.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
     dst.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))  # no replica migrating
     existing = target_tables(dst)
     for table in existing:  # no replica writes until the copy commits
