@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import requests
 import yaml
 
 from bridge.store import schema
@@ -31,9 +33,17 @@ TOKEN = "tok-a"  # quick_robot_config's robot
 PENDING = ("PendingOne", "PendingTwo", "PendingThree")
 
 
-def source_config(sim: Simulator) -> dict[str, Any]:
-    """The single-host install: SQLite, a rule that holds team=db alerts in a group for an hour."""
+def source_config(sim: Simulator, logs: Path) -> dict[str, Any]:
+    """The single-host install: SQLite, a rule that holds team=db alerts in a group for an hour,
+    and a file input on `logs`/app.log."""
     cfg = quick_robot_config(sim)
+    cfg["inputs"]["app"] = {
+        "type": "file",
+        "paths": [str(logs / "app.log")],
+        "read_from": "beginning",
+        "poll_interval": "100ms",
+        "patterns": [{"regex": r"ERROR (?P<what>\S+)"}],
+    }
     cfg["rules"] = [
         {
             "name": "grouped",
@@ -45,6 +55,12 @@ def source_config(sim: Simulator) -> dict[str, Any]:
         *cfg["rules"],
     ]
     return cfg
+
+
+def delivered(sim: Simulator) -> Counter[str]:
+    """How many messages name each alert (or log line) of this test."""
+    names = (*PENDING, "FromFileOne", "FromFileTwo")
+    return Counter(n for m in sim.messages(token=TOKEN) for n in names if n in m["text"])
 
 
 def migrate(state: Path, url_file: Path, *extra: str) -> Any:
@@ -87,8 +103,10 @@ def test_a_daemons_sqlite_state_moves_to_postgresql_and_is_delivered_there(
     sim: Simulator, url_file: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "single-host"
-    home.mkdir()
-    daemon = Daemon(source_config(sim), directory=home)
+    (home / "logs").mkdir(parents=True)
+    log = home / "logs" / "app.log"
+    log.write_text("")
+    daemon = Daemon(source_config(sim, home / "logs"), directory=home)
     try:
         # A dead letter (a config error: not retried), then a robot that refuses for good.
         sim.control(
@@ -105,6 +123,8 @@ def test_a_daemons_sqlite_state_moves_to_postgresql_and_is_delivered_there(
         sim.control("faults", fault)
         for name in PENDING:
             assert daemon.post("/am", am_alert_payload(name)).status_code == 200
+        log.write_text("ERROR FromFileOne\n")
+        wait_until(lambda: "FromFileOne" in listing(daemon.config_path, "outbox", "list", "--json"))
         assert daemon.post("/am", am_alert_payload("HeldInGroup", team="db")).status_code == 200
         added = bridge_cli(
             "silence", "add", "-c", str(daemon.config_path), "--match", "alertname=Quiet",
@@ -121,14 +141,14 @@ def test_a_daemons_sqlite_state_moves_to_postgresql_and_is_delivered_there(
         "outbox": listing(daemon.config_path, "outbox", "list", "--json"),
         "silences": listing(daemon.config_path, "silence", "list"),
     }
-    assert [r["status"] for r in json.loads(before["outbox"])].count("pending") == len(PENDING)
+    assert [r["status"] for r in json.loads(before["outbox"])].count("pending") == len(PENDING) + 1
 
     result = migrate(home / "state", url_file)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = copied_rows(result.stdout)
-    assert rows["outbox"] == len(PENDING) + 1 and "3 pending" in result.stdout
+    assert rows["outbox"] == len(PENDING) + 2 and "4 pending" in result.stdout
     assert rows["silences"] == 1 and rows["groups"] == 1 and rows["group_alerts"] == 1
-    assert rows["nflog"] >= 1 and rows["tail_files"] == 0
+    assert rows["nflog"] >= 1 and rows["tail_files"] == 1 and rows["tail_inputs"] == 1
     assert "counts verified" in result.stdout
     with sqlite3.connect(home / "state" / DB_NAME) as source:  # left as the bridge keeps it
         assert source.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -138,26 +158,28 @@ def test_a_daemons_sqlite_state_moves_to_postgresql_and_is_delivered_there(
     after = tmp_path / "replica"
     after.mkdir()
     url = url_file.read_text().strip()
-    on_pg = {**source_config(sim), "state": {"url_file": str(url_file)}}
+    on_pg = {**source_config(sim, home / "logs"), "state": {"url_file": str(url_file)}}
+    with log.open("a") as out:
+        out.write("ERROR FromFileTwo\n")  # the same host: its offset moved with the state
     config = after / "config.yaml"
     config.write_text(yaml.safe_dump(on_pg), "utf-8")
     assert listing(config, "outbox", "list", "--json") == before["outbox"]
     assert listing(config, "silence", "list") == before["silences"]
     replica = Daemon(on_pg, directory=after)
+    expected = {*PENDING, "FromFileOne", "FromFileTwo"}
     try:
-        wait_until(
-            lambda: (
-                {n for n in PENDING if any(n in m["text"] for m in sim.messages(token=TOKEN))}
-                == set(PENDING)
-            ),
-            timeout=30,
-        )
+        wait_until(lambda: set(delivered(sim)) >= expected, timeout=30)
+        # It resumed the file where the SQLite daemon stopped: one line read, not both (a line
+        # read twice would be absorbed by the copied notification log, so count the reads).
+        files = requests.get(f"{replica.url}/-/ready", timeout=10).json()["files"]["app"]
+        assert files["lines_matched"] == 1, files
         dead = json.loads(listing(config, "outbox", "list", "--status", "dead", "--json"))
         assert [r["title"] for r in dead] == [
             r["title"] for r in json.loads(before["outbox"]) if r["status"] == "dead"
         ]
     finally:
         replica.stop()
+    assert all(delivered(sim)[name] == 1 for name in expected), delivered(sim)
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM groups").fetchone() == (1,)
     assert PASSWORD not in replica.log()
