@@ -7,9 +7,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import requests
+
 from bridge.config import nodeid
 from bridge.config.schema import schema
-from tests.harness import bridge_cli, compile_yaml
+from tests.harness import Daemon, Simulator, bridge_cli, compile_yaml, quick_robot_config
 
 BASE = """
 targets:
@@ -51,3 +53,18 @@ def test_check_shows_a_configured_node_id(tmp_path: Path) -> None:
     assert lines[1:] == [
         f"{path}: node id web-1 (state.node_id): the file inputs' offsets are kept under it"
     ]
+
+
+def test_a_reload_keeps_the_node_id_until_a_restart(sim: Simulator, tmp_path: Path) -> None:
+    """The offsets of the running file inputs are the node's: a new node_id applies at the next
+    start, and the reload says so."""
+    cfg = quick_robot_config(sim, state={"node_id": "web-1"})
+    daemon = Daemon(cfg, directory=tmp_path)
+    try:
+        text = daemon.config_path.read_text("utf-8").replace("node_id: web-1", "node_id: web-2")
+        daemon.config_path.write_text(text, "utf-8")
+        answer = requests.post(f"{daemon.url}/-/reload", timeout=10).json()
+        assert answer["result"] == "success" and answer["needs_restart"] == ["state"], answer
+        assert requests.get(f"{daemon.url}/-/ready", timeout=10).json()["node"] == "web-1"
+    finally:
+        daemon.stop()
