@@ -51,6 +51,10 @@ def following(daemon: Daemon) -> bool:
     return bool(ready(daemon)["files"]["app"]["files"])
 
 
+def logged(daemon: Daemon, text: str) -> bool:
+    return text in daemon.log()
+
+
 def titles(sim: Simulator) -> Counter[str]:
     return Counter(m.get("title", "") for m in sim.messages())
 
@@ -79,6 +83,7 @@ def test_replicas_on_one_database_each_tail_their_own_file(
     try:
         for node, daemon in daemons.items():
             assert ready(daemon)["node"] == node
+            wait_until(partial(logged, daemon, f" node={node} "))  # on the "started" line
             wait_until(partial(following, daemon), timeout=15)
             append(homes[node] / "logs" / "app.log", f"first-{node}")
         wait_until(lambda: {f"first-{n}" for n in NODES} <= set(titles(sim)), timeout=30)

@@ -210,8 +210,9 @@ def copy_table(
                 count += 1
         if table == "meta":
             return count
-        written = target.execute(f"SELECT COUNT(*) FROM {quoted(table)}").fetchone()
-        if written is None or written[0] != count:
+        row = target.execute(f"SELECT COUNT(*) FROM {quoted(table)}").fetchone()
+        written = int(row[0]) if row else 0
+        if written != count:
             raise Failed(f"table {table}: {count} rows read, {written} in the target after")
     return count
 
