@@ -47,6 +47,8 @@ from bridge.store.offsets import StoreOffsets
 from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
 
+NODE = "this-host"  # the node id the positions are kept under (state: {node_id})
+
 NOW = datetime(2026, 11, 28, 14, 0, 0, tzinfo=UTC)
 
 
@@ -442,9 +444,10 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state")
     try:
         with store.transaction() as tx:
-            assert tx.tailstate.first_run("log", 1.0)
-            assert not tx.tailstate.first_run("log", 2.0)
+            assert tx.tailstate.first_run(NODE, "log", 1.0)
+            assert not tx.tailstate.first_run(NODE, "log", 2.0)
             tx.tailstate.save(
+                NODE,
                 "log",
                 {
                     (1, 10): Position("/a", 5, "ff", 5),
@@ -452,16 +455,16 @@ def test_positions_round_trip_forget_and_prune(tmp_path: Path) -> None:
                 },
                 now=100.0,
             )
-            tx.tailstate.save("other", {(1, 10): Position("/x", 1, "", 0)}, now=100.0)
+            tx.tailstate.save(NODE, "other", {(1, 10): Position("/x", 1, "", 0)}, now=100.0)
         with store.reading() as tx:
-            assert tx.tailstate.load("log")[(1, 10)] == Position("/a", 5, "ff", 5)
+            assert tx.tailstate.load(NODE, "log")[(1, 10)] == Position("/a", 5, "ff", 5)
         with store.transaction() as tx:
-            tx.tailstate.forget("log", [(1, 10)])
-            assert tx.tailstate.prune("log", keep=[], before=50.0) == 0
-            assert tx.tailstate.prune("log", keep=[], before=200.0) == 1
+            tx.tailstate.forget(NODE, "log", [(1, 10)])
+            assert tx.tailstate.prune(NODE, "log", keep=[], before=50.0) == 0
+            assert tx.tailstate.prune(NODE, "log", keep=[], before=200.0) == 1
         with store.reading() as tx:
-            assert tx.tailstate.load("log") == {}
-            assert set(tx.tailstate.load("other")) == {(1, 10)}
+            assert tx.tailstate.load(NODE, "log") == {}
+            assert set(tx.tailstate.load(NODE, "other")) == {(1, 10)}
     finally:
         store.close()
 
@@ -470,20 +473,21 @@ def test_store_offsets_answer_the_file_inputs_protocol(tmp_path: Path) -> None:
     """What the tailer asks of the state (bridge/inputs/filetail/offsets.py), over the store;
     `record` saves positions and forgets deleted files in the caller's transaction."""
     store = SqliteStore(tmp_path / "state")
-    offsets = StoreOffsets(store)
+    offsets = StoreOffsets(store, NODE)
     try:
         assert offsets.first_run("log", 1.0)
         assert not offsets.first_run("log", 2.0)
         assert offsets.load("log") == {}
         with store.transaction() as tx:
             tx.tailstate.record(
+                NODE,
                 "log",
                 {(1, 10): Position("/a", 5, "ff", 5), (1, 11): Position("/b", 7, "", 0)},
                 [],
                 100.0,
             )
         with store.transaction() as tx:
-            tx.tailstate.record("log", {(1, 12): Position("/c", 9, "", 0)}, [(1, 10)], 300.0)
+            tx.tailstate.record(NODE, "log", {(1, 12): Position("/c", 9, "", 0)}, [(1, 10)], 300.0)
         assert offsets.load("log") == {
             (1, 11): Position("/b", 7, "", 0),
             (1, 12): Position("/c", 9, "", 0),
@@ -688,18 +692,21 @@ class SteppedTailer:
         self.store.close()
 
 
-def stepped_tailer(tmp_path: Path, spec: FileInput) -> SteppedTailer:
-    store = SqliteStore(tmp_path / "state")
+def stepped_tailer(
+    tmp_path: Path, spec: FileInput, node: str = NODE, state: str = "state"
+) -> SteppedTailer:
+    """The tailer of `node`, on the SQLite state in `tmp_path`/`state`."""
+    store = SqliteStore(tmp_path / state)
     lines: list[str] = []
 
     def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         with store.transaction() as tx:  # as Bridge.accept_lines: with the events' commit
-            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+            tx.tailstate.record(node, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
         lines.extend(e.annotations["line"] for e in events)
         return Accepted()
 
     clock = [100.0]
-    offsets = StoreOffsets(store)
+    offsets = StoreOffsets(store, node)
     tailer = Tailer(spec, offsets, submit, FakeClock(NOW.timestamp()), monotonic=lambda: clock[0])
     tailer._startup()
     return SteppedTailer(tailer, store, clock, lines)

@@ -25,7 +25,7 @@ from bridge.model import Accepted, Event
 from bridge.store.offsets import StoreOffsets
 from bridge.store.sqlite import SqliteStore
 from tests.harness import wait_until
-from tests.test_filetail_units import file_spec
+from tests.test_filetail_units import NODE, file_spec
 
 
 def lines(count: int, seed: int) -> tuple[bytes, set[str]]:
@@ -55,12 +55,12 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
 
     def submit(spec: FileInput, events: list[Event], offsets: OffsetUpdate) -> Accepted:
         with store.transaction() as tx:  # the events and the offsets commit together
-            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+            tx.tailstate.record(NODE, spec.name, offsets.positions, offsets.forget, offsets.seen_at)
             with lock:
                 seen.extend(e.labels["message"].split("n=")[1].split()[0] for e in events)
         return Accepted()
 
-    tailer = Tailer(spec, StoreOffsets(store), submit, SYSTEM_CLOCK)
+    tailer = Tailer(spec, StoreOffsets(store, NODE), submit, SYSTEM_CLOCK)
     path = logs / "app.log"
     path.write_bytes(b"")
     stop_polling = threading.Event()
@@ -85,7 +85,7 @@ def test_every_matching_line_is_committed_once_while_the_file_grows(
 
         def committed() -> bool:
             with store.reading() as tx:
-                positions = tx.tailstate.load("log")
+                positions = tx.tailstate.load(NODE, "log")
             return any(p.offset == len(data) for p in positions.values())
 
         wait_until(committed, timeout=60)

@@ -62,6 +62,8 @@ class Bridge:
         # Before anything can log: opening a database store may (its URL holds a password).
         REDACTOR.set_secrets(config.secrets())
         self.store = store or open_store(config)
+        # Long-lived like the store: the file inputs' offsets are kept under it (state.node_id).
+        self.node_id = config.node_id
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
@@ -109,7 +111,7 @@ class Bridge:
                 sender.wake()
 
     def _tailer(self, spec: FileInput) -> Tailer:
-        return Tailer(spec, StoreOffsets(self.store), self.accept_lines, self.clock)
+        return Tailer(spec, StoreOffsets(self.store, self.node_id), self.accept_lines, self.clock)
 
     # -- what the inputs call ------------------------------------------------------------------
 
@@ -164,7 +166,9 @@ class Bridge:
         offset advances exactly when the events before it are in the outbox."""
 
         def record(tx: Tx) -> None:
-            tx.tailstate.record(spec.name, offsets.positions, offsets.forget, offsets.seen_at)
+            tx.tailstate.record(
+                self.node_id, spec.name, offsets.positions, offsets.forget, offsets.seen_at
+            )
 
         return self.intake.accept(self.config, spec, events, self.clock.now(), record)
 

@@ -57,6 +57,7 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
         "problems": problems,
         "warnings": warnings,
         "config": bridge.reloader.status,
+        "node": bridge.node_id,  # the file inputs' offsets are this node's (state.node_id)
         "store": {"writable": writable, "dead_letters": int(dead)},
         "queues": {
             name: {

@@ -99,7 +99,7 @@ class Reloader:
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
-        if new.state_url != old.state_url:
+        if (new.state_url, new.node_id) != (old.state_url, old.node_id):
             kept.append("state")
         new = replace(
             new,
@@ -107,6 +107,8 @@ class Reloader:
             state_dir=old.state_dir,
             synchronous=old.synchronous,
             state_url=old.state_url,
+            node_id=old.node_id,
+            node_id_configured=old.node_id_configured,
         )
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)

@@ -97,6 +97,7 @@ def run(config: Config) -> int:
             config=str(config.path),
             hash=config.digest[:12],
             state=describe_state(config),
+            node=bridge.node_id,
             inputs=len(config.inputs),
             rules=len(config.rules),
             targets=len(config.targets),

@@ -1,4 +1,5 @@
-"""Command line: dingtalk-bridge run | check | render | send-test | simulator | schema."""
+"""Command line: dingtalk-bridge run | check | render | send-test | simulator | schema (and the
+command groups outbox, silence, state, callback: one module each beside this one)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     if config.state_url is not None:
         print(f"{args.config}: {found}")
+    if config.state_url is not None or config.node_id_configured:
+        source = "state.node_id" if config.node_id_configured else "the host name"
+        print(
+            f"{args.config}: node id {config.node_id} ({source}): the file inputs' offsets are"
+            " kept under it"
+        )
     return 0
 
 
@@ -255,11 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
-    from bridge.cli import outbox, silence
+    from bridge.cli import outbox, silence, state
     from bridge.cli.callback import add_parsers as callback_parsers
 
     outbox.add_parser(sub)
     silence.add_parser(sub)
+    state.add_parser(sub)
     callback_parsers(sub)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(func=cmd_schema)

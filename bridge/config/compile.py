@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.config import model as m
+from bridge.config import nodeid
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
     compile_alertmanager,
+    compile_node_id,
     compile_server,
     compile_silences,
     compile_state,
@@ -103,6 +105,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
     state_url = compile_state(ctx, data.get("state"))
+    node_id = compile_node_id(ctx, data.get("state"))
     if ctx.problems:
         return None
     # The digest covers every file the config reads, so a template edit is a change too, and
@@ -126,6 +129,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         state_dir=compile_state_dir(ctx, data.get("state_dir")),
         synchronous=str(data.get("synchronous", "normal")),
         state_url=state_url,
+        node_id=node_id or nodeid.from_host(),
+        node_id_configured=node_id is not None,
         silences=compile_silences(ctx, as_list(data.get("silences"))),
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),

@@ -18,7 +18,7 @@ import jinja2
 
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
-from bridge.config import dburl
+from bridge.config import dburl, nodeid
 from bridge.config.inputs.callback import CallbackInput as CallbackInput
 from bridge.config.inputs.chat import ChatInput as ChatInput
 from bridge.config.inputs.file import FileInput as FileInput
@@ -196,6 +196,10 @@ class Config:
     # `state: {url | url_file}`: the state in this PostgreSQL database instead of SQLite in
     # state_dir (None: SQLite). It holds a password: out of repr(), in secrets().
     state_url: str | None = field(default=None, repr=False)
+    # `state: {node_id}`, else the host name: the file inputs' offsets are kept under it, so
+    # replicas sharing a database never take over each other's (bridge/config/nodeid.py).
+    node_id: str = field(default_factory=nodeid.from_host)
+    node_id_configured: bool = False  # False: the host name (the default)
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored

@@ -108,6 +108,8 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
             return [doc.problem(path, "must be an http:// or https:// URL")]
         if path and path[-1] == "path":
             return [doc.problem(path, 'must start with "/"')]
+        if path and path[-1] == "node_id":
+            return [doc.problem(path, "must hold no white space")]
         return [doc.problem(path, f"does not have the expected form ({rule})")]
     if v == "propertyNames":
         return [
@@ -123,6 +125,8 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
         return [doc.problem(path, f"may hold at most {rule} entries")]
     if v == "minLength":
         return [doc.problem(path, "must not be empty")]
+    if v == "maxLength":
+        return [doc.problem(path, f"may be at most {rule} characters long")]
     if v in ("minimum", "maximum"):
         side = "at least" if v == "minimum" else "at most"
         return [doc.problem(path, f"must be {side} {rule}")]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bridge.alerting import matchers
 from bridge.alerting.silences import Silence
 from bridge.config import model as m
+from bridge.config import nodeid
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.listen import parse_listen
 
@@ -58,11 +59,29 @@ def compile_state_dir(ctx: CompileContext, value: Any) -> Path:
     return path if path.is_absolute() else ctx.base_dir / path
 
 
+def compile_node_id(ctx: CompileContext, spec: Any) -> str | None:
+    """`state: {node_id}`: the configured node id (None: not configured, the host name)."""
+    value = spec.get("node_id") if isinstance(spec, dict) else None
+    if not isinstance(value, str):
+        return None  # absent, or not a string (the schema has said so)
+    wrong = nodeid.problem(value)
+    if wrong is not None:
+        ctx.problem(
+            ("state", "node_id"),
+            f"the node id {wrong}",
+            'e.g. "web-1", or "${POD_NAME}" from the environment',
+        )
+        return None
+    return value
+
+
 def compile_state(ctx: CompileContext, spec: Any) -> str | None:
-    """`state: {url | url_file}`: the PostgreSQL URL (None: no state section, SQLite)."""
+    """`state: {url | url_file}`: the PostgreSQL URL (None: no state section, SQLite, or one
+    with only a node_id)."""
     if not isinstance(spec, dict):
         return None  # absent (SQLite), or not a mapping (the schema has said so)
-    url = ctx.secret(("state",), spec, "url", required=True)
+    needs_url = not ({"url", "url_file"}.isdisjoint(spec) and "node_id" in spec)
+    url = ctx.secret(("state",), spec, "url", required=needs_url)
     if url is None:
         return None
     if not url.startswith(("postgresql://", "postgres://")):

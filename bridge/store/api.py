@@ -305,28 +305,35 @@ class Notices(NoticesReads, Protocol):
 
 
 class TailStateReads(Protocol):
-    """Where each file input stopped in each file (by file identity)."""
+    """Where each file input of each node stopped in each file (by file identity). `node` is
+    the replica's node id (`state: {node_id}`): replicas sharing a database tail their own
+    files, never each other's (same input name, path or inode notwithstanding)."""
 
-    def load(self, input_name: str) -> dict[FileKey, Position]: ...
+    def load(self, node: str, input_name: str) -> dict[FileKey, Position]: ...
 
 
 class TailState(TailStateReads, Protocol):
     """... and the operations that change them."""
 
-    def save(self, input_name: str, positions: Mapping[FileKey, Position], now: float) -> None: ...
+    def save(
+        self, node: str, input_name: str, positions: Mapping[FileKey, Position], now: float
+    ) -> None: ...
 
-    def forget(self, input_name: str, keys: Iterable[FileKey]) -> None: ...
+    def forget(self, node: str, input_name: str, keys: Iterable[FileKey]) -> None: ...
 
-    def prune(self, input_name: str, keep: Iterable[FileKey], before: float) -> int:
+    def prune(self, node: str, input_name: str, keep: Iterable[FileKey], before: float) -> int:
         """Forget files not seen since `before` and not in `keep`; how many."""
         ...
 
-    def first_run(self, input_name: str, now: float) -> bool:
-        """True the first time an input runs (remembered from then on)."""
+    def first_run(self, node: str, input_name: str, now: float) -> bool:
+        """True the first time an input runs on `node` (remembered from then on). Positions
+        stored before node ids existed are adopted by the first node that asks (see
+        store/tailstate.py), so that node resumes them and this is not its first run."""
         ...
 
     def record(
         self,
+        node: str,
         input_name: str,
         positions: Mapping[FileKey, Position],
         gone: Iterable[FileKey],

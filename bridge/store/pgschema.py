@@ -149,4 +149,19 @@ CREATE TABLE IF NOT EXISTS robot_lockouts (
 );
 """
 
-STEPS: tuple[Step, ...] = (Step(1, _VERSION_1),)
+# Tail offsets by node (issue 13; store/schema.py's TAIL_BY_NODE for SQLite): both tail tables
+# keyed by the node id too. Rows from before get node '' (adopted by the first node that starts
+# the input: store/tailstate.py); the default is dropped at once, so no statement can leave the
+# node out by mistake. Touches only these two tables, so it runs after any other step.
+_TAIL_BY_NODE = """
+ALTER TABLE tail_files ADD COLUMN node TEXT NOT NULL DEFAULT '';
+ALTER TABLE tail_files ALTER COLUMN node DROP DEFAULT;
+ALTER TABLE tail_files DROP CONSTRAINT tail_files_pkey;
+ALTER TABLE tail_files ADD PRIMARY KEY (node, input, dev, ino);
+ALTER TABLE tail_inputs ADD COLUMN node TEXT NOT NULL DEFAULT '';
+ALTER TABLE tail_inputs ALTER COLUMN node DROP DEFAULT;
+ALTER TABLE tail_inputs DROP CONSTRAINT tail_inputs_pkey;
+ALTER TABLE tail_inputs ADD PRIMARY KEY (node, input);
+"""
+
+STEPS: tuple[Step, ...] = (Step(1, _VERSION_1), Step(2, _TAIL_BY_NODE))

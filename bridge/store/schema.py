@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS group_alerts (
 
 -- Tailed files: where each file input stopped in each file, by file identity (device and inode,
 -- checked against a hash of the file's first bytes). Written in the same transaction as the
--- outbox rows for the lines before `offset`.
+-- outbox rows for the lines before `offset`. Version 1's shape: TAIL_BY_NODE (below) keys both
+-- tail tables by node as well.
 CREATE TABLE IF NOT EXISTS tail_files (
     input TEXT NOT NULL,
     dev INTEGER NOT NULL,
@@ -162,7 +163,40 @@ CREATE INDEX IF NOT EXISTS robot_calls_robot ON robot_calls (robot, at);
 CREATE TABLE IF NOT EXISTS robot_lockouts (robot TEXT PRIMARY KEY, until REAL NOT NULL);
 """
 
-STEPS: tuple[Step, ...] = (Step(1, SCHEMA),)
+# Tail offsets by node (issue 13): replicas sharing a database each tail their own files, so
+# tail_files and tail_inputs are keyed by the node id too. SQLite cannot change a primary key in
+# place: each table is rebuilt, its rows kept with node '' (adopted by the first node that starts
+# the input: store/tailstate.py). Touches only these two tables, so it runs after any other step.
+TAIL_BY_NODE = """
+CREATE TABLE tail_files_by_node (
+    node TEXT NOT NULL,
+    input TEXT NOT NULL,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    fp TEXT NOT NULL,
+    fp_len INTEGER NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (node, input, dev, ino)
+) WITHOUT ROWID;
+INSERT INTO tail_files_by_node (node, input, dev, ino, path, offset, fp, fp_len, seen_at)
+    SELECT '', input, dev, ino, path, offset, fp, fp_len, seen_at FROM tail_files;
+DROP TABLE tail_files;
+ALTER TABLE tail_files_by_node RENAME TO tail_files;
+CREATE TABLE tail_inputs_by_node (
+    node TEXT NOT NULL,
+    input TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    PRIMARY KEY (node, input)
+);
+INSERT INTO tail_inputs_by_node (node, input, started_at)
+    SELECT '', input, started_at FROM tail_inputs;
+DROP TABLE tail_inputs;
+ALTER TABLE tail_inputs_by_node RENAME TO tail_inputs
+"""
+
+STEPS: tuple[Step, ...] = (Step(1, SCHEMA), Step(2, TAIL_BY_NODE))
 SCHEMA_VERSION = latest(STEPS)
 
 
