@@ -13,6 +13,8 @@ import pytest
 import requests
 import yaml
 
+from bridge.store.migrations import latest
+from bridge.store.pgschema import STEPS
 from tests.harness import (
     Daemon,
     Simulator,
@@ -92,7 +94,7 @@ def test_the_database_password_is_never_in_the_log_ready_or_check(
         pg_cluster.start()
     checked = bridge_cli("check", "-c", str(daemon.config_path))
     assert checked.returncode == 0, checked.stderr
-    assert "reachable, schema version 1 (current)" in checked.stdout
+    assert f"reachable, schema version {latest(STEPS)} (current)" in checked.stdout
     assert "postgres:***@127.0.0.1" in checked.stdout + daemon.log()
     for text in (daemon.log(), ready.text, down.text, checked.stdout, checked.stderr):
         assert PASSWORD not in text

@@ -99,7 +99,7 @@ class Reloader:
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
-        if new.state_url != old.state_url:
+        if (new.state_url, new.claim_lease) != (old.state_url, old.claim_lease):
             kept.append("state")
         new = replace(
             new,
@@ -107,6 +107,7 @@ class Reloader:
             state_dir=old.state_dir,
             synchronous=old.synchronous,
             state_url=old.state_url,
+            claim_lease=old.claim_lease,
         )
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)

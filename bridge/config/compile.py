@@ -20,6 +20,7 @@ from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
     compile_alertmanager,
+    compile_claim_lease,
     compile_server,
     compile_silences,
     compile_state,
@@ -103,6 +104,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
     state_url = compile_state(ctx, data.get("state"))
+    longest_call = max((t.timeout for t in targets.values()), default=m.DEFAULT_TIMEOUT)
+    claim_lease = compile_claim_lease(ctx, data.get("state"), longest_call)
     if ctx.problems:
         return None
     # The digest covers every file the config reads, so a template edit is a change too, and
@@ -126,6 +129,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         state_dir=compile_state_dir(ctx, data.get("state_dir")),
         synchronous=str(data.get("synchronous", "normal")),
         state_url=state_url,
+        claim_lease=claim_lease,
         silences=compile_silences(ctx, as_list(data.get("silences"))),
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),

@@ -149,4 +149,12 @@ CREATE TABLE IF NOT EXISTS robot_lockouts (
 );
 """
 
-STEPS: tuple[Step, ...] = (Step(1, _VERSION_1),)
+# Claims (store/claims.py): who sends a row or polls a task now, and until when.
+_VERSION_2 = """
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
+    ADD COLUMN IF NOT EXISTS claimed_until DOUBLE PRECISION;
+ALTER TABLE notice_tasks ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
+    ADD COLUMN IF NOT EXISTS claimed_until DOUBLE PRECISION;
+"""
+
+STEPS: tuple[Step, ...] = (Step(1, _VERSION_1), Step(2, _VERSION_2))

@@ -1,0 +1,103 @@
+"""Who sends a row: the replica id, and the lease a sender or poller holds its rows by.
+
+Several replicas (or processes) share one outbox; each claims the rows it sends
+(store: Outbox.claim) for `lease` seconds, and renews the claim while a message is in flight
+(between the parts of a long message, while it waits for the robot's turn), so a live replica
+never loses a row it is sending. A replica that dies stops renewing: its rows are claimable
+again once the lease ends, and another replica sends them (at most once more: the dead one may
+have sent one just before it died, as a single process restarted after `kill -9` does).
+
+The owner is one id per process, random, made at start (shown in /-/ready and the start log):
+a restarted process is another owner, so nothing it held before is taken for its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import Literal
+
+from bridge.clock import Clock
+from bridge.config.model import DEFAULT_CLAIM_LEASE
+from bridge.delivery.labels import ids_of
+from bridge.errors import StoreError
+from bridge.logs import fmt_fields
+from bridge.store.api import Store
+
+log = logging.getLogger("bridge.delivery")
+
+DEFAULT_LEASE = DEFAULT_CLAIM_LEASE  # seconds (the config's `state: {lease}`)
+RENEW_AT = 0.5  # renew once this share of the lease has passed
+
+
+def new_replica_id() -> str:
+    """host:pid:random, readable in logs, and never the id of an earlier process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class Hold:
+    """What one claimer holds now: the ids and until when (its own clock's view)."""
+
+    ids: list[str]
+    until: float
+    lease: float
+
+    def renew_due(self, now: float) -> bool:
+        """Half the lease (RENEW_AT) is gone: renew before going on."""
+        return now >= self.until - self.lease * (1 - RENEW_AT)
+
+    def seconds_to_renewal(self, now: float) -> float:
+        return max(0.0, self.until - self.lease * (1 - RENEW_AT) - now)
+
+
+class Claims:
+    """One sender's claims on its target's rows: renewing them, letting go of them."""
+
+    def __init__(self, store: Store, target: str, owner: str, lease: float, clock: Clock) -> None:
+        self.store = store
+        self.target = target
+        self.owner = owner
+        self.lease = lease
+        self.clock = clock
+
+    def renew(self, hold: Hold) -> Literal["held", "wait", "lost"]:
+        """Hold the rows for another lease: "held" (go on sending); "wait" (the store could
+        not renew it and the lease is over: try again before sending on); "lost" (another
+        replica took some since, as this one stalled past the lease: the message is theirs,
+        and what is still held here is let go)."""
+        now = self.clock.time()
+        try:
+            with self.store.transaction() as tx:
+                held = tx.outbox.renew(hold.ids, self.owner, now + self.lease)
+        except StoreError as exc:
+            if now < hold.until:
+                return "held"  # the lease runs still; the next turn tries again
+            log.warning(fmt_fields("claim not renewed", target=self.target, error=str(exc)))
+            return "wait"
+        if len(held) == len(hold.ids):
+            hold.until = now + self.lease
+            return "held"
+        self.let_go(held)
+        log.warning(
+            fmt_fields(
+                "claim lost, message left to the replica that took it",
+                target=self.target,
+                id=ids_of([i for i in hold.ids if i not in held]),
+                owner=self.owner,
+            )
+        )
+        return "lost"
+
+    def let_go(self, ids: list[str]) -> None:
+        """Release rows held but not sent now: claimable at once (else when the lease ends)."""
+        if not ids:
+            return
+        try:
+            with self.store.transaction() as tx:
+                tx.outbox.release(self.owner, ids)
+        except StoreError:
+            pass  # their lease ends by itself
