@@ -20,7 +20,15 @@ import psycopg
 import pytest
 import requests
 
-from tests.harness import Daemon, Simulator, am_alert_payload, quick_robot_config, wait_until
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    metric_value,
+    quick_robot_config,
+    scrape_metrics,
+    wait_until,
+)
 from tests.pgcluster import Cluster
 
 Replicas = Callable[..., Daemon]
@@ -125,6 +133,9 @@ def test_a_replica_killed_holding_rows_leaves_them_to_the_other_after_the_lease(
     wait_until(lambda: arrivals(sim)["After"] == 1, timeout=10)
     if time.monotonic() - killed_at < 5:
         assert [h for _, h in claims(pg_url)] == [holder]
+        ready = requests.get(f"{survivor.url}/-/ready", timeout=30).json()
+        assert ready["queues"]["ops"]["claimed"] == 1 and ready["store"]["wakeups"] == "listening"
+        assert metric_value(scrape_metrics(survivor), "outbox_claimed", target="ops") == 1
 
     # Once the lease ends, the survivor sends it: the copy in flight when the replica died
     # landed too, so it arrives twice at most, never zero times.
