@@ -230,7 +230,7 @@ def read_only(url: str) -> Iterator[SqlTx | None]:
             if _schema_version(conn) is None:
                 yield None
                 return
-            yield SqlTx(PgConnection(conn), legacy=False)
+            yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)
     except psycopg.Error as exc:
         raise store_error(exc, secrets) from exc
     finally:
