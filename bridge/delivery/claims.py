@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +26,8 @@ from bridge.config.model import DEFAULT_CLAIM_LEASE
 from bridge.delivery.labels import ids_of
 from bridge.errors import StoreError
 from bridge.logs import fmt_fields
-from bridge.store.api import Store
+from bridge.store.api import OutboxReads, Store
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -54,8 +56,18 @@ class Hold:
         return max(0.0, self.until - self.lease * (1 - RENEW_AT) - now)
 
 
+@dataclass(frozen=True)
+class Taken:
+    """What a sender's turn took: the rows, the target's backlog (0 when not counted), and
+    when none was taken, when the next is due (None: nothing pending)."""
+
+    rows: list[Row]
+    backlog: int
+    next_due: float | None
+
+
 class Claims:
-    """One sender's claims on its target's rows: renewing them, letting go of them."""
+    """One sender's claims on its target's rows: taking, renewing and letting go of them."""
 
     def __init__(self, store: Store, target: str, owner: str, lease: float, clock: Clock) -> None:
         self.store = store
@@ -63,6 +75,40 @@ class Claims:
         self.owner = owner
         self.lease = lease
         self.clock = clock
+
+    def take(self, now: float, count_backlog: bool, limit: Callable[[int], int]) -> Taken:
+        """Claim the due rows this turn may send, `limit(backlog)` at most.
+
+        When no claim can be written (SQLite on a full disk: reads work, writes do not), the
+        due rows no one holds are read instead and sent unclaimed, as before claims existed: the
+        outcome is held until the store commits again (recording.py), and applies then, since
+        no other claimer took the rows."""
+        try:
+            with self.store.transaction() as tx:
+                outbox = tx.outbox
+                return self._pick(
+                    outbox,
+                    count_backlog,
+                    lambda n: outbox.claim(self.target, self.owner, now, now + self.lease, n),
+                    limit,
+                )
+        except StoreError:
+            with self.store.reading() as read:
+                reads = read.outbox
+                return self._pick(
+                    reads, count_backlog, lambda n: reads.due(self.target, now, n), limit
+                )
+
+    def _pick(
+        self,
+        outbox: OutboxReads,
+        count_backlog: bool,
+        take: Callable[[int], list[Row]],
+        limit: Callable[[int], int],
+    ) -> Taken:
+        backlog = outbox.pending_count(self.target) if count_backlog else 0
+        rows = take(limit(backlog))
+        return Taken(rows, backlog, None if rows else outbox.next_due_at(self.target))
 
     def renew(self, hold: Hold) -> Literal["held", "wait", "lost"]:
         """Hold the rows for another lease: "held" (go on sending); "wait" (the store could

@@ -28,6 +28,9 @@ could not take is held and the target sends nothing until it is recorded (delive
 
 A row is deleted only after DingTalk answered errcode 0: if the process dies between the answer
 and the delete, that message is sent once more after the restart (never lost, at most one extra).
+
+Over 400 lines as one idea: one target's send loop, with every outcome of a send beside it (the
+claims, the window, the recording and the failure decisions live in their own modules).
 """
 
 from __future__ import annotations
@@ -53,11 +56,11 @@ from bridge.delivery.robots import RobotWindow, RobotWindows, Ticket
 from bridge.delivery.worker import Worker
 from bridge.dingtalk.channel import Channel
 from bridge.dingtalk.responses import AwaitingResult, Failed
-from bridge.errors import Reason, StoreError
+from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.store import records
-from bridge.store.api import OutboxReads, Store
+from bridge.store.api import Store
 from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
@@ -172,10 +175,11 @@ class TargetSender:
         current = self._current
         if current.hold.renew_due(self.clock.time()):
             kept = self.claims.renew(current.hold)
-            if kept != "held":
-                if kept == "lost":
-                    self._current = None
-                return 0.0 if kept == "lost" else 1.0
+            if kept == "lost":
+                self._current = None
+                return 0.0
+            if kept == "wait":  # no renewal, and the lease is over: send no more until one
+                return 1.0
         wait = self._send_next()
         if self._current is not None:  # mid-message, waiting for the robot: wake to renew
             wait = min(wait, self._current.hold.seconds_to_renewal(self.clock.time()))
@@ -194,11 +198,17 @@ class TargetSender:
             return ready - now
         threshold = messages.digest_threshold(policy, self.window.used(policy.rate, now))
         try:
-            rows, backlog, next_due = self._claim(now, threshold)
+            taken = self.claims.take(
+                now,
+                count_backlog=policy.digest and not self._no_digest_once,
+                # One row, unless a digest may be due.
+                limit=lambda backlog: policy.digest_max if backlog > threshold else 1,
+            )
         except records.UnreadableRow as exc:  # stored by an older version, or damaged
             # Not claimed: the claim that met it rolled back.
             self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [], None)
             return 0.0
+        rows, backlog, next_due = taken.rows, taken.backlog, taken.next_due
         if not rows:
             self.worker.idle = True
             if next_due is None or next_due <= now:  # none, or due but held by another replica
@@ -225,36 +235,6 @@ class TargetSender:
         done = batch[0].parts_sent if len(batch) == 1 else 0
         self._current = Current(batch, bodies, done, Hold(ids, now + self.lease, self.lease))
         return 0.0
-
-    def _claim(self, now: float, threshold: int) -> tuple[list[Row], int, float | None]:
-        """Claim the rows this turn may send: (them, the backlog, when the next is due if none).
-
-        When no claim can be written (SQLite on a full disk: reads work, writes do not), the
-        due rows no one holds are read instead and sent unclaimed, as before claims existed: the
-        outcome is held until the store commits again (recording.py), and applies then, since
-        no other claimer took the rows."""
-        try:
-            with self.store.transaction() as tx:
-                outbox = tx.outbox
-                return self._pick(
-                    outbox,
-                    lambda n: outbox.claim(self.name, self.owner, now, now + self.lease, n),
-                    threshold,
-                )
-        except StoreError:
-            with self.store.reading() as read:
-                reads = read.outbox
-                return self._pick(reads, lambda n: reads.due(self.name, now, n), threshold)
-
-    def _pick(
-        self, outbox: OutboxReads, take: Callable[[int], list[Row]], threshold: int
-    ) -> tuple[list[Row], int, float | None]:
-        backlog = 0
-        if self.channel.policy.digest and not self._no_digest_once:
-            backlog = outbox.pending_count(self.name)
-        # Take only what this turn may send: one row, unless a digest may be due.
-        rows = take(self.channel.policy.digest_max if backlog > threshold else 1)
-        return rows, backlog, None if rows else outbox.next_due_at(self.name)
 
     def _message(self, rows: list[Row], digest: bool, backlog: int) -> tuple[list[Row], Message]:
         now = self.clock.now()
