@@ -6,6 +6,7 @@ a fake DingTalk, a real SQLite store, the loop driven one step at a time."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,12 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.config.model import Config
-from bridge.delivery.claims import DEFAULT_LEASE
+from bridge.delivery.claims import (
+    DEFAULT_LEASE,
+    free_predecessors,
+    is_predecessor,
+    new_replica_id,
+)
 from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender
@@ -146,3 +152,36 @@ def test_a_stopping_sender_lets_go_of_its_rows(
         assert tx.outbox.claimed(clock.time()) == {}
     [row] = pending(store)
     assert claimable_by_another(store, clock) == [row.id]
+
+
+ME = "node-1:4242:aaaaaa"
+
+
+@pytest.mark.parametrize(
+    ("owner", "predecessor"),
+    [
+        ("node-1:4242:bbbbbb", True),  # our pid, another start: a restarted container (pid 1)
+        ("node-1:999:cccccc", True),  # a pid that runs no more: killed or crashed
+        ("node-1:1000:dddddd", False),  # a pid that runs: another live process of the host
+        ("node-2:999:eeeeee", False),  # another host's: only its lease ends it
+        (ME, False),
+        ("node-1", False),  # not an id this code makes
+        ("node-1:x:ffffff", False),
+    ],
+)
+def test_a_dead_process_of_this_host_is_a_predecessor(owner: str, predecessor: bool) -> None:
+    assert is_predecessor(owner, ME, alive=lambda pid: pid == 1000) is predecessor
+
+
+def test_a_restart_takes_over_what_its_dead_predecessor_held_at_once(store: Store) -> None:
+    me = new_replica_id()
+    host, pid, _ = me.split(":")
+    dead, elsewhere = f"{host}:{pid}:0ld0ld", f"far-away:{pid}:0ther0"
+    live = f"{host}:{os.getppid()}:11ve00"  # the test runner's parent runs
+    enqueue(store, "a", ["A0", "A1", "A2"], START)
+    with store.transaction() as tx:
+        for owner, limit in ((dead, 1), (live, 1), (elsewhere, 1)):
+            tx.outbox.claim("a", owner, START, START + DEFAULT_LEASE, limit)
+    assert free_predecessors(store, me, START + 1) == [dead]
+    with store.reading() as tx:
+        assert tx.outbox.claimers(START + 1) == {live, elsewhere}

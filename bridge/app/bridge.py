@@ -24,7 +24,7 @@ from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
-from bridge.delivery.claims import new_replica_id
+from bridge.delivery.claims import free_predecessors, new_replica_id
 from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
@@ -210,6 +210,7 @@ class Bridge:
         if pending:
             log.info(fmt_fields("resuming", pending=pending))
         log.info(fmt_fields("replica", id=self.replica, lease=f"{self.config.claim_lease:g}s"))
+        free_predecessors(self.store, self.replica, self.clock.time())  # a restart resumes at once
         for sender in self.senders.values():
             sender.start()
         self.store.listen(self._queued_elsewhere)  # wake-ups from other replicas (a database)

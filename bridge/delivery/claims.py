@@ -40,6 +40,43 @@ def new_replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def is_predecessor(owner: str, me: str, alive: Callable[[int], bool] = pid_alive) -> bool:
+    """Is `owner` an earlier process of this host that is gone (killed, crashed)? Same host
+    name, and its pid is ours now (a restarted container: pid 1 again) or runs no more. Its
+    rows need not wait for its lease: a restart on one node resumes them at once, as before
+    claims existed. Another live process of the host (its pid runs) keeps its rows."""
+    host, _, rest = owner.partition(":")
+    my_host, _, my_rest = me.partition(":")
+    pid_text = rest.partition(":")[0]
+    if owner == me or host != my_host or not pid_text.isdigit():
+        return False
+    return pid_text == my_rest.partition(":")[0] or not alive(int(pid_text))
+
+
+def free_predecessors(store: Store, me: str, now: float) -> list[str]:
+    """Release what earlier, dead processes of this host still hold (is_predecessor): which
+    owners those were."""
+    with store.transaction() as tx:
+        gone = sorted(o for o in tx.outbox.claimers(now) if is_predecessor(o, me))
+        for owner in gone:
+            released = tx.outbox.release(owner)
+            tx.notices.release(owner)
+            log.info(
+                fmt_fields("claims of a previous process released", owner=owner, rows=released)
+            )
+    return gone
+
+
 @dataclass
 class Hold:
     """What one claimer holds now: the ids and until when (its own clock's view)."""

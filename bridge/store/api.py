@@ -47,6 +47,10 @@ class OutboxReads(Protocol):
 
     def dead_count(self) -> int: ...
 
+    def claimers(self, now: float) -> set[str]:
+        """The owners holding outbox rows or notice tasks (Notices.claim) past `now`."""
+        ...
+
     def claimed(self, now: float) -> dict[str, int]:
         """Per target: pending rows whose claim runs past `now` (being sent right now)."""
         ...

@@ -134,6 +134,15 @@ class SqlOutbox:
         self._dialect.queued(self._conn, targets)
         return len(targets)
 
+    def claimers(self, now: float) -> set[str]:
+        """The owners holding rows or notice tasks with a lease running past `now`."""
+        cursor = self._conn.execute(
+            "SELECT claimed_by FROM outbox WHERE claimed_until > ?"
+            " UNION SELECT claimed_by FROM notice_tasks WHERE claimed_until > ?",
+            (now, now),
+        )
+        return {str(owner) for (owner,) in cursor.fetchall()}
+
     def claimed(self, now: float) -> dict[str, int]:
         """Per target: pending rows whose claim still runs (being sent now)."""
         rows = self._conn.execute(
