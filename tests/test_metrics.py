@@ -30,6 +30,7 @@ def test_metrics_follow_what_happens(sim: Simulator, tmp_path: Path) -> None:
     )
     assert metric_value(after, "calls_total", target="ops") == 2
     assert metric_value(after, "outbox_pending", target="ops") == 0
+    assert metric_value(after, "outbox_claimed", target="ops") == 0
     assert metric_value(after, "dead_letters_stored") == 1
     assert metric_value(after, "tail_lines_matched_total", input="app") == 1
     assert metric_value(after, "tail_lag_bytes", input="app", path=str(log)) == 100

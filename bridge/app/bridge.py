@@ -24,6 +24,7 @@ from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
+from bridge.delivery.claims import free_predecessors, new_replica_id
 from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
@@ -59,6 +60,8 @@ class Bridge:
         self.config = config
         self.clock = clock
         self.loaded_at = clock.now()
+        # Names this process in the claims it makes on shared rows (outbox, notice tasks).
+        self.replica = new_replica_id()
         # Before anything can log: opening a database store may (its URL holds a password).
         REDACTOR.set_secrets(config.secrets())
         self.store = store or open_store(config)
@@ -71,7 +74,12 @@ class Bridge:
         self.senders = {name: self._sender(target) for name, target in config.targets.items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
         self.notice_poller = NoticePoller(
-            self.store, self.client, lambda: self.config.targets, clock=clock
+            self.store,
+            self.client,
+            lambda: self.config.targets,
+            clock=clock,
+            owner=self.replica,
+            lease=config.claim_lease,
         )
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
@@ -96,6 +104,8 @@ class Bridge:
             clock=self.clock,
             windows=self.windows,
             timezone=self._tz,
+            owner=self.replica,
+            lease=self.config.claim_lease,
         )
 
     def _tz(self) -> tzinfo:
@@ -109,6 +119,10 @@ class Bridge:
             sender = self.senders.get(name)
             if sender is not None:
                 sender.wake()
+
+    def _queued_elsewhere(self, target: str | None) -> None:
+        """Another replica queued rows for `target` (None: for any, maybe)."""
+        self._queued(list(self.senders) if target is None else [target])
 
     def _tailer(self, spec: FileInput) -> Tailer:
         return Tailer(spec, StoreOffsets(self.store, self.node_id), self.accept_lines, self.clock)
@@ -199,8 +213,11 @@ class Bridge:
             pending = tx.outbox.pending_count()
         if pending:
             log.info(fmt_fields("resuming", pending=pending))
+        log.info(fmt_fields("replica", id=self.replica, lease=f"{self.config.claim_lease:g}s"))
+        free_predecessors(self.store, self.replica, self.clock.time())  # a restart resumes at once
         for sender in self.senders.values():
             sender.start()
+        self.store.listen(self._queued_elsewhere)  # wake-ups from other replicas (a database)
         self.notice_poller.start()
         self.grouper.start()
         for tailer in self.tailers.values():

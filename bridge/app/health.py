@@ -20,7 +20,7 @@ def healthy(bridge: Bridge) -> bool:
 
 def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
     now = bridge.clock.time()
-    probe = bridge.store.probe()
+    probe = bridge.store.probe(now)
     depths, dead, writable = probe.depths, probe.dead_letters, probe.writable
     senders = {name: s.alive() for name, s in bridge.senders.items()}
     sending = {name: s.status() for name, s in bridge.senders.items()}
@@ -58,13 +58,16 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
         "warnings": warnings,
         "config": bridge.reloader.status,
         "node": bridge.node_id,  # the file inputs' offsets are this node's (state.node_id)
-        "store": {"writable": writable, "dead_letters": int(dead)},
+        "store": {"writable": writable, "dead_letters": int(dead), "wakeups": probe.wakeups},
+        # This process's id in the claims it makes on shared rows (delivery/claims.py).
+        "replica": bridge.replica,
         "queues": {
             name: {
                 "pending": depths.get(name, (0, None))[0],
                 "oldest_age_seconds": round(now - oldest, 1)
                 if (oldest := depths.get(name, (0, None))[1]) is not None
                 else None,
+                "claimed": probe.claimed.get(name, 0),  # by any replica, being sent now
                 "sender_running": senders[name],
                 **sending.get(name, {}),
             }

@@ -179,11 +179,18 @@ class BridgeCollector(Collector):
             "Age of the oldest waiting message.",
             labels=["target"],
         )
+        claimed = GaugeMetricFamily(
+            f"{PREFIX}_outbox_claimed",
+            "Waiting messages a replica holds and is sending now, per target.",
+            labels=["target"],
+        )
         for name, queue in sorted(details["queues"].items()):
             depth.add_metric([name], queue["pending"])
             age.add_metric([name], queue["oldest_age_seconds"] or 0.0)
+            claimed.add_metric([name], queue["claimed"])
         yield depth
         yield age
+        yield claimed
         yield GaugeMetricFamily(
             f"{PREFIX}_dead_letters_stored",
             "Dead letters in the outbox.",

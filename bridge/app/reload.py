@@ -99,7 +99,11 @@ class Reloader:
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
-        if (new.state_url, new.node_id) != (old.state_url, old.node_id):
+        if (new.state_url, new.node_id, new.claim_lease) != (
+            old.state_url,
+            old.node_id,
+            old.claim_lease,
+        ):
             kept.append("state")
         new = replace(
             new,
@@ -109,6 +113,7 @@ class Reloader:
             state_url=old.state_url,
             node_id=old.node_id,
             node_id_configured=old.node_id_configured,
+            claim_lease=old.claim_lease,
         )
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)

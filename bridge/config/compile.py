@@ -21,6 +21,7 @@ from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
     compile_alertmanager,
+    compile_claim_lease,
     compile_node_id,
     compile_server,
     compile_silences,
@@ -106,6 +107,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
     state_url = compile_state(ctx, data.get("state"))
     node_id = compile_node_id(ctx, data.get("state"))
+    longest_call = max((t.timeout for t in targets.values()), default=m.DEFAULT_TIMEOUT)
+    claim_lease = compile_claim_lease(ctx, data.get("state"), longest_call)
     if ctx.problems:
         return None
     # The digest covers every file the config reads, so a template edit is a change too, and
@@ -131,6 +134,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         state_url=state_url,
         node_id=node_id or nodeid.from_host(),
         node_id_configured=node_id is not None,
+        claim_lease=claim_lease,
         silences=compile_silences(ctx, as_list(data.get("silences"))),
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),

@@ -49,6 +49,13 @@ DEFAULT_API_BASE = "https://oapi.dingtalk.com"
 # systemd's StateDirectory= for the packaged unit; used when neither the config nor
 # $STATE_DIRECTORY names one.
 DEFAULT_STATE_DIR = Path("/var/lib/dingtalk-bridge")
+# `state: {lease}`: how long a replica holds the rows it claimed to send (delivery/claims.py).
+# At least MIN_CLAIM_LEASE: renewed at half its length, it must outlast an HTTP call to DingTalk
+# (a target's timeout, 5 s by default) and a slow commit; at most MAX_CLAIM_LEASE, which is how
+# long a dead replica's rows may wait for another.
+DEFAULT_CLAIM_LEASE = 30.0
+MIN_CLAIM_LEASE = 5.0
+MAX_CLAIM_LEASE = 600.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,7 @@ class Config:
     # replicas sharing a database never take over each other's (bridge/config/nodeid.py).
     node_id: str = field(default_factory=nodeid.from_host)
     node_id_configured: bool = False  # False: the host name (the default)
+    claim_lease: float = DEFAULT_CLAIM_LEASE
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored

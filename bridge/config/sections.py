@@ -75,13 +75,41 @@ def compile_node_id(ctx: CompileContext, spec: Any) -> str | None:
     return value
 
 
+def compile_claim_lease(ctx: CompileContext, spec: Any, longest_call: float) -> float:
+    """`state: {lease}`: seconds a replica holds the rows it claimed (see model's bounds). It
+    must outlast the longest call to DingTalk (`longest_call`, a target's timeout) twice over:
+    renewed at half its length, a claim then never ends during a call. Without `lease`, the
+    default, or that much for targets with long timeouts."""
+    floor = 2 * longest_call
+    default = min(max(m.DEFAULT_CLAIM_LEASE, floor), m.MAX_CLAIM_LEASE)
+    if not isinstance(spec, dict) or spec.get("lease") is None:
+        return default
+    at = ("state", "lease")
+    lease = ctx.duration(at, spec.get("lease"), default)
+    if not m.MIN_CLAIM_LEASE <= lease <= m.MAX_CLAIM_LEASE:
+        ctx.problem(
+            at,
+            f"must be between {m.MIN_CLAIM_LEASE:g}s and {m.MAX_CLAIM_LEASE / 60:g}m",
+            "a replica renews its claim at half the lease, so it must outlast a call to"
+            " DingTalk; a dead replica's rows wait for it to end. The default is"
+            f" {m.DEFAULT_CLAIM_LEASE:g}s",
+        )
+    elif lease < floor:
+        ctx.problem(
+            at,
+            f"must be at least twice the longest target timeout ({floor:g}s)",
+            "renewed at half its length, a claim must not end while a call to DingTalk waits",
+        )
+    return lease
+
+
 def compile_state(ctx: CompileContext, spec: Any) -> str | None:
-    """`state: {url | url_file}`: the PostgreSQL URL (None: no state section, SQLite, or one
-    with only a node_id)."""
+    """`state: {url | url_file}`: the PostgreSQL URL (None: no URL, SQLite)."""
     if not isinstance(spec, dict):
         return None  # absent (SQLite), or not a mapping (the schema has said so)
-    needs_url = not ({"url", "url_file"}.isdisjoint(spec) and "node_id" in spec)
-    url = ctx.secret(("state",), spec, "url", required=needs_url)
+    if "url" not in spec and "url_file" not in spec:
+        return None  # only `node_id` or `lease`: SQLite
+    url = ctx.secret(("state",), spec, "url", required=True)
     if url is None:
         return None
     if not url.startswith(("postgresql://", "postgres://")):

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bridge.config.model import SendPolicy
+from bridge.delivery.claims import Hold
 from bridge.delivery.digest import Item, build_digest
 from bridge.delivery.labels import error_text, ids_of_rows
 from bridge.dingtalk.channel import Body, Channel
@@ -43,11 +44,13 @@ class Renderer(Protocol):
 
 @dataclass
 class Current:
-    """The message being sent: its rows, its bodies and how many of them DingTalk has."""
+    """The message being sent: its rows, its bodies, how many of them DingTalk has, and the
+    claim the rows are held by (renewed while it is sent)."""
 
     batch: list[Row]
     bodies: list[Body]
     done: int
+    hold: Hold
     started: float = field(default_factory=time.monotonic)
 
 

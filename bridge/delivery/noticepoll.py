@@ -13,6 +13,10 @@ Quotas: one call at a time, at least `CALL_SPACING` apart (at most 10 a second f
 together, half the 20 QPS per API and app usually quoted as DingTalk's default), and at most
 `BATCH` tasks taken from the store per round. getsendresult works for tasks of the last 24 hours,
 far longer than we poll.
+
+Replicas sharing the store each run a poller: a round claims its tasks (delivery/claims.py), so
+one replica polls a task at a time; tasks left when half the lease is gone are let go (the next
+round claims them again), and an answer recorded after the claim was lost changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import Target
+from bridge.delivery.claims import DEFAULT_LEASE, Hold, new_replica_id
 from bridge.delivery.labels import ids_of
 from bridge.dingtalk.channel import ResultChannel
 from bridge.dingtalk.channels import channel_for
@@ -88,8 +93,13 @@ class NoticePoller:
         targets: Callable[[], Mapping[str, Target]],
         clock: Clock = SYSTEM_CLOCK,
         pause: Callable[[float], None] | None = None,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
+        """`owner`, `lease`: the replica id and lease its claims are made in (TargetSender's)."""
         self.store = store
+        self.owner = owner or new_replica_id()
+        self.lease = lease
         self.client = client
         self.targets = targets
         self.clock = clock
@@ -116,18 +126,24 @@ class NoticePoller:
                 if self.step() == 0:
                     with self.store.reading() as tx:
                         upcoming = tx.notices.next_poll_at()
-                    wait = IDLE if upcoming is None else upcoming - self.clock.time()
+                    now = self.clock.time()
+                    # None due, or due but polled by another replica now: the idle pace.
+                    wait = IDLE if upcoming is None or upcoming <= now else upcoming - now
                     self._stop.wait(min(IDLE, max(wait, 0.05)))
             except Exception:  # a bug must not stop every verification for good: log, go on
                 log.exception("notice poller error")
                 self._stop.wait(5.0)
 
     def step(self) -> int:
-        """Poll the tasks that are due (at most BATCH); how many were polled."""
-        with self.store.reading() as tx:
-            tasks = tx.notices.due(self.clock.time(), BATCH)
+        """Claim the tasks that are due (at most BATCH) and poll them; how many were claimed."""
+        now = self.clock.time()
+        with self.store.transaction() as tx:
+            tasks = tx.notices.claim(self.owner, now, now + self.lease, BATCH)
+        hold = Hold([], now + self.lease, self.lease)
         for index, task in enumerate(tasks):
-            if self._stop.is_set():
+            if self._stop.is_set() or hold.renew_due(self.clock.time()):
+                with self.store.transaction() as tx:  # the next round claims them again
+                    tx.notices.release(self.owner, tasks[index:])
                 break
             if index:
                 self._pause(CALL_SPACING)
@@ -176,7 +192,7 @@ class NoticePoller:
             self._unverified(task, now, result or _previous(task), why)
             return
         with self.store.transaction() as tx:
-            tx.notices.poll_later(task, when, answer)
+            tx.notices.poll_later(task, when, answer, owner=self.owner)
 
     def _settle(self, task: Task, now: float, result: SendResult, verdict: Verdict) -> None:
         refused = [(r.userid, r.code) for r in result.refused]
@@ -186,8 +202,12 @@ class NoticePoller:
             else None
         )
         with self.store.transaction() as tx:
-            tx.notices.settle(task, verdict.outcome, result.got_it(), refused, note, now)
-            if verdict.outcome == "dead":
+            held = tx.notices.settle(
+                task, verdict.outcome, result.got_it(), refused, note, now, owner=self.owner
+            )
+            if not held:  # another replica polls it now (this one stalled past its lease)
+                pass
+            elif verdict.outcome == "dead":
                 tx.outbox.dead_letter(
                     task.ids,
                     verdict.reason.value if verdict.reason else "dingtalk_rejected",
@@ -207,6 +227,8 @@ class NoticePoller:
                 )
             else:
                 tx.outbox.delivered(task.ids)
+        if not held:
+            return
         self._count(task, verdict.outcome, result)
         fields = dict(
             rule=",".join(sorted(set(task.rules))),
@@ -235,8 +257,11 @@ class NoticePoller:
         got = result.got_it() if result else ()
         refused = [(r.userid, r.code) for r in result.refused] if result else []
         with self.store.transaction() as tx:
-            tx.notices.settle(task, "unverified", got, refused, why, now)
-            tx.outbox.delivered(task.ids)
+            held = tx.notices.settle(task, "unverified", got, refused, why, now, owner=self.owner)
+            if held:
+                tx.outbox.delivered(task.ids)
+        if not held:
+            return
         if result is not None:
             self._count(task, "unverified", result)
         else:

@@ -50,20 +50,26 @@ def dead_letters(
     errcode: int | None,
     errmsg: str | None,
     now: float,
+    owner: str | None,
+    swept: list[str] | None = None,
 ) -> Record:
-    """The outcome that makes `ids` dead letters, with the calls that led there."""
-    return Record(
-        "dead letter",
-        ids,
-        calls,
-        None,
-        lambda tx: tx.outbox.dead_letter(ids, reason, errcode, errmsg, now),
-    )
+    """The outcome that makes `ids` (held by `owner`, when given) dead letters, with the calls
+    that led there; and `swept`, pending rows of the target too old to wait any longer, whoever
+    holds them."""
+
+    def write(tx: Tx) -> None:
+        tx.outbox.dead_letter(ids, reason, errcode, errmsg, now, owner=owner)
+        if swept:
+            tx.outbox.dead_letter(swept, reason, errcode, errmsg, now)
+
+    return Record("dead letter", ids + (swept or []), calls, None, write)
 
 
-def part_sent(head: str, done: int, at: float) -> Record:
+def part_sent(head: str, done: int, at: float, owner: str) -> Record:
     """Part `done` of a long message went out: a restart resumes at the next part."""
-    return Record("part", [head], [at], None, lambda tx: tx.outbox.progress(head, done, at))
+    return Record(
+        "part", [head], [at], None, lambda tx: tx.outbox.progress(head, done, at, owner=owner)
+    )
 
 
 def accepted(
@@ -90,8 +96,10 @@ def retry(
     lockout: float | None,
     failed: Failed,
     now: float,
+    owner: str,
 ) -> Record:
-    """Send `ids` again from `not_before`, noting why (and a lockout of the robot)."""
+    """Send `ids` (held by `owner`) again from `not_before`, noting why (and a lockout of the
+    robot)."""
     reason = failed.reason.value
     return Record(
         "retry",
@@ -99,7 +107,7 @@ def retry(
         calls,
         lockout,
         lambda tx: tx.outbox.retry_later(
-            ids, not_before, reason, failed.errcode, failed.errmsg, now
+            ids, not_before, reason, failed.errcode, failed.errmsg, now, owner=owner
         ),
     )
 

@@ -4,10 +4,13 @@ The loop, for its target, one step at a time (`step` makes at most one call to D
 1. wait for the robot's next slot: its rate window and any lockout DingTalk imposed are shared
    by every target of the robot (delivery/robots.py), and while the robot fails (5xx, no
    connection) only one probe at a time goes out, spaced by a backoff;
-2. take the due rows, oldest first; when more are queued than the rate carries soon, merge them
-   into one digest message, else take the oldest;
+2. claim the due rows, oldest first (delivery/claims.py: several replicas share the outbox, and
+   a row is sent by the one holding it); when more are queued than the rate carries soon, merge
+   them into one digest message, else take the oldest (and let go of the rest);
 3. send its bodies through the target's channel (parts of a long message are paced like
-   messages, and progress is recorded so a restart resumes at the next part);
+   messages, and progress is recorded so a restart resumes at the next part), renewing the
+   claim while it is in flight; a claim lost meanwhile (this replica stalled past its lease and
+   another took the rows) leaves the message to its new holder;
 4. delivered: delete the rows. Retryable failure: back off (a lockout waits it out).
    Permanent failure, or undelivered for longer than give_up_after: dead letter with the reason,
    DingTalk's errcode and errmsg (delivery/failures.py decides). Nothing leaves the outbox
@@ -25,6 +28,9 @@ could not take is held and the target sends nothing until it is recorded (delive
 
 A row is deleted only after DingTalk answered errcode 0: if the process dies between the answer
 and the delete, that message is sent once more after the restart (never lost, at most one extra).
+
+Over 400 lines as one idea: one target's send loop, with every outcome of a send beside it (the
+claims, the window, the recording and the failure decisions live in their own modules).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from typing import Any
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.delivery import messages, recording
 from bridge.delivery.backoff import backoff_delay
+from bridge.delivery.claims import DEFAULT_LEASE, Claims, Hold, new_replica_id
 from bridge.delivery.failures import DeadLetter, after_failure, is_outage
 from bridge.delivery.labels import error_text, ids_of, ids_of_rows, rules_of
 from bridge.delivery.messages import Current, Renderer
@@ -58,7 +65,10 @@ from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
 
-IDLE_POLL = 1.0  # seconds: also notices rows revived by `outbox retry` from another process
+# Seconds between looks while nothing is due. Rows queued by this process wake the sender at
+# once, and rows queued by another replica too while it listens (Store.listen); the poll finds
+# what a wake-up missed, rows whose claimer died, and rows revived by `outbox retry`.
+IDLE_POLL = 1.0
 
 
 @dataclass
@@ -85,10 +95,13 @@ class TargetSender:
         windows: RobotWindows | None = None,
         rand: Callable[[], float] = random.random,
         timezone: Callable[[], tzinfo] = lambda: UTC,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         """`windows`: the process's shared rate windows (one per robot); a sender made without
         them (a test) has a registry of its own, loaded from the store. `timezone`: the
-        config's, for the time in a work notice's unique line."""
+        config's, for the time in a work notice's unique line. `owner`: the replica id its
+        claims are made in (a new one when not given), for `lease` seconds."""
         self.channel = channel
         self.name = channel.name
         self.renderer = renderer
@@ -96,6 +109,9 @@ class TargetSender:
         self.store = store
         self.clock = clock
         self.rand = rand
+        self.owner = owner or new_replica_id()
+        self.lease = lease
+        self.claims = Claims(store, self.name, self.owner, lease, clock)
         self.windows = windows or RobotWindows(store_loader(store, clock))
         self._window: RobotWindow | None = None
         self.recorder = Recorder(store, lambda: self.window, self.name, clock)
@@ -103,7 +119,7 @@ class TargetSender:
         self.last_internal_error: dict[str, str] | None = None
         self._current: Current | None = None
         self._no_digest_once = False
-        self.worker = Worker(self.name, self.step, self.recorder.last_try, channel.timeout)
+        self.worker = Worker(self.name, self.step, self._at_stop, channel.timeout)
 
     @property
     def window(self) -> RobotWindow:
@@ -156,7 +172,23 @@ class TargetSender:
             wait = self._take()
             if self._current is None:
                 return wait
-        return self._send_next()
+        current = self._current
+        if current.hold.renew_due(self.clock.time()):
+            kept = self.claims.renew(current.hold)
+            if kept == "lost":
+                self._current = None
+                return 0.0
+            if kept == "wait":  # no renewal, and the lease is over: send no more until one
+                return 1.0
+        wait = self._send_next()
+        if self._current is not None:  # mid-message, waiting for the robot: wake to renew
+            wait = min(wait, self._current.hold.seconds_to_renewal(self.clock.time()))
+        return wait
+
+    def _at_stop(self) -> None:
+        self.recorder.last_try()
+        if self._current is not None and self.recorder.held is None:
+            self.claims.let_go(self._current.hold.ids)
 
     def _take(self) -> float:
         now = self.clock.time()
@@ -164,30 +196,25 @@ class TargetSender:
         ready = self.window.ready_at(policy.rate, now)
         if ready > now:
             return ready - now
+        threshold = messages.digest_threshold(policy, self.window.used(policy.rate, now))
         try:
-            with self.store.reading() as tx:
-                rows = tx.outbox.due(self.name, now, limit=policy.digest_max)
-                if not rows:
-                    next_due = tx.outbox.next_due_at(self.name)
-                elif len(rows) > 1 and policy.digest:
-                    backlog = tx.outbox.pending_count(self.name)
+            taken = self.claims.take(
+                now,
+                count_backlog=policy.digest and not self._no_digest_once,
+                # One row, unless a digest may be due.
+                limit=lambda backlog: policy.digest_max if backlog > threshold else 1,
+            )
         except records.UnreadableRow as exc:  # stored by an older version, or damaged
-            self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [])
+            # Not claimed: the claim that met it rolled back.
+            self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [], None)
             return 0.0
+        rows, backlog, next_due = taken.rows, taken.backlog, taken.next_due
         if not rows:
             self.worker.idle = True
-            return IDLE_POLL if next_due is None else max(0.0, min(IDLE_POLL, next_due - now))
-        digest = (
-            len(rows) > 1
-            and policy.digest
-            and not self._no_digest_once
-            and messages.wants_digest(
-                rows,
-                policy,
-                backlog,
-                messages.digest_threshold(policy, self.window.used(policy.rate, now)),
-            )
-        )
+            if next_due is None or next_due <= now:  # none, or due but held by another replica
+                return IDLE_POLL
+            return min(IDLE_POLL, next_due - now)
+        digest = messages.wants_digest(rows, policy, backlog, threshold)
         self._no_digest_once = False
         try:
             batch, message = self._message(rows, digest, backlog if digest else 0)
@@ -197,13 +224,16 @@ class TargetSender:
             if digest:  # which alert of the digest? Send the oldest alone, to find out
                 self._no_digest_once = True
                 messages.log_digest_failed(self.channel, rows, exc)
+                self.claims.let_go([r.id for r in rows[1:]])
                 return 0.0
+            self.claims.let_go([r.id for r in rows[1:]])
             self._internal([rows[0]], exc)
             return 0.0
         if digest:
             self.stats.digests += 1
+        self.claims.let_go([r.id for r in rows if r.id not in ids])
         done = batch[0].parts_sent if len(batch) == 1 else 0
-        self._current = Current(batch, bodies, done)
+        self._current = Current(batch, bodies, done, Hold(ids, now + self.lease, self.lease))
         return 0.0
 
     def _message(self, rows: list[Row], digest: bool, backlog: int) -> tuple[list[Row], Message]:
@@ -243,7 +273,9 @@ class TargetSender:
         self.window.settle(ticket, at, counted=True, failing=False)
         current.done += 1
         if current.done < len(current.bodies):
-            self.recorder.commit(recording.part_sent(current.batch[0].id, current.done, at))
+            self.recorder.commit(
+                recording.part_sent(current.batch[0].id, current.done, at, self.owner)
+            )
             return 0.0
         self._current = None
         task_id = sent.task_id if isinstance(sent, AwaitingResult) else None
@@ -307,10 +339,10 @@ class TargetSender:
         if isinstance(decision, DeadLetter):
             self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": decision.reason}))
+            stale: list[str] = []
             if decision.sweep_expired:
                 stale = self._stale(now - policy.give_up_after, set(ids))
                 if stale:
-                    ids = ids + stale
                     self.stats.dead_letters += len(stale)
                     log.error(
                         fmt_fields(
@@ -323,7 +355,16 @@ class TargetSender:
                         )
                     )
             self.recorder.commit(
-                dead_letters(ids, calls, decision.reason, failed.errcode, failed.errmsg, now)
+                dead_letters(
+                    ids,
+                    calls,
+                    decision.reason,
+                    failed.errcode,
+                    failed.errmsg,
+                    now,
+                    self.owner,
+                    stale,
+                )
             )
             return
         if decision.lockout is not None:
@@ -338,7 +379,9 @@ class TargetSender:
                 attempt=head.attempts + 1,
             )
         )
-        self.recorder.commit(recording.retry(ids, calls, not_before, decision.lockout, failed, now))
+        self.recorder.commit(
+            recording.retry(ids, calls, not_before, decision.lockout, failed, now, self.owner)
+        )
 
     def _stale(self, created_before: float, skip: set[str]) -> list[str]:
         """Ids of this target's pending rows created before `created_before` (oldest first)."""
@@ -351,10 +394,14 @@ class TargetSender:
 
     def _internal(self, batch: list[Row], exc: Exception, calls: list[float] | None = None) -> None:
         """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
-        self._dead_internal([r.id for r in batch], rules_of(batch), error_text(exc), calls or [])
+        self._dead_internal(
+            [r.id for r in batch], rules_of(batch), error_text(exc), calls or [], self.owner
+        )
         log.debug("internal error on a message", exc_info=exc)
 
-    def _dead_internal(self, ids: list[str], rules: str, error: str, calls: list[float]) -> None:
+    def _dead_internal(
+        self, ids: list[str], rules: str, error: str, calls: list[float], owner: str | None
+    ) -> None:
         now = self.clock.time()
         shown = ids_of(ids)
         self.stats.internal_errors += 1
@@ -374,4 +421,6 @@ class TargetSender:
                 error=error,
             )
         )
-        self.recorder.commit(dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now))
+        self.recorder.commit(
+            dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now, owner)
+        )

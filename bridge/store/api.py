@@ -18,7 +18,7 @@ reads (`...Reads`) apart from the operations that change them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -33,7 +33,8 @@ class OutboxReads(Protocol):
     """Accepted messages until the channel takes them, and dead letters after."""
 
     def due(self, target: str, now: float, limit: int) -> list[Row]:
-        """Pending rows of `target` whose time has come, oldest first (created_at, then id)."""
+        """Pending rows of `target` whose time has come and whose claim (if any) ended by
+        `now`, oldest first (created_at, then id)."""
         ...
 
     def next_due_at(self, target: str) -> float | None: ...
@@ -45,6 +46,14 @@ class OutboxReads(Protocol):
         ...
 
     def dead_count(self) -> int: ...
+
+    def claimers(self, now: float) -> set[str]:
+        """The owners holding outbox rows or notice tasks (Notices.claim) past `now`."""
+        ...
+
+    def claimed(self, now: float) -> dict[str, int]:
+        """Per target: pending rows whose claim runs past `now` (being sent right now)."""
+        ...
 
     def listing(
         self, status: str | None = None, target: str | None = None, limit: int = 100
@@ -61,15 +70,38 @@ class Outbox(OutboxReads, Protocol):
     """... and the operations that change them."""
 
     def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:
-        """Queue `deliveries` as pending, due now; how many."""
+        """Queue `deliveries` as pending, due now; how many. When the transaction commits, the
+        senders of their targets in every replica sharing the store are told (a shared
+        database's backend NOTIFYs, see Store.listen)."""
+        ...
+
+    def claim(self, target: str, owner: str, now: float, until: float, limit: int) -> list[Row]:
+        """Up to `limit` due pending rows of `target` (oldest first) that no one else holds:
+        unclaimed, claimed by `owner` already, or claimed until `now` or before (the claimer
+        died or stalled). They are `owner`'s until `until`, and another claim does not return
+        them meanwhile. Atomic: of claims running at once (several replicas), no two return
+        the same row, and none waits for another's rows (a shared database's backend locks
+        what it picks and skips what others locked, e.g. FOR UPDATE SKIP LOCKED)."""
+        ...
+
+    def renew(self, ids: Iterable[str], owner: str, until: float) -> list[str]:
+        """`owner`'s claim of the pending rows `ids` runs until `until`: the ids it held, or no
+        one did (the others were claimed by someone else since, or left the queue)."""
+        ...
+
+    def release(self, owner: str, ids: Iterable[str] | None = None) -> int:
+        """`owner` lets go of rows `ids` (all its rows when None) without an outcome: anyone
+        may claim them at once. How many it held."""
         ...
 
     def delivered(self, ids: Iterable[str]) -> None:
-        """The rows leave the outbox."""
+        """The rows leave the outbox (whoever holds them: DingTalk has the message)."""
         ...
 
-    def progress(self, id_: str, parts_sent: int, now: float) -> None:
-        """`parts_sent` parts of a long message went out (the rest are sent after a restart)."""
+    def progress(self, id_: str, parts_sent: int, now: float, *, owner: str | None = ...) -> None:
+        """`parts_sent` parts of a long message went out (the rest are sent after a restart).
+        With `owner`: unless another claimer took the row since (so for the outcomes below:
+        a claimer that lost its rows changes nothing)."""
         ...
 
     def retry_later(
@@ -82,9 +114,11 @@ class Outbox(OutboxReads, Protocol):
         now: float,
         *,
         was: str = ...,
+        owner: str | None = ...,
     ) -> None:
         """Rows in status `was` (pending by default) pending again, due at `not_before`, with
-        why and one more attempt counted."""
+        why and one more attempt counted; unclaimed. With `owner`: not the rows another
+        claimer took since."""
         ...
 
     def dead_letter(
@@ -94,14 +128,21 @@ class Outbox(OutboxReads, Protocol):
         errcode: int | None,
         errmsg: str | None,
         now: float,
-    ) -> None: ...
+        *,
+        owner: str | None = ...,
+    ) -> None:
+        """The rows are dead letters, with why; unclaimed. With `owner`: not those another
+        claimer took since."""
+        ...
 
     def revive(self, ids: Iterable[str], now: float) -> int:
-        """Dead letters back to pending, due now, attempts reset; how many were dead."""
+        """Dead letters back to pending, due now, attempts reset; how many were dead. Every
+        replica's sender of their targets is told (as by `enqueue`)."""
         ...
 
     def due_now(self, ids: Iterable[str], now: float) -> None:
-        """Pending rows among `ids` are due at `now` (their backoff skipped)."""
+        """Pending rows among `ids` are due at `now` (their backoff skipped); their senders
+        are told."""
         ...
 
     def purge(self, ids: Iterable[str]) -> int:
@@ -277,7 +318,17 @@ class NoticesReads(Protocol):
 
 
 class Notices(NoticesReads, Protocol):
-    """... and the operations that change them."""
+    """... and the operations that change them. A poller claims the tasks it polls, as a sender
+    claims outbox rows (Outbox.claim): one replica polls a task at a time."""
+
+    def claim(self, owner: str, now: float, until: float, limit: int) -> list[Task]:
+        """Up to `limit` tasks due by `now` (the most overdue first) that no one else holds,
+        now `owner`'s until `until` (atomic, as Outbox.claim)."""
+        ...
+
+    def release(self, owner: str, tasks: Iterable[Task] | None = None) -> None:
+        """`owner` lets go of `tasks` (all its tasks when None) without polling them."""
+        ...
 
     def awaiting(
         self, rows: Sequence[Row], target: str, task_id: int, now: float, first_poll: float
@@ -286,8 +337,11 @@ class Notices(NoticesReads, Protocol):
         task polled at `first_poll`."""
         ...
 
-    def poll_later(self, task: Task, next_poll: float, answer: str | None) -> None:
-        """One more poll counted; `answer` (when given) kept as the last answer."""
+    def poll_later(
+        self, task: Task, next_poll: float, answer: str | None, *, owner: str | None = ...
+    ) -> None:
+        """One more poll counted; `answer` (when given) kept as the last answer; unclaimed.
+        With `owner`: unless another poller claimed the task since."""
         ...
 
     def settle(
@@ -298,9 +352,13 @@ class Notices(NoticesReads, Protocol):
         refused: Iterable[tuple[str, str]],
         note: str | None,
         now: float,
-    ) -> None:
+        *,
+        owner: str | None = ...,
+    ) -> bool:
         """Record the result of every message of `task` and stop polling it (results older
-        than RESULTS_KEEP go); the caller moves the outbox rows in the same transaction."""
+        than RESULTS_KEEP go); True, and the caller moves the outbox rows in the same
+        transaction. False (nothing recorded) when `owner` is given and another poller claimed
+        the task since."""
         ...
 
 
@@ -443,11 +501,18 @@ class Store(Protocol):
         replica)."""
         ...
 
+    def listen(self, queued: Callable[[str | None], None]) -> None:
+        """From now until `close`, call `queued(target)` (from a thread of the store's) when
+        another process queued rows for `target`, and `queued(None)` when it may have missed
+        some (listening was broken meanwhile). A store that only this process writes (SQLite)
+        does nothing: its writers wake their senders themselves."""
+        ...
+
     def writable(self) -> bool:
         """Can it commit right now? (it tries a small write)"""
         ...
 
-    def probe(self) -> Readiness:
+    def probe(self, now: float) -> Readiness:
         """The store's part of the readiness answer."""
         ...
 

@@ -136,6 +136,7 @@ class Database:
         A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
         (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
         with self._lock:
+            changes = self._conn.total_changes
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -147,8 +148,11 @@ class Database:
             except sqlite3.Error as exc:
                 self._failed(exc)
                 raise
-            self._dirty = True
-            self._last_commit = time.monotonic()
+            # A transaction that changed nothing (an idle sender's claim finding no row) wrote
+            # nothing: writes have still paused, and the WAL may be truncated.
+            if self._conn.total_changes != changes:
+                self._dirty = True
+                self._last_commit = time.monotonic()
 
     def _rollback(self) -> None:
         # An error means SQLite rolled it back itself (as it does after SQLITE_FULL).

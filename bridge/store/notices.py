@@ -11,6 +11,11 @@ The lifecycle of a work notice's outbox row (see README, "What delivered means")
 
 A 'sent' row is never picked up by the sender again, survives a restart (the poller resumes from
 notice_tasks), and is not counted as delivered until DingTalk says who received it.
+
+Several replicas poll one table: a poller claims the tasks it polls for a lease (as the sender
+claims outbox rows, store/outbox.py), and its answer (`poll_later`, `settle`) ends the claim,
+unless another poller claimed the task since: a poller whose lease ran out records nothing over
+the one that took the task (settle says so, and the caller then leaves the outbox rows alone).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 from bridge.store.codec import like_containing
 from bridge.store.records import RESULTS_KEEP, Result, Row, Task
-from bridge.store.sqlconn import Connection
+from bridge.store.sqlconn import SQLITE, Connection, Dialect, held_by
 
 _TASK_COLUMNS = "target, task_id, ids, rules, created_at, sent_at, next_poll, polls, last_answer"
 
@@ -41,8 +46,9 @@ def _task(values: tuple[object, ...]) -> Task:
 
 
 class SqlNotices:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect = SQLITE) -> None:
         self._conn = conn
+        self._dialect = dialect
 
     def awaiting(
         self,
@@ -55,7 +61,8 @@ class SqlNotices:
         """DingTalk took the notice carrying `rows` as `task_id`: mark them sent, poll at
         `first_poll`. In the sender's transaction, instead of deleting the rows."""
         self._conn.executemany(
-            "UPDATE outbox SET status = 'sent', updated_at = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'sent', updated_at = ?, claimed_by = NULL,"
+            " claimed_until = NULL WHERE id = ?",
             [(now, r.id) for r in rows],
         )
         self._conn.execute(
@@ -85,6 +92,36 @@ class SqlNotices:
         )
         return [_task(r) for r in cursor.fetchall()]
 
+    def claim(self, owner: str, now: float, until: float, limit: int) -> list[Task]:
+        """Up to `limit` tasks due for a poll that nobody else holds, now `owner`'s until
+        `until`; the most overdue first (see SqlOutbox.claim for how the picking works)."""
+        cursor = self._conn.execute(
+            "WITH picked AS MATERIALIZED (SELECT target, task_id FROM notice_tasks"
+            " WHERE next_poll <= ? AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= ?)"
+            f" ORDER BY next_poll LIMIT ?{self._dialect.row_locks})"
+            " UPDATE notice_tasks SET claimed_by = ?, claimed_until = ?"
+            " WHERE (target, task_id) IN (SELECT target, task_id FROM picked)"
+            f" RETURNING {_TASK_COLUMNS}",
+            (now, owner, now, limit, owner, until),
+        )
+        tasks = [_task(r) for r in cursor.fetchall()]
+        return sorted(tasks, key=lambda t: (t.next_poll, t.target, t.task_id))
+
+    def release(self, owner: str, tasks: Iterable[Task] | None = None) -> None:
+        """`owner` lets go of `tasks` (all it holds when None), unpolled."""
+        if tasks is None:
+            self._conn.execute(
+                "UPDATE notice_tasks SET claimed_by = NULL, claimed_until = NULL"
+                " WHERE claimed_by = ?",
+                (owner,),
+            )
+            return
+        self._conn.executemany(
+            "UPDATE notice_tasks SET claimed_by = NULL, claimed_until = NULL"
+            " WHERE target = ? AND task_id = ? AND claimed_by = ?",
+            [(t.target, t.task_id, owner) for t in tasks],
+        )
+
     def next_poll_at(self) -> float | None:
         value = self._conn.execute("SELECT MIN(next_poll) FROM notice_tasks").fetchone()[0]
         return float(value) if value is not None else None
@@ -96,11 +133,15 @@ class SqlNotices:
         ).fetchall()
         return {str(t): int(n) for t, n in rows}
 
-    def poll_later(self, task: Task, next_poll: float, answer: str | None) -> None:
+    def poll_later(
+        self, task: Task, next_poll: float, answer: str | None, *, owner: str | None = None
+    ) -> None:
+        held, of = held_by(owner)
         self._conn.execute(
             "UPDATE notice_tasks SET next_poll = ?, polls = polls + 1,"
-            " last_answer = COALESCE(?, last_answer) WHERE target = ? AND task_id = ?",
-            (next_poll, answer, task.target, task.task_id),
+            " last_answer = COALESCE(?, last_answer), claimed_by = NULL, claimed_until = NULL"
+            f" WHERE target = ? AND task_id = ?{held}",
+            (next_poll, answer, task.target, task.task_id, *of),
         )
 
     def settle(
@@ -111,9 +152,19 @@ class SqlNotices:
         refused: Iterable[tuple[str, str]],
         note: str | None,
         now: float,
-    ) -> None:
+        *,
+        owner: str | None = None,
+    ) -> bool:
         """Record what DingTalk said for every message of `task` and stop polling it. The caller
-        moves the outbox rows (delivered, dead_letter, again) in the same transaction."""
+        moves the outbox rows (delivered, dead_letter, again) in the same transaction, if this
+        returns True: False when `owner` (if given) no longer held the task (nothing recorded)."""
+        held, of = held_by(owner)
+        cursor = self._conn.execute(
+            f"DELETE FROM notice_tasks WHERE target = ? AND task_id = ?{held}",
+            (task.target, task.task_id, *of),
+        )
+        if owner is not None and not cursor.rowcount:
+            return False
         received_json = json.dumps(list(received), ensure_ascii=False)
         refused_json = json.dumps([list(r) for r in refused], ensure_ascii=False)
         self._conn.executemany(
@@ -137,10 +188,8 @@ class SqlNotices:
                 for id_, rule in zip(task.ids, task.rules, strict=True)
             ],
         )
-        self._conn.execute(
-            "DELETE FROM notice_tasks WHERE target = ? AND task_id = ?", (task.target, task.task_id)
-        )
         self._conn.execute("DELETE FROM notice_results WHERE at < ?", (now - RESULTS_KEEP,))
+        return True
 
     def results(self, id_: str) -> list[Result]:
         """What DingTalk said about message `id_`, oldest task first."""

@@ -4,6 +4,14 @@ Rows move: pending -> (delivered: deleted) | (retry: pending, later not_before) 
 A work notice DingTalk took waits as 'sent' until getsendresult says who received it
 (store/notices.py has that part of the lifecycle).
 A dead letter keeps the reason, DingTalk's errcode and errmsg; `outbox retry` makes it pending.
+
+Claims: a sender takes pending rows by claiming them (`claim`) for a lease, so several replicas
+(or processes) sharing the outbox never send a row at once; a claim ends with the row's outcome,
+or when its lease runs out (the claimer died: the row is claimable again, and sent at most once
+more). An outcome given with its `owner` changes only rows no other claimer took since: a replica
+whose lease ran out while it waited records nothing over the replica that took the rows.
+Only `delivered` applies whoever holds the row: DingTalk has it, and one more send at most is
+what the other holder may still make.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from bridge.store.codec import (
     message_to_json,
 )
 from bridge.store.records import PENDING, Row, UnreadableRow
-from bridge.store.sqlconn import Connection
+from bridge.store.sqlconn import SQLITE, Connection, Dialect, held_by
 
 _COLUMNS = (
     "id, target, rule, fingerprint, event_status, message, status, created_at, not_before, "
@@ -40,8 +48,9 @@ def _row(values: tuple[object, ...]) -> Row:
 class SqlOutbox:
     """The outbox's operations (api.Outbox) on one connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect = SQLITE) -> None:
         self._conn = conn
+        self._dialect = dialect
 
     def enqueue(self, deliveries: Iterable[Delivery], now: float) -> int:
         rows = [
@@ -68,14 +77,88 @@ class SqlOutbox:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self._dialect.queued(self._conn, (r[1] for r in rows))
         return len(rows)
 
+    def claim(self, target: str, owner: str, now: float, until: float, limit: int) -> list[Row]:
+        """Up to `limit` due pending rows of `target` that nobody else holds (held by `owner`
+        already, or by nobody, or past their lease), now `owner`'s until `until`; oldest first.
+
+        The rows are picked in a CTE (MATERIALIZED: run once, so the LIMIT holds) that locks
+        what it picks on PostgreSQL and skips what another claim locked meanwhile; a row
+        another claim committed since this one's snapshot is re-checked against the
+        conditions when locked, and dropped."""
+        cursor = self._conn.execute(
+            "WITH picked AS MATERIALIZED (SELECT id FROM outbox WHERE target = ?"
+            " AND status = 'pending' AND not_before <= ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= ?)"
+            f" ORDER BY created_at, id LIMIT ?{self._dialect.row_locks})"
+            " UPDATE outbox SET claimed_by = ?, claimed_until = ?"
+            f" WHERE id IN (SELECT id FROM picked) RETURNING {_COLUMNS}",
+            (target, now, owner, now, limit, owner, until),
+        )
+        rows = [_row(r) for r in cursor.fetchall()]
+        return sorted(rows, key=lambda r: (r.created_at, r.id))  # RETURNING keeps no order
+
+    def renew(self, ids: Iterable[str], owner: str, until: float) -> list[str]:
+        """`owner`'s claim of the pending rows `ids` (those it holds, or no one does) runs
+        until `until`: which ids those were."""
+        held = []
+        condition, of = held_by(owner)
+        for id_ in ids:
+            cursor = self._conn.execute(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?"
+                f" AND status = 'pending'{condition}",
+                (owner, until, id_, *of),
+            )
+            if cursor.rowcount:
+                held.append(id_)
+        return held
+
+    def release(self, owner: str, ids: Iterable[str] | None = None) -> int:
+        """`owner` lets go of rows `ids` (all it holds when None), unsent: claimable by anyone
+        at once (and the other replicas told so); how many it held."""
+        where, args = "claimed_by = ?", [owner]
+        if ids is not None:
+            wanted = list(ids)
+            if not wanted:
+                return 0
+            where += f" AND id IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        cursor = self._conn.execute(
+            f"UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE {where}"
+            " RETURNING target",
+            args,
+        )
+        targets = [str(t) for (t,) in cursor.fetchall()]
+        self._dialect.queued(self._conn, targets)
+        return len(targets)
+
+    def claimers(self, now: float) -> set[str]:
+        """The owners holding rows or notice tasks with a lease running past `now`."""
+        cursor = self._conn.execute(
+            "SELECT claimed_by FROM outbox WHERE claimed_until > ?"
+            " UNION SELECT claimed_by FROM notice_tasks WHERE claimed_until > ?",
+            (now, now),
+        )
+        return {str(owner) for (owner,) in cursor.fetchall()}
+
+    def claimed(self, now: float) -> dict[str, int]:
+        """Per target: pending rows whose claim still runs (being sent now)."""
+        rows = self._conn.execute(
+            "SELECT target, COUNT(*) FROM outbox WHERE status = 'pending'"
+            " AND claimed_until > ? GROUP BY target",
+            (now,),
+        ).fetchall()
+        return {str(t): int(n) for t, n in rows}
+
     def due(self, target: str, now: float, limit: int) -> list[Row]:
-        """Pending rows of `target` whose time has come, oldest first."""
+        """Pending rows of `target` whose time has come and no one holds, oldest first."""
         cursor = self._conn.execute(
             f"SELECT {_COLUMNS} FROM outbox WHERE target = ? AND status = 'pending'"
-            " AND not_before <= ? ORDER BY created_at, id LIMIT ?",
-            (target, now, limit),
+            " AND not_before <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+            " ORDER BY created_at, id LIMIT ?",
+            (target, now, now, limit),
         )
         return [_row(r) for r in cursor.fetchall()]
 
@@ -102,9 +185,11 @@ class SqlOutbox:
     def delivered(self, ids: Iterable[str]) -> None:
         self._conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
 
-    def progress(self, id_: str, parts_sent: int, now: float) -> None:
+    def progress(self, id_: str, parts_sent: int, now: float, *, owner: str | None = None) -> None:
+        held, of = held_by(owner)
         self._conn.execute(
-            "UPDATE outbox SET parts_sent = ?, updated_at = ? WHERE id = ?", (parts_sent, now, id_)
+            f"UPDATE outbox SET parts_sent = ?, updated_at = ? WHERE id = ?{held}",
+            (parts_sent, now, id_, *of),
         )
 
     def retry_later(
@@ -117,14 +202,17 @@ class SqlOutbox:
         now: float,
         *,
         was: str = PENDING,
+        owner: str | None = None,
     ) -> None:
         """Rows in status `was` pending again, due at `not_before`, with why. `was` is 'sent' for a
         work notice DingTalk took and then flow-controlled: sent again with the same content, which
         DingTalk's dedup absorbs for whoever has it already."""
+        held, of = held_by(owner)
         self._conn.executemany(
             "UPDATE outbox SET status = 'pending', attempts = attempts + 1, not_before = ?,"
-            " reason = ?, errcode = ?, errmsg = ?, updated_at = ? WHERE id = ? AND status = ?",
-            [(not_before, reason, errcode, errmsg, now, i, was) for i in ids],
+            " reason = ?, errcode = ?, errmsg = ?, updated_at = ?, claimed_by = NULL,"
+            f" claimed_until = NULL WHERE id = ? AND status = ?{held}",
+            [(not_before, reason, errcode, errmsg, now, i, was, *of) for i in ids],
         )
 
     def dead_letter(
@@ -134,11 +222,15 @@ class SqlOutbox:
         errcode: int | None,
         errmsg: str | None,
         now: float,
+        *,
+        owner: str | None = None,
     ) -> None:
+        held, of = held_by(owner)
         self._conn.executemany(
             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, reason = ?, errcode = ?,"
-            " errmsg = ?, updated_at = ? WHERE id = ?",
-            [(reason, errcode, errmsg, now, i) for i in ids],
+            " errmsg = ?, updated_at = ?, claimed_by = NULL, claimed_until = NULL"
+            f" WHERE id = ?{held}",
+            [(reason, errcode, errmsg, now, i, *of) for i in ids],
         )
 
     def listing(
@@ -170,18 +262,26 @@ class SqlOutbox:
 
     def revive(self, ids: Iterable[str], now: float) -> int:
         """Dead letters back to pending, due now, attempts reset."""
-        cursor = self._conn.executemany(
-            "UPDATE outbox SET status = 'pending', not_before = ?, attempts = 0, parts_sent = 0,"
-            " updated_at = ? WHERE id = ? AND status = 'dead'",
+        targets = self._each(
+            "UPDATE outbox SET status = 'pending', not_before = ?, attempts = 0,"
+            " parts_sent = 0, updated_at = ?, claimed_by = NULL, claimed_until = NULL"
+            " WHERE id = ? AND status = 'dead' RETURNING target",
             [(now, now, i) for i in ids],
         )
-        return cursor.rowcount
+        self._dialect.queued(self._conn, targets)
+        return len(targets)
 
     def due_now(self, ids: Iterable[str], now: float) -> None:
-        self._conn.executemany(
-            "UPDATE outbox SET not_before = ? WHERE id = ? AND status = 'pending'",
+        targets = self._each(
+            "UPDATE outbox SET not_before = ? WHERE id = ? AND status = 'pending' RETURNING target",
             [(now, i) for i in ids],
         )
+        self._dialect.queued(self._conn, targets)
+
+    def _each(self, sql: str, rows: Iterable[tuple[object, ...]]) -> list[str]:
+        """`sql` (an UPDATE ... RETURNING target) run for each of `rows`: the targets changed
+        (executemany cannot return rows on every driver)."""
+        return [str(t) for args in rows for (t,) in self._conn.execute(sql, args).fetchall()]
 
     def dead_count(self) -> int:
         return int(

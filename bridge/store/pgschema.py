@@ -164,4 +164,16 @@ ALTER TABLE tail_inputs DROP CONSTRAINT tail_inputs_pkey;
 ALTER TABLE tail_inputs ADD PRIMARY KEY (node, input);
 """
 
-STEPS: tuple[Step, ...] = (Step(1, _VERSION_1), Step(2, _TAIL_BY_NODE))
+# Claims (store/claims.py): who sends a row or polls a task now, and until when.
+_CLAIMS = """
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
+    ADD COLUMN IF NOT EXISTS claimed_until DOUBLE PRECISION;
+ALTER TABLE notice_tasks ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
+    ADD COLUMN IF NOT EXISTS claimed_until DOUBLE PRECISION;
+"""
+
+STEPS: tuple[Step, ...] = (
+    Step(1, _VERSION_1),
+    Step(2, _TAIL_BY_NODE),
+    Step(3, _CLAIMS),
+)

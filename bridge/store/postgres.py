@@ -17,7 +17,7 @@ The password of the URL never leaves: errors are scrubbed of it, and the URL is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Any
@@ -28,9 +28,11 @@ from psycopg_pool import ConnectionPool
 from bridge.config.dburl import passwords, redacted
 from bridge.errors import StoreError
 from bridge.store import migrations
+from bridge.store.pglisten import Listener
 from bridge.store.pgschema import MIGRATION_LOCK, STEPS
 from bridge.store.records import Readiness
 from bridge.store.sql import SqlTx, readiness, store_error
+from bridge.store.sqlconn import POSTGRESQL
 from bridge.store.statedir import StateError
 
 log = logging.getLogger("bridge.store")
@@ -101,6 +103,8 @@ class PostgresStore:
     migrates the schema, and raises StateError (what, where, what to do) when it cannot."""
 
     def __init__(self, url: str, timeout: float = 5.0, max_size: int = POOL_SIZE) -> None:
+        self._url = url
+        self._listener: Listener | None = None
         self.where = redacted(url)
         self._secrets = passwords(url)
         self._failing = False
@@ -148,7 +152,7 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         with self._errors(), self._connection() as conn, conn.transaction():
-            yield SqlTx(PgConnection(conn), legacy=False)
+            yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)
         if self._failing:
             self._failing = False
             log.warning(f"state database reachable again database={self.where}")
@@ -156,7 +160,7 @@ class PostgresStore:
     @contextmanager
     def reading(self) -> Iterator[SqlTx]:
         with self._errors(), self._connection() as conn:
-            yield SqlTx(PgConnection(conn), legacy=False)
+            yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)
 
     def writable(self) -> bool:
         """Can it commit now? A real write, which a read-only standby refuses too."""
@@ -170,8 +174,16 @@ class PostgresStore:
             return False
         return True
 
-    def probe(self) -> Readiness:
-        return readiness(self)
+    def listen(self, queued: Callable[[str | None], None]) -> None:
+        """One connection of its own LISTENs for enqueues of every replica (pglisten.py)."""
+        if self._listener is None:
+            self._listener = Listener(self._url, queued, self.where, self._secrets, CONNECT_TIMEOUT)
+            self._listener.start()
+
+    def probe(self, now: float) -> Readiness:
+        if self._listener is None:
+            return readiness(self, now, "polling")
+        return readiness(self, now, "listening" if self._listener.listening else "polling")
 
     @property
     def failing(self) -> bool:
@@ -182,6 +194,9 @@ class PostgresStore:
         """Nothing to keep: PostgreSQL manages its own WAL and vacuum."""
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         self.pool.close()
 
 
@@ -215,7 +230,7 @@ def read_only(url: str) -> Iterator[SqlTx | None]:
             if _schema_version(conn) is None:
                 yield None
                 return
-            yield SqlTx(PgConnection(conn), legacy=False)
+            yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)
     except psycopg.Error as exc:
         raise store_error(exc, secrets) from exc
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.model import Event, Message
 
@@ -110,3 +110,8 @@ class Readiness:
     writable: bool
     dead_letters: int
     depths: Mapping[str, tuple[int, float | None]]  # per target: (pending, oldest created_at)
+    claimed: Mapping[str, int] = field(default_factory=dict)  # per target: rows being sent now
+    # How senders learn of rows queued elsewhere: "in-process" (one writer), "listening" (a
+    # shared database's notifications), "polling" (listening is broken: the idle poll finds
+    # them, within a second).
+    wakeups: str = "in-process"

@@ -1,10 +1,11 @@
 """The SQLite state store's tables, and its schema versions (store/migrations.py).
 
-Version 1 is every table up to issue 13. Databases from before the version bookkeeping hold
-version 1 with some of those tables missing (they were added over time), so version 1's
-statements (all `IF NOT EXISTS`) run at every open, as they always did; later steps run once,
-each with its version row in one transaction. bridge/store/db.py calls `migrate` on opening, and
-the modules beside it (outbox.py, alertlog.py, ...) are the tables' only readers and writers.
+Version 1 is every table up to issue 13; version 2 adds the claims of rows and tasks. Databases
+from before the version bookkeeping hold version 1 with some of those tables missing (they were
+added over time), so version 1's statements (all `IF NOT EXISTS`) run at every open, as they
+always did; later steps run once, each with its version row in one transaction.
+bridge/store/db.py calls `migrate` on opening, and the modules beside it (outbox.py,
+alertlog.py, ...) are the tables' only readers and writers.
 """
 
 from __future__ import annotations
@@ -196,7 +197,16 @@ DROP TABLE tail_inputs;
 ALTER TABLE tail_inputs_by_node RENAME TO tail_inputs
 """
 
-STEPS: tuple[Step, ...] = (Step(1, SCHEMA), Step(2, TAIL_BY_NODE))
+# Version 3: claims. A replica (or a process of one host) sending a row or polling a task holds
+# it until `claimed_until` (store/claims.py says why a lease, and what checks the owner).
+CLAIMS = """
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claimed_until REAL;
+ALTER TABLE notice_tasks ADD COLUMN claimed_by TEXT;
+ALTER TABLE notice_tasks ADD COLUMN claimed_until REAL
+"""
+
+STEPS: tuple[Step, ...] = (Step(1, SCHEMA), Step(2, TAIL_BY_NODE), Step(3, CLAIMS))
 SCHEMA_VERSION = latest(STEPS)
 
 

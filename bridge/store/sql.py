@@ -21,7 +21,7 @@ from bridge.store.ratewindows import SqlRateWindows
 from bridge.store.records import Readiness
 from bridge.store.replays import SqlReplays
 from bridge.store.silences import SqlSilences
-from bridge.store.sqlconn import Connection, Cursor
+from bridge.store.sqlconn import SQLITE, Connection, Cursor, Dialect
 from bridge.store.tailstate import SqlTailState
 
 __all__ = ["Connection", "Cursor", "SqlTx", "readiness", "store_error"]
@@ -61,26 +61,27 @@ def store_error(exc: Exception, scrub: Iterable[str] = ()) -> StoreError:
 class SqlTx:
     """The operations of a transaction on one connection (api.Tx), by table family."""
 
-    def __init__(self, conn: Connection, legacy: bool = True) -> None:
-        self.outbox = SqlOutbox(conn)
+    def __init__(self, conn: Connection, legacy: bool = True, dialect: Dialect = SQLITE) -> None:
+        self.outbox = SqlOutbox(conn, dialect)
         self.alertlog = SqlAlertLog(conn)
         self.acks = SqlAcks(conn)
         self.groups = SqlGroups(conn)
         self.silences = SqlSilences(conn)
         self.ratewindows = SqlRateWindows(conn, legacy)
-        self.notices = SqlNotices(conn)
+        self.notices = SqlNotices(conn, dialect)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
 
 
-def readiness(store: Store) -> Readiness:
+def readiness(store: Store, now: float, wakeups: str = "in-process") -> Readiness:
     """The store's part of /-/ready, the same on every backend. A store that cannot even be
     read (a database out of reach) is not writable, and says nothing of its queues."""
     try:
         with store.reading() as tx:
             depths = tx.outbox.depth()
             dead = tx.outbox.dead_count()
+            claimed = tx.outbox.claimed(now)
     except StoreError:
-        return Readiness(False, 0, {})
-    return Readiness(store.writable(), dead, depths)
+        return Readiness(False, 0, {}, wakeups=wakeups)
+    return Readiness(store.writable(), dead, depths, claimed, wakeups)

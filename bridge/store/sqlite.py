@@ -12,7 +12,7 @@ SQLite's errors leave as bridge.errors.StoreError, under SQLite's own class name
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,8 +70,11 @@ class SqliteStore:
     def writable(self) -> bool:
         return self.db.writable()
 
-    def probe(self) -> Readiness:
-        return readiness(self)
+    def listen(self, queued: Callable[[str | None], None]) -> None:
+        """Nothing to listen to: this process's writers wake its senders themselves."""
+
+    def probe(self, now: float) -> Readiness:
+        return readiness(self, now)
 
     @property
     def failing(self) -> bool:
