@@ -2,9 +2,10 @@
 
 Both peers get the alert (as Prometheus sends it to each), and both deliver: the peer timeout is
 0, so the second peer does not wait for the first one's notification log to reach it (what a slow
-receiver or a partition does in production), and each peer's receiver lists the bridge's URL
-twice (as if given the URLs of two replicas). Up to four copies of each notification arrive;
-the chat must get the firing once and the resolved once, every other copy absorbed.
+receiver or a partition does in production). Each peer's receiver lists two URLs: the one
+bridge's twice, or those of two replicas sharing one PostgreSQL state. Up to four copies of each
+notification arrive; the chat must get the firing once and the resolved once, every other copy
+absorbed.
 
 Without the binary the test is skipped locally and fails in CI (CI=true), where .ci/run installs it.
 """
@@ -65,25 +66,33 @@ class ClusteredAlertmanager(PrometheusServer):
         assert response.status_code == 200, f"{response.status_code} {response.text}"
 
 
-@pytest.fixture
-def daemon(sim: Simulator) -> Iterator[Daemon]:
-    bridge = Daemon(
-        {
-            "targets": {"ops": {"type": "robot", "webhook": sim.robot_url("tok-a")}},
-            "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
-            "rules": [{"name": "all", "targets": ["ops"], "msgtype": "markdown"}],
-        }
-    )
+@pytest.fixture(params=["one bridge", "two replicas"])
+def bridges(request: pytest.FixtureRequest, sim: Simulator) -> Iterator[list[Daemon]]:
+    """The bridge, or two replicas of it on one PostgreSQL database."""
+    config: dict[str, Any] = {
+        "targets": {"ops": {"type": "robot", "webhook": sim.robot_url("tok-a")}},
+        "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
+        "rules": [{"name": "all", "targets": ["ops"], "msgtype": "markdown"}],
+    }
+    count = 1
+    if request.param == "two replicas":
+        config["state"] = {"url": request.getfixturevalue("pg_url")}
+        count = 2
+    started: list[Daemon] = []
     try:
-        yield bridge
+        for _ in range(count):
+            started.append(Daemon(config))
+        yield started
     finally:
-        bridge.stop()
+        for bridge in started:
+            bridge.stop()
 
 
 @pytest.fixture
-def cluster(daemon: Daemon, tmp_path: Path) -> Iterator[list[ClusteredAlertmanager]]:
+def cluster(bridges: list[Daemon], tmp_path: Path) -> Iterator[list[ClusteredAlertmanager]]:
     binary = required_tool("prometheus-alertmanager", "prometheus-alertmanager")
-    url = f"{daemon.url}/alertmanager"
+    # Two URLs per receiver: one bridge's twice, or one per replica.
+    urls = [f"{bridges[i % len(bridges)].url}/alertmanager" for i in range(2)]
     config = {
         "route": {
             "receiver": "bridges",
@@ -95,7 +104,7 @@ def cluster(daemon: Daemon, tmp_path: Path) -> Iterator[list[ClusteredAlertmanag
         "receivers": [
             {
                 "name": "bridges",
-                "webhook_configs": [{"url": url, "send_resolved": True}] * 2,
+                "webhook_configs": [{"url": url, "send_resolved": True} for url in urls],
             }
         ],
     }
@@ -127,18 +136,19 @@ def _alert(instance: str, starts: datetime, ends: datetime | None = None) -> dic
     return alert
 
 
-def _counts(daemon: Daemon) -> tuple[float, float]:
-    """(notifications received, duplicates absorbed) by the bridge's input."""
-    text = scrape_metrics(daemon)
-    return (
-        metric_value(text, "events_received_total", input="am"),
-        max(0.0, metric_value(text, "events_duplicate_total", input="am")),
-    )
+def _counts(bridges: list[Daemon]) -> tuple[float, float]:
+    """(notifications received, duplicates absorbed) by the input, over every replica."""
+    received = duplicates = 0.0
+    for bridge in bridges:
+        text = scrape_metrics(bridge)
+        received += max(0.0, metric_value(text, "events_received_total", input="am"))
+        duplicates += max(0.0, metric_value(text, "events_duplicate_total", input="am"))
+    return received, duplicates
 
 
-def _pending(daemon: Daemon) -> float:
-    """Messages waiting in the outbox (-1: no series, none)."""
-    return metric_value(scrape_metrics(daemon), "outbox_pending", target="ops")
+def _pending(bridges: list[Daemon]) -> float:
+    """Messages waiting in the (shared) outbox, as any replica sees it (-1: none)."""
+    return max(metric_value(scrape_metrics(b), "outbox_pending", target="ops") for b in bridges)
 
 
 def _messages(sim: Simulator, status: str) -> list[dict[str, Any]]:
@@ -149,14 +159,15 @@ def _messages(sim: Simulator, status: str) -> list[dict[str, Any]]:
     ]
 
 
-def _diagnostics(sim: Simulator, daemon: Daemon, peers: list[ClusteredAlertmanager]) -> str:
+def _diagnostics(sim: Simulator, bridges: list[Daemon], peers: list[ClusteredAlertmanager]) -> str:
     logs = "".join(f"\n--- {am.url} ---\n{am.log()[-4000:]}" for am in peers)
-    return f"\n--- messages ---\n{sim.messages()}\n--- bridge ---\n{daemon.log()}{logs}"
+    ours = "".join(f"\n--- bridge {b.url} ---\n{b.log()}" for b in bridges)
+    return f"\n--- messages ---\n{sim.messages()}{ours}{logs}"
 
 
 def _each_copy_absorbed(
     sim: Simulator,
-    daemon: Daemon,
+    bridges: list[Daemon],
     peers: list[ClusteredAlertmanager],
     status: str,
     before: tuple[float, float],
@@ -167,30 +178,30 @@ def _each_copy_absorbed(
     # All four when both peers send (the usual case with a peer timeout of 0); if the second
     # peer's notification log learnt of the first's in time, fewer: then this wait runs out.
     with contextlib.suppress(AssertionError):
-        wait_until(lambda: _counts(daemon)[0] >= expected, timeout=WAIT / 2, interval=0.2)
-    received, duplicates = _counts(daemon)
-    context = _diagnostics(sim, daemon, peers)
+        wait_until(lambda: _counts(bridges)[0] >= expected, timeout=WAIT / 2, interval=0.2)
+    received, duplicates = _counts(bridges)
+    context = _diagnostics(sim, bridges, peers)
     copies = received - before[0]
     assert copies >= 2, f"the doubled URL sends each notification twice{context}"
     wait_until(lambda: _messages(sim, status), timeout=WAIT)
     # Counted once nothing waits in the outbox: a copy let through would have been sent by then.
-    wait_until(lambda: _pending(daemon) <= 0, timeout=WAIT)
+    wait_until(lambda: _pending(bridges) <= 0, timeout=WAIT)
     assert len(_messages(sim, status)) == 1, context
     assert duplicates - before[1] == copies - 1, context
     return received, duplicates
 
 
 def test_two_clustered_alertmanagers_reach_the_chat_once(
-    sim: Simulator, daemon: Daemon, cluster: list[ClusteredAlertmanager]
+    sim: Simulator, bridges: list[Daemon], cluster: list[ClusteredAlertmanager]
 ) -> None:
     instance = f"e2e-{uuid.uuid4().hex[:8]}:9100"
     started = datetime.now(UTC)
     for am in cluster:  # as Prometheus does: every Alertmanager gets every alert
         am.post_alerts([_alert(instance, started)])
-    counts = _each_copy_absorbed(sim, daemon, cluster, "FIRING", (0.0, 0.0))
+    counts = _each_copy_absorbed(sim, bridges, cluster, "FIRING", (0.0, 0.0))
 
     ended = datetime.now(UTC)
     for am in cluster:
         am.post_alerts([_alert(instance, started, ended)])
-    _each_copy_absorbed(sim, daemon, cluster, "RESOLVED", counts)
+    _each_copy_absorbed(sim, bridges, cluster, "RESOLVED", counts)
     assert len(_messages(sim, "FIRING")) == 1  # no late copy of the firing slipped through
