@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from bridge.store import migrations, pgschema
 from tests.harness import (
     Daemon,
     Simulator,
@@ -92,7 +93,8 @@ def test_the_database_password_is_never_in_the_log_ready_or_check(
         pg_cluster.start()
     checked = bridge_cli("check", "-c", str(daemon.config_path))
     assert checked.returncode == 0, checked.stderr
-    assert "reachable, schema version 1 (current)" in checked.stdout
+    current = migrations.latest(pgschema.STEPS)
+    assert f"reachable, schema version {current} (current)" in checked.stdout
     assert "postgres:***@127.0.0.1" in checked.stdout + daemon.log()
     for text in (daemon.log(), ready.text, down.text, checked.stdout, checked.stderr):
         assert PASSWORD not in text

@@ -28,9 +28,9 @@ from bridge.clock import FakeClock
 from bridge.config.model import Config, RateLimit, RobotTarget, SendPolicy, Target
 from bridge.delivery.failures import DeadLetter, Retry, after_failure
 from bridge.delivery.messages import Renderer, digest_threshold
-from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindow, RobotWindows
 from bridge.delivery.sender import TargetSender
+from bridge.delivery.turns import StoredWindows
 from bridge.dingtalk.channel import Body, Channel
 from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.responses import (
@@ -244,7 +244,7 @@ def ding(clock: FakeClock) -> FakeDingTalk:
 
 @pytest.fixture
 def windows(store: Store, clock: FakeClock) -> RobotWindows:
-    return RobotWindows(store_loader(store, clock))
+    return RobotWindows(StoredWindows(store, clock))
 
 
 def event(name: str, *, description: str = "", alerts: tuple[Alert, ...] | None = None) -> Event:
@@ -421,7 +421,7 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
     with store.reading():
         rows = raw(store).execute("SELECT robot, until FROM robot_lockouts").fetchall()
     assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
-    restarted = window_of(RobotWindows(store_loader(store, clock)), config.targets["b"])
+    restarted = window_of(RobotWindows(StoredWindows(store, clock)), config.targets["b"])
     assert restarted.locked_until == locked_at + 600.0
 
     drive([a, b], clock, 60)
@@ -436,7 +436,7 @@ def test_the_window_is_read_back_after_a_restart(
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert len(ding.calls) == 15
     # A restart: new windows from the store; target b of the same robot has 5 calls left.
-    fresh = RobotWindows(store_loader(store, clock))
+    fresh = RobotWindows(StoredWindows(store, clock))
     enqueue(store, "b", [f"B{i}" for i in range(10)], clock.time())
     drive([make(config, "b", store, ding, clock, fresh)], clock, 30)
     assert len(ding.calls) == 20
@@ -464,7 +464,7 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
     conn.close()
     store = SqliteStore(state)
     try:
-        windows = RobotWindows(store_loader(store, clock))
+        windows = RobotWindows(StoredWindows(store, clock))
         window = window_of(windows, config.targets["a"])
         assert window.calls() == [clock.time() - 10] and window.locked_until == 0.0
         window = window_of(windows, config.targets["b"])  # the same robot: b's rows join it

@@ -78,12 +78,13 @@ def test_postgresql_migrates_an_empty_database_and_records_the_version(
 def test_postgresql_applies_a_pending_step_once_with_its_version(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    later = Step(2, "CREATE TABLE later_step (n INTEGER); INSERT INTO later_step VALUES (1)")
+    version = migrations.latest(pgschema.STEPS) + 1
+    later = Step(version, "CREATE TABLE later_step (n INTEGER); INSERT INTO later_step VALUES (1)")
     monkeypatch.setattr(postgres, "STEPS", (*pgschema.STEPS, later))
-    assert "migrated to 2 at the next start" in verify_database(pg_url)
+    assert f"migrated to {version} at the next start" in verify_database(pg_url)
     PostgresStore(pg_url).close()
     PostgresStore(pg_url).close()  # a second start finds nothing pending
-    assert _pg_version(pg_url) == "2"
+    assert _pg_version(pg_url) == str(version)
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM later_step").fetchone() == (1,)
 

@@ -149,4 +149,8 @@ CREATE TABLE IF NOT EXISTS robot_lockouts (
 );
 """
 
-STEPS: tuple[Step, ...] = (Step(1, _VERSION_1),)
+# A call in flight is a reservation row, named so that its outcome replaces it (see
+# store/ratewindows.py: replicas share a robot's window).
+_ROBOT_RESERVATIONS = "ALTER TABLE robot_calls ADD COLUMN IF NOT EXISTS reservation TEXT;"
+
+STEPS: tuple[Step, ...] = (Step(1, _VERSION_1), Step(2, _ROBOT_RESERVATIONS))

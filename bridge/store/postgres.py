@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from bridge.config.dburl import passwords, redacted
 from bridge.errors import StoreError
 from bridge.store import migrations
+from bridge.store.locks import AdvisoryLocks
 from bridge.store.pgschema import MIGRATION_LOCK, STEPS
 from bridge.store.records import Readiness
 from bridge.store.sql import SqlTx, readiness, store_error
@@ -148,7 +149,8 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         with self._errors(), self._connection() as conn, conn.transaction():
-            yield SqlTx(PgConnection(conn), legacy=False)
+            adapted = PgConnection(conn)
+            yield SqlTx(adapted, legacy=False, locks=AdvisoryLocks(adapted))
         if self._failing:
             self._failing = False
             log.warning(f"state database reachable again database={self.where}")
