@@ -496,6 +496,48 @@ def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
     assert not pending(store)
 
 
+def test_replicas_on_one_store_share_the_robots_20_calls_and_its_lockout(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock
+) -> None:
+    """Two replicas (each its own windows, one store): together 20 calls in any minute, and
+    a lockout one of them met holds the other's target of the robot."""
+    replicas = [RobotWindows(StoredWindows(store, clock)) for _ in range(2)]
+    enqueue(store, "a", [f"A{i:02d}" for i in range(25)], clock.time())
+    enqueue(store, "b", [f"B{i:02d}" for i in range(25)], clock.time())
+    senders = [make(config, "a", store, ding, clock, replicas[0])]
+    senders.append(make(config, "b", store, ding, clock, replicas[1]))
+    drive(senders, clock, 10)
+    assert len(ding.ok_calls()) == 20  # not 20 each
+    drive(senders, clock, 120)
+    assert len(ding.ok_calls()) == 50 and not pending(store)
+    assert most_in_any_window([c.at for c in ding.calls]) <= 20
+    last = ding.calls[-1].at
+    recent = len([c for c in ding.calls if c.at >= last - WINDOW - 1])  # older ones forgotten
+    with store.reading():  # every call counted once, no reservation left behind
+        rows = raw(store).execute("SELECT COUNT(*), COUNT(reservation) FROM robot_calls")
+        assert rows.fetchone() == (recent, 0)
+
+    ding.fail(config.targets["a"], errcode(130101, Reason.RATE_LIMITED, True, 600.0))
+    enqueue(store, "a", ["Locked"], clock.time())
+    drive(senders[:1], clock, 1)
+    enqueue(store, "b", ["Behind"], clock.time())
+    drive(senders, clock, 590)
+    assert [c.answer for c in ding.calls[50:]] == ["rate_limited"]  # b never called meanwhile
+    drive(senders, clock, 60)
+    assert sorted(c.target for c in ding.ok_calls()[50:]) == ["a", "b"]
+
+
+def test_a_call_that_never_reached_dingtalk_leaves_no_call_in_the_store(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["a"], http_500)
+    enqueue(store, "a", ["A0"], clock.time())
+    drive([make(config, "a", store, ding, clock, windows)], clock, 0)
+    assert [c.answer for c in ding.calls] == ["server_error"]
+    with store.reading():  # its reservation went with the outcome: the slot is free again
+        assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone() == (0,)
+
+
 def test_work_notice_targets_of_one_app_share_its_minute_quota(
     config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:
