@@ -27,9 +27,6 @@ from tests.harness import (
     wait_until,
 )
 
-# The storm takes a minute and a half of three daemons' work: one worker runs the group.
-pytestmark = pytest.mark.xdist_group("replicas")
-
 TOKEN = "tok-shared"  # one robot, DingTalk's limits
 ALERTS = 1000
 STORM_NAME = re.compile(r"Storm\d{4}")
@@ -108,6 +105,9 @@ def post_storm(replicas: list[Daemon]) -> int:
     return sum(accepted)
 
 
+# A minute or two of three daemons' work: in a group of its own, so that under `--dist
+# loadgroup` one worker takes it while the others run the rest.
+@pytest.mark.xdist_group("replica-storm")
 def test_three_replicas_keep_one_robot_to_20_calls_a_minute_through_a_storm(
     storm_replicas: list[Daemon], limited: Simulator
 ) -> None:
