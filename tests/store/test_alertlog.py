@@ -202,3 +202,17 @@ class _Racer:
         self._thread.join(20)
         assert not self._thread.is_alive() and len(self._out) == 1
         return self._out[0]
+
+
+def test_an_ack_made_on_one_replica_holds_on_another_at_once(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    """Acks have no cache: a decision reads them in its own transaction."""
+    other = reopen()
+    with store.transaction() as tx:
+        tx.acks.acknowledge("fp", "ann", NOW)
+    with other.transaction() as tx:
+        assert tx.acks.acknowledged_by("fp") == "ann"
+        tx.acks.forget("fp")
+    with store.reading() as tx:
+        assert tx.acks.acknowledged_by("fp") is None
