@@ -527,6 +527,26 @@ def test_replicas_on_one_store_share_the_robots_20_calls_and_its_lockout(
     assert sorted(c.target for c in ding.ok_calls()[50:]) == ["a", "b"]
 
 
+def test_a_lockout_one_replica_met_holds_an_unlimited_app_on_another(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock
+) -> None:
+    """A work notice's app takes no turns (no limit by default), but its lockout is shared."""
+    replicas = [RobotWindows(StoredWindows(store, clock)) for _ in range(2)]
+    senders = [
+        make(config, name, store, ding, clock, windows)
+        for name, windows in zip(("notice1", "notice2"), replicas, strict=True)
+    ]
+    drive(senders, clock, 1)  # both running (their windows read the store) before the lockout
+    ding.fail(config.targets["notice1"], errcode(143103, Reason.RATE_LIMITED, True, 60.0))
+    enqueue(store, "notice1", ["N1"], clock.time())
+    drive(senders[:1], clock, 1)
+    enqueue(store, "notice2", ["N2"], clock.time())
+    drive(senders, clock, 57)
+    assert [c.answer for c in ding.calls] == ["rate_limited"]
+    drive(senders, clock, 5)
+    assert sorted(c.target for c in ding.ok_calls()) == ["notice1", "notice2"]
+
+
 def test_a_call_that_never_reached_dingtalk_leaves_no_call_in_the_store(
     config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:

@@ -33,6 +33,7 @@ once in the log. An outage's probing stays per process (each replica probes with
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import logging
 import threading
@@ -48,6 +49,7 @@ from bridge.errors import StoreError
 from bridge.logs import fmt_fields
 
 PROBE_POLL = 0.5  # seconds: how often a target looks again while another one's probe is out
+LOCKOUT_LOOK = 1.0  # seconds: how often an unlimited robot reads the lockout other replicas met
 
 log = logging.getLogger("bridge.delivery")
 
@@ -81,6 +83,7 @@ class RobotWindow:
         self._in_flight: dict[int, float] = {}
         self._reservations: dict[int, str] = {}  # in-flight ticket id -> its row in the store
         self._unshared = False  # the store could not take the last turn (said once in the log)
+        self._lockout_read_at = float("-inf")  # unlimited: when the stored lockout was read
         # How long a call may be in flight: the longest HTTP timeout of the robot's targets. A
         # reservation counts at its end, the latest time DingTalk may count the call.
         self.hold = 0.0
@@ -132,7 +135,11 @@ class RobotWindow:
             if ready > now:
                 return ready
             reservation = None
-            if self._stored is not None and not rate.unlimited:
+            if self._stored is not None and rate.unlimited:
+                locked = self._lockout_stored(now)
+                if locked > now:
+                    return locked
+            elif self._stored is not None:
                 taken = self._take_stored(rate, now)
                 if isinstance(taken, float):
                     return taken
@@ -142,6 +149,17 @@ class RobotWindow:
             if reservation is not None:
                 self._reservations[ticket.id] = reservation
             return ticket
+
+    def _lockout_stored(self, now: float) -> float:
+        """An unlimited robot takes no turns, but a lockout another replica met holds it too:
+        read at most every LOCKOUT_LOOK seconds (under self._lock)."""
+        assert self._stored is not None
+        if now - self._lockout_read_at >= LOCKOUT_LOOK:
+            self._lockout_read_at = now
+            # Unreadable: the turn goes on what this process knows, as for a limited robot.
+            with contextlib.suppress(StoreError):
+                self.locked_until = max(self.locked_until, self._stored.lockout(self.key, now))
+        return self.locked_until
 
     def _take_stored(self, rate: RateLimit, now: float) -> str | float | None:
         """The turn taken in the store (under self._lock): its reservation, or the time the

@@ -8,7 +8,8 @@ flight as reservations) and its lockout, decide with the same maths as the proce
 (delivery/ratelimit.py), and record the call about to be made. The outcome's transaction
 (delivery/recording.py) replaces the reservation by the call DingTalk counted.
 
-Unlimited robots never come here (nothing to count, no transaction per call).
+Unlimited robots take no turns (nothing to count, no transaction per call); they only read,
+once a second, whether another replica met a lockout (`lockout`).
 """
 
 from __future__ import annotations
@@ -70,3 +71,8 @@ class StoredWindows:
             if granted:
                 tx.ratewindows.reserve(robot, reservation, counted_at)
         return Turn(calls, until, ready, granted)
+
+    def lockout(self, robot: str, now: float) -> float:
+        """The robot's lockout end (0: none), as any replica recorded it. Raises StoreError."""
+        with self.store.reading() as tx:
+            return tx.ratewindows.load(robot, now)[1]
