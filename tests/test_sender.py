@@ -28,9 +28,9 @@ from bridge.clock import FakeClock
 from bridge.config.model import Config, RateLimit, RobotTarget, SendPolicy, Target
 from bridge.delivery.failures import DeadLetter, Retry, after_failure
 from bridge.delivery.messages import Renderer, digest_threshold
-from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindow, RobotWindows
 from bridge.delivery.sender import TargetSender
+from bridge.delivery.turns import StoredWindows
 from bridge.dingtalk.channel import Body, Channel
 from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.responses import (
@@ -244,7 +244,7 @@ def ding(clock: FakeClock) -> FakeDingTalk:
 
 @pytest.fixture
 def windows(store: Store, clock: FakeClock) -> RobotWindows:
-    return RobotWindows(store_loader(store, clock))
+    return RobotWindows(StoredWindows(store, clock))
 
 
 def event(name: str, *, description: str = "", alerts: tuple[Alert, ...] | None = None) -> Event:
@@ -421,7 +421,7 @@ def test_a_lockout_of_the_robot_holds_every_target_of_it_and_outlives_a_restart(
     with store.reading():
         rows = raw(store).execute("SELECT robot, until FROM robot_lockouts").fetchall()
     assert rows == [(robot_key(config.targets["a"]), locked_at + 600.0)]
-    restarted = window_of(RobotWindows(store_loader(store, clock)), config.targets["b"])
+    restarted = window_of(RobotWindows(StoredWindows(store, clock)), config.targets["b"])
     assert restarted.locked_until == locked_at + 600.0
 
     drive([a, b], clock, 60)
@@ -436,7 +436,7 @@ def test_the_window_is_read_back_after_a_restart(
     drive([make(config, "a", store, ding, clock, windows)], clock, 5)
     assert len(ding.calls) == 15
     # A restart: new windows from the store; target b of the same robot has 5 calls left.
-    fresh = RobotWindows(store_loader(store, clock))
+    fresh = RobotWindows(StoredWindows(store, clock))
     enqueue(store, "b", [f"B{i}" for i in range(10)], clock.time())
     drive([make(config, "b", store, ding, clock, fresh)], clock, 30)
     assert len(ding.calls) == 20
@@ -464,7 +464,7 @@ def test_rows_of_the_per_target_tables_are_adopted_by_the_robot(
     conn.close()
     store = SqliteStore(state)
     try:
-        windows = RobotWindows(store_loader(store, clock))
+        windows = RobotWindows(StoredWindows(store, clock))
         window = window_of(windows, config.targets["a"])
         assert window.calls() == [clock.time() - 10] and window.locked_until == 0.0
         window = window_of(windows, config.targets["b"])  # the same robot: b's rows join it
@@ -494,6 +494,68 @@ def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
     assert len(digest_calls) == 1, texts(digest_calls)
     assert all(f"D{i:02d}" in texts(digest_calls) for i in range(10))
     assert not pending(store)
+
+
+def test_replicas_on_one_store_share_the_robots_20_calls_and_its_lockout(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock
+) -> None:
+    """Two replicas (each its own windows, one store): together 20 calls in any minute, and
+    a lockout one of them met holds the other's target of the robot."""
+    replicas = [RobotWindows(StoredWindows(store, clock)) for _ in range(2)]
+    enqueue(store, "a", [f"A{i:02d}" for i in range(25)], clock.time())
+    enqueue(store, "b", [f"B{i:02d}" for i in range(25)], clock.time())
+    senders = [make(config, "a", store, ding, clock, replicas[0])]
+    senders.append(make(config, "b", store, ding, clock, replicas[1]))
+    drive(senders, clock, 10)
+    assert len(ding.ok_calls()) == 20  # not 20 each
+    drive(senders, clock, 120)
+    assert len(ding.ok_calls()) == 50 and not pending(store)
+    assert most_in_any_window([c.at for c in ding.calls]) <= 20
+    last = ding.calls[-1].at
+    recent = len([c for c in ding.calls if c.at >= last - WINDOW - 1])  # older ones forgotten
+    with store.reading():  # every call counted once, no reservation left behind
+        rows = raw(store).execute("SELECT COUNT(*), COUNT(reservation) FROM robot_calls")
+        assert rows.fetchone() == (recent, 0)
+
+    ding.fail(config.targets["a"], errcode(130101, Reason.RATE_LIMITED, True, 600.0))
+    enqueue(store, "a", ["Locked"], clock.time())
+    drive(senders[:1], clock, 1)
+    enqueue(store, "b", ["Behind"], clock.time())
+    drive(senders, clock, 590)
+    assert [c.answer for c in ding.calls[50:]] == ["rate_limited"]  # b never called meanwhile
+    drive(senders, clock, 60)
+    assert sorted(c.target for c in ding.ok_calls()[50:]) == ["a", "b"]
+
+
+def test_a_lockout_one_replica_met_holds_an_unlimited_app_on_another(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock
+) -> None:
+    """A work notice's app takes no turns (no limit by default), but its lockout is shared."""
+    replicas = [RobotWindows(StoredWindows(store, clock)) for _ in range(2)]
+    senders = [
+        make(config, name, store, ding, clock, windows)
+        for name, windows in zip(("notice1", "notice2"), replicas, strict=True)
+    ]
+    drive(senders, clock, 1)  # both running (their windows read the store) before the lockout
+    ding.fail(config.targets["notice1"], errcode(143103, Reason.RATE_LIMITED, True, 60.0))
+    enqueue(store, "notice1", ["N1"], clock.time())
+    drive(senders[:1], clock, 1)
+    enqueue(store, "notice2", ["N2"], clock.time())
+    drive(senders, clock, 57)
+    assert [c.answer for c in ding.calls] == ["rate_limited"]
+    drive(senders, clock, 5)
+    assert sorted(c.target for c in ding.ok_calls()) == ["notice1", "notice2"]
+
+
+def test_a_call_that_never_reached_dingtalk_leaves_no_call_in_the_store(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
+) -> None:
+    ding.fail(config.targets["a"], http_500)
+    enqueue(store, "a", ["A0"], clock.time())
+    drive([make(config, "a", store, ding, clock, windows)], clock, 0)
+    assert [c.answer for c in ding.calls] == ["server_error"]
+    with store.reading():  # its reservation went with the outcome: the slot is free again
+        assert raw(store).execute("SELECT COUNT(*) FROM robot_calls").fetchone() == (0,)
 
 
 def test_work_notice_targets_of_one_app_share_its_minute_quota(

@@ -22,9 +22,9 @@ from bridge.delivery.claims import (
     is_predecessor,
     new_replica_id,
 )
-from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender
+from bridge.delivery.turns import StoredWindows
 from bridge.store.api import Store
 from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
@@ -57,7 +57,7 @@ def ding(clock: FakeClock) -> FakeDingTalk:
 
 @pytest.fixture
 def windows(store: Store, clock: FakeClock) -> RobotWindows:
-    return RobotWindows(store_loader(store, clock))
+    return RobotWindows(StoredWindows(store, clock))
 
 
 def claimable_by_another(store: Store, clock: FakeClock, target: str = "a") -> list[str]:

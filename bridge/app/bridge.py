@@ -26,9 +26,9 @@ from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.claims import free_predecessors, new_replica_id
 from bridge.delivery.noticepoll import NoticePoller
-from bridge.delivery.recording import store_loader
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender
+from bridge.delivery.turns import StoredWindows
 from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session
@@ -70,7 +70,7 @@ class Bridge:
         self.session = session or make_session()
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
-        self.windows = RobotWindows(store_loader(self.store, clock))
+        self.windows = RobotWindows(StoredWindows(self.store, clock))
         self.senders = {name: self._sender(target) for name, target in config.targets.items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
         self.notice_poller = NoticePoller(

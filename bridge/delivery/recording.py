@@ -1,9 +1,11 @@
 """Recording a sender's outcomes in the store, and holding one the store could not take.
 
 An outcome is recorded with the calls it made (and a lockout DingTalk imposed), in one
-transaction. If that commit fails (a full disk), the outcome is held in memory and the commit
-retried with backoff, and the target sends nothing until it succeeds: sending the next message
-would resend the one DingTalk just accepted, which the store still lists as pending.
+transaction; a call whose turn was taken in the store (delivery/turns.py) replaces its
+reservation there, or drops it when DingTalk never counted the call. If that commit fails (a
+full disk), the outcome is held in memory and the commit retried with backoff, and the target
+sends nothing until it succeeds: sending the next message would resend the one DingTalk just
+accepted, which the store still lists as pending.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from bridge.clock import Clock
 from bridge.delivery.backoff import backoff_ceiling
 from bridge.delivery.labels import error_text, ids_of
 from bridge.delivery.noticepoll import first_poll_at
-from bridge.delivery.robots import HISTORY_KEEP, RobotWindow
+from bridge.delivery.robots import RobotWindow, Ticket
 from bridge.dingtalk.responses import Failed
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
@@ -41,6 +43,7 @@ class Record:
     lockout: float | None
     write: Callable[[Tx], None]
     error: str = ""  # why the last commit failed
+    settles: str | None = None  # the reservation of the call in the store's window
 
 
 def dead_letters(
@@ -126,8 +129,11 @@ class Recorder:
         self._failures = 0
         self._retry_at = 0.0
 
-    def commit(self, record: Record) -> bool:
-        """Write an outcome with the calls it made; if the store cannot, hold it."""
+    def commit(self, record: Record, ticket: Ticket | None = None) -> bool:
+        """Write an outcome with the calls it made (`ticket`'s, when it had one); if the store
+        cannot, hold it."""
+        if ticket is not None:
+            record.settles = ticket.reservation
         try:
             self._write(record)
         except Exception as exc:
@@ -148,9 +154,9 @@ class Recorder:
     def _write(self, record: Record) -> None:
         window = self.window()
         with self.store.transaction() as tx:
-            if record.calls and window.keep > 0:
-                forget = max(record.calls) - window.keep
-                tx.ratewindows.record_calls(window.key, record.calls, forget)
+            if (record.calls or record.settles) and window.keep > 0:
+                forget = max(record.calls, default=self.clock.time()) - window.keep
+                tx.ratewindows.record_calls(window.key, record.calls, forget, record.settles)
             if record.lockout is not None:
                 tx.ratewindows.lock_out(window.key, record.lockout)
             record.write(tx)
@@ -196,20 +202,3 @@ class Recorder:
                 text, target=self.target, outcome=record.what, id=ids_of(record.ids), **fields
             ),
         )
-
-
-def store_loader(
-    store: Store, clock: Clock
-) -> Callable[[str, str, bool], tuple[list[float], float]]:
-    """RobotWindows' loader: adopt a target's rows of the old per-target tables, and read the
-    robot's counted calls and lockout when the robot is first used."""
-
-    def load(robot: str, target: str, fresh: bool) -> tuple[list[float], float]:
-        now = clock.time()
-        with store.transaction() as tx:
-            adopted = tx.ratewindows.adopt_legacy(target, robot, now, HISTORY_KEEP)
-            if not fresh:
-                return adopted
-            return tx.ratewindows.load(robot, now - HISTORY_KEEP)
-
-    return load

@@ -21,31 +21,37 @@ processes ends the outage and the queue flows at the rate limit again.
 The window lives for the whole process (a reload that replaces a target's sender keeps its
 robot's window); the calls it counted and its lockout are also written to the store, so a
 restart knows them too.
+
+Across replicas: a window made with the store's windows (delivery/turns.py) takes each turn of a
+limited robot in the store too, atomically, after its own checks said yes: the store counts every
+replica's calls and knows a lockout any of them met, and what it read becomes this window's
+picture of the robot's calls. While the store cannot take the turn (a full disk, the database
+away), the window gives it on what this process knows, as a single bridge always did, and says so
+once in the log. An outage's probing stays per process (each replica probes with one call).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bridge.config.model import RateLimit
 from bridge.delivery.ratelimit import SAFETY_MARGIN, next_slot
+from bridge.delivery.turns import StoredWindows
 from bridge.dingtalk.channel import Channel
+from bridge.errors import StoreError
 from bridge.logs import fmt_fields
 
-HISTORY_KEEP = 3600.0  # seconds of stored calls read back at start: longer than any sensible window
 PROBE_POLL = 0.5  # seconds: how often a target looks again while another one's probe is out
+LOCKOUT_LOOK = 1.0  # seconds: how often an unlimited robot reads the lockout other replicas met
 
 log = logging.getLogger("bridge.delivery")
-
-# (robot key, target name, first use of the robot) -> counted calls and lockout end to start
-# from: the robot's rows when first used, and in any case the target's rows adopted from the
-# per-target tables of earlier versions (see store/ratewindows.py).
-Loader = Callable[[str, str, bool], tuple[list[float], float]]
 
 
 @dataclass(frozen=True)
@@ -55,16 +61,32 @@ class Ticket:
     id: int
     at: float
     probe: bool  # the robot was failing: this call is the one probe allowed
+    reservation: str | None = None  # its row in the store's window, which its outcome settles
 
 
 class RobotWindow:
     """The shared state of one robot. Thread-safe: every target of the robot calls it."""
 
-    def __init__(self, key: str, calls: Iterable[float] = (), locked_until: float = 0.0) -> None:
+    def __init__(
+        self,
+        key: str,
+        calls: Iterable[float] = (),
+        locked_until: float = 0.0,
+        stored: StoredWindows | None = None,
+    ) -> None:
+        """`stored`: the store's windows, shared with other replicas (None: this process's
+        window only)."""
         self.key = key
+        self._stored = stored
         self._lock = threading.Lock()
         self._calls: list[float] = sorted(calls)  # counted by DingTalk, oldest first
         self._in_flight: dict[int, float] = {}
+        self._reservations: dict[int, str] = {}  # in-flight ticket id -> its row in the store
+        self._unshared = False  # the store could not take the last turn (said once in the log)
+        self._lockout_read_at = float("-inf")  # unlimited: when the stored lockout was read
+        # How long a call may be in flight: the longest HTTP timeout of the robot's targets. A
+        # reservation counts at its end, the latest time DingTalk may count the call.
+        self.hold = 0.0
         self._ids = itertools.count(1)
         self.locked_until = locked_until
         self.failures = 0  # consecutive calls that failed before reaching DingTalk's counter
@@ -112,9 +134,71 @@ class RobotWindow:
             ready = self._ready_at(rate, now)
             if ready > now:
                 return ready
-            ticket = Ticket(next(self._ids), now, probe=self.failures > 0)
+            reservation = None
+            if self._stored is not None and rate.unlimited:
+                locked = self._lockout_stored(now)
+                if locked > now:
+                    return locked
+            elif self._stored is not None:
+                taken = self._take_stored(rate, now)
+                if isinstance(taken, float):
+                    return taken
+                reservation = taken
+            ticket = Ticket(next(self._ids), now, self.failures > 0, reservation)
             self._in_flight[ticket.id] = now
+            if reservation is not None:
+                self._reservations[ticket.id] = reservation
             return ticket
+
+    def _lockout_stored(self, now: float) -> float:
+        """An unlimited robot takes no turns, but a lockout another replica met holds it too:
+        read at most every LOCKOUT_LOOK seconds (under self._lock)."""
+        assert self._stored is not None
+        if now - self._lockout_read_at >= LOCKOUT_LOOK:
+            self._lockout_read_at = now
+            # Unreadable: the turn goes on what this process knows, as for a limited robot.
+            with contextlib.suppress(StoreError):
+                self.locked_until = max(self.locked_until, self._stored.lockout(self.key, now))
+        return self.locked_until
+
+    def _take_stored(self, rate: RateLimit, now: float) -> str | float | None:
+        """The turn taken in the store (under self._lock): its reservation, or the time the
+        shared window has room, or None when the store cannot take it (this window decides)."""
+        assert self._stored is not None
+        ours = set(self._reservations.values())
+        unreserved = [at for id_, at in self._in_flight.items() if id_ not in self._reservations]
+
+        def ready_at(calls: list[float], locked_until: float) -> float:
+            slot = next_slot(rate, itertools.chain(calls, unreserved), now)
+            return max(slot, locked_until)
+
+        reservation = uuid.uuid4().hex
+        try:
+            turn = self._stored.take(
+                self.key, now - self.keep, ready_at, now, reservation, now + self.hold
+            )
+        except StoreError as exc:
+            if not self._unshared:
+                self._unshared = True
+                log.warning(
+                    fmt_fields(
+                        "rate window not shared: the store cannot take the turn, this process's"
+                        " window decides",
+                        robot=self.key,
+                        error=str(exc),
+                    )
+                )
+            return None
+        if self._unshared:
+            self._unshared = False
+            log.info(fmt_fields("rate window shared again", robot=self.key))
+        # The store's calls are the robot's: every replica's, ours among them (a call of ours in
+        # flight stays counted at its time here, not at its reservation's).
+        self._calls = sorted(at for at, r in turn.calls if r is None or r not in ours)
+        self.locked_until = max(self.locked_until, turn.locked_until)
+        if not turn.granted:
+            return max(turn.ready, self._ready_at(rate, now))
+        return reservation
 
     def settle(
         self,
@@ -136,6 +220,7 @@ class RobotWindow:
         (0 when it is not failing)."""
         with self._lock:
             self._in_flight.pop(ticket.id, None)
+            self._reservations.pop(ticket.id, None)
             if counted:
                 self._count(at)
             if failing:
@@ -152,6 +237,7 @@ class RobotWindow:
         if it may have been made (`at` given), and says nothing about an outage."""
         with self._lock:
             self._in_flight.pop(ticket.id, None)
+            self._reservations.pop(ticket.id, None)
             if at is not None:
                 self._count(at)
 
@@ -166,10 +252,12 @@ class RobotWindow:
                 bisect.insort(self._calls, at)
             self.locked_until = max(self.locked_until, locked_until)
 
-    def keep_for(self, rate: RateLimit) -> None:
-        """A target with this rate uses the window: keep calls as long as its window needs."""
+    def keep_for(self, rate: RateLimit, timeout: float = 0.0) -> None:
+        """A target with this rate (and HTTP timeout) uses the window: keep calls as long as
+        its window needs, and hold a reservation as long as its calls may take."""
         with self._lock:
             self._keep_for(rate)
+            self.hold = max(self.hold, timeout)
 
     def _keep_for(self, rate: RateLimit) -> None:
         if not rate.unlimited:
@@ -192,10 +280,11 @@ class RobotWindow:
 
 
 class RobotWindows:
-    """The process's windows, one per robot key, made on first use from what the store kept."""
+    """The process's windows, one per robot key, made on first use from what the store kept
+    (and sharing each limited robot's turns through it)."""
 
-    def __init__(self, load: Loader | None = None) -> None:
-        self._load = load
+    def __init__(self, stored: StoredWindows | None = None) -> None:
+        self._stored = stored
         self._lock = threading.Lock()
         self._windows: dict[str, RobotWindow] = {}
         self._loaded: set[tuple[str, str]] = set()
@@ -207,11 +296,11 @@ class RobotWindows:
             window = self._windows.get(key)
             fresh = window is None
             if window is None:
-                window = self._windows[key] = RobotWindow(key)
-            window.keep_for(channel.policy.rate)
-            if self._load is not None and (key, name) not in self._loaded:
+                window = self._windows[key] = RobotWindow(key, stored=self._stored)
+            window.keep_for(channel.policy.rate, channel.timeout)
+            if self._stored is not None and (key, name) not in self._loaded:
                 try:
-                    calls, until = self._load(key, name, fresh)
+                    calls, until = self._stored.load(key, name, fresh)
                 except Exception as exc:  # the store is failing: start empty, try again later
                     log.warning(
                         fmt_fields("rate window not loaded", target=name, robot=key, error=str(exc))

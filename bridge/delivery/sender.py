@@ -51,8 +51,9 @@ from bridge.delivery.claims import DEFAULT_LEASE, Claims, Hold, new_replica_id
 from bridge.delivery.failures import DeadLetter, after_failure, is_outage
 from bridge.delivery.labels import error_text, ids_of, ids_of_rows, rules_of
 from bridge.delivery.messages import Current, Renderer
-from bridge.delivery.recording import Recorder, dead_letters, store_loader
+from bridge.delivery.recording import Recorder, dead_letters
 from bridge.delivery.robots import RobotWindow, RobotWindows, Ticket
+from bridge.delivery.turns import StoredWindows
 from bridge.delivery.worker import Worker
 from bridge.dingtalk.channel import Channel
 from bridge.dingtalk.responses import AwaitingResult, Failed
@@ -112,7 +113,7 @@ class TargetSender:
         self.owner = owner or new_replica_id()
         self.lease = lease
         self.claims = Claims(store, self.name, self.owner, lease, clock)
-        self.windows = windows or RobotWindows(store_loader(store, clock))
+        self.windows = windows or RobotWindows(StoredWindows(store, clock))
         self._window: RobotWindow | None = None
         self.recorder = Recorder(store, lambda: self.window, self.name, clock)
         self.stats = SenderStats()
@@ -260,7 +261,7 @@ class TargetSender:
         except Exception as exc:  # ours, around the call: it may have been made, so it counts
             self._current = None
             self.window.released(ticket, self.clock.time())
-            self._internal(current.batch, exc, calls=[self.clock.time()])
+            self._internal(current.batch, exc, calls=[self.clock.time()], ticket=ticket)
             return 0.0
         self.stats.calls += 1
         if isinstance(sent, Failed):
@@ -274,20 +275,26 @@ class TargetSender:
         current.done += 1
         if current.done < len(current.bodies):
             self.recorder.commit(
-                recording.part_sent(current.batch[0].id, current.done, at, self.owner)
+                recording.part_sent(current.batch[0].id, current.done, at, self.owner), ticket
             )
             return 0.0
         self._current = None
         task_id = sent.task_id if isinstance(sent, AwaitingResult) else None
-        self._succeeded(current, task_id, [at])
+        self._succeeded(current, task_id, [at], ticket)
         return 0.0
 
-    def _succeeded(self, current: Current, task_id: int | None, calls: list[float]) -> None:
+    def _succeeded(
+        self,
+        current: Current,
+        task_id: int | None,
+        calls: list[float],
+        ticket: Ticket | None = None,
+    ) -> None:
         """DingTalk accepted every body of the message: the rows leave the outbox."""
         batch = current.batch
         self.stats.delivered += len(batch)
         record = recording.accepted(batch, self.name, task_id, calls, self.clock.time())
-        recorded = self.recorder.commit(record)
+        recorded = self.recorder.commit(record, ticket)
         log.info(
             fmt_fields(
                 "delivered" if task_id is None else "accepted, awaiting result",
@@ -364,7 +371,8 @@ class TargetSender:
                     now,
                     self.owner,
                     stale,
-                )
+                ),
+                ticket,
             )
             return
         if decision.lockout is not None:
@@ -380,7 +388,8 @@ class TargetSender:
             )
         )
         self.recorder.commit(
-            recording.retry(ids, calls, not_before, decision.lockout, failed, now, self.owner)
+            recording.retry(ids, calls, not_before, decision.lockout, failed, now, self.owner),
+            ticket,
         )
 
     def _stale(self, created_before: float, skip: set[str]) -> list[str]:
@@ -392,15 +401,26 @@ class TargetSender:
             return []
         return [r.id for r in rows if r.created_at < created_before and r.id not in skip]
 
-    def _internal(self, batch: list[Row], exc: Exception, calls: list[float] | None = None) -> None:
+    def _internal(
+        self,
+        batch: list[Row],
+        exc: Exception,
+        calls: list[float] | None = None,
+        ticket: Ticket | None = None,
+    ) -> None:
         """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
-        self._dead_internal(
-            [r.id for r in batch], rules_of(batch), error_text(exc), calls or [], self.owner
-        )
+        ids = [r.id for r in batch]
+        self._dead_internal(ids, rules_of(batch), error_text(exc), calls or [], self.owner, ticket)
         log.debug("internal error on a message", exc_info=exc)
 
     def _dead_internal(
-        self, ids: list[str], rules: str, error: str, calls: list[float], owner: str | None
+        self,
+        ids: list[str],
+        rules: str,
+        error: str,
+        calls: list[float],
+        owner: str | None,
+        ticket: Ticket | None = None,
     ) -> None:
         now = self.clock.time()
         shown = ids_of(ids)
@@ -422,5 +442,5 @@ class TargetSender:
             )
         )
         self.recorder.commit(
-            dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now, owner)
+            dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now, owner), ticket
         )

@@ -4,6 +4,10 @@ A thread of its own: it wakes at the earliest next flush (or once a second), and
 group decides one notification of all its held alerts through the same decide step as direct
 events (pipeline.decide), committing the outbox rows, the log entry and the group's new state in
 one transaction.
+
+Every replica sharing the store runs one, so a due group is flushed by the one transaction that
+claims it (`groups.claim`): another replica that saw it due at the same moment finds it flushed
+(its next flush moved on, or the group ended) and leaves it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from bridge.pipeline.commit import commit_flush, log_queued
 from bridge.pipeline.decide import RULE_GONE, decide_flush
 from bridge.pipeline.decision import Queued
 from bridge.pipeline.ids import new_id
-from bridge.pipeline.state import StoreView
+from bridge.pipeline.state import DecidingView
 from bridge.store.api import Store
 
 log = logging.getLogger("bridge.grouper")
@@ -93,13 +97,15 @@ class Grouper:
             due = tx.groups.due(stamp)
         for group in due:
             with self.store.transaction() as tx:
+                if not tx.groups.claim(group.rule, group.key, stamp):
+                    continue  # another replica flushed it meanwhile
                 held = tx.groups.members(group.rule, group.key)
                 flush = decide_flush(
                     rules.get(group.rule),
                     group.rule,
                     group.key,
                     held,
-                    StoreView(tx),
+                    DecidingView(tx),
                     now,
                     new_id,
                 )

@@ -25,13 +25,15 @@ from bridge.pipeline.decide import decide
 from bridge.pipeline.decision import Decision, Grouped, NotSentAgain
 from bridge.pipeline.duplicates import Claim, claim_for
 from bridge.pipeline.ids import new_id
-from bridge.pipeline.state import StoreView
+from bridge.pipeline.state import DecidingView
 from bridge.store.api import Store, Tx
 
 log = logging.getLogger("bridge.intake")
 
 _UNMATCHED_MEMORY = 10_000  # distinct unmatched events remembered so each is logged once
-_REFRESH = 1.0  # seconds between re-reads of runtime silences and queue depths
+# Seconds between looks at the runtime silences' version (re-read when another process, or
+# replica, added or expired one) and re-reads of the queue depths.
+_REFRESH = 1.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Intake:
         self._lock = threading.Lock()
         self._unmatched_seen: OrderedDict[str, None] = OrderedDict()
         self._runtime_silences: list[Silence] = []
+        self._silences_version: str | None = None  # the store's, when they were read
         self._depths: dict[str, int] = {}
         self._refreshed = float("-inf")
 
@@ -65,16 +68,22 @@ class Intake:
             return
         self._refreshed = time.monotonic()
         with self.store.reading() as tx:
-            silences = tx.silences.load(ended_after=now)
+            # The version first: a change after it is read again at the next look.
+            version = tx.silences.version()
+            stale = version != self._silences_version
+            silences = tx.silences.load(ended_after=now) if stale else None
             depths = {t: n for t, (n, _) in tx.outbox.depth().items()}
         with self._lock:
-            self._runtime_silences = silences
+            if silences is not None:  # ended ones are dropped here; until then none matches
+                self._runtime_silences = silences
+                self._silences_version = version
             self._depths = depths
 
     def forget_cache(self) -> None:
         """Read silences and queue depths again at the next request (a silence was just added
         or expired here: it must apply to the very next alert)."""
         self._refreshed = float("-inf")
+        self._silences_version = None
 
     def reject(self, input_name: str, reason: Reason) -> None:
         with self._lock:
@@ -108,7 +117,7 @@ class Intake:
                 decision = (
                     Decision(())
                     if duplicate
-                    else decide(config.rules, silences, events, StoreView(tx), now, new_id)
+                    else decide(config.rules, silences, events, DecidingView(tx), now, new_id)
                 )
                 deliveries = decision.deliveries
                 self._check_room(config, deliveries)

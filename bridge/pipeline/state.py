@@ -1,8 +1,11 @@
 """Read views of the state for the decide step (pipeline.decide.StateView).
 
-`StoreView` reads through a store transaction: the daemon's own write transaction (so what it
-reads cannot change before its commit), or a read-only one for `render`. `MemoryView` holds the
-state as plain values: an empty state, and tests.
+`StoreView` reads through a store transaction, a read-only one for `render`. `DecidingView`
+reads through the daemon's own write transaction, locking each notification-log entry it reads
+until the commit: another replica deciding about the same alert group meanwhile waits and then
+reads what this one committed, so one notification goes out, not two (on SQLite the write
+transaction alone does that). `MemoryView` holds the state as plain values: an empty state, and
+tests.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bridge.alerting.dedup import LogEntry
-from bridge.store.api import ReadTx
+from bridge.store.api import ReadTx, Tx
 
 
 class StoreView:
@@ -25,6 +28,15 @@ class StoreView:
 
     def group_flush_at(self, rule: str, key: str) -> float | None:
         return self._tx.groups.flush_at(rule, key)
+
+
+class DecidingView(StoreView):
+    def __init__(self, tx: Tx) -> None:
+        super().__init__(tx)
+        self._writing = tx
+
+    def log_entry(self, rule: str, key: str) -> LogEntry | None:
+        return self._writing.alertlog.entry_for_update(rule, key)
 
 
 @dataclass

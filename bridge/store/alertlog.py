@@ -2,6 +2,11 @@
 
 nflog: per (rule, key), the alerts that were firing/resolved at the last notification, and when.
 groups/group_alerts: alerts held for a rule with group_by until the group's next flush.
+
+Replicas sharing a database decide about one alert group in turn: a decision reads the entry it
+may replace with `entry_for_update` (the entry's name locked until the transaction ends, see
+store/locks.py), a due group is flushed by the one transaction that `claim`s it, and holding an
+alert locks its group's row, so a flush in progress either sees the new alert or is over first.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from bridge.alerting.dedup import LogEntry
 from bridge.model import Event
 from bridge.store.codec import event_from_json, event_to_json
+from bridge.store.locks import NFLOG, Locks
 from bridge.store.records import Group
 from bridge.store.sqlconn import Connection
 
@@ -19,8 +25,15 @@ from bridge.store.sqlconn import Connection
 class SqlAlertLog:
     """The notification log (nflog)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, locks: Locks) -> None:
         self._conn = conn
+        self._locks = locks
+
+    def entry_for_update(self, rule: str, key: str) -> LogEntry | None:
+        """The entry, its (rule, key) locked until the transaction ends: of two transactions
+        deciding about one alert group at once, the second reads what the first committed."""
+        self._locks.lock(NFLOG, f"{rule}\n{key}")
+        return self.get_entry(rule, key)
 
     def get_entry(self, rule: str, key: str) -> LogEntry | None:
         row = self._conn.execute(
@@ -97,10 +110,13 @@ class SqlGroups:
         group_wait: float,
     ) -> None:
         """Hold `members` (fingerprint, status, single-alert event) in the group, creating it with
-        its first flush `group_wait` from now."""
+        its first flush `group_wait` from now. The group's row is written (unchanged when it
+        exists) to lock it: a replica flushing it meanwhile finishes first, and a group it ended
+        is created again, so no member is left in a group that is gone."""
         self._conn.execute(
             "INSERT INTO groups (rule, key, labels, created_at, next_flush, flushed)"
-            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (rule, key) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, 0)"
+            " ON CONFLICT (rule, key) DO UPDATE SET next_flush = groups.next_flush",
             (rule, key, json.dumps(dict(labels), sort_keys=True), now, now + group_wait),
         )
         self._conn.executemany(
@@ -123,6 +139,16 @@ class SqlGroups:
             "SELECT next_flush FROM groups WHERE rule = ? AND key = ?", (rule, key)
         ).fetchone()
         return float(row[0]) if row is not None else None
+
+    def claim(self, rule: str, key: str, now: float) -> bool:
+        """The group is still due at `now` and this transaction flushes it: its row locked until
+        the end. False when another transaction flushed (or ended) it since it was seen due: a
+        concurrent claim waits for that one, then finds the group's next flush moved on."""
+        claimed = self._conn.execute(
+            "UPDATE groups SET flushed = flushed WHERE rule = ? AND key = ? AND next_flush <= ?",
+            (rule, key, now),
+        ).rowcount
+        return bool(claimed)
 
     def next_flush_at(self) -> float | None:
         value = self._conn.execute("SELECT MIN(next_flush) FROM groups").fetchone()[0]

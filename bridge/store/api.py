@@ -163,6 +163,12 @@ class AlertLogReads(Protocol):
 class AlertLog(AlertLogReads, Protocol):
     """... and the operations that change them."""
 
+    def entry_for_update(self, rule: str, key: str) -> LogEntry | None:
+        """The entry, (rule, key) locked until the transaction ends: of two transactions (two
+        replicas) deciding about one alert group at once, the second waits and reads what the
+        first committed, so a repeat interval holds across replicas."""
+        ...
+
     def put_entry(
         self, rule: str, key: str, firing: Iterable[str], resolved: Iterable[str], now: float
     ) -> None:
@@ -209,6 +215,11 @@ class GroupsReads(Protocol):
 class Groups(GroupsReads, Protocol):
     """... and the operations that change them."""
 
+    def claim(self, rule: str, key: str, now: float) -> bool:
+        """The group is due at `now` and this transaction flushes it (the group locked until
+        the end); False when another transaction (replica) flushed or ended it since."""
+        ...
+
     def add(
         self,
         rule: str,
@@ -219,7 +230,8 @@ class Groups(GroupsReads, Protocol):
         group_wait: float,
     ) -> None:
         """Hold `members` (fingerprint, status, single-alert event), replacing an alert held
-        already; a new group's first flush is `group_wait` from now."""
+        already; a new group's first flush is `group_wait` from now. Waits for a flush of the
+        group in progress (so no member joins a group that flush ends)."""
         ...
 
     def after_flush(self, rule: str, key: str, now: float, group_interval: float) -> None:
@@ -239,6 +251,11 @@ class SilencesReads(Protocol):
         ...
 
     def linked(self, silence_id: str) -> str | None: ...
+
+    def version(self) -> str:
+        """Changes whenever a silence is added or expired, by any process on this state: a
+        replica reloads its silences when it differs from the one it read them at."""
+        ...
 
 
 class Silences(SilencesReads, Protocol):
@@ -273,10 +290,32 @@ class RateWindowsReads(Protocol):
 
 
 class RateWindows(RateWindowsReads, Protocol):
-    """... and the operations that change them."""
+    """... and the operations that change them. A turn is one transaction: `window_for_update`
+    (the robot locked), then `reserve` when the window has room; the outcome's transaction
+    settles the reservation with `record_calls`."""
 
-    def record_calls(self, robot: str, times: Iterable[float], forget_before: float) -> None:
-        """Remember calls, and forget this robot's calls before `forget_before`."""
+    def window_for_update(
+        self, robot: str, since: float
+    ) -> tuple[list[tuple[float, str | None]], float]:
+        """The robot locked until the transaction ends (another replica's turn waits); its calls
+        after `since`, oldest first, each with its reservation while in flight (None once
+        counted), and its lockout end (0: none)."""
+        ...
+
+    def reserve(self, robot: str, reservation: str, at: float) -> None:
+        """A call about to be made, counted at `at` until its outcome settles it."""
+        ...
+
+    def record_calls(
+        self,
+        robot: str,
+        times: Iterable[float],
+        forget_before: float,
+        settles: str | None = None,
+    ) -> None:
+        """Remember calls, in place of the reservation `settles` (gone even when `times` is
+        empty: the call never reached DingTalk's counter), and forget this robot's calls before
+        `forget_before`."""
         ...
 
     def lock_out(self, robot: str, until: float) -> None:

@@ -172,8 +172,13 @@ ALTER TABLE notice_tasks ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
     ADD COLUMN IF NOT EXISTS claimed_until DOUBLE PRECISION;
 """
 
+# A call in flight is a reservation row, named so that its outcome replaces it (see
+# store/ratewindows.py: replicas share a robot's window).
+_ROBOT_RESERVATIONS = "ALTER TABLE robot_calls ADD COLUMN IF NOT EXISTS reservation TEXT;"
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
     Step(3, _CLAIMS),
+    Step(4, _ROBOT_RESERVATIONS),
 )

@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from bridge.config.dburl import passwords, redacted
 from bridge.errors import StoreError
 from bridge.store import migrations
+from bridge.store.locks import AdvisoryLocks
 from bridge.store.pglisten import Listener
 from bridge.store.pgschema import MIGRATION_LOCK, STEPS
 from bridge.store.records import Readiness
@@ -152,7 +153,8 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         with self._errors(), self._connection() as conn, conn.transaction():
-            yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)
+            adapted = PgConnection(conn)
+            yield SqlTx(adapted, legacy=False, dialect=POSTGRESQL, locks=AdvisoryLocks(adapted))
         if self._failing:
             self._failing = False
             log.warning(f"state database reachable again database={self.where}")

@@ -10,21 +10,31 @@ Earlier versions kept them in `sends` and `lockouts`, keyed by target name. Thei
 adopted on the first start of each target's sender (`adopt_legacy`): a restart right after an
 upgrade still knows the calls of the last minute and waits out a lockout in progress, instead of
 risking a 130101 with a window it forgot. Once no legacy row is left the old tables are dropped.
+
+Several replicas share a robot's window through these rows. A turn is taken in one short
+transaction that locks the robot (store/locks.py), reads its calls and lockout
+(`window_for_update`) and, when the window has room, records the call about to be made as a
+reservation (`reserve`): counted at the latest time DingTalk could count it (the end of its HTTP
+timeout), so a replica killed mid-call leaves a call that ages out like any other, never one too
+few. The outcome's transaction replaces the reservation by the call DingTalk counted, or drops it
+when the call never reached DingTalk's counter (`record_calls(..., settles=...)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bridge.store.locks import ROBOT, Locks
 from bridge.store.sqlconn import Connection
 
 
 class SqlRateWindows:
-    def __init__(self, conn: Connection, legacy: bool) -> None:
+    def __init__(self, conn: Connection, legacy: bool, locks: Locks) -> None:
         """`legacy`: the database may still hold an older version's per-target tables (SQLite
         files from before robot keys; a PostgreSQL database never had them)."""
         self._conn = conn
         self._legacy = legacy
+        self._locks = locks
 
     def load(self, robot: str, since: float) -> tuple[list[float], float]:
         """The robot's counted calls after `since` (oldest first) and its lockout end (0: none)."""
@@ -39,8 +49,44 @@ class SqlRateWindows:
         ).fetchone()
         return calls, float(row[0]) if row else 0.0
 
-    def record_calls(self, robot: str, times: Iterable[float], forget_before: float) -> None:
-        """Remember calls DingTalk counted, and forget this robot's calls older than any window."""
+    def window_for_update(
+        self, robot: str, since: float
+    ) -> tuple[list[tuple[float, str | None]], float]:
+        """The robot locked until the transaction ends; its calls after `since` (oldest first,
+        each with its reservation while in flight, else None) and its lockout end (0: none)."""
+        self._locks.lock(ROBOT, robot)
+        calls = [
+            (float(r[0]), None if r[1] is None else str(r[1]))
+            for r in self._conn.execute(
+                "SELECT at, reservation FROM robot_calls WHERE robot = ? AND at > ? ORDER BY at",
+                (robot, since),
+            ).fetchall()
+        ]
+        row = self._conn.execute(
+            "SELECT until FROM robot_lockouts WHERE robot = ?", (robot,)
+        ).fetchone()
+        return calls, float(row[0]) if row else 0.0
+
+    def reserve(self, robot: str, reservation: str, at: float) -> None:
+        """A call about to be made, counted at `at` until its outcome settles it."""
+        self._conn.execute(
+            "INSERT INTO robot_calls (robot, at, reservation) VALUES (?, ?, ?)",
+            (robot, at, reservation),
+        )
+
+    def record_calls(
+        self,
+        robot: str,
+        times: Iterable[float],
+        forget_before: float,
+        settles: str | None = None,
+    ) -> None:
+        """Remember calls DingTalk counted, in place of the reservation `settles` (if any), and
+        forget this robot's calls older than any window."""
+        if settles is not None:
+            self._conn.execute(
+                "DELETE FROM robot_calls WHERE robot = ? AND reservation = ?", (robot, settles)
+            )
         self._conn.executemany(
             "INSERT INTO robot_calls (robot, at) VALUES (?, ?)", [(robot, t) for t in times]
         )

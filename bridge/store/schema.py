@@ -1,11 +1,11 @@
 """The SQLite state store's tables, and its schema versions (store/migrations.py).
 
-Version 1 is every table up to issue 13; version 2 adds the claims of rows and tasks. Databases
-from before the version bookkeeping hold version 1 with some of those tables missing (they were
-added over time), so version 1's statements (all `IF NOT EXISTS`) run at every open, as they
-always did; later steps run once, each with its version row in one transaction.
-bridge/store/db.py calls `migrate` on opening, and the modules beside it (outbox.py,
-alertlog.py, ...) are the tables' only readers and writers.
+Version 1 is every table up to issue 13 (each later step says what it adds). Databases from
+before the version bookkeeping hold version 1 with some of those tables missing (they were added
+over time), so version 1's statements (all `IF NOT EXISTS`) run at every open, as they always
+did; later steps run once, each with its version row in one transaction. bridge/store/db.py
+calls `migrate` on opening, and the modules beside it (outbox.py, alertlog.py, ...) are the
+tables' only readers and writers.
 """
 
 from __future__ import annotations
@@ -206,7 +206,16 @@ ALTER TABLE notice_tasks ADD COLUMN claimed_by TEXT;
 ALTER TABLE notice_tasks ADD COLUMN claimed_until REAL
 """
 
-STEPS: tuple[Step, ...] = (Step(1, SCHEMA), Step(2, TAIL_BY_NODE), Step(3, CLAIMS))
+# Version 4 (issue 13, replicas sharing a robot's window): a call in flight is a reservation row,
+# named so that its outcome replaces it (store/ratewindows.py).
+_ROBOT_RESERVATIONS = "ALTER TABLE robot_calls ADD COLUMN reservation TEXT"
+
+STEPS: tuple[Step, ...] = (
+    Step(1, SCHEMA),
+    Step(2, TAIL_BY_NODE),
+    Step(3, CLAIMS),
+    Step(4, _ROBOT_RESERVATIONS),
+)
 SCHEMA_VERSION = latest(STEPS)
 
 

@@ -1,4 +1,9 @@
-"""Silences added at runtime (`dingtalk-bridge silence add`), kept in the state store."""
+"""Silences added at runtime (`dingtalk-bridge silence add`), kept in the state store.
+
+Every process using the state (replicas, the CLI) may add or expire one; each change writes a
+new `silences_version` in `meta`, in the same transaction, so a running bridge learns that its
+copy is stale by reading one row (`version`) instead of every silence.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from bridge.alerting.silences import Silence
 from bridge.store.sqlconn import Connection
 
 log = logging.getLogger(__name__)
+
+VERSION_KEY = "silences_version"
 
 
 def _row(r: tuple[object, ...]) -> Silence:
@@ -41,6 +48,7 @@ class SqlSilences:
         now: float,
     ) -> Silence:
         silence = Silence(uuid.uuid4().hex[:12], parsed, starts_at, ends_at, comment, author)
+        self._changed()
         self._conn.execute(
             "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, author, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -83,7 +91,20 @@ class SqlSilences:
         ids = [r[0] for r in rows]
         if len(ids) == 1:
             self._conn.execute("UPDATE silences SET ends_at = ? WHERE id = ?", (now, ids[0]))
+            self._changed()
         return ids
+
+    def version(self) -> str:
+        """Changes whenever a silence is added or expired, by any process ('' before any)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def _changed(self) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (VERSION_KEY, uuid.uuid4().hex),
+        )
 
     def link(self, silence_id: str, am_id: str) -> None:
         """Remember that `silence_id` also exists in Alertmanager as `am_id`."""

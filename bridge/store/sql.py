@@ -15,6 +15,7 @@ from bridge.errors import StoreError
 from bridge.store.alertlog import SqlAcks, SqlAlertLog, SqlGroups
 from bridge.store.api import Store
 from bridge.store.duplicates import SqlDuplicates
+from bridge.store.locks import Locks, WriterLocks
 from bridge.store.notices import SqlNotices
 from bridge.store.outbox import SqlOutbox
 from bridge.store.ratewindows import SqlRateWindows
@@ -61,13 +62,22 @@ def store_error(exc: Exception, scrub: Iterable[str] = ()) -> StoreError:
 class SqlTx:
     """The operations of a transaction on one connection (api.Tx), by table family."""
 
-    def __init__(self, conn: Connection, legacy: bool = True, dialect: Dialect = SQLITE) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        legacy: bool = True,
+        dialect: Dialect = SQLITE,
+        locks: Locks | None = None,
+    ) -> None:
+        """`dialect`: the SQL differences (store/sqlconn.py); `locks`: how a transaction makes
+        other writers wait on a name (store/locks.py); SQLite's (nothing to take) by default."""
+        locks = locks or WriterLocks()
         self.outbox = SqlOutbox(conn, dialect)
-        self.alertlog = SqlAlertLog(conn)
+        self.alertlog = SqlAlertLog(conn, locks)
         self.acks = SqlAcks(conn)
         self.groups = SqlGroups(conn)
         self.silences = SqlSilences(conn)
-        self.ratewindows = SqlRateWindows(conn, legacy)
+        self.ratewindows = SqlRateWindows(conn, legacy, locks)
         self.notices = SqlNotices(conn, dialect)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)

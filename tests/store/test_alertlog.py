@@ -1,9 +1,14 @@
-"""Contract: the notification log, acknowledgements and aggregation groups."""
+"""Contract: the notification log, acknowledgements and aggregation groups, and replicas
+deciding about one alert group or flushing one group at once."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 from bridge.alerting.dedup import LogEntry
-from bridge.store.api import Store
+from bridge.store.api import Store, Tx
 from tests.store.values import NOW, event
 
 
@@ -131,3 +136,83 @@ def test_a_dropped_group_is_gone_with_its_alerts(store: Store) -> None:
     with store.reading() as tx:
         assert tx.groups.members("r", "k") == []
         assert [g.key for g in tx.groups.due(NOW + 30)] == ["kept"]
+
+
+def test_a_due_group_is_claimed_by_one_flush(store: Store, reopen: Callable[[], Store]) -> None:
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {}, [("a", "firing", event("a"))], NOW, 30)
+        assert tx.groups.claim("r", "k", NOW + 29) is False  # not due yet
+        assert tx.groups.claim("r", "gone", NOW + 30) is False
+        assert tx.groups.claim("r", "k", NOW + 30) is True
+        tx.groups.after_flush("r", "k", NOW + 30, 300)
+    other = reopen()  # another replica saw it due at NOW + 30 too
+    with other.transaction() as tx:
+        assert tx.groups.claim("r", "k", NOW + 30) is False
+        assert tx.groups.claim("r", "k", NOW + 330) is True
+
+
+def test_of_two_replicas_flushing_a_group_at_once_one_claims_it(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    """The second claim, made while the first flush's transaction is open, waits for it and
+    finds the group flushed (or fails); it never answers True."""
+    with store.transaction() as tx:
+        tx.groups.add("r", "k", {}, [("a", "firing", event("a"))], NOW, 30)
+    second = _Racer(reopen(), lambda tx: tx.groups.claim("r", "k", NOW + 30))
+    with store.transaction() as tx:
+        assert tx.groups.claim("r", "k", NOW + 30) is True
+        second.started.set()
+        time.sleep(0.2)  # the other transaction starts meanwhile (not a timing assertion)
+        tx.groups.after_flush("r", "k", NOW + 30, 300)
+    assert second.result() is not True
+
+
+def test_a_decision_waits_for_another_on_the_same_entry_and_reads_what_it_wrote(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    """Two replicas told the same new alert at once: the second reads the entry the first
+    committed (so it sends nothing), never the empty log the first saw."""
+    second = _Racer(reopen(), lambda tx: tx.alertlog.entry_for_update("r", "k"))
+    with store.transaction() as tx:
+        assert tx.alertlog.entry_for_update("r", "k") is None
+        second.started.set()
+        time.sleep(0.2)
+        tx.alertlog.put_entry("r", "k", ["a"], [], NOW)
+    assert second.result() == LogEntry(frozenset({"a"}), frozenset(), NOW)
+
+
+class _Racer:
+    """A transaction on another opening of the state, run in a thread once `started` is set."""
+
+    def __init__(self, other: Store, body: Callable[[Tx], object]) -> None:
+        self.started = threading.Event()
+        self._out: list[object] = []
+        self._thread = threading.Thread(target=self._run, args=(other, body))
+        self._thread.start()
+
+    def _run(self, other: Store, body: Callable[[Tx], object]) -> None:
+        self.started.wait(10)
+        try:
+            with other.transaction() as tx:
+                self._out.append(body(tx))
+        except Exception as exc:  # a backend may refuse rather than wait
+            self._out.append(exc)
+
+    def result(self) -> object:
+        self._thread.join(20)
+        assert not self._thread.is_alive() and len(self._out) == 1
+        return self._out[0]
+
+
+def test_an_ack_made_on_one_replica_holds_on_another_at_once(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    """Acks have no cache: a decision reads them in its own transaction."""
+    other = reopen()
+    with store.transaction() as tx:
+        tx.acks.acknowledge("fp", "ann", NOW)
+    with other.transaction() as tx:
+        assert tx.acks.acknowledged_by("fp") == "ann"
+        tx.acks.forget("fp")
+    with store.reading() as tx:
+        assert tx.acks.acknowledged_by("fp") is None

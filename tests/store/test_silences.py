@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bridge.alerting import matchers
 from bridge.store.api import Store
 from tests.store.values import NOW
@@ -53,3 +55,25 @@ def test_a_silence_remembers_its_alertmanager_twin(store: Store) -> None:
         tx.silences.link(made.id, "am-1")
     with store.reading() as tx:
         assert tx.silences.linked(made.id) == "am-1"
+
+
+def test_the_version_changes_with_every_change_seen_by_another_opening(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    other = reopen()  # another replica, or the CLI
+    with other.reading() as tx:
+        versions = [tx.silences.version()]
+    with store.transaction() as tx:
+        made = tx.silences.add(TEAM_DB, NOW, NOW + 3600, "", "ann", NOW)
+    with other.reading() as tx:
+        versions.append(tx.silences.version())
+        assert tx.silences.version() == versions[-1]  # reading does not change it
+    with store.transaction() as tx:
+        assert tx.silences.expire("nomatch", NOW) == []
+    with other.reading() as tx:
+        assert tx.silences.version() == versions[-1]  # nothing expired, nothing changed
+    with store.transaction() as tx:
+        tx.silences.expire(made.id, NOW + 1)
+    with other.reading() as tx:
+        versions.append(tx.silences.version())
+    assert len(set(versions)) == 3
