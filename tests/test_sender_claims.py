@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import _GeneratorContextManager
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +27,7 @@ from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender
 from bridge.delivery.turns import StoredWindows
 from bridge.store.api import Store
+from bridge.store.sql import SqlTx
 from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
 from tests.test_sender import CONFIG, START, FakeDingTalk, drive, enqueue, make, pending
@@ -152,6 +154,35 @@ def test_a_stopping_sender_lets_go_of_its_rows(
         assert tx.outbox.claimed(clock.time()) == {}
     [row] = pending(store)
     assert claimable_by_another(store, clock) == [row.id]
+
+
+class CountingStore(SqliteStore):
+    """A SQLite store that counts the write transactions opened on it."""
+
+    writes = 0
+
+    def transaction(self) -> _GeneratorContextManager[SqlTx]:
+        self.writes += 1
+        return super().transaction()
+
+
+def test_an_idle_sender_writes_nothing(
+    config: Config, tmp_path: Path, ding: FakeDingTalk, clock: FakeClock
+) -> None:
+    """Nothing due, nothing claimed: an idle sender only reads (a claim every second would take
+    SQLite's write lock for nothing, and wait behind any other writer, holding the store)."""
+    store = CountingStore(tmp_path / "counted")
+    try:
+        enqueue(store, "a", ["Later"], clock.time() + 3600)  # queued, not due for an hour
+        sender = make(config, "a", store, ding, clock, RobotWindows(StoredWindows(store, clock)))
+        drive([sender], clock, 5)  # its first look loads the robot's window once (a write)
+        before = store.writes
+        drive([sender], clock, 60)
+        assert store.writes == before and ding.calls == []
+        drive([sender], clock, 3600)  # then it is due: claimed (a write) and sent
+        assert store.writes > before and len(ding.calls) == 1
+    finally:
+        store.close()
 
 
 ME = "node-1:4242:aaaaaa"

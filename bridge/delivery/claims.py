@@ -120,6 +120,13 @@ class Claims:
         due rows no one holds are read instead and sent unclaimed, as before claims existed: the
         outcome is held until the store commits again (recording.py), and applies then, since
         no other claimer took the rows."""
+        # A read first: with nothing due there is nothing to claim, and an idle sender must not
+        # write every second (on SQLite a write waits behind any other writer, up to the busy
+        # timeout, holding up every other user of the store meanwhile).
+        with self.store.reading() as read:
+            next_due = read.outbox.next_due_at(self.target)
+        if next_due is None or next_due > now:
+            return Taken([], 0, next_due)
         try:
             with self.store.transaction() as tx:
                 outbox = tx.outbox
