@@ -137,6 +137,10 @@ class NoticePoller:
     def step(self) -> int:
         """Claim the tasks that are due (at most BATCH) and poll them; how many were claimed."""
         now = self.clock.time()
+        with self.store.reading() as read:  # nothing due: no claim, no write (claims.py's take)
+            upcoming = read.notices.next_poll_at()
+        if upcoming is None or upcoming > now:
+            return 0
         with self.store.transaction() as tx:
             tasks = tx.notices.claim(self.owner, now, now + self.lease, BATCH)
         hold = Hold([], now + self.lease, self.lease)
