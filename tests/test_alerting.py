@@ -702,6 +702,29 @@ def test_intake_silences_swallow_matching_events_only(
     assert queued.silenced == intake.counters.silenced == int(silenced)
 
 
+def test_intake_applies_silences_stored_without_a_version(
+    config: Config, store: SqliteStore
+) -> None:
+    """A state written before silences had a version (an older bridge, or `state migrate`,
+    which keeps the version per database) holds silences and no version: they apply anyway."""
+    with store.transaction() as tx:
+        tx.silences.add(
+            (matchers.parse('service="db"'),),
+            at(-60).timestamp(),
+            at(3600).timestamp(),
+            "db migration",
+            "tester",
+            at(-120).timestamp(),
+        )
+    with store.db.transaction():
+        store.db._conn.execute("DELETE FROM meta WHERE key = 'silences_version'")
+    with store.reading() as tx:
+        assert tx.silences.version() == ""
+    intake = Intake(store, Queued())
+    queued = intake.accept(config, config.http_inputs()["hook"], hook_events(config, "db"), at(0))
+    assert (queued.silenced, queued.messages) == (1, 0)
+
+
 def test_intake_unmatched_events_produce_no_row(config: Config, store: Store) -> None:
     queued = Queued()
     intake = Intake(store, queued)

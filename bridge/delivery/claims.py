@@ -66,15 +66,25 @@ def is_predecessor(owner: str, me: str, alive: Callable[[int], bool] = pid_alive
 def free_predecessors(store: Store, me: str, now: float) -> list[str]:
     """Release what earlier, dead processes of this host still hold (is_predecessor): which
     owners those were."""
-    with store.transaction() as tx:
-        gone = sorted(o for o in tx.outbox.claimers(now) if is_predecessor(o, me))
-        for owner in gone:
-            released = tx.outbox.release(owner)
-            tx.notices.release(owner)
-            log.info(
-                fmt_fields("claims of a previous process released", owner=owner, rows=released)
+    released: dict[str, int] = {}
+    try:
+        with store.transaction() as tx:
+            gone = sorted(o for o in tx.outbox.claimers(now) if is_predecessor(o, me))
+            for owner in gone:
+                released[owner] = tx.outbox.release(owner)
+                tx.notices.release(owner)
+    except StoreError as exc:  # a full disk, the database away: their leases end by themselves
+        log.warning(
+            fmt_fields(
+                "claims of a previous process not released",
+                error=str(exc),
+                why="the store cannot commit now; they are sent once their lease ends",
             )
-    return gone
+        )
+        return []
+    for owner, rows in released.items():
+        log.info(fmt_fields("claims of a previous process released", owner=owner, rows=rows))
+    return list(released)
 
 
 @dataclass

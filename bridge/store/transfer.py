@@ -38,12 +38,17 @@ from bridge.config.dburl import passwords, redacted
 from bridge.store import postgres, schema
 from bridge.store.migrations import VERSION_KEY
 from bridge.store.pgschema import MIGRATION_LOCK
+from bridge.store.silences import VERSION_KEY as SILENCES_VERSION_KEY
 from bridge.store.sql import store_error
 from bridge.store.statedir import StateError, integrity_problem
 
 BUSY_SECONDS = 2.0  # how long the source's lock is waited for (a CLI reading it for a moment)
 LOCK_TIMEOUT = "15s"  # how long the target's tables are waited for (replicas using them)
-META_LOCAL = (VERSION_KEY, "probe")  # meta keys each database keeps for itself
+# Meta keys each database keeps for itself: its schema version, readiness's probe, and the
+# silences' version (a random token that only tells a database's readers its silences moved).
+META_LOCAL = (VERSION_KEY, "probe", SILENCES_VERSION_KEY)
+_LOCAL_PG = ", ".join(["%s"] * len(META_LOCAL))
+_LOCAL_SQLITE = ", ".join(["?"] * len(META_LOCAL))
 
 
 class Refused(StateError):
@@ -184,7 +189,7 @@ def holding(conn: psycopg.Connection[Any], tables: list[str]) -> dict[str, int]:
     """The tables among `tables` that hold rows (`meta`: other than each database's own)."""
     found = {}
     for table in tables:
-        where = " WHERE key NOT IN (%s, %s)" if table == "meta" else ""
+        where = f" WHERE key NOT IN ({_LOCAL_PG})" if table == "meta" else ""
         params = META_LOCAL if table == "meta" else ()
         row = conn.execute(f"SELECT COUNT(*) FROM {quoted(table)}{where}", params).fetchone()
         if row and row[0]:
@@ -200,7 +205,7 @@ def copy_table(
     select = f"SELECT {names} FROM {quoted(table)}"
     params: tuple[str, ...] = ()
     if table == "meta":
-        select += " WHERE key NOT IN (?, ?)"
+        select += f" WHERE key NOT IN ({_LOCAL_SQLITE})"
         params = META_LOCAL
     count = 0
     with target.cursor() as cursor:
@@ -268,7 +273,7 @@ def _copy(
         )
     for table in found:
         if table == "meta":
-            dst.execute("DELETE FROM meta WHERE key NOT IN (%s, %s)", META_LOCAL)
+            dst.execute(f"DELETE FROM meta WHERE key NOT IN ({_LOCAL_PG})", META_LOCAL)
         else:
             dst.execute(f"DELETE FROM {quoted(table)}")
     report.replaced = found
