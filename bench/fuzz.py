@@ -59,6 +59,7 @@ OWNER_KEY = "dingfuzzcorp"
 CHAT_SECRET = "fuzz-chat-app-secret"
 MAX_BODY = 65_536
 SLOW_CONFIG_S = 5.0
+CONFIG_MEMORY_CAP = 4 << 30  # bytes of address space a config worker may use
 
 
 # -- requests ------------------------------------------------------------------------------------
@@ -458,9 +459,27 @@ def fuzz_requests(count: int, workers: int, timeout: float, seed: int) -> dict[s
 # -- configs -------------------------------------------------------------------------------------
 
 
+def _caused_by_memory(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a MemoryError."""
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return False
+        if isinstance(seen, MemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _config_worker(args: tuple[int, int, int]) -> dict[str, Any]:
     start, count, seed = args
+    import resource
+
     import yaml
+
+    # A config that makes the loader take gigabytes must be counted, not let the kernel's OOM
+    # killer end this pool worker (Pool.map then waits forever; seen once, at 23 GB).
+    resource.setrlimit(resource.RLIMIT_AS, (CONFIG_MEMORY_CAP, CONFIG_MEMORY_CAP))
 
     from bridge.config.compile import INTERNAL_ERROR, load_config
     from bridge.errors import ConfigError
@@ -485,7 +504,10 @@ def _config_worker(args: tuple[int, int, int]) -> dict[str, Any]:
             load_config(path, ENVIRON)
             tally["loaded"] += 1
         except ConfigError as exc:
-            if any(INTERNAL_ERROR in p.message for p in exc.problems):
+            if _caused_by_memory(exc):
+                tally["memory_error"] += 1
+                samples.setdefault("memory: " + repr(exc.__cause__)[:100], text[:400])
+            elif any(INTERNAL_ERROR in p.message for p in exc.problems):
                 tally["internal_error"] += 1
                 samples.setdefault(repr(exc.__cause__)[:120], text[:400])
             elif all(p.file and p.message for p in exc.problems):
@@ -493,7 +515,7 @@ def _config_worker(args: tuple[int, int, int]) -> dict[str, Any]:
             else:
                 tally["problem_without_file_or_message"] += 1
         except BaseException as exc:  # a traceback `check` would print
-            tally["exception"] += 1
+            tally["memory_error" if _caused_by_memory(exc) else "exception"] += 1
             samples.setdefault(repr(exc)[:120], text[:400])
         took = time.perf_counter() - began
         tally["slow"] += took > SLOW_CONFIG_S
@@ -537,6 +559,7 @@ def fuzz_configs(count: int, workers: int, seed: int) -> dict[str, Any]:
         "seconds": round(elapsed, 1),
         **{k: tally.get(k, 0) for k in ("loaded", "refused_with_problems", "internal_error")},
         "exceptions": tally.get("exception", 0),
+        "memory_errors": tally.get("memory_error", 0),
         "problem_without_file_or_message": tally.get("problem_without_file_or_message", 0),
         "slow_over_5s": tally.get("slow", 0),
         "slowest_s": round(slowest[0], 3),
@@ -591,7 +614,8 @@ def main() -> int:
         print(
             f"configs: {c['configs']} in {c['seconds']} s: loaded {c['loaded']}, refused with "
             f"problems {c['refused_with_problems']}, internal errors {c['internal_error']}, "
-            f"exceptions {c['exceptions']}, over {SLOW_CONFIG_S:.0f} s {c['slow_over_5s']} "
+            f"exceptions {c['exceptions']}, over {CONFIG_MEMORY_CAP >> 30} GiB "
+            f"{c['memory_errors']}, over {SLOW_CONFIG_S:.0f} s {c['slow_over_5s']} "
             f"(slowest {c['slowest_s']} s); check commands {c['check_commands']}, with a "
             f"traceback {c['check_command_tracebacks']}"
         )
@@ -600,6 +624,7 @@ def main() -> int:
         failed |= bool(
             c["internal_error"]
             or c["exceptions"]
+            or c["memory_errors"]
             or c["slow_over_5s"]
             or c["check_command_tracebacks"]
             or c["problem_without_file_or_message"]
