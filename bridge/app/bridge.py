@@ -228,16 +228,16 @@ class Bridge:
 
     def snapshot(self) -> dict[str, Any]:
         """What this worker tells its siblings and the supervisor (app/siblings.py)."""
-        ready, details = health.readiness(self)
-        files = details["files"]
+        state = health.local_state(self)  # not the store's: the one answering reads that
+        files = state["files"]
         local = metrics.BridgeCollector(self).local_families(files)
         return {
             **self._counts(),
             "replica": self.replica,
-            "ready": ready,
+            "ready": not state["problems"],
             "healthy": self.healthy(),
-            "problems": details["problems"],
-            "warnings": details["warnings"],
+            "problems": state["problems"],
+            "warnings": state["warnings"],
             "files": files,
             "metrics": metrics.as_samples(local),
         }

@@ -178,9 +178,14 @@ class Supervisor:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hangup)
         try:
-            for worker in self.workers:
-                self._start(worker)
-            started = self._wait_serving()
+            # Worker 0 first, alone: opening the state creates or migrates its schema, which
+            # two processes must not do at once (SQLite would see a column added twice).
+            self._start(self.workers[0])
+            started = self._wait_serving(self.workers[:1])
+            if started and not self.stop.is_set():
+                for worker in self.workers[1:]:
+                    self._start(worker)
+                started = self._wait_serving(self.workers)
             if started:
                 self._supervise()
             return self._stop_all(failed=not started)
@@ -191,22 +196,25 @@ class Supervisor:
                 path.unlink(missing_ok=True)
             self.group_dir.rmdir()
 
-    def _wait_serving(self) -> bool:
-        """Until every worker serves: True; False when one failed first (or a stop came)."""
+    def _wait_serving(self, workers: list[Worker]) -> bool:
+        """Until each of `workers` serves: True; False when one failed first (a stop ends the
+        wait with True: what runs is stopped, and that is no failure)."""
         while not self.stop.is_set():
-            for worker in self.workers:
+            for worker in workers:
                 assert worker.proc is not None
                 code = worker.proc.poll()
                 if code is not None:
                     log.error(fmt_fields("worker failed to start", worker=worker.index, code=code))
                     worker.deaths.append(code)
                     return False
-            if all(self._serving(w) for w in self.workers):
+            if not all(self._serving(w) for w in workers):
+                self.stop.wait(TICK)
+                continue
+            if len(workers) == self.count:
                 where = f"{self.config.server.host}:{self.config.server.port}"
                 log.info(fmt_fields("workers serving", workers=self.count, listen=where))
                 self.systemd.ready(f"serving on {where} with {self.count} workers")
-                return True
-            self.stop.wait(TICK)
+            return True
         return True  # stopped while starting: stop what runs, no failure of its own
 
     def _supervise(self) -> None:
