@@ -77,7 +77,8 @@ def post_alerts(daemon: Daemon, names: list[str]) -> None:
     """Each on a new connection, four at once: the kernel hands them to both workers."""
 
     def post(name: str) -> int:
-        return requests.post(f"{daemon.url}/am", json=am_alert_payload(name), timeout=20).status_code
+        answer = requests.post(f"{daemon.url}/am", json=am_alert_payload(name), timeout=20)
+        return answer.status_code
 
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(post, names)) == {200}
@@ -94,17 +95,18 @@ def exercise(sim: Simulator, daemon: Daemon) -> None:
     wait_until(lambda: len(arrivals(sim)) == ALERTS, timeout=60)
     # Both workers took requests, and the group's counts add up to every request.
     took = wait_until(
-        lambda: (w := all_reporting(daemon))
-        and sum(x["events_received"] for x in w.values()) == ALERTS
-        and w,
+        lambda: (
+            (w := all_reporting(daemon))
+            and sum(x["events_received"] for x in w.values()) == ALERTS
+            and w
+        ),
         timeout=10,
     )
     assert all(w["events_received"] > 0 for w in took.values()), took
+
     # Whichever worker answers the scrape counts both (a sibling's share is up to a second old).
     def total(name: str, **labels: str) -> bool:
-        return all(
-            metric_value(scrape_metrics(daemon), name, **labels) == ALERTS for _ in range(4)
-        )
+        return all(metric_value(scrape_metrics(daemon), name, **labels) == ALERTS for _ in range(4))
 
     wait_until(lambda: total("events_received_total", input="am"), timeout=10)
     wait_until(lambda: total("messages_sent_total", target="ops"), timeout=10)
@@ -120,9 +122,11 @@ def exercise(sim: Simulator, daemon: Daemon) -> None:
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: daemon.log().count("trigger=SIGHUP") == 2, timeout=20)
     wait_until(
-        lambda: (w := all_reporting(daemon))
-        and len(hashes := {x["config"] for x in w.values()}) == 1
-        and not hashes & before,
+        lambda: (
+            (w := all_reporting(daemon))
+            and len(hashes := {x["config"] for x in w.values()}) == 1
+            and not hashes & before
+        ),
         timeout=20,
     )
 
@@ -160,9 +164,7 @@ def test_two_workers_on_postgresql(sim: Simulator, pg_url: str) -> None:
         daemon.stop()
 
 
-def test_a_file_input_is_read_once_and_a_clean_stop_exits_0(
-    sim: Simulator, tmp_path: Path
-) -> None:
+def test_a_file_input_is_read_once_and_a_clean_stop_exits_0(sim: Simulator, tmp_path: Path) -> None:
     log_file = tmp_path / "app.log"
     log_file.write_text("", "utf-8")
     cfg = workers_config(sim)
