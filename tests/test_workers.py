@@ -143,7 +143,7 @@ def test_the_group_is_ready_when_every_reporting_worker_is() -> None:
 
 def test_a_siblings_problem_is_the_groups_and_a_stale_snapshot_counts_for_nothing() -> None:
     now = time.time()
-    others = {
+    others: dict[int, dict[str, Any] | None] = {
         0: snapshot(now, ["file input app is failing"], {}),
         2: snapshot(now - STALE_AFTER - 1, ["old news"], {}),
     }
