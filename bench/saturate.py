@@ -2,6 +2,7 @@
 
     python -m bench.saturate [--duration 15] [--clients 8 32]
     python -m bench.saturate --state postgresql [--replicas 3]
+    python -m bench.saturate --workers 2 [--sockets reuseport]
 
 A real daemon (or `--replicas` daemons sharing one PostgreSQL database, the clients spread over
 them) with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
@@ -11,8 +12,11 @@ Alertmanager notifications as fast as they are answered for `--duration` s (the 
 bench/ingest.py). Reported per count: accepted requests/s (each one committed before its 200),
 non-200 answers, the daemon's CPU per request, and whether every accepted alert then reached the
 fake DingTalk (by its marker; a digest names many) and how long after the last request.
-`--state postgresql` starts a throwaway PostgreSQL cluster (tests/pgcluster.py: Debian's
-postgresql binaries) for the run; the default is the embedded SQLite state.
+`--workers N` runs each daemon as N processes (`server.workers`, app/workers.py) on one port,
+sharing one listening socket, or each its own on the address with `--sockets reuseport`; the
+CPU counted is the whole process group's. `--state postgresql` starts a throwaway PostgreSQL
+cluster (tests/pgcluster.py: Debian's postgresql binaries) for the run; the default is the
+embedded SQLite state.
 
 The Go bridge this is compared with forwards 2,100-3,000 requests/s in this setup on this 2-core
 machine (issue 13); our target there is 2,500. Writes bench/results/saturate.json.
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +82,7 @@ class FakeDingTalk:
 
 
 def daemon_config(
-    fake: FakeDingTalk, threads: int | None, state_url: str | None = None
+    fake: FakeDingTalk, threads: int | None, state_url: str | None = None, workers: int = 1
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "targets": {
@@ -91,8 +96,7 @@ def daemon_config(
         "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
         "rules": [{"name": "all", "targets": ["fast"], "msgtype": "markdown"}],
     }
-    if threads is not None:
-        config["server"] = {"threads": threads}
+    config["server"] = {"workers": workers, **({"threads": threads} if threads else {})}
     if state_url is not None:
         config["state"] = {"url": state_url}
     return config
@@ -107,7 +111,7 @@ def one_run(
     phase: str,
     py_spy: Path | None = None,
 ) -> dict[str, Any]:
-    pids = [d.proc.pid for d in daemons]
+    pids = [pid for d in daemons for pid in group_pids(d.proc.pid)]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
     spy = start_py_spy(pids[0], py_spy, duration) if py_spy else None
     jobs = [  # client i talks to replica i mod N: the replicas share the load evenly
@@ -144,6 +148,21 @@ def one_run(
     }
 
 
+def group_pids(pid: int) -> list[int]:
+    """A daemon's process and its workers (its children), whose CPU counts together."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+
+
+def all_serving(daemon: Daemon, workers: int) -> bool:
+    """Every worker of `daemon` ready (its /-/ready lists each)."""
+    try:
+        ready = requests.get(f"{daemon.url}/-/ready", timeout=5).json()
+    except requests.RequestException:
+        return False
+    return sum(1 for w in ready.get("workers", {}).values() if w.get("ready")) == workers
+
+
 def start_cluster() -> Cluster:
     """A throwaway PostgreSQL cluster with the bridge's schema in its template database."""
     bindir, why = find_binaries()
@@ -166,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas", type=int, default=1, help="daemons sharing the state (postgresql only)"
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="server.workers of each daemon (processes)"
+    )
+    parser.add_argument(
+        "--sockets",
+        choices=["shared", "reuseport"],
+        default="shared",
+        help="with --workers: one inherited listening socket, or SO_REUSEPORT per worker",
+    )
+    parser.add_argument(
         "--py-spy", type=Path, metavar="FILE", help="profile the first client count's run"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
@@ -180,7 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = cluster.url(cluster.new_database()) if cluster is not None else None
         for _ in range(args.replicas):
-            daemons.append(Daemon(daemon_config(fake, args.threads, url)))
+            daemons.append(
+                Daemon(
+                    daemon_config(fake, args.threads, url, args.workers),
+                    env={"DINGTALK_BRIDGE_WORKER_SOCKETS": args.sockets},
+                )
+            )
+        if args.workers > 1:  # each daemon serves once all its workers do
+            for daemon in daemons:
+                wait_until(partial(all_serving, daemon, args.workers), timeout=60)
         body = notification_template()
         assert PLACEHOLDER.encode() in body
         warm = [ClientJob(0, d.port, body, 1.0, 50.0, record=False, phase="W") for d in daemons]
@@ -189,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             phase = "ABCDEFGHIJKLMNOPQRSTUV"[index]  # its own markers: counted apart
             spy = args.py_spy if index == 0 else None
             runs.append(one_run(daemons, fake, body, clients, args.duration, phase, spy))
-        peak_rss_mb = max(round(proc_status_kb(d.proc.pid, "VmHWM") / 1024, 1) for d in daemons)
+        peak_rss_mb = max(  # per process: a worker's, not the supervisor's
+            round(proc_status_kb(pid, "VmHWM") / 1024, 1)
+            for d in daemons
+            for pid in group_pids(d.proc.pid)
+        )
     except BaseException:
         for daemon in daemons:
             print(f"--- daemon log (tail) ---\n{daemon.log()[-4000:]}", file=sys.stderr)
@@ -210,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "store": args.state,
         "replicas": args.replicas,
+        "workers": args.workers,
+        "sockets": args.sockets,
         "runs": runs,
         "peak_rss_mb": peak_rss_mb,
         "target_requests_per_s": TARGET_REQUESTS_PER_S,
@@ -229,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
         )
     where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"
-    print(f"({where}) peak RSS {peak_rss_mb} MB per daemon\nwritten to {args.output}")
+    where += f", {args.workers} worker(s) ({args.sockets} socket)"
+    print(f"({where}) peak RSS {peak_rss_mb} MB per process\nwritten to {args.output}")
     return 0
 
 
