@@ -2,9 +2,10 @@
 its listening socket and the state (app/workers.py), on SQLite and on PostgreSQL.
 
 Through the one port: both workers take requests, every alert reaches the chat exactly once,
-/metrics (whichever worker answers) counts both workers' events, SIGHUP reloads both, a killed
-worker is started again, and SIGTERM stops every process (no orphan) with an exit code that says
-a worker died. A file input is read by worker 0 only: each line once.
+/metrics (whichever worker answers) counts both workers' events, SIGHUP (and POST /-/reload,
+whichever worker takes it) reloads both, a killed worker is started again, and SIGTERM stops
+every process (no orphan) with an exit code that says a worker died. A file input is read by
+worker 0 only: each line once.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def exercise(sim: Simulator, daemon: Daemon) -> None:
         ),
         timeout=20,
     )
+
+    # POST /-/reload reaches one worker, which has the supervisor pass a SIGHUP to all.
+    assert requests.post(f"{daemon.url}/-/reload", timeout=10).status_code == 200
+    wait_until(lambda: daemon.log().count("trigger=SIGHUP") == 4, timeout=20)
 
     # A worker killed is started again (another pid), and the group serves through it.
     os.kill(pids["1"], signal.SIGKILL)

@@ -243,7 +243,10 @@ class Bridge:
         }
 
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
-        return self.reloader.reload_over_http(authorization)
+        status, answer = self.reloader.reload_over_http(authorization)
+        if status != 401 and self.siblings is not None:
+            self.siblings.role.reload_group()  # one worker took the request; all reload
+        return status, answer
 
     # -- lifecycle -----------------------------------------------------------------------------
 

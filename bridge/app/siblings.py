@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -65,7 +66,13 @@ class WorkerRole:
 
     def orphaned(self) -> bool:
         """The supervisor is gone (kill -9): this worker stops too, rather than serve alone."""
-        return os.getppid() != self.parent_pid
+        return self.parent_pid > 0 and os.getppid() != self.parent_pid
+
+    def reload_group(self) -> None:
+        """POST /-/reload reached this worker: the supervisor passes a SIGHUP to every worker
+        (this one finds its config unchanged by then)."""
+        if self.parent_pid > 0:
+            os.kill(self.parent_pid, signal.SIGHUP)
 
 
 def role_from_env(environ: dict[str, str] | None = None) -> WorkerRole | None:

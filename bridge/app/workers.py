@@ -23,9 +23,10 @@ threads or locks copied from the parent, and a worker restarted later reads the 
 it is then, as a reload would.
 
 Signals: SIGTERM/SIGINT stop every worker, each with its own drain (app/run.py), and the
-supervisor exits when all have; SIGHUP is passed to each worker (each reloads). Workers run in
-their own process group, so a terminal's Ctrl-C reaches them through the supervisor only, and
-each stops by itself if the supervisor disappears (kill -9). A worker that dies otherwise is
+supervisor exits when all have; SIGHUP is passed to each worker (each reloads; a worker that
+takes POST /-/reload sends its supervisor a SIGHUP, so that too reloads every worker). Workers
+run in their own process group, so a terminal's Ctrl-C reaches them through the supervisor only,
+and each stops by itself if the supervisor disappears (kill -9). A worker that dies otherwise is
 logged and started again after a backoff (RESTART_FIRST doubling to RESTART_MAX; back to the
 first once a worker ran RESTART_RESET seconds). A worker that fails before the group first
 served stops the whole start (a bad state directory fails every worker alike). systemd hears
