@@ -31,6 +31,7 @@ from tests.harness import (
     scrape_metrics,
     wait_until,
 )
+from tests.test_systemd_notify import NotifySocket
 
 ALERTS = 60
 
@@ -199,3 +200,23 @@ def test_a_file_input_is_read_once_and_a_clean_stop_exits_0(sim: Simulator, tmp_
         assert not [pid for pid in pids if alive(pid)]
     finally:
         daemon.stop()
+
+
+def test_systemd_hears_the_supervisor_once_every_worker_serves(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000"}
+    daemon = Daemon(workers_config(sim), env=env, directory=tmp_path)
+    try:
+        wait_until(lambda: notify.states() == ["READY=1"], timeout=20)
+        assert all_reporting(daemon) is not None  # READY=1 came once both served
+        wait_until(lambda: notify.messages.count("WATCHDOG=1") >= 3, timeout=10)
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: len(notify.states()) == 3)
+        assert daemon.stop(timeout=60) == 0
+        # The workers said nothing themselves: one READY=1 at start, one after the reload.
+        assert notify.states() == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]
+    finally:
+        daemon.stop()
+        notify.close()

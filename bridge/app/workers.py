@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -161,9 +162,9 @@ class Supervisor:
                 return False
         return True
 
-    def _signal_all(self, signum: int) -> None:
+    def _signal_all(self, signum: int, only: Callable[[Worker], bool] = lambda w: True) -> None:
         for worker in self.workers:
-            if worker.proc is not None and worker.proc.poll() is None:
+            if worker.proc is not None and worker.proc.poll() is None and only(worker):
                 worker.proc.send_signal(signum)
 
     def run(self) -> int:
@@ -172,8 +173,14 @@ class Supervisor:
             self.stop.set()
 
         def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+            # systemd (Type=notify-reload) waits for RELOADING=1 and READY=1; each worker
+            # reloads on its own time, and says how in its log and /-/ready.
+            self.systemd.reloading()
             log.info(fmt_fields("reload passed to the workers", signal="SIGHUP"))
-            self._signal_all(signal.SIGHUP)
+            # Only to those serving: one still starting has no handler yet (SIGHUP would kill
+            # it), and reads the config file as it is now anyway.
+            self._signal_all(signal.SIGHUP, only=self._serving)
+            self.systemd.ready(f"reload passed to {self.count} workers")
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
