@@ -47,6 +47,7 @@ from bench.ingest import (
     run_clients,
     start_py_spy,
 )
+from bridge.app.siblings import SNAPSHOT_EVERY
 from bridge.store.postgres import PostgresStore
 from tests.harness import ROOT, Daemon, free_port, wait_until
 from tests.pgcluster import Cluster, find_binaries
@@ -113,6 +114,7 @@ def one_run(
 ) -> dict[str, Any]:
     pids = [pid for d in daemons for pid in group_pids(d.proc.pid)]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    taken_before = worker_events(daemons[0])
     spy = start_py_spy(pids[0], py_spy, duration) if py_spy else None
     jobs = [  # client i talks to replica i mod N: the replicas share the load evenly
         ClientJob(i, daemons[i % len(daemons)].port, body, duration, 0.0, record=False, phase=phase)
@@ -145,6 +147,7 @@ def one_run(
         "delivered": fake.delivered(phase),
         "all_delivered_after_s": delivered_after,
         "daemon_cpu_ms_per_request": round(cpu_used * 1000 / accepted, 3) if accepted else None,
+        "worker_shares": worker_shares(daemons[0], taken_before),
     }
 
 
@@ -152,6 +155,23 @@ def group_pids(pid: int) -> list[int]:
     """A daemon's process and its workers (its children), whose CPU counts together."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
     return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+
+
+def worker_events(daemon: Daemon) -> dict[str, int]:
+    """Events each worker of `daemon` took so far (empty for a single process)."""
+    workers = requests.get(f"{daemon.url}/-/ready", timeout=10).json().get("workers", {})
+    return {index: int(w.get("events_received", 0)) for index, w in workers.items()}
+
+
+def worker_shares(daemon: Daemon, before: dict[str, int]) -> dict[str, float] | None:
+    """The share of a run's requests each worker took (how evenly the socket spreads them);
+    None for a single process. Read after the snapshots (a second apart) caught up."""
+    if not before:
+        return None
+    time.sleep(2 * SNAPSHOT_EVERY)
+    taken = {i: n - before.get(i, 0) for i, n in worker_events(daemon).items()}
+    total = sum(taken.values()) or 1
+    return {i: round(n / total, 3) for i, n in sorted(taken.items())}
 
 
 def all_serving(daemon: Daemon, workers: int) -> bool:
@@ -269,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['clients']:>3} clients: {run['requests_per_s']:>7.0f} accepted/s "
             f"(target {TARGET_REQUESTS_PER_S:.0f}: {verdict}), non-200 {run['non_200']}, "
             f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
+            + (f"; worker shares {run['worker_shares']}" if run["worker_shares"] else "")
         )
     where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"
     where += f", {args.workers} worker(s) ({args.sockets} socket)"
