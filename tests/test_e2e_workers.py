@@ -64,11 +64,12 @@ def all_reporting(daemon: Daemon) -> dict[str, Any] | None:
 
 
 def alive(pid: int) -> bool:
+    """Runs (a zombie no one reaped yet has stopped: it counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def arrivals(sim: Simulator) -> Counter[str]:
@@ -225,3 +226,16 @@ def test_systemd_hears_the_supervisor_once_every_worker_serves(
     finally:
         daemon.stop()
         notify.close()
+
+
+def test_workers_stop_by_themselves_when_the_supervisor_is_killed(sim: Simulator) -> None:
+    daemon = Daemon(workers_config(sim))
+    try:
+        workers = wait_until(lambda: all_reporting(daemon), timeout=20)
+        daemon.proc.kill()  # SIGKILL: the supervisor passes nothing on
+        daemon.proc.wait()
+        pids = [w["pid"] for w in workers.values()]
+        wait_until(lambda: not [pid for pid in pids if alive(pid)], timeout=30)
+        assert daemon.log().count("the supervisor is gone: stopping this worker") == 2
+    finally:
+        daemon.stop()
