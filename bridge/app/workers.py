@@ -10,10 +10,10 @@ under one node id would read each line twice.
 
 This module is the supervisor, the process `dingtalk-bridge run` becomes when N > 1. It holds
 the listening socket and each worker inherits it (`sockets=` of waitress): connections wait in
-one kernel queue and whichever worker is free accepts the next, so a busy or restarting worker
-does not strand the connections the kernel would have hashed to it (SO_REUSEPORT gives each
-process a queue of its own and spreads connections by a hash of their addresses; with 8 keep-
-alive clients that hash is lumpy, and connections queued to a worker that dies are reset).
+one kernel queue and whichever worker polls first accepts the next, so a busy or restarting
+worker does not strand the connections the kernel would have hashed to it (SO_REUSEPORT gives
+each process a queue of its own and spreads connections by a hash of their addresses;
+connections queued to a worker that dies are reset with it).
 DINGTALK_BRIDGE_WORKER_SOCKETS=reuseport switches to that for comparison. Measured
 (bench/README.md, `bench.saturate --workers 2`): SO_REUSEPORT spreads 8 keep-alive connections
 more evenly (46/54 % of the requests against 33/67 %; both about even at 32), with throughput
