@@ -2,6 +2,7 @@
 
     python -m bench.saturate [--duration 15] [--clients 8 32]
     python -m bench.saturate --state postgresql [--replicas 3]
+    python -m bench.saturate --workers 2 [--sockets reuseport]
 
 A real daemon (or `--replicas` daemons sharing one PostgreSQL database, the clients spread over
 them) with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
@@ -11,8 +12,11 @@ Alertmanager notifications as fast as they are answered for `--duration` s (the 
 bench/ingest.py). Reported per count: accepted requests/s (each one committed before its 200),
 non-200 answers, the daemon's CPU per request, and whether every accepted alert then reached the
 fake DingTalk (by its marker; a digest names many) and how long after the last request.
-`--state postgresql` starts a throwaway PostgreSQL cluster (tests/pgcluster.py: Debian's
-postgresql binaries) for the run; the default is the embedded SQLite state.
+`--workers N` runs each daemon as N processes (`server.workers`, app/workers.py) on one port,
+sharing one listening socket, or each its own on the address with `--sockets reuseport`; the
+CPU counted is the whole process group's. `--state postgresql` starts a throwaway PostgreSQL
+cluster (tests/pgcluster.py: Debian's postgresql binaries) for the run; the default is the
+embedded SQLite state.
 
 The Go bridge this is compared with forwards 2,100-3,000 requests/s in this setup on this 2-core
 machine (issue 13); our target there is 2,500. Writes bench/results/saturate.json.
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ from bench.ingest import (
     run_clients,
     start_py_spy,
 )
+from bridge.app.siblings import SNAPSHOT_EVERY
 from bridge.store.postgres import PostgresStore
 from tests.harness import ROOT, Daemon, free_port, wait_until
 from tests.pgcluster import Cluster, find_binaries
@@ -77,7 +83,7 @@ class FakeDingTalk:
 
 
 def daemon_config(
-    fake: FakeDingTalk, threads: int | None, state_url: str | None = None
+    fake: FakeDingTalk, threads: int | None, state_url: str | None = None, workers: int = 1
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "targets": {
@@ -91,8 +97,7 @@ def daemon_config(
         "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
         "rules": [{"name": "all", "targets": ["fast"], "msgtype": "markdown"}],
     }
-    if threads is not None:
-        config["server"] = {"threads": threads}
+    config["server"] = {"workers": workers, **({"threads": threads} if threads else {})}
     if state_url is not None:
         config["state"] = {"url": state_url}
     return config
@@ -107,8 +112,9 @@ def one_run(
     phase: str,
     py_spy: Path | None = None,
 ) -> dict[str, Any]:
-    pids = [d.proc.pid for d in daemons]
+    pids = [pid for d in daemons for pid in group_pids(d.proc.pid)]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    taken_before = worker_events(daemons[0])
     spy = start_py_spy(pids[0], py_spy, duration) if py_spy else None
     jobs = [  # client i talks to replica i mod N: the replicas share the load evenly
         ClientJob(i, daemons[i % len(daemons)].port, body, duration, 0.0, record=False, phase=phase)
@@ -141,7 +147,40 @@ def one_run(
         "delivered": fake.delivered(phase),
         "all_delivered_after_s": delivered_after,
         "daemon_cpu_ms_per_request": round(cpu_used * 1000 / accepted, 3) if accepted else None,
+        "worker_shares": worker_shares(daemons[0], taken_before),
     }
+
+
+def group_pids(pid: int) -> list[int]:
+    """A daemon's process and its workers (its children), whose CPU counts together."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(c) for c in children.read_text().split())] if children.exists() else [pid]
+
+
+def worker_events(daemon: Daemon) -> dict[str, int]:
+    """Events each worker of `daemon` took so far (empty for a single process)."""
+    workers = requests.get(f"{daemon.url}/-/ready", timeout=10).json().get("workers", {})
+    return {index: int(w.get("events_received", 0)) for index, w in workers.items()}
+
+
+def worker_shares(daemon: Daemon, before: dict[str, int]) -> dict[str, float] | None:
+    """The share of a run's requests each worker took (how evenly the socket spreads them);
+    None for a single process. Read after the snapshots (a second apart) caught up."""
+    if not before:
+        return None
+    time.sleep(2 * SNAPSHOT_EVERY)
+    taken = {i: n - before.get(i, 0) for i, n in worker_events(daemon).items()}
+    total = sum(taken.values()) or 1
+    return {i: round(n / total, 3) for i, n in sorted(taken.items())}
+
+
+def all_serving(daemon: Daemon, workers: int) -> bool:
+    """Every worker of `daemon` ready (its /-/ready lists each)."""
+    try:
+        ready = requests.get(f"{daemon.url}/-/ready", timeout=5).json()
+    except requests.RequestException:
+        return False
+    return sum(1 for w in ready.get("workers", {}).values() if w.get("ready")) == workers
 
 
 def start_cluster() -> Cluster:
@@ -166,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas", type=int, default=1, help="daemons sharing the state (postgresql only)"
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="server.workers of each daemon (processes)"
+    )
+    parser.add_argument(
+        "--sockets",
+        choices=["shared", "reuseport"],
+        default="shared",
+        help="with --workers: one inherited listening socket, or SO_REUSEPORT per worker",
+    )
+    parser.add_argument(
         "--py-spy", type=Path, metavar="FILE", help="profile the first client count's run"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
@@ -180,7 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = cluster.url(cluster.new_database()) if cluster is not None else None
         for _ in range(args.replicas):
-            daemons.append(Daemon(daemon_config(fake, args.threads, url)))
+            daemons.append(
+                Daemon(
+                    daemon_config(fake, args.threads, url, args.workers),
+                    env={"DINGTALK_BRIDGE_WORKER_SOCKETS": args.sockets},
+                )
+            )
+        if args.workers > 1:  # each daemon serves once all its workers do
+            for daemon in daemons:
+                wait_until(partial(all_serving, daemon, args.workers), timeout=60)
         body = notification_template()
         assert PLACEHOLDER.encode() in body
         warm = [ClientJob(0, d.port, body, 1.0, 50.0, record=False, phase="W") for d in daemons]
@@ -189,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
             phase = "ABCDEFGHIJKLMNOPQRSTUV"[index]  # its own markers: counted apart
             spy = args.py_spy if index == 0 else None
             runs.append(one_run(daemons, fake, body, clients, args.duration, phase, spy))
-        peak_rss_mb = max(round(proc_status_kb(d.proc.pid, "VmHWM") / 1024, 1) for d in daemons)
+        peak_rss_mb = max(  # per process: a worker's, not the supervisor's
+            round(proc_status_kb(pid, "VmHWM") / 1024, 1)
+            for d in daemons
+            for pid in group_pids(d.proc.pid)
+        )
     except BaseException:
         for daemon in daemons:
             print(f"--- daemon log (tail) ---\n{daemon.log()[-4000:]}", file=sys.stderr)
@@ -210,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "store": args.state,
         "replicas": args.replicas,
+        "workers": args.workers,
+        "sockets": args.sockets,
         "runs": runs,
         "peak_rss_mb": peak_rss_mb,
         "target_requests_per_s": TARGET_REQUESTS_PER_S,
@@ -227,9 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['clients']:>3} clients: {run['requests_per_s']:>7.0f} accepted/s "
             f"(target {TARGET_REQUESTS_PER_S:.0f}: {verdict}), non-200 {run['non_200']}, "
             f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
+            + (f"; worker shares {run['worker_shares']}" if run["worker_shares"] else "")
         )
     where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"
-    print(f"({where}) peak RSS {peak_rss_mb} MB per daemon\nwritten to {args.output}")
+    where += f", {args.workers} worker(s) ({args.sockets} socket)"
+    print(f"({where}) peak RSS {peak_rss_mb} MB per process\nwritten to {args.output}")
     return 0
 
 

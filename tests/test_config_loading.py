@@ -120,6 +120,8 @@ def test_server_and_sizes() -> None:
     assert (config.server.host, config.server.port) == ("::1", 9000)
     assert config.server.max_body_bytes == 2048
     assert config.server.threads == 4
+    assert config.server.workers == 2
+    assert load("routing.yaml").server.workers == 1  # one process unless asked
     assert config.http_inputs()["am"].max_body_bytes == 2048  # inherits server.max_body_bytes
     assert config.http_inputs()["ci"].max_body_bytes == 512
     assert robot(config, "ops").queue_size == 50

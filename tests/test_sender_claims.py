@@ -194,6 +194,7 @@ ME = "node-1:4242:aaaaaa"
         ("node-1:4242:bbbbbb", True),  # our pid, another start: a restarted container (pid 1)
         ("node-1:999:cccccc", True),  # a pid that runs no more: killed or crashed
         ("node-1:1000:dddddd", False),  # a pid that runs: another live process of the host
+        ("node-1:1001:dddddd", False),  # a live sibling of `server.workers` (app/workers.py)
         ("node-2:999:eeeeee", False),  # another host's: only its lease ends it
         (ME, False),
         ("node-1", False),  # not an id this code makes
@@ -201,7 +202,7 @@ ME = "node-1:4242:aaaaaa"
     ],
 )
 def test_a_dead_process_of_this_host_is_a_predecessor(owner: str, predecessor: bool) -> None:
-    assert is_predecessor(owner, ME, alive=lambda pid: pid == 1000) is predecessor
+    assert is_predecessor(owner, ME, alive=lambda pid: pid in (1000, 1001)) is predecessor
 
 
 def test_a_restart_takes_over_what_its_dead_predecessor_held_at_once(store: Store) -> None:

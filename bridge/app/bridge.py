@@ -22,6 +22,7 @@ from bridge.app import health, metrics
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
+from bridge.app.siblings import Siblings, fresh_samples, group_readiness
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
 from bridge.delivery.claims import free_predecessors, new_replica_id
@@ -56,8 +57,13 @@ class Bridge:
         store: Store | None = None,
         session: requests.Session | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        reads_files: bool = True,
     ) -> None:
+        """`reads_files` False: this process runs no file input (a worker other than the first
+        of `server.workers`, app/workers.py: several tailers of one file under one node id
+        would read each line more than once)."""
         self.config = config
+        self.reads_files = reads_files
         self.clock = clock
         self.loaded_at = clock.now()
         # Names this process in the claims it makes on shared rows (outbox, notice tasks).
@@ -84,7 +90,7 @@ class Bridge:
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
-        self.tailers = {name: self._tailer(spec) for name, spec in config.file_inputs().items()}
+        self.tailers = {name: self._tailer(spec) for name, spec in self.file_inputs(config).items()}
         self.desk = Desk(
             self.store,
             lambda: self.config,
@@ -95,6 +101,9 @@ class Bridge:
         )
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
+        # Set by run.py in a worker of `server.workers`: /metrics and /-/ready then answer for
+        # the whole group, from the siblings' snapshots (app/siblings.py).
+        self.siblings: Siblings | None = None
 
     def _sender(self, target: Target) -> TargetSender:
         return TargetSender(
@@ -123,6 +132,10 @@ class Bridge:
     def _queued_elsewhere(self, target: str | None) -> None:
         """Another replica queued rows for `target` (None: for any, maybe)."""
         self._queued(list(self.senders) if target is None else [target])
+
+    def file_inputs(self, config: Config) -> Mapping[str, FileInput]:
+        """The file inputs this process runs: all of `config`'s, or none (`reads_files`)."""
+        return config.file_inputs() if self.reads_files else {}
 
     def _tailer(self, spec: FileInput) -> Tailer:
         return Tailer(spec, StoreOffsets(self.store, self.node_id), self.accept_lines, self.clock)
@@ -194,16 +207,46 @@ class Bridge:
     # -- health ----------------------------------------------------------------------------------
 
     def metrics(self) -> bytes:
-        return metrics.render(self)
+        others = self.siblings.others() if self.siblings is not None else {}
+        return metrics.render(self, list(fresh_samples(others)))
 
     def healthy(self) -> bool:
         return health.healthy(self)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        return health.readiness(self)
+        own = health.readiness(self)
+        if self.siblings is None:
+            return own
+        return group_readiness(self.siblings.role, own, self.siblings.others(), self._counts())
+
+    def _counts(self) -> dict[str, Any]:
+        """What each worker's line in /-/ready says of its share and its config."""
+        return {
+            "events_received": sum(self.intake.counters.events.values()),
+            "config": self.config.digest[:12],
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """What this worker tells its siblings and the supervisor (app/siblings.py)."""
+        state = health.local_state(self)  # not the store's: the one answering reads that
+        files = state["files"]
+        local = metrics.BridgeCollector(self).local_families(files)
+        return {
+            **self._counts(),
+            "replica": self.replica,
+            "ready": not state["problems"],
+            "healthy": self.healthy(),
+            "problems": state["problems"],
+            "warnings": state["warnings"],
+            "files": files,
+            "metrics": metrics.as_samples(local),
+        }
 
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]:
-        return self.reloader.reload_over_http(authorization)
+        status, answer = self.reloader.reload_over_http(authorization)
+        if status != 401 and self.siblings is not None:
+            self.siblings.role.reload_group()  # one worker took the request; all reload
+        return status, answer
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -18,16 +18,15 @@ def healthy(bridge: Bridge) -> bool:
     )
 
 
-def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
-    now = bridge.clock.time()
-    probe = bridge.store.probe(now)
-    depths, dead, writable = probe.depths, probe.dead_letters, probe.writable
+def local_state(bridge: Bridge) -> dict[str, Any]:
+    """What this process alone can say of itself, without asking the store: its senders and
+    file inputs, the problems and warnings about them. A worker of `server.workers` writes it
+    every second for its siblings (app/siblings.py), so it must stay this cheap."""
     senders = {name: s.alive() for name, s in bridge.senders.items()}
     sending = {name: s.status() for name, s in bridge.senders.items()}
     tailers = {name: t.status() for name, t in bridge.tailers.items()}
     # Why not ready, in words, so the answer to a failing probe says what to look at.
-    problems = [] if writable else ["the state store cannot take commits"]
-    problems += [
+    problems = [
         f"the sender of target {name} is not running" for name, up in senders.items() if not up
     ]
     problems += [
@@ -53,6 +52,23 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
         for name, st in sending.items()
         if st["last_internal_error"]
     ]
+    return {
+        "problems": problems,
+        "warnings": warnings,
+        "senders": senders,
+        "sending": sending,
+        "files": tailers,
+    }
+
+
+def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
+    now = bridge.clock.time()
+    probe = bridge.store.probe(now)
+    depths, dead, writable = probe.depths, probe.dead_letters, probe.writable
+    local = local_state(bridge)
+    senders, sending, tailers = local["senders"], local["sending"], local["files"]
+    problems = ([] if writable else ["the state store cannot take commits"]) + local["problems"]
+    warnings = local["warnings"]
     return not problems, {
         "problems": problems,
         "warnings": warnings,

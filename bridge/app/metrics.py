@@ -8,14 +8,20 @@ which Prometheus treats as a counter reset.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from bridge import __version__
+from bridge.app import health
 
 if TYPE_CHECKING:
     from bridge.app.bridge import Bridge
@@ -25,37 +31,54 @@ PREFIX = "dingtalk_bridge"
 
 
 class BridgeCollector(Collector):
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
+    """`siblings`: the local families of the other workers of `server.workers` (their
+    snapshots, app/siblings.py), added to this process's own; empty for a single process."""
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily]:
+    def __init__(self, bridge: Bridge, siblings: Sequence[list[Any]] = ()) -> None:
+        self.bridge = bridge
+        self.siblings = siblings
+
+    def collect(self) -> Iterator[Metric]:
         bridge = self.bridge
         yield InfoMetricFamily(f"{PREFIX}_build", "The running version.", {"version": __version__})
-        counters = bridge.intake.counters
-        yield _counter(
-            "events_received",
-            "Events accepted from each input.",
-            ["input"],
-            counters.events,
-        )
-        yield _counter(
-            "events_rejected",
-            "Requests refused, by input and reason.",
-            ["input", "reason"],
-            counters.rejected,
-        )
-        yield _counter(
-            "events_duplicate",
-            "Notifications absorbed as copies of one taken within the input's dedup_window.",
-            ["input"],
-            counters.duplicates,
-        )
-        yield _counter(
-            "rule_matches",
-            "Events each rule matched.",
-            ["rule"],
-            counters.matched,
-        )
+        # One readiness pass per scrape: it probes the store and reads each file input's status
+        # (which counts the lines behind), work not to be done twice.
+        _ready, details = health.readiness(bridge)
+        yield from add_up(self.local_families(details["files"]), self.siblings)
+        yield from self._awaiting()
+        yield from self._outbox(details)
+        yield from self._config()
+
+    def local_families(self, files: dict[str, dict[str, Any]]) -> list[Metric]:
+        """What this process counts itself (each worker its own share, to be added up); the
+        rest is read from the shared store or the config, the same in every worker."""
+        counters = self.bridge.intake.counters
+        families: list[Metric] = [
+            _counter(
+                "events_received",
+                "Events accepted from each input.",
+                ["input"],
+                counters.events,
+            ),
+            _counter(
+                "events_rejected",
+                "Requests refused, by input and reason.",
+                ["input", "reason"],
+                counters.rejected,
+            ),
+            _counter(
+                "events_duplicate",
+                "Notifications absorbed as copies of one taken within the input's dedup_window.",
+                ["input"],
+                counters.duplicates,
+            ),
+            _counter(
+                "rule_matches",
+                "Events each rule matched.",
+                ["rule"],
+                counters.matched,
+            ),
+        ]
         for name, value, text in (
             ("events_unmatched", counters.unmatched, "Events no rule matched."),
             ("events_silenced", counters.silenced, "Alerts swallowed by a silence."),
@@ -65,15 +88,11 @@ class BridgeCollector(Collector):
                 "Unchanged alerts within repeat_interval.",
             ),
         ):
-            yield CounterMetricFamily(f"{PREFIX}_{name}", text, value=value)
-        yield from self._senders()
-        yield from self._notices()
-        # One readiness pass per scrape: it probes the store and reads each file input's status
-        # (which counts the lines behind), work not to be done twice.
-        _ready, details = bridge.readiness()
-        yield from self._outbox(details)
-        yield from self._files(details["files"])
-        yield from self._config()
+            families.append(CounterMetricFamily(f"{PREFIX}_{name}", text, value=value))
+        families += self._senders()
+        families += self._notices()
+        families += self._files(files)
+        return families
 
     def _senders(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         senders = self.bridge.senders
@@ -159,6 +178,9 @@ class BridgeCollector(Collector):
         yield CounterMetricFamily(
             f"{PREFIX}_work_notice_result_calls", "getsendresult calls made.", value=stats.calls
         )
+
+    def _awaiting(self) -> Iterator[GaugeMetricFamily]:
+        """Read from the store: the same in every worker, not added up."""
         with self.bridge.store.reading() as tx:
             waiting = tx.notices.waiting()
         awaiting = GaugeMetricFamily(
@@ -263,7 +285,35 @@ def _counter(
     return family
 
 
-def render(bridge: Bridge) -> bytes:
+def as_samples(families: Iterable[Metric]) -> list[Any]:
+    """Families as JSON-able lists (a worker's snapshot): name, type, help, samples."""
+    return [
+        [f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]]
+        for f in families
+    ]
+
+
+def add_up(own: list[Metric], siblings: Sequence[list[Any]]) -> Iterator[Metric]:
+    """Each of `own` families with the same family's samples of every sibling added, sample by
+    sample (name and labels). A series only a sibling has (the file inputs of worker 0) is
+    there too; families only a sibling has (another version mid-upgrade) are left out."""
+    theirs: dict[str, list[list[Any]]] = {}
+    for snapshot in siblings:
+        for name, _type, _text, samples in snapshot:
+            theirs.setdefault(name, []).extend(samples)
+    for family in own:
+        totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        everyone = [[s.name, s.labels, s.value] for s in family.samples]
+        for name, labels, value in everyone + theirs.get(family.name, []):
+            key = (name, tuple(sorted(labels.items())))
+            totals[key] = totals.get(key, 0.0) + float(value)
+        merged = Metric(family.name, family.documentation, family.type)
+        for (name, labels), value in sorted(totals.items()):
+            merged.add_sample(name, dict(labels), value)
+        yield merged
+
+
+def render(bridge: Bridge, siblings: Sequence[list[Any]] = ()) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BridgeCollector(bridge))
+    registry.register(BridgeCollector(bridge, siblings))
     return bytes(generate_latest(registry))

@@ -167,7 +167,7 @@ class Reloader:
         """Keep every file input whose definition is unchanged (its files, offsets and partial
         lines untouched); stop the others, then start the new and changed ones. A restarted
         input resumes from the offsets it committed."""
-        old_files, new_files = old.file_inputs(), new.file_inputs()
+        old_files, new_files = self.bridge.file_inputs(old), self.bridge.file_inputs(new)
         changed = sorted(
             n
             for n in set(old_files) | set(new_files)

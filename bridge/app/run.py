@@ -7,15 +7,19 @@ import logging
 import math
 import queue
 import signal
+import socket
 import threading
 from types import FrameType
+from typing import Any
 
 from waitress.server import create_server
 
 from bridge.app.bridge import Bridge
 from bridge.app.fdlimit import ensure_descriptors
+from bridge.app.siblings import Siblings, role_from_env
 from bridge.app.systemd import Notifier
 from bridge.app.watch import ConfigWatcher
+from bridge.app.workers import listen_socket
 from bridge.config.model import Config, FileInput
 from bridge.inputs.http import HttpApp
 from bridge.logs import fmt_fields
@@ -25,8 +29,11 @@ log = logging.getLogger("bridge")
 
 
 def run(config: Config) -> int:
-    """Serve until SIGTERM/SIGINT; return the process exit code."""
-    bridge = Bridge(config)
+    """Serve until SIGTERM/SIGINT; return the process exit code. In a worker of
+    `server.workers` (app/workers.py started it) the socket is the group's, file inputs run in
+    worker 0 only, and /metrics and /-/ready speak for the group (app/siblings.py)."""
+    role = role_from_env()
+    bridge = Bridge(config, reads_files=role is None or role.reads_files)
     server_cfg = config.server
     largest_body = max(
         [server_cfg.max_body_bytes, *(i.max_body_bytes for i in config.routed_inputs().values())]
@@ -48,10 +55,15 @@ def run(config: Config) -> int:
                 hint="raise LimitNOFILE= (systemd) or ulimit -n, or lower server.connection_limit",
             )
         )
+    if role is None:
+        where: dict[str, Any] = {"host": server_cfg.host, "port": server_cfg.port}
+    elif role.socket_fd is not None:  # the supervisor's socket, inherited
+        where = {"sockets": [socket.socket(fileno=role.socket_fd)]}
+    else:  # DINGTALK_BRIDGE_WORKER_SOCKETS=reuseport: a queue of its own on the address
+        where = {"sockets": [listen_socket(server_cfg.host, server_cfg.port, reuseport=True)]}
     server = create_server(
         HttpApp(bridge, bridge.clock),
-        host=server_cfg.host,
-        port=server_cfg.port,
+        **where,
         threads=server_cfg.threads,
         # Waitress's defaults (100 connections, 120 s) let a hundred idle sockets lock every
         # client out for minutes; see ServerConfig. poll(), not select(): select() cannot watch a
@@ -90,9 +102,14 @@ def run(config: Config) -> int:
     bridge.start()
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
+    siblings = Siblings(role, bridge.snapshot) if role is not None else None
+    if siblings is not None:
+        bridge.siblings = siblings
+        siblings.start()  # its first snapshot tells the supervisor this worker serves
     log.info(
         fmt_fields(
             "started",
+            worker=f"{role.index}/{role.count}" if role is not None else None,
             listen=f"{server_cfg.host}:{port}",
             config=str(config.path),
             hash=config.digest[:12],
@@ -115,6 +132,9 @@ def run(config: Config) -> int:
             if not serving.is_alive():
                 log.error("http server stopped unexpectedly")
                 break
+            if role is not None and role.orphaned():
+                log.error("the supervisor is gone: stopping this worker")
+                break
             continue
         systemd.reloading()
         result = bridge.reloader.reload(trigger)
@@ -123,6 +143,8 @@ def run(config: Config) -> int:
     watcher.stop()
     server.close()  # stop accepting; requests in flight finish on their threads
     left = bridge.stop(config.shutdown_timeout)
+    if siblings is not None:
+        siblings.stop()
     bridge.store.close()
     log.info(fmt_fields("stopped", queued=left))
     return 0

@@ -75,9 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     from bridge.app.run import run
+    from bridge.app.siblings import role_from_env
+    from bridge.app.workers import supervise
     from bridge.store.statedir import StateError
 
     try:
+        if config.server.workers > 1 and role_from_env() is None:
+            # The workers run this command again, without the simulator (started here, once).
+            worker_args = ["run", "-c", args.config, "--log-level", args.log_level]
+            return supervise(config, [*worker_args, "--log-format", args.log_format])
         return run(config)
     except StateError as exc:  # said as it is: what, where, what to do (no traceback)
         log.error(f"cannot start: {exc}")

@@ -33,6 +33,10 @@ from bridge.model import Mention, MsgType
 DEFAULT_LISTEN = "127.0.0.1:8060"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_THREADS = 1  # see ServerConfig
+# Processes serving one config on one host (app/workers.py): one by default, as many as cores
+# at most worth it; 32 bounds what a typo can start.
+DEFAULT_WORKERS = 1
+MAX_WORKERS = 32
 # Open connections the listener holds at most (waitress's own default, 100, let ~100 idle sockets
 # lock every client out). Each costs a file descriptor and a few KiB, nothing more: waitress
 # buffers slow bodies in its I/O thread, so thousands of idle or dripping clients do not starve
@@ -102,6 +106,7 @@ class ServerConfig:
     port: int
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
+    workers: int = DEFAULT_WORKERS  # processes sharing the listener and the state (app/workers.py)
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     reload_token: str | None = field(default=None, repr=False)  # guards POST /-/reload

@@ -26,12 +26,14 @@ def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
     max_body = spec.get("max_body_bytes", m.DEFAULT_MAX_BODY)
     threads = spec.get("threads", m.DEFAULT_THREADS)
     limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
+    workers = spec.get("workers", m.DEFAULT_WORKERS)
     return m.ServerConfig(
         reload_token=ctx.auth_token(("server",), spec, "reload_token"),
         host=host,
         port=port,
         max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
         threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
+        workers=workers if isinstance(workers, int) else m.DEFAULT_WORKERS,
         connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
         idle_timeout=ctx.duration(
             ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT

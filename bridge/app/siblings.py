@@ -1,0 +1,204 @@
+"""One worker of `server.workers` (app/workers.py starts them): who it is, and what it tells its
+siblings so that whichever worker takes a /metrics or /-/ready connection describes them all.
+
+The kernel hands each connection to one worker, so a scrape sees one process. Each worker
+therefore writes a snapshot every second (SNAPSHOT_EVERY) into the group's directory (made by
+the supervisor, removed when it exits; same host only): its pid and replica id, whether it is
+healthy and ready and why not, and the samples of its own counters (metrics.local_families: the
+intake's, the senders', the notice poller's, the file inputs'). The worker answering adds its
+siblings' latest snapshots to its own numbers; what comes from the shared store (queue depths,
+dead letters) it reads itself and does not add. So a sibling's counters are up to a second
+(plus a scrape) stale, never counted twice, and a restarted worker's start from 0 again, which
+Prometheus takes as a counter reset, as after a restart of a single process.
+
+A snapshot is written to a temporary name and renamed, so a reader never sees half of one. One
+older than STALE_AFTER belongs to a worker that is gone or wedged: /-/ready names it among its
+warnings (the others still serve, and the supervisor restarts it), and its numbers are left out.
+
+The supervisor reads the same snapshots: a worker serves once its first one is there (systemd's
+READY=1 waits for every worker), and its watchdog pings only while every snapshot is fresh and
+says healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bridge")
+
+# The supervisor tells each worker who it is through these (a worker is the same command, run
+# again, so its environment is the one channel that needs no new command-line option).
+ENV_WORKER = "DINGTALK_BRIDGE_WORKER"  # "index/count"
+ENV_SOCKET_FD = "DINGTALK_BRIDGE_WORKER_FD"  # the inherited listening socket, if shared
+ENV_GROUP_DIR = "DINGTALK_BRIDGE_WORKER_DIR"  # where the snapshots are
+ENV_PARENT = "DINGTALK_BRIDGE_WORKER_PARENT"  # the supervisor's pid: gone means stop
+
+SNAPSHOT_EVERY = 1.0  # seconds
+STALE_AFTER = 5.0  # seconds without a snapshot: the worker is gone, restarting or wedged
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in the group."""
+
+    index: int
+    count: int
+    group_dir: Path
+    parent_pid: int
+    socket_fd: int | None  # None: bind the address itself with SO_REUSEPORT
+
+    @property
+    def reads_files(self) -> bool:
+        """File inputs run in worker 0 only: their offsets are the node's, not the process's."""
+        return self.index == 0
+
+    def snapshot_path(self, index: int) -> Path:
+        return self.group_dir / f"worker-{index}.json"
+
+    def orphaned(self) -> bool:
+        """The supervisor is gone (kill -9): this worker stops too, rather than serve alone."""
+        return self.parent_pid > 0 and os.getppid() != self.parent_pid
+
+    def reload_group(self) -> None:
+        """POST /-/reload reached this worker: the supervisor passes a SIGHUP to every worker
+        (this one finds its config unchanged by then)."""
+        if self.parent_pid > 0:
+            os.kill(self.parent_pid, signal.SIGHUP)
+
+
+def role_from_env(environ: dict[str, str] | None = None) -> WorkerRole | None:
+    """This process's role when a supervisor started it, else None (a process of its own)."""
+    env = os.environ if environ is None else environ
+    worker = env.get(ENV_WORKER, "")
+    index_text, _, count_text = worker.partition("/")
+    if not (index_text.isdigit() and count_text.isdigit()):
+        return None
+    fd_text = env.get(ENV_SOCKET_FD, "")
+    return WorkerRole(
+        index=int(index_text),
+        count=int(count_text),
+        group_dir=Path(env[ENV_GROUP_DIR]),
+        parent_pid=int(env.get(ENV_PARENT, "0") or 0),
+        socket_fd=int(fd_text) if fd_text.isdigit() else None,
+    )
+
+
+def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
+    """Atomically: a reader sees the previous snapshot or this one, never a part."""
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(snapshot), "utf-8")
+    os.replace(partial, path)
+
+
+def read_snapshot(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):  # not written yet, or removed with the group
+        return None
+    return loaded
+
+
+def fresh(snapshot: dict[str, Any] | None, now: float) -> bool:
+    return snapshot is not None and now - float(snapshot.get("at", 0)) <= STALE_AFTER
+
+
+class Siblings:
+    """The worker side: writes this worker's snapshot every second, reads the others'."""
+
+    def __init__(self, role: WorkerRole, take: Callable[[], dict[str, Any]]) -> None:
+        self.role = role
+        self._take = take  # this worker's snapshot now (app/run.py builds it from the bridge)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="snapshots", daemon=True)
+
+    def start(self) -> None:
+        self.write()  # at once: the supervisor counts this worker as serving from here
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def write(self) -> None:
+        try:
+            snapshot = {**self._take(), "index": self.role.index, "pid": os.getpid()}
+            snapshot["at"] = time.time()
+            write_snapshot(self.role.snapshot_path(self.role.index), snapshot)
+        except Exception as exc:  # never fatal: the next second tries again
+            log.warning("cannot write this worker's snapshot: %s", exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SNAPSHOT_EVERY):
+            self.write()
+
+    def others(self) -> dict[int, dict[str, Any] | None]:
+        """Each other worker's latest snapshot (None when there is none)."""
+        return {
+            index: read_snapshot(self.role.snapshot_path(index))
+            for index in range(self.role.count)
+            if index != self.role.index
+        }
+
+
+def group_readiness(
+    role: WorkerRole,
+    own: tuple[bool, dict[str, Any]],
+    others: dict[int, dict[str, Any] | None],
+    own_counts: dict[str, Any],
+) -> tuple[bool, dict[str, Any]]:
+    """/-/ready of the group: this worker's answer, with each sibling's problems (named by
+    worker) added to its own, and a `workers` entry per worker (pid, replica id, ready, the
+    events it took and its config hash: `own_counts` for this one). A sibling with no fresh
+    snapshot is a warning, not a problem: the others take its connections meanwhile."""
+    ready, details = own
+    now = time.time()
+    problems = list(details["problems"])
+    warnings = list(details["warnings"])
+    workers: dict[str, Any] = {
+        str(role.index): {
+            "pid": os.getpid(),
+            "replica": details["replica"],
+            "ready": ready,
+            "answering": True,
+            **own_counts,
+        }
+    }
+    for index, snapshot in sorted(others.items()):
+        if not fresh(snapshot, now):
+            warnings.append(f"worker {index} has not reported for {STALE_AFTER:g}s (restarting?)")
+            workers[str(index)] = {"ready": False, "reporting": False}
+            continue
+        assert snapshot is not None
+        problems += [f"worker {index}: {p}" for p in snapshot["problems"]]
+        warnings += [f"worker {index}: {w}" for w in snapshot["warnings"]]
+        workers[str(index)] = {
+            "pid": snapshot["pid"],
+            "replica": snapshot["replica"],
+            "ready": snapshot["ready"],
+            "events_received": snapshot["events_received"],
+            "config": snapshot["config"],
+            "snapshot_age_seconds": round(now - float(snapshot["at"]), 1),
+        }
+        # The file inputs run in worker 0: whoever answers shows them.
+        if snapshot.get("files") and not details["files"]:
+            details = {**details, "files": snapshot["files"]}
+    return not problems, {**details, "problems": problems, "warnings": warnings, "workers": workers}
+
+
+def fresh_samples(others: dict[int, dict[str, Any] | None]) -> Iterable[list[Any]]:
+    """The metric families of every sibling whose snapshot is fresh (to add to one's own)."""
+    now = time.time()
+    for snapshot in others.values():
+        if fresh(snapshot, now):
+            assert snapshot is not None
+            yield snapshot["metrics"]
