@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import _GeneratorContextManager
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -29,37 +27,23 @@ from bridge.delivery.turns import StoredWindows
 from bridge.store.api import Store
 from bridge.store.sql import SqlTx
 from bridge.store.sqlite import SqliteStore
-from tests.harness import compile_yaml
-from tests.test_sender import CONFIG, START, FakeDingTalk, drive, enqueue, make, pending
+from tests.test_sender import (  # the fixtures too: one set for the sender's tests
+    START,
+    FakeDingTalk,
+    clock,
+    config,
+    ding,
+    drive,
+    enqueue,
+    make,
+    pending,
+    store,
+    windows,
+)
+
+__all__ = ["clock", "config", "ding", "store", "windows"]  # fixtures pytest finds by name
 
 LONG_TEXT = "\n".join(f"line {i:05d} " + "x" * 60 for i in range(800))  # ~55 KB: parts
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return cast(Config, compile_yaml(tmp_path, CONFIG))
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    db = SqliteStore(tmp_path / "state")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def ding(clock: FakeClock) -> FakeDingTalk:
-    return FakeDingTalk(clock)
-
-
-@pytest.fixture
-def windows(store: Store, clock: FakeClock) -> RobotWindows:
-    return RobotWindows(StoredWindows(store, clock))
 
 
 def claimable_by_another(store: Store, clock: FakeClock, target: str = "a") -> list[str]:
