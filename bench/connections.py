@@ -42,8 +42,8 @@ def measure(url: str, count: int, tag: str) -> dict[str, Any]:
     return {
         "requests": count,
         "failures": failures,
-        # Under load the first request also waits while waitress accepts the connections that
-        # arrived all at once (its loop takes one per turn); later ones show the steady state.
+        # Under load the first request also waits while the server accepts the connections that
+        # arrived all at once; later ones show the steady state.
         "first_ms": round(latencies[0] * 1000, 1),
         "p50_ms": round(statistics.median(ordered) * 1000, 1),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),

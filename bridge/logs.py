@@ -151,7 +151,7 @@ def setup(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # waitress warns "Task queue depth is N" under any burst: normal load for us, not news.
+    # waitress (the simulator's server) warns "Task queue depth is N" under any burst.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 

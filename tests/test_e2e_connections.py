@@ -66,7 +66,7 @@ def test_a_silent_connection_is_closed_after_idle_timeout(
 
 def test_connection_limit_is_applied(simulator: Simulator, tmp_path: Path) -> None:
     # With room for 5 connections, 5 idle sockets make a sixth client wait (the server stops
-    # accepting); once they go, it is served. Proves the setting reaches waitress.
+    # accepting); once they go, it is served. Proves the setting reaches the HTTP server.
     daemon = Daemon(config(simulator, connection_limit=5, idle_timeout="60s"), directory=tmp_path)
     try:
         with HostileClients("127.0.0.1", daemon.port, "/am", idle=5, slow=0):

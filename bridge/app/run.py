@@ -4,18 +4,15 @@ systemd's notify protocol and watchdog, and an orderly stop that leaves the outb
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import signal
 import socket
 import threading
 from types import FrameType
-from typing import Any
-
-from waitress.server import create_server
 
 from bridge.app.bridge import Bridge
 from bridge.app.fdlimit import ensure_descriptors
+from bridge.app.httpserver import HttpServer, Limits
 from bridge.app.siblings import Siblings, role_from_env
 from bridge.app.systemd import Notifier
 from bridge.app.watch import ConfigWatcher
@@ -56,29 +53,22 @@ def run(config: Config) -> int:
             )
         )
     if role is None:
-        where: dict[str, Any] = {"host": server_cfg.host, "port": server_cfg.port}
+        sock = listen_socket(server_cfg.host, server_cfg.port, reuseport=False)
     elif role.socket_fd is not None:  # the supervisor's socket, inherited
-        where = {"sockets": [socket.socket(fileno=role.socket_fd)]}
+        sock = socket.socket(fileno=role.socket_fd)
     else:  # DINGTALK_BRIDGE_WORKER_SOCKETS=reuseport: a queue of its own on the address
-        where = {"sockets": [listen_socket(server_cfg.host, server_cfg.port, reuseport=True)]}
-    server = create_server(
+        sock = listen_socket(server_cfg.host, server_cfg.port, reuseport=True)
+    server = HttpServer(
         HttpApp(bridge, bridge.clock),
-        **where,
+        [sock],
+        Limits(
+            connection_limit=budget.connection_limit,
+            idle_timeout=server_cfg.idle_timeout,
+            max_body_bytes=largest_body,
+        ),
         threads=server_cfg.threads,
-        # Waitress's defaults (100 connections, 120 s) let a hundred idle sockets lock every
-        # client out for minutes; see ServerConfig. poll(), not select(): select() cannot watch a
-        # descriptor numbered over 1023, and with thousands of connections there are such.
-        connection_limit=budget.connection_limit,
-        channel_timeout=max(1, math.ceil(server_cfg.idle_timeout)),  # waitress counts seconds
-        # How often idle connections are looked for: often enough to honour a short timeout.
-        cleanup_interval=max(1, min(30, math.ceil(server_cfg.idle_timeout / 2))),
-        asyncore_use_poll=True,
-        # Our own limit answers 413 with a reason; waitress's must not fire first.
-        max_request_body_size=largest_body + 1,
-        ident="dingtalk-bridge",
-        clear_untrusted_proxy_headers=True,
     )
-    port = getattr(server, "effective_port", server_cfg.port)
+    port = server.effective_port
     stop = threading.Event()
     reloads: queue.Queue[str] = queue.Queue()
 

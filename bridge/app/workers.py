@@ -9,7 +9,7 @@ file inputs run in worker 0 only: their offsets belong to the node, and two tail
 under one node id would read each line twice.
 
 This module is the supervisor, the process `dingtalk-bridge run` becomes when N > 1. It holds
-the listening socket and each worker inherits it (`sockets=` of waitress): connections wait in
+the listening socket and each worker inherits it (app/httpserver.py serves it): connections wait in
 one kernel queue and whichever worker polls first accepts the next, so a busy or restarting
 worker does not strand the connections the kernel would have hashed to it (SO_REUSEPORT gives
 each process a queue of its own and spreads connections by a hash of their addresses;
@@ -80,7 +80,7 @@ SUPERVISOR_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS
 
 def listen_socket(host: str, port: int, reuseport: bool) -> socket.socket:
     """A TCP socket bound to host:port (SO_REUSEPORT: one of several on that address), not yet
-    listening: the first worker's waitress calls listen(), so until a worker serves, a client
+    listening: the first worker's HTTP server calls listen(), so until a worker serves, a client
     is refused at once (as before a single process binds) rather than left waiting in a queue
     nobody accepts from."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -37,12 +37,12 @@ DEFAULT_THREADS = 1  # see ServerConfig
 # at most worth it; 32 bounds what a typo can start.
 DEFAULT_WORKERS = 1
 MAX_WORKERS = 32
-# Open connections the listener holds at most (waitress's own default, 100, let ~100 idle sockets
-# lock every client out). Each costs a file descriptor and a few KiB, nothing more: waitress
-# buffers slow bodies in its I/O thread, so thousands of idle or dripping clients do not starve
-# the application thread. The process raises its RLIMIT_NOFILE soft limit to fit (bridge/fdlimit).
+# Open connections the listener holds at most (waitress's default, 100, once let ~100 idle sockets
+# lock every client out). Each costs a file descriptor and a few KiB, nothing more: the server's
+# I/O loop buffers slow bodies (app/httpserver.py), so thousands of idle or dripping clients do
+# not starve the application threads. The process raises its RLIMIT_NOFILE soft limit to fit (bridge/fdlimit).
 DEFAULT_CONNECTION_LIMIT = 4096
-# A connection silent this long is closed (waitress's channel_timeout, default 120 s). A minute,
+# A connection silent this long is closed (waitress's default was 120 s). A minute,
 # like nginx's client_header/body timeouts: Alertmanager and DingTalk send a request as soon as
 # they connect, and Go's HTTP client re-dials a keep-alive connection the server closed.
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -98,9 +98,8 @@ class SendPolicy:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The HTTP listener. One application thread by default: waitress reads and buffers every
-    request in its own I/O thread, and the work after that holds Python's GIL, so more threads
-    only add contention (measured: 1 thread 1,630 requests/s, 4 threads 1,190, see bench/)."""
+    """The HTTP listener (app/httpserver.py): one I/O loop reads and buffers every request, and
+    `threads` application threads run them."""
 
     host: str
     port: int

@@ -51,6 +51,7 @@ from bridge.store.statedir import (
     result_code,
     unusable,
 )
+from bridge.store.writerlock import WriterLock
 
 log = logging.getLogger("bridge.store")
 
@@ -81,6 +82,8 @@ class Database:
         self.path = directory / DB_NAME
         self._busy_ms = int(busy_timeout * 1000)
         self._lock = threading.RLock()
+        # Other processes' writers (workers, the CLI) queue on this, not on SQLite's sleeps.
+        self._writer = WriterLock(directory / f"{DB_NAME}-writer")
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
         self._budget = 0  # the WAL's bound last set (bytes)
@@ -138,13 +141,16 @@ class Database:
         with self._lock:
             changes = self._conn.total_changes
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._writer.acquire(self._busy_ms / 1000)
                 try:
+                    self._conn.execute("BEGIN IMMEDIATE")
                     yield self._conn
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._rollback()
                     raise
+                finally:
+                    self._writer.release()
             except sqlite3.Error as exc:
                 self._failed(exc)
                 raise
@@ -274,3 +280,4 @@ class Database:
             self._upkeep.join(5.0)
         with self._lock:
             self._conn.close()
+            self._writer.close()
