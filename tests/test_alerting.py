@@ -547,7 +547,7 @@ class UnreachableStore(SqliteStore):
     def reading(self) -> Any:
         raise StoreError("database unreachable")
 
-    def transaction(self) -> Any:
+    def transaction(self, share_commit: bool = False) -> Any:
         raise StoreError("database unreachable")
 
 

@@ -180,7 +180,7 @@ class BreakableStore(SqliteStore):
     broken = False
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
+    def transaction(self, share_commit: bool = False) -> Iterator[SqlTx]:
         if self.broken:
             raise OperationalError("database or disk is full")
         with super().transaction() as tx:

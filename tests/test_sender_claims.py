@@ -145,7 +145,7 @@ class CountingStore(SqliteStore):
 
     writes = 0
 
-    def transaction(self) -> _GeneratorContextManager[SqlTx]:
+    def transaction(self, share_commit: bool = False) -> _GeneratorContextManager[SqlTx]:
         self.writes += 1
         return super().transaction()
 

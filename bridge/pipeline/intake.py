@@ -107,7 +107,8 @@ class Intake:
             self._refresh(stamp)
             with self._lock:
                 silences = [*config.silences, *self._runtime_silences]
-            with self.store.transaction() as tx:
+            # Shared: concurrent requests commit together (no lock of ours is held in it).
+            with self.store.transaction(share_commit=True) as tx:
                 # Claimed first, in this transaction: a copy another replica commits meanwhile
                 # makes one of the two claims fail (the store's claim is atomic).
                 duplicate = claim is not None and not tx.duplicates.claim(

@@ -530,9 +530,12 @@ class Tx(ReadTx, Protocol):
 class Store(Protocol):
     """The state store: long-lived, shared by every thread of the process."""
 
-    def transaction(self) -> AbstractContextManager[Tx]:
+    def transaction(self, share_commit: bool = False) -> AbstractContextManager[Tx]:
         """A write transaction: committed when the block ends, rolled back if it raises.
-        Raises bridge.errors.StoreError when the store cannot commit now."""
+        Raises bridge.errors.StoreError when the store cannot commit now. `share_commit`: the
+        commit may wait a moment for other threads' transactions and be one with theirs (group
+        commit); the block still ends only once its writes are committed. Only for a caller
+        that holds no other lock inside the block."""
         ...
 
     def reading(self) -> AbstractContextManager[ReadTx]:

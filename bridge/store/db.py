@@ -71,6 +71,23 @@ IDLE_BEFORE_TRUNCATE = 2.0  # seconds without a commit before the WAL is truncat
 CHECKPOINT_BUSY_MS = 200  # how long a truncating checkpoint waits for another process's reader
 
 
+GROUP_MAX = 32  # transactions committed together at most
+GROUP_AGE = 0.005  # seconds a group stays open for more members at most
+
+
+class _Group:
+    """One BEGIN ... COMMIT that several threads' transactions share."""
+
+    __slots__ = ("changes", "done", "error", "members", "started")
+
+    def __init__(self, changes: int) -> None:
+        self.changes = changes  # the connection's total_changes at BEGIN
+        self.done = threading.Event()  # set once committed or rolled back
+        self.error: BaseException | None = None  # why it was rolled back
+        self.members = 0
+        self.started = time.monotonic()
+
+
 class Database:
     """The SQLite connection of the state store, its lock, and the WAL's upkeep. The store's
     operations are in bridge/store/sqlite.py (`SqliteStore`), on this connection."""
@@ -84,6 +101,11 @@ class Database:
         self._lock = threading.RLock()
         # Other processes' writers (workers, the CLI) queue on this, not on SQLite's sleeps.
         self._writer = WriterLock(directory / f"{DB_NAME}-writer")
+        self._entry = threading.Lock()  # guards _entrants
+        self._entrants = 0  # threads waiting for the lock to start a transaction
+        self._group: _Group | None = None  # the open transaction, its members' savepoints in it
+        self._depth = 0  # transactions the lock's holder is inside (1, more when nested)
+        self.commits = 0  # COMMITs done (fewer than transactions when they were grouped)
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
         self._budget = 0  # the WAL's bound last set (bytes)
@@ -133,32 +155,139 @@ class Database:
         return self._conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error.
+    def transaction(self, share_commit: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed before the `with` exits, rolled back on error.
+
+        Group commit: transactions of several threads that come together share one BEGIN ...
+        COMMIT, each inside a savepoint of its own. One that fails is rolled back to its
+        savepoint alone; the others commit. With `share_commit`, a thread leaving its `with`
+        while another waits to enter leaves the group open for it (GROUP_MAX transactions,
+        GROUP_AGE seconds at most) and waits; without, it commits at once, for itself and the
+        members before it. Either way every `with` exits only after the COMMIT that holds its
+        writes, and raises if that COMMIT failed. Only callers that hold no other lock while
+        in the block may share (the intake): a member waiting for another thread to commit
+        must not hold what that thread needs. A COMMIT and the writer lock per request were
+        over a third of the intake thread's time under load (bench/README.md, issue 13).
 
         A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
         (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
-        with self._lock:
-            changes = self._conn.total_changes
+        with self._entry:
+            self._entrants += 1
+        self._lock.acquire()
+        with self._entry:
+            self._entrants -= 1
+        holding = True
+        try:
+            if self._depth > 0:  # nested in this thread's own transaction: a savepoint only
+                yield from self._nested()
+                return
+            group = self._group
+            if group is None:
+                group = self._begin_group()  # raises when the write lock cannot be had
+            self._depth = 1
+            error: BaseException | None = None
             try:
-                self._writer.acquire(self._busy_ms / 1000)
+                self._conn.execute("SAVEPOINT member")
                 try:
-                    self._conn.execute("BEGIN IMMEDIATE")
                     yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-                finally:
-                    self._writer.release()
-            except sqlite3.Error as exc:
-                self._failed(exc)
+                    self._conn.execute("RELEASE member")
+                except BaseException as exc:
+                    error = exc
+                    self._undo_member(group)
+            except sqlite3.Error as exc:  # SAVEPOINT or RELEASE itself failed
+                error = error or exc
+                self._undo_member(group)
+            finally:
+                self._depth = 0
+            group.members += 1
+            if (
+                share_commit
+                and group.error is None
+                and self._entrants > 0
+                and group.members < GROUP_MAX
+                and time.monotonic() - group.started < GROUP_AGE
+            ):
+                self._lock.release()  # the next one in commits for both (or leaves it open)
+                holding = False
+                group.done.wait()
+            else:
+                self._end_group(group)
+            if error is not None:
+                if isinstance(error, sqlite3.Error):
+                    self._failed(error)
+                raise error
+            if group.error is not None:
+                raise group.error
+        finally:
+            if holding:
+                self._lock.release()
+
+    def _nested(self) -> Iterator[sqlite3.Connection]:
+        self._depth += 1
+        name = f"nested{self._depth}"
+        try:
+            self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self._conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute(f"ROLLBACK TO {name}")
+                    self._conn.execute(f"RELEASE {name}")
                 raise
-            # A transaction that changed nothing (an idle sender's claim finding no row) wrote
-            # nothing: writes have still paused, and the WAL may be truncated.
-            if self._conn.total_changes != changes:
+            self._conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def _begin_group(self) -> _Group:
+        try:
+            self._writer.acquire(self._busy_ms / 1000)
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._writer.release()
+                raise
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            raise
+        self._group = _Group(self._conn.total_changes)
+        return self._group
+
+    def _undo_member(self, group: _Group) -> None:
+        """Roll one member back to its savepoint. When SQLite has rolled the whole transaction
+        back itself (as after SQLITE_FULL), the group is lost: its other members fail too."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK TO member")
+                self._conn.execute("RELEASE member")
+                return
+            except sqlite3.Error as exc:
+                group.error = exc
+        else:
+            group.error = sqlite3.OperationalError(
+                "the transaction was rolled back (another write in it failed)"
+            )
+
+    def _end_group(self, group: _Group) -> None:
+        """COMMIT (or, when the group failed, roll back), then wake its members."""
+        try:
+            if group.error is None:
+                try:
+                    self._conn.execute("COMMIT")
+                    self.commits += 1
+                except sqlite3.Error as exc:
+                    group.error = exc
+                    self._failed(exc)
+            if group.error is not None:
+                self._rollback()
+            elif self._conn.total_changes != group.changes:
+                # A group that changed nothing (idle senders' claims finding no row) wrote
+                # nothing: writes have still paused, and the WAL may be truncated.
                 self._dirty = True
                 self._last_commit = time.monotonic()
+        finally:
+            self._group = None
+            self._writer.release()
+            group.done.set()
 
     def _rollback(self) -> None:
         # An error means SQLite rolled it back itself (as it does after SQLITE_FULL).
@@ -182,9 +311,22 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection for reads (each statement sees committed data)."""
+        """The connection for reads (each statement sees committed data: a group left open for
+        more members is committed first)."""
         with self._lock:
+            self._settle()
             yield self._conn
+
+    def waiting(self) -> int:
+        """Threads waiting to start a transaction (the ones a shared commit waits for)."""
+        with self._entry:
+            return self._entrants
+
+    def _settle(self) -> None:
+        """Commit the group left open for more members, if any (this thread holds the lock and
+        is not inside a transaction of its own)."""
+        if self._group is not None and self._depth == 0:
+            self._end_group(self._group)
 
     def writable(self) -> bool:
         """Can we commit right now? (for /-/ready)"""
@@ -226,6 +368,7 @@ class Database:
         """Copy the WAL into the database and truncate it to nothing. False when it could not
         (no room to grow the database, or another process's reader still uses the WAL)."""
         with self._lock:
+            self._settle()
             # Not long: another process's reader (the CLI) can hold the WAL, and requests wait
             # for this lock meanwhile. The next upkeep round tries again.
             self._conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
@@ -279,5 +422,6 @@ class Database:
         if self._upkeep is not None:
             self._upkeep.join(5.0)
         with self._lock:
+            self._settle()
             self._conn.close()
             self._writer.close()

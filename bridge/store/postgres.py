@@ -151,7 +151,8 @@ class PostgresStore:
         return self.pool.connection(timeout=WAIT_WHILE_FAILING if self._failing else None)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
+    def transaction(self, share_commit: bool = False) -> Iterator[SqlTx]:
+        # share_commit is SQLite's: PostgreSQL flushes concurrent commits together itself.
         with self._errors(), self._connection() as conn, conn.transaction():
             adapted = PgConnection(conn)
             yield SqlTx(adapted, legacy=False, dialect=POSTGRESQL, locks=AdvisoryLocks(adapted))

@@ -58,8 +58,8 @@ class SqliteStore:
         return self.db.moved_aside
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTx]:
-        with _store_errors(), self.db.transaction():
+    def transaction(self, share_commit: bool = False) -> Iterator[SqlTx]:
+        with _store_errors(), self.db.transaction(share_commit):
             yield self._tx
 
     @contextmanager

@@ -1,0 +1,238 @@
+"""The SQLite store's commits (bridge/store/db.py, bridge/store/writerlock.py): transactions of
+several threads sharing one COMMIT (group commit), and writers of several processes queueing on
+the writer lock. Real databases in tmp_path; threads stand in for concurrent requests, and a
+second Database on the same directory for another process (flock locks belong to an open file,
+so two in one process exclude each other as two processes do)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.store.db import Database
+from bridge.store.statedir import DB_NAME
+from bridge.store.writerlock import WriterLock
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path)
+    yield database
+    database.close()
+
+
+def committed(path: Path, key: str) -> str | None:
+    """What another connection (another process) sees of meta[key]."""
+    with sqlite3.connect(path) as other:
+        row = other.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def put(conn: sqlite3.Connection, key: str, value: str = "1") -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def until(condition: Callable[[], bool], tries: int = 5000) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        time.sleep(0.001)
+    raise AssertionError("condition not met")
+
+
+def second_member(
+    db: Database, key: str, errors: list[BaseException], fail: bool = False
+) -> threading.Thread:
+    """A thread that takes a transaction as soon as it can (it waits for the lock)."""
+
+    def run() -> None:
+        try:
+            with db.transaction() as conn:
+                put(conn, key)
+                if fail:
+                    raise ValueError("the second member fails")
+        except BaseException as exc:
+            errors.append(exc)
+
+    return threading.Thread(target=run)
+
+
+def test_a_shared_transaction_waits_for_the_next_one_and_both_commit_once(
+    db: Database, tmp_path: Path
+) -> None:
+    errors: list[BaseException] = []
+    second = second_member(db, "b", errors)
+    before = db.commits
+    with db.transaction(share_commit=True) as conn:
+        put(conn, "a")
+        second.start()
+        until(lambda: db.waiting() == 1)  # it waits for the lock: the commit is shared
+    # The `with` ended: its row is committed, by the second member's COMMIT.
+    assert committed(tmp_path / DB_NAME, "a") == "1"
+    second.join(5)
+    assert errors == []
+    assert committed(tmp_path / DB_NAME, "b") == "1"
+    assert db.commits - before == 1
+
+
+def test_a_transaction_that_does_not_share_commits_at_once(db: Database, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    second = second_member(db, "b", errors)
+    before = db.commits
+    with db.transaction() as conn:
+        put(conn, "a")
+        second.start()
+        until(lambda: db.waiting() == 1)
+    assert committed(tmp_path / DB_NAME, "a") == "1"
+    second.join(5)
+    assert db.commits - before == 2
+
+
+def test_a_failing_member_is_rolled_back_alone(db: Database, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    second = second_member(db, "b", errors, fail=True)
+    with db.transaction(share_commit=True) as conn:
+        put(conn, "a")
+        second.start()
+        until(lambda: db.waiting() == 1)
+    second.join(5)
+    assert [str(e) for e in errors] == ["the second member fails"]
+    assert committed(tmp_path / DB_NAME, "a") == "1"
+    assert committed(tmp_path / DB_NAME, "b") is None
+
+
+def test_a_commit_that_fails_fails_every_member_and_keeps_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    """A deferred foreign key is checked at COMMIT: the second member's orphan row makes the
+    group's COMMIT fail, and the first member's `with`, already left, raises it too."""
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    db.connection.execute("PRAGMA foreign_keys = ON")
+    errors: list[BaseException] = []
+
+    def orphan() -> None:
+        try:
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO child (p) VALUES (42)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    second = threading.Thread(target=orphan)
+    with pytest.raises(sqlite3.IntegrityError), db.transaction(share_commit=True) as conn:
+        put(conn, "a")
+        second.start()
+        until(lambda: db.waiting() == 1)
+    second.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], sqlite3.IntegrityError)
+    assert committed(tmp_path / DB_NAME, "a") is None
+    with db.transaction() as conn:  # the store goes on
+        put(conn, "after")
+    assert committed(tmp_path / DB_NAME, "after") == "1"
+
+
+def test_a_nested_transaction_is_a_savepoint_of_the_outer_one(db: Database, tmp_path: Path) -> None:
+    with db.transaction() as conn:
+        put(conn, "outer")
+        with pytest.raises(ValueError), db.transaction() as inner:
+            put(inner, "inner")
+            raise ValueError("inner fails")
+        with db.transaction() as inner:
+            put(inner, "kept")
+    assert committed(tmp_path / DB_NAME, "outer") == "1"
+    assert committed(tmp_path / DB_NAME, "inner") is None
+    assert committed(tmp_path / DB_NAME, "kept") == "1"
+
+
+def test_many_threads_sharing_commits_lose_nothing(db: Database, tmp_path: Path) -> None:
+    threads, each = 8, 50
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        for i in range(each):
+            try:
+                with db.transaction(share_commit=True) as conn:
+                    put(conn, f"t{n}-{i}")
+                # Committed when the `with` ends, as seen from another connection:
+                assert committed(tmp_path / DB_NAME, f"t{n}-{i}") == "1"
+            except BaseException as exc:
+                failures.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    before = db.commits
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert failures == []
+    with db.reading() as conn:
+        rows = conn.execute("SELECT count(*) FROM meta WHERE key LIKE 't%-%'").fetchone()[0]
+    assert rows == threads * each
+    assert db.commits - before <= threads * each
+
+
+# -- the writer lock: one writer at a time across processes ------------------------------------
+
+
+def test_another_process_holding_the_writer_lock_makes_a_commit_wait_then_time_out(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path, busy_timeout=0.3)
+    other = WriterLock(tmp_path / f"{DB_NAME}-writer")  # another open file: another process
+    try:
+        other.acquire(1.0)
+        with (
+            pytest.raises(sqlite3.OperationalError, match="database is locked"),
+            db.transaction() as conn,
+        ):
+            put(conn, "blocked")
+        released = threading.Timer(0.1, other.release)
+        released.start()
+        with db.transaction() as conn:  # waits for the release, then commits
+            put(conn, "after")
+        released.join()
+        assert committed(tmp_path / DB_NAME, "after") == "1"
+        assert committed(tmp_path / DB_NAME, "blocked") is None
+    finally:
+        other.close()
+        db.close()
+
+
+def test_two_processes_writing_at_once_both_commit_everything(tmp_path: Path) -> None:
+    first, second = Database(tmp_path), Database(tmp_path)
+    failures: list[BaseException] = []
+
+    def work(db: Database, name: str) -> None:
+        for i in range(200):
+            try:
+                with db.transaction() as conn:
+                    put(conn, f"{name}{i}")
+            except BaseException as exc:
+                failures.append(exc)
+
+    try:
+        workers = [
+            threading.Thread(target=work, args=(first, "x")),
+            threading.Thread(target=work, args=(second, "y")),
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert failures == []
+        with first.reading() as conn:
+            assert (
+                conn.execute("SELECT count(*) FROM meta WHERE key GLOB '[xy]*'").fetchone()[0]
+                == 400
+            )
+    finally:
+        first.close()
+        second.close()
