@@ -8,11 +8,11 @@ Mentions of the merged messages are kept (deduplicated), so the people they page
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge import jsontext
 from bridge.dingtalk.sizing import encode
 from bridge.model import Mention, Message
 
@@ -25,7 +25,7 @@ class Item:
 
 
 def _json_len(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+    return len(jsontext.dumps_bytes(text)) - 2
 
 
 def _merged_mention(items: Sequence[Item]) -> Mention:
@@ -79,7 +79,7 @@ def build_digest(
         message = _message(items[:count], total_queued)
         encoded = encode(body_of(message))
         # Fits, and whole: a body_of that cuts to the limit must not hide a lost last line.
-        last_line = json.dumps(f"- {items[count - 1].title}", ensure_ascii=False)[1:-1]
+        last_line = jsontext.dumps(f"- {items[count - 1].title}")[1:-1]
         if count == 1 or (len(encoded) <= limit and last_line.encode() in encoded):
             return message, count
         count -= 1

@@ -8,10 +8,10 @@ that knows errcodes: channels and the sender see Reasons and the typed outcomes 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import jsontext
 from bridge.errors import DeliveryError, Reason
 
 # Access token no longer valid: drop it, fetch a new one, retry once (dingtalk-sdk does the same).
@@ -47,7 +47,7 @@ def classify(http_status: int, content: bytes) -> Outcome:
     if http_status == 429:
         return Outcome(False, Reason.RATE_LIMITED, retryable=True, errmsg="HTTP 429")
     try:
-        body = json.loads(content)
+        body = jsontext.loads(content)
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict):

@@ -15,7 +15,6 @@ Three things existing bridges get wrong, done here:
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from datetime import tzinfo
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bridge import jsontext
 from bridge.config.model import RobotTarget
 from bridge.dingtalk.channel import Body, rate_key
 from bridge.dingtalk.client import DingTalkClient
@@ -130,7 +130,7 @@ def robot_bodies(
 
 
 def _json_len(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+    return len(jsontext.dumps_bytes(text)) - 2
 
 
 def _split(message: Message, keywords: tuple[str, ...], limit: int) -> list[dict[str, Any]]:

@@ -6,16 +6,17 @@ newline into 2 bytes and a control character into 6. We measure the real encodin
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
+
+from bridge import jsontext
 
 TRUNCATED_MARKER = "\n\n…(truncated: the alert exceeded DingTalk's size limit)"
 
 
 def encode(body: dict[str, Any]) -> bytes:
     """The exact bytes sent: compact separators, UTF-8 (not \\u escapes, which triple CJK)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return jsontext.dumps_bytes(body)
 
 
 def fit_text(

@@ -11,13 +11,13 @@ server keeps serving.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from typing import Any, Protocol
 
+from bridge import jsontext
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
@@ -77,7 +77,7 @@ def _json(
     body: Mapping[str, Any],
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    payload = jsontext.dumps_bytes(body)
     start(
         f"{status} {_STATUS_TEXT.get(status, '')}".rstrip(),
         [

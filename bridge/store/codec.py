@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
+from bridge import jsontext
 from bridge.model import Alert, Button, Event, Link, Mention, Message
 
 
@@ -42,7 +42,7 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
 
 
 def event_to_json(event: Event) -> str:
-    return json.dumps(
+    return jsontext.dumps(
         {
             "input": event.input,
             "kind": event.kind,
@@ -54,13 +54,12 @@ def event_to_json(event: Event) -> str:
             "alerts": [alert_to_dict(a) for a in event.alerts],
             "payload": event.payload,
         },
-        ensure_ascii=False,
         default=str,
     )
 
 
 def event_from_json(text: str) -> Event:
-    data = json.loads(text)
+    data = jsontext.loads(text)
     received = _parse_time(data["received_at"])
     assert received is not None
     return Event(
@@ -77,7 +76,7 @@ def event_from_json(text: str) -> Event:
 
 
 def message_to_json(message: Message) -> str:
-    return json.dumps(
+    return jsontext.dumps(
         {
             "msgtype": message.msgtype,
             "title": message.title,
@@ -93,13 +92,12 @@ def message_to_json(message: Message) -> str:
             "btn_orientation": message.btn_orientation,
             "links": [[link.title, link.url, link.pic_url] for link in message.links],
             "fallback": message.fallback,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
 def message_from_json(text: str) -> Message:
-    data = json.loads(text)
+    data = jsontext.loads(text)
     mention = data["mention"]
     return Message(
         msgtype=data["msgtype"],
