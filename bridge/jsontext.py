@@ -26,12 +26,19 @@ import orjson
 _LONG_NUMBER = re.compile(r"\d{19}")  # 2**63 has 19 digits: a shorter integer fits in 64 bits
 
 
-def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+def dumps(value: Any, default: Callable[[Any], Any] | None = None, sort_keys: bool = False) -> str:
     """Compact JSON text (UTF-8 characters as they are, no ASCII escapes)."""
     try:
-        return orjson.dumps(value, default=default).decode("utf-8")
+        option = orjson.OPT_SORT_KEYS if sort_keys else 0
+        return orjson.dumps(value, default=default, option=option).decode("utf-8")
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
+        return json.dumps(
+            value,
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=default,
+            sort_keys=sort_keys,
+        )
 
 
 def dumps_bytes(value: Any) -> bytes:

@@ -42,6 +42,13 @@ def test_written_as_the_standard_library_writes_it(value: Any) -> None:
     assert jsontext.dumps_bytes(value) == standard(value).encode("utf-8", "surrogatepass")
 
 
+@given(exact_values)
+def test_sorted_keys_as_the_standard_library_sorts_them(value: Any) -> None:
+    """The dedup digest of a notification hashes this text: it must not change."""
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    assert jsontext.dumps(value, sort_keys=True) == expected
+
+
 @given(values)
 def test_what_is_written_reads_as_the_same_value(value: Any) -> None:
     assert json.loads(jsontext.dumps(value)) == json.loads(standard(value))

@@ -55,12 +55,12 @@ database cannot both take the same notification, and a copy arriving after a res
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge import jsontext
 from bridge.config.model import HttpInput, Input
 from bridge.model import Alert, Event
 
@@ -101,7 +101,7 @@ def notification_digest(payload: Any, alerts: Sequence[Alert]) -> str:
         "truncatedAlerts": body.get("truncatedAlerts", 0),
         "alerts": sorted(set(map(_alert_identity, alerts))),
     }
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = jsontext.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

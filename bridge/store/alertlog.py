@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
+from bridge import jsontext
 from bridge.alerting.dedup import LogEntry
 from bridge.model import Event
 from bridge.store.codec import event_from_json, event_to_json
@@ -41,7 +42,8 @@ class SqlAlertLog:
         ).fetchone()
         if row is None:
             return None
-        return LogEntry(frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), float(row[2]))
+        firing, resolved = jsontext.loads(row[0]), jsontext.loads(row[1])
+        return LogEntry(frozenset(firing), frozenset(resolved), float(row[2]))
 
     def put_entry(
         self,
@@ -59,7 +61,7 @@ class SqlAlertLog:
             "INSERT INTO nflog (rule, key, firing, resolved, at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (rule, key) DO UPDATE SET firing = excluded.firing,"
             " resolved = excluded.resolved, at = excluded.at",
-            (rule, key, json.dumps(firing_list), json.dumps(sorted(resolved)), now),
+            (rule, key, jsontext.dumps(firing_list), jsontext.dumps(sorted(resolved)), now),
         )
 
     def prune_entries(self, older_than: float) -> int:

@@ -82,7 +82,9 @@ class _Group:
 
     def __init__(self, changes: int) -> None:
         self.changes = changes  # the connection's total_changes at BEGIN
-        self.done = threading.Event()  # set once committed or rolled back
+        # Set once committed or rolled back; made by the first member to wait for it (most
+        # groups have one member, and an Event per commit is measurable at this rate).
+        self.done: threading.Event | None = None
         self.error: BaseException | None = None  # why it was rolled back
         self.members = 0
         self.started = time.monotonic()
@@ -187,14 +189,22 @@ class Database:
             self._depth = 1
             error: BaseException | None = None
             try:
-                self._conn.execute("SAVEPOINT member")
-                try:
-                    yield self._conn
-                    self._conn.execute("RELEASE member")
-                except BaseException as exc:
-                    error = exc
-                    self._undo_member(group)
-            except sqlite3.Error as exc:  # SAVEPOINT or RELEASE itself failed
+                if group.members == 0:
+                    # The first member needs no savepoint: nothing else is in the transaction
+                    # yet, so its failure rolls the whole of it back (two statements saved).
+                    try:
+                        yield self._conn
+                    except BaseException as exc:
+                        error = group.error = exc
+                else:
+                    self._conn.execute("SAVEPOINT member")
+                    try:
+                        yield self._conn
+                        self._conn.execute("RELEASE member")
+                    except BaseException as exc:
+                        error = exc
+                        self._undo_member(group)
+            except sqlite3.Error as exc:  # SAVEPOINT itself failed
                 error = error or exc
                 self._undo_member(group)
             finally:
@@ -207,9 +217,10 @@ class Database:
                 and group.members < GROUP_MAX
                 and time.monotonic() - group.started < GROUP_AGE
             ):
+                done = group.done = group.done or threading.Event()
                 self._lock.release()  # the next one in commits for both (or leaves it open)
                 holding = False
-                group.done.wait()
+                done.wait()
             else:
                 self._end_group(group)
             if error is not None:
@@ -287,7 +298,8 @@ class Database:
         finally:
             self._group = None
             self._writer.release()
-            group.done.set()
+            if group.done is not None:
+                group.done.set()
 
     def _rollback(self) -> None:
         # An error means SQLite rolled it back itself (as it does after SQLITE_FULL).
