@@ -363,7 +363,7 @@ def test_a_silent_connection_is_closed_after_the_idle_timeout(sent: bytes) -> No
             sock.sendall(sent)
             started = time.monotonic()
             assert closed_by_server(sock, within=5.0)
-            assert 0.4 < time.monotonic() - started < 3.0
+            assert time.monotonic() - started > 0.4  # not before the timeout (5 s at most: above)
     finally:
         running.server.close()
 

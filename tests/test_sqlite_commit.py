@@ -21,7 +21,9 @@ from bridge.store.writerlock import WriterLock
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path)
+    # A group stays open for more members for GROUP_AGE (5 ms) in the daemon; on a loaded test
+    # host starting the second thread can take longer, so the tests give it a minute.
+    database = Database(tmp_path, group_age=60.0)
     yield database
     database.close()
 

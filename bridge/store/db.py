@@ -94,7 +94,13 @@ class Database:
     """The SQLite connection of the state store, its lock, and the WAL's upkeep. The store's
     operations are in bridge/store/sqlite.py (`SqliteStore`), on this connection."""
 
-    def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
+    def __init__(
+        self,
+        directory: Path,
+        synchronous: str = "normal",
+        busy_timeout: float = 5.0,
+        group_age: float = GROUP_AGE,
+    ):
         """Open (or create) the database in `directory`. Raises StateError, with the path and
         what to do, when that cannot be done; moves a corrupt database aside first."""
         check_directory(directory, create=True)
@@ -107,6 +113,7 @@ class Database:
         self._entrants = 0  # threads waiting for the lock to start a transaction
         self._group: _Group | None = None  # the open transaction, its members' savepoints in it
         self._depth = 0  # transactions the lock's holder is inside (1, more when nested)
+        self._group_age = group_age
         self.commits = 0  # COMMITs done (fewer than transactions when they were grouped)
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
@@ -215,7 +222,7 @@ class Database:
                 and group.error is None
                 and self._entrants > 0
                 and group.members < GROUP_MAX
-                and time.monotonic() - group.started < GROUP_AGE
+                and time.monotonic() - group.started < self._group_age
             ):
                 done = group.done = group.done or threading.Event()
                 self._lock.release()  # the next one in commits for both (or leaves it open)
