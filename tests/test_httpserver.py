@@ -482,3 +482,23 @@ def test_any_well_formed_request_reaches_the_app_as_sent(
     assert seen["body"].encode("latin-1") == body
     for name, value in unique.values():
         assert seen["headers"]["HTTP_" + name.upper().replace("-", "_")] == value
+
+
+def test_a_fault_of_ours_while_parsing_is_a_500_and_the_server_goes_on(
+    http: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met by some input must cost that request, never the server or other clients."""
+    from bridge.app import httpserver
+
+    def broken(self: object) -> None:
+        raise RuntimeError("a bug in building the environ")
+
+    monkeypatch.setattr(httpserver._Connection, "_environ", broken)
+    with http.connect() as sock:
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(sock, bytearray())
+        assert status == 500
+        assert json.loads(body)["reason"] == "internal"
+        assert headers["connection"] == "close"
+    monkeypatch.undo()
+    assert exchange(http, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200

@@ -160,8 +160,12 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _Stop):
-                raise
+            if not isinstance(exc.__context__, _Stop):  # our bug, met by this input: say so
+                log.error(
+                    fmt_fields("request parsing failed", error=repr(exc.__context__)),
+                    exc_info=exc.__context__,
+                )
+                self._fail(500, "internal", "internal error; see the bridge's log")
         except httptools.HttpParserUpgrade:
             # Upgrade is ignored, as RFC 9110 allows: the request is answered, but what follows
             # it may be another protocol, so the connection closes after the answer.
