@@ -23,7 +23,9 @@ from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(r"\d{19}")  # 2**63 has 19 digits: a shorter integer fits in 64 bits
+# 2**63 has 19 digits: a shorter integer fits in 64 bits.
+_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
 
 
 def dumps(value: Any, default: Callable[[Any], Any] | None = None, sort_keys: bool = False) -> str:
@@ -52,14 +54,8 @@ def dumps_bytes(value: Any) -> bytes:
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON text we wrote (or DingTalk did), exactly."""
-    if isinstance(text, bytes):
-        if re.search(rb"\d{19}", text) is None:
-            try:
-                return orjson.loads(text)
-            except orjson.JSONDecodeError:
-                pass
-        return json.loads(text)
-    if _LONG_NUMBER.search(text) is None:
+    long_number = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
+    if long_number.search(text) is None:  # type: ignore[arg-type]
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

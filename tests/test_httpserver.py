@@ -140,6 +140,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(http: Running) -> 
             status, headers, body = read_response(sock, buffer)
             assert status == 200
             assert "connection" not in headers
+            assert headers["date"].endswith(" GMT")  # the server dates every answer
             assert json.loads(body)["body"] == f'{{"n":{n}}}'
 
 

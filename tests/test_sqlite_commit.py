@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from bridge.store.db import Database
 from bridge.store.statedir import DB_NAME
 from bridge.store.writerlock import WriterLock
+from tests.harness import wait_until
 
 
 @pytest.fixture
@@ -37,14 +37,6 @@ def committed(path: Path, key: str) -> str | None:
 
 def put(conn: sqlite3.Connection, key: str, value: str = "1") -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-
-def until(condition: Callable[[], bool], tries: int = 5000) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        time.sleep(0.001)
-    raise AssertionError("condition not met")
 
 
 def second_member(
@@ -73,7 +65,8 @@ def test_a_shared_transaction_waits_for_the_next_one_and_both_commit_once(
     with db.transaction(share_commit=True) as conn:
         put(conn, "a")
         second.start()
-        until(lambda: db.waiting() == 1)  # it waits for the lock: the commit is shared
+        # It waits for the lock: the commit is shared.
+        wait_until(lambda: db.waiting() == 1, timeout=5)
     # The `with` ended: its row is committed, by the second member's COMMIT.
     assert committed(tmp_path / DB_NAME, "a") == "1"
     second.join(5)
@@ -89,7 +82,7 @@ def test_a_transaction_that_does_not_share_commits_at_once(db: Database, tmp_pat
     with db.transaction() as conn:
         put(conn, "a")
         second.start()
-        until(lambda: db.waiting() == 1)
+        wait_until(lambda: db.waiting() == 1, timeout=5)
     assert committed(tmp_path / DB_NAME, "a") == "1"
     second.join(5)
     assert db.commits - before == 2
@@ -101,7 +94,7 @@ def test_a_failing_member_is_rolled_back_alone(db: Database, tmp_path: Path) -> 
     with db.transaction(share_commit=True) as conn:
         put(conn, "a")
         second.start()
-        until(lambda: db.waiting() == 1)
+        wait_until(lambda: db.waiting() == 1, timeout=5)
     second.join(5)
     assert [str(e) for e in errors] == ["the second member fails"]
     assert committed(tmp_path / DB_NAME, "a") == "1"
@@ -132,7 +125,7 @@ def test_a_commit_that_fails_fails_every_member_and_keeps_nothing(
     with pytest.raises(sqlite3.IntegrityError), db.transaction(share_commit=True) as conn:
         put(conn, "a")
         second.start()
-        until(lambda: db.waiting() == 1)
+        wait_until(lambda: db.waiting() == 1, timeout=5)
     second.join(5)
     assert len(errors) == 1 and isinstance(errors[0], sqlite3.IntegrityError)
     assert committed(tmp_path / DB_NAME, "a") is None

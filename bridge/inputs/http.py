@@ -12,9 +12,7 @@ server keeps serving.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
-from email.utils import formatdate
 from typing import Any, Protocol
 
 from bridge import jsontext
@@ -58,19 +56,6 @@ class Intake(Sink, Protocol):
     def metrics(self) -> bytes: ...
 
 
-_date_header: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The Date header, formatted once a second (like nginx): waitress would format it for each
-    response, 3% of an accepted request."""
-    global _date_header
-    second = int(time.time())
-    if _date_header[0] != second:
-        _date_header = (second, formatdate(second, usegmt=True))  # one assignment: thread-safe
-    return _date_header[1]
-
-
 def _json(
     start: StartResponse,
     status: int,
@@ -83,7 +68,6 @@ def _json(
         [
             ("Content-Type", "application/json; charset=utf-8"),
             ("Content-Length", str(len(payload))),
-            ("Date", _http_date()),
             *headers,
         ],
     )
