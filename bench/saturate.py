@@ -72,6 +72,10 @@ class FakeDingTalk:
         except requests.RequestException:
             return False
 
+    def messages(self) -> int:
+        """DingTalk calls it answered so far (a digest carries many alerts in one)."""
+        return int(requests.get(f"{self.url}/count", timeout=10).json()["messages"])
+
     def delivered(self, phase: str) -> int:
         """Distinct alerts of `phase` that reached it."""
         counted = requests.get(f"{self.url}/count", timeout=10).json()
@@ -115,6 +119,7 @@ def one_run(
     pids = [pid for d in daemons for pid in group_pids(d.proc.pid)]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
     taken_before = worker_events(daemons[0])
+    messages_before = fake.messages()
     spy = start_py_spy(pids[0], py_spy, duration) if py_spy else None
     jobs = [  # client i talks to replica i mod N: the replicas share the load evenly
         ClientJob(i, daemons[i % len(daemons)].port, body, duration, 0.0, record=False, phase=phase)
@@ -145,6 +150,7 @@ def one_run(
         "non_200": non_200,
         "errors": sum(r.errors for r in results),
         "delivered": fake.delivered(phase),
+        "dingtalk_calls": fake.messages() - messages_before,
         "all_delivered_after_s": delivered_after,
         "daemon_cpu_ms_per_request": round(cpu_used * 1000 / accepted, 3) if accepted else None,
         "worker_shares": worker_shares(daemons[0], taken_before),
@@ -289,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['clients']:>3} clients: {run['requests_per_s']:>7.0f} accepted/s "
             f"(target {TARGET_REQUESTS_PER_S:.0f}: {verdict}), non-200 {run['non_200']}, "
             f"{run['daemon_cpu_ms_per_request']} ms CPU/request; {delivered}"
+            f" in {run['dingtalk_calls']} DingTalk calls"
             + (f"; worker shares {run['worker_shares']}" if run["worker_shares"] else "")
         )
     where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"

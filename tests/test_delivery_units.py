@@ -215,6 +215,23 @@ def test_digest_of_2000_long_titles_is_cut_to_the_limit(
     assert count >= (LIMIT - overhead) // (line + 64)
 
 
+def test_digest_takes_items_no_further_than_one_past_what_fits() -> None:
+    """Titles are rendered as the digest takes them: the claimed rows that stay queued for
+    the next digest are not rendered for this one."""
+    items = long_items(2000)
+    taken: list[int] = []
+
+    def rendered_as_taken() -> Iterator[Item]:
+        for index, item in enumerate(items):
+            taken.append(index)
+            yield item
+
+    lazily, count = build_digest(rendered_as_taken(), 2000, robot_body, LIMIT)
+    assert 1 < count < 2000
+    assert len(taken) == count + 1
+    assert (lazily, count) == build_digest(items, 2000, robot_body, LIMIT)
+
+
 def test_digest_of_one_huge_item_holds_it() -> None:
     items = [Item("y" * 30_000, "firing", Mention()), *long_items(3)]
     message, count = build_digest(items, 4, robot_body, LIMIT)

@@ -8,7 +8,7 @@ Mentions of the merged messages are kept (deduplicated), so the people they page
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,25 +61,30 @@ def _message(items: Sequence[Item], total_queued: int) -> Message:
 
 
 def build_digest(
-    items: Sequence[Item],
+    items: Iterable[Item],
     total_queued: int,
     body_of: Callable[[Message], dict[str, Any]],
     limit: int,
 ) -> tuple[Message, int]:
     """The digest of the longest prefix of `items` whose body (as `body_of` shapes it) fits in
-    `limit` bytes, and how many items it holds (at least 1)."""
-    overhead = len(encode(body_of(_message(items[:1], total_queued))))
-    count, size = 1, overhead
-    for item in items[1:]:
+    `limit` bytes, and how many items it holds (at least 1).
+
+    `items` is taken lazily, and no further than one past what fits: a title is a template
+    rendered per alert, and a storm's claim holds more rows than one digest carries."""
+    walk = iter(items)
+    taken = [next(walk)]
+    size = len(encode(body_of(_message(taken, total_queued))))
+    for item in walk:
         size += _json_len(f"\n- {item.title}") + 64  # 64: room for mentions and count digits
         if size > limit:
             break
-        count += 1
+        taken.append(item)
+    count = len(taken)
     while True:  # the estimate above is close; confirm with the real encoding
-        message = _message(items[:count], total_queued)
+        message = _message(taken[:count], total_queued)
         encoded = encode(body_of(message))
         # Fits, and whole: a body_of that cuts to the limit must not hide a lost last line.
-        last_line = jsontext.dumps(f"- {items[count - 1].title}")[1:-1]
+        last_line = jsontext.dumps(f"- {taken[count - 1].title}")[1:-1]
         if count == 1 or (len(encoded) <= limit and last_line.encode() in encoded):
             return message, count
         count -= 1

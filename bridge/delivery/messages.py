@@ -94,7 +94,7 @@ def digest(
     """The digest of the longest run of fresh `rows` whose body fits the channel's digest limit,
     and the rows it holds."""
     fresh = [r for r in rows if r.parts_sent == 0]
-    items = [Item(renderer.title(r, now), r.event_status, r.message.mention) for r in fresh]
+    items = (Item(renderer.title(r, now), r.event_status, r.message.mention) for r in fresh)
     message, count = build_digest(items, backlog, channel.digest_body, channel.digest_limit)
     return fresh[:count], message
 
