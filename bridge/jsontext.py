@@ -17,15 +17,22 @@ Parsing requests from outside stays with inputs/jsonbody.py, which bounds depth 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-# 2**63 has 19 digits: a shorter integer fits in 64 bits.
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+# 2**63 has 19 digits: a shorter integer fits in 64 bits. A run of them is found by mapping
+# every ASCII digit to "0" and looking for 19 zeros: 3 µs for an event's 1.5 KB, where the
+# regular expression \d{19} took 22-32 µs, three times orjson's whole parse. (UTF-8 bytes
+# of other characters are never ASCII digits.)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def _has_long_number(text: str | bytes) -> bool:
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in raw.translate(_DIGITS_AS_ZERO)
 
 
 def dumps(value: Any, default: Callable[[Any], Any] | None = None, sort_keys: bool = False) -> str:
@@ -54,8 +61,7 @@ def dumps_bytes(value: Any) -> bytes:
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON text we wrote (or DingTalk did), exactly."""
-    long_number = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER
-    if long_number.search(text) is None:  # type: ignore[arg-type]
+    if not _has_long_number(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

@@ -27,7 +27,7 @@ from bridge.app.rendering import QueuedRenderer
 from bridge.clock import FakeClock
 from bridge.config.model import Config, RateLimit, RobotTarget, SendPolicy, Target
 from bridge.delivery.failures import DeadLetter, Retry, after_failure
-from bridge.delivery.messages import Renderer, digest_threshold
+from bridge.delivery.messages import Renderer, digest_claim, digest_threshold
 from bridge.delivery.robots import RobotWindow, RobotWindows
 from bridge.delivery.sender import TargetSender
 from bridge.delivery.turns import StoredWindows
@@ -494,6 +494,59 @@ def test_a_digest_counts_the_calls_other_targets_of_the_robot_made(
     assert len(digest_calls) == 1, texts(digest_calls)
     assert all(f"D{i:02d}" in texts(digest_calls) for i in range(10))
     assert not pending(store)
+
+
+def test_a_storm_of_long_titles_claims_about_what_one_digest_carries(
+    config: Config,
+    store: Store,
+    ding: FakeDingTalk,
+    clock: FakeClock,
+    windows: RobotWindows,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Titles of ~330 bytes: a digest carries about 50 of the 100 rows a claim may hold.
+    After the first digest the claims shrink to that and a quarter, and every alert still
+    goes out once, in full digests."""
+    names = [f"L{i:03d}-" + "x" * 150 for i in range(400)]  # a title names it twice
+    enqueue(store, "digests", names, clock.time())
+    sender = make(config, "digests", store, ding, clock, windows)
+    claimed: list[int] = []
+    take = sender.claims.take
+
+    def counting(now: float, count_backlog: bool, limit: Callable[[int], int]) -> Any:
+        def noted(backlog: int) -> int:
+            claimed.append(limit(backlog))
+            return claimed[-1]
+
+        return take(now, count_backlog=count_backlog, limit=noted)
+
+    monkeypatch.setattr(sender.claims, "take", counting)
+    drive([sender], clock, 30)
+    calls = [texts([c]) for c in ding.ok_calls()]
+    assert not pending(store)
+    assert [sum(f"L{i:03d}-" in c for c in calls) for i in range(400)] == [1] * 400
+    digests = [c for c in calls if "were waiting" in c]
+    carried = [c.count("\\n- L") for c in digests]  # a line each
+    assert claimed[0] == 100 and 30 < carried[0] < 80
+    assert set(claimed[1 : len(digests)]) == {digest_claim(100, carried[0])}
+    # The smaller claims make no digest smaller: the titles are of one length, so each is as
+    # full as the first (until the backlog is small enough to go out alone).
+    assert carried[:-1] == [carried[0]] * (len(carried) - 1) and carried[-1] <= carried[0]
+    assert len(digests) < 400 / carried[0] + 1
+
+
+DIGEST_CLAIMS = {
+    # (digest.max_alerts, alerts in the last digest if its size cut it, rows to claim)
+    "never_cut": (100, None, 100),
+    "cut_at_52": (100, 52, 66),
+    "cut_at_1": (100, 1, 2),
+    "cut_near_the_max": (100, 90, 100),
+}
+
+
+@pytest.mark.parametrize(("most", "fitted", "claim"), DIGEST_CLAIMS.values(), ids=DIGEST_CLAIMS)
+def test_digest_claim(most: int, fitted: int | None, claim: int) -> None:
+    assert digest_claim(most, fitted) == claim
 
 
 def test_replicas_on_one_store_share_the_robots_20_calls_and_its_lockout(

@@ -64,6 +64,17 @@ def digest_threshold(policy: SendPolicy, used: int) -> int:
     return max(1, min(policy.digest_after, rate.messages - used))
 
 
+def digest_claim(most: int, fitted: int | None) -> int:
+    """How many rows to claim for a digest: `most` (the target's `digest.max_alerts`), or, once
+    a digest was cut by its byte limit after `fitted` alerts, that many and a quarter more.
+    Every claimed row is decoded, and the ones a digest cannot carry go back to the queue: with
+    long titles that was half of each claim. The quarter leaves room for shorter titles; a
+    digest that takes every row it claimed lets the next one claim `most` again."""
+    if fitted is None:
+        return most
+    return min(most, fitted + fitted // 4 + 1)
+
+
 def wants_digest(rows: list[Row], policy: SendPolicy, backlog: int, threshold: int) -> bool:
     """Merge the due `rows` (of `backlog` pending) into one digest? Not a message whose first
     parts went out already: it resumes where it stopped."""

@@ -120,6 +120,7 @@ class TargetSender:
         self.last_internal_error: dict[str, str] | None = None
         self._current: Current | None = None
         self._no_digest_once = False
+        self._digest_fitted: int | None = None  # alerts in the last digest its size cut short
         self.worker = Worker(self.name, self.step, self._at_stop, channel.timeout)
 
     @property
@@ -203,7 +204,11 @@ class TargetSender:
                 now,
                 count_backlog=policy.digest and not self._no_digest_once,
                 # One row, unless a digest may be due.
-                limit=lambda backlog: policy.digest_max if backlog > threshold else 1,
+                limit=lambda backlog: (
+                    messages.digest_claim(policy.digest_max, self._digest_fitted)
+                    if backlog > threshold
+                    else 1
+                ),
             )
         except records.UnreadableRow as exc:  # stored by an older version, or damaged
             # Not claimed: the claim that met it rolled back.
@@ -232,7 +237,10 @@ class TargetSender:
             return 0.0
         if digest:
             self.stats.digests += 1
-        self.claims.let_go([r.id for r in rows if r.id not in ids])
+            cut = len(batch) < sum(1 for r in rows if r.parts_sent == 0)
+            self._digest_fitted = len(batch) if cut else None
+        kept = set(ids)
+        self.claims.let_go([r.id for r in rows if r.id not in kept])
         done = batch[0].parts_sent if len(batch) == 1 else 0
         self._current = Current(batch, bodies, done, Hold(ids, now + self.lease, self.lease))
         return 0.0
