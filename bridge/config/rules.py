@@ -22,10 +22,13 @@ from bridge.config.yamlsource import PathKey
 from bridge.model import Mention, MsgType
 
 # A group that mixes alertnames (so `alertname` is not a common label) is titled by all of them.
+# An `if`, not `default(...)`: a filter's argument is computed even when it is not used, and a
+# storm's digest renders this title for every alert it lists.
 DEFAULT_TITLE = (
     "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
-    "{{ labels.alertname | default((alerts | map(attribute='labels.alertname', default='')"
-    " | select | unique | join(', ')) or input) }}"
+    "{% if labels.alertname is defined %}{{ labels.alertname }}{% else %}"
+    "{{ (alerts | map(attribute='labels.alertname', default='') | select | unique"
+    " | join(', ')) or input }}{% endif %}"
 )
 DEFAULT_BODY = "default"  # the bundled dispatcher, for rules fed by inputs of several kinds
 
