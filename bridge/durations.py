@@ -17,6 +17,8 @@ import math
 import re
 from datetime import datetime, tzinfo
 
+from bridge import locales
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,30})?)(ms|s|m|h|d)$")
 DAY = 86_400.0
@@ -53,21 +55,8 @@ def parse_duration(value: float | int | str, maximum: float | None = None) -> fl
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: 45s, 3m 20s, 2h 5m, 3d 4h. Negative values read as 0s; what no
-    clock reaches reads "forever"."""
-    if not math.isfinite(seconds) or seconds >= 1e15:
-        return "forever" if not math.isnan(seconds) else "?"
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    return f"{secs}s"
+    """A short human duration in English: 45s, 3m 20s, 2h 5m, 3d 4h (see locales.duration)."""
+    return locales.duration("en", seconds)
 
 
 def format_time(stamp: float, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

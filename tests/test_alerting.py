@@ -579,7 +579,7 @@ def test_intake_resolved_row_is_rendered_as_resolved(config: Config, store: Stor
     assert firing.event is not None and resolved.event is not None
     assert (firing.event.status, resolved.event.status) == ("firing", "resolved")
     assert (firing.event_status, resolved.event_status) == ("firing", "resolved")
-    assert "RESOLVED" in body_text(config, resolved)
+    assert "### ✅ 恢复 · Latency" in body_text(config, resolved)  # Chinese: the default locale
     assert firing.fingerprint == resolved.fingerprint
 
 

@@ -171,7 +171,7 @@ def test_digest_of_five_holds_all_and_counts_statuses(
     body_of: Callable[[Message], dict[str, Any]], statuses: tuple[str, ...], title: str
 ) -> None:
     items = [Item(f"[{s.upper()}] alert {i}", s, Mention()) for i, s in enumerate(statuses)]
-    message, count = build_digest(items, 7, body_of, LIMIT)
+    message, count = build_digest(items, 7, body_of, LIMIT, "en")
     assert count == 5
     assert message.msgtype == "markdown"
     assert message.title == title
@@ -198,7 +198,7 @@ def test_digest_of_2000_long_titles_is_cut_to_the_limit(
     body_of: Callable[[Message], dict[str, Any]],
 ) -> None:
     items = long_items(2000)
-    message, count = build_digest(items, 2000, body_of, LIMIT)
+    message, count = build_digest(items, 2000, body_of, LIMIT, "en")
     assert 1 <= count < 2000
     body = body_of(message)
     assert len(encode(body)) <= LIMIT
@@ -210,7 +210,7 @@ def test_digest_of_2000_long_titles_is_cut_to_the_limit(
     firing = sum(1 for i in items[:count] if i.status == "firing")
     assert message.title == f"{count} alerts ({firing} firing, {count - firing} resolved)"
     # not needlessly small: at least as many as fit at (line + 64 bytes of slack) each
-    overhead = len(encode(body_of(build_digest(items[:1], 2000, body_of, LIMIT)[0])))
+    overhead = len(encode(body_of(build_digest(items[:1], 2000, body_of, LIMIT, "en")[0])))
     line = max(len(encode({"": f"\n- {item.title}"})) - 7 for item in items)  # JSON-escaped
     assert count >= (LIMIT - overhead) // (line + 64)
 
@@ -226,15 +226,15 @@ def test_digest_takes_items_no_further_than_one_past_what_fits() -> None:
             taken.append(index)
             yield item
 
-    lazily, count = build_digest(rendered_as_taken(), 2000, robot_body, LIMIT)
+    lazily, count = build_digest(rendered_as_taken(), 2000, robot_body, LIMIT, "en")
     assert 1 < count < 2000
     assert len(taken) == count + 1
-    assert (lazily, count) == build_digest(items, 2000, robot_body, LIMIT)
+    assert (lazily, count) == build_digest(items, 2000, robot_body, LIMIT, "en")
 
 
 def test_digest_of_one_huge_item_holds_it() -> None:
     items = [Item("y" * 30_000, "firing", Mention()), *long_items(3)]
-    message, count = build_digest(items, 4, robot_body, LIMIT)
+    message, count = build_digest(items, 4, robot_body, LIMIT, "en")
     assert count == 1
     assert message.title == "1 alerts (1 firing)"
 
@@ -264,7 +264,7 @@ MENTION_ITEMS = [
     ],
 )
 def test_digest_merges_mentions(items: list[Item], expected: Mention) -> None:
-    message, count = build_digest(items, len(items), robot_body, LIMIT)
+    message, count = build_digest(items, len(items), robot_body, LIMIT, "en")
     assert count == len(items)
     assert message.mention == expected
     body = robot_body(message)
@@ -300,7 +300,7 @@ def test_digest_never_holds_items_its_body_cuts_off(
     body_of: Callable[[Message], dict[str, Any]],
 ) -> None:
     items = mention_heavy_items(100)
-    message, count = build_digest(items, 100, body_of, LIMIT)
+    message, count = build_digest(items, 100, body_of, LIMIT, "en")
     text = body_text(body_of(message))
     assert TRUNCATED_MARKER not in text
     assert all(f"- {item.title}" in text for item in items[:count])

@@ -57,7 +57,7 @@ def test_grouping_sends_one_message_per_group_after_group_wait(sim: Simulator) -
         # A change to the group (one alert resolves) is told at the next group_interval.
         daemon.post("/hook", {"check": "Errors", "service": "pay", "ok": True})
         [update] = sim.wait_messages(3, timeout=10)[2:]
-        assert "Errors on pay" in update["text"] and "resolved" in update["text"].lower()
+        assert "🟢 恢复: alertname=Errors · Errors on pay" in update["text"]  # resolved, in Chinese
     finally:
         daemon.stop()
 
@@ -78,7 +78,7 @@ def test_the_same_alert_is_not_sent_again_before_repeat_interval(sim: Simulator)
         sim.wait_messages(2)
         daemon.post("/hook", {**payload, "ok": True})  # resolved: sent at once
         [*_, resolved] = sim.wait_messages(3)
-        assert "RESOLVED" in resolved["title"]
+        assert "[恢复]" in resolved["title"]  # resolved, in the default locale
     finally:
         daemon.stop()
 

@@ -3,7 +3,8 @@
 Alertmanager (Debian's `prometheus-alertmanager`, 0.25) runs as a subprocess with clustering off
 and a webhook receiver pointing at the bridge's /alertmanager input; the bridge sends to the
 simulator's signed robot (secret + keyword "告警"). An alert POSTed to Alertmanager's API must
-come out as a FIRING markdown message, and the same alert with endsAt = now as a RESOLVED one.
+come out as a firing (告警) markdown message, and the same alert with endsAt = now as a resolved
+(恢复) one.
 
 Without the binary the test is skipped locally and fails in CI (CI=true), where .ci/run installs it.
 """
@@ -175,20 +176,21 @@ def test_real_alertmanager_firing_then_resolved(
     started = datetime.now(UTC)
 
     alertmanager.post_alerts([_alert(instance, started)])
-    firing = _wait_for_message("FIRING", simulator, daemon, alertmanager)
+    # The bundled templates speak Chinese by default: 告警 (firing), 恢复 (resolved).
+    firing = _wait_for_message("[告警]", simulator, daemon, alertmanager)
     context = _diagnostics(simulator, daemon, alertmanager)
     assert firing["msgtype"] == "markdown", context
-    assert "RESOLVED" not in firing["title"], context
-    for expected in ("FIRING", ALERTNAME, SUMMARY, DESCRIPTION, instance):
+    assert "恢复" not in firing["title"], context
+    for expected in ("告警", ALERTNAME, SUMMARY, DESCRIPTION, instance):
         assert expected in firing["text"], f"{expected!r} not in {firing['text']!r}{context}"
     # Delivered by the signed robot: the signature was valid and the keyword present.
     assert KEYWORD in firing["title"] + firing["text"], context
 
     alertmanager.post_alerts([_alert(instance, started, ends_at=datetime.now(UTC))])
-    resolved = _wait_for_message("RESOLVED", simulator, daemon, alertmanager)
+    resolved = _wait_for_message("[恢复]", simulator, daemon, alertmanager)
     context = _diagnostics(simulator, daemon, alertmanager)
     assert resolved["msgtype"] == "markdown", context
-    for expected in ("RESOLVED", ALERTNAME, SUMMARY, instance):
+    for expected in ("恢复", ALERTNAME, SUMMARY, instance):
         assert expected in resolved["text"], f"{expected!r} not in {resolved['text']!r}{context}"
     assert resolved["index"] > firing["index"], context
 

@@ -198,10 +198,11 @@ def test_two_clustered_alertmanagers_reach_the_chat_once(
     started = datetime.now(UTC)
     for am in cluster:  # as Prometheus does: every Alertmanager gets every alert
         am.post_alerts([_alert(instance, started)])
-    counts = _each_copy_absorbed(sim, bridges, cluster, "FIRING", (0.0, 0.0))
+    # Chinese, the bundled templates' default: 告警 (firing), 恢复 (resolved).
+    counts = _each_copy_absorbed(sim, bridges, cluster, "告警", (0.0, 0.0))
 
     ended = datetime.now(UTC)
     for am in cluster:
         am.post_alerts([_alert(instance, started, ended)])
-    _each_copy_absorbed(sim, bridges, cluster, "RESOLVED", counts)
-    assert len(_messages(sim, "FIRING")) == 1  # no late copy of the firing slipped through
+    _each_copy_absorbed(sim, bridges, cluster, "恢复", counts)
+    assert len(_messages(sim, "告警")) == 1  # no late copy of the firing slipped through

@@ -721,7 +721,7 @@ def test_threshold_fires_on_the_third_match_with_the_count(bridge: Bridge) -> No
     bridge.settle(daemon)
     [message] = bridge.inbox.fetch()
     assert message["title"].startswith("thr 3 ")
-    assert "3 matching lines within 10s" in message["text"]
+    assert "10 秒内匹配 3 行" in message["text"]  # "3 matching lines within 10s"
 
 
 def test_polling_alone_follows_appends_rotation_and_new_files(bridge: Bridge) -> None:

@@ -55,7 +55,7 @@ def test_300_alerts_reach_the_chat_in_numbered_parts(
     texts = [m["text"] for m in messages]
     for index, text in enumerate(texts, start=1):
         if index > 1:
-            assert text.startswith(f"({index}/{total}) [FIRING ×{HOSTS}] DiskFull"), text[:80]
+            assert text.startswith(f"({index}/{total}) [告警 ×{HOSTS}] DiskFull"), text[:80]
         if index < total:
             assert f"({index}/{total}, continued in part {index + 1})" in text
         if msgtype == "markdown":

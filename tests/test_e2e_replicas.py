@@ -225,4 +225,5 @@ def test_a_row_queued_on_one_replica_wakes_the_idle_sender_of_another(
     wait_until(lambda: arrivals(sim)["Woken"] == 1, timeout=10)
     assert time.monotonic() - posted < 20  # within the slow call, far within the idle poll
     assert "Busy" not in arrivals(sim)  # the other sender was still busy with it
-    assert "delivered rule=all target=ops" in idle.log()
+    # Logged once DingTalk answered and the outcome committed: just after the arrival.
+    wait_until(lambda: "delivered rule=all target=ops" in idle.log(), timeout=10)

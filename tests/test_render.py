@@ -15,6 +15,7 @@ from bridge.config.model import Config
 from bridge.config.templating import ALERTMANAGER_VARIABLES, COMMON_VARIABLES
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.webhook import parse_webhook
+from bridge.locales import LOCALES
 from bridge.pipeline.render import render, template_context
 from tests.harness import compile_yaml, fixture_json
 
@@ -38,9 +39,12 @@ rules:
   - {name: hook-md, inputs: [hook], targets: [ops], match: {msg: md}}
   - {name: hook-text, inputs: [hook], targets: [ops], msgtype: text, match: {msg: text}}
 """
+# The tests that read English words; CONFIG itself speaks the default, Chinese.
+CONFIG_EN = CONFIG + "locale: en\n"
 
 
 def assert_golden(case: str, title: str, text: str) -> None:
+    """`case` is a path under tests/golden: its locale's folder, then the file."""
     shown = f"title: {title}\n\n{text}\n"
     golden = GOLDEN / case
     if os.environ.get("UPDATE_GOLDEN"):
@@ -50,8 +54,17 @@ def assert_golden(case: str, title: str, text: str) -> None:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    config: Config = compile_yaml(tmp_path_factory.mktemp("render"), CONFIG)
+    config: Config = compile_yaml(tmp_path_factory.mktemp("render"), CONFIG_EN)
     return config
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Config]:
+    """The render config in each locale (zh-CN: the default, nothing said)."""
+    return {
+        "zh-CN": compile_yaml(tmp_path_factory.mktemp("zh"), CONFIG),
+        "en": compile_yaml(tmp_path_factory.mktemp("en"), CONFIG_EN),
+    }
 
 
 def _rule(config: Config, name: str) -> Any:
@@ -98,15 +111,19 @@ CASES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
 }
 
 
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bundled_templates_match_golden_files(config: Config, case: str) -> None:
+def test_bundled_templates_match_golden_files(
+    configs: dict[str, Config], case: str, locale: str
+) -> None:
+    config = configs[locale]
     input_name, rule_name, payload = CASES[case]
     spec = config.http_inputs()[input_name]
     parse = parse_notification if spec.type == "alertmanager" else parse_webhook
     event = parse(payload(), spec, NOW)[0]
     rendered = render(_rule(config, rule_name), event, NOW)
     assert rendered.error is None
-    assert_golden(case, rendered.message.title, rendered.message.text)
+    assert_golden(f"{locale}/{case}", rendered.message.title, rendered.message.text)
 
 
 def test_context_offers_exactly_the_declared_variables(config: Config) -> None:
@@ -134,11 +151,26 @@ FILTER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("template", "expected"), FILTER_CASES)
-def test_filters(tmp_path: Path, template: str, expected: str) -> None:
+# The words and durations in Chinese, the default locale (CONFIG says none).
+ZH_CASES = [
+    ("{{ '2026-11-28T11:55:00Z' | since }}", "2 小时 5 分"),
+    ("{{ 200 | duration }}", "3 分 20 秒"),
+    ("{{ 90000 | duration }}", "1 天 1 小时"),
+    ("{{ 45 | duration }}", "45 秒"),
+    ("{{ alerts[0] | lasted }}", ""),  # firing: no end yet
+    ("{{ _(status | upper) }} {{ _('%(count)d firing', count=3) }}", "告警 3 条告警中"),
+    ("{{ _('words no catalog has') }} {{ locale }}", "words no catalog has zh-CN"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "template", "expected"),
+    [(CONFIG_EN, t, e) for t, e in FILTER_CASES] + [(CONFIG, t, e) for t, e in ZH_CASES],
+)
+def test_filters(tmp_path: Path, text: str, template: str, expected: str) -> None:
     config = compile_yaml(
         tmp_path,
-        CONFIG.replace(
+        text.replace(
             "- {name: am-md, inputs: [am], targets: [ops], match: {msg: md}}",
             f"- {{name: am-md, inputs: [am], targets: [ops], template: {template!r}}}",
         ),
@@ -240,14 +272,17 @@ java.lang.IllegalStateException: invariant broken
 """
 
 
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize(("case", "index"), [("file-line.md", 0), ("file-stack.txt", 1)])
-def test_bundled_file_templates_match_golden_files(tmp_path: Path, case: str, index: int) -> None:
+def test_bundled_file_templates_match_golden_files(
+    tmp_path: Path, case: str, index: int, locale: str
+) -> None:
     from bridge.inputs.filetail.records import events_from_text
 
-    config: Config = compile_yaml(tmp_path, FILE_CONFIG)
+    config: Config = compile_yaml(tmp_path, FILE_CONFIG + f"locale: {locale}\n")
     spec = config.file_inputs()["log"]
     event = events_from_text(spec, FILE_SAMPLE, "/var/log/app/app.log", NOW)[index]
     rule = next(r for r in config.rules if r.matchers[0].matches(event.labels))
     rendered = render(rule, event, NOW)
     assert rendered.error is None
-    assert_golden(case, rendered.message.title, rendered.message.text)
+    assert_golden(f"{locale}/{case}", rendered.message.title, rendered.message.text)

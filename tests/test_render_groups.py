@@ -20,14 +20,14 @@ from bridge.inputs.alertmanager import parse_notification
 from bridge.model import Event, Message
 from bridge.pipeline.render import fallback_message, queued_title, render
 from tests.harness import compile_yaml, fixture_json
-from tests.test_render import CONFIG, NOW, assert_golden
+from tests.test_render import CONFIG, CONFIG_EN, NOW, assert_golden
 
 HOSTS = 300
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    config: Config = compile_yaml(tmp_path_factory.mktemp("groups"), CONFIG)
+    config: Config = compile_yaml(tmp_path_factory.mktemp("groups"), CONFIG_EN)
     return config
 
 
@@ -72,7 +72,7 @@ def test_300_alerts_are_all_named_in_numbered_parts(config: Config, rule: str, s
     assert rendered.error is None
     message = rendered.message
     assert "more" not in message.text.split("more (common labels", 1)[0]  # no "… and N more"
-    assert_golden(f"am-300.{suffix}", message.title, message.text)
+    assert_golden(f"en/am-300.{suffix}", message.title, message.text)
 
     bodies = robot_bodies(message)
     assert len(bodies) > 1, "300 alerts exceed one robot message"
@@ -81,7 +81,7 @@ def test_300_alerts_are_all_named_in_numbered_parts(config: Config, rule: str, s
         + _part_text(b)
         for i, b in enumerate(bodies, start=1)
     )
-    assert_golden(f"am-300-parts.{suffix}", message.title, shown)
+    assert_golden(f"en/am-300-parts.{suffix}", message.title, shown)
     texts = [_part_text(b) for b in bodies]
     for i, (body, text) in enumerate(zip(bodies, texts, strict=True), start=1):
         assert len(encode(body)) <= ROBOT_MAX_BYTES
@@ -165,15 +165,33 @@ def test_digest_lines_identify_each_alert(config: Config) -> None:
     def body_of(message: Message) -> dict[str, Any]:
         return robot_bodies(message, limit=sys.maxsize)[0]
 
-    message, count = build_digest(items, len(items), body_of, ROBOT_MAX_BYTES)
+    message, count = build_digest(items, len(items), body_of, ROBOT_MAX_BYTES, "en")
     assert count == len(items)
-    assert_golden("digest-mixed.md", message.title, message.text)
+    assert_golden("en/digest-mixed.md", message.title, message.text)
+
+
+def test_digest_speaks_the_configs_locale(tmp_path: Path) -> None:
+    """Chinese by default: the digest's title, its why, and each line's status word."""
+    config = compile_yaml(tmp_path, CONFIG)
+    rule = _rule(config, "am-md")
+    resolved = fixture_json("resolved.json")
+    events = [_event(config, p) for p in (_mixed_group(), resolved, big_notification(3))]
+    head = Message("markdown", "unused", "")
+    items = [Item(queued_title(rule, head, e, NOW), e.status, rule.mention) for e in events]
+
+    def body_of(message: Message) -> dict[str, Any]:
+        return robot_bodies(message, limit=sys.maxsize)[0]
+
+    message, count = build_digest(items, 40, body_of, ROBOT_MAX_BYTES, config.locale)
+    assert count == 3 and config.locale == "zh-CN"
+    assert message.title == "3 条告警（2 条告警中，1 条已恢复）"
+    assert_golden("zh-CN/digest-mixed.md", message.title, message.text)
 
 
 def test_digest_of_a_group_without_alertname_names_the_input(tmp_path: Path) -> None:
     """Webhook events without an alertname: the title falls back to the input's name, and the
     labels still identify each event."""
-    config = compile_yaml(tmp_path, CONFIG)
+    config = compile_yaml(tmp_path, CONFIG_EN)
     from bridge.inputs.webhook import parse_webhook
 
     spec = config.http_inputs()["hook"]

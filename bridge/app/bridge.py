@@ -109,7 +109,7 @@ class Bridge:
         return TargetSender(
             channel_for(target, self.client),
             self.store,
-            QueuedRenderer(self._rules),
+            QueuedRenderer(self._rules, lambda: self.config.locale),
             clock=self.clock,
             windows=self.windows,
             timezone=self._tz,

@@ -11,14 +11,20 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from bridge.config.model import Rule
+from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.model import Rendered
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store.records import Row
 
 
 class QueuedRenderer:
-    def __init__(self, rules: Callable[[], Mapping[str, Rule]]) -> None:
+    def __init__(
+        self,
+        rules: Callable[[], Mapping[str, Rule]],
+        locale: Callable[[], Locale] = lambda: DEFAULT_LOCALE,
+    ) -> None:
         self.rules = rules
+        self.locale = locale
 
     def message(self, row: Row, now: datetime) -> Rendered:
         rule = self.rules().get(row.rule)

@@ -22,6 +22,7 @@ from bridge.config.schema import validate
 from bridge.config.sections import (
     compile_alertmanager,
     compile_claim_lease,
+    compile_locale,
     compile_node_id,
     compile_server,
     compile_silences,
@@ -101,7 +102,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         ("server", "shutdown_timeout"), server_spec.get("shutdown_timeout"), 10.0
     )
     tz = compile_timezone(ctx, data.get("timezone"))
-    env = make_environment([ctx.base_dir], tz)
+    locale = compile_locale(data.get("locale"))
+    env = make_environment([ctx.base_dir], tz, locale=locale)
     targets = compile_targets(ctx, as_dict(data.get("targets")))
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
@@ -138,4 +140,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         silences=compile_silences(ctx, as_list(data.get("silences"))),
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),
+        locale=locale,
     )

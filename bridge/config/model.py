@@ -28,6 +28,7 @@ from bridge.config.inputs.file import Threshold as Threshold
 from bridge.config.inputs.http_json import HttpInput as HttpInput
 from bridge.config.inputs.kind import InputSpec, RoutedSpec
 from bridge.config.inputs.registry import KINDS
+from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.model import Mention, MsgType
 
 DEFAULT_LISTEN = "127.0.0.1:8060"
@@ -219,6 +220,7 @@ class Config:
     silences: tuple[Silence, ...] = ()
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
+    locale: Locale = DEFAULT_LOCALE  # the bundled templates' and digests' language
 
     @functools.cached_property
     def rules_by_name(self) -> Mapping[str, Rule]:

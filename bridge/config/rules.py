@@ -25,7 +25,7 @@ from bridge.model import Mention, MsgType
 # An `if`, not `default(...)`: a filter's argument is computed even when it is not used, and a
 # storm's digest renders this title for every alert it lists.
 DEFAULT_TITLE = (
-    "[{{ status | upper }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
+    "[{{ _(status | upper) }}{% if firing | length > 1 %} ×{{ firing | length }}{% endif %}] "
     "{% if labels.alertname is defined %}{{ labels.alertname }}{% else %}"
     "{{ (alerts | map(attribute='labels.alertname', default='') | select | unique"
     " | join(', ')) or input }}{% endif %}"

@@ -13,6 +13,7 @@ from bridge.config import model as m
 from bridge.config import nodeid
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.listen import parse_listen
+from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale
 
 
 def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
@@ -140,6 +141,11 @@ def compile_timezone(ctx: CompileContext, name: Any) -> ZoneInfo:
         shown = name if len(name) <= 60 else name[:60] + "…"
         ctx.problem(("timezone",), f'unknown time zone "{shown}"', 'e.g. "Asia/Shanghai", "UTC"')
         return ZoneInfo("UTC")
+
+
+def compile_locale(name: Any) -> Locale:
+    """The schema refused any other value (and listed the ones it takes)."""
+    return next((locale for locale in LOCALES if locale == name), DEFAULT_LOCALE)
 
 
 def compile_silences(ctx: CompileContext, specs: list[Any]) -> tuple[Silence, ...]:

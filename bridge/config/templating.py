@@ -22,10 +22,11 @@ from jinja2.filters import make_attrgetter
 from jinja2.runtime import Macro
 from jinja2.sandbox import SandboxedEnvironment
 
+from bridge import locales
 from bridge.config import template_bounds as tb
 from bridge.config.resources import data_dir
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
-from bridge.durations import format_duration
+from bridge.locales import DEFAULT_LOCALE, Locale, translate
 
 __all__ = ["DEFAULT_LIMITS", "RenderLimits", "TemplateLimitError", "make_environment"]
 
@@ -34,9 +35,13 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]()#>!|~"})
 
 
 def make_environment(
-    search_dirs: Iterable[Path], tz: ZoneInfo, limits: RenderLimits = DEFAULT_LIMITS
+    search_dirs: Iterable[Path],
+    tz: ZoneInfo,
+    limits: RenderLimits = DEFAULT_LIMITS,
+    locale: Locale = DEFAULT_LOCALE,
 ) -> SandboxedEnvironment:
-    """A fresh sandbox that loads files from `search_dirs`, then from the bundled templates."""
+    """A fresh sandbox that loads files from `search_dirs`, then from the bundled templates,
+    whose words (`_()`) and durations are in `locale`."""
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader([str(d) for d in search_dirs])]
     loaders.append(jinja2.FileSystemLoader(str(data_dir("templates"))))
     env = BoundedSandbox(
@@ -49,10 +54,20 @@ def make_environment(
         finalize=_finalize,
     )
     env.limits = limits
-    env.filters.update(_filters(tz))
+    env.filters.update(_filters(tz, locale))
     env.filters = {name: _bounded_filter(name, f, env) for name, f in env.filters.items()}
     env.globals["lipsum"] = tb.bounded_lipsum
+    env.globals["_"] = functools.partial(_translated, locale)
+    env.globals["locale"] = locale
     return env
+
+
+def _translated(locale: Locale, text: Any, **values: Any) -> str:
+    """`_("Started %(time)s", time=...)`: the words in the config's locale (bridge/locales.py),
+    the values put in by name. Counted like a filter's result."""
+    tb.tick()
+    words = translate(locale, str(text), **values)
+    return str(tb.made(words, "_()"))
 
 
 # -- bounds (see bridge.template_bounds) -------------------------------------------------------
@@ -313,7 +328,7 @@ def truncate_bytes(text: str, limit: int, marker: str = "…") -> str:
     return raw[:room].decode("utf-8", errors="ignore") + marker
 
 
-def _filters(tz: ZoneInfo) -> Mapping[str, Callable[..., Any]]:
+def _filters(tz: ZoneInfo, locale: Locale) -> Mapping[str, Callable[..., Any]]:
     def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
         """A timestamp (datetime or RFC 3339 string) in the configured zone."""
         when = _as_datetime(value)
@@ -323,17 +338,25 @@ def _filters(tz: ZoneInfo) -> Mapping[str, Callable[..., Any]]:
 
     @jinja2.pass_context
     def since(context: jinja2.runtime.Context, value: Any) -> str:
-        """How long ago `value` was, relative to the render's `now` ("2h 5m")."""
+        """How long ago `value` was, relative to the render's `now` ("2h 5m", "2 小时 5 分")."""
         when = _as_datetime(value)
         now = context.get("now")
         if when is None or not isinstance(now, datetime) or when.year <= 1:
             return ""
-        return format_duration((now - when).total_seconds())
+        return locales.duration(locale, (now - when).total_seconds())
 
     def duration(value: Any) -> str:
-        """Seconds or a timedelta as "3m 20s"."""
+        """Seconds or a timedelta as "3m 20s" ("3 分 20 秒")."""
         seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-        return format_duration(seconds)
+        return locales.duration(locale, seconds)
+
+    def lasted(alert: Mapping[str, Any]) -> str:
+        """How long a resolved alert (a view in `alerts`) fired, from its startsAt to its
+        endsAt; "" when either is unknown. (Its `duration` field says the same in English.)"""
+        start, end = _as_datetime(alert.get("startsAt")), _as_datetime(alert.get("endsAt"))
+        if start is None or end is None or start.year <= 1 or end.year <= 1:
+            return ""
+        return locales.duration(locale, (end - start).total_seconds())
 
     def md_escape(value: Any) -> str:
         """Escape markdown syntax in payload text so it shows literally."""
@@ -348,6 +371,7 @@ def _filters(tz: ZoneInfo) -> Mapping[str, Callable[..., Any]]:
         "localtime": localtime,
         "since": since,
         "duration": duration,
+        "lasted": lasted,
         "truncate_bytes": truncate_bytes,
         "md_escape": md_escape,
         "kv": kv,

@@ -19,6 +19,7 @@ from bridge.delivery.claims import Hold
 from bridge.delivery.digest import Item, build_digest
 from bridge.delivery.labels import error_text, ids_of_rows
 from bridge.dingtalk.channel import Body, Channel
+from bridge.locales import Locale
 from bridge.logs import fmt_fields
 from bridge.model import Message, Rendered
 from bridge.store.records import Row
@@ -39,6 +40,10 @@ class Renderer(Protocol):
 
     def has_rule(self, name: str) -> bool:
         """Is the rule `name` in the current config (else a reload removed it)?"""
+        ...
+
+    def locale(self) -> Locale:
+        """The current config's language, for the words of a digest."""
         ...
 
 
@@ -106,7 +111,9 @@ def digest(
     and the rows it holds."""
     fresh = [r for r in rows if r.parts_sent == 0]
     items = (Item(renderer.title(r, now), r.event_status, r.message.mention) for r in fresh)
-    message, count = build_digest(items, backlog, channel.digest_body, channel.digest_limit)
+    message, count = build_digest(
+        items, backlog, channel.digest_body, channel.digest_limit, renderer.locale()
+    )
     return fresh[:count], message
 
 

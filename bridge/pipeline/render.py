@@ -18,6 +18,7 @@ import jinja2
 from bridge.config.model import Rule
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
+from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale, translate
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType, Rendered
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
@@ -88,6 +89,12 @@ def _limits(rule: Rule) -> RenderLimits:
     return limits if isinstance(limits, RenderLimits) else DEFAULT_LIMITS
 
 
+def _locale(rule: Rule) -> Locale:
+    """The language the rule's templates were compiled in (config/templating.py)."""
+    locale = rule.title.environment.globals.get("locale")
+    return next((known for known in LOCALES if known == locale), DEFAULT_LOCALE)
+
+
 def render_title(rule: Rule, event: Event, now: datetime) -> str:
     """Just the title (a digest lists each merged alert by its title)."""
     try:
@@ -114,7 +121,7 @@ def alert_names(event: Event) -> list[str]:
     return [n for n in names if n]
 
 
-def identify(event: Event) -> str:
+def identify(event: Event, locale: Locale = DEFAULT_LOCALE) -> str:
     """What tells this event's alerts apart, on one line: for one alert its labels (but the
     alertname, which titles carry); for a group, the count, then each alert by its alertname
     (when the group mixes several) and the labels it does not share with the others
@@ -129,7 +136,8 @@ def identify(event: Event) -> str:
         own = _kv(alert.labels, common | {"alertname"}) or f"#{alert.fingerprint[:8]}"
         name = alert.labels.get("alertname", "") if mixed else ""
         parts.append(f"{name} {own}" if name else own)
-    return f"{len(event.alerts)} alerts: " + "; ".join(parts)
+    listed = "; ".join(parts)
+    return translate(locale, "%(count)d alerts: %(list)s", count=len(event.alerts), list=listed)
 
 
 def _kv(labels: Mapping[str, str], skip: set[str]) -> str:
@@ -229,7 +237,8 @@ def queued_title(rule: Rule | None, head: Message, event: Event | None, now: dat
     if event is None:
         return head.title
     title = render_title(rule, event, now) if rule else plain_title(event)
-    who = " ".join(identify(event).split())  # one line, whatever the labels hold
+    locale = _locale(rule) if rule else DEFAULT_LOCALE
+    who = " ".join(identify(event, locale).split())  # one line, whatever the labels hold
     return f"{title} · {who}" if who else title
 
 

@@ -16,7 +16,7 @@ from bridge.config.templating import FILE_LINE_VARIABLES
 
 # A log line's title says what it is: its level, where it came from and the start of the line.
 FILE_DEFAULT_TITLE = (
-    "[{{ (labels.get('level') or labels.get('severity') or 'match') | upper }}] {{ input }}: "
+    "[{{ (labels.get('level') or labels.get('severity') or _('MATCH')) | upper }}] {{ input }}: "
     "{{ annotations.line | truncate_bytes(90) }}"
 )
 

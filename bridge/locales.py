@@ -1,0 +1,98 @@
+"""The languages messages are written in: the bundled templates' words, digests, durations.
+
+The bundled templates (templates/*.j2) write every word through `_()`, whose English text is the
+key into a catalog here; the config's `locale` picks the catalog (zh-CN by default: our users
+live in DingTalk). An operator's own templates can call `_()` too, or ignore it. Values go in by
+name (`_("Started %(time)s", time=...)`), so a translation may put them in another order.
+
+A key missing from a catalog reads as its English text: a new word shows in English, never as an
+error at 3 a.m. (tests/test_locales.py holds every key the bundled templates use to a
+translation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Locale = Literal["zh-CN", "en"]
+LOCALES: tuple[Locale, ...] = ("zh-CN", "en")
+DEFAULT_LOCALE: Locale = "zh-CN"
+
+# Status words as the chat reads them: 告警 (alerting) and 恢复 (recovered) are what Chinese
+# alerting tools and their users say.
+_ZH_CN: Mapping[str, str] = {
+    # status words
+    "FIRING": "告警",
+    "RESOLVED": "恢复",
+    "firing": "告警",
+    "resolved": "恢复",
+    "alert": "告警",
+    # counts
+    "%(count)d firing": "%(count)d 条告警中",
+    "%(count)d resolved": "%(count)d 条已恢复",
+    "%(count)d alerts: %(list)s": "%(count)d 条：%(list)s",
+    "%(count)d more not sent by Alertmanager": "另有 %(count)d 条 Alertmanager 未发送",
+    "%(count)d more": "另有 %(count)d 条",
+    "%(count)d more (common labels: %(labels)s)": "另有 %(count)d 条（共同标签：%(labels)s）",
+    # times
+    "Started %(time)s (firing for %(duration)s)": "开始于 %(time)s（已持续 %(duration)s）",
+    "Resolved %(time)s (lasted %(duration)s)": "恢复于 %(time)s（共持续 %(duration)s）",
+    "started %(time)s (%(duration)s ago)": "开始于 %(time)s（已持续 %(duration)s）",
+    "resolved %(time)s (lasted %(duration)s)": "恢复于 %(time)s（共持续 %(duration)s）",
+    "since %(time)s": "始于 %(time)s",
+    "resolved %(time)s": "恢复于 %(time)s",
+    "Received %(time)s": "接收于 %(time)s",
+    "received %(time)s": "接收于 %(time)s",
+    # links and sources
+    "Source": "来源",
+    "Silence": "静默",
+    "source: %(url)s": "来源：%(url)s",
+    # log files
+    "MATCH": "匹配",
+    "%(count)s matching lines within %(duration)s": "%(duration)s内匹配 %(count)s 行",
+    "line cut to %(bytes)s bytes": "行已截断至 %(bytes)s 字节",
+    # digests (bridge/delivery/digest.py)
+    "%(count)d alerts (%(counts)s)": "%(count)d 条告警（%(counts)s）",
+    "More alerts arrived than this chat's robot may post, so they come merged"
+    " (%(queued)d were waiting).": "告警数量超过本群机器人的发送限额，已合并发送"
+    "（共 %(queued)d 条待发）。",
+    ", ": "，",
+}
+
+_CATALOGS: Mapping[Locale, Mapping[str, str]] = {"zh-CN": _ZH_CN, "en": {}}
+
+
+def catalog(locale: Locale) -> Mapping[str, str]:
+    """The translations of `locale` (English text -> its own)."""
+    return _CATALOGS[locale]
+
+
+def translate(locale: Locale, text: str, **values: Any) -> str:
+    """`text` in `locale`, with `values` put in by name (printf style, as gettext's)."""
+    words = _CATALOGS[locale].get(text, text)
+    return words % values if values else words
+
+
+# (unit seconds, English suffix, Chinese word)
+_UNITS = ((86400, "d", "天"), (3600, "h", "小时"), (60, "m", "分"), (1, "s", "秒"))
+
+
+def duration(locale: Locale, seconds: float) -> str:
+    """A short human duration, its two largest units: "2h 5m" or "2 小时 5 分", "3d", "45s".
+    Negative values read as 0; what no clock reaches reads "forever" (永久)."""
+    if math.isnan(seconds):
+        return "?"
+    if not math.isfinite(seconds) or seconds >= 1e15:
+        return "永久" if locale == "zh-CN" else "forever"
+    rest = max(0, int(seconds))
+    parts: list[tuple[int, str, str]] = []
+    for size, suffix, word in _UNITS:
+        amount, rest = divmod(rest, size)
+        if amount or parts:
+            parts.append((amount, suffix, word))
+    shown = [p for p in parts[:2] if p[0]] or [(0, "s", "秒")]
+    if locale == "zh-CN":
+        return " ".join(f"{amount} {word}" for amount, _, word in shown)
+    return " ".join(f"{amount}{suffix}" for amount, suffix, _ in shown)
