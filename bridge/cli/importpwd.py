@@ -141,7 +141,9 @@ def _resolve(pattern: str, workdir: Path) -> TemplateGlob:
                 text = handle.read(MAX_READ_BYTES).decode("utf-8", errors="replace")
         except OSError:
             continue  # a directory, or unreadable: reported as not found when nothing else is
-        files.append(TemplateFile(match, text))
+        # Shown as the old config named it: relative to the old workdir when it was relative.
+        shown = match if path.is_absolute() else os.path.relpath(match, workdir)
+        files.append(TemplateFile(shown, text))
     return TemplateGlob(pattern, tuple(files))
 
 

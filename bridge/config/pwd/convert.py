@@ -142,8 +142,8 @@ def template_patterns(old: Any) -> list[str]:
 def go_listen(address: str) -> str:
     """A Go listen address (":8060" means every interface) as `server.listen` writes it;
     raises ValueError when it is not host:port."""
-    host, _, port = address.rpartition(":")
-    listen = f"0.0.0.0:{port}" if host == "" else address
+    host, sep, port = address.rpartition(":")
+    listen = f"0.0.0.0:{port}" if sep and host == "" else address
     parse_listen(listen)
     return listen
 
@@ -245,6 +245,12 @@ def _message(raw: Any, where: str, warnings: list[str]) -> tuple[str, str] | Non
 
 def _timeout(raw: Any, warnings: list[str]) -> str | None:
     if raw is None:
+        return None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        warnings.append(
+            f"timeout: {raw} is a bare number (nanoseconds to the old bridge), not a duration"
+            " such as 5s; the default 5s applies"
+        )
         return None
     try:
         seconds = go_duration(raw)
