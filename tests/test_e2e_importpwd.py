@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Daemon, Simulator, bridge_cli, fixture_json
+from tests.test_importpwd import env_file_values
 
 SECRET = "SECpwd-e2e-signing-secret"
 MOBILES = ["13800138000", "+852-12345678"]
@@ -58,12 +59,7 @@ def converted_daemon(
     done = bridge_cli("import-pwd", str(source), "-o", str(new), "--listen", LISTEN, *args)
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stderr and "pwd-signed" not in done.stderr
-    env = {"STATE_DIRECTORY": str(tmp_path / "state")}
-    if env_file.exists():
-        for line in env_file.read_text("utf-8").splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.partition("=")
-                env[name] = value
+    env = {"STATE_DIRECTORY": str(tmp_path / "state"), **env_file_values(env_file)}
     text = new.read_text("utf-8")
     assert f'listen: "{LISTEN}"' in text
     run_dir = tmp_path / "run"

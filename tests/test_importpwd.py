@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,66 +109,68 @@ def secrets_of(text: str) -> set[str]:
     )
 
 
-def run_import(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str
-) -> tuple[int, Path, str, Path]:
-    """import-pwd on a fixture, run from its directory as an operator would: (exit code, the
-    written config, stderr, the env file)."""
+def env_file_values(path: Path) -> dict[str, str]:
+    """The KEY=value lines of an env file written by --secrets-to-env (none if it is absent)."""
+    lines = path.read_text("utf-8").splitlines() if path.exists() else []
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@dataclass(frozen=True)
+class Imported:
+    """import-pwd run on one case, from the fixtures' directory as an operator would."""
+
+    case: str
+    code: int
+    out: Path  # the written config
+    err: str
+    env_file: Path
+
+    @property
+    def old_text(self) -> str:
+        return (PWD / CASES[self.case][0]).read_text("utf-8")
+
+
+@pytest.fixture(params=sorted(CASES))
+def imported(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Imported:
+    case: str = request.param
     source, extra, _ = CASES[case]
     workdir = tmp_path / "pwd"
     shutil.copytree(PWD, workdir)
     monkeypatch.chdir(workdir)
     args = ["new.env" if a == "ENV_FILE" else a for a in extra]
     code = bridge_main(["import-pwd", source, "-o", "new.yaml", *args])
-    return code, workdir / "new.yaml", capsys.readouterr().err, workdir / "new.env"
+    err = capsys.readouterr().err
+    return Imported(case, code, workdir / "new.yaml", err, workdir / "new.env")
 
 
-def check_passes(
-    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env_file: Path
-) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
-    if env_file.exists():
-        for line in env_file.read_text("utf-8").splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.partition("=")
-                monkeypatch.setenv(name, value)
-    assert bridge_main(["check", "-c", str(path)]) == 0
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
 def test_each_old_config_converts_to_its_golden_file_which_passes_check(
-    case: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    imported: Imported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, out, err, env_file = run_import(tmp_path, monkeypatch, capsys, case)
-    assert code == 0, err
-    text = out.read_text("utf-8")
-    golden = GOLDEN / f"{case}.yaml"
+    assert imported.code == 0, imported.err
+    text = imported.out.read_text("utf-8")
+    golden = GOLDEN / f"{imported.case}.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(text, "utf-8")
     assert text == golden.read_text("utf-8"), f"differs from {golden}; UPDATE_GOLDEN=1 to accept"
-    for said in CASES[case][2]:
-        assert said in err
-    check_passes(out, tmp_path, monkeypatch, env_file)
+    for said in CASES[imported.case][2]:
+        assert said in imported.err
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    for name, value in env_file_values(imported.env_file).items():
+        monkeypatch.setenv(name, value)
+    assert bridge_main(["check", "-c", str(imported.out)]) == 0
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
 def test_every_old_path_is_served_by_an_input_whose_rule_reaches_its_robot(
-    case: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    imported: Imported,
 ) -> None:
-    _, out, _, env_file = run_import(tmp_path, monkeypatch, capsys, case)
-    old = yaml.safe_load((PWD / CASES[case][0]).read_text("utf-8"))
-    new = yaml.safe_load(out.read_text("utf-8"))
-    env = dict(
-        line.split("=", 1)
-        for line in (env_file.read_text("utf-8").splitlines() if env_file.exists() else [])
-        if line and not line.startswith("#")
-    )
+    old = yaml.safe_load(imported.old_text)
+    new = yaml.safe_load(imported.out.read_text("utf-8"))
+    env = env_file_values(imported.env_file)
     converted = [str(n) for n, t in old["targets"].items() if isinstance(t, dict) and "url" in t]
     for name in converted:
         assert new["inputs"][name] == {"type": "alertmanager", "path": f"/dingtalk/{name}/send"}
@@ -185,15 +188,11 @@ def test_every_old_path_is_served_by_an_input_whose_rule_reaches_its_robot(
     assert sorted(new["targets"]) == sorted(converted)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
 def test_no_secret_is_said_on_stderr_and_env_mode_keeps_them_out_of_the_config(
-    case: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    imported: Imported,
 ) -> None:
-    _, out, err, env_file = run_import(tmp_path, monkeypatch, capsys, case)
-    secrets = secrets_of((PWD / CASES[case][0]).read_text("utf-8"))
+    out, err, env_file = imported.out, imported.err, imported.env_file
+    secrets = secrets_of(imported.old_text)
     assert secrets
     assert not [s for s in secrets if s in err]
     written = out.read_text("utf-8")
