@@ -9,10 +9,12 @@ documents must convert or be refused, never crash.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -479,3 +481,24 @@ def test_generated_template_text_never_crashes_the_scan(text: str) -> None:
     gotemplates.classify(text, text, names)
     with contextlib.suppress(ValueError):
         go_duration(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(content=st.binary(max_size=300) | DOCUMENTS.map(lambda d: yaml.safe_dump(d).encode()))
+def test_generated_files_make_the_command_answer_never_crash(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        old = Path(scratch) / "old.yml"
+        old.write_bytes(content)
+        args = ["import-pwd", str(old), "-o", str(Path(scratch) / "new.yaml")]
+        with contextlib.redirect_stderr(io.StringIO()):
+            assert bridge_main(args) in (0, 1, 2)
+
+
+def test_a_deeply_nested_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.yml"
+    old.write_text("[" * 100_000 + "]" * 100_000, "utf-8")
+    assert bridge_main(["import-pwd", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "old.yml: nested too deeply: not a config" in err

@@ -123,6 +123,9 @@ def _read_old_config(source: Path) -> Any:
         return None
     try:
         return yaml.safe_load(raw.decode("utf-8", errors="replace")) or {}
+    except RecursionError:
+        _say(f"{source}: nested too deeply: not a config")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -136,11 +139,13 @@ def _resolve(pattern: str, workdir: Path) -> TemplateGlob:
     full = path if path.is_absolute() else workdir / path
     files = []
     for match in sorted(glob.glob(str(full))):
+        if not os.path.isfile(match):  # a directory, a device or a FIFO is no template
+            continue
         try:
             with open(match, "rb") as handle:
                 text = handle.read(MAX_READ_BYTES).decode("utf-8", errors="replace")
         except OSError:
-            continue  # a directory, or unreadable: reported as not found when nothing else is
+            continue  # unreadable: reported as not found when nothing else is
         # Shown as the old config named it: relative to the old workdir when it was relative.
         shown = match if path.is_absolute() else os.path.relpath(match, workdir)
         files.append(TemplateFile(shown, text))
