@@ -502,3 +502,28 @@ def test_a_deeply_nested_file_is_refused(
     assert bridge_main(["import-pwd", str(old)]) == 2
     err = capsys.readouterr().err
     assert "old.yml: nested too deeply: not a config" in err
+
+
+@pytest.mark.parametrize(
+    ("timeout", "written", "warned"),
+    [
+        ("10s", "10s", None),
+        ("1m30s", "90s", None),
+        ("1500ms", "1500ms", None),
+        ("0s", None, "timeout: 0s is not between 1ms and 5m"),
+        ("1h", None, "timeout: 1h is not between 1ms and 5m"),
+        (5, None, "timeout: 5 is a bare number (nanoseconds to the old bridge)"),
+        ("soon", None, "timeout: 'soon' is not a Go duration"),
+    ],
+)
+def test_the_old_timeout_becomes_each_robots_timeout(
+    timeout: Any, written: str | None, warned: str | None
+) -> None:
+    converted = convert({"timeout": timeout, "targets": {"a": {"url": f"{URL}x"}}})
+    assert converted.config()["targets"]["a"].get("timeout") == written
+    said = [w for w in converted.warnings if w.startswith("timeout")]
+    if warned is None:
+        assert said == []
+    else:
+        [warning] = said
+        assert warning.startswith(warned) and warning.endswith("; the default 5s applies")

@@ -30,7 +30,7 @@ from bridge.config.pwd import gotemplates
 from bridge.listen import parse_listen
 
 OLD_DEFAULT_LISTEN = ":8060"
-MAX_TIMEOUT = 300.0  # seconds; a call to DingTalk waiting longer is a mistake
+MIN_TIMEOUT, MAX_TIMEOUT = 0.001, 300.0  # seconds: what a call to DingTalk may sensibly wait
 _TOP_KEYS = ("no_builtin_template", "template", "templates", "default_message", "timeout")
 _TARGET_KEYS = ("url", "secret", "mention", "message")
 _OLD_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_]*$")  # what the old bridge accepts
@@ -239,8 +239,11 @@ def _message(raw: Any, where: str, warnings: list[str]) -> tuple[str, str] | Non
         warnings.append(f"{where}: not a mapping of title and text, ignored")
         return None
     _unknown(raw, ("title", "text"), f"{where}.", warnings)
-    title, text = raw.get("title", gotemplates.DEFAULT_TITLE), raw.get("text")
-    return str(title or ""), str(text if text is not None else gotemplates.DEFAULT_TEXT)
+    title, text = raw.get("title"), raw.get("text")
+    return (
+        gotemplates.DEFAULT_TITLE if title is None else str(title),
+        gotemplates.DEFAULT_TEXT if text is None else str(text),
+    )
 
 
 def _timeout(raw: Any, warnings: list[str]) -> str | None:
@@ -257,8 +260,8 @@ def _timeout(raw: Any, warnings: list[str]) -> str | None:
     except ValueError as exc:
         warnings.append(f"timeout: {exc}; the default 5s applies")
         return None
-    if not 0 < seconds <= MAX_TIMEOUT:
-        warnings.append(f"timeout: {raw} is not in (0, 5m]; the default 5s applies")
+    if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+        warnings.append(f"timeout: {raw} is not between 1ms and 5m; the default 5s applies")
         return None
     return as_duration(seconds)
 
