@@ -216,6 +216,7 @@ def test_stdout_gets_the_config_and_stderr_the_report(
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out)["inputs"]["oncall"]["path"] == "/dingtalk/oncall/send"
     assert "1 target converted into stdout" in captured.err
+    assert "secrets: written into stdout as the old config held them\n" in captured.err
 
 
 def test_existing_files_are_kept_unless_forced(

@@ -211,8 +211,9 @@ def _report(converted: Converted, source: Path, args: argparse.Namespace) -> Non
     if args.secrets_to_env:
         names = ", ".join(sorted(converted.env)) or "none"
         _say(f"secrets: read from the environment ({names}); values in {args.secrets_to_env}")
-    elif args.output and any(_has_secret(r) for r in converted.robots):
-        _say(f"secrets: written into {args.output} as the old config held them (mode 0600)")
+    elif any(_has_secret(r) for r in converted.robots):
+        mode = " (mode 0600)" if args.output else ""
+        _say(f"secrets: written into {where} as the old config held them{mode}")
     if args.output:
         _say(f"next: dingtalk-bridge check -c {args.output}")
 
