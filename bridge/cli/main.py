@@ -268,13 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
-    from bridge.cli import outbox, silence, state
+    from bridge.cli import importpwd, outbox, silence, state
     from bridge.cli.callback import add_parsers as callback_parsers
 
     outbox.add_parser(sub)
     silence.add_parser(sub)
     state.add_parser(sub)
     callback_parsers(sub)
+    importpwd.add_parser(sub)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(func=cmd_schema)
     sub.add_parser(
