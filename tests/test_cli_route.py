@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +20,8 @@ from bridge.config.model import Config
 from bridge.durations import format_time
 from bridge.inputs.webhook import parse_webhook
 from bridge.pipeline.intake import Intake
-from bridge.store.sqlite import SqliteStore
 from tests.harness import bridge_cli
+from tests.test_cli_render import state_of
 
 GOLDEN = Path(__file__).parent / "golden"
 AT = "2026-12-01T12:00:00Z"  # 20:00 in the config's zone
@@ -172,15 +170,6 @@ def test_rules_in_order_with_why_and_who_gets_a_message(
     assert [r["matched"] for r in answer["rules"]] == [s.startswith("matches") for s in steps]
     assert [r["reached"] for r in answer["rules"]] == [s != "not reached" for s in steps]
     assert answer["targets"] == targets
-
-
-@contextmanager
-def state_of(config: Config) -> Iterator[SqliteStore]:
-    store = SqliteStore(config.state_dir)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def told_through_the_hook(path: Path, body: dict[str, str], at: float) -> Config:
