@@ -19,6 +19,7 @@ from bridge.config.compile import load_config
 from bridge.config.model import Config
 from bridge.durations import format_time
 from bridge.inputs.webhook import parse_webhook
+from bridge.model import label_fingerprint
 from bridge.pipeline.intake import Intake
 from tests.harness import bridge_cli
 from tests.test_cli_render import state_of
@@ -409,3 +410,56 @@ def test_json_form_is_the_whole_answer(config_path: Path) -> None:
     }
     assert hooks["reached"] is False
     assert answer["silenced_by"] == [] and answer["targets"] == ["pager", "ops", "db"]
+
+
+def test_an_identity_given_is_what_the_log_is_read_by(config_path: Path) -> None:
+    """--fingerprint: the identity as the input computed it (here the label set's of another
+    alert, told half an hour ago), not the one of the labels asked about."""
+    told_through_the_hook(config_path, {"alertname": "Build", "severity": "x"}, AT_STAMP - 1800)
+    told = label_fingerprint({"alertname": "Build", "severity": "x"})
+    asked = ["--input", "hook", "--labels", "alertname=Other,severity=x"]
+    code, out, _ = route(config_path, *asked)
+    assert code == 0 and "rule hooks: queued (first) for ops" in out
+    code, out, _ = route(config_path, *asked, "--fingerprint", told)
+    assert code == 1 and "rule hooks: not sent again until " in out
+    assert f"identity {told}\n" in out
+
+
+SILENCES = """
+silences:
+  - {matchers: ['alertname="Upgrade"'], comment: forever}
+  - matchers: ['team=~"db|storage"']
+    starts_at: "2026-12-01T11:00:00Z"
+    ends_at: "2026-12-01T13:00:00Z"
+"""
+
+
+@pytest.mark.parametrize(
+    ("labels", "at", "said", "code"),
+    [
+        (
+            "alertname=Upgrade,severity=critical",
+            AT,
+            'config-0 (alertname="Upgrade", config, no end)',
+            1,
+        ),
+        (
+            "alertname=Lag,team=db,env=prod",
+            AT,
+            'config-1 (team=~"db|storage", config, until 2026-12-01 21:00:00)',
+            1,
+        ),
+        ("alertname=Lag,team=db,env=prod", "2026-12-01T13:00:00Z", None, 0),  # over by then
+        ("alertname=Lag,team=db,env=prod", "2026-12-01T10:59:59Z", None, 0),  # not yet begun
+    ],
+)
+def test_config_silences_in_force_at_the_time_asked(
+    config_path: Path, labels: str, at: str, said: str | None, code: int
+) -> None:
+    config_path.write_text(config_path.read_text("utf-8") + SILENCES, "utf-8")
+    exit_code, out, err = route(config_path, "--input", "am", "--labels", labels, at=at)
+    assert exit_code == code, err
+    if said is None:
+        assert "silenced" not in out
+    else:
+        assert f"silenced by {said}: nothing is sent\n" in out

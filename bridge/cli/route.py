@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -171,8 +172,9 @@ def _miss_text(miss: Miss, step: RuleStep) -> str:
 
 
 def _silence_text(silence: Silence, config: Config) -> str:
-    until = format_time(silence.ends_at, config.timezone)
-    return f"{silence.id} ({silence.describe()}, {silence.source}, until {until})"
+    end = silence.ends_at
+    until = "no end" if end == math.inf else f"until {format_time(end, config.timezone)}"
+    return f"{silence.id} ({silence.describe()}, {silence.source}, {until})"
 
 
 # JSON, for scripts: the same answer, every time as RFC 3339 in the configured zone.
@@ -205,7 +207,7 @@ def _as_json(answer: Explanation, config: Config) -> dict[str, Any]:
                 "id": s.silence.id,
                 "matchers": [str(m) for m in s.silence.matchers],
                 "source": s.silence.source,
-                "ends_at": at(s.silence.ends_at),
+                "ends_at": None if s.silence.ends_at == math.inf else at(s.silence.ends_at),
             }
             for s in answer.silenced
         ],
