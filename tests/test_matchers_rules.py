@@ -9,7 +9,7 @@ import pytest
 
 from bridge.alerting import matchers
 from bridge.model import Event
-from bridge.pipeline.rules import matching_rules, tried
+from bridge.pipeline.rules import OTHER_INPUT, matching_rules, tried
 from tests.harness import compile_yaml
 
 PARSE_CASES = [
@@ -87,7 +87,7 @@ WHY = [
     (
         "am",
         {"severity": "critical", "service": "repay"},
-        [("pay-critical", 'service=~"pay.*" but "repay"'), ("critical", None)],
+        [("pay-critical", "service=~\"pay.*\" but 'repay'"), ("critical", None)],
     ),
     (
         "hook",
@@ -95,7 +95,7 @@ WHY = [
         [
             ("pay-critical", "another input"),
             ("critical", 'severity="critical" but none'),  # the first matcher that fails
-            ("not-prod", 'env!="prod" but "prod"'),
+            ("not-prod", "env!=\"prod\" but 'prod'"),
             ("hooks-only", None),
         ],
     ),
@@ -117,11 +117,11 @@ def test_the_walk_says_why_a_rule_does_not_match_and_where_it_stops(
     for rule, why in tried(config.rules, event):
         if why is None:
             said.append((rule.name, None))
-        elif why.other_input:
+        elif why == OTHER_INPUT:
             said.append((rule.name, "another input"))
         else:
-            actual = "none" if why.actual is None else f'"{why.actual}"'
-            said.append((rule.name, f"{why.matcher} but {actual}"))
+            actual = labels.get(why.name)
+            said.append((rule.name, f"{why} but {'none' if actual is None else repr(actual)}"))
     assert said == expected
     assert matching_rules(config.rules, event) == [
         r for r in config.rules if (r.name, None) in expected

@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.alerting.labelset import format_label_set, parse_label_set
+from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.cli.common import load_or_report
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import Config
 from bridge.durations import format_time, parse_time
+from bridge.inputs.registry import KINDS
 from bridge.model import Status
 from bridge.pipeline.decision import Flush, Grouped, NotSentAgain, Queued, RuleOutcome
 from bridge.pipeline.explain import Explanation, RuleStep, explain, hypothetical_event
@@ -68,8 +70,6 @@ def _ask(args: argparse.Namespace, config: Config, clock: Clock) -> Explanation:
     spec = config.inputs.get(args.input)
     if spec is None:
         raise _Usage(f"unknown input {args.input!r}; inputs: {', '.join(sorted(config.inputs))}")
-    from bridge.inputs.registry import KINDS
-
     kind = KINDS[spec.type]
     if kind.sample is None:
         raise _Usage(f"input {spec.name} takes {kind.takes}, not alerts")
@@ -96,8 +96,9 @@ def _label_set(option: str, texts: list[str]) -> dict[str, str]:
             labels = parse_label_set(text)
         except ValueError as exc:
             raise _Usage(f"{option} {text[:60]!r}: {exc}") from None
-        for name in labels.keys() & merged.keys():
-            raise _Usage(f'{option}: label "{name}" is given twice')
+        twice = sorted(labels.keys() & merged.keys())
+        if twice:
+            raise _Usage(f'{option}: label "{twice[0]}" is given twice')
         merged.update(labels)
     return merged
 
@@ -163,12 +164,11 @@ def _step_text(step: RuleStep) -> str:
 
 
 def _miss_text(miss: Miss, step: RuleStep) -> str:
-    if miss.other_input or miss.matcher is None:
+    if not isinstance(miss, Matcher):  # another input
         names = sorted(step.rule.inputs or ())
         return f"only for input{'s' if len(names) != 1 else ''} {', '.join(names)}"
-    label = miss.matcher.name
-    has = "is not set" if miss.actual is None else f'is "{miss.actual}"'
-    return f"{miss.matcher} ({label} {has})"
+    has = "is not set" if step.actual is None else f'is "{step.actual}"'
+    return f"{miss} ({miss.name} {has})"
 
 
 def _silence_text(silence: Silence, config: Config) -> str:
@@ -226,9 +226,9 @@ def _step_json(step: RuleStep, answer: Explanation, at: _At) -> dict[str, Any]:
         "miss": None
         if miss is None
         else {
-            "input": miss.other_input,
-            "matcher": None if miss.matcher is None else str(miss.matcher),
-            "actual": miss.actual,
+            "input": not isinstance(miss, Matcher),
+            "matcher": str(miss) if isinstance(miss, Matcher) else None,
+            "actual": step.actual,
         },
         "outcome": None if step.outcome is None else _outcome_json(step.outcome, answer, at),
     }
@@ -265,6 +265,8 @@ def _notification_json(outcome: Queued | NotSentAgain, at: _At) -> dict[str, Any
             "acknowledged_by": outcome.acknowledged_by,
             "last_told": at(outcome.last_told),
         }
+    if not outcome.deliveries:  # everything resolved and the rule sends no resolved messages
+        return {"verdict": "logged_not_sent", "reason": str(outcome.reason), "targets": []}
     return {
         "verdict": "queued",
         "reason": str(outcome.reason),

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bridge.alerting.matchers import Matcher
 from bridge.config.model import Config, Rule
 from bridge.model import Alert, Event, Status, label_fingerprint
 from bridge.pipeline.decide import IdSource
@@ -29,6 +30,7 @@ class RuleStep:
     rule: Rule
     reached: bool  # False: an earlier rule matched and does not continue
     miss: Miss | None = None  # reached and not matched: why (None when it matched)
+    actual: str | None = None  # the alert's value of the failed matcher's label (None: unset)
     outcome: RuleOutcome | None = None  # matched and decided (None: the alert is silenced)
 
     @property
@@ -96,9 +98,13 @@ def explain(config: Config, event: Event, now: datetime, make_id: IdSource = new
 
 def _steps(rules: Sequence[Rule], decided: EventDecision) -> tuple[RuleStep, ...]:
     # The walk over the event as it arrived: a silenced alert still shows the rules it matches.
-    walked = dict((rule.name, why) for rule, why in tried(rules, decided.event))
+    labels = decided.event.labels
+    walked = {rule.name: why for rule, why in tried(rules, decided.event)}
     outcomes = {o.rule: o for o in decided.outcomes}
-    return tuple(
-        RuleStep(rule, rule.name in walked, walked.get(rule.name), outcomes.get(rule.name))
-        for rule in rules
-    )
+    steps = []
+    for rule in rules:
+        why = walked.get(rule.name)
+        actual = labels.get(why.name) if isinstance(why, Matcher) else None
+        reached = rule.name in walked
+        steps.append(RuleStep(rule, reached, why, actual, outcomes.get(rule.name)))
+    return tuple(steps)
