@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bridge.alerting.labelset import format_label_set
 from bridge.cli.main import build_parser, main
 from bridge.cli.route import cmd_route
 from bridge.clock import FakeClock
@@ -463,3 +467,27 @@ def test_config_silences_in_force_at_the_time_asked(
         assert "silenced" not in out
     else:
         assert f"silenced by {said}: nothing is sent\n" in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True),
+        st.text(max_size=20),
+        max_size=5,
+    ),
+    st.sampled_from(["am", "hook"]),
+    st.sampled_from(["firing", "resolved"]),
+)
+def test_any_label_set_gets_an_answer(labels: dict[str, str], input_name: str, status: str) -> None:
+    """Whatever the labels (as typed, quoted by format_label_set), an answer and 0 or 1."""
+    with tempfile.TemporaryDirectory(prefix="route-") as temporary:
+        directory = Path(temporary)
+        path = directory / "config.yaml"
+        path.write_text(CONFIG.format(state=directory / "state"), "utf-8")
+        asked = ["--input", input_name, "--labels", format_label_set(labels), "--status", status]
+        code, out, err = route(path, *asked)
+        assert code in (0, 1), err
+        assert out.splitlines()[-1].startswith("targets that get a message: ")
+        code, out, err = route(path, *asked, "--json")
+        assert json.loads(out)["alert"]["labels"] == labels
