@@ -70,3 +70,25 @@ def format_time(stamp: float, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str
         return datetime.fromtimestamp(stamp, tz).strftime(fmt)
     except (OverflowError, ValueError, OSError):
         return "after 9999" if stamp > 0 else "before 1970"
+
+
+def parse_time(text: str, tz: tzinfo, now: float) -> float:
+    """A point in time as an operator writes one: RFC 3339 / ISO 8601 (`2026-12-01T20:00:00Z`;
+    without an offset, in `tz`, the configured zone), `now`, or a duration from now (`+2h`,
+    `-30m`). Seconds since the epoch; raises ValueError saying what is accepted."""
+    value = text.strip()
+    if value == "now":
+        return now
+    if value[:1] in ("+", "-"):
+        offset = parse_duration(value[1:])
+        return now + offset if value[0] == "+" else now - offset
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=tz)
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(
+            f'"{value[:40]}" is not a time (e.g. "2026-12-01T20:00:00+08:00", '
+            '"2026-12-01 20:00" in the configured zone, "now", "+2h", "-30m")'
+        ) from None

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.alerting import matchers
 from bridge.model import Event
-from bridge.pipeline.rules import matching_rules
+from bridge.pipeline.rules import OTHER_INPUT, matching_rules, tried
 from tests.harness import compile_yaml
 
 PARSE_CASES = [
@@ -80,6 +80,52 @@ def test_rules_in_order_first_match_wins_unless_continue(
         received_at=datetime.now(UTC),
     )
     assert [r.name for r in matching_rules(config.rules, event)] == expected
+
+
+WHY = [
+    # (input, labels, each rule the walk reaches: (name, why it does not match; None: it does))
+    (
+        "am",
+        {"severity": "critical", "service": "repay"},
+        [("pay-critical", "service=~\"pay.*\" but 'repay'"), ("critical", None)],
+    ),
+    (
+        "hook",
+        {"env": "prod"},
+        [
+            ("pay-critical", "another input"),
+            ("critical", 'severity="critical" but none'),  # the first matcher that fails
+            ("not-prod", "env!=\"prod\" but 'prod'"),
+            ("hooks-only", None),
+        ],
+    ),
+    (
+        "am",
+        {"severity": "critical", "service": "pay"},
+        [("pay-critical", None), ("critical", None)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("input_name", "labels", "expected"), WHY)
+def test_the_walk_says_why_a_rule_does_not_match_and_where_it_stops(
+    tmp_path: Path, input_name: str, labels: dict[str, str], expected: list[tuple[str, str | None]]
+) -> None:
+    config = compile_yaml(tmp_path, RULES)
+    event = Event(input_name, "webhook", "firing", labels, {}, "f", datetime.now(UTC))
+    said: list[tuple[str, str | None]] = []
+    for rule, why in tried(config.rules, event):
+        if why is None:
+            said.append((rule.name, None))
+        elif why == OTHER_INPUT:
+            said.append((rule.name, "another input"))
+        else:
+            actual = labels.get(why.name)
+            said.append((rule.name, f"{why} but {'none' if actual is None else repr(actual)}"))
+    assert said == expected
+    assert matching_rules(config.rules, event) == [
+        r for r in config.rules if (r.name, None) in expected
+    ]
 
 
 def test_a_pattern_python_warns_about_still_compiles_and_matches() -> None:

@@ -1,5 +1,5 @@
 """Command line: dingtalk-bridge run | check | render | send-test | simulator | schema (and the
-command groups outbox, silence, state, callback: one module each beside this one)."""
+command groups route, outbox, silence, state, callback: one module each beside this one)."""
 
 from __future__ import annotations
 
@@ -268,9 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
-    from bridge.cli import importpwd, outbox, silence, state
+    from bridge.cli import importpwd, outbox, route, silence, state
     from bridge.cli.callback import add_parsers as callback_parsers
 
+    route.add_parser(sub)
     outbox.add_parser(sub)
     silence.add_parser(sub)
     state.add_parser(sub)

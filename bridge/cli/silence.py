@@ -10,7 +10,6 @@ import getpass
 import re
 import sys
 import time
-from datetime import datetime
 
 from bridge.alerting import matchers
 from bridge.app.desk import Desk
@@ -18,7 +17,7 @@ from bridge.cli.common import Action, config_arg, on_store, table, when
 from bridge.clock import SYSTEM_CLOCK
 from bridge.config.model import Config
 from bridge.dingtalk.session import make_session
-from bridge.durations import MAX_SILENCE, format_duration, parse_duration
+from bridge.durations import MAX_SILENCE, format_duration, parse_duration, parse_time
 from bridge.store.api import Store
 
 _REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")
@@ -51,10 +50,7 @@ def _silence_add(args: argparse.Namespace, config: Config, store: Store) -> int:
         parsed = tuple(_parse_match(m) for m in args.match)
         now = time.time()
         if args.until:
-            until = datetime.fromisoformat(args.until.replace("Z", "+00:00"))
-            if until.tzinfo is None:
-                until = until.replace(tzinfo=config.timezone)
-            ends = until.timestamp()
+            ends = parse_time(args.until, config.timezone, now)
         else:
             ends = now + parse_duration(args.duration)  # bounded below
     except ValueError as exc:

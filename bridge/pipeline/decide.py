@@ -145,14 +145,15 @@ def notification(
     stamp = now.timestamp()
     firing, resolved = alert_sets(event)
     last = view.log_entry(rule.name, key)
+    told = last.at if last is not None else None
     reason = needs_update(last, firing, resolved, stamp, rule.repeat_interval, rule.send_resolved)
     if reason is NotifyReason.REPEAT:
         by = view.acknowledged_by(event.fingerprint)
         if by is not None:  # acknowledged from the chat: no reminders until it resolves
-            return NotSentAgain(rule.name, key, event.fingerprint, None, by)
+            return NotSentAgain(rule.name, key, event.fingerprint, None, by, told)
     if reason is None:
         until = last.at + rule.repeat_interval if last is not None and firing else None
-        return NotSentAgain(rule.name, key, event.fingerprint, until)
+        return NotSentAgain(rule.name, key, event.fingerprint, until, last_told=told)
     entry = LogWrite(rule.name, key, firing, resolved, stamp)
     forget_ack = event.fingerprint if not firing else None  # the next firing is news again
     if not rule.send_resolved:

@@ -56,6 +56,7 @@ class NotSentAgain:
     fingerprint: str
     until: float | None  # when a reminder would go out; None: not by the clock
     acknowledged_by: str | None = None  # reminders stop until it resolves
+    last_told: float | None = None  # when the log says it was last notified (None: never)
 
 
 @dataclass(frozen=True)

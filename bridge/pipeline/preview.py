@@ -45,6 +45,7 @@ class Preview:
     flushes: dict[tuple[str, str], Flush] = field(default_factory=dict)
     rendered: dict[str, Rendered] = field(default_factory=dict)  # by delivery id
     state_problem: str = ""  # why the state could not be read (then an empty one was used)
+    state_empty: bool = False  # decided against an empty state (none yet, or unreadable)
 
     def deliveries(self, outcome: RuleOutcome) -> Sequence[Delivery]:
         """The messages one rule's outcome queues: now, or at its groups' next flush."""
@@ -121,7 +122,7 @@ def _preview(
             d = deliveries[0]
             message = queued_message(rules[d.rule], d.rule, d.message, d.event, d.created_at)
             rendered.update((each.id, message) for each in deliveries)
-    return Preview(decision, flushes, rendered)
+    return Preview(decision, flushes, rendered, state_empty=isinstance(state, _EmptyState))
 
 
 def _flush(rule: Rule, holds: list[Hold], state: _ReadState, make_id: IdSource) -> Flush:
@@ -153,11 +154,15 @@ def explain_silenced(event: Event, silenced: Silenced) -> str:
     )
 
 
-def verdicts(outcome: RuleOutcome, result: Preview, tz: tzinfo) -> list[str]:
-    """What the daemon would do for one rule, a line each (a grouping rule: one per group)."""
+def verdicts(
+    outcome: RuleOutcome, result: Preview, tz: tzinfo, templates: bool = True
+) -> list[str]:
+    """What the daemon would do for one rule, a line each (a grouping rule: one per group).
+    `templates`: also say when a template fails (`render`, which shows the bodies; `route`
+    shows none)."""
     rule = f"rule {outcome.rule}"
     if isinstance(outcome, Grouped):
-        return [line for hold in outcome.holds for line in _held(hold, result, tz)]
+        return [line for hold in outcome.holds for line in _held(hold, result, tz, templates)]
     if isinstance(outcome, NotSentAgain):
         return [f"{rule}: not sent again {_not_yet(outcome, tz)}"]
     if not outcome.deliveries:
@@ -165,11 +170,11 @@ def verdicts(outcome: RuleOutcome, result: Preview, tz: tzinfo) -> list[str]:
     targets = ", ".join(d.target for d in outcome.deliveries)
     return [
         f"{rule}: queued ({outcome.reason}) for {targets}",
-        *_failed(outcome.deliveries, result),
+        *(_failed(outcome.deliveries, result) if templates else []),
     ]
 
 
-def _held(hold: Hold, result: Preview, tz: tzinfo) -> list[str]:
+def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool) -> list[str]:
     flush = result.flushes.get((hold.rule, hold.key))
     until, joining = format_time(hold.flush_at, tz), _alerts(len(hold.members))
     line = f"rule {hold.rule}: grouped until {until} (group {hold.key[:8]}, {joining} joining)"
@@ -180,10 +185,10 @@ def _held(hold: Hold, result: Preview, tz: tzinfo) -> list[str]:
     deliveries = flush.outcome.deliveries
     if not deliveries:
         return [f"{line}; that flush sends nothing (all resolved, send_resolved is off)"]
-    return [
-        f"{line}; that flush, if no other alert joins before, sends ({_alerts(flush.held)}):",
-        *_failed(deliveries, result),
-    ]
+    sends = f"{line}; that flush, if no other alert joins before, sends ({_alerts(flush.held)})"
+    if not templates:  # no bodies follow: say to whom
+        return [f"{sends} to {', '.join(d.target for d in deliveries)}"]
+    return [f"{sends}:", *_failed(deliveries, result)]
 
 
 def _alerts(count: int) -> str:
@@ -191,11 +196,12 @@ def _alerts(count: int) -> str:
 
 
 def _not_yet(outcome: NotSentAgain, tz: tzinfo) -> str:
+    told = "" if outcome.last_told is None else f"; last told {format_time(outcome.last_told, tz)}"
     if outcome.acknowledged_by is not None:
-        return f"until it resolves (acknowledged by {outcome.acknowledged_by})"
+        return f"until it resolves (acknowledged by {outcome.acknowledged_by}){told}"
     if outcome.until is None:
         return "nothing new to tell (it was never told as firing)"
-    return f"until {format_time(outcome.until, tz)} (repeat_interval)"
+    return f"until {format_time(outcome.until, tz)} (repeat_interval){told}"
 
 
 def _failed(deliveries: Sequence[Delivery], result: Preview) -> list[str]:
