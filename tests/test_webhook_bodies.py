@@ -57,6 +57,11 @@ inputs:
     labels: {alertname: "LogLine"}
     fingerprint: "{{ line }}"
     annotations: {line: "{{ line }}", lines: "{{ body.count('\\n') + 1 }}"}
+  firing-only:
+    type: webhook
+    path: /firing-only
+    items: body.alerts | selectattr("status", "eq", "firing") | list
+    labels: {alertname: "{{ item.name }}"}
   json: {type: webhook, path: /json, labels: {app: "{{ body.app }}"}}
   form-bare: {type: webhook, path: /form-bare, format: form}
   when:
@@ -460,6 +465,34 @@ def test_items_refusals(config: Config, name: str, body: Any, message: str) -> N
         parse_webhook(body, spec_of(config, name), NOW)
     assert caught.value.status == 400
     assert message in str(caught.value)
+
+
+def test_items_is_an_expression_that_may_filter(config: Config) -> None:
+    body = {"alerts": [{"name": "A", "status": "firing"}, {"name": "B", "status": "resolved"}]}
+    [event] = parse_webhook(body, spec_of(config, "firing-only"), NOW)
+    assert event.labels == {"alertname": "A"}
+
+
+def test_elements_that_share_labels_are_one_alert(config: Config, tmp_path: Path) -> None:
+    """What README "Which posts are the same alert" promises: identity is the fingerprint
+    template, else the labels, even between the elements of one post."""
+    from bridge.app.bridge import Bridge
+    from bridge.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state")
+    bridge = Bridge(config, store=store)
+    spec = spec_of(config, "firing-only")
+    body = {
+        "alerts": [
+            {"name": n, "status": "firing", "text": t}
+            for n, t in [("A", "first"), ("A", "other text"), ("B", "")]
+        ]
+    }
+    accepted = bridge.accept(spec, parse_webhook(body, spec, NOW))
+    assert (accepted.messages, accepted.not_sent_again_yet) == (2, 1)
+    again = bridge.accept(spec, parse_webhook(body, spec, NOW))  # within repeat_interval
+    assert (again.messages, again.not_sent_again_yet) == (0, 3)
+    store.close()
 
 
 def test_items_take_up_to_the_bound(config: Config) -> None:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from bridge.errors import InputError, bad_request
 from bridge.inputs.alertmanager import _time as rfc3339_time
 
-_EPOCH = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
+_EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
 # The epoch value below which each unit is taken (seconds up to year 5138, and so on).
 _UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
 _NANOSECONDS = 1e9
