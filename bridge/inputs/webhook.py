@@ -13,7 +13,7 @@ One request becomes:
 
 What a rule's templates see as `body` is what the event is about: the JSON object, the element
 (an element that is not an object as `{"item": value}`), the form's fields, or `{"line": ...}`.
-Each event is stored with it, so a fanned-out array is stored once, not once per element.
+An event is stored with that alone: an array of N elements fanned out is not stored N times.
 """
 
 from __future__ import annotations
