@@ -90,18 +90,20 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) + _PEELS > limit
 
 
+def utf8_text(raw: bytes, what: str = "the body") -> str:
+    """`raw` as text: strictly UTF-8 (400 naming the first bad byte), a BOM skipped."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"{what} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 4]!r})"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
 def loads(raw: bytes | str, what: str = "the body") -> Any:
     """The value of `raw`, within the limits above (raises InputError 400)."""
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise bad_request(
-                f"{what} is not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 4]!r})"
-            ) from None
-    else:
-        text = raw
-    text = text.removeprefix("\ufeff")
+    text = utf8_text(raw, what) if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
     if too_deep(text):
         raise bad_request(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
     try:

@@ -27,6 +27,8 @@ Serve = Callable[[Request, Any, Sink], Mapping[str, Any]]
 # file, or lines of a log. Raises OSError or ValueError (cannot read it) or InputError.
 Sample = Callable[[Any, Path, datetime], list[Event]]
 Parse = Callable[[Any, HttpInput, datetime], list[Event]]
+# The request body as `Parse` takes it, from its bytes, the input and the Content-Type header.
+Decode = Callable[[bytes, HttpInput, str], Any]
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,21 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
-def json_post(parse: Parse) -> Serve:
-    """The handler of a bearer-guarded JSON input: token, body, `parse`, accept."""
+def _json(raw: bytes, spec: HttpInput, content_type: str) -> Any:
+    return jsonbody.loads(raw)
+
+
+def json_post(parse: Parse, decode: Decode = _json) -> Serve:
+    """The handler of a bearer-guarded input: token, body, `decode` (JSON unless told), `parse`,
+    accept."""
 
     def serve(request: Request, spec: HttpInput, sink: Sink) -> Mapping[str, Any]:
         refusal = bearer_refusal(request.header("HTTP_AUTHORIZATION"), spec.token)
         if refusal is not None:
             raise InputError(401, Reason.UNAUTHORIZED, refusal)
         raw = request.body(spec.max_body_bytes)
-        events = parse(jsonbody.loads(raw), spec, request.clock.now())
+        body = decode(raw, spec, request.header("CONTENT_TYPE"))
+        events = parse(body, spec, request.clock.now())
         accepted = sink.accept(spec, events)  # 503 when a queue is full or the store busy
         # vars(), not asdict(): a flat record of ints; asdict's deep copy cost 5% of a request.
         return {"status": "accepted", "events": len(events), **vars(accepted)}
