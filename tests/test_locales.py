@@ -17,7 +17,8 @@ from bridge.config.rules import DEFAULT_TITLE
 from bridge.config.templating import make_environment
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[ds]")
-BUNDLED = sorted(data_dir("templates").glob("*.j2"))
+# The bundled templates and the presets' bodies.
+BUNDLED = sorted(data_dir("templates").glob("*.j2")) + sorted(data_dir("sources").glob("*/*.j2"))
 
 
 def words_of(source: str) -> set[str]:
@@ -56,7 +57,7 @@ def test_status_words_have_their_chinese() -> None:
         assert status in zh and status.upper() in zh
 
 
-@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_word_of_a_bundled_template_has_its_chinese(path: Path) -> None:
     missing = words_of(path.read_text("utf-8")) - set(locales.catalog("zh-CN"))
     assert not missing

@@ -17,6 +17,7 @@ from bridge.config import model as m
 from bridge.config import nodeid
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
+from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
@@ -81,6 +82,7 @@ def _load(text: str, raw: bytes, file: Path, environ: Mapping[str, str]) -> m.Co
     if not isinstance(doc.data, dict):
         raise ConfigError([*problems, doc.problem((), "the top level must be a mapping")])
     env_problems = list(problems)
+    expand_presets(doc)  # before the schema: it validates what the presets made
     problems += validate(doc)
     ctx = CompileContext(doc, file, environ)
     config = _compile(ctx, hashlib.sha256(raw).hexdigest())

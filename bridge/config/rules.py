@@ -7,6 +7,7 @@ template variables, the default title and body, the default repeat_interval.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import jinja2
@@ -16,6 +17,7 @@ from bridge.alerting import matchers
 from bridge.config import model as m
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
 from bridge.config.inputs.registry import rule_variables, single
+from bridge.config.presets import Preset, presets
 from bridge.config.schema import did_you_mean
 from bridge.config.templating import COMMON_VARIABLES, referenced_templates, undeclared_variables
 from bridge.config.yamlsource import PathKey
@@ -87,11 +89,15 @@ def compile_rules(
         ) -> jinja2.Template | None:
             return ctx.template(env, at, source, allowed)
 
-        default_title = only.default_title if only and only.default_title else DEFAULT_TITLE
-        title = tpl(spec.get("title", default_title), (*where, "title"))
-        body = _body_template(
-            ctx, env, where, spec, msgtype, allowed, only.default_body if only else None
+        preset = _single_preset(
+            inputs[i] for i in (rule_inputs or input_names or ()) if i in inputs
         )
+        default_title = only.default_title if only and only.default_title else DEFAULT_TITLE
+        if preset is not None and preset.title:
+            default_title = preset.title
+        default_body = preset.body if preset else only.default_body if only else None
+        title = tpl(spec.get("title", default_title), (*where, "title"))
+        body = _body_template(ctx, env, where, spec, msgtype, allowed, default_body)
         buttons = []
         for i, button in enumerate(as_list(spec.get("buttons"))):
             b = as_dict(button)
@@ -177,6 +183,16 @@ def _matchers(
         except ValueError as exc:
             ctx.problem((*where, "matchers", i), str(exc))
     return tuple(out)
+
+
+def _single_preset(inputs: Iterable[m.Input]) -> Preset | None:
+    """The preset every input of a rule was made from, when they share one: its title and
+    bodies are the rule's defaults (a rule over inputs of several sources uses the kinds')."""
+    names = {getattr(spec, "preset", None) for spec in inputs}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    return presets().get(name) if isinstance(name, str) else None
 
 
 def _body_template(

@@ -40,10 +40,13 @@ def make_environment(
     limits: RenderLimits = DEFAULT_LIMITS,
     locale: Locale = DEFAULT_LOCALE,
 ) -> SandboxedEnvironment:
-    """A fresh sandbox that loads files from `search_dirs`, then from the bundled templates,
+    """A fresh sandbox that loads files from `search_dirs`, then from the bundled templates and
+    presets,
     whose words (`_()`) and durations are in `locale`."""
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader([str(d) for d in search_dirs])]
     loaders.append(jinja2.FileSystemLoader(str(data_dir("templates"))))
+    # The presets' bodies, as "<preset>/message.md.j2" (bridge/config/presets.py).
+    loaders.append(jinja2.FileSystemLoader(str(data_dir("sources"))))
     env = BoundedSandbox(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,

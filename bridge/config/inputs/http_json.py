@@ -56,6 +56,7 @@ class HttpInput:
     ends_at: jinja2.Template | None = None  # webhook
     format: BodyFormat = "json"  # webhook: how the body is read
     items: TemplateExpression | None = None  # webhook, json: the array to fan out
+    preset: str | None = None  # the preset it was made from (config/presets.py), if any
     definition: str = field(
         default="", repr=False
     )  # canonical JSON of the raw definition: equal text, unchanged input
@@ -98,6 +99,7 @@ def compile_http_json(ctx: CompileContext, d: Definition) -> HttpInput:
         ends_at=tpl((*where, "ends_at"), spec.get("ends_at")),
         format=body_format,
         items=_items(ctx, d, body_format) if kind == "webhook" else None,
+        preset=spec["preset"] if isinstance(spec.get("preset"), str) else None,
         definition=canonical(spec),
     )
 
