@@ -1,6 +1,7 @@
 """Presets (bridge/config/presets.py, examples/sources/): each is one line of config that passes
 `check`; every sample of every preset renders to its golden file in both locales; the operator's
-keys go over the preset's; an unknown preset is one clear problem; `sources` lists and shows them."""
+keys go over the preset's; an unknown preset is one clear problem; `sources` lists and shows
+them."""
 
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def _rendered(config: Config, sample: Path) -> str:
         for event in events:
             rendered = render(rule, event, NOW)
             assert rendered.error is None, rendered.error
+            labels = json.dumps(dict(event.labels), ensure_ascii=False)
             shown.append(
-                f"--- {rule.msgtype}, {event.status}, labels {json.dumps(dict(event.labels), ensure_ascii=False)}\n"
+                f"--- {rule.msgtype}, {event.status}, labels {labels}\n"
                 f"title: {rendered.message.title}\n\n{rendered.message.text}"
             )
     return "\n\n".join(shown)
