@@ -415,3 +415,13 @@ def test_the_state_survives_a_restart(config: Config, tmp_path: Path) -> None:
         assert statuses(again) == ["firing", "resolved"]
     finally:
         again.close()
+
+
+def test_a_post_tells_its_alerts_in_the_order_posted(config: Config, store: Store) -> None:
+    spec = config.inputs["prom"]
+    assert isinstance(spec, PrometheusInput)
+    alerts = [prom_alert(-30, 40, instance=name) for name in ("zeta", "alpha", "mid", "alpha")]
+    assert len({label_fingerprint(a.labels) for a in alerts}) == 3
+    with store.transaction() as tx:  # locked in fingerprint order, told in the order posted
+        events = posted_events(tx, spec, alerts, at(0))
+    assert [e.labels["instance"] for e in events] == ["zeta", "alpha", "mid", "alpha"]

@@ -23,16 +23,19 @@ SWEEP_BATCH = 500  # expired alerts resolved per transaction
 def posted_events(
     tx: Tx, spec: PrometheusInput, alerts: Sequence[PostedAlert], now: datetime
 ) -> list[Event]:
-    """Keep each posted alert's new state; the events of those that fire or just resolved."""
+    """Keep each posted alert's new state; the events of those that fire or just resolved, in
+    the order posted. The alerts are locked in the order of their fingerprints, so two posts
+    of the same alerts in another order cannot each wait for the other (a deadlock)."""
     stamp = now.timestamp()
-    events = []
-    for posted in alerts:
+    keyed = sorted(enumerate(alerts), key=lambda item: (label_fingerprint(item[1].labels), item[0]))
+    caused: list[tuple[int, Event]] = []
+    for index, posted in keyed:
         kept = tx.alertstate.get_for_update(spec.name, label_fingerprint(posted.labels))
         state, status = received(spec.name, posted, kept, stamp, spec.resolve_timeout)
         tx.alertstate.put(state)
         if status is not None:
-            events.append(event_of(state, status, now))
-    return events
+            caused.append((index, event_of(state, status, now)))
+    return [event for _, event in sorted(caused, key=lambda item: item[0])]
 
 
 def expired_events(tx: Tx, spec: PrometheusInput, now: datetime) -> list[Event]:
