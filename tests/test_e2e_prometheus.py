@@ -19,6 +19,7 @@ Without the binary the Prometheus test is skipped locally and fails in CI (CI=tr
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -250,3 +251,57 @@ def _posts(bridge: Daemon) -> float:
         if line.startswith("dingtalk_bridge_events_received_total") and 'input="prom"' in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+# -- replicas sharing PostgreSQL ----------------------------------------------------------------
+
+ALERTS = 8  # 16 messages: within the simulated robot's 20 a minute
+
+
+def test_replicas_sharing_a_database_tell_each_alert_once_and_resolve_it_once(
+    simulator: Simulator, pg_url: str, tmp_path: Path
+) -> None:
+    """Prometheus given every replica's address posts each alert to each of them; all three
+    sweep. Each alert is told firing once, and resolved once when its endsAt passes."""
+    config = bridge_config(simulator, tmp_path / "state")
+    config["state"] = {"url": pg_url}
+    config["targets"]["ops"]["digest"] = {"enabled": False}  # one message per alert, to count
+    replicas: list[Daemon] = []
+    try:
+        for _ in range(3):
+            replicas.append(Daemon(config))
+        now = datetime.now(UTC)
+        alerts = [
+            {
+                "labels": {"alertname": "Replicated", "instance": f"host-{i:02}"},
+                "startsAt": _rfc3339(now),
+                "endsAt": _rfc3339(now + timedelta(seconds=4)),
+            }
+            for i in range(ALERTS)
+        ]
+        for replica in replicas:
+            assert replica.post(ENDPOINT, alerts).status_code == 200
+        try:
+            wait_until(lambda: len(titles(simulator)) >= 2 * ALERTS, timeout=WAIT, interval=0.2)
+        except AssertionError:
+            logs = "\n".join(replica.log()[-2000:] for replica in replicas)
+            raise AssertionError(f"{len(titles(simulator))} messages\n{logs}") from None
+        time.sleep(2)  # every sweep has had its turn since (not a timing assertion)
+        messages = simulator.messages(token=TOKEN)
+        told = sorted((m["title"], _instance(m["text"])) for m in messages)
+        expected = [
+            (f"[{status}] Replicated", f"host-{i:02}")
+            for status in ("FIRING", "RESOLVED")
+            for i in range(ALERTS)
+        ]
+        assert told == expected
+        assert sum("alerts expired" in replica.log() for replica in replicas) >= 1
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def _instance(text: str) -> str:
+    found = re.search(r"instance: (host-\d\d)", text)
+    assert found is not None, text
+    return found.group(1)
