@@ -18,13 +18,22 @@ from typing import Any
 
 import requests
 
+from bridge.alerting.alertstate import PostedAlert
 from bridge.app import health, metrics
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
 from bridge.app.siblings import Siblings, fresh_samples, group_readiness
 from bridge.clock import SYSTEM_CLOCK, Clock
-from bridge.config.model import ChatInput, Config, FileInput, RoutedInput, Rule, Target
+from bridge.config.model import (
+    ChatInput,
+    Config,
+    FileInput,
+    PrometheusInput,
+    RoutedInput,
+    Rule,
+    Target,
+)
 from bridge.delivery.claims import free_predecessors, new_replica_id
 from bridge.delivery.noticepoll import NoticePoller
 from bridge.delivery.robots import RobotWindows
@@ -40,8 +49,10 @@ from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.signed import SignedOnce
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
+from bridge.pipeline.expiry import Expirer
 from bridge.pipeline.grouper import Grouper
 from bridge.pipeline.intake import Intake
+from bridge.pipeline.tracking import posted_events
 from bridge.store import records
 from bridge.store.api import Store, Tx
 from bridge.store.backend import open_store
@@ -89,6 +100,8 @@ class Bridge:
         )
         self.intake = Intake(self.store, self._queued)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
+        # Resolves the alerts of prometheus inputs whose endsAt passed without a fresh post.
+        self.expirer = Expirer(self.store, self.intake, lambda: self.config, clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
         self.tailers = {name: self._tailer(spec) for name, spec in self.file_inputs(config).items()}
         self.desk = Desk(
@@ -171,6 +184,12 @@ class Bridge:
             return self.intake.accept(self.config, spec, events, now, remember)
         except _TakenBefore:
             return None
+
+    def accept_posted(self, spec: PrometheusInput, alerts: list[PostedAlert]) -> Accepted:
+        now = self.clock.now()
+        return self.intake.accept_from(
+            self.config, spec, lambda tx: posted_events(tx, spec, alerts, now), now
+        )
 
     def claim(self, request: SignedOnce) -> None:
         """A chat command's timestamp+sign pair, used once (whatever the body)."""
@@ -263,6 +282,7 @@ class Bridge:
         self.store.listen(self._queued_elsewhere)  # wake-ups from other replicas (a database)
         self.notice_poller.start()
         self.grouper.start()
+        self.expirer.start()
         for tailer in self.tailers.values():
             tailer.start()
 
@@ -271,6 +291,7 @@ class Bridge:
         deadline = time.monotonic() + grace
         for tailer in self.tailers.values():  # first: their last lines go to the outbox
             tailer.stop(max(0.0, deadline - time.monotonic()))
+        self.expirer.stop()
         self.grouper.stop()
         for sender in self.senders.values():
             sender.request_stop()

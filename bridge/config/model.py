@@ -27,6 +27,7 @@ from bridge.config.inputs.file import Multiline as Multiline
 from bridge.config.inputs.file import Threshold as Threshold
 from bridge.config.inputs.http_json import HttpInput as HttpInput
 from bridge.config.inputs.kind import InputSpec, RoutedSpec
+from bridge.config.inputs.prometheus import PrometheusInput as PrometheusInput
 from bridge.config.inputs.registry import KINDS
 from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.model import Mention, MsgType

@@ -17,7 +17,7 @@ from bridge.inputs.kind import json_kind
 from bridge.model import Alert, Event, Status, label_fingerprint
 
 
-def _labels(value: Any, where: str) -> dict[str, str]:
+def string_map(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -36,7 +36,7 @@ def _status(value: Any, where: str) -> Status:
     raise bad_request(f'{where} must be "firing" or "resolved"')
 
 
-def _time(value: Any, where: str) -> datetime | None:
+def rfc3339_time(value: Any, where: str) -> datetime | None:
     """An RFC 3339 time, always timezone-aware: a time without a zone is taken as UTC, as
     Alertmanager's own API reads one, so later arithmetic never mixes naive and aware times (a
     naive startsAt with an aware endsAt used to fail at every send). The offset given is kept
@@ -63,7 +63,7 @@ def _time(value: Any, where: str) -> datetime | None:
 def parse_alert(raw: Any, where: str) -> Alert:
     if not isinstance(raw, dict):
         raise bad_request(f"{where} must be an object")
-    labels = _labels(raw.get("labels"), f"{where}.labels")
+    labels = string_map(raw.get("labels"), f"{where}.labels")
     fingerprint = raw.get("fingerprint")
     generator = raw.get("generatorURL", "")
     if not isinstance(generator, str):
@@ -71,9 +71,9 @@ def parse_alert(raw: Any, where: str) -> Alert:
     return Alert(
         status=_status(raw.get("status"), f"{where}.status"),
         labels=labels,
-        annotations=_labels(raw.get("annotations"), f"{where}.annotations"),
-        starts_at=_time(raw.get("startsAt"), f"{where}.startsAt"),
-        ends_at=_time(raw.get("endsAt"), f"{where}.endsAt"),
+        annotations=string_map(raw.get("annotations"), f"{where}.annotations"),
+        starts_at=rfc3339_time(raw.get("startsAt"), f"{where}.startsAt"),
+        ends_at=rfc3339_time(raw.get("endsAt"), f"{where}.endsAt"),
         generator_url=generator,
         fingerprint=fingerprint
         if isinstance(fingerprint, str) and fingerprint
@@ -95,9 +95,9 @@ def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]
     if not raw_alerts:
         raise bad_request('"alerts" is empty')
     alerts = tuple(parse_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts))
-    common_labels = _labels(body.get("commonLabels"), "commonLabels")
-    common_annotations = _labels(body.get("commonAnnotations"), "commonAnnotations")
-    _labels(body.get("groupLabels"), "groupLabels")
+    common_labels = string_map(body.get("commonLabels"), "commonLabels")
+    common_annotations = string_map(body.get("commonAnnotations"), "commonAnnotations")
+    string_map(body.get("groupLabels"), "groupLabels")
     status = _status(body.get("status"), "status")
     if spec.split:
         return [

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.config.model import HttpInput
 from bridge.errors import InputError, Reason
@@ -43,6 +43,29 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
+class Guarded(Protocol):
+    """An input behind an optional bearer token, with a body limit."""
+
+    @property
+    def token(self) -> str | None: ...
+
+    @property
+    def max_body_bytes(self) -> int: ...
+
+
+def guarded_body(request: Request, spec: Guarded) -> bytes:
+    """The request's body, once its token is checked (401) and its size (413)."""
+    refusal = bearer_refusal(request.header("HTTP_AUTHORIZATION"), spec.token)
+    if refusal is not None:
+        raise InputError(401, Reason.UNAUTHORIZED, refusal)
+    return request.body(spec.max_body_bytes)
+
+
+def guarded_json(request: Request, spec: Guarded) -> Any:
+    """The request's JSON body, once its token and size are checked."""
+    return jsonbody.loads(guarded_body(request, spec))
+
+
 def _json(raw: bytes, spec: HttpInput, content_type: str) -> Any:
     return jsonbody.loads(raw)
 
@@ -52,10 +75,7 @@ def json_post(parse: Parse, decode: Decode = _json) -> Serve:
     accept."""
 
     def serve(request: Request, spec: HttpInput, sink: Sink) -> Mapping[str, Any]:
-        refusal = bearer_refusal(request.header("HTTP_AUTHORIZATION"), spec.token)
-        if refusal is not None:
-            raise InputError(401, Reason.UNAUTHORIZED, refusal)
-        raw = request.body(spec.max_body_bytes)
+        raw = guarded_body(request, spec)
         body = decode(raw, spec, request.header("CONTENT_TYPE"))
         events = parse(body, spec, request.clock.now())
         accepted = sink.accept(spec, events)  # 503 when a queue is full or the store busy

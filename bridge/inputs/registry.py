@@ -6,9 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bridge.inputs import alertmanager, callback, chat, file, webhook
+from bridge.inputs import alertmanager, callback, chat, file, prometheus, webhook
 from bridge.inputs.kind import InputRuntime
 
 KINDS: Mapping[str, InputRuntime] = {
-    k.type: k for k in (alertmanager.KIND, webhook.KIND, file.KIND, callback.KIND, chat.KIND)
+    k.type: k
+    for k in (
+        alertmanager.KIND,
+        webhook.KIND,
+        file.KIND,
+        callback.KIND,
+        chat.KIND,
+        prometheus.KIND,
+    )
 }

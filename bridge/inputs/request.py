@@ -18,6 +18,8 @@ from bridge.inputs.signed import SignedOnce
 from bridge.model import Accepted, Event
 
 if TYPE_CHECKING:
+    from bridge.alerting.alertstate import PostedAlert
+    from bridge.config.inputs.prometheus import PrometheusInput
     from bridge.config.model import ChatInput
     from bridge.inputs.chat import ChatMessage
 
@@ -33,6 +35,11 @@ class Sink(Protocol):
         """`accept`, remembering `request` in the same commit: None when this very request was
         taken before (nothing is done again), InputError 409 when its key came with another
         body."""
+        ...
+
+    def accept_posted(self, spec: PrometheusInput, alerts: list[PostedAlert]) -> Accepted:
+        """Alerts posted to a prometheus input: kept as Alertmanager keeps them, and what
+        changed passed on as events, in one commit (pipeline/tracking.py)."""
         ...
 
     def claim(self, request: SignedOnce) -> None:

@@ -101,6 +101,30 @@ class Intake:
         input's offsets, so they advance exactly when the events from their lines commit)."""
         stamp = now.timestamp()
         claim = claim_for(spec, events, stamp)
+
+        def given(tx: Tx) -> list[Event]:
+            return events
+
+        return self._take(config, spec, given, now, claim, also)
+
+    def accept_from(
+        self, config: Config, spec: Input, events_of: Callable[[Tx], list[Event]], now: datetime
+    ) -> Accepted:
+        """Commit what the events `events_of` finds in the transaction cause: it reads and
+        writes the state they come from (a prometheus input's alerts, pipeline/tracking.py),
+        so that state changes exactly when their messages commit."""
+        return self._take(config, spec, events_of, now, None, None)
+
+    def _take(
+        self,
+        config: Config,
+        spec: Input,
+        events_of: Callable[[Tx], list[Event]],
+        now: datetime,
+        claim: Claim | None,
+        also: Callable[[Tx], None] | None,
+    ) -> Accepted:
+        stamp = now.timestamp()
         try:
             # Inside the guard: the refresh reads the store too, and a store that cannot answer
             # is a 503 (retry), whichever read meets it first, never a 500.
@@ -114,6 +138,7 @@ class Intake:
                 duplicate = claim is not None and not tx.duplicates.claim(
                     claim.input, claim.digest, claim.expires, stamp
                 )
+                events = events_of(tx)
                 # Decided on what this transaction reads: nothing can change it before commit.
                 decision = (
                     Decision(())

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import jinja2
 
+from bridge.alerting.alertstate import KIND as PROMETHEUS_KIND
+from bridge.alerting.grouping import ALL_LABELS, group_labels
 from bridge.config.model import Rule
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
@@ -50,7 +52,7 @@ def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
 
 def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     """Everything a rule's templates can read: templating.COMMON_VARIABLES, plus
-    ALERTMANAGER_VARIABLES for Alertmanager events."""
+    ALERTMANAGER_VARIABLES for Alertmanager events and the alerts of prometheus inputs."""
     payload = dict(event.payload)
     external = str(payload.get("externalURL", "")) if event.kind == "alertmanager" else ""
     alerts = [_alert_view(a, external) for a in event.alerts]
@@ -71,7 +73,9 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
         "now": now,
         "rule": rule.name,
     }
-    if event.kind == "alertmanager":
+    if event.kind == PROMETHEUS_KIND:
+        context.update(_as_notification(event, rule))
+    elif event.kind == "alertmanager":
         context.update(
             receiver=payload.get("receiver", ""),
             externalURL=external,
@@ -82,6 +86,22 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
             truncatedAlerts=payload.get("truncatedAlerts", 0),
         )
     return context
+
+
+def _as_notification(event: Event, rule: Rule) -> dict[str, Any]:
+    """Alertmanager's notification variables for alerts a prometheus input keeps (Alertmanager's
+    part is ours there): the receiver is the rule, the group labels those the rule groups by
+    (each alert its own group without group_by, as Alertmanager's `group_by: ['...']`), the
+    common labels and annotations those every alert of the message shares."""
+    return {
+        "receiver": rule.name,
+        "externalURL": "",  # no Alertmanager to link to: alerts carry no silence URL
+        "groupLabels": group_labels(rule.group_by or (ALL_LABELS,), event.labels),
+        "commonLabels": dict(event.labels),
+        "commonAnnotations": dict(event.annotations),
+        "groupKey": event.fingerprint,
+        "truncatedAlerts": 0,
+    }
 
 
 def _limits(rule: Rule) -> RenderLimits:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from bridge.alerting.alertstate import TrackedAlert
 from bridge.alerting.dedup import LogEntry
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
@@ -477,6 +478,47 @@ class Duplicates(DuplicatesReads, Protocol):
         ...
 
 
+class AlertStateReads(Protocol):
+    """Alerts posted to `prometheus` inputs, one per (input, label fingerprint), as
+    Alertmanager keeps them (bridge/alerting/alertstate.py says what a post does to one)."""
+
+    def get(self, input_name: str, fingerprint: str) -> TrackedAlert | None: ...
+
+    def next_expiry(self, inputs: Sequence[str]) -> float | None:
+        """The earliest `ends_at` of a firing alert of `inputs` (None: none fires)."""
+        ...
+
+    def listing(self, input_name: str) -> list[TrackedAlert]:
+        """Every alert kept for the input, the earliest started first."""
+        ...
+
+
+class AlertState(AlertStateReads, Protocol):
+    """... and the operations that change them."""
+
+    def get_for_update(self, input_name: str, fingerprint: str) -> TrackedAlert | None:
+        """The alert, (input, fingerprint) locked until the transaction ends: of two
+        transactions taking a post of one alert at once, the second waits and reads what the
+        first committed."""
+        ...
+
+    def put(self, alert: TrackedAlert) -> None:
+        """Keep `alert` in place of what was kept under its (input, fingerprint)."""
+        ...
+
+    def claim_expired(self, input_name: str, now: float, limit: int) -> list[TrackedAlert]:
+        """Up to `limit` firing alerts of the input whose `ends_at` is `now` or before, now
+        kept as resolved; returned so (resolved), the earliest end first. Atomic: of claims
+        running at once (replicas), no two return the same alert, and none waits for another's
+        (a shared database's backend locks what it picks and skips what others locked)."""
+        ...
+
+    def prune(self, resolved_before: float, untouched_before: float) -> int:
+        """Forget resolved alerts not updated since `resolved_before`, and any alert not
+        updated since `untouched_before` (its input gone, say); how many."""
+        ...
+
+
 class ReadTx(Protocol):
     """What a read sees, by table family. Valid only inside its `with` block."""
 
@@ -500,6 +542,8 @@ class ReadTx(Protocol):
     def replays(self) -> ReplaysReads: ...
     @property
     def duplicates(self) -> DuplicatesReads: ...
+    @property
+    def alertstate(self) -> AlertStateReads: ...
 
 
 class Tx(ReadTx, Protocol):
@@ -525,6 +569,8 @@ class Tx(ReadTx, Protocol):
     def replays(self) -> Replays: ...
     @property
     def duplicates(self) -> Duplicates: ...
+    @property
+    def alertstate(self) -> AlertState: ...
 
 
 class Store(Protocol):

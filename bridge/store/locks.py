@@ -22,6 +22,7 @@ from bridge.store.sqlconn import Connection
 
 ROBOT = 1  # a robot's (or app's) rate window: one turn at a time
 NFLOG = 2  # one notification-log entry (rule, alert group): one decision at a time
+ALERT_STATE = 3  # one posted alert of a prometheus input (store/alertstate.py): one post at a time
 
 
 class Locks(Protocol):

@@ -176,9 +176,28 @@ ALTER TABLE notice_tasks ADD COLUMN IF NOT EXISTS claimed_by TEXT COLLATE "C",
 # store/ratewindows.py: replicas share a robot's window).
 _ROBOT_RESERVATIONS = "ALTER TABLE robot_calls ADD COLUMN IF NOT EXISTS reservation TEXT;"
 
+# Alerts posted to `prometheus` inputs (store/alertstate.py; store/schema.py's POSTED_ALERTS).
+_POSTED_ALERTS = """
+CREATE TABLE IF NOT EXISTS posted_alerts (
+    input TEXT COLLATE "C" NOT NULL,
+    fingerprint TEXT COLLATE "C" NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    starts_at DOUBLE PRECISION NOT NULL,
+    ends_at DOUBLE PRECISION NOT NULL,
+    generator_url TEXT NOT NULL,
+    resolved INTEGER NOT NULL,
+    timeout INTEGER NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (input, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS posted_alerts_expiry ON posted_alerts (input, resolved, ends_at);
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
     Step(3, _CLAIMS),
     Step(4, _ROBOT_RESERVATIONS),
+    Step(5, _POSTED_ALERTS),
 )

@@ -210,11 +210,31 @@ ALTER TABLE notice_tasks ADD COLUMN claimed_until REAL
 # named so that its outcome replaces it (store/ratewindows.py).
 _ROBOT_RESERVATIONS = "ALTER TABLE robot_calls ADD COLUMN reservation TEXT"
 
+# Version 5 (issue 14): alerts posted to `prometheus` inputs, kept as Alertmanager keeps them
+# (store/alertstate.py). `resolved` and `timeout` are 0 or 1.
+POSTED_ALERTS = """
+CREATE TABLE IF NOT EXISTS posted_alerts (
+    input TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    starts_at REAL NOT NULL,
+    ends_at REAL NOT NULL,
+    generator_url TEXT NOT NULL,
+    resolved INTEGER NOT NULL,
+    timeout INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (input, fingerprint)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS posted_alerts_expiry ON posted_alerts (input, resolved, ends_at)
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
     Step(3, CLAIMS),
     Step(4, _ROBOT_RESERVATIONS),
+    Step(5, POSTED_ALERTS),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from bridge.errors import StoreError
 from bridge.store.alertlog import SqlAcks, SqlAlertLog, SqlGroups
+from bridge.store.alertstate import SqlAlertState
 from bridge.store.api import Store
 from bridge.store.duplicates import SqlDuplicates
 from bridge.store.locks import Locks, WriterLocks
@@ -82,6 +83,7 @@ class SqlTx:
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
+        self.alertstate = SqlAlertState(conn, dialect, locks)
 
 
 def readiness(store: Store, now: float, wakeups: str = "in-process") -> Readiness:

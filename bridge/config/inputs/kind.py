@@ -67,3 +67,6 @@ class InputKind:
     default_title: str | None = None  # a rule fed only by this kind, without a title
     default_body: str = "webhook"  # its bundled body template (templates/<this>.md.j2)
     repeats_itself: bool = False  # its source decides repeats: rules default repeat_interval 0
+    # The path a routed kind serves for its configured `path` (a prometheus input: the prefix
+    # and Alertmanager's endpoint under it); the compiled input's `path` is this.
+    route: Callable[[str], str] = str

@@ -18,8 +18,11 @@ from bridge.config.inputs.chat import CHAT
 from bridge.config.inputs.file import FILE
 from bridge.config.inputs.http_json import ALERTMANAGER, WEBHOOK
 from bridge.config.inputs.kind import Definition, InputKind, InputSpec
+from bridge.config.inputs.prometheus import PROMETHEUS
 
-KINDS: Mapping[str, InputKind] = {k.type: k for k in (ALERTMANAGER, WEBHOOK, FILE, CALLBACK, CHAT)}
+KINDS: Mapping[str, InputKind] = {
+    k.type: k for k in (ALERTMANAGER, WEBHOOK, FILE, CALLBACK, CHAT, PROMETHEUS)
+}
 RESERVED_PREFIX = "/-/"
 
 
@@ -39,7 +42,8 @@ def compile_inputs(
         kind = kind_of(spec)
         if kind is None:
             continue  # the schema already reported it
-        if kind.routed and isinstance(path := spec.get("path"), str):
+        if kind.routed and isinstance(configured := spec.get("path"), str):
+            path = kind.route(configured)
             if path.startswith(RESERVED_PREFIX) or path == "/metrics":
                 ctx.problem(
                     (*where, "path"), f'paths under "{RESERVED_PREFIX}" and "/metrics" are reserved'
