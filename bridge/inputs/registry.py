@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bridge.inputs import alertmanager, callback, chat, file, webhook
+from bridge.inputs import alertmanager, callback, chat, file, grafana, webhook
 from bridge.inputs.kind import InputRuntime
 
 KINDS: Mapping[str, InputRuntime] = {
-    k.type: k for k in (alertmanager.KIND, webhook.KIND, file.KIND, callback.KIND, chat.KIND)
+    k.type: k
+    for k in (alertmanager.KIND, webhook.KIND, file.KIND, callback.KIND, chat.KIND, grafana.KIND)
 }
