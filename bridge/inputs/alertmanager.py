@@ -20,15 +20,21 @@ from bridge.model import Alert, Event, Status, label_fingerprint
 ParseAlert = Callable[[Any, str], Alert]  # one raw alert, and where it is (for the 400)
 
 
-def _labels(value: Any, where: str) -> dict[str, str]:
+def object_of(value: Any, where: str, accepts: Callable[[Any], bool], what: str) -> dict[str, Any]:
+    """`value`, an object each of whose values `accepts` (null reads as {}), or a 400 naming the
+    field: "<where> must be an object of <what>s", "<where>.<key> must be a <what>"."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise bad_request(f"{where} must be an object of strings")
+        raise bad_request(f"{where} must be an object of {what}s")
     for key, item in value.items():
-        if not isinstance(item, str):
-            raise bad_request(f"{where}.{key} must be a string")
+        if not accepts(item):
+            raise bad_request(f"{where}.{key} must be a {what}")
     return value
+
+
+def _labels(value: Any, where: str) -> dict[str, str]:
+    return object_of(value, where, lambda item: isinstance(item, str), "string")
 
 
 def _status(value: Any, where: str) -> Status:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bridge.config.model import HttpInput
 from bridge.errors import bad_request
-from bridge.inputs.alertmanager import alerts_of, notification_events, parse_alert
+from bridge.inputs.alertmanager import alerts_of, notification_events, object_of, parse_alert
 from bridge.inputs.kind import json_kind
 from bridge.model import Alert, Event
 
@@ -39,23 +39,16 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _values(value: Any, where: str) -> dict[str, Any]:
-    """refID -> number (None where a query had no value): Grafana's `values` of one alert."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise bad_request(f"{where} must be an object of numbers (refID: value)")
-    for key, item in value.items():
-        if item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
-            raise bad_request(f"{where}.{key} must be a number")
-    return value
+def _is_value(item: Any) -> bool:
+    """A query's value: a number, or null where it had none (JSON has no NaN)."""
+    return item is None or (isinstance(item, int | float) and not isinstance(item, bool))
 
 
 def parse_grafana_alert(raw: Any, where: str) -> Alert:
     """An alert of Grafana's body: Alertmanager's fields, and Grafana's in `extras`."""
     alert = parse_alert(raw, where)  # (it has checked that `raw` is an object)
     extras: dict[str, Any] = {name: _text(raw.get(name), f"{where}.{name}") for name in ALERT_LINKS}
-    extras["values"] = _values(raw.get("values"), f"{where}.values")
+    extras["values"] = object_of(raw.get("values"), f"{where}.values", _is_value, "number")
     extras["valueString"] = _text(raw.get("valueString"), f"{where}.valueString")
     return replace(alert, extras=extras)
 
