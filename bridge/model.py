@@ -29,6 +29,10 @@ class Alert:
     ends_at: datetime | None
     generator_url: str
     fingerprint: str
+    # What a source sends per alert beyond Alertmanager's fields (Grafana: values, dashboardURL,
+    # panelURL, silenceURL, imageURL, ...), shown to templates beside them. Kept on the alert, not
+    # looked up in the payload, so it survives grouping (a group's alerts come from many bodies).
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

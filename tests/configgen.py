@@ -124,6 +124,7 @@ ODD_TEXT = [
     "file",
     "dingtalk_callback",
     "dingtalk_robot",
+    "grafana",
     "markdown",
     "actionCard",
     "feedCard",

@@ -12,7 +12,7 @@ from bridge.config.inputs.registry import KINDS as CONFIG_KINDS
 from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.resources import data_dir
 from bridge.config.schema import schema
-from bridge.config.templating import ALERTMANAGER_VARIABLES
+from bridge.config.templating import ALERTMANAGER_VARIABLES, GRAFANA_VARIABLES
 from bridge.inputs.bearer import bearer_refusal
 from bridge.inputs.registry import KINDS as RUNTIME_KINDS
 
@@ -66,6 +66,8 @@ def test_render_says_what_a_kind_takes_when_it_takes_no_alerts() -> None:
     [
         ({"alertmanager"}, ALERTMANAGER_VARIABLES),
         ({"alertmanager", "webhook"}, frozenset()),  # only what every one of them offers
+        ({"grafana"}, GRAFANA_VARIABLES),
+        ({"alertmanager", "grafana"}, ALERTMANAGER_VARIABLES),  # Grafana's is Alertmanager's, +
         ({"webhook"}, frozenset()),
         (set(), frozenset()),  # no inputs known: the common variables only
     ],
@@ -80,7 +82,9 @@ def test_a_rule_fed_by_one_kind_takes_its_defaults() -> None:
     assert single({"file"}) is CONFIG_KINDS["file"]
     assert single({"file", "webhook"}) is None
     assert single(set()) is None
-    assert [t for t, k in CONFIG_KINDS.items() if k.repeats_itself] == ["alertmanager"]
+    # Sources whose own routes decide repeats (Alertmanager's, Grafana's notification policies).
+    repeating = sorted(t for t, k in CONFIG_KINDS.items() if k.repeats_itself)
+    assert repeating == ["alertmanager", "grafana"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,11 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.alerting import matchers
 from bridge.config.schema import did_you_mean
-from bridge.config.templating import ALERTMANAGER_VARIABLES, undeclared_variables
+from bridge.config.templating import (
+    ALERTMANAGER_VARIABLES,
+    GRAFANA_VARIABLES,
+    undeclared_variables,
+)
 from bridge.config.yamlsource import Document, PathKey, format_path
 from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import Problem
@@ -200,11 +204,13 @@ class CompileContext:
     def unknown_variable(
         self, path: PathKey, name: str, allowed: frozenset[str], what: str
     ) -> None:
-        if name in ALERTMANAGER_VARIABLES:
+        if name in GRAFANA_VARIABLES:  # (Grafana's notification is Alertmanager's, and more)
+            kinds = ("alertmanager", "grafana") if name in ALERTMANAGER_VARIABLES else ("grafana",)
             self.problem(
                 path,
-                f'{what} uses "{name}", which only Alertmanager inputs have',
-                "list only alertmanager inputs in the rule's inputs",
+                f'{what} uses "{name}", which only'
+                f" {' and '.join(k.capitalize() for k in kinds)} inputs have",
+                f"list only {' or '.join(kinds)} inputs in the rule's inputs",
             )
             return
         self.problem(

@@ -414,6 +414,9 @@ ALERTMANAGER_VARIABLES = frozenset(
         "truncatedAlerts",
     }
 )
+# Grafana's webhook is Alertmanager's notification plus these (per alert it adds values,
+# valueString and links, which templates read on each alert: see bridge/inputs/grafana.py).
+GRAFANA_VARIABLES = ALERTMANAGER_VARIABLES | {"title", "state", "message", "orgId"}
 # Templates on a webhook input (labels, status, fingerprint) see the request body and the time.
 WEBHOOK_INPUT_VARIABLES = frozenset({"body", "now"})
 # Templates on a file input's labels see the line (or multiline record), the file, and the

@@ -8,6 +8,7 @@ checked field by field so a malformed request gets a 400 that names the field.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,16 +17,24 @@ from bridge.errors import bad_request
 from bridge.inputs.kind import json_kind
 from bridge.model import Alert, Event, Status, label_fingerprint
 
+ParseAlert = Callable[[Any, str], Alert]  # one raw alert, and where it is (for the 400)
 
-def string_map(value: Any, where: str) -> dict[str, str]:
+
+def object_of(value: Any, where: str, accepts: Callable[[Any], bool], what: str) -> dict[str, Any]:
+    """`value`, an object each of whose values `accepts` (null reads as {}), or a 400 naming the
+    field: "<where> must be an object of <what>s", "<where>.<key> must be a <what>"."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise bad_request(f"{where} must be an object of strings")
+        raise bad_request(f"{where} must be an object of {what}s")
     for key, item in value.items():
-        if not isinstance(item, str):
-            raise bad_request(f"{where}.{key} must be a string")
+        if not accepts(item):
+            raise bad_request(f"{where}.{key} must be a {what}")
     return value
+
+
+def string_map(value: Any, where: str) -> dict[str, str]:
+    return object_of(value, where, lambda item: isinstance(item, str), "string")
 
 
 def _status(value: Any, where: str) -> Status:
@@ -86,15 +95,33 @@ def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]
         raise bad_request("the body must be a JSON object (Alertmanager webhook payload)")
     version = body.get("version", "4")
     if version != "4":
-        raise bad_request(f'unsupported payload version {str(version)[:10]!r}: expected "4"')
+        hint = ' (version "1" is Grafana\'s webhook: an input of type: grafana takes it)'
+        raise bad_request(
+            f'unsupported payload version {str(version)[:10]!r}: expected "4"'
+            + (hint if version == "1" else "")
+        )
+    alerts = alerts_of(body, "an Alertmanager webhook", parse_alert)
+    return notification_events(body, spec, now, "alertmanager", alerts)
+
+
+def alerts_of(body: dict[str, Any], source: str, parse: ParseAlert) -> tuple[Alert, ...]:
+    """The alerts of an Alertmanager-shaped notification (`source` names the payload the 400
+    expects), each read by `parse`."""
     raw_alerts = body.get("alerts")
     if not isinstance(raw_alerts, list):
-        raise bad_request(
-            'missing "alerts": expected a list of alerts (is this an Alertmanager webhook?)'
-        )
+        raise bad_request(f'missing "alerts": expected a list of alerts (is this {source}?)')
     if not raw_alerts:
         raise bad_request('"alerts" is empty')
-    alerts = tuple(parse_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts))
+    return tuple(parse(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts))
+
+
+def notification_events(
+    body: dict[str, Any], spec: HttpInput, now: datetime, kind: str, alerts: tuple[Alert, ...]
+) -> list[Event]:
+    """The events of a notification shaped as Alertmanager's (its alerts already read): one per
+    notification, labelled with its commonLabels and identified by its groupKey (the route and
+    the group's labels: every notification of one group is the same alert to the notification
+    log and to `ack`), or with `split` one per alert, identified by the alert's fingerprint."""
     common_labels = string_map(body.get("commonLabels"), "commonLabels")
     common_annotations = string_map(body.get("commonAnnotations"), "commonAnnotations")
     string_map(body.get("groupLabels"), "groupLabels")
@@ -103,7 +130,7 @@ def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]
         return [
             Event(
                 input=spec.name,
-                kind="alertmanager",
+                kind=kind,
                 status=alert.status,
                 labels=alert.labels,
                 annotations=alert.annotations,
@@ -123,7 +150,7 @@ def parse_notification(body: Any, spec: HttpInput, now: datetime) -> list[Event]
     return [
         Event(
             input=spec.name,
-            kind="alertmanager",
+            kind=kind,
             status=status,
             labels=common_labels,
             annotations=common_annotations,

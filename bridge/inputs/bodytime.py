@@ -21,7 +21,7 @@ import re
 from datetime import UTC, datetime
 
 from bridge.errors import InputError, bad_request
-from bridge.inputs.alertmanager import _time as rfc3339_time
+from bridge.inputs.alertmanager import rfc3339_time
 
 _EPOCH = re.compile(r"[0-9]+(\.[0-9]+)?")
 # The epoch value below which each unit is taken (seconds up to year 5138, and so on).

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bridge.inputs import alertmanager, callback, chat, file, prometheus, webhook
+from bridge.inputs import alertmanager, callback, chat, file, grafana, prometheus, webhook
 from bridge.inputs.kind import InputRuntime
 
 KINDS: Mapping[str, InputRuntime] = {
@@ -18,5 +18,6 @@ KINDS: Mapping[str, InputRuntime] = {
         callback.KIND,
         chat.KIND,
         prometheus.KIND,
+        grafana.KIND,
     )
 }

@@ -39,6 +39,7 @@ def _alert_view(alert: Alert, external_url: str) -> dict[str, Any]:
         "generatorURL": alert.generator_url,
         "fingerprint": alert.fingerprint,
         "silenceURL": silence_url(external_url, alert.labels) if external_url else "",
+        **alert.extras,  # what its source adds (Grafana: values, its own silenceURL, ...)
     }
 
 
@@ -52,10 +53,14 @@ def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
 
 def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     """Everything a rule's templates can read: templating.COMMON_VARIABLES, plus
-    ALERTMANAGER_VARIABLES for Alertmanager events and the alerts of prometheus inputs."""
+    ALERTMANAGER_VARIABLES for Alertmanager events and the alerts of prometheus inputs, and
+    GRAFANA_VARIABLES for Grafana's."""
     payload = dict(event.payload)
-    external = str(payload.get("externalURL", "")) if event.kind == "alertmanager" else ""
-    alerts = [_alert_view(a, external) for a in event.alerts]
+    notification = event.kind in ("alertmanager", "grafana")  # Alertmanager's shape
+    external = str(payload.get("externalURL", "")) if notification else ""
+    # Alertmanager's alerts link to its silence page; Grafana's bring their own link.
+    silence_base = external if event.kind == "alertmanager" else ""
+    alerts = [_alert_view(a, silence_base) for a in event.alerts]
     context: dict[str, Any] = {
         "status": event.status,
         "labels": dict(event.labels),
@@ -75,7 +80,7 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
     }
     if event.kind == PROMETHEUS_KIND:
         context.update(_as_notification(event, rule))
-    elif event.kind == "alertmanager":
+    elif notification:
         context.update(
             receiver=payload.get("receiver", ""),
             externalURL=external,
@@ -84,6 +89,13 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
             commonAnnotations=payload.get("commonAnnotations") or {},
             groupKey=payload.get("groupKey", ""),
             truncatedAlerts=payload.get("truncatedAlerts", 0),
+        )
+    if event.kind == "grafana":  # (bridge/inputs/grafana.py checked their types)
+        context.update(
+            title=payload.get("title") or "",
+            state=payload.get("state") or "",
+            message=payload.get("message") or "",
+            orgId=payload.get("orgId") or 0,
         )
     return context
 

@@ -26,6 +26,8 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "ends_at": _time(alert.ends_at),
         "generator_url": alert.generator_url,
         "fingerprint": alert.fingerprint,
+        # Only when there are some: rows of alerts without them stay as they were.
+        **({"extras": dict(alert.extras)} if alert.extras else {}),
     }
 
 
@@ -38,6 +40,7 @@ def alert_from_dict(data: dict[str, Any]) -> Alert:
         ends_at=_parse_time(data.get("ends_at")),
         generator_url=data.get("generator_url", ""),
         fingerprint=data["fingerprint"],
+        extras=data.get("extras") or {},
     )
 
 

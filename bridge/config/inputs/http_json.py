@@ -1,10 +1,10 @@
 """The `alertmanager` and `webhook` kinds: bodies POSTed to a path, guarded by a bearer token.
 
-Both compile to `HttpInput`; a webhook also derives labels, annotations, status, identity and
-time from the body with its templates (Alertmanager's payload says all that itself), reads the
-body as JSON, a form or lines of text (`format`), and may fan a JSON array out into one event
-per element (`items`). What its templates may read depends on those two: `body` and `now`
-always, `item` (the element) with `items`, `line` with `format: text`.
+Both compile to `HttpInput` (as does `grafana`: grafana.py); a webhook also derives labels,
+annotations, status, identity and time from the body with its templates (Alertmanager's payload
+says all that itself), reads the body as JSON, a form or lines of text (`format`), and may fan a
+JSON array out into one event per element (`items`). What its templates may read depends on
+those two: `body` and `now` always, `item` (the element) with `items`, `line` with `format: text`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ ITEM, LINE = "item", "line"  # the element `items:` yields; the line of a text b
 @dataclass(frozen=True)
 class HttpInput:
     name: str
-    type: Literal["alertmanager", "webhook"]
+    type: Literal["alertmanager", "webhook", "grafana"]
     path: str
     token: str | None = field(repr=False)
     max_body_bytes: int
-    split: bool = False  # alertmanager: one event per alert
+    split: bool = False  # alertmanager, grafana: one event per alert
     # alertmanager: seconds a notification's copies are absorbed after the first (0: never);
     # see bridge/pipeline/duplicates.py for what makes two copies the same
     dedup_window: float = 0.0
@@ -85,7 +85,7 @@ def compile_http_json(ctx: CompileContext, d: Definition) -> HttpInput:
 
     return HttpInput(
         name=d.name,
-        type="alertmanager" if kind == "alertmanager" else "webhook",
+        type=kind if kind in ("alertmanager", "grafana") else "webhook",
         path=str(spec.get("path")),
         token=ctx.auth_token(where, spec, "token"),
         max_body_bytes=max_body if isinstance(max_body, int) else d.server_max_body,

@@ -16,12 +16,13 @@ from bridge.config.context import CompileContext, as_dict
 from bridge.config.inputs.callback import CALLBACK
 from bridge.config.inputs.chat import CHAT
 from bridge.config.inputs.file import FILE
+from bridge.config.inputs.grafana import GRAFANA
 from bridge.config.inputs.http_json import ALERTMANAGER, WEBHOOK
 from bridge.config.inputs.kind import Definition, InputKind, InputSpec
 from bridge.config.inputs.prometheus import PROMETHEUS
 
 KINDS: Mapping[str, InputKind] = {
-    k.type: k for k in (ALERTMANAGER, WEBHOOK, FILE, CALLBACK, CHAT, PROMETHEUS)
+    k.type: k for k in (ALERTMANAGER, WEBHOOK, FILE, CALLBACK, CHAT, PROMETHEUS, GRAFANA)
 }
 RESERVED_PREFIX = "/-/"
 
