@@ -59,6 +59,21 @@ _ZH_CN: Mapping[str, str] = {
     " (%(queued)d were waiting).": "告警数量超过本群机器人的发送限额，已合并发送"
     "（共 %(queued)d 条待发）。",
     ", ": "，",
+    # Grafana (templates/grafana.*.j2); link names are translated as they are shown
+    "%(count)d more not sent by Grafana": "另有 %(count)d 条 Grafana 未发送",
+    "Values": "数值",
+    "values": "数值",
+    "no value": "无数值",
+    "Dashboard": "仪表盘",
+    "Panel": "面板",
+    "Alert rule": "告警规则",
+    "Runbook": "处理手册",
+    "dashboard": "仪表盘",
+    "panel": "面板",
+    "image": "图片",
+    "alert rule": "告警规则",
+    "silence": "静默",
+    "runbook": "处理手册",
     # presets (examples/sources/*/message.*.j2)
     "Resource": "资源",
     "Metric": "指标",

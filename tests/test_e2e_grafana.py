@@ -37,6 +37,7 @@ def sim() -> Iterator[Simulator]:
 def daemon(sim: Simulator) -> Iterator[Daemon]:
     retry = {"initial": 0.2, "max": 1}
     config: dict[str, Any] = {
+        "locale": "en",  # the assertions read the English words
         "targets": {
             "group": {"type": "robot", "webhook": sim.robot_url("tok-group"), "retry": retry},
             "split": {"type": "robot", "webhook": sim.robot_url("tok-split"), "retry": retry},

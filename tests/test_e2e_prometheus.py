@@ -43,6 +43,7 @@ SUMMARY = "The e2e rule always fires"
 def bridge_config(sim: Simulator, state_dir: Path) -> dict[str, Any]:
     return {
         "state_dir": str(state_dir),
+        "locale": "en",  # the assertions read the English status words
         "targets": {
             "ops": {"type": "robot", "webhook": sim.robot_url(TOKEN), "rate_limit": {"messages": 0}}
         },

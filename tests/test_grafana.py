@@ -19,6 +19,7 @@ from bridge.config.templating import COMMON_VARIABLES, GRAFANA_VARIABLES
 from bridge.errors import ConfigError, InputError
 from bridge.inputs.alertmanager import parse_notification
 from bridge.inputs.grafana import parse_grafana
+from bridge.locales import LOCALES
 from bridge.model import Event
 from bridge.pipeline.render import render, template_context
 from bridge.store.codec import event_from_json, event_to_json
@@ -241,8 +242,17 @@ GOLDEN: dict[str, tuple[str, bool, Callable[[], dict[str, Any]]]] = {
 }
 
 
+@pytest.fixture(scope="module", params=LOCALES)
+def config_in(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The config in each locale (the golden files of both)."""
+    text = f"{CONFIG}locale: {request.param}\n"
+    config: Config = compile_yaml(tmp_path_factory.mktemp("grafana"), text)
+    return config
+
+
 @pytest.mark.parametrize("case", sorted(GOLDEN))
-def test_bundled_templates_match_golden_files(config: Config, case: str) -> None:
+def test_bundled_templates_match_golden_files(config_in: Config, case: str) -> None:
+    config = config_in
     rule_name, split, body = GOLDEN[case]
     events = parse_grafana(body(), spec(config, split), NOW)
     shown: list[tuple[str, str]] = []
@@ -255,7 +265,7 @@ def test_bundled_templates_match_golden_files(config: Config, case: str) -> None
     text = "\n\n".join(
         [shown[0][1]] + [f"======== title: {t}\n\n{body_}" for t, body_ in shown[1:]]
     )
-    assert_golden(case, title, text)
+    assert_golden(f"{config.locale}/{case}", title, text)
 
 
 def test_the_default_dispatcher_renders_grafanas_template(tmp_path: Path) -> None:
@@ -370,7 +380,7 @@ def test_check_and_render_take_a_grafana_input(tmp_path: Path) -> None:
     blocks = result.stdout.split("# rule ")[1:]
     assert [b.splitlines()[0] for b in blocks] == ["text -> target ops (robot)"] * 2
     texts = [json.loads(b.split("\n", 1)[1])["text"]["content"] for b in blocks]
-    assert "High memory usage" in texts[0] and "values: B=44.2394, C=1" in texts[0]
+    assert "High memory usage" in texts[0] and "数值: B=44.2394, C=1" in texts[0]
     assert "High CPU usage" in texts[1]
     refused = bridge_cli(
         "render",

@@ -44,6 +44,7 @@ rules:
 
 def test_there_are_the_presets_the_issue_names() -> None:
     assert {
+        "grafana",
         "aliyun-cloudmonitor",
         "zabbix",
         "uptime-kuma",
@@ -67,7 +68,7 @@ def test_a_preset_is_one_line_of_config(tmp_path: Path, name: str) -> None:
     assert getattr(spec, "path", None) == preset.input["path"]
     assert getattr(spec, "preset", None) == name
     for rule in config.rules:  # the rules default to the preset's bodies
-        assert rule.body.name is not None and rule.body.name.startswith(f"{name}/message.")
+        assert rule.body.name is not None and rule.body.name.startswith(f"{preset.body}.")
     assert preset.samples and all(s.file.is_file() for s in preset.samples)
 
 
@@ -104,23 +105,45 @@ def test_every_sample_renders_to_its_golden_file(
 
 
 SAMPLE_FACTS: dict[str, tuple[str, dict[str, str], str]] = {
-    # sample -> (the first event's status, some of its labels, a text its markdown shows)
-    "alarm.txt": (
+    # preset/sample -> (the first event's status, some of its labels, a text its markdown shows)
+    "aliyun-cloudmonitor/alarm.txt": (
         "firing",
         {"alertname": "基础监控-ECS-内存使用率", "severity": "warn"},
         "**97.39**",
     ),
-    "default-params.json": ("firing", {"alertname": "{ALERT.SUBJECT}"}, "{ALERT.MESSAGE}"),
-    "problem.constructed.json": ("firing", {"host": "web-01", "severity": "warning"}, "web-01"),
-    "resolved.constructed.json": ("resolved", {"host": "web-01"}, "Problem duration: 12m 5s"),
-    "down.constructed.json": ("firing", {"alertname": "Order API"}, "ECONNREFUSED"),
-    "test.constructed.json": ("firing", {"alertname": "Uptime Kuma"}, "My Webhook Testing"),
-    "pipeline-event.json": ("resolved", {"project": "gitlab-org/gitlab-test", "ref": "master"}, ""),
-    "completed.json": ("resolved", {"job": "asgard"}, "SUCCESS"),
-    "completed-failure.constructed.json": ("firing", {"job": "asgard"}, "FAILURE"),
-    "watch.synthetic.json": ("firing", {"alertname": "log_error_watch"}, "5 error log"),
-    "alarms-v10.4.0.json": ("resolved", {"service": "serviceA", "level": "WARNING"}, ""),
-    "alarms-v10.3.0.json": ("firing", {"service": "serviceA", "level": "WARNING"}, ""),
+    "grafana/firing.json": ("firing", {"team": "blue"}, "**B** = 44.2394"),
+    "grafana/resolved.constructed.json": ("resolved", {"alertname": "High memory usage"}, "us-1"),
+    "zabbix/default-params.json": ("firing", {"alertname": "{ALERT.SUBJECT}"}, "{ALERT.MESSAGE}"),
+    "zabbix/problem.constructed.json": (
+        "firing",
+        {"host": "web-01", "severity": "warning"},
+        "web-01",
+    ),
+    "zabbix/resolved.constructed.json": (
+        "resolved",
+        {"host": "web-01"},
+        "Problem duration: 12m 5s",
+    ),
+    "uptime-kuma/down.constructed.json": ("firing", {"alertname": "Order API"}, "ECONNREFUSED"),
+    "uptime-kuma/test.constructed.json": (
+        "firing",
+        {"alertname": "Uptime Kuma"},
+        "My Webhook Testing",
+    ),
+    "gitlab/pipeline-event.json": (
+        "resolved",
+        {"project": "gitlab-org/gitlab-test", "ref": "master"},
+        "",
+    ),
+    "jenkins/completed.json": ("resolved", {"job": "asgard"}, "SUCCESS"),
+    "jenkins/completed-failure.constructed.json": ("firing", {"job": "asgard"}, "FAILURE"),
+    "elasticsearch-watcher/watch.synthetic.json": (
+        "firing",
+        {"alertname": "log_error_watch"},
+        "5 error log",
+    ),
+    "skywalking/alarms-v10.4.0.json": ("resolved", {"service": "serviceA", "level": "WARNING"}, ""),
+    "skywalking/alarms-v10.3.0.json": ("firing", {"service": "serviceA", "level": "WARNING"}, ""),
 }
 
 
@@ -132,7 +155,7 @@ def test_what_each_sample_says(tmp_path: Path, name: str, sample: Path) -> None:
     sample_of = KINDS[spec.type].sample
     assert sample_of is not None
     [first, *_] = sample_of(spec, sample, NOW)
-    status, labels, shown = SAMPLE_FACTS[sample.name]
+    status, labels, shown = SAMPLE_FACTS[f"{name}/{sample.name}"]
     assert first.status == status
     assert labels.items() <= dict(first.labels).items()
     assert shown in render(config.rules[0], first, NOW).message.text

@@ -360,8 +360,10 @@ def test_an_alert_not_refreshed_resolves_when_its_end_passes(config: Config, sto
     assert resolved.event is not None and resolved.event.labels.get("instance") is None
     rule = config.rules[0]
     text = render(rule, resolved.event, at(41)).message
-    assert text.title == "[RESOLVED] Down"  # the default title, as the alertmanager kind's
-    assert "RESOLVED" in text.text and "it is down" in text.text  # the bundled template
+    # The default title, as the alertmanager kind's, and the bundled template (Chinese: 恢复 is
+    # resolved).
+    assert text.title == "[恢复] Down"
+    assert "恢复" in text.text and "it is down" in text.text
     # Posted again as resolved after the sweep resolved it: no second resolved message.
     post(intake, config, 50, prom_alert(-30, 45))
     assert statuses(store) == ["firing", "firing", "resolved"]

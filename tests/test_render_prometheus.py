@@ -20,6 +20,7 @@ from bridge.config.model import Config, PrometheusInput, Rule
 from bridge.config.templating import ALERTMANAGER_VARIABLES, COMMON_VARIABLES
 from bridge.inputs.kind import read_json
 from bridge.inputs.prometheus import parse_alerts, sample
+from bridge.locales import LOCALES
 from bridge.model import Event
 from bridge.pipeline.render import render, template_context
 from tests.harness import ROOT, compile_yaml
@@ -40,9 +41,11 @@ rules:
 """
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    result: Config = compile_yaml(tmp_path_factory.mktemp("render"), CONFIG)
+@pytest.fixture(scope="module", params=LOCALES)
+def config(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The config in each locale: the golden files of both."""
+    text = f"{CONFIG}locale: {request.param}\n"
+    result: Config = compile_yaml(tmp_path_factory.mktemp("render"), text)
     return result
 
 
@@ -82,7 +85,7 @@ def test_bundled_templates_render_prometheus_alerts(
     event = _firing(config) if status == "firing" else _resolved(config)
     rendered = render(_rule(config, rule), event, NOW + timedelta(seconds=10))
     assert rendered.error is None
-    assert_golden(case, rendered.message.title, rendered.message.text)
+    assert_golden(f"{config.locale}/{case}", rendered.message.title, rendered.message.text)
 
 
 def test_a_group_of_them_renders_as_alertmanager_notifications_do(config: Config) -> None:
@@ -94,7 +97,7 @@ def test_a_group_of_them_renders_as_alertmanager_notifications_do(config: Config
     rule = _rule(config, "prom-grouped")
     rendered = render(rule, group, NOW + timedelta(seconds=10))
     assert rendered.error is None
-    assert_golden("prom-group.md", rendered.message.title, rendered.message.text)
+    assert_golden(f"{config.locale}/prom-group.md", rendered.message.title, rendered.message.text)
     context = template_context(group, rule, NOW)
     assert set(context) == COMMON_VARIABLES | ALERTMANAGER_VARIABLES
     assert context["groupLabels"] == {"alertname": "InstanceDown"}

@@ -46,11 +46,9 @@ class Preset:
     title: str | None  # default rule title (a template); None: the input kind's
     samples: tuple[Sample, ...]
     folder: Path
-
-    @property
-    def body(self) -> str:
-        """The default body's name for the template loader (without `.md.j2`)."""
-        return f"{self.name}/message"
+    # The default body's name for the template loader (without `.md.j2`): its own
+    # `<name>/message`, or a bundled template (Grafana's preset uses the grafana kind's).
+    body: str
 
 
 def _preset(folder: Path) -> Preset:
@@ -64,6 +62,7 @@ def _preset(folder: Path) -> Preset:
         title=spec.get("title"),
         samples=tuple(Sample(folder / s["file"], str(s["source"])) for s in spec["samples"]),
         folder=folder,
+        body=str(spec.get("body", f"{folder.name}/message")),
     )
 
 
