@@ -13,7 +13,7 @@ from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.resources import data_dir
 from bridge.config.schema import schema
 from bridge.config.templating import ALERTMANAGER_VARIABLES, GRAFANA_VARIABLES
-from bridge.inputs.bearer import bearer_refusal
+from bridge.inputs.bearer import bearer_refusal, header_token_refusal
 from bridge.inputs.registry import KINDS as RUNTIME_KINDS
 
 
@@ -104,3 +104,19 @@ def test_a_rule_fed_by_one_kind_takes_its_defaults() -> None:
 )
 def test_bearer_refusal(header: str, token: str | None, refusal: str | None) -> None:
     assert bearer_refusal(header, token) == refusal
+
+
+HEADER_TOKENS = [
+    # (header value, configured token, refusal or None)
+    ("s3cret", "s3cret", None),
+    (" s3cret ", "s3cret", None),
+    ("", "s3cret", "missing token (X-Gitlab-Token: …)"),
+    ("Bearer s3cret", "s3cret", "wrong token in X-Gitlab-Token"),
+    ("other", "s3cret", "wrong token in X-Gitlab-Token"),
+    ("", None, None),  # no token configured: nothing to check
+]
+
+
+@pytest.mark.parametrize(("value", "token", "refusal"), HEADER_TOKENS)
+def test_a_token_in_its_own_header(value: str, token: str | None, refusal: str | None) -> None:
+    assert header_token_refusal(value, token, "X-Gitlab-Token") == refusal

@@ -16,3 +16,15 @@ def bearer_refusal(authorization: str, token: str | None) -> str | None:
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         return "wrong bearer token"
     return None
+
+
+def header_token_refusal(value: str, token: str | None, header: str) -> str | None:
+    """Why the header `header` (its value `value`) does not carry `token` itself, as GitLab
+    sends its secret in X-Gitlab-Token (None: it does, or no token is configured)."""
+    if token is None:
+        return None
+    if not value:
+        return f"missing token ({header}: …)"
+    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+        return f"wrong token in {header}"
+    return None

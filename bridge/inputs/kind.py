@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from bridge.config.model import HttpInput
 from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody
-from bridge.inputs.bearer import bearer_refusal
+from bridge.inputs.bearer import bearer_refusal, header_token_refusal
 from bridge.inputs.request import Request, Sink
 from bridge.model import Event
 
@@ -54,8 +54,15 @@ class Guarded(Protocol):
 
 
 def guarded_body(request: Request, spec: Guarded) -> bytes:
-    """The request's body, once its token is checked (401) and its size (413)."""
-    refusal = bearer_refusal(request.header("HTTP_AUTHORIZATION"), spec.token)
+    """The request's body, once its token is checked (401) and its size (413). The token comes
+    as `Authorization: Bearer <token>`, or as the whole value of the input's `token_header`
+    (webhooks only: GitLab sends its secret as X-Gitlab-Token)."""
+    header = getattr(spec, "token_header", None)
+    if header is not None:
+        value = request.header("HTTP_" + header.upper().replace("-", "_"))
+        refusal = header_token_refusal(value, spec.token, header)
+    else:
+        refusal = bearer_refusal(request.header("HTTP_AUTHORIZATION"), spec.token)
     if refusal is not None:
         raise InputError(401, Reason.UNAUTHORIZED, refusal)
     return request.body(spec.max_body_bytes)

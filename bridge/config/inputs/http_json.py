@@ -57,6 +57,7 @@ class HttpInput:
     format: BodyFormat = "json"  # webhook: how the body is read
     items: TemplateExpression | None = None  # webhook, json: the array to fan out
     preset: str | None = None  # the preset it was made from (config/presets.py), if any
+    token_header: str | None = None  # webhook: the header carrying the token itself
     definition: str = field(
         default="", repr=False
     )  # canonical JSON of the raw definition: equal text, unchanged input
@@ -100,6 +101,7 @@ def compile_http_json(ctx: CompileContext, d: Definition) -> HttpInput:
         format=body_format,
         items=_items(ctx, d, body_format) if kind == "webhook" else None,
         preset=spec["preset"] if isinstance(spec.get("preset"), str) else None,
+        token_header=spec["token_header"] if isinstance(spec.get("token_header"), str) else None,
         definition=canonical(spec),
     )
 
