@@ -236,7 +236,7 @@ def test_check_accepts_the_example_config(installed: Installed, tmp_path: Path) 
     config = tmp_path / "config.example.yaml"
     shutil.copy2(EXAMPLE, config)
     result = run([installed.command, "check", "-c", config], cwd=installed.workdir)
-    assert result.stdout.startswith(f"{config}: OK: 5 inputs, 5 rules, 2 targets"), result.stdout
+    assert result.stdout.startswith(f"{config}: OK: 6 inputs, 6 rules, 2 targets"), result.stdout
 
 
 class RunningDaemon:
