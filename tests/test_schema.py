@@ -148,11 +148,13 @@ def test_example_validates_after_expansion() -> None:
 def test_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     assert set(config.targets) == {"ops", "oncall"}
-    assert set(config.inputs) == {"am", "ci", "app-log", "dingtalk-events", "chat"}
+    assert set(config.inputs) == {"am", "ci", "grafana", "app-log", "dingtalk-events", "chat"}
+    assert getattr(config.inputs["grafana"], "preset", None) == "grafana"
     assert [r.name for r in config.rules] == [
         "critical",
         "ci-main",
         "app-errors",
+        "grafana",
         "people-join",
         "everything-else",
     ]
