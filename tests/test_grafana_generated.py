@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.app.bridge import Bridge
 from bridge.config.model import Config
 from bridge.errors import InputError
 from bridge.inputs import jsonbody
@@ -25,16 +23,15 @@ from bridge.inputs.grafana import parse_grafana
 from bridge.inputs.http import HttpApp
 from bridge.pipeline.render import render
 from bridge.store.codec import event_from_json, event_to_json
-from bridge.store.sqlite import SqliteStore
 from tests.harness import FIXTURES, compile_yaml
 from tests.test_http_generated import (
     SETTINGS,
-    _NoNetwork,
     bodies,
     call,
     check,
     content_lengths,
     headers,
+    offline_app,
 )
 
 TOKEN = "grafana-token"
@@ -64,12 +61,8 @@ def config(directory: Path) -> Config:
 
 @pytest.fixture(scope="module")
 def app(directory: Path, config: Config) -> Iterator[HttpApp]:
-    session = requests.Session()
-    session.mount("http://", _NoNetwork())
-    store = SqliteStore(directory / "state")
-    bridge = Bridge(config, store=store, session=session)
-    yield HttpApp(bridge, bridge.clock)
-    store.close()
+    with offline_app(directory, config) as app:
+        yield app
 
 
 @SETTINGS

@@ -20,6 +20,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.app.bridge import Bridge
-from bridge.config.model import HttpInput
+from bridge.config.model import Config, HttpInput
 from bridge.dingtalk.signing import robot_sign
 from bridge.errors import InputError
 from bridge.inputs import jsonbody
@@ -89,17 +90,26 @@ class _NoNetwork(requests.adapters.BaseAdapter):
         pass
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
-    directory = tmp_path_factory.mktemp("generated")
-    config = compile_yaml(directory, CONFIG)
+@contextmanager
+def offline_app(directory: Path, config: Config) -> Iterator[HttpApp]:
+    """The WSGI app of a Bridge on `config` (its state under `directory`) whose calls to
+    DingTalk fail at once: the generated-input tests of every input kind post through it."""
     session = requests.Session()
     session.mount("http://", _NoNetwork())
     session.mount("https://", _NoNetwork())
-    store = SqliteStore(Path(directory) / "state")
+    store = SqliteStore(directory / "state")
     bridge = Bridge(config, store=store, session=session)
-    yield HttpApp(bridge, bridge.clock)
-    store.close()
+    try:
+        yield HttpApp(bridge, bridge.clock)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
+    directory = tmp_path_factory.mktemp("generated")
+    with offline_app(directory, compile_yaml(directory, CONFIG)) as app:
+        yield app
 
 
 def call(

@@ -6,25 +6,21 @@ always a 4xx with a JSON `reason` or Alertmanager's 200 `{}`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 from hypothesis import given
 
-from bridge.app.bridge import Bridge
 from bridge.inputs.http import HttpApp
 from bridge.inputs.kind import read_json
-from bridge.store.sqlite import SqliteStore
 from tests.harness import ROOT, compile_yaml
 from tests.test_http_generated import (
     SETTINGS,
-    _NoNetwork,
     bodies,
     call,
     check,
     content_lengths,
     headers,
+    offline_app,
 )
 
 CONFIG = """
@@ -39,14 +35,8 @@ POST = read_json(ROOT / "examples" / "prometheus-alerts.json")
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
     directory = tmp_path_factory.mktemp("generated-prometheus")
-    config = compile_yaml(directory, CONFIG)
-    session = requests.Session()
-    session.mount("http://", _NoNetwork())
-    session.mount("https://", _NoNetwork())
-    store = SqliteStore(Path(directory) / "state")
-    bridge = Bridge(config, store=store, session=session)
-    yield HttpApp(bridge, bridge.clock)
-    store.close()
+    with offline_app(directory, compile_yaml(directory, CONFIG)) as app:
+        yield app
 
 
 @SETTINGS

@@ -9,14 +9,12 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.app.bridge import Bridge
 from bridge.errors import InputError
 from bridge.inputs.bodyformats import (
     MAX_FIELD_NAME_BYTES,
@@ -29,9 +27,8 @@ from bridge.inputs.bodyformats import (
 from bridge.inputs.bodytime import body_time
 from bridge.inputs.http import HttpApp
 from bridge.inputs.jsonbody import utf8_text
-from bridge.store.sqlite import SqliteStore
 from tests.harness import compile_yaml
-from tests.test_http_generated import SETTINGS, check
+from tests.test_http_generated import SETTINGS, check, offline_app
 
 CONFIG = """
 targets: {ops: {type: robot, webhook: "http://127.0.0.1:9/robot/send?access_token=t"}}
@@ -139,11 +136,8 @@ def test_times_are_aware_or_a_400(text: str) -> None:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApp]:
     directory = tmp_path_factory.mktemp("webhook-generated")
-    config = compile_yaml(directory, CONFIG)
-    store = SqliteStore(Path(directory) / "state")
-    bridge = Bridge(config, store=store)
-    yield HttpApp(bridge, bridge.clock)
-    store.close()
+    with offline_app(directory, compile_yaml(directory, CONFIG)) as app:
+        yield app
 
 
 def post(app: HttpApp, path: str, raw: bytes, content_type: str) -> tuple[int, bytes]:
