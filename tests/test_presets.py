@@ -135,6 +135,7 @@ SAMPLE_FACTS: dict[str, tuple[str, dict[str, str], str]] = {
         {"project": "gitlab-org/gitlab-test", "ref": "master"},
         "",
     ),
+    "gitlab/job-event.json": ("resolved", {"alertname": "JobFailed", "job": "test"}, "test (test)"),
     "jenkins/completed.json": ("resolved", {"job": "asgard"}, "SUCCESS"),
     "jenkins/completed-failure.constructed.json": ("firing", {"job": "asgard"}, "FAILURE"),
     "elasticsearch-watcher/watch.synthetic.json": (
