@@ -163,7 +163,7 @@ def test_dockerignore_keeps_the_venv_history_and_caches_out_of_the_context() -> 
     for kept_out in (".venv", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "state"):
         assert kept_out in patterns, kept_out
     # What `pip wheel .` builds from stays in.
-    for needed in ("pyproject.toml", "README.md", "bridge", "schemas", "templates"):
+    for needed in ("pyproject.toml", "README.md", "bridge", "schemas", "templates", "examples"):
         assert needed not in patterns and f"/{needed}" not in patterns, needed
 
 
