@@ -48,10 +48,8 @@ def matching_rules(rules: Iterable[Rule], event: Event) -> list[Rule]:
 def tried(rules: Sequence[Rule], event: Event) -> Iterator[tuple[Rule, Miss | None]]:
     """Each rule the walk reaches, with why it does not match (None: it matches), in order: the
     walk of matching_rules, which ends after the first match that does not `continue`."""
-    matched = matching_rules(rules, event)
-    last = matched[-1] if matched and not matched[-1].continue_ else None
-    taken = {id(rule) for rule in matched}
     for rule in rules:
-        yield rule, None if id(rule) in taken else miss(rule, event)
-        if rule is last:
+        why = miss(rule, event)
+        yield rule, why
+        if why is None and not rule.continue_:
             return
