@@ -27,10 +27,11 @@ def posted_events(
     the order posted. The alerts are locked in the order of their fingerprints, so two posts
     of the same alerts in another order cannot each wait for the other (a deadlock)."""
     stamp = now.timestamp()
-    keyed = sorted(enumerate(alerts), key=lambda item: (label_fingerprint(item[1].labels), item[0]))
+    # (fingerprint, index): the index is unique, so the alerts themselves are never compared.
+    keyed = sorted((label_fingerprint(a.labels), index, a) for index, a in enumerate(alerts))
     caused: list[tuple[int, Event]] = []
-    for index, posted in keyed:
-        kept = tx.alertstate.get_for_update(spec.name, label_fingerprint(posted.labels))
+    for fingerprint, index, posted in keyed:
+        kept = tx.alertstate.get_for_update(spec.name, fingerprint)
         state, status = received(spec.name, posted, kept, stamp, spec.resolve_timeout)
         tx.alertstate.put(state)
         if status is not None:
