@@ -44,10 +44,15 @@ def read_json(path: Path) -> Any:
 
 
 class Guarded(Protocol):
-    """An input behind an optional bearer token, with a body limit."""
+    """An input behind an optional token, with a body limit."""
 
     @property
     def token(self) -> str | None: ...
+
+    @property
+    def token_header(self) -> str | None:
+        """The header that carries the token itself; None: `Authorization: Bearer`."""
+        ...
 
     @property
     def max_body_bytes(self) -> int: ...
@@ -57,7 +62,7 @@ def guarded_body(request: Request, spec: Guarded) -> bytes:
     """The request's body, once its token is checked (401) and its size (413). The token comes
     as `Authorization: Bearer <token>`, or as the whole value of the input's `token_header`
     (webhooks only: GitLab sends its secret as X-Gitlab-Token)."""
-    header = getattr(spec, "token_header", None)
+    header = spec.token_header
     if header is not None:
         value = request.header("HTTP_" + header.upper().replace("-", "_"))
         refusal = header_token_refusal(value, spec.token, header)

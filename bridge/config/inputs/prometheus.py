@@ -29,6 +29,7 @@ class PrometheusInput:
     token: str | None = field(repr=False)
     max_body_bytes: int
     resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT
+    token_header: None = None  # Prometheus sends its credentials as Authorization: Bearer
     type: Literal["prometheus"] = "prometheus"
     definition: str = field(default="", repr=False)
 
