@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bridge.config.model import Config
 from bridge.config.presets import presets
@@ -214,8 +215,27 @@ def test_sources_lists_and_shows_the_presets(tmp_path: Path) -> None:
     shown = run("gitlab")
     assert shown.returncode == 0
     assert "Settings > Webhooks" in shown.stdout and "preset: gitlab" in shown.stdout
-    # the one line it prints is a config that compiles
-    config_text = one_line("gitlab")
-    assert "preset: gitlab" in config_text
+    # The inputs it prints, with a target and a rule, are a config that compiles to the preset.
+    printed = shown.stdout.split("## In the config")[1].split("\n", 1)[1].split("\n## ")[0]
+    inputs = yaml.safe_load(printed)["inputs"]
+    config: Config = compile_yaml(
+        tmp_path,
+        yaml.safe_dump(
+            {
+                "targets": {
+                    "ops": {
+                        "type": "robot",
+                        "webhook": "http://127.0.0.1:1/robot/send?access_token=t",
+                    }
+                },
+                "inputs": inputs,
+                "rules": [{"name": "all", "targets": ["ops"]}],
+            }
+        ),
+    )
+    [spec] = config.inputs.values()
+    assert getattr(spec, "preset", None) == "gitlab" and getattr(spec, "path", "") == (
+        "/sources/gitlab"
+    )
     unknown = run("nope")
     assert unknown.returncode == 2 and "no preset 'nope'" in unknown.stderr
