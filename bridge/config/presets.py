@@ -45,7 +45,6 @@ class Preset:
     input: Mapping[str, Any]  # the input's settings (type, path, format, templates...)
     title: str | None  # default rule title (a template); None: the input kind's
     samples: tuple[Sample, ...]
-    folder: Path
     # The default body's name for the template loader (without `.md.j2`): its own
     # `<name>/message`, or a bundled template (Grafana's preset uses the grafana kind's).
     body: str
@@ -61,7 +60,6 @@ def _preset(folder: Path) -> Preset:
         input=spec["input"],
         title=spec.get("title"),
         samples=tuple(Sample(folder / s["file"], str(s["source"])) for s in spec["samples"]),
-        folder=folder,
         body=str(spec.get("body", f"{folder.name}/message")),
     )
 
