@@ -161,10 +161,11 @@ def _check_msgtype(
         ctx.problem((*where, "buttons"), "buttons are only shown on actionCard messages")
     if msgtype == "feedCard":
         for target in targets:
-            if target.type == "work_notice":
+            if target.type in ("work_notice", "app_robot"):
+                what = "work notices" if target.type == "work_notice" else "app robots"
                 ctx.problem(
                     (*where, "msgtype"),
-                    f'work notices cannot carry feedCard (target "{target.name}")',
+                    f'{what} cannot carry feedCard (target "{target.name}")',
                 )
 
 
