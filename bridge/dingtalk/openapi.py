@@ -67,6 +67,10 @@ CODES: dict[str, CodeRule] = {
     "token.notExisted": CodeRule(Reason.AUTH, token_invalid=True),
     # HTTP 401's usual code for a missing, malformed or expired token. (R: SDK issues)
     "InvalidAuthentication": CodeRule(Reason.AUTH, retryable=True, token_invalid=True),
+    # The app's calls per second to this API (or in all) are used up: wait and try again.
+    # (R: DingTalk's API gateway answers HTTP 403 with these; the simulator does too)
+    "Forbidden.AccessDenied.QpsLimitForApi": _THROTTLED,
+    "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi": _THROTTLED,
     # The app lacks the permission (qyapi_robot_sendmsg) in the developer console. (R)
     "Forbidden.AccessDenied.AccessTokenPermissionDenied": _CONFIG,
     # The group was disbanded: no message will ever reach it. (D)
