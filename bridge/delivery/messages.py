@@ -57,6 +57,7 @@ class Current:
     done: int
     hold: Hold
     started: float = field(default_factory=time.monotonic)
+    refused: int = 0  # users an app robot's answers refused so far (for the log line)
 
 
 def digest_threshold(policy: SendPolicy, used: int) -> int:

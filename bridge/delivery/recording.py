@@ -11,7 +11,7 @@ accepted, which the store still lists as pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bridge.clock import Clock
@@ -19,11 +19,11 @@ from bridge.delivery.backoff import backoff_ceiling
 from bridge.delivery.labels import error_text, ids_of
 from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.robots import RobotWindow, Ticket
-from bridge.dingtalk.responses import Failed
+from bridge.dingtalk.responses import Delivered, Failed, SendOutcome
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.store.api import Store, Tx
-from bridge.store.records import Row
+from bridge.store.records import AppRobotSend, Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -68,22 +68,60 @@ def dead_letters(
     return Record("dead letter", ids + (swept or []), calls, None, write)
 
 
-def part_sent(head: str, done: int, at: float, owner: str) -> Record:
+def app_robot_sends(
+    batch: Sequence[Row], target: str, sent: SendOutcome, at: float
+) -> list[AppRobotSend]:
+    """What an app robot's answer said of the call (its processQueryKey, the users it refused),
+    for every message the call carried; nothing for other channels."""
+    receipt = sent.receipt if isinstance(sent, Delivered) else None
+    if receipt is None:
+        return []
+    return [
+        AppRobotSend(
+            row.id,
+            receipt.process_query_key,
+            target,
+            row.rule,
+            receipt.robot_code,
+            receipt.conversation,
+            receipt.users,
+            receipt.refused(),
+            at,
+        )
+        for row in batch
+    ]
+
+
+def part_sent(
+    head: str, done: int, at: float, owner: str, sends: Sequence[AppRobotSend] = ()
+) -> Record:
     """Part `done` of a long message went out: a restart resumes at the next part."""
-    return Record(
-        "part", [head], [at], None, lambda tx: tx.outbox.progress(head, done, at, owner=owner)
-    )
+
+    def write(tx: Tx) -> None:
+        tx.outbox.progress(head, done, at, owner=owner)
+        if sends:
+            tx.appsends.record(sends, at)
+
+    return Record("part", [head], [at], None, write)
 
 
 def accepted(
-    batch: list[Row], target: str, task_id: int | None, calls: list[float], now: float
+    batch: list[Row],
+    target: str,
+    task_id: int | None,
+    calls: list[float],
+    now: float,
+    sends: Sequence[AppRobotSend] = (),
 ) -> Record:
     """DingTalk took every body: the rows leave the outbox, or, for a send awaiting its result
     (a work notice), stay 'sent' with the task id until the poller settles them
-    (store/notices.py, delivery/noticepoll.py)."""
+    (store/notices.py, delivery/noticepoll.py). `sends`: what an app robot's answer said of the
+    last call (store/appsends.py)."""
     ids = [r.id for r in batch]
 
     def write(tx: Tx) -> None:
+        if sends:
+            tx.appsends.record(sends, now)
         if task_id is not None:
             tx.notices.awaiting(batch, target, task_id, now, first_poll_at(now))
         else:

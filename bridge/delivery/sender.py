@@ -62,7 +62,7 @@ from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.store import records
 from bridge.store.api import Store
-from bridge.store.records import Row
+from bridge.store.records import AppRobotSend, Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -281,14 +281,17 @@ class TargetSender:
         at = self.clock.time()
         self.window.settle(ticket, at, counted=True, failing=False)
         current.done += 1
+        sends = recording.app_robot_sends(current.batch, self.name, sent, at)
+        current.refused += len(sends[0].refused) if sends else 0
         if current.done < len(current.bodies):
             self.recorder.commit(
-                recording.part_sent(current.batch[0].id, current.done, at, self.owner), ticket
+                recording.part_sent(current.batch[0].id, current.done, at, self.owner, sends),
+                ticket,
             )
             return 0.0
         self._current = None
         task_id = sent.task_id if isinstance(sent, AwaitingResult) else None
-        self._succeeded(current, task_id, [at], ticket)
+        self._succeeded(current, task_id, [at], ticket, sends)
         return 0.0
 
     def _succeeded(
@@ -297,11 +300,15 @@ class TargetSender:
         task_id: int | None,
         calls: list[float],
         ticket: Ticket | None = None,
+        sends: list[AppRobotSend] | None = None,
     ) -> None:
-        """DingTalk accepted every body of the message: the rows leave the outbox."""
+        """DingTalk accepted every body of the message: the rows leave the outbox (an app
+        robot's answers, with the users it refused, are kept: store/appsends.py)."""
         batch = current.batch
         self.stats.delivered += len(batch)
-        record = recording.accepted(batch, self.name, task_id, calls, self.clock.time())
+        record = recording.accepted(
+            batch, self.name, task_id, calls, self.clock.time(), sends or ()
+        )
         recorded = self.recorder.commit(record, ticket)
         log.info(
             fmt_fields(
@@ -312,6 +319,7 @@ class TargetSender:
                 parts=len(current.bodies) if len(current.bodies) > 1 else None,
                 digest=len(batch) if len(batch) > 1 else None,
                 task_id=task_id,
+                refused_users=current.refused or None,
                 ms=round((time.monotonic() - current.started) * 1000),
                 recorded=None if recorded else "no",
             )

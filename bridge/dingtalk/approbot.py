@@ -171,3 +171,45 @@ class AppRobotChannel:
             ):
                 self.client.v1.count_refused(why, len(users))
         return Delivered(receipt)
+
+
+RECALL_BATCH = 20  # processQueryKeys per recall call (stream reference §11: at most 20)
+
+
+def recall(
+    client: DingTalkClient, target: AppRobotTarget, conversation: str | None, keys: Sequence[str]
+) -> tuple[list[str], dict[str, str]]:
+    """Recall the sends of `keys` (all to the group `conversation`, or all one-to-one when
+    None), 20 keys a call: (keys DingTalk recalled, {key: why not} for the others). Raises
+    DeliveryError when DingTalk (or the network) refused a call; the keys of the calls made
+    before it are in neither list then, so the caller records nothing for them."""
+    app = App(target.api_base, target.app_key, target.app_secret)
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    for start in range(0, len(keys), RECALL_BATCH):
+        chunk = list(keys[start : start + RECALL_BATCH])
+        body: dict[str, Any] = {"robotCode": target.robot_code, "processQueryKeys": chunk}
+        path = BATCH_RECALL
+        if conversation is not None:
+            body["openConversationId"] = conversation
+            path = GROUP_RECALL
+        answer = client.v1.call(app, path, body, target.timeout, "recall")
+        ok, refused = recall_answer(answer, chunk)
+        done += ok
+        failed.update(refused)
+    return done, failed
+
+
+def recall_answer(answer: dict[str, Any], keys: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """A recall's `{successResult: [key...], failedResult: {key: why}}` for `keys` (checked:
+    it comes from outside). A key in neither list is counted as failed, with that said."""
+    success = set(_strings(answer.get("successResult")))
+    failures = answer.get("failedResult")
+    failures = failures if isinstance(failures, dict) else {}
+    done = [k for k in keys if k in success]
+    failed = {
+        k: str(failures.get(k) or "DingTalk did not say it recalled it")[:200]
+        for k in keys
+        if k not in success
+    }
+    return done, failed
