@@ -36,6 +36,7 @@ def sim() -> Iterator[Simulator]:
                 "ding-main": app,
                 "ding-refresh": app,  # its own app, so its tokens can be expired alone
                 "ding-gone": {**app, "disbanded_groups": ["cidGone=="]},
+                "ding-storm": app,
             }
         }
     )
@@ -54,13 +55,23 @@ def daemon(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "people": app_robot(sim, "ding-main", userids=["alice", "ghost"]),
         "refresh": app_robot(sim, "ding-refresh", open_conversation_id=GROUP),
         "gone": app_robot(sim, "ding-gone", open_conversation_id="cidGone=="),
+        # 3 calls per 5 s, merging once 3 wait: a storm turns into a digest soon.
+        "storm": app_robot(
+            sim,
+            "ding-storm",
+            open_conversation_id=GROUP,
+            rate_limit={"messages": 3, "per": "5s"},
+            digest={"after": 3},
+        ),
     }
+    rules: list[dict[str, Any]] = [
+        {"name": f"to-{name}", "match": {"route": name}, "targets": [name]} for name in targets
+    ]
+    rules[-1]["recall_singles_after_digest"] = True
     config = {
         "targets": targets,
         "inputs": {"am": {"type": "alertmanager", "path": "/am", "dedup_window": 0}},
-        "rules": [
-            {"name": f"to-{name}", "match": {"route": name}, "targets": [name]} for name in targets
-        ],
+        "rules": rules,
     }
     daemon = Daemon(config, directory=tmp_path_factory.mktemp("approbot"))
     yield daemon
@@ -155,3 +166,19 @@ def test_a_disbanded_group_is_a_dead_letter_with_its_code(daemon: Daemon, sim: S
 def test_recall_of_an_unknown_id_says_so(daemon: Daemon) -> None:
     result = cli(daemon, "outbox", "recall", "0123456789abcdef")
     assert result.returncode == 1 and "no message with id" in result.stderr
+
+
+def test_a_storm_digest_recalls_the_singles_sent_before_it(daemon: Daemon, sim: Simulator) -> None:
+    for i in range(3):  # the storm's first alerts go out one by one, using up the window
+        assert daemon.post("/am", am_alert_payload(f"Early{i}", route="storm")).status_code == 200
+    wait_until(lambda: len(robot_messages(sim, "ding-storm")) == 3, WAIT)
+    for i in range(10):  # the rest of it, while the window is used up: they wait, and merge
+        assert daemon.post("/am", am_alert_payload(f"Late{i}", route="storm")).status_code == 200
+    wait_until(lambda: len(robot_messages(sim, "ding-storm")) == 4, WAIT)
+    assert "Late9" in robot_messages(sim, "ding-storm")[3]["text"]  # one digest of the ten
+    wait_until(lambda: all(m["recalled"] for m in robot_messages(sim, "ding-storm")[:3]), WAIT)
+    sent = robot_messages(sim, "ding-storm")
+    assert [m["recalled"] for m in sent] == [True, True, True, False]
+    assert "recalling a storm's singles after its digest" in daemon.log()
+    early = settled(daemon, "delivered", "storm")[0]
+    assert show(daemon, early[-12:])["status"] == "recalled"

@@ -162,6 +162,9 @@ APP_ROBOT_BATCH = 20
 # One message to more users than this is refused by `check`: every 20 are another call against
 # the app's QPS, and a group (or a work notice) reaches many people in one call.
 MAX_APP_ROBOT_USERS = 100
+# `recall_singles_after_digest: true`: how far before a digest's oldest alert a single sent to the
+# same target still counts as one of its storm.
+DEFAULT_STORM_LOOKBACK = 300.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,9 @@ class Rule:
     group_interval: float = 300.0
     repeat_interval: float = 14_400.0
     send_resolved: bool = True
+    # Once a storm's digest reaches an app_robot target, recall this rule's single messages
+    # sent there from this long before the digest's oldest alert on (None: keep them).
+    recall_singles_after_digest: float | None = None
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bridge.config.model import AppRobotTarget, Target
+from bridge.config.model import AppRobotTarget, Config, Target
 from bridge.dingtalk.approbot import recall
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import DeliveryError
 from bridge.logs import fmt_fields
 from bridge.store import records
 from bridge.store.api import Store
-from bridge.store.records import AppRobotSend
+from bridge.store.records import AppRobotSend, Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -117,3 +117,33 @@ def recall_ids(
             )
         )
     return [results[i] for i in ids if i in results]
+
+
+def recall_storm_singles(
+    store: Store,
+    client: DingTalkClient,
+    config: Config,
+    target: str,
+    digest: Sequence[Row],
+    now: float,
+) -> list[RecallResult]:
+    """A digest carrying `digest` reached app_robot `target`: for each of its rules with
+    `recall_singles_after_digest`, recall the rule's singles sent to `target` from that long
+    before the digest's oldest alert of the rule on."""
+    carried = {r.id for r in digest}
+    ids: list[str] = []
+    for rule_name in sorted({r.rule for r in digest}):
+        rule = config.rules_by_name.get(rule_name)
+        if rule is None or rule.recall_singles_after_digest is None:
+            continue
+        oldest = min(r.created_at for r in digest if r.rule == rule_name)
+        since = oldest - rule.recall_singles_after_digest
+        with store.reading() as tx:
+            singles = tx.appsends.singles(target, rule_name, since)
+        ids += [s.id for s in singles if s.id not in carried and s.id not in ids]
+    if not ids:
+        return []
+    log.info(
+        fmt_fields("recalling a storm's singles after its digest", target=target, count=len(ids))
+    )
+    return recall_ids(store, client, config.targets, ids, now)

@@ -98,11 +98,14 @@ class TargetSender:
         timezone: Callable[[], tzinfo] = lambda: UTC,
         owner: str | None = None,
         lease: float = DEFAULT_LEASE,
+        after_digest: Callable[[list[Row]], None] | None = None,
     ) -> None:
         """`windows`: the process's shared rate windows (one per robot); a sender made without
         them (a test) has a registry of its own, loaded from the store. `timezone`: the
         config's, for the time in a work notice's unique line. `owner`: the replica id its
-        claims are made in (a new one when not given), for `lease` seconds."""
+        claims are made in (a new one when not given), for `lease` seconds. `after_digest`:
+        called with a digest's rows once DingTalk took it and it is recorded (the recall of a
+        storm's singles, delivery/recall.py); an error of it is logged, never raised."""
         self.channel = channel
         self.name = channel.name
         self.renderer = renderer
@@ -112,6 +115,7 @@ class TargetSender:
         self.rand = rand
         self.owner = owner or new_replica_id()
         self.lease = lease
+        self.after_digest = after_digest
         self.claims = Claims(store, self.name, self.owner, lease, clock)
         self.windows = windows or RobotWindows(StoredWindows(store, clock))
         self._window: RobotWindow | None = None
@@ -310,6 +314,13 @@ class TargetSender:
             batch, self.name, task_id, calls, self.clock.time(), sends or ()
         )
         recorded = self.recorder.commit(record, ticket)
+        if recorded and len(batch) > 1 and self.after_digest is not None:
+            try:
+                self.after_digest(batch)
+            except Exception as exc:  # a recall that failed must not stop the sends
+                log.error(
+                    fmt_fields("after digest failed", target=self.name, error=error_text(exc))
+                )
         log.info(
             fmt_fields(
                 "delivered" if task_id is None else "accepted, awaiting result",

@@ -413,6 +413,11 @@ class AppRobotSendsReads(Protocol):
         """Ids of recorded sends containing `part` literally (at most 2)."""
         ...
 
+    def singles(self, target: str, rule: str, since: float) -> list[AppRobotSend]:
+        """`rule`'s messages sent alone (not in a digest) to `target` from `since` on, not
+        recalled, oldest first."""
+        ...
+
 
 class AppRobotSends(AppRobotSendsReads, Protocol):
     def record(self, sends: Iterable[AppRobotSend], now: float) -> None:

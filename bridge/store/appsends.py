@@ -89,6 +89,19 @@ class SqlAppRobotSends:
         )
         return [str(r[0]) for r in cursor.fetchall()]
 
+    def singles(self, target: str, rule: str, since: float) -> list[AppRobotSend]:
+        """`rule`'s messages sent alone (a call that carried one message, not a digest) to
+        `target` from `since` on and not recalled: a storm's singles, for recall once its
+        digest is sent."""
+        cursor = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM app_robot_sends WHERE target = ? AND rule = ?"
+            " AND sent_at >= ? AND recalled_at IS NULL AND process_query_key IN"
+            " (SELECT process_query_key FROM app_robot_sends GROUP BY process_query_key"
+            " HAVING COUNT(*) = 1) ORDER BY sent_at, id",
+            (target, rule, since),
+        )
+        return [_send(r) for r in cursor.fetchall()]
+
     def recalled(self, keys: Iterable[str], now: float) -> None:
         """DingTalk recalled the calls of `keys`."""
         self._conn.executemany(

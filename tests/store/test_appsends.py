@@ -48,3 +48,26 @@ def test_recording_a_send_again_keeps_one_and_old_ones_go(store: Store) -> None:
         tx.appsends.record([later], later.sent_at)
     with store.reading() as tx:
         assert tx.appsends.of("m1") == [] and len(tx.appsends.of("m9")) == 1
+
+
+def test_singles_are_a_rules_lone_sends_not_recalled_since_a_time(store: Store) -> None:
+    def send(id_: str, key: str, at: float, rule: str = "r") -> AppRobotSend:
+        return AppRobotSend(id_, key, "grp", rule, "b", "c", (), (), at)
+
+    with store.transaction() as tx:
+        tx.appsends.record(
+            [
+                send("old", "k0", NOW - 100),
+                send("s1", "k1", NOW),
+                send("s2", "k2", NOW + 1),
+                send("other-rule", "k3", NOW + 1, rule="x"),
+                send("d1", "kd", NOW + 2),  # a digest: one key, two messages
+                send("d2", "kd", NOW + 2),
+            ],
+            NOW + 2,
+        )
+        tx.appsends.recalled(["k2"], NOW + 3)
+    with store.reading() as reads:
+        assert [s.id for s in reads.appsends.singles("grp", "r", NOW - 10)] == ["s1"]
+        assert [s.id for s in reads.appsends.singles("grp", "r", NOW - 1000)] == ["old", "s1"]
+        assert reads.appsends.singles("elsewhere", "r", 0) == []
