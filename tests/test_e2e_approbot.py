@@ -37,6 +37,7 @@ def sim() -> Iterator[Simulator]:
                 "ding-refresh": app,  # its own app, so its tokens can be expired alone
                 "ding-gone": {**app, "disbanded_groups": ["cidGone=="]},
                 "ding-storm": app,
+                "ding-flow": {**app, "user_rate": 1},  # one message a minute per user
             }
         }
     )
@@ -63,11 +64,13 @@ def daemon(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             rate_limit={"messages": 3, "per": "5s"},
             digest={"after": 3},
         ),
+        "flow-alice": app_robot(sim, "ding-flow", userids=["alice"]),
+        "flow": app_robot(sim, "ding-flow", userids=["alice", "bob"]),
     }
     rules: list[dict[str, Any]] = [
         {"name": f"to-{name}", "match": {"route": name}, "targets": [name]} for name in targets
     ]
-    rules[-1]["recall_singles_after_digest"] = True
+    next(r for r in rules if r["name"] == "to-storm")["recall_singles_after_digest"] = True
     config = {
         "targets": targets,
         "inputs": {"am": {"type": "alertmanager", "path": "/am", "dedup_window": 0}},
@@ -182,3 +185,29 @@ def test_a_storm_digest_recalls_the_singles_sent_before_it(daemon: Daemon, sim: 
     assert "recalling a storm's singles after its digest" in daemon.log()
     early = settled(daemon, "delivered", "storm")[0]
     assert show(daemon, early[-12:])["status"] == "recalled"
+
+
+def test_flow_controlled_users_get_the_message_later_and_only_they(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    assert daemon.post("/am", am_alert_payload("First", route="flow-alice")).status_code == 200
+    wait_until(lambda: settled(daemon, "delivered", "flow-alice"), WAIT)
+    assert daemon.post("/am", am_alert_payload("Busy", route="flow")).status_code == 200
+    [id_] = wait_until(lambda: settled(daemon, "delivered", "flow"), WAIT)
+    busy = robot_messages(sim, "ding-flow")[-1]
+    assert (busy["recipients"], busy["flow_controlled"]) == (["bob"], ["alice"])
+    line = next(x for x in daemon.log().splitlines() if id_ in x and "delivered" in x)
+    follow_up = re.search(r"follow_up=(\S+)", line)
+    assert follow_up, line
+    [send] = show(daemon, id_[-12:])["app_robot_sends"]
+    assert send["refused"] == [{"userid": "alice", "why": "flow_controlled"}]
+    waiting = show(daemon, follow_up.group(1))
+    assert (waiting["status"], waiting["reason"]) == ("pending", "rate_limited")
+    assert "alice" in waiting["errmsg"]
+    # A minute later (the simulator's clock moved on; `outbox retry` skips the daemon's wait):
+    sim.control("clock", {"advance": 61})
+    assert cli(daemon, "outbox", "retry", follow_up.group(1)).returncode == 0
+    wait_until(lambda: len(robot_messages(sim, "ding-flow")) == 3, WAIT)
+    again = robot_messages(sim, "ding-flow")[-1]
+    assert (again["user_ids"], again["recipients"]) == (["alice"], ["alice"])
+    assert again["msg_param"] == busy["msg_param"]  # the same message

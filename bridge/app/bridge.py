@@ -53,6 +53,7 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
 from bridge.pipeline.expiry import Expirer
 from bridge.pipeline.grouper import Grouper
+from bridge.pipeline.ids import new_id
 from bridge.pipeline.intake import Intake
 from bridge.pipeline.tracking import posted_events
 from bridge.store import records
@@ -137,6 +138,7 @@ class Bridge:
             owner=self.replica,
             lease=self.config.claim_lease,
             after_digest=recall_singles if isinstance(target, AppRobotTarget) else None,
+            new_id=new_id,
         )
 
     def _tz(self) -> tzinfo:

@@ -56,7 +56,7 @@ from bridge.delivery.robots import RobotWindow, RobotWindows, Ticket
 from bridge.delivery.turns import StoredWindows
 from bridge.delivery.worker import Worker
 from bridge.dingtalk.channel import Channel
-from bridge.dingtalk.responses import AwaitingResult, Failed
+from bridge.dingtalk.responses import FLOW_CONTROLLED, AwaitingResult, Failed
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
@@ -99,13 +99,16 @@ class TargetSender:
         owner: str | None = None,
         lease: float = DEFAULT_LEASE,
         after_digest: Callable[[list[Row]], None] | None = None,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         """`windows`: the process's shared rate windows (one per robot); a sender made without
         them (a test) has a registry of its own, loaded from the store. `timezone`: the
         config's, for the time in a work notice's unique line. `owner`: the replica id its
         claims are made in (a new one when not given), for `lease` seconds. `after_digest`:
         called with a digest's rows once DingTalk took it and it is recorded (the recall of a
-        storm's singles, delivery/recall.py); an error of it is logged, never raised."""
+        storm's singles, delivery/recall.py); an error of it is logged, never raised.
+        `new_id`: the outbox's id source, for a follow-up to the users an app robot's send
+        was flow-controlled for (without one they are only recorded)."""
         self.channel = channel
         self.name = channel.name
         self.renderer = renderer
@@ -116,6 +119,7 @@ class TargetSender:
         self.owner = owner or new_replica_id()
         self.lease = lease
         self.after_digest = after_digest
+        self.new_id = new_id
         self.claims = Claims(store, self.name, self.owner, lease, clock)
         self.windows = windows or RobotWindows(StoredWindows(store, clock))
         self._window: RobotWindow | None = None
@@ -246,7 +250,8 @@ class TargetSender:
         kept = set(ids)
         self.claims.let_go([r.id for r in rows if r.id not in kept])
         done = batch[0].parts_sent if len(batch) == 1 else 0
-        self._current = Current(batch, bodies, done, Hold(ids, now + self.lease, self.lease))
+        hold = Hold(ids, now + self.lease, self.lease)
+        self._current = Current(batch, bodies, done, hold, message=message)
         return 0.0
 
     def _message(self, rows: list[Row], digest: bool, backlog: int) -> tuple[list[Row], Message]:
@@ -286,7 +291,9 @@ class TargetSender:
         self.window.settle(ticket, at, counted=True, failing=False)
         current.done += 1
         sends = recording.app_robot_sends(current.batch, self.name, sent, at)
-        current.refused += len(sends[0].refused) if sends else 0
+        if sends:
+            current.refused += len(sends[0].refused)
+            current.flow_controlled += [u for u, why in sends[0].refused if why == FLOW_CONTROLLED]
         if current.done < len(current.bodies):
             self.recorder.commit(
                 recording.part_sent(current.batch[0].id, current.done, at, self.owner, sends),
@@ -310,9 +317,9 @@ class TargetSender:
         robot's answers, with the users it refused, are kept: store/appsends.py)."""
         batch = current.batch
         self.stats.delivered += len(batch)
-        record = recording.accepted(
-            batch, self.name, task_id, calls, self.clock.time(), sends or ()
-        )
+        now = self.clock.time()
+        follow_up = recording.flow_follow_up(current, self.name, now, self.new_id)
+        record = recording.accepted(batch, self.name, task_id, calls, now, sends or (), follow_up)
         recorded = self.recorder.commit(record, ticket)
         if recorded and len(batch) > 1 and self.after_digest is not None:
             try:
@@ -331,6 +338,7 @@ class TargetSender:
                 digest=len(batch) if len(batch) > 1 else None,
                 task_id=task_id,
                 refused_users=current.refused or None,
+                follow_up=follow_up.delivery.id if follow_up else None,
                 ms=round((time.monotonic() - current.started) * 1000),
                 recorded=None if recorded else "no",
             )

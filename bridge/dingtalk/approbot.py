@@ -102,8 +102,22 @@ def app_robot_bodies(
         if target.open_conversation_id:
             bodies.append({**common, "openConversationId": target.open_conversation_id})
         else:
-            bodies += [{**common, "userIds": users} for users in batches(target.userids)]
+            bodies += [
+                {**common, "userIds": users} for users in batches(recipients(target, message))
+            ]
     return bodies
+
+
+def recipients(target: AppRobotTarget, message: Message) -> tuple[str, ...]:
+    """The users a one-to-one message goes to: the target's, or those of them a follow-up is
+    for (the users DingTalk flow-controlled, sent again later)."""
+    if not message.only_users:
+        return target.userids
+    wanted = set(message.only_users)
+    users = tuple(u for u in target.userids if u in wanted)
+    if not users:
+        raise ValueError("none of the users this follow-up is for is in the target any more")
+    return users
 
 
 def _strings(value: Any) -> tuple[str, ...]:

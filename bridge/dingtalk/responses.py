@@ -96,6 +96,9 @@ def as_error(outcome: Outcome, what: str) -> DeliveryError:
 # -- what one send came to, typed: the sender acts on these, never on errcodes -----------------
 
 
+FLOW_CONTROLLED = "flow_controlled"  # a user DingTalk did not deliver to for now: try again
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What DingTalk said of one app-robot send it took (reference/dingtalk.md §6): the key to
@@ -114,7 +117,7 @@ class Receipt:
         """(user id, why) for every user DingTalk did not deliver to."""
         return (
             *((u, "invalid_user") for u in self.invalid),
-            *((u, "flow_controlled") for u in self.flow_controlled),
+            *((u, FLOW_CONTROLLED) for u in self.flow_controlled),
             *((u, "filtered") for u in self.filtered),
         )
 
