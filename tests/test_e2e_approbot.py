@@ -4,9 +4,7 @@ expired, a 4xx classified into a dead letter with its code, and `outbox recall`.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +14,11 @@ from tests.harness import (
     Daemon,
     Simulator,
     am_alert_payload,
-    bridge_cli,
     metric_value,
     scrape_metrics,
     wait_until,
 )
+from tests.test_e2e_worknotice import cli, settled, show
 
 SECRET = "app-robot-secret"
 WAIT = 30.0
@@ -81,24 +79,8 @@ def daemon(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     daemon.stop()
 
 
-def settled(daemon: Daemon, word: str, target: str) -> list[str]:
-    pattern = rf"^.*\b{re.escape(word)} rule=\S+ target={target} id=(\S+)"
-    return re.findall(pattern, daemon.log(), flags=re.MULTILINE)
-
-
 def robot_messages(sim: Simulator, app: str) -> list[dict[str, Any]]:
     return [m for m in sim.messages(token=app) if m["kind"] == "app_robot"]
-
-
-def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return bridge_cli(*args[:2], "-c", str(daemon.config_path), *args[2:])
-
-
-def show(daemon: Daemon, id_: str) -> dict[str, Any]:
-    result = cli(daemon, "outbox", "show", id_)
-    assert result.returncode == 0, result.stderr
-    shown: dict[str, Any] = json.loads(result.stdout)
-    return shown
 
 
 def test_a_group_message_is_sent_and_recalled(daemon: Daemon, sim: Simulator) -> None:

@@ -111,19 +111,19 @@ class DingTalkClient:
         """One call with the app's access token (cached and shared; dropped and fetched again
         once if DingTalk says it expired); DingTalk's answer, or DeliveryError."""
         data = encode(body) if body is not None else None
-        for attempt in (1, 2):
-            token = self.tokens.get(app.api_base, app.app_key, app.app_secret)
-            outcome = self.call(
+        outcome = self.tokens.with_token(
+            app.api_base,
+            app.app_key,
+            app.app_secret,
+            lambda token: self.call(
                 method,
                 f"{app.api_base}{path}",
                 app.timeout,
                 data=data,
                 params={"access_token": token},
-            )
-            if outcome.ok:
-                return outcome.body
-            if outcome.token_invalid and attempt == 1:
-                self.tokens.invalidate(app.api_base, app.app_key, token)
-                continue  # once more with a fresh token
-            raise as_error(outcome, what)
-        raise AssertionError("unreachable")  # pragma: no cover
+            ),
+            lambda outcome: outcome.token_invalid,
+        )
+        if outcome.ok:
+            return outcome.body
+        raise as_error(outcome, what)

@@ -226,8 +226,8 @@ class OpenApi:
         """POST `body` to `path` with the app's v1.0 token (fetched again, and the call made
         once more, if DingTalk says the token is no good); the answer, or DeliveryError."""
         data = encode(body)
-        for attempt in (1, 2):
-            token = self.tokens.get(app.api_base, app.app_key, app.app_secret)
+
+        def call(token: str) -> Outcome:
             try:
                 outcome = self.client.call(
                     "POST",
@@ -241,10 +241,11 @@ class OpenApi:
                 self._count(path, None)
                 raise
             self._count(path, outcome)
-            if outcome.ok:
-                return outcome.body
-            if outcome.token_invalid and attempt == 1:
-                self.tokens.invalidate(app.api_base, app.app_key, token)
-                continue  # once more with a fresh token
-            raise as_error(outcome, what)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return outcome
+
+        outcome = self.tokens.with_token(
+            app.api_base, app.app_key, app.app_secret, call, lambda o: o.token_invalid
+        )
+        if outcome.ok:
+            return outcome.body
+        raise as_error(outcome, what)

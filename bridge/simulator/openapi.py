@@ -277,9 +277,7 @@ class OpenApi:
         self, now: float, app_key: str, app: AppSpec, path: str, body: JSON
     ) -> tuple[JSON, str]:
         robot_code = self._robot(app_key, app, body)
-        conversation = body.get("openConversationId")
-        if not isinstance(conversation, str) or not conversation:
-            raise V1Error(400, "miss.param.openConversationId", "openConversationId不能为空")
+        conversation = _conversation(body)
         if conversation in app.disbanded_groups:
             raise V1Error(400, "group.disbanded", "群已解散")
         if app.groups is not None and conversation not in app.groups:
@@ -369,10 +367,8 @@ class OpenApi:
         self, now: float, app_key: str, app: AppSpec, path: str, body: JSON
     ) -> tuple[JSON, str]:
         robot_code = self._robot(app_key, app, body)
-        conversation = body.get("openConversationId")
-        if not isinstance(conversation, str) or not conversation:
-            raise V1Error(400, "miss.param.openConversationId", "openConversationId不能为空")
-        return self._recall(now, app_key, robot_code, conversation, self._keys(body, None))
+        keys = self._keys(body, None)
+        return self._recall(now, app_key, robot_code, _conversation(body), keys)
 
     def _batch_recall(
         self, now: float, app_key: str, app: AppSpec, path: str, body: JSON
@@ -400,6 +396,13 @@ class OpenApi:
             {"index": len(self.cards), "time": now, "app_key": app_key, "op": what, "body": body}
         )
         return {"success": True, "result": {"outTrackId": track}}, f"card {what} {track}"
+
+
+def _conversation(body: JSON) -> str:
+    conversation = body.get("openConversationId")
+    if not isinstance(conversation, str) or not conversation:
+        raise V1Error(400, "miss.param.openConversationId", "openConversationId不能为空")
+    return conversation
 
 
 def _json_object(body: bytes) -> JSON:

@@ -117,11 +117,9 @@ class SimulatorApp:
         # Read the body first: waitress has it buffered anyway, and a fault must not leave it
         # half-read on a keep-alive connection.
         body = _read_body(environ)
-        fault = self.state.take_fault(self.now(), path, query)
-        if fault is not None:
-            response = self._apply_fault(fault)
-            if response is not None:
-                return response
+        faulted = self._faulted(path, query)
+        if faulted is not None:
+            return faulted
         expected = "GET" if path == GETTOKEN_PATH else "POST"
         if method != expected:
             return _json(405, {"errcode": 405, "errmsg": f"use {expected} for {path}"})
@@ -142,11 +140,9 @@ class SimulatorApp:
     ) -> Response:
         """The v1.0 API (simulator/openapi.py): the token comes in a header, not the query."""
         body = _read_body(environ)
-        fault = self.state.take_fault(self.now(), path, query)
-        if fault is not None:
-            response = self._apply_fault(fault)
-            if response is not None:
-                return response
+        faulted = self._faulted(path, query)
+        if faulted is not None:
+            return faulted
         token = str(environ.get("HTTP_X_ACS_DINGTALK_ACCESS_TOKEN", ""))
         return _json(*self.state.openapi(self.now(), method, path, token, body))
 
@@ -164,6 +160,12 @@ class SimulatorApp:
         if not isinstance(body, dict):
             return _json(200, {"errcode": 40035, "errmsg": "the body must be a JSON object"})
         return _json(*self.callbacks.api(path, app_key, app.corp_id, body, self.now()))
+
+    def _faulted(self, path: str, query: dict[str, str]) -> Response | None:
+        """The response of a fault injected for this request, or None to handle it normally
+        (none matched, or a delay that has passed)."""
+        fault = self.state.take_fault(self.now(), path, query)
+        return self._apply_fault(fault) if fault is not None else None
 
     def _apply_fault(self, fault: FaultAction) -> Response | None:
         """The faulted response, or None to go on with normal handling (after a delay)."""
