@@ -52,6 +52,7 @@ def daemon(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     targets = {
         "group": app_robot(sim, "ding-main", open_conversation_id=GROUP),
         "people": app_robot(sim, "ding-main", userids=["alice", "ghost"]),
+        "ghosts": app_robot(sim, "ding-main", userids=["ghost", "casper"]),
         "refresh": app_robot(sim, "ding-refresh", open_conversation_id=GROUP),
         "gone": app_robot(sim, "ding-gone", open_conversation_id="cidGone=="),
         # 3 calls per 5 s, merging once 3 wait: a storm turns into a digest soon.
@@ -120,6 +121,19 @@ def test_people_are_sent_one_to_one_and_an_unknown_user_is_recorded(
     assert (
         metric_value(metrics, "app_robot_calls_total", api="/v1.0/robot/oToMessages/batchSend") >= 1
     )
+
+
+def test_a_message_every_user_was_refused_is_not_called_delivered(
+    daemon: Daemon, sim: Simulator
+) -> None:
+    assert daemon.post("/am", am_alert_payload("Boo", route="ghosts")).status_code == 200
+    [id_] = wait_until(
+        lambda: settled(daemon, "delivered to nobody: DingTalk refused every user", "ghosts"), WAIT
+    )
+    assert not settled(daemon, "delivered", "ghosts")
+    shown = show(daemon, id_[-12:])
+    assert shown["status"] == "refused"
+    assert [r["userid"] for r in shown["app_robot_sends"][0]["refused"]] == ["ghost", "casper"]
 
 
 def test_an_expired_token_is_fetched_again(daemon: Daemon, sim: Simulator) -> None:

@@ -142,10 +142,12 @@ def _settled_json(id_: str, report: dict[str, Any]) -> dict[str, Any]:
     if "results" not in report:  # an app robot's: delivered, or recalled since
         sends = report["app_robot_sends"]
         recalled = all(s["recalled_at"] for s in sends)
+        # A one-to-one call reached someone unless DingTalk refused each of its users.
+        reached = any(not s["userids"] or len(s["refused"]) < len(s["userids"]) for s in sends)
         last = sends[-1]
         return {
             "id": id_,
-            "status": "recalled" if recalled else "delivered",
+            "status": "recalled" if recalled else "delivered" if reached else "refused",
             "target": last["target"],
             "rule": last["rule"],
             **report,

@@ -293,6 +293,7 @@ class TargetSender:
         sends = recording.app_robot_sends(current.batch, self.name, sent, at)
         if sends:
             current.refused += len(sends[0].refused)
+            current.addressed += len(sends[0].users)
             current.flow_controlled += [u for u, why in sends[0].refused if why == FLOW_CONTROLLED]
         if current.done < len(current.bodies):
             self.recorder.commit(
@@ -321,16 +322,12 @@ class TargetSender:
         follow_up = recording.flow_follow_up(current, self.name, now, self.new_id)
         record = recording.accepted(batch, self.name, task_id, calls, now, sends or (), follow_up)
         recorded = self.recorder.commit(record, ticket)
-        if recorded and len(batch) > 1 and self.after_digest is not None:
-            try:
-                self.after_digest(batch)
-            except Exception as exc:  # a recall that failed must not stop the sends
-                log.error(
-                    fmt_fields("after digest failed", target=self.name, error=error_text(exc))
-                )
-        log.info(
+        nobody = 0 < current.addressed <= current.refused  # a one-to-one send nobody got
+        word = "delivered" if task_id is None else "accepted, awaiting result"
+        log.log(
+            logging.WARNING if nobody else logging.INFO,
             fmt_fields(
-                "delivered" if task_id is None else "accepted, awaiting result",
+                "delivered to nobody: DingTalk refused every user" if nobody else word,
                 rule=rules_of(batch),
                 target=self.name,
                 id=ids_of_rows(batch),
@@ -341,8 +338,15 @@ class TargetSender:
                 follow_up=follow_up.delivery.id if follow_up else None,
                 ms=round((time.monotonic() - current.started) * 1000),
                 recorded=None if recorded else "no",
-            )
+            ),
         )
+        if recorded and len(batch) > 1 and self.after_digest is not None:
+            try:
+                self.after_digest(batch)
+            except Exception as exc:  # a recall that failed must not stop the sends
+                log.error(
+                    fmt_fields("after digest failed", target=self.name, error=error_text(exc))
+                )
 
     # -- failures ------------------------------------------------------------------------------
 
