@@ -329,3 +329,16 @@ def test_refused_users_are_in_the_receipt_and_counted() -> None:
     assert channel.client is not None
     assert dict(channel.client.v1.refused_users) == {"invalid": 1, "filtered": 1}
     assert channel.client.v1.calls[BATCH_SEND] == 1
+
+
+def test_a_follow_up_goes_to_its_users_only_and_survives_the_store() -> None:
+    from bridge.store.codec import message_from_json, message_to_json
+
+    target = replace(PEOPLE, userids=("u1", "u2", "u3"))
+    follow_up = Message("text", "T", "hi", only_users=("u3", "u1", "gone"))
+    [body] = app_robot_bodies(target, follow_up)
+    assert body["userIds"] == ["u1", "u3"]  # in the target's order, only those still in it
+    assert message_from_json(message_to_json(follow_up)) == follow_up
+    assert "only_users" not in message_to_json(Message("text", "T", "hi"))  # rows as before
+    with pytest.raises(ValueError, match="none of the users"):
+        app_robot_bodies(target, replace(follow_up, only_users=("gone",)))
