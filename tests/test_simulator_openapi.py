@@ -191,3 +191,16 @@ def test_any_body_gets_an_answer(path: str, body: bytes) -> None:
     status, answer = _call(state, token, path, body)
     assert status in (200, 400, 401, 403)
     assert isinstance(answer, dict)
+
+
+def test_the_page_shows_app_robot_messages_their_refusals_and_recalls() -> None:
+    from bridge.simulator.page import render_page
+
+    state, token = _state(users=("u1",))
+    key = _call(state, token, GROUP_SEND, _group())[1]["processQueryKey"]
+    _call(state, token, BATCH_SEND, _oto(["u1", "ghost"]))
+    recall = {"robotCode": KEY, "openConversationId": "cid1", "processQueryKeys": [key]}
+    _call(state, token, GROUP_RECALL, recall)
+    page = render_page(state.messages(), state.requests(), T0)
+    assert "app robot dingappkey" in page and "to group cid1" in page
+    assert "refused (invalid/flow control): ghost" in page and "recalled" in page
