@@ -94,6 +94,9 @@ class Message:
     btn_orientation: str = "0"
     links: tuple[Link, ...] = ()
     fallback: bool = False  # True when the rule's template failed and the plain fallback was used
+    # A follow-up for some of the target's users only (an app robot's one-to-one send that
+    # DingTalk flow-controlled for them: dingtalk/approbot.py); () for all of them.
+    only_users: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

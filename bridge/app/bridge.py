@@ -26,6 +26,7 @@ from bridge.app.rendering import QueuedRenderer
 from bridge.app.siblings import Siblings, fresh_samples, group_readiness
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import (
+    AppRobotTarget,
     ChatInput,
     Config,
     FileInput,
@@ -36,6 +37,7 @@ from bridge.config.model import (
 )
 from bridge.delivery.claims import free_predecessors, new_replica_id
 from bridge.delivery.noticepoll import NoticePoller
+from bridge.delivery.recall import recall_storm_singles
 from bridge.delivery.robots import RobotWindows
 from bridge.delivery.sender import TargetSender
 from bridge.delivery.turns import StoredWindows
@@ -51,12 +53,14 @@ from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
 from bridge.pipeline.expiry import Expirer
 from bridge.pipeline.grouper import Grouper
+from bridge.pipeline.ids import new_id
 from bridge.pipeline.intake import Intake
 from bridge.pipeline.tracking import posted_events
 from bridge.store import records
 from bridge.store.api import Store, Tx
 from bridge.store.backend import open_store
 from bridge.store.offsets import StoreOffsets
+from bridge.store.records import Row
 
 log = logging.getLogger("bridge")
 
@@ -119,6 +123,11 @@ class Bridge:
         self.siblings: Siblings | None = None
 
     def _sender(self, target: Target) -> TargetSender:
+        def recall_singles(rows: list[Row]) -> None:  # delivery/recall.py
+            recall_storm_singles(
+                self.store, self.client, self.config, target.name, rows, self.clock.time()
+            )
+
         return TargetSender(
             channel_for(target, self.client),
             self.store,
@@ -128,6 +137,8 @@ class Bridge:
             timezone=self._tz,
             owner=self.replica,
             lease=self.config.claim_lease,
+            after_digest=recall_singles if isinstance(target, AppRobotTarget) else None,
+            new_id=new_id,
         )
 
     def _tz(self) -> tzinfo:

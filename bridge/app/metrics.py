@@ -91,6 +91,7 @@ class BridgeCollector(Collector):
             families.append(CounterMetricFamily(f"{PREFIX}_{name}", text, value=value))
         families += self._senders()
         families += self._notices()
+        families += self._app_robot()
         families += self._files(files)
         return families
 
@@ -177,6 +178,26 @@ class BridgeCollector(Collector):
         )
         yield CounterMetricFamily(
             f"{PREFIX}_work_notice_result_calls", "getsendresult calls made.", value=stats.calls
+        )
+
+    def _app_robot(self) -> Iterator[CounterMetricFamily]:
+        """The v1.0 API (dingtalk/openapi.py): calls and throttled answers per API, and the
+        users app robots' one-to-one sends did not reach, by why."""
+        v1 = self.bridge.client.v1
+        yield _counter("app_robot_calls", "v1.0 API calls made, by API path.", ["api"], v1.calls)
+        yield _counter(
+            "app_robot_throttled",
+            "v1.0 API calls DingTalk answered with a throttling error (QPS, send.too.fast, HTTP"
+            " 429), by API path.",
+            ["api"],
+            v1.throttled,
+        )
+        yield _counter(
+            "app_robot_refused_users",
+            "Users an app robot's one-to-one send did not reach, by why (invalid,"
+            " flow_controlled, filtered).",
+            ["reason"],
+            v1.refused_users,
         )
 
     def _awaiting(self) -> Iterator[GaugeMetricFamily]:
@@ -273,6 +294,22 @@ class BridgeCollector(Collector):
         yield InfoMetricFamily(
             f"{PREFIX}_config", "The running config.", {"hash": bridge.config.digest[:12]}
         )
+        limit = GaugeMetricFamily(
+            f"{PREFIX}_rate_limit_calls",
+            "Calls a target may make per rate_limit window (0: unlimited): for an app_robot the"
+            " assumed 20 QPS per API per app unless configured.",
+            labels=["target"],
+        )
+        window = GaugeMetricFamily(
+            f"{PREFIX}_rate_limit_window_seconds",
+            "The length of each target's rate_limit window.",
+            labels=["target"],
+        )
+        for name, target in sorted(bridge.config.targets.items()):
+            limit.add_metric([name], target.policy.rate.messages)
+            window.add_metric([name], target.policy.rate.per)
+        yield limit
+        yield window
 
 
 def _counter(

@@ -16,7 +16,11 @@ from typing import Any
 
 from bridge.cli.common import Action, config_arg, on_store, table, when
 from bridge.config.model import Config, Rule
+from bridge.delivery.recall import recall_ids
+from bridge.dingtalk.client import DingTalkClient
+from bridge.dingtalk.session import make_session
 from bridge.durations import format_duration, parse_duration
+from bridge.logs import REDACTOR
 from bridge.model import Message
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import records
@@ -111,21 +115,18 @@ def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
     with store.reading() as tx:
         found = tx.outbox.find(args.id)
         settled = tx.notices.find_results(args.id) if not found else []
+        if not found and not settled:
+            settled = tx.appsends.find(args.id)
     if len(found) == 1:
         shown = _row_json(config, found[0])
         with store.reading() as tx:
             shown.update(_notice_json(tx, found[0].id, config))
+            shown.update(_app_robot_json(tx, found[0].id, config))
     elif not found and len(settled) == 1:
         with store.reading() as tx:
             report = _notice_json(tx, settled[0], config)
-        last = report["results"][-1]
-        shown = {
-            "id": settled[0],
-            "status": "delivered",  # no longer in the outbox: see the results for who got it
-            "target": last["target"],
-            "rule": last["rule"],
-            **report,
-        }
+            report.update(_app_robot_json(tx, settled[0], config))
+        shown = _settled_json(settled[0], report)
     else:
         print(
             f"{'more than one' if found or settled else 'no'} message with id {args.id}…",
@@ -134,6 +135,78 @@ def _outbox_show(args: argparse.Namespace, config: Config, store: Store) -> int:
         return 1
     print(json.dumps(shown, ensure_ascii=False, indent=2))
     return 0
+
+
+def _settled_json(id_: str, report: dict[str, Any]) -> dict[str, Any]:
+    """A message no longer in the outbox, from what DingTalk said of it."""
+    if "results" not in report:  # an app robot's: delivered, or recalled since
+        sends = report["app_robot_sends"]
+        recalled = all(s["recalled_at"] for s in sends)
+        # A one-to-one call reached someone unless DingTalk refused each of its users.
+        reached = any(not s["userids"] or len(s["refused"]) < len(s["userids"]) for s in sends)
+        last = sends[-1]
+        return {
+            "id": id_,
+            "status": "recalled" if recalled else "delivered" if reached else "refused",
+            "target": last["target"],
+            "rule": last["rule"],
+            **report,
+        }
+    last = report["results"][-1]
+    return {
+        "id": id_,
+        "status": "delivered",  # no longer in the outbox: see the results for who got it
+        "target": last["target"],
+        "rule": last["rule"],
+        **report,
+    }
+
+
+def _app_robot_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
+    """An app robot's calls that carried the message: the key a recall needs, the users
+    DingTalk refused (and why), and whether it was recalled."""
+    sends = tx.appsends.of(id_)
+    if not sends:
+        return {}
+    return {
+        "app_robot_sends": [
+            {
+                "target": s.target,
+                "rule": s.rule,
+                "process_query_key": s.process_query_key,
+                "open_conversation_id": s.conversation,
+                "userids": list(s.users),
+                "refused": [{"userid": u, "why": w} for u, w in s.refused],
+                "sent_at": when(s.sent_at, config.timezone),
+                "recalled_at": when(s.recalled_at, config.timezone) if s.recalled_at else None,
+                "recall_failed": s.recall_note,
+            }
+            for s in sends
+        ]
+    }
+
+
+def _outbox_recall(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """Recall sent app-robot messages (see delivery/recall.py): one line per message."""
+    ids: list[str] = []
+    for prefix in args.ids:
+        with store.reading() as tx:
+            found = sorted({*tx.appsends.find(prefix), *(r.id for r in tx.outbox.find(prefix))})
+        if len(found) != 1:
+            print(
+                f"{'no' if not found else 'more than one'} message with id {prefix}…",
+                file=sys.stderr,
+            )
+            return 1
+        ids.append(found[0])
+    REDACTOR.set_secrets(config.secrets())
+    client = DingTalkClient(make_session())
+    results = recall_ids(store, client, config.targets, ids, time.time())
+    for result in results:
+        text = "recalled" if result.recalled else "not recalled"
+        why = f" ({result.why})" if result.why else ""
+        print(REDACTOR.scrub(f"{result.id}: {text}{why}"))
+    return 0 if all(r.recalled for r in results) else 1
 
 
 def _notice_json(tx: ReadTx, id_: str, config: Config) -> dict[str, Any]:
@@ -205,6 +278,7 @@ _OUTBOX: dict[str, Action] = {
     "show": _outbox_show,
     "retry": _outbox_retry,
     "purge": _outbox_purge,
+    "recall": _outbox_recall,
 }
 
 
@@ -232,3 +306,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--dead", action="store_true", help="every dead letter")
     p.add_argument("--older-than", help="with --dead: only those older than this, e.g. 7d")
     p.add_argument("--target", help="with --dead: only this target's")
+    p = actions.add_parser(
+        "recall", help="take back sent app-robot messages (within 24 hours of sending)"
+    )
+    config_arg(p)
+    p.add_argument("ids", nargs="+", help="message ids (unique parts, e.g. as logged or listed)")

@@ -79,6 +79,9 @@ class RateLimit:
 
 
 ROBOT_RATE = RateLimit(20, 60.0)  # DingTalk: 20 messages per minute per robot
+# The app robot's v1.0 send APIs: "20 QPS per API per app" is the platform default often quoted,
+# not confirmed for these APIs (reference/dingtalk.md §8; docs/dingtalk-v1.md).
+APP_ROBOT_RATE = RateLimit(20, 1.0)
 NO_RATE = RateLimit(0, 60.0)
 
 
@@ -153,7 +156,40 @@ class WorkNoticeTarget:
         return (self.app_secret,)
 
 
-Target = RobotTarget | WorkNoticeTarget
+DEFAULT_OPENAPI_BASE = "https://api.dingtalk.com"
+# DingTalk takes at most 20 userIds per batchSend (§6): a message to more users is several calls.
+APP_ROBOT_BATCH = 20
+# One message to more users than this is refused by `check`: every 20 are another call against
+# the app's QPS, and a group (or a work notice) reaches many people in one call.
+MAX_APP_ROBOT_USERS = 100
+# `recall_singles_after_digest: true`: how far before a digest's oldest alert a single sent to the
+# same target still counts as one of its storm.
+DEFAULT_STORM_LOOKBACK = 300.0
+
+
+@dataclass(frozen=True)
+class AppRobotTarget:
+    """An internal app's robot sending through the v1.0 API (reference/dingtalk.md §6): to one
+    group (`open_conversation_id`) or one-to-one to `userids` (never both)."""
+
+    name: str
+    app_key: str
+    app_secret: str = field(repr=False)
+    robot_code: str = ""  # DingTalk: the app key, for an internal app's robot
+    open_conversation_id: str | None = None
+    userids: tuple[str, ...] = ()
+    api_base: str = DEFAULT_OPENAPI_BASE
+    timeout: float = DEFAULT_TIMEOUT
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    policy: SendPolicy = SendPolicy(rate=APP_ROBOT_RATE, digest_after=20)
+    type: Literal["app_robot"] = "app_robot"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values to redact."""
+        return (self.app_secret,)
+
+
+Target = RobotTarget | WorkNoticeTarget | AppRobotTarget
 
 
 # Each input kind's compiled model lives with its compile step (bridge/config/inputs/); they are
@@ -189,6 +225,9 @@ class Rule:
     group_interval: float = 300.0
     repeat_interval: float = 14_400.0
     send_resolved: bool = True
+    # Once a storm's digest reaches an app_robot target, recall this rule's single messages
+    # sent there from this long before the digest's oldest alert on (None: keep them).
+    recall_singles_after_digest: float | None = None
 
 
 @dataclass(frozen=True)

@@ -139,9 +139,30 @@ def compile_rules(
                     0.0 if only and only.repeats_itself else 14_400.0,
                 ),
                 send_resolved=spec.get("send_resolved") is not False,
+                recall_singles_after_digest=_recall_singles(
+                    ctx, where, spec, [targets[t] for t in rule_targets if t in targets]
+                ),
             )
         )
     return out
+
+
+def _recall_singles(
+    ctx: CompileContext, where: PathKey, spec: dict[str, Any], targets: list[m.Target]
+) -> float | None:
+    """`recall_singles_after_digest`: true (the default look-back), a duration, or off."""
+    value = spec.get("recall_singles_after_digest")
+    if value is None or value is False:
+        return None
+    at = (*where, "recall_singles_after_digest")
+    if not any(t.type == "app_robot" for t in targets):
+        ctx.problem(
+            at,
+            "only app_robot targets can recall messages (DingTalk has no recall for custom"
+            " robots' webhook messages)",
+            "send this rule to an app_robot target, or drop the option",
+        )
+    return m.DEFAULT_STORM_LOOKBACK if value is True else ctx.duration(at, value, 0.0)
 
 
 def _check_msgtype(
@@ -161,10 +182,11 @@ def _check_msgtype(
         ctx.problem((*where, "buttons"), "buttons are only shown on actionCard messages")
     if msgtype == "feedCard":
         for target in targets:
-            if target.type == "work_notice":
+            if target.type in ("work_notice", "app_robot"):
+                what = "work notices" if target.type == "work_notice" else "app robots"
                 ctx.problem(
                     (*where, "msgtype"),
-                    f'work notices cannot carry feedCard (target "{target.name}")',
+                    f'{what} cannot carry feedCard (target "{target.name}")',
                 )
 
 

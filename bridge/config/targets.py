@@ -11,10 +11,14 @@ from bridge.config.yamlsource import PathKey
 
 
 def compile_policy(
-    ctx: CompileContext, where: PathKey, spec: dict[str, Any], robot: bool
+    ctx: CompileContext,
+    where: PathKey,
+    spec: dict[str, Any],
+    robot: bool,
+    default_rate: m.RateLimit | None = None,
 ) -> m.SendPolicy:
     # What the target leaves out comes from SendPolicy's defaults (written only there).
-    base = m.SendPolicy(rate=m.ROBOT_RATE if robot else m.NO_RATE)
+    base = m.SendPolicy(rate=default_rate or (m.ROBOT_RATE if robot else m.NO_RATE))
     rate_spec = as_dict(spec.get("rate_limit"))
     messages = rate_spec.get("messages", base.rate.messages)
     rate = m.RateLimit(
@@ -92,7 +96,62 @@ def compile_targets(ctx: CompileContext, specs: dict[str, Any]) -> dict[str, m.T
                 queue_size=queue_size,
                 policy=compile_policy(ctx, where, spec, robot=False),
             )
+        elif kind == "app_robot":
+            out[name] = compile_app_robot(ctx, where, name, spec, timeout, queue_size)
     return out
+
+
+def compile_app_robot(
+    ctx: CompileContext,
+    where: PathKey,
+    name: str,
+    spec: dict[str, Any],
+    timeout: float,
+    queue_size: int,
+) -> m.AppRobotTarget:
+    """`type: app_robot`: one group or some users, never both (every problem reported)."""
+    app_key = str(spec.get("app_key", ""))
+    conversation = spec.get("open_conversation_id")
+    userids = as_strs(spec.get("userids"))
+    if conversation and userids:
+        ctx.problem(
+            where,
+            "an app_robot target sends to a group or to users, not both",
+            "keep open_conversation_id (a group) or userids (one-to-one); make two targets"
+            " for both",
+        )
+    elif not conversation and not userids:
+        ctx.problem(
+            where,
+            "an app_robot target needs recipients",
+            "set open_conversation_id (a group the robot is in) or userids (one-to-one)",
+        )
+    if len(userids) > m.MAX_APP_ROBOT_USERS:
+        ctx.problem(
+            (*where, "userids"),
+            f"{len(userids)} users: at most {m.MAX_APP_ROBOT_USERS} per app_robot target"
+            f" (every {m.APP_ROBOT_BATCH} are another call against the app's rate limit)",
+            "send to a group (open_conversation_id) or use a work_notice target to reach"
+            " many people",
+        )
+    repeated = sorted({u for u in userids if userids.count(u) > 1})
+    if repeated:
+        ctx.problem(
+            (*where, "userids"), f"user ids listed twice: {', '.join(repeated)}", "list each once"
+        )
+    robot_code = spec.get("robot_code")
+    return m.AppRobotTarget(
+        name=name,
+        app_key=app_key,
+        app_secret=ctx.secret(where, spec, "app_secret", required=True) or "",
+        robot_code=str(robot_code) if robot_code else app_key,
+        open_conversation_id=str(conversation) if conversation else None,
+        userids=userids,
+        api_base=str(spec.get("api_base", m.DEFAULT_OPENAPI_BASE)).rstrip("/"),
+        timeout=timeout,
+        queue_size=queue_size,
+        policy=compile_policy(ctx, where, spec, robot=False, default_rate=m.APP_ROBOT_RATE),
+    )
 
 
 def _has_access_token(url: str) -> bool:

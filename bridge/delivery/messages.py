@@ -57,6 +57,10 @@ class Current:
     done: int
     hold: Hold
     started: float = field(default_factory=time.monotonic)
+    refused: int = 0  # users an app robot's answers refused so far (for the log line)
+    addressed: int = 0  # users its one-to-one calls were for
+    message: Message | None = None  # what the bodies carry (for a follow-up to some users)
+    flow_controlled: list[str] = field(default_factory=list)  # users to send it again later
 
 
 def digest_threshold(policy: SendPolicy, used: int) -> int:

@@ -11,19 +11,25 @@ accepted, which the store still lists as pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bridge.clock import Clock
 from bridge.delivery.backoff import backoff_ceiling
 from bridge.delivery.labels import error_text, ids_of
 from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.robots import RobotWindow, Ticket
-from bridge.dingtalk.responses import Failed
+from bridge.dingtalk.responses import Delivered, Failed, SendOutcome
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
+from bridge.model import Delivery
 from bridge.store.api import Store, Tx
-from bridge.store.records import Row
+from bridge.store.records import AppRobotSend, Row
+
+if TYPE_CHECKING:
+    from bridge.delivery.messages import Current
 
 log = logging.getLogger("bridge.delivery")
 
@@ -68,22 +74,107 @@ def dead_letters(
     return Record("dead letter", ids + (swept or []), calls, None, write)
 
 
-def part_sent(head: str, done: int, at: float, owner: str) -> Record:
-    """Part `done` of a long message went out: a restart resumes at the next part."""
-    return Record(
-        "part", [head], [at], None, lambda tx: tx.outbox.progress(head, done, at, owner=owner)
+def app_robot_sends(
+    batch: Sequence[Row], target: str, sent: SendOutcome, at: float
+) -> list[AppRobotSend]:
+    """What an app robot's answer said of the call (its processQueryKey, the users it refused),
+    for every message the call carried; nothing for other channels."""
+    receipt = sent.receipt if isinstance(sent, Delivered) else None
+    if receipt is None:
+        return []
+    return [
+        AppRobotSend(
+            row.id,
+            receipt.process_query_key,
+            target,
+            row.rule,
+            receipt.robot_code,
+            receipt.conversation,
+            receipt.users,
+            receipt.refused(),
+            at,
+        )
+        for row in batch
+    ]
+
+
+# How long flow-controlled users wait before their follow-up: DingTalk's flow control is counted
+# per minute (as the work notice's 143103 is; uncertain for the app robot, docs/dingtalk-v1.md).
+FLOW_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The message again, for the users DingTalk flow-controlled, due at `not_before`."""
+
+    delivery: Delivery
+    not_before: float
+
+
+def flow_follow_up(
+    current: Current, target: str, now: float, new_id: Callable[[], str] | None
+) -> FollowUp | None:
+    """A follow-up for the users DingTalk flow-controlled while sending `current` (only them:
+    the others have it), or None. `new_id`: the outbox's id source (none: no follow-up)."""
+    users = tuple(dict.fromkeys(current.flow_controlled))
+    if not users or current.message is None or new_id is None:
+        return None
+    head = current.batch[0]
+    delivery = Delivery(
+        id=new_id(),
+        rule=head.rule,
+        target=target,
+        message=replace(current.message, only_users=users),
+        fingerprint=head.fingerprint,
+        created_at=datetime.fromtimestamp(now, UTC),
+        event_status="resolved" if head.event_status == "resolved" else "firing",
     )
+    return FollowUp(delivery, now + FLOW_RETRY_SECONDS)
+
+
+def part_sent(
+    head: str, done: int, at: float, owner: str, sends: Sequence[AppRobotSend] = ()
+) -> Record:
+    """Part `done` of a long message went out: a restart resumes at the next part."""
+
+    def write(tx: Tx) -> None:
+        tx.outbox.progress(head, done, at, owner=owner)
+        if sends:
+            tx.appsends.record(sends, at)
+
+    return Record("part", [head], [at], None, write)
 
 
 def accepted(
-    batch: list[Row], target: str, task_id: int | None, calls: list[float], now: float
+    batch: list[Row],
+    target: str,
+    task_id: int | None,
+    calls: list[float],
+    now: float,
+    sends: Sequence[AppRobotSend] = (),
+    follow_up: FollowUp | None = None,
 ) -> Record:
     """DingTalk took every body: the rows leave the outbox, or, for a send awaiting its result
     (a work notice), stay 'sent' with the task id until the poller settles them
-    (store/notices.py, delivery/noticepoll.py)."""
+    (store/notices.py, delivery/noticepoll.py). `sends`: what an app robot's answer said of the
+    last call (store/appsends.py); `follow_up`: the message again for the users DingTalk
+    flow-controlled, queued in the same transaction."""
     ids = [r.id for r in batch]
 
     def write(tx: Tx) -> None:
+        if sends:
+            tx.appsends.record(sends, now)
+        if follow_up is not None:
+            users = ",".join(follow_up.delivery.message.only_users)
+            tx.outbox.enqueue([follow_up.delivery], now)
+            tx.outbox.retry_later(
+                [follow_up.delivery.id],
+                follow_up.not_before,
+                Reason.RATE_LIMITED.value,
+                None,
+                f"flow-controlled by DingTalk, sent again to: {users}"[:500],
+                now,
+            )
         if task_id is not None:
             tx.notices.awaiting(batch, target, task_id, now, first_poll_at(now))
         else:

@@ -56,13 +56,13 @@ from bridge.delivery.robots import RobotWindow, RobotWindows, Ticket
 from bridge.delivery.turns import StoredWindows
 from bridge.delivery.worker import Worker
 from bridge.dingtalk.channel import Channel
-from bridge.dingtalk.responses import AwaitingResult, Failed
+from bridge.dingtalk.responses import FLOW_CONTROLLED, AwaitingResult, Failed
 from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.store import records
 from bridge.store.api import Store
-from bridge.store.records import Row
+from bridge.store.records import AppRobotSend, Row
 
 log = logging.getLogger("bridge.delivery")
 
@@ -98,11 +98,17 @@ class TargetSender:
         timezone: Callable[[], tzinfo] = lambda: UTC,
         owner: str | None = None,
         lease: float = DEFAULT_LEASE,
+        after_digest: Callable[[list[Row]], None] | None = None,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         """`windows`: the process's shared rate windows (one per robot); a sender made without
         them (a test) has a registry of its own, loaded from the store. `timezone`: the
         config's, for the time in a work notice's unique line. `owner`: the replica id its
-        claims are made in (a new one when not given), for `lease` seconds."""
+        claims are made in (a new one when not given), for `lease` seconds. `after_digest`:
+        called with a digest's rows once DingTalk took it and it is recorded (the recall of a
+        storm's singles, delivery/recall.py); an error of it is logged, never raised.
+        `new_id`: the outbox's id source, for a follow-up to the users an app robot's send
+        was flow-controlled for (without one they are only recorded)."""
         self.channel = channel
         self.name = channel.name
         self.renderer = renderer
@@ -112,6 +118,8 @@ class TargetSender:
         self.rand = rand
         self.owner = owner or new_replica_id()
         self.lease = lease
+        self.after_digest = after_digest
+        self.new_id = new_id
         self.claims = Claims(store, self.name, self.owner, lease, clock)
         self.windows = windows or RobotWindows(StoredWindows(store, clock))
         self._window: RobotWindow | None = None
@@ -242,7 +250,8 @@ class TargetSender:
         kept = set(ids)
         self.claims.let_go([r.id for r in rows if r.id not in kept])
         done = batch[0].parts_sent if len(batch) == 1 else 0
-        self._current = Current(batch, bodies, done, Hold(ids, now + self.lease, self.lease))
+        hold = Hold(ids, now + self.lease, self.lease)
+        self._current = Current(batch, bodies, done, hold, message=message)
         return 0.0
 
     def _message(self, rows: list[Row], digest: bool, backlog: int) -> tuple[list[Row], Message]:
@@ -281,14 +290,20 @@ class TargetSender:
         at = self.clock.time()
         self.window.settle(ticket, at, counted=True, failing=False)
         current.done += 1
+        sends = recording.app_robot_sends(current.batch, self.name, sent, at)
+        if sends:
+            current.refused += len(sends[0].refused)
+            current.addressed += len(sends[0].users)
+            current.flow_controlled += [u for u, why in sends[0].refused if why == FLOW_CONTROLLED]
         if current.done < len(current.bodies):
             self.recorder.commit(
-                recording.part_sent(current.batch[0].id, current.done, at, self.owner), ticket
+                recording.part_sent(current.batch[0].id, current.done, at, self.owner, sends),
+                ticket,
             )
             return 0.0
         self._current = None
         task_id = sent.task_id if isinstance(sent, AwaitingResult) else None
-        self._succeeded(current, task_id, [at], ticket)
+        self._succeeded(current, task_id, [at], ticket, sends)
         return 0.0
 
     def _succeeded(
@@ -297,25 +312,41 @@ class TargetSender:
         task_id: int | None,
         calls: list[float],
         ticket: Ticket | None = None,
+        sends: list[AppRobotSend] | None = None,
     ) -> None:
-        """DingTalk accepted every body of the message: the rows leave the outbox."""
+        """DingTalk accepted every body of the message: the rows leave the outbox (an app
+        robot's answers, with the users it refused, are kept: store/appsends.py)."""
         batch = current.batch
         self.stats.delivered += len(batch)
-        record = recording.accepted(batch, self.name, task_id, calls, self.clock.time())
+        now = self.clock.time()
+        follow_up = recording.flow_follow_up(current, self.name, now, self.new_id)
+        record = recording.accepted(batch, self.name, task_id, calls, now, sends or (), follow_up)
         recorded = self.recorder.commit(record, ticket)
-        log.info(
+        nobody = 0 < current.addressed <= current.refused  # a one-to-one send nobody got
+        word = "delivered" if task_id is None else "accepted, awaiting result"
+        log.log(
+            logging.WARNING if nobody else logging.INFO,
             fmt_fields(
-                "delivered" if task_id is None else "accepted, awaiting result",
+                "delivered to nobody: DingTalk refused every user" if nobody else word,
                 rule=rules_of(batch),
                 target=self.name,
                 id=ids_of_rows(batch),
                 parts=len(current.bodies) if len(current.bodies) > 1 else None,
                 digest=len(batch) if len(batch) > 1 else None,
                 task_id=task_id,
+                refused_users=current.refused or None,
+                follow_up=follow_up.delivery.id if follow_up else None,
                 ms=round((time.monotonic() - current.started) * 1000),
                 recorded=None if recorded else "no",
-            )
+            ),
         )
+        if recorded and len(batch) > 1 and self.after_digest is not None:
+            try:
+                self.after_digest(batch)
+            except Exception as exc:  # a recall that failed must not stop the sends
+                log.error(
+                    fmt_fields("after digest failed", target=self.name, error=error_text(exc))
+                )
 
     # -- failures ------------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 
-from bridge.config.model import RobotTarget, Target, WorkNoticeTarget
+from bridge.config.model import AppRobotTarget, RobotTarget, Target, WorkNoticeTarget
+from bridge.dingtalk.approbot import AppRobotChannel
 from bridge.dingtalk.channel import Body, Channel
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.responses import AwaitingResult, Failed, SendOutcome
@@ -22,6 +23,7 @@ from bridge.model import Message
 CHANNELS: dict[type[Any], Callable[[Any, DingTalkClient | None], Channel]] = {
     RobotTarget: RobotChannel,
     WorkNoticeTarget: WorkNoticeChannel,
+    AppRobotTarget: AppRobotChannel,
 }
 
 

@@ -9,12 +9,14 @@ quote the URL, so we report the exception's type only. It knows no target types:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import WorkNoticeTarget
+from bridge.dingtalk.openapi import OpenApi
 from bridge.dingtalk.responses import Outcome, as_error, classify
 from bridge.dingtalk.sizing import encode
 from bridge.dingtalk.tokens import TokenCache
@@ -29,6 +31,7 @@ class DingTalkClient:
         self.session = session
         self.clock = clock
         self.tokens = TokenCache(self._fetch_token, clock)
+        self.v1 = OpenApi(self)  # the v1.0 API's calls and tokens (api.dingtalk.com)
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -39,8 +42,13 @@ class DingTalkClient:
         timeout: float,
         data: bytes | None = None,
         params: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        parse: Callable[[int, bytes], Outcome] = classify,
     ) -> Outcome:
-        """One HTTP call and what DingTalk's answer means; DeliveryError if none came."""
+        """One HTTP call and what DingTalk's answer means (`parse`: the oapi reading by
+        default; the v1.0 API answers in its own way, dingtalk/openapi.py); DeliveryError if
+        none came. `headers`: extra ones (the v1.0 access token travels in a header)."""
+        sent = {**JSON_HEADERS, "User-Agent": USER_AGENT} if data is not None else {}
         try:
             response = self.session.request(
                 method,
@@ -48,7 +56,7 @@ class DingTalkClient:
                 data=data,
                 params=params,
                 timeout=timeout,
-                headers={**JSON_HEADERS, "User-Agent": USER_AGENT} if data is not None else None,
+                headers={**sent, **headers} if headers else (sent or None),
             )
             content = response.content
         except requests.ConnectTimeout:
@@ -64,7 +72,7 @@ class DingTalkClient:
             raise DeliveryError(
                 Reason.NETWORK, f"connection failed ({type(exc).__name__})", retryable=True
             ) from None
-        return classify(response.status_code, content)
+        return parse(response.status_code, content)
 
     # -- internal apps (work notices, callbacks) ------------------------------------------------
 
@@ -103,19 +111,19 @@ class DingTalkClient:
         """One call with the app's access token (cached and shared; dropped and fetched again
         once if DingTalk says it expired); DingTalk's answer, or DeliveryError."""
         data = encode(body) if body is not None else None
-        for attempt in (1, 2):
-            token = self.tokens.get(app.api_base, app.app_key, app.app_secret)
-            outcome = self.call(
+        outcome = self.tokens.with_token(
+            app.api_base,
+            app.app_key,
+            app.app_secret,
+            lambda token: self.call(
                 method,
                 f"{app.api_base}{path}",
                 app.timeout,
                 data=data,
                 params={"access_token": token},
-            )
-            if outcome.ok:
-                return outcome.body
-            if outcome.token_invalid and attempt == 1:
-                self.tokens.invalidate(app.api_base, app.app_key, token)
-                continue  # once more with a fresh token
-            raise as_error(outcome, what)
-        raise AssertionError("unreachable")  # pragma: no cover
+            ),
+            lambda outcome: outcome.token_invalid,
+        )
+        if outcome.ok:
+            return outcome.body
+        raise as_error(outcome, what)

@@ -96,9 +96,38 @@ def as_error(outcome: Outcome, what: str) -> DeliveryError:
 # -- what one send came to, typed: the sender acts on these, never on errcodes -----------------
 
 
+FLOW_CONTROLLED = "flow_controlled"  # a user DingTalk did not deliver to for now: try again
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What DingTalk said of one app-robot send it took (reference/dingtalk.md §6): the key to
+    recall it by, where it went, and the users of a one-to-one send it did not deliver to
+    (`invalidStaffIdList`, `flowControlledStaffIdList`, `filteredStaffIdList`)."""
+
+    process_query_key: str
+    robot_code: str
+    conversation: str | None  # the openConversationId of a group send; None: one-to-one
+    users: tuple[str, ...] = ()  # the users a one-to-one send was for
+    invalid: tuple[str, ...] = ()
+    flow_controlled: tuple[str, ...] = ()
+    filtered: tuple[str, ...] = ()
+
+    def refused(self) -> tuple[tuple[str, str], ...]:
+        """(user id, why) for every user DingTalk did not deliver to."""
+        return (
+            *((u, "invalid_user") for u in self.invalid),
+            *((u, FLOW_CONTROLLED) for u in self.flow_controlled),
+            *((u, "filtered") for u in self.filtered),
+        )
+
+
 @dataclass(frozen=True)
 class Delivered:
-    """DingTalk took the body, and that is the end of it (a robot's errcode 0)."""
+    """DingTalk took the body, and that is the end of it (a robot's errcode 0). `receipt`: what
+    an app robot's answer said about it (None for the other channels)."""
+
+    receipt: Receipt | None = None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bridge.clock import Clock
 
 # fetch(api_base, app_key, app_secret) -> (token, expires_in seconds); raises DeliveryError.
 Fetch = Callable[[str, str, str], tuple[str, float]]
+T = TypeVar("T")
 REFRESH_MARGIN = 300.0  # renew 5 minutes early: a token must not expire between fetch and use
 
 
@@ -63,3 +65,21 @@ class TokenCache:
             entry = self._entries.get(key)
             if entry and entry.token == token:
                 del self._entries[key]
+
+    def with_token(
+        self,
+        api_base: str,
+        app_key: str,
+        app_secret: str,
+        call: Callable[[str], T],
+        stale: Callable[[T], bool],
+    ) -> T:
+        """`call(token)` with the app's token; if DingTalk says the token is no good
+        (`stale(answer)`), drop it and call once more with a fresh one (dingtalk-sdk and the
+        Stream SDK do the same). The last answer, whatever it is."""
+        token = self.get(api_base, app_key, app_secret)
+        answer = call(token)
+        if stale(answer):
+            self.invalidate(api_base, app_key, token)
+            answer = call(self.get(api_base, app_key, app_secret))
+        return answer

@@ -83,7 +83,16 @@ class Apps:
     def describe(self) -> JSON:
         """Registered apps, without their secrets."""
         return {
-            key: {"agent_id": app.agent_id, "token_ttl": app.token_ttl}
+            key: {
+                "agent_id": app.agent_id,
+                "token_ttl": app.token_ttl,
+                "robot_code": app.robot_code or key,
+                "groups": list(app.groups) if app.groups is not None else None,
+                "disbanded_groups": list(app.disbanded_groups),
+                "bot_stopped": app.bot_stopped,
+                "qps": app.qps,
+                "user_rate": app.user_rate_per_minute,
+            }
             for key, app in self.registered.items()
         }
 

@@ -36,7 +36,23 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _app_robot(message: dict[str, Any]) -> str:
+    parts = [f"to group {_e(message['open_conversation_id'])}"]
+    if message["user_ids"]:
+        parts = [f"to: {_e(', '.join(message['recipients']) or '-')}"]
+    refused = message["invalid"] + message["flow_controlled"]
+    if refused:
+        parts.append(
+            f'<span class="rej">refused (invalid/flow control): {_e(", ".join(refused))}</span>'
+        )
+    if message["recalled"]:
+        parts.append('<span class="rej">recalled</span>')
+    return " · ".join(parts)
+
+
 def _mentions(message: dict[str, Any]) -> str:
+    if message["kind"] == "app_robot":
+        return _app_robot(message)
     if message["kind"] == "work_notice":
         parts = [f"to: {_e(', '.join(message['recipients']) or '-')}"]
         if message["dept_id_list"]:
@@ -64,6 +80,8 @@ def _mentions(message: dict[str, Any]) -> str:
 def _message(message: dict[str, Any]) -> str:
     if message["kind"] == "robot":
         source = f"robot {mask(message['token'])}"
+    elif message["kind"] == "app_robot":
+        source = f"app robot {message['robot_code']}"
     else:
         source = f"work notice from {message['app_key']} (task {message['task_id']})"
     mentions = _mentions(message)

@@ -29,6 +29,10 @@ DEFAULT_LOCKOUT_SECONDS = 600.0
 DEFAULT_TOKEN_TTL = 7200.0
 # An internal app may send a user at most 500 work notices a day (reference §3.1).
 DEFAULT_DAILY_LIMIT = 500
+# v1.0: "20 QPS per API per app" (reference §8, uncertain), and a per-user flow control on
+# one-to-one robot messages whose real number is not documented (a guess; tests lower it).
+DEFAULT_QPS = 20
+DEFAULT_USER_RATE = 20
 # The robot settings page accepts at most 10 keywords (reference §1.2).
 MAX_KEYWORDS = 10
 
@@ -72,6 +76,17 @@ class AppSpec:
     # Seconds after asyncsend before getsendresult knows the outcome (DingTalk sends
     # asynchronously; until then every list is empty).
     result_delay: float = 0.0
+    # The app's robot (v1.0 API, openapi.py). Its robotCode (None: the app key, as DingTalk
+    # does for an internal app's robot); the groups it is in by openConversationId (None: any);
+    # groups since disbanded (group.disbanded); a robot stopped in the console (bot.stopped).
+    robot_code: str | None = None
+    groups: tuple[str, ...] | None = None
+    disbanded_groups: tuple[str, ...] = ()
+    bot_stopped: bool = False
+    # Calls per second per v1.0 API (the often quoted platform default, 20; 0: no limit), and
+    # one-to-one messages per user per minute before DingTalk flow-controls them (0: no limit).
+    qps: int = DEFAULT_QPS
+    user_rate_per_minute: int = DEFAULT_USER_RATE
 
 
 @dataclass
@@ -155,7 +170,16 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
     mapping = _as_mapping(data, where)
     _reject_unknown(
         mapping,
-        {"app_secret", "agent_id", "token_ttl", "corp_id", "users", "daily_limit", "result_delay"},
+        {
+            "app_secret",
+            "agent_id",
+            "token_ttl",
+            "corp_id",
+            "users",
+            "daily_limit",
+            "result_delay",
+            *ROBOT_KEYS,
+        },
         where,
     )
     secret = mapping.get("app_secret")
@@ -189,7 +213,43 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
         users=tuple(users) if users is not None else None,
         daily_limit=daily_limit,
         result_delay=float(result_delay),
+        **_robot_fields(mapping, where),
     )
+
+
+ROBOT_KEYS = ("robot_code", "groups", "disbanded_groups", "bot_stopped", "qps", "user_rate")
+
+
+def _robot_fields(mapping: Mapping[Any, Any], where: str) -> dict[str, Any]:
+    """The app robot's part of an app's spec (see AppSpec)."""
+    robot_code = mapping.get("robot_code")
+    if robot_code is not None and (not isinstance(robot_code, str) or not robot_code):
+        raise SpecError(f"{where}.robot_code must be a non-empty string")
+    lists: dict[str, tuple[str, ...] | None] = {}
+    for name in ("groups", "disbanded_groups"):
+        value = mapping.get(name)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(g, str) and g for g in value)
+        ):
+            raise SpecError(f"{where}.{name} must be a list of openConversationId strings")
+        lists[name] = tuple(value) if value is not None else None
+    stopped = mapping.get("bot_stopped", False)
+    if not isinstance(stopped, bool):
+        raise SpecError(f"{where}.bot_stopped must be true or false")
+    numbers = {}
+    for name, default in (("qps", DEFAULT_QPS), ("user_rate", DEFAULT_USER_RATE)):
+        value = mapping.get(name, default)
+        if not _is_int(value) or value < 0:
+            raise SpecError(f"{where}.{name} must be an integer >= 0")
+        numbers[name] = value
+    return {
+        "robot_code": robot_code,
+        "groups": lists["groups"],
+        "disbanded_groups": lists["disbanded_groups"] or (),
+        "bot_stopped": stopped,
+        "qps": numbers["qps"],
+        "user_rate_per_minute": numbers["user_rate"],
+    }
 
 
 def _as_mapping(data: Any, where: str) -> Mapping[Any, Any]:

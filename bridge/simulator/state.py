@@ -22,6 +22,7 @@ from typing import Any
 
 from bridge.simulator.apps import Apps
 from bridge.simulator.faults import Fault, FaultAction, FaultQueue
+from bridge.simulator.openapi import OpenApi
 from bridge.simulator.robots import Robots
 from bridge.simulator.spec import DEFAULT_RATE_PER_MINUTE, AppSpec, RobotSpec, SimulatorSpec
 from bridge.simulator.traffic import (
@@ -59,7 +60,9 @@ class SimulatorState:
         self._robots = Robots(
             spec.robots, self._traffic, accept_unknown_robots, default_rate_per_minute
         )
-        self._apps = Apps(spec.apps, self._traffic, new_token or (lambda: secrets.token_hex(16)))
+        new_token = new_token or (lambda: secrets.token_hex(16))
+        self._apps = Apps(spec.apps, self._traffic, new_token)
+        self._openapi = OpenApi(self._apps, self._traffic, new_token)
         self._faults = FaultQueue()
 
     @property
@@ -91,7 +94,19 @@ class SimulatorState:
         """Make every unexpired token of `app_key` expire now; returns how many. KeyError if the
         app is unknown. The next topapi call with such a token gets 42001."""
         with self._lock:
-            return self._apps.expire_tokens(now, app_key)
+            expired = self._apps.expire_tokens(now, app_key)
+            return expired + self._openapi.expire_tokens(now, app_key)
+
+    # --- the v1.0 API (openapi.py) ---------------------------------------------------------------
+
+    def openapi(self, now: float, method: str, path: str, token: str, body: bytes) -> Reply:
+        """One v1.0 call (`token`: the x-acs-dingtalk-access-token header)."""
+        return self._logged(lambda: self._openapi.handle(now, method, path, token, body))
+
+    def cards(self, since: int = 0) -> list[JSON]:
+        """Card calls recorded (createAndDeliver, updates), oldest first."""
+        with self._lock:
+            return list(self._openapi.cards[max(since, 0) :])
 
     def app(self, app_key: str) -> AppSpec | None:
         with self._lock:
@@ -192,6 +207,7 @@ class SimulatorState:
             self._traffic.clear()
             self._robots.clear()
             self._apps.clear()
+            self._openapi.clear()
             self._faults.clear()
 
     def messages(self, since: int = 0, token: str | None = None) -> list[JSON]:

@@ -22,6 +22,7 @@ from waitress.channel import ClientDisconnected
 from bridge.simulator.callbacks import CALLBACK_PATHS, Callbacks
 from bridge.simulator.checks import Rejected
 from bridge.simulator.faults import FaultAction, FaultError
+from bridge.simulator.openapi import V1_PATHS
 from bridge.simulator.page import render_page
 from bridge.simulator.spec import SpecError, parse_apps, parse_robots
 from bridge.simulator.state import SimulatorState
@@ -44,6 +45,8 @@ _NON_JSON_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     500: "Internal Server Error",
@@ -92,6 +95,8 @@ class SimulatorApp:
         try:
             if path in API_PATHS:
                 status, content_type, body = self._api(method, path, query, environ)
+            elif path in V1_PATHS:
+                status, content_type, body = self._v1_api(method, path, query, environ)
             elif path in CALLBACK_PATHS:
                 status, content_type, body = self._callback_api(method, path, query, environ)
             else:
@@ -112,11 +117,9 @@ class SimulatorApp:
         # Read the body first: waitress has it buffered anyway, and a fault must not leave it
         # half-read on a keep-alive connection.
         body = _read_body(environ)
-        fault = self.state.take_fault(self.now(), path, query)
-        if fault is not None:
-            response = self._apply_fault(fault)
-            if response is not None:
-                return response
+        faulted = self._faulted(path, query)
+        if faulted is not None:
+            return faulted
         expected = "GET" if path == GETTOKEN_PATH else "POST"
         if method != expected:
             return _json(405, {"errcode": 405, "errmsg": f"use {expected} for {path}"})
@@ -132,6 +135,17 @@ class SimulatorApp:
         assert path == GETSENDRESULT_PATH
         return _json(*self.state.getsendresult(now, query, body))
 
+    def _v1_api(
+        self, method: str, path: str, query: dict[str, str], environ: WSGIEnvironment
+    ) -> Response:
+        """The v1.0 API (simulator/openapi.py): the token comes in a header, not the query."""
+        body = _read_body(environ)
+        faulted = self._faulted(path, query)
+        if faulted is not None:
+            return faulted
+        token = str(environ.get("HTTP_X_ACS_DINGTALK_ACCESS_TOKEN", ""))
+        return _json(*self.state.openapi(self.now(), method, path, token, body))
+
     def _callback_api(
         self, method: str, path: str, query: dict[str, str], environ: WSGIEnvironment
     ) -> Response:
@@ -146,6 +160,12 @@ class SimulatorApp:
         if not isinstance(body, dict):
             return _json(200, {"errcode": 40035, "errmsg": "the body must be a JSON object"})
         return _json(*self.callbacks.api(path, app_key, app.corp_id, body, self.now()))
+
+    def _faulted(self, path: str, query: dict[str, str]) -> Response | None:
+        """The response of a fault injected for this request, or None to handle it normally
+        (none matched, or a delay that has passed)."""
+        fault = self.state.take_fault(self.now(), path, query)
+        return self._apply_fault(fault) if fault is not None else None
 
     def _apply_fault(self, fault: FaultAction) -> Response | None:
         """The faulted response, or None to go on with normal handling (after a delay)."""
@@ -183,6 +203,8 @@ class SimulatorApp:
             return _json(200, {"messages": messages})
         if path == "/_sim/requests" and method == "GET":
             return _json(200, {"requests": state.requests(_int_param(query, "since"))})
+        if path == "/_sim/cards" and method == "GET":
+            return _json(200, {"cards": state.cards(_int_param(query, "since"))})
         if path == "/_sim/stats" and method == "GET":
             return _json(200, state.stats())
         if path == "/_sim/callbacks/push" and method == "POST":

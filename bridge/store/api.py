@@ -27,7 +27,7 @@ from bridge.alerting.dedup import LogEntry
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.model import Delivery, Event, FileKey, Position
-from bridge.store.records import Group, Readiness, Result, Row, Seen, Task
+from bridge.store.records import AppRobotSend, Group, Readiness, Result, Row, Seen, Task
 
 
 class OutboxReads(Protocol):
@@ -402,6 +402,37 @@ class Notices(NoticesReads, Protocol):
         ...
 
 
+class AppRobotSendsReads(Protocol):
+    """App-robot sends DingTalk took (store/appsends.py): kept after their outbox row."""
+
+    def of(self, id_: str) -> list[AppRobotSend]:
+        """The calls that carried message `id_`, in the order they were made."""
+        ...
+
+    def find(self, part: str) -> list[str]:
+        """Ids of recorded sends containing `part` literally (at most 2)."""
+        ...
+
+    def singles(self, target: str, rule: str, since: float) -> list[AppRobotSend]:
+        """`rule`'s messages sent alone (not in a digest) to `target` from `since` on, not
+        recalled, oldest first."""
+        ...
+
+
+class AppRobotSends(AppRobotSendsReads, Protocol):
+    def record(self, sends: Iterable[AppRobotSend], now: float) -> None:
+        """Keep `sends`; forget those older than RESULTS_KEEP."""
+        ...
+
+    def recalled(self, keys: Iterable[str], now: float) -> None:
+        """DingTalk recalled the calls of these processQueryKeys."""
+        ...
+
+    def recall_failed(self, notes: Iterable[tuple[str, str]]) -> None:
+        """DingTalk did not recall these calls: (processQueryKey, why)."""
+        ...
+
+
 class TailStateReads(Protocol):
     """Where each file input of each node stopped in each file (by file identity). `node` is
     the replica's node id (`state: {node_id}`): replicas sharing a database tail their own
@@ -537,6 +568,8 @@ class ReadTx(Protocol):
     @property
     def notices(self) -> NoticesReads: ...
     @property
+    def appsends(self) -> AppRobotSendsReads: ...
+    @property
     def tailstate(self) -> TailStateReads: ...
     @property
     def replays(self) -> ReplaysReads: ...
@@ -563,6 +596,8 @@ class Tx(ReadTx, Protocol):
     def ratewindows(self) -> RateWindows: ...
     @property
     def notices(self) -> Notices: ...
+    @property
+    def appsends(self) -> AppRobotSends: ...
     @property
     def tailstate(self) -> TailState: ...
     @property

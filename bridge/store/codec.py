@@ -95,6 +95,7 @@ def message_to_json(message: Message) -> str:
             "btn_orientation": message.btn_orientation,
             "links": [[link.title, link.url, link.pic_url] for link in message.links],
             "fallback": message.fallback,
+            **({"only_users": list(message.only_users)} if message.only_users else {}),
         }
     )
 
@@ -113,6 +114,7 @@ def message_from_json(text: str) -> Message:
         btn_orientation=data["btn_orientation"],
         links=tuple(Link(t, u, p) for t, u, p in data["links"]),
         fallback=data["fallback"],
+        only_users=tuple(data.get("only_users", ())),
     )
 
 

@@ -194,10 +194,31 @@ CREATE TABLE IF NOT EXISTS posted_alerts (
 CREATE INDEX IF NOT EXISTS posted_alerts_expiry ON posted_alerts (input, resolved, ends_at);
 """
 
+# The app robot's sends DingTalk took (store/appsends.py; store/schema.py's APP_ROBOT_SENDS).
+_APP_ROBOT_SENDS = """
+CREATE TABLE IF NOT EXISTS app_robot_sends (
+    id TEXT COLLATE "C" NOT NULL,
+    process_query_key TEXT COLLATE "C" NOT NULL,
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    robot_code TEXT NOT NULL,
+    conversation TEXT,
+    users TEXT NOT NULL,
+    refused TEXT NOT NULL,
+    sent_at DOUBLE PRECISION NOT NULL,
+    recalled_at DOUBLE PRECISION,
+    recall_note TEXT,
+    PRIMARY KEY (id, process_query_key)
+);
+CREATE INDEX IF NOT EXISTS app_robot_sends_key ON app_robot_sends (process_query_key);
+CREATE INDEX IF NOT EXISTS app_robot_sends_sent ON app_robot_sends (sent_at);
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
     Step(3, _CLAIMS),
     Step(4, _ROBOT_RESERVATIONS),
     Step(5, _POSTED_ALERTS),
+    Step(6, _APP_ROBOT_SENDS),
 )

@@ -115,3 +115,21 @@ class Readiness:
     # shared database's notifications), "polling" (listening is broken: the idle poll finds
     # them, within a second).
     wakeups: str = "in-process"
+
+
+@dataclass(frozen=True)
+class AppRobotSend:
+    """One call of an app robot DingTalk took (a part of a message, to a group or a batch of
+    up to 20 users): the key to recall it by, and the users it did not deliver to."""
+
+    id: str  # the outbox id (a digest: one such record per message it carried)
+    process_query_key: str
+    target: str
+    rule: str
+    robot_code: str
+    conversation: str | None  # openConversationId; None: one-to-one
+    users: tuple[str, ...]  # the users of a one-to-one call
+    refused: tuple[tuple[str, str], ...]  # (user id, why): invalid_user, flow_controlled...
+    sent_at: float
+    recalled_at: float | None = None
+    recall_note: str | None = None  # why DingTalk did not recall it, when it did not

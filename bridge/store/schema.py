@@ -229,12 +229,34 @@ CREATE TABLE IF NOT EXISTS posted_alerts (
 CREATE INDEX IF NOT EXISTS posted_alerts_expiry ON posted_alerts (input, resolved, ends_at)
 """
 
+# Version 6 (issue 15): the app robot's sends DingTalk took, with the processQueryKey a recall
+# needs and the users it refused (store/appsends.py).
+APP_ROBOT_SENDS = """
+CREATE TABLE IF NOT EXISTS app_robot_sends (
+    id TEXT NOT NULL,  -- the outbox id
+    process_query_key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    robot_code TEXT NOT NULL,
+    conversation TEXT,  -- openConversationId; NULL: one-to-one
+    users TEXT NOT NULL,  -- JSON list: the users of a one-to-one call
+    refused TEXT NOT NULL,  -- JSON list of [user id, why]
+    sent_at REAL NOT NULL,
+    recalled_at REAL,
+    recall_note TEXT,
+    PRIMARY KEY (id, process_query_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS app_robot_sends_key ON app_robot_sends (process_query_key);
+CREATE INDEX IF NOT EXISTS app_robot_sends_sent ON app_robot_sends (sent_at)
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
     Step(3, CLAIMS),
     Step(4, _ROBOT_RESERVATIONS),
     Step(5, POSTED_ALERTS),
+    Step(6, APP_ROBOT_SENDS),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -15,6 +15,7 @@ from bridge.errors import StoreError
 from bridge.store.alertlog import SqlAcks, SqlAlertLog, SqlGroups
 from bridge.store.alertstate import SqlAlertState
 from bridge.store.api import Store
+from bridge.store.appsends import SqlAppRobotSends
 from bridge.store.duplicates import SqlDuplicates
 from bridge.store.locks import Locks, WriterLocks
 from bridge.store.notices import SqlNotices
@@ -80,6 +81,7 @@ class SqlTx:
         self.silences = SqlSilences(conn)
         self.ratewindows = SqlRateWindows(conn, legacy, locks)
         self.notices = SqlNotices(conn, dialect)
+        self.appsends = SqlAppRobotSends(conn)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
