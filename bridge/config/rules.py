@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.alerting import matchers
 from bridge.config import model as m
+from bridge.config.actions import rule_actions
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
 from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.presets import Preset, presets
@@ -139,6 +140,7 @@ def compile_rules(
                     0.0 if only and only.repeats_itself else 14_400.0,
                 ),
                 send_resolved=spec.get("send_resolved") is not False,
+                actions=rule_actions(ctx, where, spec),
             )
         )
     return out
