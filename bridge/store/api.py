@@ -441,6 +441,14 @@ class TailState(TailStateReads, Protocol):
         ...
 
 
+class Keys(Protocol):
+    """Keys the bridge made for itself (store/keys.py)."""
+
+    def get_or_make(self, name: str, fresh: str) -> str:
+        """The key `name`, stored as `fresh` if there is none yet (the first writer wins)."""
+        ...
+
+
 class ReplaysReads(Protocol):
     """Signed requests already taken, each until its timestamp leaves the input's window."""
 
@@ -571,6 +579,8 @@ class Tx(ReadTx, Protocol):
     def duplicates(self) -> Duplicates: ...
     @property
     def alertstate(self) -> AlertState: ...
+    @property
+    def keys(self) -> Keys: ...
 
 
 class Store(Protocol):
