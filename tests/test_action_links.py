@@ -169,9 +169,12 @@ def test_without_a_runbook_url_there_is_no_runbook_link() -> None:
 
 def link(bridge: Bridge, app: HttpApp, title: str, kind: str = "md") -> str:
     fire(bridge, app, kind)
-    _row, message = sent(bridge)[-1]
-    [url] = re.findall(rf"\[{title}\]\((https://bridge\.example\.com[^)]+)\)", message.text)
-    return url.removeprefix("https://bridge.example.com")
+    message = sent(bridge)[-1][1]
+    urls: list[str] = re.findall(
+        rf"\[{title}\]\((https://bridge\.example\.com[^)]+)\)", message.text
+    )
+    assert len(urls) == 1
+    return urls[0].removeprefix("https://bridge.example.com")
 
 
 def test_get_shows_what_the_link_will_do_and_does_nothing(tmp_path: Path) -> None:
