@@ -31,6 +31,7 @@ from bridge.locales import DEFAULT_LOCALE, Locale, duration, translate
 from bridge.model import Button, Event, Message
 
 ACT_PATH = "/-/act/"
+DETAILS = "查看详情"  # the words of a single-button card's button (dingtalk/robot.py)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ def with_actions(message: Message, links: ActionLinks) -> Message:
     if not missing:
         return message
     if message.msgtype == "actionCard":
-        return replace(message, buttons=(*message.buttons, *missing))
+        # A card of one button (its `url`) becomes a card of several: that one first.
+        own = message.buttons or ((Button(DETAILS, message.url),) if message.url else ())
+        return replace(message, buttons=(*own, *missing))
     if message.msgtype == "markdown":
         line = " · ".join(f"[{b.title}]({_markdown_url(b.url)})" for b in missing)
         return replace(message, text=f"{message.text}\n\n{line}")
