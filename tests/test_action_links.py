@@ -370,3 +370,22 @@ def test_a_signed_link_with_any_change_never_acts(
     status, _, _ = call(app, "/-/act/" + token[:index] + char + token[index + 1 :], "POST")
     assert status in (400, 403)
     assert bridge.desk.silences(NOW) == []
+
+
+@GENERATED
+@given(
+    nonce=st.uuids(),
+    body=st.binary(max_size=3000),
+    length=st.one_of(st.none(), st.text(max_size=20)),
+    forwarded=st.text(max_size=300),
+)
+def test_generated_forms_on_a_valid_link_never_get_a_5xx(
+    shared: tuple[Bridge, HttpApp], nonce: object, body: bytes, length: str | None, forwarded: str
+) -> None:
+    _, app = shared
+    path = "/-/act/" + sign(grant(nonce=str(nonce)), SECRET.encode())
+    extra = {"HTTP_X_FORWARDED_FOR": forwarded}
+    if length is not None:
+        extra["CONTENT_LENGTH"] = length
+    status, _, page = call(app, path, "POST", body, **extra)
+    assert status in (200, 400, 409, 413), page  # 409: hypothesis drew a nonce again

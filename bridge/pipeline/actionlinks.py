@@ -21,7 +21,7 @@ a digest's alerts keep their ids for `ack <id>` in the chat).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bridge.alerting.actions import RUNBOOK, SILENCE, Grant, sign
@@ -49,11 +49,15 @@ class LinkSettings:
 @dataclass(frozen=True)
 class ActionLinks:
     buttons: tuple[Button, ...] = ()
-    # What templates read as `actions`: every key always there ("" / {} when not offered), so
-    # `{% if actions.ack %}` works under the templates' StrictUndefined.
-    context: dict[str, Any] = field(
-        default_factory=lambda: {"ack": "", "silence": {}, "runbook": ""}
-    )
+    ack: str = ""
+    silence: tuple[tuple[str, str], ...] = ()  # ("1h", url), by the length as configs write it
+    runbook: str = ""
+
+    def template_view(self) -> dict[str, Any]:
+        """What templates read as `actions`: every key always there ("" / {} when not
+        offered), so `{% if actions.ack %}` works under the templates' StrictUndefined. A fresh
+        dict each time: a template cannot change what another message sees."""
+        return {"ack": self.ack, "silence": dict(self.silence), "runbook": self.runbook}
 
 
 NO_LINKS = ActionLinks()
@@ -64,13 +68,13 @@ def action_links(rule: Rule, event: Event, settings: LinkSettings) -> ActionLink
         return NO_LINKS
     locale = settings.locale
     buttons: list[Button] = []
-    context: dict[str, Any] = {"ack": "", "silence": {}, "runbook": ""}
+    ack, runbook, silence = "", "", []
     for name in rule.actions:
         if name == RUNBOOK:
             url = runbook_url(event)
             if url:
                 buttons.append(Button(translate(locale, "Runbook"), url))
-                context["runbook"] = url
+                runbook = url
             continue
         lengths = settings.actions.silence if name == SILENCE else (0.0,)
         for seconds in lengths:
@@ -79,10 +83,10 @@ def action_links(rule: Rule, event: Event, settings: LinkSettings) -> ActionLink
                 continue
             buttons.append(Button(button(locale, name, seconds), url))
             if name == SILENCE:  # by its length as the config writes it: "1h", "30m", "1d"
-                context["silence"][duration("en", seconds).replace(" ", "")] = url
+                silence.append((duration("en", seconds).replace(" ", ""), url))
             else:
-                context["ack"] = url
-    return ActionLinks(tuple(buttons), context)
+                ack = url
+    return ActionLinks(tuple(buttons), ack, tuple(silence), runbook)
 
 
 def _signed_url(

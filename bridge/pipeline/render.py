@@ -78,7 +78,7 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
         "received_at": event.received_at,
         "now": now,
         "rule": rule.name,
-        "actions": NO_LINKS.context,  # the message's one-tap links, when it is sent (render)
+        "actions": NO_LINKS.template_view(),  # the message's one-tap links, when sent (render)
     }
     if event.kind == PROMETHEUS_KIND:
         context.update(_as_notification(event, rule))
@@ -184,7 +184,7 @@ def render(rule: Rule, event: Event, now: datetime, links: ActionLinks = NO_LINK
     one budget of time, output and memory). `links`: its one-tap buttons (actionlinks.py),
     which the templates see as `actions` and the message carries either way."""
     context = template_context(event, rule, now)
-    context["actions"] = links.context
+    context["actions"] = links.template_view()
     try:
         with render_budget(_limits(rule)):
             return Rendered(with_actions(_render(rule, event, context), links))
