@@ -21,6 +21,7 @@ from bridge.alerting.actions import Grant, sign
 from bridge.app.bridge import Bridge
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import FakeClock
+from bridge.dingtalk.worknotice import work_notice_msg
 from bridge.inputs.http import HttpApp
 from bridge.model import Message
 from bridge.pipeline.actionlinks import ActionLinks, with_actions
@@ -389,3 +390,43 @@ def test_generated_forms_on_a_valid_link_never_get_a_5xx(
         extra["CONTENT_LENGTH"] = length
     status, _, page = call(app, path, "POST", body, **extra)
     assert status in (200, 400, 409, 413), page  # 409: hypothesis drew a nonce again
+
+
+# -- the entry point a card click will call ------------------------------------------------------
+
+
+def test_act_applies_the_chat_commands_rule_to_whoever_clicked(tmp_path: Path) -> None:
+    """No link here: the caller says who acted and whether the input allows them."""
+    with running(tmp_path) as (bridge, app):
+        fire(bridge, app, "md")
+        row = sent(bridge)[0][0]
+        ack = grant(action="ack", fingerprint=row.fingerprint, labels={"alertname": "DiskFull"})
+        refused = bridge.desk.act(ack, "visitor", allowed=False, now=NOW)
+        assert not refused.done and "Sorry visitor, you may not ack here" in refused.text
+        with bridge.store.reading() as tx:
+            assert tx.acks.acknowledged_by(row.fingerprint) is None
+        done = bridge.desk.act(ack, "张三", allowed=True, now=NOW)
+        assert (
+            done.done
+            and done.text == "DiskFull: acknowledged by 张三: no more reminders until it resolves"
+        )
+        again = bridge.desk.act(ack, "李四", allowed=True, now=NOW)
+        assert not again.done and "already acknowledged by 张三" in again.text
+        assert [m.text for _, m in sent(bridge, "pager")][1:] == [done.text]  # one follow-up
+
+
+def test_a_work_notice_card_carries_the_links_as_action_card_buttons(tmp_path: Path) -> None:
+    config = CONFIG.replace(
+        '  pager: {type: robot, webhook: "http://127.0.0.1:9/robot/send?access_token=p"}',
+        "  pager: {type: work_notice, app_key: k, app_secret: s, agent_id: 1, userids: [u1]}",
+    ).replace(
+        "targets: [ops]\n    msgtype: actionCard", "targets: [pager]\n    msgtype: actionCard"
+    )
+    with running(tmp_path, config) as (bridge, app):
+        fire(bridge, app, "card")
+        message = sent(bridge, "pager")[0][1]
+        card = work_notice_msg(message, "unique")["action_card"]
+        assert [b["title"] for b in card["btn_json_list"]] == ["Graph", "Silence 1h", "Silence 4h"]
+        assert card["btn_json_list"][1]["action_url"].startswith(
+            "https://bridge.example.com/-/act/"
+        )

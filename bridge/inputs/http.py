@@ -107,7 +107,9 @@ class HttpApp:
         except InputError as exc:
             return _error(start, exc)
         except Exception:
-            log.exception(fmt_fields("request failed", path=path))
+            # (An action link's token is a credential until used: not in the log.)
+            shown = actionlink.PREFIX + "…" if path.startswith(actionlink.PREFIX) else path
+            log.exception(fmt_fields("request failed", path=shown))
             return _json(
                 start,
                 500,
