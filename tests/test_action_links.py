@@ -216,6 +216,8 @@ def test_post_silences_once_and_queues_the_follow_up_to_the_rules_targets(
             assert follow_up.text == "DiskFull on db-1: silenced for 1h by 张三"
         status, _, page = call(app, path, "POST", b"who=again")
         assert status == 409 and "this link was used before" in page
+        status, _, page = call(app, path)  # the page of a used link offers no button
+        assert status == 409 and "this link was used before" in page and "<form" not in page
         assert len(bridge.desk.silences(NOW)) == 1
         assert len(sent(bridge, "pager")) == 2  # the alert and one follow-up
 

@@ -114,6 +114,8 @@ def test_a_silence_link_shows_then_silences_once_and_says_so_in_the_chat(
 
     replayed = requests.post(url, data={"who": "李四"}, timeout=10)
     assert replayed.status_code == 409 and "此链接已被使用过" in replayed.text
+    reopened = requests.get(url, timeout=10)  # its page now says so, with no button
+    assert reopened.status_code == 409 and "<form" not in reopened.text
     token_at = url.index("/-/act/") + len("/-/act/") + 10
     altered = url[:token_at] + ("A" if url[token_at] != "A" else "B") + url[token_at + 1 :]
     forged = requests.post(altered, data={"who": "x"}, timeout=10)

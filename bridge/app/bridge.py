@@ -241,6 +241,13 @@ class Bridge:
         except StoreError as exc:
             raise InputError(503, Reason.STORE, "the state store cannot be read now") from exc
 
+    def link_used(self, verified: Verified) -> bool:
+        try:
+            with self.store.reading() as tx:
+                return tx.replays.taken(ACTION_LINKS, verified.once_key, self.clock.time())
+        except StoreError:
+            return False  # the page shows; the POST finds out
+
     def act_on_link(self, verified: Verified, who: str, source: str) -> tuple[bool, str]:
         """A link's action, for whoever holds the link (it is the permission), once: its use
         is remembered in the action's commit (store/replays.py, as signed DingTalk requests)."""

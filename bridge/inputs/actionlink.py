@@ -51,6 +51,10 @@ class ActionDesk(Protocol):
         (no `actions.base_url`). Raises InputError 503 when the key cannot be had now."""
         ...
 
+    def link_used(self, verified: Verified) -> bool:
+        """Was this link used already? (A read, for the page: only POST claims it.)"""
+        ...
+
     def act_on_link(self, verified: Verified, who: str, source: str) -> tuple[bool, str]:
         """Do what the link grants, remembering its use in the same commit: (done, what to
         say). InputError 409 when the link was used before."""
@@ -120,6 +124,8 @@ def _serve(
             translate(locale, str(refused)),
         )
     if method != "POST":
+        if desk.link_used(verified):  # no button that can only fail
+            raise InputError(409, Reason.REPLAY, "this link was used before")
         return _confirmation(verified, locale)
     who = _who(environ) or translate(locale, SOMEONE)
     done, text = desk.act_on_link(verified, who, _source(environ))

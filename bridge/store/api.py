@@ -454,6 +454,10 @@ class ReplaysReads(Protocol):
 
     def count(self) -> int: ...
 
+    def taken(self, input_name: str, key: str, now: float) -> bool:
+        """Is (input, key) remembered (and not expired)? A read: it claims nothing."""
+        ...
+
 
 class Replays(ReplaysReads, Protocol):
     """... and the operations that change them."""
