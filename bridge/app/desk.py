@@ -186,11 +186,7 @@ class Desk:
         if wrong is not None:
             return ActResult(False, wrong)
         if not allowed:
-            return ActResult(
-                False,
-                f"Sorry {who}, you may not {grant.action} here "
-                "(an admin can add your staff id to the input's allow list).",
-            )
+            return ActResult(False, commands.not_allowed(who, grant.action))
         if grant.action == ACK:
             done, answer = self._acknowledge(grant.fingerprint, who, now, within)
         else:
