@@ -100,6 +100,30 @@ _ZH_CN: Mapping[str, str] = {
     "Service": "服务",
     "Started": "开始",
     "Recovered": "恢复",
+    # one-tap actions (bridge/alerting/actionwords.py, bridge/inputs/actionlink.py)
+    "Ack": "确认",
+    "Silence %(duration)s": "静默 %(duration)s",
+    "%(alert)s on %(instance)s": "%(alert)s（%(instance)s）",
+    "%(alert)s: %(done)s": "%(alert)s：%(done)s",
+    "Silence %(alert)s for %(duration)s?": "静默 %(alert)s %(duration)s？",
+    "Acknowledge %(alert)s (no more reminders until it resolves)?": "确认 %(alert)s"
+    "（恢复前不再提醒）？",
+    "silenced for %(duration)s by %(who)s": "已静默 %(duration)s，操作人 %(who)s",
+    "acknowledged by %(who)s: no more reminders until it resolves": "已确认，操作人 %(who)s，"
+    "恢复前不再提醒",
+    "Your name (optional)": "你的名字（可选）",
+    "Rule %(rule)s, alert %(id)s": "规则 %(rule)s，告警 %(id)s",
+    "Done": "已完成",
+    "Nothing was done": "未执行任何操作",
+    "This link cannot be used": "此链接无法使用",
+    "someone via link": "链接用户",
+    "this link has expired": "此链接已过期",
+    "this link was used before": "此链接已被使用过",
+    "this link was altered, or made with another bridge's key": "此链接已被修改，"
+    "或不是本服务生成的",
+    "this is not an action link (it may have been cut)": "这不是操作链接（可能不完整）",
+    "this action link cannot be read": "无法读取此操作链接",
+    "one-tap action links are not enabled here": "此处未启用一键操作链接",
     # CI states, as GitLab writes them
     "failed": "失败",
     "success": "成功",

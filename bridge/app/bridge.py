@@ -18,8 +18,10 @@ from typing import Any
 
 import requests
 
+from bridge.alerting.actions import Verified
 from bridge.alerting.alertstate import PostedAlert
 from bridge.app import health, metrics
+from bridge.app.actionkey import ActionKey
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
@@ -49,6 +51,7 @@ from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.signed import SignedOnce
+from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
 from bridge.pipeline.expiry import Expirer
@@ -63,6 +66,8 @@ from bridge.store.offsets import StoreOffsets
 from bridge.store.records import Row
 
 log = logging.getLogger("bridge")
+
+ACTION_LINKS = "-/act"  # the replays table's "input" for used action links
 
 
 class Bridge:
@@ -92,6 +97,7 @@ class Bridge:
         self.client = DingTalkClient(self.session, clock=clock)
         # One rate window per robot, shared by its targets and kept across reloads.
         self.windows = RobotWindows(StoredWindows(self.store, clock))
+        self.action_key = ActionKey(self.store)  # signs the one-tap links (app/actionkey.py)
         self.senders = {name: self._sender(target) for name, target in config.targets.items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
         self.notice_poller = NoticePoller(
@@ -115,6 +121,7 @@ class Bridge:
             clock,
             lambda: self.readiness()[1],
             self.intake.forget_cache,
+            self._queued,
         )
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
@@ -131,7 +138,12 @@ class Bridge:
         return TargetSender(
             channel_for(target, self.client),
             self.store,
-            QueuedRenderer(self._rules, lambda: self.config.locale),
+            QueuedRenderer(
+                self._rules,
+                lambda: self.config.locale,
+                lambda: self.config.actions,
+                self.action_key,
+            ),
             clock=self.clock,
             windows=self.windows,
             timezone=self._tz,
@@ -228,6 +240,42 @@ class Bridge:
             )
 
         return self.intake.accept(self.config, spec, events, self.clock.now(), record)
+
+    # -- one-tap action links (inputs/actionlink.py) -----------------------------------------------
+
+    def action_settings(self) -> tuple[bytes, Locale] | None:
+        config = self.config
+        if config.actions.base_url is None:
+            return None  # links are off: none were made, none are taken
+        try:
+            return self.action_key.get(config.actions), config.locale
+        except StoreError as exc:
+            raise InputError(503, Reason.STORE, "the state store cannot be read now") from exc
+
+    def link_used(self, verified: Verified) -> bool:
+        try:
+            with self.store.reading() as tx:
+                return tx.replays.taken(ACTION_LINKS, verified.once_key, self.clock.time())
+        except StoreError:
+            return False  # the page shows; the POST finds out
+
+    def act_on_link(self, verified: Verified, who: str, source: str) -> tuple[bool, str]:
+        """A link's action, for whoever holds the link (it is the permission), once: its use
+        is remembered in the action's commit (store/replays.py, as signed DingTalk requests)."""
+        grant = verified.grant
+        once = SignedOnce(ACTION_LINKS, verified.once_key, verified.once_key, grant.expires + 1)
+        now = self.clock.time()
+
+        def remember(tx: Tx) -> None:
+            seen = tx.replays.claim(once.input, once.key, once.digest, once.expires, now)
+            if seen is not records.Seen.NEW:
+                raise InputError(409, Reason.REPLAY, "this link was used before")
+
+        try:
+            result = self.desk.act(grant, who, True, now, remember, source)
+        except StoreError as exc:
+            raise InputError(503, Reason.STORE, "the state store cannot take it now") from exc
+        return result.done, result.text
 
     # -- chat commands (dingtalk_robot inputs) --------------------------------------------------
 

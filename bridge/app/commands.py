@@ -59,11 +59,16 @@ def answer(text: str, sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) 
     if command is None:
         return f'I do not know "{name}".\n{HELP}'
     if command.changes and not sender.allowed:
-        return (
-            f"Sorry {sender.nick}, you may not {name} here "
-            "(an admin can add your staff id to the input's allow list)."
-        )
+        return not_allowed(sender.nick, name)
     return command.run(args, sender, desk, now, tz)
+
+
+def not_allowed(who: str, what: str) -> str:
+    """The answer to someone the input does not let change things (a command, a card click)."""
+    return (
+        f"Sorry {who}, you may not {what} here "
+        "(an admin can add your staff id to the input's allow list)."
+    )
 
 
 def _help(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:

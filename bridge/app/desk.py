@@ -3,29 +3,44 @@
 Silences (added here are kept in the state store and, when an Alertmanager API is configured,
 mirrored there), acknowledgements that stop reminders, and the status summary. Chat commands
 (`commands.answer`) parse the text and call these; the answer goes back into the conversation
-through DingTalk's sessionWebhook.
+through DingTalk's sessionWebhook. One-tap actions (a signed link, a card click) go through
+`act`, which applies the same rules and says in the chat what was done (app/acting.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from bridge.alerting.actions import ACK, Grant
+from bridge.alerting.actionwords import done as done_words
 from bridge.alerting.grouping import group_key
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
-from bridge.app import alertmanager_api, commands
+from bridge.app import acting, alertmanager_api, commands
 from bridge.clock import Clock
 from bridge.config.model import ChatInput, Config
 from bridge.dingtalk.replies import post_reply
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.logs import fmt_fields
-from bridge.store.api import Store
+from bridge.store.api import Store, Tx
 
 log = logging.getLogger("bridge")
+
+Within = Callable[[Tx], None]  # more for a desk transaction to do (remember a link's use)
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """What came of a one-tap action: `done` (and then a follow-up was queued), and the words
+    for whoever took it."""
+
+    done: bool
+    text: str
 
 
 class Desk:
@@ -37,6 +52,7 @@ class Desk:
         clock: Clock,
         status: Callable[[], dict[str, Any]],
         silences_changed: Callable[[], None],
+        queued: Callable[[Iterable[str]], None] = lambda targets: None,
     ) -> None:
         self.store = store
         self._config = config
@@ -45,6 +61,7 @@ class Desk:
         self._status = status
         # The intake caches active silences; it must forget them when one is added or ended.
         self._silences_changed = silences_changed
+        self._queued = queued  # wakes the senders of targets a follow-up was queued for
 
     def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]:
         """Answer a command from the chat: into the conversation through its sessionWebhook
@@ -91,8 +108,11 @@ class Desk:
         ends: float,
         comment: str,
         author: str,
+        within: Within | None = None,
     ) -> tuple[Silence, str]:
         with self.store.transaction() as tx:
+            if within is not None:
+                within(tx)
             silence = tx.silences.add(parsed, starts, ends, comment, author, starts)
         self._silences_changed()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
@@ -112,8 +132,16 @@ class Desk:
     def acknowledge(self, short_id: str, by: str, now: float) -> str:
         """The firing alert (group) whose message showed `short_id`: its reminders stop until
         it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
+        return self._acknowledge(short_id, by, now)[1]
+
+    def _acknowledge(
+        self, short_id: str, by: str, now: float, within: Within | None = None
+    ) -> tuple[bool, str]:
+        """`acknowledge`, and whether it acknowledged (False: not found, or acked before)."""
         rules = self._config().rules_by_name
         with self.store.transaction() as tx:
+            if within is not None:
+                within(tx)
             found: dict[str, str] = {}  # fingerprint -> rule
             for rule_name, key in tx.alertlog.firing():
                 rule = rules.get(rule_name)
@@ -123,18 +151,71 @@ class Desk:
                     found[fingerprint] = rule_name
             if len(found) != 1:
                 what = "no firing alert" if not found else f"{len(found)} firing alerts"
-                return f"There is {what} with id {short_id}."
+                return False, f"There is {what} with id {short_id}."
             [(fingerprint, rule_name)] = found.items()
             earlier = tx.acks.acknowledged_by(fingerprint)
             if earlier is None:
                 tx.acks.acknowledge(fingerprint, by, now)
         if earlier is not None:
-            return f"{fingerprint[:8]} was already acknowledged by {earlier}."
+            return False, f"{fingerprint[:8]} was already acknowledged by {earlier}."
         log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
-        return (
+        return True, (
             f"{by} acknowledged {fingerprint[:8]} (rule {rule_name}): "
             "no more reminders until it resolves."
         )
+
+    def act(
+        self,
+        grant: Grant,
+        who: str,
+        allowed: bool,
+        now: float,
+        within: Within | None = None,
+        source: str = "",
+    ) -> ActResult:
+        """Take the one-tap action `grant` describes (ack or silence one alert) for `who`, with
+        the chat commands' rule: a change needs `allowed` (a signed link is its own permission;
+        a card click says what the input's allow list says of its user). `within` runs in the
+        action's transaction (a link's single use is remembered there: it commits with the
+        action, or not at all); `source` (an address) goes to the log. Done, it queues the
+        follow-up message to the targets the alert's message went to. No HTTP here: the link's
+        page and, later, a Stream card click both call this."""
+        config = self._config()
+        locale = config.locale
+        wrong = acting.valid(grant)
+        if wrong is not None:
+            return ActResult(False, wrong)
+        if not allowed:
+            return ActResult(False, commands.not_allowed(who, grant.action))
+        if grant.action == ACK:
+            done, answer = self._acknowledge(grant.fingerprint, who, now, within)
+        else:
+            comment = f"one-tap link on the {grant.rule} alert {grant.fingerprint[:8]}"
+            self.add_silence(
+                acting.silence_matchers(grant), now, now + grant.duration, comment, who, within
+            )
+            done, answer = True, ""
+        log.info(
+            fmt_fields(
+                "one-tap action",
+                action=grant.action,
+                alert=grant.fingerprint[:8],
+                rule=grant.rule,
+                by=who,
+                source=source or None,
+                done=done,
+            )
+        )
+        if not done:
+            return ActResult(False, answer)
+        text = done_words(locale, grant, who)
+        rule = config.rules_by_name.get(grant.rule)
+        targets = [t for t in (rule.targets if rule else (grant.target,)) if t in config.targets]
+        if targets:
+            with self.store.transaction() as tx:
+                tx.outbox.enqueue(acting.follow_ups(grant, text, targets, now), now)
+            self._queued(targets)
+        return ActResult(True, text)
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
         with self.store.transaction() as tx:

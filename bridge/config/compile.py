@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bridge.config import model as m
 from bridge.config import nodeid
+from bridge.config.actions import check_rule_actions, compile_actions
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
 from bridge.config.presets import expand_presets
@@ -109,6 +110,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     targets = compile_targets(ctx, as_dict(data.get("targets")))
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
+    actions = compile_actions(ctx, data.get("actions"))
+    check_rule_actions(ctx, rules, actions)
     state_url = compile_state(ctx, data.get("state"))
     node_id = compile_node_id(ctx, data.get("state"))
     longest_call = max((t.timeout for t in targets.values()), default=m.DEFAULT_TIMEOUT)
@@ -143,4 +146,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         shutdown_timeout=shutdown_timeout,
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),
         locale=locale,
+        actions=actions,
     )

@@ -228,6 +228,25 @@ class Rule:
     # Once a storm's digest reaches an app_robot target, recall this rule's single messages
     # sent there from this long before the digest's oldest alert on (None: keep them).
     recall_singles_after_digest: float | None = None
+    actions: tuple[str, ...] = ()  # one-tap buttons on firing messages: ack, silence, runbook
+
+
+# `actions:` (one-tap Ack / Silence links, bridge/alerting/actions.py): how long a link stays
+# valid, and the silences offered.
+DEFAULT_ACTION_TTL = 86_400.0
+DEFAULT_SILENCE_CHOICES = (3600.0,)
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    """The `actions` section: where phones reach the bridge (`base_url`: the links are built on
+    it; None makes no links), the key that signs them (None: the one generated in the state
+    store), how long a link stays valid, and the silence lengths offered."""
+
+    base_url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    ttl: float = DEFAULT_ACTION_TTL
+    silence: tuple[float, ...] = DEFAULT_SILENCE_CHOICES
 
 
 @dataclass(frozen=True)
@@ -261,6 +280,7 @@ class Config:
     shutdown_timeout: float = 10.0
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
     locale: Locale = DEFAULT_LOCALE  # the bundled templates' and digests' language
+    actions: ActionsConfig = ActionsConfig()  # one-tap action links
 
     @functools.cached_property
     def rules_by_name(self) -> Mapping[str, Rule]:
@@ -294,6 +314,7 @@ class Config:
         for spec in self.inputs.values():
             values += spec.secrets()
         values.append(self.server.reload_token or "")
+        values.append(self.actions.secret or "")
         if self.state_url:
             values += dburl.passwords(self.state_url)
         return tuple(v for v in values if v)

@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.alerting import matchers
 from bridge.config import model as m
+from bridge.config.actions import rule_actions
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
 from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.presets import Preset, presets
@@ -142,6 +143,7 @@ def compile_rules(
                 recall_singles_after_digest=_recall_singles(
                     ctx, where, spec, [targets[t] for t in rule_targets if t in targets]
                 ),
+                actions=rule_actions(ctx, where, spec),
             )
         )
     return out

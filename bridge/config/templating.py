@@ -400,6 +400,7 @@ COMMON_VARIABLES = frozenset(
         "received_at",
         "now",
         "rule",
+        "actions",  # the one-tap links of the rule's `actions` (pipeline/actionlinks.py)
     }
 )
 # Only events from Alertmanager inputs carry these (the notification's top-level fields).

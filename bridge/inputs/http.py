@@ -19,6 +19,7 @@ from bridge import jsontext
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
+from bridge.inputs import actionlink
 from bridge.inputs.registry import KINDS
 from bridge.inputs.request import Request, Sink
 from bridge.logs import fmt_fields
@@ -36,13 +37,14 @@ _STATUS_TEXT = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
 
-class Intake(Sink, Protocol):
+class Intake(Sink, actionlink.ActionDesk, Protocol):
     """What the HTTP layer needs from the running bridge."""
 
     def routes(self) -> Mapping[str, RoutedInput]: ...
@@ -105,7 +107,9 @@ class HttpApp:
         except InputError as exc:
             return _error(start, exc)
         except Exception:
-            log.exception(fmt_fields("request failed", path=path))
+            # (An action link's token is a credential until used: not in the log.)
+            shown = actionlink.PREFIX + "…" if path.startswith(actionlink.PREFIX) else path
+            log.exception(fmt_fields("request failed", path=shown))
             return _json(
                 start,
                 500,
@@ -119,6 +123,13 @@ class HttpApp:
     def _builtin(
         self, path: str, method: str, environ: dict[str, Any], start: StartResponse
     ) -> list[bytes]:
+        if path.startswith(actionlink.PREFIX):
+            page = actionlink.serve(path, method, environ, self.intake, self.clock)
+            start(
+                f"{page.status} {_STATUS_TEXT.get(page.status, '')}".rstrip(),
+                [*actionlink.HEADERS, *page.headers, ("Content-Length", str(len(page.html)))],
+            )
+            return [page.html]
         if path not in ("/-/healthy", "/-/ready", "/-/reload", "/metrics"):
             raise InputError(404, Reason.NOT_FOUND, f"no endpoint at {path}")
         if path == "/-/reload":

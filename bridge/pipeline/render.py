@@ -22,6 +22,7 @@ from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_b
 from bridge.durations import format_duration
 from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale, translate
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType, Rendered
+from bridge.pipeline.actionlinks import NO_LINKS, ActionLinks, with_actions
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -77,6 +78,7 @@ def template_context(event: Event, rule: Rule, now: datetime) -> dict[str, Any]:
         "received_at": event.received_at,
         "now": now,
         "rule": rule.name,
+        "actions": NO_LINKS.template_view(),  # the message's one-tap links, when sent (render)
     }
     if event.kind == PROMETHEUS_KIND:
         context.update(_as_notification(event, rule))
@@ -176,17 +178,19 @@ def _kv(labels: Mapping[str, str], skip: set[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in skip)
 
 
-def render(rule: Rule, event: Event, now: datetime) -> Rendered:
+def render(rule: Rule, event: Event, now: datetime, links: ActionLinks = NO_LINKS) -> Rendered:
     """The rule's message for `event`, or the plain fallback with the reason when a template
     fails or exceeds its bounds (templating.RenderLimits: the templates of one message share
-    one budget of time, output and memory)."""
+    one budget of time, output and memory). `links`: its one-tap buttons (actionlinks.py),
+    which the templates see as `actions` and the message carries either way."""
     context = template_context(event, rule, now)
+    context["actions"] = links.template_view()
     try:
         with render_budget(_limits(rule)):
-            return Rendered(_render(rule, event, context))
+            return Rendered(with_actions(_render(rule, event, context), links))
     except Exception as exc:  # a template may raise anything; the alert must still go out
         return Rendered(
-            fallback_message(rule.name, rule.msgtype, rule.mention, event),
+            with_actions(fallback_message(rule.name, rule.msgtype, rule.mention, event), links),
             error=f"{type(exc).__name__}: {exc}",
         )
 
@@ -275,7 +279,12 @@ def queued_title(rule: Rule | None, head: Message, event: Event | None, now: dat
 
 
 def queued_message(
-    rule: Rule | None, rule_name: str, head: Message, event: Event | None, now: datetime
+    rule: Rule | None,
+    rule_name: str,
+    head: Message,
+    event: Event | None,
+    now: datetime,
+    links: ActionLinks = NO_LINKS,
 ) -> Rendered:
     """The whole of a queued message, rendered from its event now. A rule removed by a reload
     since the alert was accepted still gets its alert sent, as a plain fallback."""
@@ -286,4 +295,4 @@ def queued_message(
             rule_name, head.msgtype, head.mention, event, why="rule removed since"
         )
         return Rendered(fallback, error="the rule was removed by a reload since")
-    return render(rule, event, now)
+    return render(rule, event, now, links)

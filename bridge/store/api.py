@@ -472,10 +472,22 @@ class TailState(TailStateReads, Protocol):
         ...
 
 
+class Keys(Protocol):
+    """Keys the bridge made for itself (store/keys.py)."""
+
+    def get_or_make(self, name: str, fresh: str) -> str:
+        """The key `name`, stored as `fresh` if there is none yet (the first writer wins)."""
+        ...
+
+
 class ReplaysReads(Protocol):
     """Signed requests already taken, each until its timestamp leaves the input's window."""
 
     def count(self) -> int: ...
+
+    def taken(self, input_name: str, key: str, now: float) -> bool:
+        """Is (input, key) remembered (and not expired)? A read: it claims nothing."""
+        ...
 
 
 class Replays(ReplaysReads, Protocol):
@@ -606,6 +618,8 @@ class Tx(ReadTx, Protocol):
     def duplicates(self) -> Duplicates: ...
     @property
     def alertstate(self) -> AlertState: ...
+    @property
+    def keys(self) -> Keys: ...
 
 
 class Store(Protocol):

@@ -38,5 +38,12 @@ class SqlReplays:
         )
         return Seen.NEW
 
+    def taken(self, input_name: str, key: str, now: float) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM replays WHERE input = ? AND key = ? AND expires >= ?",
+            (input_name, key, now),
+        ).fetchone()
+        return row is not None
+
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM replays").fetchone()[0])

@@ -17,6 +17,7 @@ from bridge.store.alertstate import SqlAlertState
 from bridge.store.api import Store
 from bridge.store.appsends import SqlAppRobotSends
 from bridge.store.duplicates import SqlDuplicates
+from bridge.store.keys import SqlKeys
 from bridge.store.locks import Locks, WriterLocks
 from bridge.store.notices import SqlNotices
 from bridge.store.outbox import SqlOutbox
@@ -86,6 +87,7 @@ class SqlTx:
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
         self.alertstate = SqlAlertState(conn, dialect, locks)
+        self.keys = SqlKeys(conn)
 
 
 def readiness(store: Store, now: float, wakeups: str = "in-process") -> Readiness:

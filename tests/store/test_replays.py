@@ -26,3 +26,15 @@ def test_a_key_is_forgotten_once_it_expired_of_any_input(store: Store) -> None:
         assert tx.replays.claim("cb", "new", "d", NOW + 70, NOW + 11) is Seen.NEW
         assert tx.replays.count() == 2  # kept and new: both "old" rows went
         assert tx.replays.claim("cb", "old", "x", NOW + 80, NOW + 11) is Seen.NEW
+
+
+def test_taken_reads_without_claiming(store: Store) -> None:
+    with store.reading() as tx:
+        assert not tx.replays.taken("-/act", "k", NOW)
+    with store.transaction() as tx:
+        assert tx.replays.claim("-/act", "k", "k", NOW + 60, NOW) is Seen.NEW
+    with store.reading() as tx:
+        assert tx.replays.taken("-/act", "k", NOW + 60)
+        assert not tx.replays.taken("-/act", "k", NOW + 61)  # expired: as good as gone
+        assert not tx.replays.taken("cb", "k", NOW)  # per input
+        assert tx.replays.count() == 1
