@@ -25,6 +25,9 @@ from bridge.simulator.faults import FaultAction, FaultError
 from bridge.simulator.page import render_page
 from bridge.simulator.spec import SpecError, parse_apps, parse_robots
 from bridge.simulator.state import SimulatorState
+from bridge.simulator.stream import OPEN_PATH, GatewayError, StreamGateway
+from bridge.simulator.streamcontrol import PREFIX as STREAM_PREFIX
+from bridge.simulator.streamcontrol import control as stream_control
 from bridge.simulator.traffic import (
     API_PATHS,
     ASYNCSEND_PATH,
@@ -80,6 +83,7 @@ class SimulatorApp:
         self._offset = 0.0
         self._offset_lock = threading.Lock()
         self.callbacks = Callbacks(_post)
+        self.stream = StreamGateway(lambda key: app.app_secret if (app := state.app(key)) else None)
 
     def now(self) -> float:
         with self._offset_lock:
@@ -92,6 +96,8 @@ class SimulatorApp:
         try:
             if path in API_PATHS:
                 status, content_type, body = self._api(method, path, query, environ)
+            elif path == OPEN_PATH:
+                status, content_type, body = self._stream_open(method, environ)
             elif path in CALLBACK_PATHS:
                 status, content_type, body = self._callback_api(method, path, query, environ)
             else:
@@ -147,6 +153,16 @@ class SimulatorApp:
             return _json(200, {"errcode": 40035, "errmsg": "the body must be a JSON object"})
         return _json(*self.callbacks.api(path, app_key, app.corp_id, body, self.now()))
 
+    def _stream_open(self, method: str, environ: WSGIEnvironment) -> Response:
+        """POST /v1.0/gateway/connections/open (Stream mode, stream.py)."""
+        if method != "POST":
+            return _json(405, {"code": "MethodNotAllowed", "message": f"use POST for {OPEN_PATH}"})
+        try:
+            body = json.loads(_read_body(environ) or b"null")
+        except ValueError:
+            body = None
+        return _json(*self.stream.open_connection(self.now(), body))
+
     def _apply_fault(self, fault: FaultAction) -> Response | None:
         """The faulted response, or None to go on with normal handling (after a delay)."""
         if fault.kind == "delay":
@@ -196,7 +212,16 @@ class SimulatorApp:
             except KeyError:
                 raise _ControlError(404, f"app {app_key} has no callback registered") from None
             return _json(200, pushed)
+        if path.startswith(STREAM_PREFIX):
+            try:
+                data = _read_json(environ) if method == "POST" else {}
+                return _json(*stream_control(self.stream, method, path, data, self.now()))
+            except GatewayError as exc:
+                raise _ControlError(400, str(exc)) from exc
+            except KeyError:
+                raise _ControlError(404, f"no route {method} {path}") from None
         if path == "/_sim/reset" and method == "POST":
+            self.stream.reset()
             self.callbacks.reset()
             state.reset()
             with self._offset_lock:
