@@ -30,6 +30,7 @@ from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody, signed
 from bridge.inputs.kind import InputRuntime, read_json
 from bridge.inputs.request import Request, Sink
+from bridge.inputs.streamframes import Frame
 from bridge.logs import fmt_fields
 from bridge.model import Event, label_fingerprint
 
@@ -146,6 +147,49 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
             )
         )
     return success_reply(spec, now)
+
+
+def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) -> bool:
+    """An event that came over Stream: the same event as a decrypted HTTP callback, taken once
+    (remembered under the frame's `messageId` in the commit that takes it: DingTalk sends an
+    event again until it is acknowledged, and sometimes after). True when it is in the store
+    (now or before), False when the store could not take it (the ack then says LATER and
+    DingTalk sends it again). Raises InputError 400 for data that is no event."""
+    data = frame.data
+    if not isinstance(data, dict) or not isinstance(data.get("EventType"), str):
+        raise InputError(400, Reason.BAD_REQUEST, "the event frame's data has no EventType")
+    once = signed.SignedOnce(
+        input=spec.name,
+        key=f"stream\n{frame.message_id}",
+        digest=signed.digest(frame.raw_data),
+        expires=now.timestamp() + spec.max_age + 1.0,
+    )
+    try:
+        accepted = sink.accept_once(spec, [callback_event(spec, data, now)], once)
+    except InputError as exc:
+        if exc.status == 409:  # its messageId came before with other data: taken then
+            log.warning(fmt_fields("stream event id seen with other data", input=spec.name))
+            return True
+        log.warning(
+            fmt_fields(
+                "stream event not taken, DingTalk will send it again", input=spec.name, error=exc
+            )
+        )
+        return False
+    event_type = str(data["EventType"])
+    if accepted is None:
+        log.info(fmt_fields("stream event taken before", input=spec.name, event_type=event_type))
+    else:
+        log.info(
+            fmt_fields(
+                "callback accepted",
+                input=spec.name,
+                event_type=event_type,
+                messages=accepted.messages,
+                listen="stream",
+            )
+        )
+    return True
 
 
 def sample(spec: CallbackInput, path: Path, now: datetime) -> list[Event]:
