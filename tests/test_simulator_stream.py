@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -19,6 +20,7 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from bridge.cli.simulator_embed import spec_for_config
 from bridge.simulator import AppSpec, SimulatorSpec, SimulatorState, serve_in_thread
 from bridge.simulator.server import SimulatorServer
 from bridge.simulator.stream import ROBOT_TOPIC
@@ -253,3 +255,16 @@ def test_the_official_sdk_receives_a_robot_message_and_acknowledges_it(
         sdk.terminate()
         output, _ = sdk.communicate(timeout=10)
     assert "GOT status" in output
+
+
+def test_the_embedded_simulator_registers_the_apps_of_stream_inputs(tmp_path: Path) -> None:
+    """`run --simulator`: a stream input's app can open its connection on the simulator."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "targets: {ops: {type: robot, webhook: 'http://127.0.0.1:1/robot/send?access_token=t'}}\n"
+        "inputs:\n"
+        "  chat: {type: dingtalk_robot, listen: stream, app_key: dingk, app_secret: s3cret,"
+        " api_base: 'http://127.0.0.1:1'}\n"
+        "rules: [{name: all, inputs: [chat], targets: [ops]}]\n"
+    )
+    assert spec_for_config(str(config)).apps["dingk"].app_secret == "s3cret"

@@ -125,13 +125,17 @@ class StreamLink:
         self._worker.start()
         self._thread.start()
 
-    def stop(self, timeout: float) -> None:
-        """Close the socket cleanly and end both threads within `timeout` seconds."""
+    def request_stop(self) -> None:
+        """Close the socket cleanly (a close frame) and end the threads soon."""
         self._stop.set()
         with self._lock:
             socket = self._socket
         if socket is not None:
             socket.close()
+
+    def stop(self, timeout: float) -> None:
+        """`request_stop`, then wait at most `timeout` seconds for both threads."""
+        self.request_stop()
         deadline = time.monotonic() + timeout
         self._thread.join(timeout)
         # The worker runs the commands already acknowledged, then ends.
@@ -382,8 +386,12 @@ class Streams:
         return StreamLink(inputs, self.topics, self.sink, self.reject, self.session, self.clock)
 
     def stop(self, grace: float) -> None:
+        """Close every connection, all at once, within `grace` seconds in total."""
+        deadline = time.monotonic() + grace
         for link in self.links.values():
-            link.stop(grace)
+            link.request_stop()
+        for link in self.links.values():
+            link.stop(max(0.0, deadline - time.monotonic()))
 
     def alive(self) -> bool:
         return all(link.alive() for link in self.links.values())
