@@ -173,7 +173,8 @@ def test_a_malformed_open_answer_is_refused(answer: Any) -> None:
     ("status", "body", "says"),
     [
         (401, {"code": "InvalidAuthentication", "message": "bad"}, "refused the app's credentials"),
-        (400, None, "refused the app's credentials: HTTP 400; check app_key"),
+        (403, None, "refused the app's credentials: HTTP 403; check app_key"),
+        (400, {"code": "InvalidParameter"}, "refused connections/open: HTTP 400 InvalidParameter;"),
         (503, {"code": "ServiceUnavailable"}, "connections/open answered HTTP 503"),
     ],
 )

@@ -286,7 +286,11 @@ class StreamLink:
         handler = self.topics.get(frame.topic)
         if handler is None:
             return Handled(sf.unknown_topic_ack(frame.message_id))
-        return handler(frame)
+        try:
+            return handler(frame)
+        except Exception:  # a plugged handler's bug: this frame fails, the link goes on
+            log.exception(fmt_fields("stream handler failed", topic=frame.topic))
+            return Handled(sf.ack(frame.message_id, 500, {"response": None}, "handler failed"))
 
     def _event(self, spec: CallbackInput, frame: sf.Frame) -> sf.Ack:
         try:

@@ -130,13 +130,28 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
     now = request.clock.now()
     raw = request.body(spec.max_body_bytes)
     data, once = open_callback(spec, request.header("QUERY_STRING"), raw, now)
+    take(spec, data, once, sink, now)  # may 503 or 409
+    return success_reply(spec, now)
+
+
+def take(
+    spec: CallbackInput,
+    data: Mapping[str, Any],
+    once: signed.SignedOnce,
+    sink: Sink,
+    now: datetime,
+    **fields: str,
+) -> None:
+    """An authentic event, routed (unless it is the check_url handshake) and remembered as
+    `once` in the same commit; the very same one again is not routed twice. Raises
+    InputError as `Sink.accept_once` (503, 409). `fields` go on its log line."""
     event_type = str(data["EventType"])
     routed = [] if event_type == CHECK_URL else [callback_event(spec, data, now)]
-    accepted = sink.accept_once(spec, routed, once)  # may 503 or 409
+    accepted = sink.accept_once(spec, routed, once)
     if accepted is None:
-        log.info(fmt_fields("callback taken before, answered again", input=spec.name))
+        log.info(fmt_fields("callback taken before, answered again", input=spec.name, **fields))
     elif not routed:
-        log.info(fmt_fields("callback URL checked", input=spec.name))
+        log.info(fmt_fields("callback URL checked", input=spec.name, **fields))
     else:
         log.info(
             fmt_fields(
@@ -144,9 +159,9 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
                 input=spec.name,
                 event_type=event_type,
                 messages=accepted.messages,
+                **fields,
             )
         )
-    return success_reply(spec, now)
 
 
 def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) -> bool:
@@ -165,7 +180,7 @@ def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) 
         expires=now.timestamp() + spec.max_age + 1.0,
     )
     try:
-        accepted = sink.accept_once(spec, [callback_event(spec, data, now)], once)
+        take(spec, data, once, sink, now, listen="stream")
     except InputError as exc:
         if exc.status == 409:  # its messageId came before with other data: taken then
             log.warning(fmt_fields("stream event id seen with other data", input=spec.name))
@@ -176,19 +191,6 @@ def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) 
             )
         )
         return False
-    event_type = str(data["EventType"])
-    if accepted is None:
-        log.info(fmt_fields("stream event taken before", input=spec.name, event_type=event_type))
-    else:
-        log.info(
-            fmt_fields(
-                "callback accepted",
-                input=spec.name,
-                event_type=event_type,
-                messages=accepted.messages,
-                listen="stream",
-            )
-        )
     return True
 
 

@@ -140,11 +140,13 @@ def open_refusal(status: int, body: Any) -> str:
     text = body.get("message") if isinstance(body, dict) else None
     said = f" {code}" if isinstance(code, str) else ""
     said += f" ({text[:200]})" if isinstance(text, str) and text else ""
-    if status in (400, 401, 403):
+    if status in (401, 403):
         return (
             f"DingTalk refused the app's credentials: HTTP {status}{said}; "
             "check app_key and app_secret"
         )
+    if status == 400:  # [uncertain] DingTalk may answer a wrong secret with a 400 too
+        return f"DingTalk refused connections/open: HTTP 400{said}; check app_key and app_secret"
     return f"connections/open answered HTTP {status}{said}"
 
 
