@@ -65,7 +65,8 @@ def daemon_config(sim: Simulator, secret: str = SECRET, stream: bool = True) -> 
 def daemon(sim: Simulator, tmp_path: Path) -> Iterator[Daemon]:
     sim.control("reset")
     daemon = Daemon(daemon_config(sim), directory=tmp_path)
-    wait_until(lambda: connected(daemon), timeout=15)
+    # Both sides: the gateway registers a connection just after its handshake ends.
+    wait_until(lambda: connected(daemon) and open_at_gateway(sim) == 1, timeout=15)
     yield daemon
     daemon.stop()
 
@@ -78,6 +79,10 @@ def ready(daemon: Daemon) -> dict[str, Any]:
 def connected(daemon: Daemon) -> bool:
     link = ready(daemon).get("streams", {}).get(KEY)
     return link is not None and link["state"] == "connected"
+
+
+def open_at_gateway(sim: Simulator) -> int:
+    return sum(c["open"] for c in stream(sim)["connections"])
 
 
 def stream(sim: Simulator) -> dict[str, Any]:
@@ -246,3 +251,24 @@ def _with_listen(daemon: Daemon, config: dict[str, Any]) -> dict[str, Any]:
     """`config` as the harness wrote it: its state_dir and listen address."""
     written = yaml.safe_load(daemon.config_path.read_text("utf-8"))
     return {**config, "state_dir": written["state_dir"], "server": written["server"]}
+
+
+def test_with_two_workers_one_connection_serves_the_app(sim: Simulator, tmp_path: Path) -> None:
+    """`server.workers: 2`: the connection runs in worker 0 (DingTalk would split an app's
+    messages between two), and whichever worker answers /-/ready and /metrics shows it."""
+    sim.control("reset")
+    config = daemon_config(sim)
+    config["server"] = {"workers": 2}
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        wait_until(lambda: len(ready(daemon).get("workers", {})) == 2, timeout=20)
+        wait_until(lambda: connected(daemon), timeout=15)
+        say(sim, "help")
+        wait_until(lambda: replies(sim))
+        assert [c["open"] for c in stream(sim)["connections"]] == [True]
+        for _ in range(4):  # each on a new connection: either worker may answer
+            assert connected(daemon)
+            metrics = requests.get(f"{daemon.url}/metrics", timeout=5).text
+            assert f'dingtalk_bridge_stream_connected{{app_key="{KEY}"}} 1.0' in metrics
+    finally:
+        daemon.stop()

@@ -17,13 +17,15 @@ from urllib.parse import quote_plus
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from bridge.cli.simulator_embed import spec_for_config
 from bridge.simulator import AppSpec, SimulatorSpec, SimulatorState, serve_in_thread
 from bridge.simulator.server import SimulatorServer
-from bridge.simulator.stream import ROBOT_TOPIC
+from bridge.simulator.stream import ROBOT_TOPIC, StreamGateway
 from tests.harness import wait_until
 
 KEY, SECRET = "dingstreamkey", "stream-secret"
@@ -46,8 +48,13 @@ def open_connection(
 
 
 def ws(sim: SimulatorServer, subs: list[dict[str, str]] | None = None) -> ClientConnection:
+    """A connection, once the gateway has it (the handshake ends before the server's handler
+    registers it: a ping sent in between would reach nobody)."""
+    before = len(stream_state(sim)["connections"])  # every one since the reset
     opened = open_connection(sim, subs=subs).json()
-    return connect(f"{opened['endpoint']}?ticket={quote_plus(opened['ticket'])}", proxy=None)
+    conn = connect(f"{opened['endpoint']}?ticket={quote_plus(opened['ticket'])}", proxy=None)
+    wait_until(lambda: len(stream_state(sim)["connections"]) > before)
+    return conn
 
 
 def control(sim: SimulatorServer, path: str, body: Any = None) -> Any:
@@ -268,3 +275,36 @@ def test_the_embedded_simulator_registers_the_apps_of_stream_inputs(tmp_path: Pa
         "rules: [{name: all, inputs: [chat], targets: [ops]}]\n"
     )
     assert spec_for_config(str(config)).apps["dingk"].app_secret == "s3cret"
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200), st.just("[" * 5000)))
+def test_anything_a_client_sends_is_recorded_never_raised(text: str | bytes) -> None:
+    gateway = StreamGateway(lambda key: SECRET if key == KEY else None)
+    gateway.received(0.0, "conn", text)
+    [record] = gateway.snapshot()["acks"]
+    assert "invalid" in record or "code" in record
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["clientId", "clientSecret", "subscriptions", "type", "topic"]),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_any_open_body_gets_a_ticket_or_a_v1_error(body: Any) -> None:
+    gateway = StreamGateway(lambda key: SECRET if key == KEY else None)
+    status, answer = gateway.open_connection(0.0, body)
+    assert (status, set(answer)) in ((200, {"endpoint", "ticket"}), (400, ERROR), (401, ERROR))
+
+
+ERROR = {"code", "message", "requestid"}

@@ -300,7 +300,7 @@ class StreamGateway:
             headers = ack["headers"]
             message_id, code = str(headers["messageId"]), int(ack["code"])
             data = ack.get("data")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             with self._lock:
                 self._acks.append({**record, "invalid": str(text)[:200]})
             return
@@ -360,7 +360,7 @@ def _event_status(data: Any) -> str | None:
     """The `status` of an EVENT ack's data (SUCCESS or LATER), if it has one."""
     try:
         decoded = json.loads(data) if isinstance(data, str) else data
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     status = decoded.get("status") if isinstance(decoded, dict) else None
     return status if isinstance(status, str) else None

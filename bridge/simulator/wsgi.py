@@ -159,7 +159,7 @@ class SimulatorApp:
             return _json(405, {"code": "MethodNotAllowed", "message": f"use POST for {OPEN_PATH}"})
         try:
             body = json.loads(_read_body(environ) or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         return _json(*self.stream.open_connection(self.now(), body))
 
