@@ -272,3 +272,12 @@ def test_with_two_workers_one_connection_serves_the_app(sim: Simulator, tmp_path
             assert f'dingtalk_bridge_stream_connected{{app_key="{KEY}"}} 1.0' in metrics
     finally:
         daemon.stop()
+
+
+def test_stop_closes_the_connection_cleanly(sim: Simulator, tmp_path: Path) -> None:
+    sim.control("reset")
+    daemon = Daemon(daemon_config(sim), directory=tmp_path)
+    wait_until(lambda: connected(daemon) and open_at_gateway(sim) == 1, timeout=15)
+    assert daemon.stop() == 0
+    wait_until(lambda: open_at_gateway(sim) == 0, timeout=5)  # a close frame, not a timeout
+    assert "stream connection failed" not in daemon.log()

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.app.streams import Handled, LinkInputs, StreamLink, Streams
+from bridge.app.streams import Handled, LinkInputs, StreamLink, Streams, link_inputs
 from bridge.clock import SYSTEM_CLOCK
 from bridge.config.inputs.listening import StreamApp
+from bridge.errors import InputError, Reason
 from bridge.inputs import streamframes as sf
+from bridge.model import Accepted
 from bridge.simulator import AppSpec, SimulatorSpec, SimulatorState, serve_in_thread
 from bridge.simulator.server import SimulatorServer
 from tests.harness import compile_yaml, wait_until
@@ -149,3 +151,71 @@ def test_streams_sync_keeps_a_connection_whose_app_and_subscriptions_stay(
         wait_until(lambda: not gateway(sim)["connections"][0]["open"])
     finally:
         streams.stop(5)
+
+
+class EventSink:
+    """Takes events as the bridge does, or fails as its store can (`fail`: the InputError)."""
+
+    def __init__(self, fail: InputError | None = None, seen: bool = False) -> None:
+        self.fail, self.seen = fail, seen
+        self.taken: list[Any] = []
+
+    def accept_once(self, spec: Any, events: list[Any], request: Any) -> Any:
+        if self.fail is not None:
+            raise self.fail
+        self.taken.append((events, request))
+        return None if self.seen else Accepted(messages=len(events))
+
+
+EVENT = {"EventType": "user_add_org", "UserId": ["u1"]}
+
+
+@pytest.mark.parametrize(
+    ("sink", "data", "code", "status", "taken"),
+    [
+        (EventSink(), EVENT, 200, "SUCCESS", 1),
+        (EventSink(seen=True), EVENT, 200, "SUCCESS", 1),  # taken before: not again
+        (EventSink(InputError(503, Reason.STORE, "busy")), EVENT, 500, "LATER", 0),
+        (EventSink(InputError(503, Reason.QUEUE_FULL, "full")), EVENT, 500, "LATER", 0),
+        (EventSink(InputError(409, Reason.REPLAY, "again")), EVENT, 200, "SUCCESS", 0),
+        (EventSink(), {"no": "type"}, 200, "SUCCESS", 0),  # refused, so not sent forever
+        (EventSink(), [1], 200, "SUCCESS", 0),
+    ],
+)
+def test_an_event_is_acknowledged_success_once_stored_and_later_when_not(
+    tmp_path: Path, sink: EventSink, data: Any, code: int, status: str, taken: int
+) -> None:
+    config = compile_yaml(
+        tmp_path,
+        "targets: {ops: {type: robot, webhook: 'http://127.0.0.1:1/robot/send?access_token=t'}}\n"
+        f"inputs: {{ev: {{type: dingtalk_callback, listen: stream, app_key: {KEY},"
+        f" app_secret: {SECRET}}}}}\n"
+        "rules: [{name: all, inputs: [ev], targets: [ops]}]\n",
+    )
+    rejected: list[Any] = []
+    idle = StreamLink(
+        link_inputs(config)[KEY],
+        {},
+        sink,  # type: ignore[arg-type]
+        lambda name, reason: rejected.append((name, reason)),
+        requests.Session(),
+        SYSTEM_CLOCK,
+    )
+    frame = sf.parse_frame(
+        json.dumps(
+            {
+                "type": "EVENT",
+                "headers": {"topic": "*", "messageId": "e1"},
+                "data": json.dumps(data),
+            }
+        )
+    )
+    handled = idle._respond(frame)
+    body = json.loads(handled.ack.text)
+    assert (handled.ack.code, json.loads(body["data"])["status"]) == (code, status)
+    assert len(sink.taken) == taken
+    assert bool(rejected) is (not isinstance(data, dict) or "EventType" not in data)
+    if sink.taken:
+        [(events, once)] = sink.taken
+        assert events[0].labels["EventType"] == "user_add_org"
+        assert once.key == "stream\ne1"
