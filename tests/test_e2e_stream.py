@@ -279,5 +279,5 @@ def test_stop_closes_the_connection_cleanly(sim: Simulator, tmp_path: Path) -> N
     daemon = Daemon(daemon_config(sim), directory=tmp_path)
     wait_until(lambda: connected(daemon) and open_at_gateway(sim) == 1, timeout=15)
     assert daemon.stop() == 0
-    wait_until(lambda: open_at_gateway(sim) == 0, timeout=5)  # a close frame, not a timeout
+    wait_until(lambda: open_at_gateway(sim) == 0, timeout=5)
     assert "stream connection failed" not in daemon.log()

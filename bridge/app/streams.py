@@ -93,7 +93,7 @@ class StreamLink:
         clock: Clock,
     ) -> None:
         self.inputs = inputs  # replaced whole by `update` (a reload that kept the connection)
-        self.topics = topics
+        self.topics = dict(topics)  # as subscribed: a topic plugged in later needs a new link
         self.sink = sink
         self.reject = reject
         self.session = session
