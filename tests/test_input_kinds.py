@@ -44,9 +44,17 @@ def test_each_kind_is_described_by_its_own_schema_fragment() -> None:
 def test_routed_kinds_and_only_they_answer_requests(kind: str) -> None:
     routed = CONFIG_KINDS[kind].routed
     assert (RUNTIME_KINDS[kind].serve is not None) is routed
-    # A routed kind's schema requires the path it listens on.
+    # A routed kind's schema requires the path it listens on: always, or (a DingTalk kind that
+    # may listen on Stream instead) whenever it listens on HTTP.
     fragment = schema()["$defs"][_dispatch()[kind]]
-    assert ("path" in fragment["required"]) is routed
+    over_http = fragment["required"] + fragment.get("else", {}).get("required", [])
+    assert ("path" in over_http) is routed
+    if "else" in fragment:
+        assert fragment["if"] == {
+            "properties": {"listen": {"const": "stream"}},
+            "required": ["listen"],
+        }
+        assert "path" not in fragment["then"].get("required", [])
 
 
 @pytest.mark.parametrize("kind", sorted(CONFIG_KINDS))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 
@@ -26,6 +27,7 @@ from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
 from bridge.app.siblings import Siblings, fresh_samples, group_readiness
+from bridge.app.streams import Streams
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import (
     AppRobotTarget,
@@ -123,6 +125,11 @@ class Bridge:
             self.intake.forget_cache,
             self._queued,
         )
+        # DingTalk's Stream connections of `listen: stream` inputs, one per app key; other
+        # CALLBACK topics are handled by what is plugged into `streams.topics` before start().
+        # Like the file inputs, they run in one process of `server.workers` (reads_files):
+        # DingTalk would split an app's messages between the workers' connections.
+        self.streams = Streams(self, self.reject, self.session, clock)
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
         # Set by run.py in a worker of `server.workers`: /metrics and /-/ready then answer for
@@ -317,6 +324,7 @@ class Bridge:
             "problems": state["problems"],
             "warnings": state["warnings"],
             "files": files,
+            "streams": state["streams"],
             "metrics": metrics.as_samples(local),
         }
 
@@ -344,10 +352,17 @@ class Bridge:
         self.expirer.start()
         for tailer in self.tailers.values():
             tailer.start()
+        self.sync_streams(self.config)
+
+    def sync_streams(self, config: Config) -> list[str]:
+        """Open, keep or close the Stream connections for `config`'s inputs."""
+        wanted = config if self.reads_files else replace(config, inputs={})
+        return self.streams.sync(wanted, config.shutdown_timeout)
 
     def stop(self, grace: float) -> int:
         """Stop senders within `grace` seconds in total; return how many messages stay queued."""
         deadline = time.monotonic() + grace
+        self.streams.stop(grace / 2)  # first, with the file inputs: nothing new comes in
         for tailer in self.tailers.values():  # first: their last lines go to the outbox
             tailer.stop(max(0.0, deadline - time.monotonic()))
         self.expirer.stop()

@@ -15,6 +15,7 @@ def healthy(bridge: Bridge) -> bool:
         all(s.alive() for s in bridge.senders.values())
         and all(t.alive() for t in bridge.tailers.values())
         and bridge.notice_poller.alive()
+        and bridge.streams.alive()
     )
 
 
@@ -25,6 +26,7 @@ def local_state(bridge: Bridge) -> dict[str, Any]:
     senders = {name: s.alive() for name, s in bridge.senders.items()}
     sending = {name: s.status() for name, s in bridge.senders.items()}
     tailers = {name: t.status() for name, t in bridge.tailers.items()}
+    streams = bridge.streams.status()
     # Why not ready, in words, so the answer to a failing probe says what to look at.
     problems = [
         f"the sender of target {name} is not running" for name, up in senders.items() if not up
@@ -52,12 +54,22 @@ def local_state(bridge: Bridge) -> dict[str, Any]:
         for name, st in sending.items()
         if st["last_internal_error"]
     ]
+    # A Stream connection that is not up is a warning: the HTTP inputs and the senders work
+    # on, and turning traffic away (503) would not bring it back. Its state and last error (a
+    # wrong app secret says so) are under "streams".
+    warnings += [
+        f"stream connection of app {key} is {st['state']}"
+        + (f": {st['last_error']}" if st["last_error"] else "")
+        for key, st in streams.items()
+        if st["state"] != "connected"
+    ]
     return {
         "problems": problems,
         "warnings": warnings,
         "senders": senders,
         "sending": sending,
         "files": tailers,
+        "streams": streams,
     }
 
 
@@ -90,4 +102,5 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
             for name in bridge.config.targets
         },
         "files": tailers,
+        "streams": local["streams"],
     }

@@ -93,7 +93,45 @@ class BridgeCollector(Collector):
         families += self._notices()
         families += self._app_robot()
         families += self._files(files)
+        families += self._streams()
         return families
+
+    def _streams(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """DingTalk Stream connections (app/streams.py), by app key (an AppKey is no secret)."""
+        links = sorted(self.bridge.streams.links.items())
+        frames = CounterMetricFamily(
+            f"{PREFIX}_stream_frames",
+            "Frames received over DingTalk Stream connections, by app key, type and topic"
+            " (type invalid: not a frame).",
+            labels=["app_key", "type", "topic"],
+        )
+        acks = CounterMetricFamily(
+            f"{PREFIX}_stream_acks",
+            "Acknowledgements sent over Stream connections, by app key and code (200, 404 no"
+            " handler for the topic, 500 an event the store could not take: sent again).",
+            labels=["app_key", "code"],
+        )
+        reconnects = CounterMetricFamily(
+            f"{PREFIX}_stream_reconnects",
+            "Stream connections opened again after one ended.",
+            labels=["app_key"],
+        )
+        up = GaugeMetricFamily(
+            f"{PREFIX}_stream_connected",
+            "1 while the app's Stream connection is up.",
+            labels=["app_key"],
+        )
+        for key, link in links:
+            for (kind, topic), count in sorted(link.stats.frames.items()):
+                frames.add_metric([key, kind, topic], count)
+            for code, count in sorted(link.stats.acks.items()):
+                acks.add_metric([key, str(code)], count)
+            reconnects.add_metric([key], link.stats.reconnects)
+            up.add_metric([key], int(link.status()["state"] == "connected"))
+        yield frames
+        yield acks
+        yield reconnects
+        yield up
 
     def _senders(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         senders = self.bridge.senders

@@ -124,6 +124,7 @@ class Reloader:
         self.bridge.config = new
         self.bridge._routes = {spec.path: spec for spec in new.routed_inputs().values()}
         restarted_inputs = self._swap_tailers(old, new)
+        streams_changed = self.bridge.sync_streams(new)
         for sender in retiring:
             sender.stop(self.bridge.config.shutdown_timeout)
         self.bridge.senders = {
@@ -142,6 +143,7 @@ class Reloader:
             + sorted(changed & set(old.targets)),
             "targets_removed": sorted(removed),
             "file_inputs_restarted": restarted_inputs,
+            "stream_connections_changed": streams_changed,
             "needs_restart": kept,
         }
         log.info(
@@ -155,6 +157,7 @@ class Reloader:
                 restarted_senders=",".join(sorted(changed)) or None,
                 removed=",".join(sorted(removed)) or None,
                 restarted_inputs=",".join(restarted_inputs) or None,
+                stream_connections=",".join(streams_changed) or None,
             )
         )
         if kept:

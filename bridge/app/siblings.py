@@ -192,6 +192,8 @@ def group_readiness(
         # The file inputs run in worker 0: whoever answers shows them.
         if snapshot.get("files") and not details["files"]:
             details = {**details, "files": snapshot["files"]}
+        if snapshot.get("streams") and not details.get("streams"):  # so do Stream connections
+            details = {**details, "streams": snapshot["streams"]}
     return not problems, {**details, "problems": problems, "warnings": warnings, "workers": workers}
 
 

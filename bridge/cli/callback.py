@@ -58,8 +58,12 @@ def cmd_callback(args: argparse.Namespace) -> int:
         return 2
     body: dict[str, Any] | None = None
     if args.action in ("register", "update"):
-        inputs = {n: i for n, i in config.inputs.items() if isinstance(i, CallbackInput)}
-        spec = _choose("--input must name a dingtalk_callback input", inputs, args.input)
+        inputs = {  # one listening on Stream has no URL to register
+            n: i for n, i in config.inputs.items() if isinstance(i, CallbackInput) and not i.stream
+        }
+        spec = _choose(
+            "--input must name a dingtalk_callback input (listen: http)", inputs, args.input
+        )
         if spec is None:
             return 2
         if not args.url or not args.tags:

@@ -30,6 +30,10 @@ def spec_for_config(config_path: str) -> SimulatorSpec:
         spec.robots[token] = RobotSpec(secret=robot.secret, keywords=robot.keywords)
     for app in config.app_targets().values():
         spec.apps[app.app_key] = AppSpec(app_secret=app.app_secret, agent_id=app.agent_id)
+    for listening in config.stream_inputs().values():  # their Stream connections, too
+        stream = listening.stream
+        if stream is not None and stream.app_key not in spec.apps:
+            spec.apps[stream.app_key] = AppSpec(app_secret=stream.app_secret, agent_id=0)
     return spec
 
 
@@ -39,4 +43,5 @@ def start_for_config(config_path: str, listen: str) -> SimulatorServer:
     )
     server = serve_in_thread(listen, state)
     log.info(f"DingTalk simulator on {server.url} (open it in a browser to watch messages arrive)")
+    log.info(f"DingTalk simulator's Stream gateway on {server.stream.url}/connect")
     return server

@@ -28,7 +28,7 @@ from bridge.config.inputs.file import Threshold as Threshold
 from bridge.config.inputs.http_json import HttpInput as HttpInput
 from bridge.config.inputs.kind import InputSpec, RoutedSpec
 from bridge.config.inputs.prometheus import PrometheusInput as PrometheusInput
-from bridge.config.inputs.registry import KINDS
+from bridge.config.inputs.registry import KINDS, stream_app
 from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.model import Mention, MsgType
 
@@ -293,7 +293,20 @@ class Config:
         return {n: i for n, i in self.inputs.items() if isinstance(i, HttpInput)}
 
     def routed_inputs(self) -> dict[str, RoutedInput]:
-        return {n: cast(RoutedSpec, i) for n, i in self.inputs.items() if KINDS[i.type].routed}
+        """The inputs served on the HTTP listener (not those listening on Stream)."""
+        return {
+            n: cast(RoutedSpec, i)
+            for n, i in self.inputs.items()
+            if KINDS[i.type].routed and stream_app(i) is None
+        }
+
+    def stream_inputs(self) -> dict[str, ChatInput | CallbackInput]:
+        """The DingTalk inputs that listen on an app's Stream connection (`listen: stream`)."""
+        return {
+            n: i
+            for n, i in self.inputs.items()
+            if isinstance(i, ChatInput | CallbackInput) and i.stream is not None
+        }
 
     def file_inputs(self) -> dict[str, FileInput]:
         return {n: i for n, i in self.inputs.items() if isinstance(i, FileInput)}

@@ -30,6 +30,7 @@ from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody, signed
 from bridge.inputs.kind import InputRuntime, read_json
 from bridge.inputs.request import Request, Sink
+from bridge.inputs.streamframes import Frame
 from bridge.logs import fmt_fields
 from bridge.model import Event, label_fingerprint
 
@@ -129,13 +130,28 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
     now = request.clock.now()
     raw = request.body(spec.max_body_bytes)
     data, once = open_callback(spec, request.header("QUERY_STRING"), raw, now)
+    take(spec, data, once, sink, now)  # may 503 or 409
+    return success_reply(spec, now)
+
+
+def take(
+    spec: CallbackInput,
+    data: Mapping[str, Any],
+    once: signed.SignedOnce,
+    sink: Sink,
+    now: datetime,
+    **fields: str,
+) -> None:
+    """An authentic event, routed (unless it is the check_url handshake) and remembered as
+    `once` in the same commit; the very same one again is not routed twice. Raises
+    InputError as `Sink.accept_once` (503, 409). `fields` go on its log line."""
     event_type = str(data["EventType"])
     routed = [] if event_type == CHECK_URL else [callback_event(spec, data, now)]
-    accepted = sink.accept_once(spec, routed, once)  # may 503 or 409
+    accepted = sink.accept_once(spec, routed, once)
     if accepted is None:
-        log.info(fmt_fields("callback taken before, answered again", input=spec.name))
+        log.info(fmt_fields("callback taken before, answered again", input=spec.name, **fields))
     elif not routed:
-        log.info(fmt_fields("callback URL checked", input=spec.name))
+        log.info(fmt_fields("callback URL checked", input=spec.name, **fields))
     else:
         log.info(
             fmt_fields(
@@ -143,9 +159,39 @@ def serve(request: Request, spec: CallbackInput, sink: Sink) -> Mapping[str, Any
                 input=spec.name,
                 event_type=event_type,
                 messages=accepted.messages,
+                **fields,
             )
         )
-    return success_reply(spec, now)
+
+
+def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) -> bool:
+    """An event that came over Stream: the same event as a decrypted HTTP callback, taken once
+    (remembered under the frame's `messageId` in the commit that takes it: DingTalk sends an
+    event again until it is acknowledged, and sometimes after). True when it is in the store
+    (now or before), False when the store could not take it (the ack then says LATER and
+    DingTalk sends it again). Raises InputError 400 for data that is no event."""
+    data = frame.data
+    if not isinstance(data, dict) or not isinstance(data.get("EventType"), str):
+        raise InputError(400, Reason.BAD_REQUEST, "the event frame's data has no EventType")
+    once = signed.SignedOnce(
+        input=spec.name,
+        key=f"stream\n{frame.message_id}",
+        digest=signed.digest(frame.raw_data),
+        expires=now.timestamp() + spec.max_age + 1.0,
+    )
+    try:
+        take(spec, data, once, sink, now, listen="stream")
+    except InputError as exc:
+        if exc.status == 409:  # its messageId came before with other data: taken then
+            log.warning(fmt_fields("stream event id seen with other data", input=spec.name))
+            return True
+        log.warning(
+            fmt_fields(
+                "stream event not taken, DingTalk will send it again", input=spec.name, error=exc
+            )
+        )
+        return False
+    return True
 
 
 def sample(spec: CallbackInput, path: Path, now: datetime) -> list[Event]:

@@ -25,6 +25,7 @@ from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody, signed
 from bridge.inputs.kind import InputRuntime
 from bridge.inputs.request import Request, Sink
+from bridge.inputs.streamframes import Frame
 from bridge.model import ChatSender
 
 
@@ -98,6 +99,25 @@ def serve(request: Request, spec: ChatInput, sink: Sink) -> Mapping[str, Any]:
     message = parse_message(spec, jsonbody.loads(raw))
     sink.claim(once(spec, timestamp, sign, sent, raw))  # 409 on a second use
     return sink.command(spec, message)
+
+
+def take_streamed(spec: ChatInput, frame: Frame, sink: Sink, now: float) -> None:
+    """A robot message that came over Stream (acknowledged already): the same command as over
+    HTTP, once. DingTalk may send it again (after a late ack, or on another connection after a
+    reconnect; reported, §7), so it is remembered in the store under both its frame's
+    `messageId` and the message's own `msgId` before the command runs: a second copy, here or
+    at a replica sharing the store, is refused with 409. Raises InputError."""
+    message = parse_message(spec, frame.data)
+    expires = now + spec.max_age + 1.0
+    sink.claim(
+        signed.SignedOnce(
+            spec.name, f"stream\n{frame.message_id}", signed.digest(frame.raw_data), expires
+        )
+    )
+    msg_id = frame.data.get("msgId")  # parse_message has made sure data is an object
+    if isinstance(msg_id, str) and msg_id:
+        sink.claim(signed.SignedOnce(spec.name, f"msg\n{msg_id[:256]}", "", expires))
+    sink.command(spec, message)
 
 
 KIND = InputRuntime(type="dingtalk_robot", serve=serve, takes="chat commands")

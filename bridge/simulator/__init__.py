@@ -5,10 +5,11 @@ Public API:
 - `SimulatorSpec`, `RobotSpec`, `AppSpec`, `load_spec`: what is registered.
 - `SimulatorState`: the pure, thread-safe core (handlers take `now` and return
   `(http_status, json_body)`).
-- `serve_in_thread(listen, state) -> SimulatorServer` (`.url`, `.port`, `.state`, `.stop()`).
+- `serve_in_thread(listen, state) -> SimulatorServer` (`.url`, `.port`, `.state`, `.stop()`;
+  `.stream.url`: the Stream gateway's WebSocket server, on a port of its own: stream.py).
 - `SimulatorApp`: the WSGI app, if you want to mount it elsewhere.
-- `main(argv)`: the CLI (`--listen`, `--spec`, `--accept-unknown-robots`, `--rate-per-minute`,
-  `--quiet`).
+- `main(argv)`: the CLI (`--listen`, `--stream-port`, `--spec`, `--accept-unknown-robots`,
+  `--rate-per-minute`, `--quiet`).
 """
 
 from __future__ import annotations

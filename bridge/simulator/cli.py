@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"address to listen on (default {DEFAULT_LISTEN}; port 0 picks a free port)",
     )
+    parser.add_argument(
+        "--stream-port",
+        type=_non_negative_int,
+        default=0,
+        metavar="PORT",
+        help="the Stream gateway's WebSocket port, on the --listen host (default 0: a free "
+        "port; POST /v1.0/gateway/connections/open hands out its address)",
+    )
     parser.add_argument("--spec", metavar="FILE", help="YAML/JSON file with robots and apps")
     parser.add_argument(
         "--accept-unknown-robots",
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         log=None if args.quiet else _to_stderr,
     )
     try:
-        server = serve_in_thread(listen, state, threads=args.threads)
+        server = serve_in_thread(listen, state, threads=args.threads, stream_port=args.stream_port)
     except OSError as exc:
         print(f"simulator: cannot listen on {args.listen}: {exc}", file=sys.stderr)
         return 1
@@ -102,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
     print(f"dingtalk simulator listening on {server.url}", flush=True)
+    print(f"dingtalk simulator stream gateway on {server.stream.url}/connect", flush=True)
     try:
         # A bounded wait, so the loop re-checks even if a signal arrives mid-wait.
         while not stop.wait(0.5):

@@ -22,6 +22,7 @@ from waitress.server import create_server
 
 from bridge.listen import parse_listen
 from bridge.simulator.state import SimulatorState
+from bridge.simulator.streamserver import StreamServer
 from bridge.simulator.wsgi import SimulatorApp
 
 DEFAULT_THREADS = 8
@@ -31,7 +32,15 @@ _LOOP_TIMEOUT = 0.2  # seconds; bounds how long stop() waits for the loop to not
 class SimulatorServer:
     """A running simulator. `url` is its base URL; `stop()` shuts it down (idempotent)."""
 
-    def __init__(self, waitress_server: Any, socket_map: dict[int, Any], app: SimulatorApp) -> None:
+    def __init__(
+        self,
+        waitress_server: Any,
+        socket_map: dict[int, Any],
+        app: SimulatorApp,
+        stream_port: int = 0,
+    ) -> None:
+        """`stream_port`: the Stream gateway's WebSocket port (0: a free one); its address is
+        `stream.url`, and connections/open hands it out."""
         self._server = waitress_server
         self._map = socket_map
         self.app = app
@@ -46,6 +55,7 @@ class SimulatorServer:
         self.port: int = int(port)
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{shown}:{self.port}"
+        self.stream = StreamServer(app.stream, self.host, stream_port, app.now)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"dingtalk-simulator:{self.port}", daemon=True
@@ -60,6 +70,7 @@ class SimulatorServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self.stream.stop()
         # Wake the loop from its poll() instead of waiting out _LOOP_TIMEOUT.
         wake = getattr(self._server, "pull_trigger", None)
         if wake is not None:
@@ -87,6 +98,7 @@ def serve_in_thread(
     *,
     threads: int = DEFAULT_THREADS,
     clock: Callable[[], float] = time.time,
+    stream_port: int = 0,
 ) -> SimulatorServer:
     """Start a simulator on `listen` ("HOST:PORT", port 0 = free port) and return at once.
 
@@ -106,4 +118,4 @@ def serve_in_thread(
         threads=max(threads, 4),
         ident="dingtalk-simulator",
     )
-    return SimulatorServer(server, socket_map, app)
+    return SimulatorServer(server, socket_map, app, stream_port)

@@ -26,6 +26,9 @@ from bridge.simulator.openapi import V1_PATHS
 from bridge.simulator.page import render_page
 from bridge.simulator.spec import SpecError, parse_apps, parse_robots
 from bridge.simulator.state import SimulatorState
+from bridge.simulator.stream import OPEN_PATH, GatewayError, StreamGateway
+from bridge.simulator.streamcontrol import PREFIX as STREAM_PREFIX
+from bridge.simulator.streamcontrol import control as stream_control
 from bridge.simulator.traffic import (
     API_PATHS,
     ASYNCSEND_PATH,
@@ -83,6 +86,7 @@ class SimulatorApp:
         self._offset = 0.0
         self._offset_lock = threading.Lock()
         self.callbacks = Callbacks(_post)
+        self.stream = StreamGateway(lambda key: app.app_secret if (app := state.app(key)) else None)
 
     def now(self) -> float:
         with self._offset_lock:
@@ -97,6 +101,8 @@ class SimulatorApp:
                 status, content_type, body = self._api(method, path, query, environ)
             elif path in V1_PATHS:
                 status, content_type, body = self._v1_api(method, path, query, environ)
+            elif path == OPEN_PATH:
+                status, content_type, body = self._stream_open(method, environ)
             elif path in CALLBACK_PATHS:
                 status, content_type, body = self._callback_api(method, path, query, environ)
             else:
@@ -167,6 +173,16 @@ class SimulatorApp:
         fault = self.state.take_fault(self.now(), path, query)
         return self._apply_fault(fault) if fault is not None else None
 
+    def _stream_open(self, method: str, environ: WSGIEnvironment) -> Response:
+        """POST /v1.0/gateway/connections/open (Stream mode, stream.py)."""
+        if method != "POST":
+            return _json(405, {"code": "MethodNotAllowed", "message": f"use POST for {OPEN_PATH}"})
+        try:
+            body = json.loads(_read_body(environ) or b"null")
+        except (ValueError, RecursionError):
+            body = None
+        return _json(*self.stream.open_connection(self.now(), body))
+
     def _apply_fault(self, fault: FaultAction) -> Response | None:
         """The faulted response, or None to go on with normal handling (after a delay)."""
         if fault.kind == "delay":
@@ -218,7 +234,16 @@ class SimulatorApp:
             except KeyError:
                 raise _ControlError(404, f"app {app_key} has no callback registered") from None
             return _json(200, pushed)
+        if path.startswith(STREAM_PREFIX):
+            try:
+                data = _read_json(environ) if method == "POST" else {}
+                return _json(*stream_control(self.stream, method, path, data, self.now()))
+            except GatewayError as exc:
+                raise _ControlError(400, str(exc)) from exc
+            except KeyError:
+                raise _ControlError(404, f"no route {method} {path}") from None
         if path == "/_sim/reset" and method == "POST":
+            self.stream.reset()
             self.callbacks.reset()
             state.reset()
             with self._offset_lock:

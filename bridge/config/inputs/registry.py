@@ -13,12 +13,13 @@ from typing import Any
 from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.config.context import CompileContext, as_dict
-from bridge.config.inputs.callback import CALLBACK
-from bridge.config.inputs.chat import CHAT
+from bridge.config.inputs.callback import CALLBACK, CallbackInput
+from bridge.config.inputs.chat import CHAT, ChatInput
 from bridge.config.inputs.file import FILE
 from bridge.config.inputs.grafana import GRAFANA
 from bridge.config.inputs.http_json import ALERTMANAGER, WEBHOOK
 from bridge.config.inputs.kind import Definition, InputKind, InputSpec
+from bridge.config.inputs.listening import StreamApp, check_shared_apps
 from bridge.config.inputs.prometheus import PROMETHEUS
 
 KINDS: Mapping[str, InputKind] = {
@@ -55,7 +56,16 @@ def compile_inputs(
                 )
             paths[path] = name
         out[name] = kind.compile(ctx, Definition(name, spec, where, env, server_max_body))
+    check_shared_apps(
+        ctx,
+        {n: (i.type, app) for n, i in out.items() if (app := stream_app(i)) is not None},
+    )
     return out
+
+
+def stream_app(spec: InputSpec) -> StreamApp | None:
+    """The app whose Stream connection `spec` listens on; None when DingTalk posts to it."""
+    return spec.stream if isinstance(spec, ChatInput | CallbackInput) else None
 
 
 def rule_variables(kinds: Collection[str]) -> frozenset[str]:
