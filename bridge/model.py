@@ -146,12 +146,15 @@ FileKey = tuple[int, int]  # (st_dev, st_ino)
 
 @dataclass(frozen=True)
 class ChatSender:
-    """Who typed a chat command at the bridge's robot, and whether the input lets them change
-    things (silence, expire, ack) or only read."""
+    """Who typed a chat command at the bridge's robot, whether the input lets them change
+    things (silence, expire, ack) or only read, and in which conversation they typed it."""
 
     staff_id: str
     nick: str
     allowed: bool
+    # DingTalk's conversationId of the chat: for a group, the openConversationId an app_robot
+    # target sends to (reference §5.3, dingtalk-stream.md §9). "" when the message had none.
+    conversation: str = ""
 
 
 @dataclass(frozen=True)

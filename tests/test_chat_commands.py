@@ -16,7 +16,7 @@ from bridge.model import ChatSender
 NOW = 1_780_000_000.0
 TZ = ZoneInfo("Asia/Shanghai")
 ALLOWED = ChatSender("oncall-1", "Oncall", allowed=True)
-READER = ChatSender("dev-7", "Dev", allowed=False)
+READER = ChatSender("dev-7", "Dev", allowed=False, conversation="cidGroup==")
 
 
 class FakeDesk:
@@ -62,6 +62,8 @@ CASES = [
     ("expire s1", ALLOWED, "Silence s1 expired by Oncall.", [("expire", "s1")]),
     ("ack", ALLOWED, "Usage: ack <alert id>", []),
     ("ack abc", ALLOWED, "acked abc", [("ack", "abc", "Oncall")]),
+    ("chatid", READER, "This chat's open_conversation_id is cidGroup==", []),
+    ("chatid", ALLOWED, "DingTalk did not say which conversation this is.", []),
     ("frobnicate now", ALLOWED, 'I do not know "frobnicate"', []),
 ]  # fmt: skip
 

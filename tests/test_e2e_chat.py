@@ -111,6 +111,12 @@ def test_help_is_answered_in_the_http_response_without_a_session_webhook(
     assert body["text"]["content"].startswith("@oncall-1 ")  # so the mention pings
 
 
+def test_chatid_tells_the_group_its_open_conversation_id(sim: Simulator, daemon: Daemon) -> None:
+    """What an app_robot target needs to send into this group, read from DingTalk's message."""
+    assert say(daemon, sim, "chatid", staff="dev-7").status_code == 200
+    assert "This chat's open_conversation_id is cid-1" in replies(sim)[-1]
+
+
 @pytest.mark.parametrize(
     ("case", "status", "reason"),
     [

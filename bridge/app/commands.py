@@ -6,6 +6,7 @@ from the `Desk` it acts on (the state store, behind the composition root).
     silence <matchers> <duration> [comment] e.g. silence alertname=DiskFull instance=~db-.* 2h swap
     silences                                the active silences
     expire <id>                             end a silence now
+    chatid                                  this chat's id (an app_robot target's open_conversation_id)
     ack <alert id>                          no more reminders for that alert until it resolves
 
 Reading is open to everyone in the chat; changing (silence, expire) to the senders the input
@@ -169,6 +170,17 @@ def _silences(silences: list[Silence], now: float, tz: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
+def _chatid(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    """The id an app_robot target needs to send into this group: operators otherwise have to dig
+    it out of DingTalk's API explorer."""
+    if not sender.conversation:
+        return "DingTalk did not say which conversation this is."
+    return (
+        f"This chat's open_conversation_id is {sender.conversation}\n"
+        "(an app_robot target sends here with open_conversation_id set to it)."
+    )
+
+
 Run = Callable[[Sequence[str], ChatSender, Desk, float, ZoneInfo], str]
 
 
@@ -190,6 +202,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "silences": Command(_silences_command, "silences: the active silences"),
     "expire": Command(_expire, "expire <id>: end a silence now", changes=True),
+    "chatid": Command(_chatid, "chatid: this chat's id, for an app_robot target"),
     "ack": Command(
         _ack,
         "ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)",

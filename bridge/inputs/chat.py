@@ -73,9 +73,15 @@ def parse_message(spec: ChatInput, body: Any) -> ChatMessage:
         spec.admins and body.get("isAdmin") is True
     )
     webhook = body.get("sessionWebhook")
+    conversation = body.get("conversationId")
     return ChatMessage(
         text=content.strip(),
-        sender=ChatSender(staff, nick if isinstance(nick, str) and nick else staff, allowed),
+        sender=ChatSender(
+            staff,
+            nick if isinstance(nick, str) and nick else staff,
+            allowed,
+            conversation if isinstance(conversation, str) else "",
+        ),
         session_webhook=webhook if isinstance(webhook, str) and webhook.startswith("http") else "",
     )
 
