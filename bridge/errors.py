@@ -29,6 +29,10 @@ class Reason(enum.StrEnum):
     QUEUE_FULL = "queue_full"
     STORE = "store"  # the state store could not commit
     RATE_LIMITED = "rate_limited"
+    # The organisation's API calls for this calendar month are used up (errcode 90020,
+    # Forbidden.AccessDenied.ApiCountLimitForOrg): nothing sends until the month turns or the
+    # organisation buys more, so every target of the app waits, then asks again.
+    QUOTA = "quota"
     DINGTALK_CONFIG = "dingtalk_config"  # 310000 keyword/sign/ip, bad token, bad agent: fix config
     DINGTALK_BUSY = "dingtalk_busy"  # errcode -1 and friends: try again later
     DINGTALK_REJECTED = "dingtalk_rejected"  # any other non-zero errcode: permanent

@@ -61,6 +61,8 @@ CLASSIFY_TABLE: list[tuple[str, tuple[int, bytes], bool, Reason | None, bool, bo
     ("token unknown", _err(400, "token.notExisted"), False, Reason.AUTH, False, True),
     ("401 with code", _err(401, "InvalidAuthentication"), False, Reason.AUTH, True, True),
     ("401 bare", (401, b""), False, Reason.AUTH, True, True),
+    ("month's calls used up", _err(403, "Forbidden.AccessDenied.ApiCountLimitForOrg"), False,
+     Reason.QUOTA, True, False),
     ("send too fast", _err(403, "send.too.fast"), False, Reason.RATE_LIMITED, True, False),
     ("gateway throttling", _err(429, "Throttling.Api"), False, Reason.RATE_LIMITED, True, False),
     ("429 bare", (429, b"<html>"), False, Reason.RATE_LIMITED, True, False),

@@ -276,6 +276,7 @@ NOTICE_ANSWERS: dict[str, tuple[list[Scripted], SendOutcome | type, Reason | Non
     "no_task_id": ([(200, {"errcode": 0})], Delivered(), None, 1),
     "app_quota_143103": ([errcode(143103)], LockedOut, Reason.RATE_LIMITED, 1),
     "org_quota_143104": ([errcode(143104)], LockedOut, Reason.RATE_LIMITED, 1),
+    "monthly_quota_90020": ([errcode(90020)], LockedOut, Reason.QUOTA, 1),
     "no_recipient_1430000": ([errcode(1430000)], Refused, Reason.DINGTALK_CONFIG, 1),
     "token_expired_then_ok": (
         [errcode(42001), (200, {"errcode": 0, "task_id": 5})],
@@ -305,8 +306,10 @@ def test_work_notice_answers_become_typed_outcomes(
         assert outcome == expected
     assert session.tokens == tokens
     assert all(u.endswith("/asyncsend_v2") for u in session.posts())
-    if isinstance(outcome, LockedOut):  # the minute's quota: wait the minute out
-        assert outcome.seconds == 60.0
+    if isinstance(outcome, LockedOut):
+        # The minute's quota: wait the minute out; the month's: the policy's quota_wait.
+        month = outcome.reason is Reason.QUOTA
+        assert outcome.seconds == (NOTICE.policy.quota_wait if month else 60.0)
 
 
 def test_send_now_sends_every_part_and_raises_on_a_refusal() -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.harness import (
     Daemon,
@@ -207,3 +209,43 @@ def test_flow_controlled_users_get_the_message_later_and_only_they(
     again = robot_messages(sim, "ding-flow")[-1]
     assert (again["user_ids"], again["recipients"]) == (["alice"], ["alice"])
     assert again["msg_param"] == busy["msg_param"]  # the same message
+
+
+def test_the_monthly_quota_holds_messages_until_the_month_turns(tmp_path: Path) -> None:
+    """DingTalk's answer once the organisation's calls for the month are used up (HTTP 403
+    ApiCountLimitForOrg) holds the target, not the message: it waits, asks again, and sends
+    once the month turned (here: the simulator's clock moved 40 days on)."""
+    app = {"app_secret": SECRET, "agent_id": 1, "groups": [GROUP], "monthly_quota": 2}
+    sim = Simulator(spec={"apps": {"ding-quota": app}})
+    target = {**app_robot(sim, "ding-quota", open_conversation_id=GROUP)}
+    target["retry"] = {"quota_wait": "1s", "initial": "100ms"}
+    config = {
+        "targets": {"quota": target},
+        "inputs": {"am": {"type": "alertmanager", "path": "/am", "dedup_window": 0}},
+        "rules": [{"name": "all", "targets": ["quota"]}],
+    }
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        for name in ("One", "Two", "Three"):
+            assert daemon.post("/am", am_alert_payload(name)).status_code == 200
+        wait_until(lambda: len(robot_messages(sim, "ding-quota")) == 2, WAIT)
+
+        def refused_for_the_month() -> float:
+            return metric_value(
+                scrape_metrics(daemon), "send_failures_total", target="quota", reason="quota",
+                errcode="403",
+            )  # fmt: skip
+
+        wait_until(lambda: refused_for_the_month() >= 2, WAIT)  # asked again after quota_wait
+        state = requests.get(f"{daemon.url}/-/ready", timeout=5).json()
+        assert state["queues"]["quota"]["pending"] == 1, state
+        assert state["queues"]["quota"]["robot_locked_until"] is not None, state
+        assert state["store"]["dead_letters"] == 0, state
+        assert len(robot_messages(sim, "ding-quota")) == 2
+
+        sim.control("clock", {"advance": 40 * 86_400})
+        wait_until(lambda: len(robot_messages(sim, "ding-quota")) == 3, WAIT)
+        assert "Three" in robot_messages(sim, "ding-quota")[2]["msg_param"]["title"]
+    finally:
+        daemon.stop()
+        sim.stop()

@@ -19,6 +19,14 @@ CASES = [
     (200, {"errcode": 143104}, False, Reason.RATE_LIMITED, True, False),
     (
         200,
+        {"errcode": 90020, "errmsg": "本月api调用量已超过限制"},
+        False,
+        Reason.QUOTA,
+        True,
+        False,
+    ),
+    (
+        200,
         {"errcode": 310000, "errmsg": "keywords not in content"},
         False,
         Reason.DINGTALK_CONFIG,

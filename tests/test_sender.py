@@ -130,7 +130,7 @@ class FakeDingTalk:
         at = self.clock.time()
         if isinstance(answer, DeliveryError):  # as a real channel classifies DingTalk's answer
             self.calls.append(Call(at, channel.name, key, body, answer.reason.value))
-            return send_outcome(answer, channel.policy.lockout)
+            return send_outcome(answer, channel.policy)
         if isinstance(answer, Exception):
             self.calls.append(Call(at, channel.name, key, body, "bug"))
             raise answer

@@ -134,6 +134,31 @@ def test_the_qps_limit_answers_403_throttling() -> None:
     assert _call(state, token, BATCH_SEND, _oto(["u1"]), now=T0 + 0.3)[0] == 200  # per API
 
 
+def test_the_monthly_quota_refuses_sends_until_the_month_turns_in_china() -> None:
+    state, token = _state(monthly_quota=2)
+    # 2026-01-31 15:59:59 UTC is 23:59:59 in China: the last second of January there.
+    end_of_january = 1_769_875_199.0
+    answers = [_call(state, token, GROUP_SEND, _group(), now=end_of_january) for _ in range(3)]
+    assert [a[0] for a in answers] == [200, 200, 403]
+    assert answers[2][1]["code"] == "Forbidden.AccessDenied.ApiCountLimitForOrg"
+    assert "额度:2次" in answers[2][1]["message"]
+    recall = {"robotCode": KEY, "openConversationId": "cid1", "processQueryKeys": ["k"]}
+    assert _call(state, token, GROUP_RECALL, recall, now=end_of_january)[0] == 200  # not metered
+    assert _call(state, token, GROUP_SEND, _group(), now=end_of_january + 1)[0] == 200
+
+
+def test_the_monthly_quota_answers_a_work_notice_with_errcode_90020() -> None:
+    app = AppSpec(app_secret=SECRET, agent_id=1, monthly_quota=1)
+    state = SimulatorState(SimulatorSpec(apps={KEY: app}))
+    token = state.gettoken(T0, {"appkey": KEY, "appsecret": SECRET})[1]["access_token"]
+    body = json.dumps(
+        {"agent_id": 1, "userid_list": "u1", "msg": {"msgtype": "text", "text": {"content": "x"}}}
+    )
+    first = state.asyncsend(T0, {"access_token": token}, body.encode())[1]
+    second = state.asyncsend(T0, {"access_token": token}, body.encode())[1]
+    assert first["errcode"] == 0 and second["errcode"] == 90020
+
+
 def test_recall_marks_the_message_and_fails_keys_of_others_and_old_ones() -> None:
     state, token = _state()
     key = _call(state, token, GROUP_SEND, _group())[1]["processQueryKey"]

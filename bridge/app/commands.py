@@ -6,7 +6,7 @@ from the `Desk` it acts on (the state store, behind the composition root).
     silence <matchers> <duration> [comment] e.g. silence alertname=DiskFull instance=~db-.* 2h swap
     silences                                the active silences
     expire <id>                             end a silence now
-    chatid                                  this chat's id (an app_robot target's open_conversation_id)
+    chatid                                  this chat's id (an app_robot's open_conversation_id)
     ack <alert id>                          no more reminders for that alert until it resolves
 
 Reading is open to everyone in the chat; changing (silence, expire) to the senders the input

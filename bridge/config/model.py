@@ -100,6 +100,9 @@ class SendPolicy:
     retry_initial: float = 1.0
     retry_max: float = 300.0
     give_up_after: float = 86_400.0
+    # After DingTalk says the organisation's monthly API calls are used up: one call per this
+    # long tells when they are back (the month turned, or more were bought).
+    quota_wait: float = 3_600.0
 
 
 @dataclass(frozen=True)

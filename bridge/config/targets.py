@@ -44,6 +44,9 @@ def compile_policy(
         give_up_after=ctx.duration(
             (*where, "retry", "give_up_after"), retry.get("give_up_after"), base.give_up_after
         ),
+        quota_wait=ctx.duration(
+            (*where, "retry", "quota_wait"), retry.get("quota_wait"), base.quota_wait
+        ),
     )
 
 

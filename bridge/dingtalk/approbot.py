@@ -175,7 +175,7 @@ class AppRobotChannel:
         try:
             answer = self.client.v1.call(self.app, self.path, body, self.timeout, "app robot")
         except DeliveryError as exc:
-            return send_outcome(exc, self.policy.lockout)
+            return send_outcome(exc, self.policy)
         receipt = receipt_of(body, answer)
         if receipt is not None:
             for why, users in (

@@ -71,6 +71,10 @@ CODES: dict[str, CodeRule] = {
     # (R: DingTalk's API gateway answers HTTP 403 with these; the simulator does too)
     "Forbidden.AccessDenied.QpsLimitForApi": _THROTTLED,
     "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi": _THROTTLED,
+    # The organisation's metered calls for this month are used up: every target of the app
+    # waits `retry.quota_wait`, then asks again (D: dingtalk.com/qidian help 1061621972, the
+    # v1.0 twin of oapi errcode 90020; see responses.MONTHLY_QUOTA_CODES).
+    "Forbidden.AccessDenied.ApiCountLimitForOrg": CodeRule(Reason.QUOTA, retryable=True),
     # The app lacks the permission (qyapi_robot_sendmsg) in the developer console. (R)
     "Forbidden.AccessDenied.AccessTokenPermissionDenied": _CONFIG,
     # The group was disbanded: no message will ever reach it. (D)

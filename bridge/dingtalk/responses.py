@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import jsontext
+from bridge.config.model import SendPolicy
 from bridge.errors import DeliveryError, Reason
 
 # Access token no longer valid: drop it, fetch a new one, retry once (dingtalk-sdk does the same).
@@ -22,6 +23,12 @@ ROBOT_LOCKOUT_CODES = frozenset({130101, 410100})
 APP_QUOTA_CODES = frozenset({143103, 143104})
 APP_QUOTA_SECONDS = 60.0
 RATE_LIMITED = ROBOT_LOCKOUT_CODES | APP_QUOTA_CODES
+# The organisation's metered API calls for the calendar month are used up (90020; basic
+# organisations get 10,000 a month). DingTalk's help center (dingtalk.com/qidian, help 1061621972)
+# documents the code, its v1.0 twin Forbidden.AccessDenied.ApiCountLimitForOrg, and that the count
+# is per natural month. When it returns (next month, or a purchase) is not knowable from here, so
+# the sender waits policy.quota_wait and asks again with one call.
+MONTHLY_QUOTA_CODES = frozenset({90020})
 TOO_LARGE = frozenset({460101, 101002})
 # Fix-the-config errors: keyword/sign/ip (310000), bad robot token, bad arguments, bad app secret.
 CONFIG = frozenset({310000, 300001, 300005, 40035, 40089, 88, 1430000})
@@ -67,6 +74,8 @@ def classify(http_status: int, content: bytes) -> Outcome:
     if errcode in RATE_LIMITED:
         wait = ROBOT_LOCKOUT_SECONDS if errcode in ROBOT_LOCKOUT_CODES else APP_QUOTA_SECONDS
         return Outcome(False, Reason.RATE_LIMITED, retryable=True, retry_after=wait, **common)
+    if errcode in MONTHLY_QUOTA_CODES:
+        return Outcome(False, Reason.QUOTA, retryable=True, **common)
     if errcode in TOKEN_INVALID:
         return Outcome(False, Reason.AUTH, retryable=True, token_invalid=True, **common)
     if errcode in TOO_LARGE:
@@ -185,9 +194,10 @@ class LockedOut(Failed):
 SendOutcome = Delivered | AwaitingResult | Refused | RetryLater | LockedOut
 
 
-def send_outcome(error: DeliveryError, robot_lockout: float) -> Refused | RetryLater | LockedOut:
-    """A send that raised `error`, as the sender's outcome. `robot_lockout`: how long the
-    target's config says a robot lockout lasts (DingTalk's 10 minutes unless told otherwise)."""
+def send_outcome(error: DeliveryError, policy: SendPolicy) -> Refused | RetryLater | LockedOut:
+    """A send that raised `error`, as the sender's outcome. `policy`: the target's, which says
+    how long a robot lockout lasts (DingTalk's 10 minutes unless told otherwise) and how long to
+    wait once the organisation's monthly quota is used up."""
     fields: dict[str, Any] = {
         "reason": error.reason,
         "detail": str(error),
@@ -198,7 +208,9 @@ def send_outcome(error: DeliveryError, robot_lockout: float) -> Refused | RetryL
     if not error.retryable:
         return Refused(**fields)
     if error.reason is Reason.RATE_LIMITED and error.errcode in ROBOT_LOCKOUT_CODES:
-        return LockedOut(seconds=robot_lockout, **fields)
+        return LockedOut(seconds=policy.lockout, **fields)
+    if error.reason is Reason.QUOTA:
+        return LockedOut(seconds=policy.quota_wait, **fields)
     if error.reason is Reason.RATE_LIMITED and error.errcode in APP_QUOTA_CODES:
         return LockedOut(seconds=error.retry_after or APP_QUOTA_SECONDS, **fields)
     return RetryLater(**fields)

@@ -283,5 +283,5 @@ class RobotChannel:
             if not outcome.ok:
                 raise as_error(outcome, "robot")
         except DeliveryError as exc:
-            return send_outcome(exc, self.policy.lockout)
+            return send_outcome(exc, self.policy)
         return Delivered()

@@ -135,7 +135,7 @@ class WorkNoticeChannel:
         try:
             answer = self._client().app_call(self.target, "POST", ASYNCSEND, body, "work notice")
         except DeliveryError as exc:
-            return send_outcome(exc, self.policy.lockout)
+            return send_outcome(exc, self.policy)
         task_id = answer.get("task_id")
         return AwaitingResult(task_id) if isinstance(task_id, int) else Delivered()
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from bridge.simulator import codes
 from bridge.simulator.checks import Rejected, check_agent, parse_json_object, recipients
 from bridge.simulator.content import work_notice_summary
+from bridge.simulator.quota import QUOTA_ERRCODE, MonthlyQuota
 from bridge.simulator.shapes import check_work_notice_msg
 from bridge.simulator.spec import AppSpec
 from bridge.simulator.traffic import (
@@ -68,6 +69,7 @@ class Apps:
         self.traffic = traffic
         self._new_token = new_token  # access tokens and request ids
         self._next_task_id = 1  # never reset, so task ids stay unique across /_sim/reset
+        self.quota = MonthlyQuota()  # shared with the v1.0 family (openapi.py)
         self.clear()
 
     def clear(self) -> None:
@@ -76,6 +78,7 @@ class Apps:
         self._current_token: dict[str, str] = {}  # app_key -> its newest token
         self._tasks: dict[int, _Task] = {}
         self._user_days: dict[tuple[str, str, str], _UserDay] = {}
+        self.quota.clear()
 
     def register(self, apps: Mapping[str, AppSpec]) -> None:
         self.registered.update(apps)
@@ -176,6 +179,9 @@ class Apps:
         app_key = self.count_asyncsend(query)
         try:
             app_key, app = self.authenticate(now, query)
+            used_up = self.quota.take(now, app_key, app.monthly_quota)
+            if used_up:
+                raise Rejected(QUOTA_ERRCODE, used_up)
             parsed = parse_json_object(body)
             check_agent(parsed, app)
             users, depts, to_all = recipients(parsed)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.simulator.apps import Apps
+from bridge.simulator.quota import QUOTA_CODE
 from bridge.simulator.spec import AppSpec
 from bridge.simulator.traffic import JSON, Reply, Traffic, mask, quote
 
@@ -71,6 +72,10 @@ MSG_KEYS: dict[str, tuple[str, ...]] = {
         for n in range(2, 6)
     },
 }
+
+
+# The calls counted against the organisation's monthly quota (quota.py): the sends.
+METERED = frozenset({GROUP_SEND, BATCH_SEND, CARD_CREATE_DELIVER, CARD_UPDATE})
 
 
 class V1Error(Exception):
@@ -139,6 +144,10 @@ class OpenApi:
                 return self._token(now, parsed)
             app_key, app = self._authenticate(now, token)
             self._throttle(now, app_key, app, path)
+            if path in METERED:
+                used_up = self.apps.quota.take(now, app_key, app.monthly_quota)
+                if used_up:
+                    raise V1Error(403, QUOTA_CODE, used_up)
             handler = {
                 GROUP_SEND: self._group_send,
                 BATCH_SEND: self._batch_send,

@@ -87,6 +87,9 @@ class AppSpec:
     # one-to-one messages per user per minute before DingTalk flow-controls them (0: no limit).
     qps: int = DEFAULT_QPS
     user_rate_per_minute: int = DEFAULT_USER_RATE
+    # Metered calls (sends) per calendar month before DingTalk answers 90020 /
+    # ApiCountLimitForOrg (quota.py; basic organisations get 10,000). 0: no limit.
+    monthly_quota: int = 0
 
 
 @dataclass
@@ -178,6 +181,7 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
             "users",
             "daily_limit",
             "result_delay",
+            "monthly_quota",
             *ROBOT_KEYS,
         },
         where,
@@ -205,6 +209,9 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
     result_delay = mapping.get("result_delay", 0.0)
     if not _is_number(result_delay) or result_delay < 0:
         raise SpecError(f"{where}.result_delay must be a number of seconds >= 0")
+    monthly_quota = mapping.get("monthly_quota", 0)
+    if not _is_int(monthly_quota) or monthly_quota < 0:
+        raise SpecError(f"{where}.monthly_quota must be an integer >= 0")
     return AppSpec(
         app_secret=secret,
         agent_id=agent_id,
@@ -213,6 +220,7 @@ def parse_app(data: Any, where: str = "app") -> AppSpec:
         users=tuple(users) if users is not None else None,
         daily_limit=daily_limit,
         result_delay=float(result_delay),
+        monthly_quota=monthly_quota,
         **_robot_fields(mapping, where),
     )
 
