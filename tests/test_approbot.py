@@ -30,6 +30,7 @@ from bridge.dingtalk.openapi import TOKEN_HEADER, TOKEN_PATH, classify_v1, rule_
 from bridge.dingtalk.responses import Delivered, Outcome, Refused, RetryLater
 from bridge.errors import Reason
 from bridge.model import Button, Message
+from tests.fakehttp import FakeHttp, Response
 
 T = 1_780_000_000.0
 UTC8 = ZoneInfo("Asia/Shanghai")
@@ -217,30 +218,19 @@ def test_mentions_are_not_written_into_the_text() -> None:
 
 
 @dataclass
-class Response:
-    status_code: int
-    content: bytes
-
-
-@dataclass
-class FakeV1:
+class FakeV1(FakeHttp):
     """Answers the token endpoint with a new token each time, sends from `script`."""
 
     script: list[tuple[int, bytes]] = field(default_factory=list)
     calls: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
     tokens: int = 0
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        data: bytes | None = None,
-        params: dict[str, str] | None = None,
-        timeout: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def answer(
+        self, method: str, url: str, data: bytes | None, params: dict[str, str],
+        headers: dict[str, str],
+    ) -> Response:  # fmt: skip
         body = json.loads(data) if data else None
-        self.calls.append((url, dict(headers or {}), body))
+        self.calls.append((url, headers, body))
         if url.endswith(TOKEN_PATH):
             self.tokens += 1
             answer = {"accessToken": f"TOK{self.tokens}", "expireIn": 7200}

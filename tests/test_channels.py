@@ -34,6 +34,7 @@ from bridge.dingtalk.sizing import encode
 from bridge.dingtalk.worknotice import WORK_NOTICE_DIGEST_BYTES, WorkNoticeChannel
 from bridge.errors import DeliveryError, Reason
 from bridge.model import Message
+from tests.fakehttp import FakeHttp, Response
 
 T = 1_780_000_000.0
 UTC8 = ZoneInfo("Asia/Shanghai")
@@ -48,17 +49,11 @@ MESSAGE = Message("markdown", "Disk full", "### Disk full\n\nhost-1 is at 99%")
 # -- a fake DingTalk behind requests ------------------------------------------------------------
 
 
-@dataclass
-class Response:
-    status_code: int
-    content: bytes
-
-
 Scripted = tuple[int, dict[str, Any] | bytes] | requests.RequestException
 
 
 @dataclass
-class FakeSession:
+class FakeSession(FakeHttp):
     """Answers each call from `script` in order (errcode 0 when it runs out); /gettoken always
     hands out a new token. Remembers every call."""
 
@@ -66,16 +61,11 @@ class FakeSession:
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     tokens: int = 0
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        data: bytes | None = None,
-        params: dict[str, str] | None = None,
-        timeout: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
-        self.calls.append((method, url, dict(params or {})))
+    def answer(
+        self, method: str, url: str, data: bytes | None, params: dict[str, str],
+        headers: dict[str, str],
+    ) -> Response:  # fmt: skip
+        self.calls.append((method, url, params))
         if url.endswith("/gettoken"):
             self.tokens += 1
             token = {"errcode": 0, "access_token": f"tok-{self.tokens}", "expires_in": 7200}

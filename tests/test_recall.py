@@ -23,8 +23,9 @@ from bridge.dingtalk.client import DingTalkClient
 from bridge.store.api import Store
 from bridge.store.records import AppRobotSend
 from bridge.store.sqlite import SqliteStore
+from tests.fakehttp import Response
 from tests.store.values import NOW, enqueue
-from tests.test_approbot import GROUP, PEOPLE, FakeV1, Response
+from tests.test_approbot import GROUP, PEOPLE, FakeV1
 
 ROBOT = RobotTarget("ops", "https://oapi.dingtalk.com/robot/send?access_token=t", None)
 TARGETS: dict[str, Target] = {"grp": GROUP, "people": PEOPLE, "ops": ROBOT}
@@ -36,25 +37,20 @@ class RecallFake(FakeV1):
 
     refuse: dict[str, str] = field(default_factory=dict)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        data: bytes | None = None,
-        params: dict[str, str] | None = None,
-        timeout: float | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def answer(
+        self, method: str, url: str, data: bytes | None, params: dict[str, str],
+        headers: dict[str, str],
+    ) -> Response:  # fmt: skip
         if url.endswith(("Recall", "recall")):
             body = json.loads(data or b"{}")
-            self.calls.append((url, dict(headers or {}), body))
+            self.calls.append((url, headers, body))
             keys = body["processQueryKeys"]
             answer = {
                 "successResult": [k for k in keys if k not in self.refuse],
                 "failedResult": {k: self.refuse[k] for k in keys if k in self.refuse},
             }
             return Response(200, json.dumps(answer).encode())
-        return super().request(method, url, data, params, timeout, headers)
+        return super().answer(method, url, data, params, headers)
 
 
 @pytest.fixture
