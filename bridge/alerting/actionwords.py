@@ -50,3 +50,12 @@ def done(locale: Locale, grant: Grant, who: str) -> str:
         )
     what = describe(locale, grant.labels) or grant.fingerprint[:8]
     return translate(locale, "%(alert)s: %(done)s", alert=what, done=text)
+
+
+def card_status(locale: Locale, action: str, who: str, seconds: float = 0.0) -> str:
+    """An interactive card's status line once `who` took `action` ("已确认，操作人 张三"):
+    shorter than `done`, since the card shows the alert above it."""
+    if action == SILENCE:
+        shown = duration(locale, seconds)
+        return translate(locale, "silenced for %(duration)s by %(who)s", duration=shown, who=who)
+    return translate(locale, "acknowledged by %(who)s", who=who)

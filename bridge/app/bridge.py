@@ -150,6 +150,7 @@ class Bridge:
                 lambda: self.config.locale,
                 lambda: self.config.actions,
                 self.action_key,
+                self._sends_cards,
             ),
             clock=self.clock,
             windows=self.windows,
@@ -159,6 +160,10 @@ class Bridge:
             after_digest=recall_singles if isinstance(target, AppRobotTarget) else None,
             new_id=new_id,
         )
+
+    def _sends_cards(self, target: str) -> bool:
+        spec = self.config.targets.get(target)
+        return isinstance(spec, AppRobotTarget) and bool(spec.card_template_id)
 
     def _tz(self) -> tzinfo:
         return self.config.timezone
