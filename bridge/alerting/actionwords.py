@@ -21,6 +21,12 @@ def describe(locale: Locale, labels: Mapping[str, str]) -> str:
     return " ".join(part for part in (name, rest) if part)
 
 
+def length_word(seconds: float) -> str:
+    """A silence's length as configs write it ("1h", "30m", "1d"): the key of a template's
+    `actions.silence` and of a card's `silence_<length>` button."""
+    return duration("en", seconds).replace(" ", "")
+
+
 def button(locale: Locale, action: str, seconds: float = 0.0) -> str:
     """A button's words: "Ack", "Silence 1h" (确认, 静默 1 小时)."""
     if action == SILENCE:
