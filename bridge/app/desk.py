@@ -162,7 +162,7 @@ class Desk:
             if earlier is None:
                 tx.acks.acknowledge(fingerprint, by, now)
                 status = card_status(config.locale, ACK, by)
-                carded = cardupdates.queue(tx, fingerprint, status, now)
+                carded = cardupdates.queue(tx, fingerprint, status, now, config.targets)
         if earlier is not None:
             return False, f"{fingerprint[:8]} was already acknowledged by {earlier}.", carded
         self._queued(carded)
@@ -187,9 +187,10 @@ class Desk:
         the chat commands' rule: a change needs `allowed` (a signed link is its own permission;
         a card click says what the input's allow list says of its user). `within` runs in the
         action's transaction (a link's single use is remembered there: it commits with the
-        action, or not at all); `source` (an address) goes to the log. Done, it queues the
-        follow-up message to the targets the alert's message went to. No HTTP here: the link's
-        page and, later, a Stream card click both call this."""
+        action, or not at all); `source` (an address, or "card") goes to the log. Done, it
+        queues the follow-up message to the targets the alert's message went to, except those
+        whose interactive cards of the alert it updates instead (pipeline/cardupdates.py). No
+        HTTP here: the link's page and a Stream card click (app/cardclicks.py) both call this."""
         config = self._config()
         locale = config.locale
         wrong = acting.valid(grant)
@@ -206,7 +207,7 @@ class Desk:
             def silence_within(tx: Tx) -> None:  # the cards of the alert say it, in one commit
                 if within is not None:
                     within(tx)
-                carded.update(cardupdates.queue(tx, grant.fingerprint, status, now))
+                carded.update(cardupdates.queue(tx, grant.fingerprint, status, now, config.targets))
 
             via = "card" if source == "card" else "link"
             comment = f"one-tap {via} on the {grant.rule} alert {grant.fingerprint[:8]}"

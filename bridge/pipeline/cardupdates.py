@@ -7,7 +7,7 @@ the target's rate window and retried like any send, and the click's ack never wa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import groupby
 
 from bridge.model import Delivery
@@ -15,10 +15,11 @@ from bridge.pipeline.cardmessage import RESOLVED, card_update
 from bridge.store.api import Tx
 
 
-def queue(tx: Tx, fingerprint: str, status: str, now: float, target: str | None = None) -> set[str]:
-    """Queue the status `status` for every live card of the alert `fingerprint` (of `target`
-    only, when given); the targets that got an update."""
-    cards = [c for c in tx.cards.live(fingerprint) if target is None or c.target == target]
+def queue(tx: Tx, fingerprint: str, status: str, now: float, targets: Collection[str]) -> set[str]:
+    """Queue the status `status` for every live card of the alert `fingerprint` sent to one of
+    `targets` (the config's: a card of a target removed since has nobody to send its update);
+    the targets that got an update."""
+    cards = [c for c in tx.cards.live(fingerprint) if c.target in targets]
     if not cards:
         return set()
     key = lambda card: (card.target, card.rule)  # noqa: E731
@@ -39,5 +40,5 @@ def resolved(tx: Tx, deliveries: Iterable[Delivery], now: float) -> None:
         fingerprint = delivery.event.fingerprint
         cards = [c for c in tx.cards.live(fingerprint) if c.target == delivery.target]
         if cards:
-            queue(tx, fingerprint, RESOLVED, now, delivery.target)
+            queue(tx, fingerprint, RESOLVED, now, {delivery.target})
             tx.cards.settle([c.out_track_id for c in cards], now)
