@@ -111,6 +111,11 @@ _ZH_CN: Mapping[str, str] = {
     "silenced for %(duration)s by %(who)s": "已静默 %(duration)s，操作人 %(who)s",
     "acknowledged by %(who)s: no more reminders until it resolves": "已确认，操作人 %(who)s，"
     "恢复前不再提醒",
+    # interactive cards' status (bridge/alerting/actionwords.py card_status)
+    "Firing": "告警中",
+    "Resolved": "已恢复",
+    "acknowledged by %(who)s": "已确认，操作人 %(who)s",
+    "This card's alert is no longer known to the bridge": "桥接服务已不认识此卡片的告警",
     "Your name (optional)": "你的名字（可选）",
     "Rule %(rule)s, alert %(id)s": "规则 %(rule)s，告警 %(id)s",
     "Done": "已完成",

@@ -97,6 +97,11 @@ class Message:
     # A follow-up for some of the target's users only (an app robot's one-to-one send that
     # DingTalk flow-controlled for them: dingtalk/approbot.py); () for all of them.
     only_users: tuple[str, ...] = ()
+    # An app robot's interactive card (dingtalk/cards.py): its variables (cardParamMap), set
+    # when the message goes as a card; with `card_updates`, the cards (outTrackIds) whose
+    # variables this message changes instead of being a message of its own.
+    card: tuple[tuple[str, str], ...] = ()
+    card_updates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

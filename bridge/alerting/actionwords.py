@@ -21,6 +21,12 @@ def describe(locale: Locale, labels: Mapping[str, str]) -> str:
     return " ".join(part for part in (name, rest) if part)
 
 
+def length_word(seconds: float) -> str:
+    """A silence's length as configs write it ("1h", "30m", "1d"): the key of a template's
+    `actions.silence` and of a card's `silence_<length>` button."""
+    return duration("en", seconds).replace(" ", "")
+
+
 def button(locale: Locale, action: str, seconds: float = 0.0) -> str:
     """A button's words: "Ack", "Silence 1h" (确认, 静默 1 小时)."""
     if action == SILENCE:
@@ -50,3 +56,12 @@ def done(locale: Locale, grant: Grant, who: str) -> str:
         )
     what = describe(locale, grant.labels) or grant.fingerprint[:8]
     return translate(locale, "%(alert)s: %(done)s", alert=what, done=text)
+
+
+def card_status(locale: Locale, action: str, who: str, seconds: float = 0.0) -> str:
+    """An interactive card's status line once `who` took `action` ("已确认，操作人 张三"):
+    shorter than `done`, since the card shows the alert above it."""
+    if action == SILENCE:
+        shown = duration(locale, seconds)
+        return translate(locale, "silenced for %(duration)s by %(who)s", duration=shown, who=who)
+    return translate(locale, "acknowledged by %(who)s", who=who)

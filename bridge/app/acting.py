@@ -1,7 +1,8 @@
 """One-tap actions (Ack, Silence <d>) taken on an alert: the silence they make and the
 follow-up message that says in the chat what was done (its words: alerting/actionwords.py).
 Pure; `Desk.act` (desk.py) is the one entry point that takes them, whether the request came
-from a signed link (inputs/actionlink.py) or, later, from an interactive-card click over Stream.
+from a signed link (inputs/actionlink.py) or from an interactive-card click over Stream
+(app/cardclicks.py).
 
 The permission rule is the chat commands' (app/commands.py): a change needs an allowed sender.
 A signed link is its own permission (whoever holds it may do exactly what it says, once, until

@@ -23,6 +23,7 @@ from bridge.alerting.actions import Verified
 from bridge.alerting.alertstate import PostedAlert
 from bridge.app import health, metrics
 from bridge.app.actionkey import ActionKey
+from bridge.app.cardclicks import CardClicks
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
@@ -49,6 +50,7 @@ from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.session import make_session
 from bridge.errors import InputError, Reason, StoreError
+from bridge.inputs import streamframes as sf
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
@@ -130,6 +132,9 @@ class Bridge:
         # Like the file inputs, they run in one process of `server.workers` (reads_files):
         # DingTalk would split an app's messages between the workers' connections.
         self.streams = Streams(self, self.reject, self.session, clock)
+        # Clicks on the app robot's interactive cards (app/cardclicks.py): plugged into the
+        # links while some target sends cards (sync_streams).
+        self.card_clicks = CardClicks(self.store, lambda: self.config, self.desk, clock)
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
         # Set by run.py in a worker of `server.workers`: /metrics and /-/ready then answer for
@@ -150,6 +155,7 @@ class Bridge:
                 lambda: self.config.locale,
                 lambda: self.config.actions,
                 self.action_key,
+                self._sends_cards,
             ),
             clock=self.clock,
             windows=self.windows,
@@ -159,6 +165,14 @@ class Bridge:
             after_digest=recall_singles if isinstance(target, AppRobotTarget) else None,
             new_id=new_id,
         )
+
+    def _sends_cards(self, target: str) -> bool:
+        return self._sends_cards_in(self.config, target)
+
+    @staticmethod
+    def _sends_cards_in(config: Config, target: str) -> bool:
+        spec = config.targets.get(target)
+        return isinstance(spec, AppRobotTarget) and bool(spec.card_template_id)
 
     def _tz(self) -> tzinfo:
         return self.config.timezone
@@ -357,6 +371,11 @@ class Bridge:
     def sync_streams(self, config: Config) -> list[str]:
         """Open, keep or close the Stream connections for `config`'s inputs."""
         wanted = config if self.reads_files else replace(config, inputs={})
+        cards = [t for t in config.targets.values() if self._sends_cards_in(config, t.name)]
+        if cards:
+            self.streams.topics[sf.CARD_TOPIC] = self.card_clicks.handle
+        else:
+            self.streams.topics.pop(sf.CARD_TOPIC, None)
         return self.streams.sync(wanted, config.shutdown_timeout)
 
     def stop(self, grace: float) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from bridge.alerting.actions import ACK, Grant
+from bridge.alerting.actionwords import card_status
 from bridge.alerting.actionwords import done as done_words
 from bridge.alerting.grouping import group_key
 from bridge.alerting.matchers import Matcher
@@ -27,6 +28,7 @@ from bridge.config.model import ChatInput, Config
 from bridge.dingtalk.replies import post_reply
 from bridge.inputs.chat import ChatMessage, reply_body
 from bridge.logs import fmt_fields
+from bridge.pipeline import cardupdates
 from bridge.store.api import Store, Tx
 
 log = logging.getLogger("bridge")
@@ -136,9 +138,12 @@ class Desk:
 
     def _acknowledge(
         self, short_id: str, by: str, now: float, within: Within | None = None
-    ) -> tuple[bool, str]:
-        """`acknowledge`, and whether it acknowledged (False: not found, or acked before)."""
-        rules = self._config().rules_by_name
+    ) -> tuple[bool, str, set[str]]:
+        """`acknowledge`, whether it acknowledged (False: not found, or acked before), and the
+        targets whose interactive cards of the alert now say so (updates queued)."""
+        config = self._config()
+        rules = config.rules_by_name
+        carded: set[str] = set()
         with self.store.transaction() as tx:
             if within is not None:
                 within(tx)
@@ -151,17 +156,22 @@ class Desk:
                     found[fingerprint] = rule_name
             if len(found) != 1:
                 what = "no firing alert" if not found else f"{len(found)} firing alerts"
-                return False, f"There is {what} with id {short_id}."
+                return False, f"There is {what} with id {short_id}.", carded
             [(fingerprint, rule_name)] = found.items()
             earlier = tx.acks.acknowledged_by(fingerprint)
             if earlier is None:
                 tx.acks.acknowledge(fingerprint, by, now)
+                status = card_status(config.locale, ACK, by)
+                carded = cardupdates.queue(tx, fingerprint, status, now, config.targets)
         if earlier is not None:
-            return False, f"{fingerprint[:8]} was already acknowledged by {earlier}."
+            return False, f"{fingerprint[:8]} was already acknowledged by {earlier}.", carded
+        self._queued(carded)
         log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
-        return True, (
+        return (
+            True,
             f"{by} acknowledged {fingerprint[:8]} (rule {rule_name}): "
-            "no more reminders until it resolves."
+            "no more reminders until it resolves.",
+            carded,
         )
 
     def act(
@@ -177,9 +187,10 @@ class Desk:
         the chat commands' rule: a change needs `allowed` (a signed link is its own permission;
         a card click says what the input's allow list says of its user). `within` runs in the
         action's transaction (a link's single use is remembered there: it commits with the
-        action, or not at all); `source` (an address) goes to the log. Done, it queues the
-        follow-up message to the targets the alert's message went to. No HTTP here: the link's
-        page and, later, a Stream card click both call this."""
+        action, or not at all); `source` (an address, or "card") goes to the log. Done, it
+        queues the follow-up message to the targets the alert's message went to, except those
+        whose interactive cards of the alert it updates instead (pipeline/cardupdates.py). No
+        HTTP here: the link's page and a Stream card click (app/cardclicks.py) both call this."""
         config = self._config()
         locale = config.locale
         wrong = acting.valid(grant)
@@ -188,12 +199,27 @@ class Desk:
         if not allowed:
             return ActResult(False, commands.not_allowed(who, grant.action))
         if grant.action == ACK:
-            done, answer = self._acknowledge(grant.fingerprint, who, now, within)
+            done, answer, carded = self._acknowledge(grant.fingerprint, who, now, within)
         else:
-            comment = f"one-tap link on the {grant.rule} alert {grant.fingerprint[:8]}"
+            carded = set()
+            status = card_status(locale, grant.action, who, grant.duration)
+
+            def silence_within(tx: Tx) -> None:  # the cards of the alert say it, in one commit
+                if within is not None:
+                    within(tx)
+                carded.update(cardupdates.queue(tx, grant.fingerprint, status, now, config.targets))
+
+            via = "card" if source == "card" else "link"
+            comment = f"one-tap {via} on the {grant.rule} alert {grant.fingerprint[:8]}"
             self.add_silence(
-                acting.silence_matchers(grant), now, now + grant.duration, comment, who, within
+                acting.silence_matchers(grant),
+                now,
+                now + grant.duration,
+                comment,
+                who,
+                silence_within,
             )
+            self._queued(carded)
             done, answer = True, ""
         log.info(
             fmt_fields(
@@ -210,7 +236,12 @@ class Desk:
             return ActResult(False, answer)
         text = done_words(locale, grant, who)
         rule = config.rules_by_name.get(grant.rule)
-        targets = [t for t in (rule.targets if rule else (grant.target,)) if t in config.targets]
+        # A target whose cards of the alert were updated needs no follow-up: the card says it.
+        targets = [
+            t
+            for t in (rule.targets if rule else (grant.target,))
+            if t in config.targets and t not in carded
+        ]
         if targets:
             with self.store.transaction() as tx:
                 tx.outbox.enqueue(acting.follow_ups(grant, text, targets, now), now)

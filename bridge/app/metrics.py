@@ -237,6 +237,13 @@ class BridgeCollector(Collector):
             ["reason"],
             v1.refused_users,
         )
+        yield _counter(
+            "card_clicks",
+            "Clicks on interactive cards' buttons over Stream mode, by outcome (done, refused,"
+            " not_allowed, taken_before, unknown_card, unknown_action, bad_click).",
+            ["outcome"],
+            self.bridge.card_clicks.snapshot(),
+        )
 
     def _awaiting(self) -> Iterator[GaugeMetricFamily]:
         """Read from the store: the same in every worker, not added up."""

@@ -18,6 +18,7 @@ from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.logs import fmt_fields
 from bridge.model import Rendered
 from bridge.pipeline.actionlinks import NO_LINKS, ActionLinks, LinkSettings, action_links
+from bridge.pipeline.cardmessage import as_card, localized, wants_card
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store.records import Row
 
@@ -31,18 +32,28 @@ class QueuedRenderer:
         locale: Callable[[], Locale] = lambda: DEFAULT_LOCALE,
         actions: Callable[[], ActionsConfig] = ActionsConfig,
         key: ActionKey | None = None,
+        sends_cards: Callable[[str], bool] = lambda target: False,
     ) -> None:
         """`actions` and `key`: the one-tap links' settings and signing key (no key: no
-        signed links)."""
+        signed links). `sends_cards`: does the target of that name send interactive cards
+        (an app_robot with a card_template_id, pipeline/cardmessage.py)?"""
         self.rules = rules
         self.locale = locale
         self.actions = actions
         self.key = key
+        self.sends_cards = sends_cards
 
     def message(self, row: Row, now: datetime) -> Rendered:
+        if row.message.card_updates:  # a card's change: its words are set, only translated
+            return Rendered(localized(row.message, self.locale()))
         rule = self.rules().get(row.rule)
-        links = self._links(row, rule) if rule is not None else NO_LINKS
-        return queued_message(rule, row.rule, row.message, row.event, now, links)
+        card = rule is not None and wants_card(rule, row.event) and self.sends_cards(row.target)
+        # On a card the buttons are the template's: the text carries no signed links.
+        links = self._links(row, rule) if rule is not None and not card else NO_LINKS
+        rendered = queued_message(rule, row.rule, row.message, row.event, now, links)
+        if card and row.event is not None:
+            return Rendered(as_card(rendered.message, row.event, self.locale()), rendered.error)
+        return rendered
 
     def _links(self, row: Row, rule: Rule) -> ActionLinks:
         if not rule.actions or row.event is None:

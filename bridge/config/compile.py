@@ -16,6 +16,7 @@ from pathlib import Path
 from bridge.config import model as m
 from bridge.config import nodeid
 from bridge.config.actions import check_rule_actions, compile_actions
+from bridge.config.cardtargets import check_card_targets
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
 from bridge.config.presets import expand_presets
@@ -112,6 +113,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
     actions = compile_actions(ctx, data.get("actions"))
     check_rule_actions(ctx, rules, actions)
+    check_card_targets(ctx, targets, inputs)
     state_url = compile_state(ctx, data.get("state"))
     node_id = compile_node_id(ctx, data.get("state"))
     longest_call = max((t.timeout for t in targets.values()), default=m.DEFAULT_TIMEOUT)

@@ -185,6 +185,9 @@ class AppRobotTarget:
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
     policy: SendPolicy = SendPolicy(rate=APP_ROBOT_RATE, digest_after=20)
+    # An interactive card's template (dingtalk/cards.py): a rule's Ack/Silence go as buttons
+    # whose clicks come back over Stream mode. "": plain robot messages only.
+    card_template_id: str = ""
     type: Literal["app_robot"] = "app_robot"
 
     def secrets(self) -> tuple[str, ...]:

@@ -154,6 +154,7 @@ def compile_app_robot(
         timeout=timeout,
         queue_size=queue_size,
         policy=compile_policy(ctx, where, spec, robot=False, default_rate=m.APP_ROBOT_RATE),
+        card_template_id=str(spec.get("card_template_id") or ""),
     )
 
 

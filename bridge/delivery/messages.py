@@ -86,8 +86,15 @@ def digest_claim(most: int, fitted: int | None) -> int:
 
 def wants_digest(rows: list[Row], policy: SendPolicy, backlog: int, threshold: int) -> bool:
     """Merge the due `rows` (of `backlog` pending) into one digest? Not a message whose first
-    parts went out already: it resumes where it stopped."""
-    return len(rows) > 1 and policy.digest and backlog > threshold and rows[0].parts_sent == 0
+    parts went out already: it resumes where it stopped. Nor an update of interactive cards
+    (pipeline/cardmessage.py): a digest's line would not change the card."""
+    return (
+        len(rows) > 1
+        and policy.digest
+        and backlog > threshold
+        and rows[0].parts_sent == 0
+        and not rows[0].message.card_updates
+    )
 
 
 def single(renderer: Renderer, channel: Channel, row: Row, now: datetime) -> Message:
@@ -113,7 +120,7 @@ def digest(
 ) -> tuple[list[Row], Message]:
     """The digest of the longest run of fresh `rows` whose body fits the channel's digest limit,
     and the rows it holds."""
-    fresh = [r for r in rows if r.parts_sent == 0]
+    fresh = [r for r in rows if r.parts_sent == 0 and not r.message.card_updates]
     items = (Item(renderer.title(r, now), r.event_status, r.message.mention) for r in fresh)
     message, count = build_digest(
         items, backlog, channel.digest_body, channel.digest_limit, renderer.locale()

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bridge.config.model import AppRobotTarget, Config, Target
-from bridge.dingtalk.approbot import recall
+from bridge.dingtalk.approbot import CARD_KEY, recall
 from bridge.dingtalk.client import DingTalkClient
 from bridge.errors import DeliveryError
 from bridge.logs import fmt_fields
@@ -68,7 +68,11 @@ def recall_ids(
         with store.reading() as tx:
             sends = tx.appsends.of(id_)
         live = [s for s in sends if s.recalled_at is None]
-        if not sends:
+        if sends and all(s.process_query_key.startswith(CARD_KEY) for s in sends):
+            results[id_] = RecallResult(
+                id_, False, "an interactive card: DingTalk's robot recall does not take cards back"
+            )
+        elif not sends:
             results[id_] = RecallResult(id_, False, not_recallable(store, id_, targets))
         elif not live:
             results[id_] = RecallResult(id_, True, "already recalled")

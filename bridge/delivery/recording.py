@@ -26,7 +26,7 @@ from bridge.errors import Reason
 from bridge.logs import fmt_fields
 from bridge.model import Delivery
 from bridge.store.api import Store, Tx
-from bridge.store.records import AppRobotSend, Row
+from bridge.store.records import AppRobotSend, Card, Row
 
 if TYPE_CHECKING:
     from bridge.delivery.messages import Current
@@ -93,9 +93,26 @@ def app_robot_sends(
             receipt.users,
             receipt.refused(),
             at,
+            card=_card(row, target, receipt.card, at) if receipt.card else None,
         )
         for row in batch
     ]
+
+
+def _card(row: Row, target: str, out_track_id: str, at: float) -> Card:
+    """The card a call delivered for `row`: its alert as the message's event named it (the
+    one-tap grants' fingerprint and labels: pipeline/actionlinks.py)."""
+    event = row.event
+    fingerprint = event.fingerprint if event is not None else row.fingerprint
+    labels = dict(event.labels) if event is not None else {}
+    return Card(out_track_id, row.id, target, row.rule, fingerprint, labels, at)
+
+
+def _record_sends(tx: Tx, sends: Sequence[AppRobotSend], at: float) -> None:
+    tx.appsends.record(sends, at)
+    cards = [s.card for s in sends if s.card is not None]
+    if cards:
+        tx.cards.record(cards, at)
 
 
 # How long flow-controlled users wait before their follow-up: DingTalk's flow control is counted
@@ -140,7 +157,7 @@ def part_sent(
     def write(tx: Tx) -> None:
         tx.outbox.progress(head, done, at, owner=owner)
         if sends:
-            tx.appsends.record(sends, at)
+            _record_sends(tx, sends, at)
 
     return Record("part", [head], [at], None, write)
 
@@ -163,7 +180,7 @@ def accepted(
 
     def write(tx: Tx) -> None:
         if sends:
-            tx.appsends.record(sends, now)
+            _record_sends(tx, sends, now)
         if follow_up is not None:
             users = ",".join(follow_up.delivery.message.only_users)
             tx.outbox.enqueue([follow_up.delivery], now)

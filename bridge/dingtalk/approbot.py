@@ -23,6 +23,7 @@ from typing import Any
 
 from bridge import jsontext
 from bridge.config.model import APP_ROBOT_BATCH, AppRobotTarget
+from bridge.dingtalk import cards
 from bridge.dingtalk.channel import Body, rate_key
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.openapi import App
@@ -108,6 +109,51 @@ def app_robot_bodies(
     return bodies
 
 
+def card_bodies(target: AppRobotTarget, message: Message, message_id: str) -> list[Body]:
+    """An alert's card (dingtalk/cards.py): one in the group, or one per user, each to that
+    user's chat with the robot (the reference shows one openSpaceId per createAndDeliver; see
+    docs/dingtalk-v1.md, cards). A card's outTrackId is the message's outbox id (and the
+    user's id, one-to-one): a click on it leads back to the message and its alert."""
+    params = dict(message.card)
+    template, robot = target.card_template_id, target.robot_code
+    if target.open_conversation_id:
+        conversation = target.open_conversation_id
+        return [
+            cards.deliver_body(
+                template, message_id, params, robot, open_conversation_id=conversation
+            )
+        ]
+    return [
+        cards.deliver_body(template, card_track(message_id, user), params, robot, userid=user)
+        for user in recipients(target, message)
+    ]
+
+
+def card_track(message_id: str, userid: str) -> str:
+    """The outTrackId of the card of message `message_id` in `userid`'s chat with the robot."""
+    return f"{message_id}.{userid}"
+
+
+CARD_KEY = "card:"  # app_robot_sends' key of a card delivery (no processQueryKey: no recall)
+
+
+def card_receipt(body: Body, robot_code: str) -> Receipt | None:
+    """What the bridge keeps of a card delivered (None for an update): recorded with the
+    app robot's sends under CARD_KEY + its outTrackId, so `outbox show` tells a card."""
+    if "cardTemplateId" not in body:
+        return None
+    track = str(body["outTrackId"])
+    space = str(body.get("openSpaceId", ""))
+    group, user = cards.space_of(space)
+    return Receipt(
+        process_query_key=CARD_KEY + track,
+        robot_code=robot_code,
+        conversation=group,
+        users=(user,) if user else (),
+        card=track,
+    )
+
+
 def recipients(target: AppRobotTarget, message: Message) -> tuple[str, ...]:
     """The users a one-to-one message goes to: the target's, or those of them a follow-up is
     for (the users DingTalk flow-controlled, sent again later)."""
@@ -164,6 +210,11 @@ class AppRobotChannel:
     def bodies(
         self, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
     ) -> list[Body]:
+        if message.card_updates:
+            params = dict(message.card)
+            return [cards.update_body(track, params) for track in message.card_updates]
+        if message.card and self.target.card_template_id and len(ids) == 1:
+            return card_bodies(self.target, message, ids[0])
         return app_robot_bodies(self.target, message, split=self.policy.split)
 
     def digest_body(self, message: Message) -> Body:
@@ -172,10 +223,17 @@ class AppRobotChannel:
     def post(self, body: Body) -> SendOutcome:
         if self.client is None:
             raise RuntimeError(f"target {self.name}: a channel made without a client cannot post")
+        path, method, what = self.path, "POST", "app robot"
+        if "cardTemplateId" in body:
+            path, what = cards.CREATE_AND_DELIVER_PATH, "card delivery"
+        elif "cardUpdateOptions" in body:
+            path, method, what = cards.UPDATE_PATH, "PUT", "card update"
         try:
-            answer = self.client.v1.call(self.app, self.path, body, self.timeout, "app robot")
+            answer = self.client.v1.call(self.app, path, body, self.timeout, what, method)
         except DeliveryError as exc:
             return send_outcome(exc, self.policy)
+        if path != self.path:
+            return Delivered(card_receipt(body, self.target.robot_code))
         receipt = receipt_of(body, answer)
         if receipt is not None:
             for why, users in (

@@ -31,14 +31,25 @@ UPDATE_PATH = "/v1.0/card/instances"  # PUT
 CALLBACK_TOPIC = "/v1.0/card/instances/callback"
 
 
+GROUP_SPACE = "dtv1.card//IM_GROUP."
+USER_SPACE = "dtv1.card//IM_ROBOT."
+
+
 def group_space(open_conversation_id: str) -> str:
     """The openSpaceId of a group chat the robot is in (dingtalk-stream `card_replier.py`)."""
-    return f"dtv1.card//IM_GROUP.{open_conversation_id}"
+    return f"{GROUP_SPACE}{open_conversation_id}"
 
 
 def user_space(userid: str) -> str:
     """The openSpaceId of the one-to-one chat between the robot and `userid`."""
-    return f"dtv1.card//IM_ROBOT.{userid}"
+    return f"{USER_SPACE}{userid}"
+
+
+def space_of(open_space_id: str) -> tuple[str | None, str]:
+    """(the group's openConversationId or None, the user's id or "") of an openSpaceId."""
+    if open_space_id.startswith(GROUP_SPACE):
+        return open_space_id.removeprefix(GROUP_SPACE), ""
+    return None, open_space_id.removeprefix(USER_SPACE)
 
 
 def deliver_body(

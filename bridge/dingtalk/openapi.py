@@ -225,16 +225,23 @@ class OpenApi:
         return token, float(expire_in) if valid and expire_in > 0 else DEFAULT_TOKEN_TTL
 
     def call(
-        self, app: App, path: str, body: dict[str, Any], timeout: float, what: str
+        self,
+        app: App,
+        path: str,
+        body: dict[str, Any],
+        timeout: float,
+        what: str,
+        method: str = "POST",
     ) -> dict[str, Any]:
-        """POST `body` to `path` with the app's v1.0 token (fetched again, and the call made
-        once more, if DingTalk says the token is no good); the answer, or DeliveryError."""
+        """POST (or `method`: a card update is a PUT) `body` to `path` with the app's v1.0 token
+        (fetched again, and the call made once more, if DingTalk says the token is no good);
+        the answer, or DeliveryError."""
         data = encode(body)
 
         def call(token: str) -> Outcome:
             try:
                 outcome = self.client.call(
-                    "POST",
+                    method,
                     f"{app.api_base}{path}",
                     timeout,
                     data=data,

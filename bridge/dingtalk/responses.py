@@ -121,6 +121,7 @@ class Receipt:
     invalid: tuple[str, ...] = ()
     flow_controlled: tuple[str, ...] = ()
     filtered: tuple[str, ...] = ()
+    card: str = ""  # an interactive card's outTrackId (dingtalk/cards.py): the call delivered it
 
     def refused(self) -> tuple[tuple[str, str], ...]:
         """(user id, why) for every user DingTalk did not deliver to."""

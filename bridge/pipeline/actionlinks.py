@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bridge.alerting.actions import RUNBOOK, SILENCE, Grant, sign
-from bridge.alerting.actionwords import button
+from bridge.alerting.actionwords import button, length_word
 from bridge.config.model import ActionsConfig, Rule
-from bridge.locales import DEFAULT_LOCALE, Locale, duration, translate
+from bridge.locales import DEFAULT_LOCALE, Locale, translate
 from bridge.model import Button, Event, Message
 
 ACT_PATH = "/-/act/"
@@ -83,7 +83,7 @@ def action_links(rule: Rule, event: Event, settings: LinkSettings) -> ActionLink
                 continue
             buttons.append(Button(button(locale, name, seconds), url))
             if name == SILENCE:  # by its length as the config writes it: "1h", "30m", "1d"
-                silence.append((duration("en", seconds).replace(" ", ""), url))
+                silence.append((length_word(seconds), url))
             else:
                 ack = url
     return ActionLinks(tuple(buttons), ack, tuple(silence), runbook)

@@ -1,4 +1,5 @@
-"""Commit a decision: outbox rows, notification-log entries, acks and group members.
+"""Commit a decision: outbox rows, notification-log entries, acks and group members (and the
+updates of the interactive cards of alerts that resolved: pipeline/cardupdates.py).
 
 Runs inside the caller's store transaction, the one decide's view read from: the rows and the log
 entry that says they were sent commit together, so after a crash either both exist or neither
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 from bridge.logs import fmt_fields
 from bridge.model import Delivery
+from bridge.pipeline import cardupdates
 from bridge.pipeline.decision import Decision, Flush, Grouped, Hold, Queued
 from bridge.store.api import Tx
 
@@ -28,6 +30,7 @@ def commit(tx: Tx, decision: Decision, stamp: float) -> None:
                 for hold in outcome.holds:
                     _hold(tx, hold, stamp)
     tx.outbox.enqueue(decision.deliveries, stamp)
+    cardupdates.resolved(tx, decision.deliveries, stamp)
 
 
 def commit_flush(tx: Tx, flush: Flush, stamp: float) -> None:
@@ -39,6 +42,7 @@ def commit_flush(tx: Tx, flush: Flush, stamp: float) -> None:
     if isinstance(flush.outcome, Queued):
         _logged(tx, flush.outcome)
         tx.outbox.enqueue(flush.outcome.deliveries, stamp)
+        cardupdates.resolved(tx, flush.outcome.deliveries, stamp)
     tx.groups.after_flush(flush.rule, flush.key, stamp, flush.group_interval)
 
 

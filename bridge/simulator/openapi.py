@@ -1,6 +1,6 @@
 """DingTalk's v1.0 API (`api.dingtalk.com`, reference/dingtalk.md §2.2, §6; dingtalk-stream.md
 §10, §11): the app's token, the app robot's group and one-to-one sends, their recall, and the
-card calls the daemon does not make yet (recorded for later tests).
+card calls (recorded; each card as it looks now and clicks on it: cardboard.py).
 
 Unlike the oapi family, v1.0 answers errors with an HTTP 4xx/5xx and
 `{"code", "message", "requestid"}`; the token travels in the `x-acs-dingtalk-access-token`

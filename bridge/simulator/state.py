@@ -108,6 +108,18 @@ class SimulatorState:
         with self._lock:
             return list(self._openapi.cards[max(since, 0) :])
 
+    def card_answered(self, out_track_id: str, params: JSON, now: float) -> None:
+        """A click's answer changed card `out_track_id` (cardboard.py)."""
+        with self._lock:
+            self._openapi.cards.append(
+                {
+                    "index": len(self._openapi.cards),
+                    "time": now,
+                    "op": "answered",
+                    "body": {"outTrackId": out_track_id, "cardData": {"cardParamMap": params}},
+                }
+            )
+
     def app(self, app_key: str) -> AppSpec | None:
         with self._lock:
             return self._apps.registered.get(app_key)

@@ -107,6 +107,9 @@ class StreamGateway:
         self.endpoint = ""  # ws://host:port/connect, set once the WebSocket server listens
         self._lock = threading.Lock()
         self._live: dict[str, _Connection] = {}  # open connections
+        # Told of every ack (messageId, code, data, now), outside the lock: a card click's
+        # answer changes the card (cardboard.py).
+        self.on_ack: Callable[[str, int, Any, float], None] = lambda *ack: None
         self.reset()
 
     def reset(self) -> None:
@@ -310,13 +313,13 @@ class StreamGateway:
             self._acks.append(record)
             del self._acks[:-_HISTORY]
             frame = self._frames.get(message_id)
-            if frame is None:
-                return
-            failed = code != 200 or (frame.message["type"] == "EVENT" and status != "SUCCESS")
-            if failed:
-                frame.due = now + self.redeliver_after  # LATER: DingTalk sends it again
-            else:
-                del self._frames[message_id]
+            if frame is not None:
+                failed = code != 200 or (frame.message["type"] == "EVENT" and status != "SUCCESS")
+                if failed:
+                    frame.due = now + self.redeliver_after  # LATER: DingTalk sends it again
+                else:
+                    del self._frames[message_id]
+        self.on_ack(message_id, code, data, now)
 
     # --- control -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 from waitress.channel import ClientDisconnected
 
 from bridge.simulator.callbacks import CALLBACK_PATHS, Callbacks
+from bridge.simulator.cardboard import CARD_TOPIC, Clicks, click_data, instances
 from bridge.simulator.checks import Rejected
 from bridge.simulator.faults import FaultAction, FaultError
 from bridge.simulator.openapi import V1_PATHS
@@ -87,6 +88,8 @@ class SimulatorApp:
         self._offset_lock = threading.Lock()
         self.callbacks = Callbacks(_post)
         self.stream = StreamGateway(lambda key: app.app_secret if (app := state.app(key)) else None)
+        self.clicks = Clicks(state.card_answered)
+        self.stream.on_ack = self.clicks.acked
 
     def now(self) -> float:
         with self._offset_lock:
@@ -173,6 +176,30 @@ class SimulatorApp:
         fault = self.state.take_fault(self.now(), path, query)
         return self._apply_fault(fault) if fault is not None else None
 
+    def _click(self, data: Any) -> dict[str, Any]:
+        """POST /_sim/cards/click: someone taps a button of a card (cardboard.py)."""
+        fields = ("outTrackId", "userId", "action")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in fields):
+            raise _ControlError(400, 'expected {"outTrackId": ..., "userId": ..., "action": ...}')
+        message_id = data.get("message_id", "")
+        if not isinstance(message_id, str):
+            raise _ControlError(400, "message_id must be a string")
+        card = next(
+            (c for c in instances(self.state.cards()) if c["outTrackId"] == data["outTrackId"]),
+            None,
+        )
+        if card is None:
+            raise _ControlError(404, f"no card {data['outTrackId']}")
+        frame = click_data(card, data["userId"], data["action"])
+        try:
+            pushed = self.stream.push(
+                self.now(), str(card["app_key"]), "CALLBACK", CARD_TOPIC, frame, message_id
+            )
+        except GatewayError as exc:
+            raise _ControlError(400, str(exc)) from exc
+        self.clicks.pushed(pushed["message_id"], card["outTrackId"])
+        return pushed
+
     def _stream_open(self, method: str, environ: WSGIEnvironment) -> Response:
         """POST /v1.0/gateway/connections/open (Stream mode, stream.py)."""
         if method != "POST":
@@ -220,7 +247,11 @@ class SimulatorApp:
         if path == "/_sim/requests" and method == "GET":
             return _json(200, {"requests": state.requests(_int_param(query, "since"))})
         if path == "/_sim/cards" and method == "GET":
-            return _json(200, {"cards": state.cards(_int_param(query, "since"))})
+            calls = state.cards()
+            since = max(_int_param(query, "since"), 0)
+            return _json(200, {"cards": calls[since:], "instances": instances(calls)})
+        if path == "/_sim/cards/click" and method == "POST":
+            return _json(200, self._click(_read_json(environ)))
         if path == "/_sim/stats" and method == "GET":
             return _json(200, state.stats())
         if path == "/_sim/callbacks/push" and method == "POST":
@@ -243,6 +274,7 @@ class SimulatorApp:
             except KeyError:
                 raise _ControlError(404, f"no route {method} {path}") from None
         if path == "/_sim/reset" and method == "POST":
+            self.clicks.reset()
             self.stream.reset()
             self.callbacks.reset()
             state.reset()

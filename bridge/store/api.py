@@ -27,7 +27,7 @@ from bridge.alerting.dedup import LogEntry
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.model import Delivery, Event, FileKey, Position
-from bridge.store.records import AppRobotSend, Group, Readiness, Result, Row, Seen, Task
+from bridge.store.records import AppRobotSend, Card, Group, Readiness, Result, Row, Seen, Task
 
 
 class OutboxReads(Protocol):
@@ -433,6 +433,28 @@ class AppRobotSends(AppRobotSendsReads, Protocol):
         ...
 
 
+class CardsReads(Protocol):
+    """Interactive cards DingTalk delivered (store/cards.py)."""
+
+    def get(self, out_track_id: str) -> Card | None:
+        """The card `out_track_id` (None: never ours, or forgotten)."""
+        ...
+
+    def live(self, fingerprint: str) -> list[Card]:
+        """The cards of alert `fingerprint` not settled yet, oldest first."""
+        ...
+
+
+class Cards(CardsReads, Protocol):
+    def record(self, cards: Iterable[Card], now: float) -> None:
+        """Keep `cards`; forget those older than RESULTS_KEEP."""
+        ...
+
+    def settle(self, out_track_ids: Iterable[str], now: float) -> None:
+        """These cards were told their alert resolved."""
+        ...
+
+
 class TailStateReads(Protocol):
     """Where each file input of each node stopped in each file (by file identity). `node` is
     the replica's node id (`state: {node_id}`): replicas sharing a database tail their own
@@ -582,6 +604,8 @@ class ReadTx(Protocol):
     @property
     def appsends(self) -> AppRobotSendsReads: ...
     @property
+    def cards(self) -> CardsReads: ...
+    @property
     def tailstate(self) -> TailStateReads: ...
     @property
     def replays(self) -> ReplaysReads: ...
@@ -610,6 +634,8 @@ class Tx(ReadTx, Protocol):
     def notices(self) -> Notices: ...
     @property
     def appsends(self) -> AppRobotSends: ...
+    @property
+    def cards(self) -> Cards: ...
     @property
     def tailstate(self) -> TailState: ...
     @property

@@ -92,10 +92,12 @@ class SqlAppRobotSends:
     def singles(self, target: str, rule: str, since: float) -> list[AppRobotSend]:
         """`rule`'s messages sent alone (a call that carried one message, not a digest) to
         `target` from `since` on and not recalled: a storm's singles, for recall once its
-        digest is sent."""
+        digest is sent. Not interactive cards (keys `card:...`, dingtalk/approbot.py): the
+        robot's recall takes no card back."""
         cursor = self._conn.execute(
             f"SELECT {_COLUMNS} FROM app_robot_sends WHERE target = ? AND rule = ?"
-            " AND sent_at >= ? AND recalled_at IS NULL AND process_query_key IN"
+            " AND sent_at >= ? AND recalled_at IS NULL AND process_query_key NOT LIKE 'card:%'"
+            " AND process_query_key IN"
             " (SELECT process_query_key FROM app_robot_sends GROUP BY process_query_key"
             " HAVING COUNT(*) = 1) ORDER BY sent_at, id",
             (target, rule, since),

@@ -96,6 +96,8 @@ def message_to_json(message: Message) -> str:
             "links": [[link.title, link.url, link.pic_url] for link in message.links],
             "fallback": message.fallback,
             **({"only_users": list(message.only_users)} if message.only_users else {}),
+            **({"card": [list(pair) for pair in message.card]} if message.card else {}),
+            **({"card_updates": list(message.card_updates)} if message.card_updates else {}),
         }
     )
 
@@ -115,6 +117,8 @@ def message_from_json(text: str) -> Message:
         links=tuple(Link(t, u, p) for t, u, p in data["links"]),
         fallback=data["fallback"],
         only_users=tuple(data.get("only_users", ())),
+        card=tuple((str(k), str(v)) for k, v in data.get("card", ())),
+        card_updates=tuple(data.get("card_updates", ())),
     )
 
 

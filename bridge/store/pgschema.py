@@ -214,6 +214,22 @@ CREATE INDEX IF NOT EXISTS app_robot_sends_key ON app_robot_sends (process_query
 CREATE INDEX IF NOT EXISTS app_robot_sends_sent ON app_robot_sends (sent_at);
 """
 
+# Interactive cards DingTalk delivered (store/cards.py; store/schema.py's CARDS).
+_CARDS = """
+CREATE TABLE IF NOT EXISTS cards (
+    out_track_id TEXT COLLATE "C" PRIMARY KEY,
+    id TEXT COLLATE "C" NOT NULL,
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    fingerprint TEXT COLLATE "C" NOT NULL,
+    labels TEXT NOT NULL,
+    sent_at DOUBLE PRECISION NOT NULL,
+    settled_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS cards_alert ON cards (fingerprint);
+CREATE INDEX IF NOT EXISTS cards_sent ON cards (sent_at);
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
@@ -221,4 +237,5 @@ STEPS: tuple[Step, ...] = (
     Step(4, _ROBOT_RESERVATIONS),
     Step(5, _POSTED_ALERTS),
     Step(6, _APP_ROBOT_SENDS),
+    Step(7, _CARDS),
 )

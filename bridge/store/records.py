@@ -133,3 +133,19 @@ class AppRobotSend:
     sent_at: float
     recalled_at: float | None = None
     recall_note: str | None = None  # why DingTalk did not recall it, when it did not
+    # An interactive card the call delivered (store/cards.py), kept with it in one transaction.
+    card: Card | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    """An interactive card DingTalk delivered (dingtalk/cards.py): what a click on it, or an
+    update of it, needs once the outbox row of its message is gone."""
+
+    out_track_id: str  # the card's id: its message's outbox id (and user, one-to-one)
+    id: str  # the outbox id of the message it carried
+    target: str
+    rule: str
+    fingerprint: str  # the alert's (a group's), as `ack <id>` and the one-tap grants take it
+    labels: Mapping[str, str]  # the labels its message showed: what a silence matches
+    sent_at: float

@@ -250,6 +250,23 @@ CREATE INDEX IF NOT EXISTS app_robot_sends_key ON app_robot_sends (process_query
 CREATE INDEX IF NOT EXISTS app_robot_sends_sent ON app_robot_sends (sent_at)
 """
 
+# Interactive cards DingTalk delivered: what a click leads back to, what an ack or a resolution
+# updates (store/cards.py).
+CARDS = """
+CREATE TABLE IF NOT EXISTS cards (
+    out_track_id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,  -- the outbox id of the message it carried
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    labels TEXT NOT NULL,  -- JSON object: the labels its message showed
+    sent_at REAL NOT NULL,
+    settled_at REAL  -- told its alert resolved
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cards_alert ON cards (fingerprint);
+CREATE INDEX IF NOT EXISTS cards_sent ON cards (sent_at)
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
@@ -257,6 +274,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, _ROBOT_RESERVATIONS),
     Step(5, POSTED_ALERTS),
     Step(6, APP_ROBOT_SENDS),
+    Step(7, CARDS),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -16,6 +16,7 @@ from bridge.store.alertlog import SqlAcks, SqlAlertLog, SqlGroups
 from bridge.store.alertstate import SqlAlertState
 from bridge.store.api import Store
 from bridge.store.appsends import SqlAppRobotSends
+from bridge.store.cards import SqlCards
 from bridge.store.duplicates import SqlDuplicates
 from bridge.store.keys import SqlKeys
 from bridge.store.locks import Locks, WriterLocks
@@ -83,6 +84,7 @@ class SqlTx:
         self.ratewindows = SqlRateWindows(conn, legacy, locks)
         self.notices = SqlNotices(conn, dialect)
         self.appsends = SqlAppRobotSends(conn)
+        self.cards = SqlCards(conn)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
