@@ -6,8 +6,7 @@ card fields of a stored message."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +30,8 @@ from bridge.model import Message
 from bridge.pipeline import cardmessage
 from bridge.store.codec import message_from_json, message_to_json
 from bridge.store.records import Row
-from bridge.store.sqlite import SqliteStore
+from tests import test_action_links as action_links
+from tests.fakehttp import FakeHttp, Response
 from tests.harness import am_alert_payload, compile_yaml
 from tests.test_action_links import call
 
@@ -64,15 +64,9 @@ rules:
 """
 
 
-@contextmanager
-def running(tmp_path: Path) -> Iterator[tuple[Bridge, HttpApp]]:
-    config = compile_yaml(tmp_path, CONFIG)
-    store = SqliteStore(tmp_path / "state")
-    bridge = Bridge(config, store=store, clock=FakeClock(NOW))
-    try:
-        yield bridge, HttpApp(bridge, bridge.clock)
-    finally:
-        store.close()
+def running(tmp_path: Path) -> AbstractContextManager[tuple[Bridge, HttpApp]]:
+    """The bridge in-process, on this module's config (test_action_links.running)."""
+    return action_links.running(tmp_path, CONFIG)
 
 
 def fire(app: HttpApp, kind: str, status: str = "firing") -> None:
@@ -153,16 +147,13 @@ CARD = Message("markdown", "T", "body", card=(("title", "T"), ("status", "Firing
 
 
 @dataclass
-class Response:
-    status_code: int
-    content: bytes
-
-
-@dataclass
-class FakeV1:
+class FakeV1(FakeHttp):
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
 
-    def request(self, method: str, url: str, data: bytes | None = None, **_: Any) -> Response:
+    def answer(
+        self, method: str, url: str, data: bytes | None, params: dict[str, str],
+        headers: dict[str, str],
+    ) -> Response:  # fmt: skip
         body = json.loads(data) if data else None
         self.calls.append((method, url, body))
         if url.endswith(TOKEN_PATH):
