@@ -20,8 +20,8 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def rows() -> list[tuple[str, str, str]]:
-    ingest, tail, reload, callback, saturate = (
-        _load(n) for n in ("ingest", "tail", "reload", "callback", "saturate")
+    ingest, tail, reload, callback, stream, saturate = (
+        _load(n) for n in ("ingest", "tail", "reload", "callback", "stream", "saturate")
     )
     out: list[tuple[str, str, str]] = []
     if ingest:
@@ -66,6 +66,14 @@ def rows() -> list[tuple[str, str, str]]:
                 "DingTalk callback answered, p50 / p99",
                 f"{callback['p50_ms']} / {callback['p99_ms']} ms",
                 "< 1,500 ms",
+            )
+        )
+    if stream:
+        out.append(
+            (
+                "chat command over Stream mode answered, p50 / p99",
+                f"{stream['p50_ms']} / {stream['p99_ms']} ms",
+                "",
             )
         )
     for result in [saturate, *(_load(p.stem) for p in sorted(RESULTS.glob("saturate-*.json")))]:
