@@ -96,6 +96,9 @@ def bridge_cli(
     )
 
 
+STARTUP_BOUND = 30.0
+
+
 class Process:
     """A subprocess whose stderr is collected to a file (read it with .log())."""
 
@@ -114,6 +117,21 @@ class Process:
 
     def log(self) -> str:
         return Path(self._log.name).read_text("utf-8", errors="replace")
+
+    def _up(self) -> bool:
+        raise NotImplementedError
+
+    def _await_start(self, what: str) -> None:
+        """Wait until `_up`; else stop the process (no child left running for the next test to
+        find) and fail with its log. 30 s is a bound, not a measurement: on a loaded 2-core
+        machine (CI's four xdist workers) a supervisor and its workers took over 15 s to start."""
+        try:
+            wait_until(self._up, timeout=STARTUP_BOUND)
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(
+                f"{what} did not come up ({exc}); its log:\n{self.log()}"
+            ) from None
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
@@ -140,7 +158,7 @@ class Simulator(Process):
                 json.dump(spec, spec_file)
             args += ["--spec", spec_path]
         super().__init__(args)
-        wait_until(self._up)
+        self._await_start("the simulator")
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
@@ -209,7 +227,7 @@ class Daemon(Process):
             text = config.replace("{port}", str(self.port))
         self.config_path.write_text(text, "utf-8")
         super().__init__(["run", "-c", str(self.config_path), *(args or [])], env)
-        wait_until(self._up, timeout=15)
+        self._await_start("the daemon")
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
