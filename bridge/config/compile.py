@@ -19,6 +19,7 @@ from bridge.config.actions import check_rule_actions, compile_actions
 from bridge.config.cardtargets import check_card_targets
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
+from bridge.config.people import compile_people
 from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
@@ -110,7 +111,8 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     env = make_environment([ctx.base_dir], tz, locale=locale)
     targets = compile_targets(ctx, as_dict(data.get("targets")))
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
-    rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
+    people = compile_people(ctx, data.get("people"))
+    rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env, people)
     actions = compile_actions(ctx, data.get("actions"))
     check_rule_actions(ctx, rules, actions)
     check_card_targets(ctx, targets, inputs)
@@ -149,4 +151,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),
         locale=locale,
         actions=actions,
+        people=people,
     )
