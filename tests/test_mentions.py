@@ -231,3 +231,65 @@ def test_any_label_value_gives_a_mention(config: Config, owner: str) -> None:
     assert mention.all is False
     known = {"13800000001", "13800000003"}
     assert set(mention.mobiles) <= known and set(mention.userids) <= {"u1", "u2"}
+
+
+NOTICE_CONFIG = """
+people:
+  alice: {mobile: "13800000001", userid: u1}
+  carol: {mobile: "13800000003"}
+targets:
+  owner:
+    type: work_notice
+    app_key: k
+    app_secret: s
+    agent_id: 1
+    recipients: ["{{ labels.owner }}"]
+  owner-and-lead:
+    type: work_notice
+    app_key: k
+    app_secret: s
+    agent_id: 1
+    userids: [lead]
+    recipients: ["{{ labels.owner }}"]
+inputs:
+  hook: {type: webhook, path: /hook, labels: {owner: "{{ body.owner }}"}}
+rules:
+  - {name: direct, targets: [owner, owner-and-lead], msgtype: markdown}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "owner", "userids"),
+    [
+        ("owner", "alice", "u1"),
+        ("owner-and-lead", "alice", "lead,u1"),
+        ("owner-and-lead", "carol", "lead"),  # no userid: a work notice cannot reach her
+        ("owner-and-lead", "stranger", "lead"),
+    ],
+)
+def test_work_notice_to_the_owner(tmp_path: Path, target: str, owner: str, userids: str) -> None:
+    from bridge.dingtalk.worknotice import work_notice_body
+    from bridge.pipeline.render import with_recipients
+
+    config = compile_yaml(tmp_path, NOTICE_CONFIG)
+    notice = config.targets[target]
+    rule = config.rules_by_name["direct"]
+    event = _event("x", owner)
+    message = with_recipients(render(rule, event, NOW).message, rule, event, NOW, notice.recipients)
+    assert work_notice_body(notice, message, "u")["userid_list"] == userids
+    assert notice.policy.digest is (target == "owner-and-lead")  # recipients only: no digests
+
+
+def test_work_notice_to_nobody_is_refused_not_sent_to_everyone(tmp_path: Path) -> None:
+    from bridge.dingtalk.worknotice import work_notice_body
+    from bridge.pipeline.render import with_recipients
+
+    config = compile_yaml(tmp_path, NOTICE_CONFIG)
+    notice, rule, event = (
+        config.targets["owner"],
+        config.rules_by_name["direct"],
+        _event("x", "carol"),
+    )
+    message = with_recipients(render(rule, event, NOW).message, rule, event, NOW, notice.recipients)
+    with pytest.raises(ValueError, match="name nobody with a userid"):
+        work_notice_body(notice, message, "u")

@@ -131,3 +131,20 @@ def describe_mention(mention: Mention) -> str:
     if mention.all:
         parts.append("@all")
     return ", ".join(parts) if parts else "nobody"
+
+
+def pinged(mention: Mention, directory: Directory) -> list[str]:
+    """Who a Mention pings, as `render` and `route` show it: people by name with their masked
+    mobile or userid, a number or userid nobody in `people:` has as it is (masked), `@all`."""
+    by_mobile = {p.mobile: p for p in directory.people.values() if p.mobile}
+    by_userid = {p.userid: p for p in directory.people.values() if p.userid}
+    out: list[str] = []
+    for mobile in mention.mobiles:
+        person = by_mobile.get(mobile)
+        out.append(f"{person.key} {mask_mobile(mobile)}" if person else mask_mobile(mobile))
+    for userid in mention.userids:
+        person = by_userid.get(userid)
+        out.append(f"{person.key} userid {userid}" if person else f"userid {userid}")
+    if mention.all:
+        out.append("@all")
+    return out

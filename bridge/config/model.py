@@ -141,6 +141,11 @@ class RobotTarget:
         return (self.webhook, self.secret or "")
 
 
+# A mention ref as compiled: a literal name (`alice`, `dba`, `oncall:db`) or a template
+# (`{{ labels.owner }}`) rendered per message (bridge/pipeline/mentions.py).
+MentionRef = str | jinja2.Template
+
+
 @dataclass(frozen=True)
 class WorkNoticeTarget:
     name: str
@@ -150,6 +155,9 @@ class WorkNoticeTarget:
     userids: tuple[str, ...] = ()
     dept_ids: tuple[str, ...] = ()
     to_all_user: bool = False
+    # `recipients:` people, groups, oncall:, templates such as "{{ labels.owner }}": resolved
+    # per message to userids (the message's only_users), beside the fixed userids.
+    recipients: tuple[MentionRef, ...] = ()
     api_base: str = DEFAULT_API_BASE
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
@@ -210,11 +218,6 @@ RoutedInput = RoutedSpec  # the inputs served on the HTTP listener
 class ButtonTemplate:
     title: jinja2.Template
     url: jinja2.Template
-
-
-# A mention ref as compiled: a literal name (`alice`, `dba`, `oncall:db`) or a template
-# (`{{ labels.owner }}`) rendered per message (bridge/pipeline/mentions.py).
-MentionRef = str | jinja2.Template
 
 
 @dataclass(frozen=True)

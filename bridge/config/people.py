@@ -12,10 +12,12 @@ resolver (bridge/alerting/mentions.py) never walks groups at send time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import jinja2
 
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.schema import did_you_mean
@@ -196,6 +198,37 @@ def _flatten_groups(
     for name in specs:
         walk(name, ())
     return flat
+
+
+def compile_recipients(
+    ctx: CompileContext,
+    targets: dict[str, Any],
+    directory: Directory,
+    template: Callable[[PathKey, str], jinja2.Template | None],
+) -> dict[str, Any]:
+    """Work-notice targets' `recipients:` (refs, as a rule's mention takes), compiled and
+    checked; the targets with them set (the others as they were)."""
+    out = dict(targets)
+    for name, target in targets.items():
+        raw = as_dict(as_dict(ctx.doc.data.get("targets")).get(name)).get("recipients")
+        if getattr(target, "type", None) != "work_notice" or not isinstance(raw, list):
+            continue
+        at: PathKey = ("targets", name, "recipients")
+        check_refs(ctx, directory, at, raw)
+        refs: list[str | jinja2.Template] = []
+        for i, ref in enumerate(raw):
+            if isinstance(ref, str) and "{" in ref:
+                compiled = template((*at, i), ref)
+                if compiled is not None:
+                    refs.append(compiled)
+            elif isinstance(ref, str):
+                refs.append(ref)
+        # A digest merges many alerts' messages, each for its own people: a target that has
+        # no fixed recipients sends each message on its own instead.
+        fixed = target.userids or target.dept_ids or target.to_all_user
+        policy = target.policy if fixed else replace(target.policy, digest=False)
+        out[name] = replace(target, recipients=tuple(refs), policy=policy)
+    return out
 
 
 def check_refs(ctx: CompileContext, directory: Directory, where: PathKey, refs: list[Any]) -> None:

@@ -13,7 +13,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.alerting.mentions import OnCall, Resolution, merged, resolve_people, split_refs
+from bridge.alerting.mentions import (
+    OnCall,
+    Resolution,
+    merged,
+    resolve_people,
+    split_refs,
+    userids_of,
+)
 from bridge.alerting.mentions import mention_of as people_mention
 from bridge.config.model import MentionRef, Rule
 from bridge.model import Mention, Status
@@ -72,3 +79,21 @@ def log_unknown(names: tuple[str, ...], rule: str) -> None:
             _LOGGED_UNKNOWN.add(name)
         # %r: a label value is outside text (no newlines forged into the log)
         log.warning("mention names nobody in people: %r (rule %s); sent without them", name, rule)
+
+
+def recipient_userids(
+    refs: tuple[MentionRef, ...],
+    rule: Rule,
+    context: Mapping[str, Any],
+    on_call: OnCall | None = None,
+) -> tuple[str, ...]:
+    """A work-notice target's `recipients:` for one message: the userids of the people they
+    reach (a person without a userid, whom a work notice cannot reach, logged like a stranger)."""
+    resolution = resolve_people(rendered_refs(refs, context, rule.name), rule.people, on_call)
+    userids, missing = userids_of(resolution.people)
+    log_unknown(resolution.unknown, rule.name)
+    for name in missing:
+        log.warning(
+            "work notice recipient %s has no userid (rule %s); not sent to them", name, rule.name
+        )
+    return userids

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,13 +18,13 @@ import jinja2
 
 from bridge.alerting.alertstate import KIND as PROMETHEUS_KIND
 from bridge.alerting.grouping import ALL_LABELS, group_labels
-from bridge.config.model import Rule
+from bridge.config.model import MentionRef, Rule
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
 from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale, translate
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType, Rendered
 from bridge.pipeline.actionlinks import NO_LINKS, ActionLinks, with_actions
-from bridge.pipeline.mentions import rule_mention
+from bridge.pipeline.mentions import recipient_userids, rule_mention
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -203,6 +204,25 @@ def message_mention(rule: Rule, event: Event, now: datetime) -> Mention:
     if not rule.mention_refs.for_status(event.status):
         return rule.mention
     return _mention(rule, event, template_context(event, rule, now))
+
+
+def with_recipients(
+    message: Message,
+    rule: Rule | None,
+    event: Event | None,
+    now: datetime,
+    refs: tuple[MentionRef, ...],
+) -> Message:
+    """A work notice's message addressed to its target's `recipients:` resolved for this event
+    (in only_users; the channel adds the target's fixed userids)."""
+    if not refs or rule is None or event is None:
+        return message
+    try:
+        with render_budget(_limits(rule)):
+            users = recipient_userids(refs, rule, template_context(event, rule, now))
+    except Exception:  # the budget ran out: the fixed recipients only
+        users = ()
+    return replace(message, only_users=users)
 
 
 def _mention(rule: Rule, event: Event, context: dict[str, Any]) -> Mention:
