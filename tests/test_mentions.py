@@ -293,3 +293,31 @@ def test_work_notice_to_nobody_is_refused_not_sent_to_everyone(tmp_path: Path) -
     message = with_recipients(render(rule, event, NOW).message, rule, event, NOW, notice.recipients)
     with pytest.raises(ValueError, match="name nobody with a userid"):
         work_notice_body(notice, message, "u")
+
+
+@pytest.mark.parametrize(
+    ("msgtype", "mention", "kinds"),
+    [
+        ("markdown", Mention(("13800000001",), ("u2",)), ["markdown", "text"]),
+        ("markdown", Mention(), ["markdown"]),  # nobody to ping: no line
+        ("text", Mention(("13800000001",)), ["text"]),  # text pings already
+    ],
+)
+def test_mention_line_follows_markdown_only(
+    msgtype: str, mention: Mention, kinds: list[str]
+) -> None:
+    from bridge.config.model import RobotTarget
+    from bridge.dingtalk.robot import RobotChannel
+    from bridge.model import Message
+
+    target = RobotTarget(
+        "r", "http://x/robot/send?access_token=t", None, ("告警",), mention_line=True
+    )
+    message = Message(msgtype, "DiskFull", "### DiskFull\n\nbody", mention=mention)  # type: ignore[arg-type]
+    bodies = RobotChannel(target).bodies(message, ["id"], 0.0, UTC)
+    assert [b["msgtype"] for b in bodies] == kinds
+    if len(bodies) == 2:
+        assert bodies[0]["at"] == {"atMobiles": [], "atUserIds": [], "isAtAll": False}
+        assert "@" not in bodies[0]["markdown"]["text"]
+        assert bodies[1]["text"]["content"] == "告警 ↑ DiskFull @13800000001 @u2"
+        assert bodies[1]["at"]["atMobiles"] == ["13800000001"]

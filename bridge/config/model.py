@@ -131,6 +131,9 @@ class RobotTarget:
     webhook: str = field(repr=False)  # holds the access_token
     secret: str | None = field(repr=False)
     keywords: tuple[str, ...] = ()
+    # Follow a markdown message that mentions anyone with a one-line text message carrying the
+    # @-mentions (dingtalk/robot.py with_mention_line), for chats where markdown does not ping.
+    mention_line: bool = False
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
     policy: SendPolicy = SendPolicy()

@@ -72,6 +72,7 @@ def compile_targets(ctx: CompileContext, specs: dict[str, Any]) -> dict[str, m.T
                 webhook=webhook or "",
                 secret=ctx.secret(where, spec, "secret", required=False),
                 keywords=as_strs(spec.get("keywords")),
+                mention_line=spec.get("mention_line") is True,
                 timeout=timeout,
                 queue_size=queue_size,
                 policy=compile_policy(ctx, where, spec, robot=True),
