@@ -78,7 +78,8 @@ def log_unknown(names: tuple[str, ...], rule: str) -> None:
                 _LOGGED_UNKNOWN.clear()
             _LOGGED_UNKNOWN.add(name)
         # %r: a label value is outside text (no newlines forged into the log)
-        log.warning("mention names nobody in people: %r (rule %s); sent without them", name, rule)
+        shown = name if len(name) <= 80 else name[:80] + "…"  # a label may be long
+        log.warning("mention names nobody in people: %r (rule %s); sent without them", shown, rule)
 
 
 def recipient_userids(
