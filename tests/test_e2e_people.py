@@ -8,6 +8,7 @@ target with `mention_line: true` follows the markdown with a text line carrying 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ def sim() -> Iterator[Simulator]:
             "robots": {
                 "tok-ops": {"rate_per_minute": 0},
                 "tok-line": {"rate_per_minute": 0, "keywords": ["告警"]},
+                "tok-reload": {"rate_per_minute": 0},
             },
             "apps": {"app-key": {"app_secret": SECRET, "agent_id": 7, "users": ["u-alice"]}},
         }
@@ -131,3 +133,24 @@ def test_mention_line_follows_the_markdown_with_a_text_that_pings(
     assert "\n" not in content and "CpuHigh" in content and "告警" in content
     assert line["mentions"]["highlighted_mobiles"] == [ALICE_MOBILE]
     assert line["mentions"]["highlighted_userids"] == ["u-bob"]
+
+
+def test_an_edited_people_file_is_live_after_a_reload(sim: Simulator, tmp_path: Path) -> None:
+    people = tmp_path / "people.yaml"
+    people.write_text('alice: {mobile: "13800000001"}\n', "utf-8")
+    config: dict[str, Any] = {
+        "people": {"include": "people.yaml"},
+        "targets": {"ops": {"type": "robot", "webhook": sim.robot_url("tok-reload")}},
+        "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
+        "rules": [{"name": "r", "targets": ["ops"], "mention": ["{{ labels.owner }}"]}],
+    }
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        people.write_text('alice: {mobile: "13800000002"}\n', "utf-8")
+        wait_until(lambda: "config reloaded" in daemon.log(), timeout=10)
+        payload = am_alert_payload("AfterEdit", owner="alice")
+        assert daemon.post("/alertmanager", payload).status_code == 200
+        [message] = sim.wait_messages(1, token="tok-reload")
+        assert message["body"]["at"]["atMobiles"] == ["13800000002"]
+    finally:
+        daemon.stop()
