@@ -56,6 +56,7 @@ def test_route_says_who_is_pinged(config_path: Path) -> None:
     )
     assert code == 0
     assert "rule owner: pings alice 138****5678, bob userid u2" in out
+    assert "rule owner: target owner reaches alice userid u1" in out  # the work notice
     assert "13812345678" not in out  # masked
 
 

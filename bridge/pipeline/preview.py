@@ -21,7 +21,7 @@ from bridge.config.people import EMPTY as NO_PEOPLE
 from bridge.config.people import Directory
 from bridge.durations import format_time
 from bridge.errors import StoreError
-from bridge.model import Delivery, Event, Rendered
+from bridge.model import Delivery, Event, Mention, Rendered
 from bridge.pipeline.decide import IdSource, StateView, decide, decide_flush
 from bridge.pipeline.decision import (
     Decision,
@@ -190,15 +190,24 @@ def verdicts(
     targets = ", ".join(d.target for d in outcome.deliveries)
     return [
         f"{rule}: queued ({outcome.reason}) for {targets}",
-        *_pings(outcome.deliveries, people),
+        *_pings(outcome.deliveries, people, result),
         *(_failed(outcome.deliveries, result) if templates else []),
     ]
 
 
-def _pings(deliveries: Sequence[Delivery], people: Directory) -> list[str]:
-    """Who the message @-mentions (names, masked mobiles, userids), when it mentions anyone."""
+def _pings(deliveries: Sequence[Delivery], people: Directory, result: Preview) -> list[str]:
+    """Who the message @-mentions (names, masked mobiles, userids), when it mentions anyone;
+    whom a work notice's `recipients:` reach."""
+    rule = deliveries[0].rule
     who = pinged(deliveries[0].message.mention, people)
-    return [f"rule {deliveries[0].rule}: pings {', '.join(who)}"] if who else []
+    lines = [f"rule {rule}: pings {', '.join(who)}"] if who else []
+    for d in deliveries:
+        rendered = result.rendered.get(d.id)
+        users = rendered.message.only_users if rendered is not None else ()
+        if users:
+            reached = pinged(Mention(userids=users), people)
+            lines.append(f"rule {rule}: target {d.target} reaches {', '.join(reached)}")
+    return lines
 
 
 def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool, people: Directory) -> list[str]:
@@ -216,9 +225,9 @@ def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool, people: Dire
     if not templates:  # no bodies follow: say to whom
         return [
             f"{sends} to {', '.join(d.target for d in deliveries)}",
-            *_pings(deliveries, people),
+            *_pings(deliveries, people, result),
         ]
-    return [f"{sends}:", *_pings(deliveries, people), *_failed(deliveries, result)]
+    return [f"{sends}:", *_pings(deliveries, people, result), *_failed(deliveries, result)]
 
 
 def _alerts(count: int) -> str:
