@@ -390,7 +390,7 @@ def test_json_form_is_the_whole_answer(config_path: Path) -> None:
     )
     assert code == 0
     answer = json.loads(out)
-    assert set(answer) == {"alert", "at", "state", "rules", "silenced_by", "targets"}
+    assert set(answer) == {"alert", "at", "state", "rules", "silenced_by", "targets", "pings"}
     assert answer["alert"]["labels"] == {
         "severity": "critical",
         "service": "payments",

@@ -156,6 +156,7 @@ class Bridge:
                 lambda: self.config.actions,
                 self.action_key,
                 self._sends_cards,
+                lambda name: getattr(self.config.targets.get(name), "recipients", ()),
             ),
             clock=self.clock,
             windows=self.windows,

@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from bridge.app.actionkey import ActionKey
-from bridge.config.model import ActionsConfig, Rule
+from bridge.config.model import ActionsConfig, MentionRef, Rule
 from bridge.errors import StoreError
 from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.logs import fmt_fields
 from bridge.model import Rendered
 from bridge.pipeline.actionlinks import NO_LINKS, ActionLinks, LinkSettings, action_links
 from bridge.pipeline.cardmessage import as_card, localized, wants_card
-from bridge.pipeline.render import queued_message, queued_title
+from bridge.pipeline.render import queued_message, queued_title, with_recipients
 from bridge.store.records import Row
 
 log = logging.getLogger("bridge")
@@ -33,6 +33,7 @@ class QueuedRenderer:
         actions: Callable[[], ActionsConfig] = ActionsConfig,
         key: ActionKey | None = None,
         sends_cards: Callable[[str], bool] = lambda target: False,
+        recipients: Callable[[str], tuple[MentionRef, ...]] = lambda target: (),
     ) -> None:
         """`actions` and `key`: the one-tap links' settings and signing key (no key: no
         signed links). `sends_cards`: does the target of that name send interactive cards
@@ -42,6 +43,7 @@ class QueuedRenderer:
         self.actions = actions
         self.key = key
         self.sends_cards = sends_cards
+        self.recipients = recipients  # a work-notice target's `recipients:` by name
 
     def message(self, row: Row, now: datetime) -> Rendered:
         if row.message.card_updates:  # a card's change: its words are set, only translated
@@ -51,6 +53,10 @@ class QueuedRenderer:
         # On a card the buttons are the template's: the text carries no signed links.
         links = self._links(row, rule) if rule is not None and not card else NO_LINKS
         rendered = queued_message(rule, row.rule, row.message, row.event, now, links)
+        refs = self.recipients(row.target)
+        if refs:
+            addressed = with_recipients(rendered.message, rule, row.event, now, refs)
+            rendered = Rendered(addressed, rendered.error)
         if card and row.event is not None:
             return Rendered(as_card(rendered.message, row.event, self.locale()), rendered.error)
         return rendered

@@ -127,7 +127,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         if one.unmatched:
             print(f"# event {one.event.fingerprint} matches no rule", file=sys.stderr)
         for outcome in one.outcomes:
-            for line in verdicts(outcome, result, config.timezone):
+            for line in verdicts(outcome, result, config.timezone, people=config.people):
                 print(f"# {line}", file=sys.stderr)
             for d in result.deliveries(outcome):
                 if args.target and d.target != args.target:

@@ -21,6 +21,7 @@ from typing import Any
 
 from bridge.alerting.labelset import format_label_set, parse_label_set
 from bridge.alerting.matchers import Matcher
+from bridge.alerting.mentions import pinged
 from bridge.alerting.silences import Silence
 from bridge.cli.common import load_or_report
 from bridge.clock import SYSTEM_CLOCK, Clock
@@ -133,7 +134,9 @@ def _as_text(answer: Explanation, config: Config) -> list[str]:
         lines.append(f"silenced by {_silence_text(silenced.silence, config)}: nothing is sent")
     for step in answer.steps:
         if step.outcome is not None:
-            lines += verdicts(step.outcome, answer.result, tz, templates=False)
+            lines += verdicts(
+                step.outcome, answer.result, tz, templates=False, people=config.people
+            )
     if not any(s.matched for s in answer.steps):
         lines.append("no rule matches: nothing is sent")
     recipients = answer.recipients()
@@ -212,7 +215,18 @@ def _as_json(answer: Explanation, config: Config) -> dict[str, Any]:
             for s in answer.silenced
         ],
         "targets": answer.recipients(),
+        "pings": _pings_json(answer, config),
     }
+
+
+def _pings_json(answer: Explanation, config: Config) -> dict[str, list[str]]:
+    """Per rule that sends, who its message @-mentions (names, masked mobiles, userids)."""
+    out: dict[str, list[str]] = {}
+    for step in answer.steps:
+        deliveries = answer.result.deliveries(step.outcome) if step.outcome is not None else ()
+        if deliveries:
+            out[step.rule.name] = pinged(deliveries[0].message.mention, config.people)
+    return out
 
 
 def _step_json(step: RuleStep, answer: Explanation, at: _At) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from bridge.config.actions import check_rule_actions, compile_actions
 from bridge.config.cardtargets import check_card_targets
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
+from bridge.config.people import compile_people, compile_recipients
 from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
@@ -34,7 +35,7 @@ from bridge.config.sections import (
     compile_timezone,
 )
 from bridge.config.targets import compile_targets
-from bridge.config.templating import make_environment
+from bridge.config.templating import COMMON_VARIABLES, make_environment
 from bridge.config.yamlsource import format_path, load_document
 from bridge.errors import ConfigError, Problem
 
@@ -109,8 +110,15 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     locale = compile_locale(data.get("locale"))
     env = make_environment([ctx.base_dir], tz, locale=locale)
     targets = compile_targets(ctx, as_dict(data.get("targets")))
+    people = compile_people(ctx, data.get("people"))
+    targets = compile_recipients(
+        ctx,
+        targets,
+        people,
+        lambda at, source: ctx.template(env, at, source, COMMON_VARIABLES),
+    )
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
-    rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env)
+    rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env, people)
     actions = compile_actions(ctx, data.get("actions"))
     check_rule_actions(ctx, rules, actions)
     check_card_targets(ctx, targets, inputs)
@@ -149,4 +157,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),
         locale=locale,
         actions=actions,
+        people=people,
     )

@@ -29,6 +29,8 @@ from bridge.config.inputs.http_json import HttpInput as HttpInput
 from bridge.config.inputs.kind import InputSpec, RoutedSpec
 from bridge.config.inputs.prometheus import PrometheusInput as PrometheusInput
 from bridge.config.inputs.registry import KINDS, stream_app
+from bridge.config.people import EMPTY as NO_PEOPLE
+from bridge.config.people import Directory
 from bridge.locales import DEFAULT_LOCALE, Locale
 from bridge.model import Mention, MsgType
 
@@ -129,6 +131,9 @@ class RobotTarget:
     webhook: str = field(repr=False)  # holds the access_token
     secret: str | None = field(repr=False)
     keywords: tuple[str, ...] = ()
+    # Follow a markdown message that mentions anyone with a one-line text message carrying the
+    # @-mentions (dingtalk/robot.py with_mention_line), for chats where markdown does not ping.
+    mention_line: bool = False
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
     policy: SendPolicy = SendPolicy()
@@ -137,6 +142,11 @@ class RobotTarget:
     def secrets(self) -> tuple[str, ...]:
         """The values to redact: the webhook holds the access token."""
         return (self.webhook, self.secret or "")
+
+
+# A mention ref as compiled: a literal name (`alice`, `dba`, `oncall:db`) or a template
+# (`{{ labels.owner }}`) rendered per message (bridge/pipeline/mentions.py).
+MentionRef = str | jinja2.Template
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,9 @@ class WorkNoticeTarget:
     userids: tuple[str, ...] = ()
     dept_ids: tuple[str, ...] = ()
     to_all_user: bool = False
+    # `recipients:` people, groups, oncall:, templates such as "{{ labels.owner }}": resolved
+    # per message to userids (the message's only_users), beside the fixed userids.
+    recipients: tuple[MentionRef, ...] = ()
     api_base: str = DEFAULT_API_BASE
     timeout: float = DEFAULT_TIMEOUT
     queue_size: int = DEFAULT_QUEUE_SIZE
@@ -211,6 +224,18 @@ class ButtonTemplate:
 
 
 @dataclass(frozen=True)
+class MentionRefs:
+    """A rule's `mention` by name: who is pinged when it fires, and when it resolves (nobody
+    unless said). The fixed `mobiles`/`userids`/`all` stay in Rule.mention, on every message."""
+
+    firing: tuple[MentionRef, ...] = ()
+    resolved: tuple[MentionRef, ...] = ()
+
+    def for_status(self, status: str) -> tuple[MentionRef, ...]:
+        return self.resolved if status == "resolved" else self.firing
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     index: int
@@ -226,6 +251,9 @@ class Rule:
     buttons: tuple[ButtonTemplate, ...] = ()
     btn_orientation: str = "0"
     mention: Mention = Mention()
+    mention_refs: MentionRefs = MentionRefs()
+    # The config's people (the same object in every rule): what mention_refs resolve through.
+    people: Directory = NO_PEOPLE
     group_by: tuple[str, ...] | None = None  # None: no grouping; ("...",): all labels
     group_wait: float = 30.0
     group_interval: float = 300.0
@@ -287,6 +315,7 @@ class Config:
     alertmanager: AlertmanagerApi | None = None  # where chat silences are mirrored
     locale: Locale = DEFAULT_LOCALE  # the bundled templates' and digests' language
     actions: ActionsConfig = ActionsConfig()  # one-tap action links
+    people: Directory = NO_PEOPLE  # the `people:` section (bridge/config/people.py)
 
     @functools.cached_property
     def rules_by_name(self) -> Mapping[str, Rule]:

@@ -7,7 +7,7 @@ template variables, the default title and body, the default repeat_interval.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jinja2
@@ -18,6 +18,7 @@ from bridge.config import model as m
 from bridge.config.actions import rule_actions
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
 from bridge.config.inputs.registry import rule_variables, single
+from bridge.config.people import EMPTY, Directory, check_refs
 from bridge.config.presets import Preset, presets
 from bridge.config.schema import did_you_mean
 from bridge.config.templating import COMMON_VARIABLES, referenced_templates, undeclared_variables
@@ -42,6 +43,7 @@ def compile_rules(
     targets: dict[str, m.Target],
     inputs: dict[str, m.Input],
     env: SandboxedEnvironment,
+    people: Directory = EMPTY,
 ) -> list[m.Rule]:
     out: list[m.Rule] = []
     names: dict[str, int] = {}
@@ -106,7 +108,9 @@ def compile_rules(
             bu = tpl(b.get("url"), (*where, "buttons", i, "url"))
             if bt and bu:
                 buttons.append(m.ButtonTemplate(bt, bu))
-        mention = as_dict(spec.get("mention"))
+        raw_mention = spec.get("mention")
+        mention = as_dict(raw_mention)
+        refs = _mention_refs(ctx, where, raw_mention, people, tpl)
         out.append(
             m.Rule(
                 name=name,
@@ -127,6 +131,8 @@ def compile_rules(
                     userids=as_strs(mention.get("userids")),
                     all=mention.get("all") is True,
                 ),
+                mention_refs=refs,
+                people=people,
                 group_by=as_strs(spec["group_by"]) if "group_by" in spec else None,
                 group_wait=ctx.duration((*where, "group_wait"), spec.get("group_wait"), 30.0),
                 group_interval=ctx.duration(
@@ -147,6 +153,41 @@ def compile_rules(
             )
         )
     return out
+
+
+def _mention_refs(
+    ctx: CompileContext,
+    where: PathKey,
+    raw: Any,
+    people: Directory,
+    tpl: Callable[[Any, PathKey], jinja2.Template | None],
+) -> m.MentionRefs:
+    """`mention: [refs]` (pinged when it fires) or `mention: {firing: [refs], resolved: [refs]}`
+    beside the fixed mobiles/userids/all. A literal name must be in `people:`; a template is
+    checked for its variables here and resolved per message."""
+
+    def compiled(at: PathKey, values: Any) -> tuple[m.MentionRef, ...]:
+        out: list[m.MentionRef] = []
+        for i, ref in enumerate(as_list(values)):
+            if not isinstance(ref, str):
+                continue  # the schema says so
+            if "{" in ref:
+                template = tpl(ref, (*at, i))
+                if template is not None:
+                    out.append(template)
+            else:
+                out.append(ref)
+        check_refs(ctx, people, at, as_list(values))
+        return tuple(out)
+
+    at = (*where, "mention")
+    if isinstance(raw, list):
+        return m.MentionRefs(firing=compiled(at, raw))
+    spec = as_dict(raw)
+    return m.MentionRefs(
+        firing=compiled((*at, "firing"), spec.get("firing")),
+        resolved=compiled((*at, "resolved"), spec.get("resolved")),
+    )
 
 
 def _recall_singles(

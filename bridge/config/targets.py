@@ -72,6 +72,7 @@ def compile_targets(ctx: CompileContext, specs: dict[str, Any]) -> dict[str, m.T
                 webhook=webhook or "",
                 secret=ctx.secret(where, spec, "secret", required=False),
                 keywords=as_strs(spec.get("keywords")),
+                mention_line=spec.get("mention_line") is True,
                 timeout=timeout,
                 queue_size=queue_size,
                 policy=compile_policy(ctx, where, spec, robot=True),
@@ -79,11 +80,11 @@ def compile_targets(ctx: CompileContext, specs: dict[str, Any]) -> dict[str, m.T
         elif kind == "work_notice":
             userids, dept_ids = as_strs(spec.get("userids")), as_strs(spec.get("dept_ids"))
             to_all = spec.get("to_all_user") is True
-            if not (userids or dept_ids or to_all):
+            if not (userids or dept_ids or to_all or spec.get("recipients")):
                 ctx.problem(
                     where,
                     "a work notice needs recipients",
-                    "set userids, dept_ids or to_all_user: true",
+                    "set userids, dept_ids, recipients or to_all_user: true",
                 )
             agent_id = spec.get("agent_id")
             out[name] = m.WorkNoticeTarget(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge import jsontext
+from bridge.alerting.mentions import merged
 from bridge.dingtalk.sizing import encode
 from bridge.locales import Locale, translate
 from bridge.model import Mention, Message
@@ -31,12 +32,8 @@ def _json_len(text: str) -> int:
 
 
 def _merged_mention(items: Sequence[Item]) -> Mention:
-    mobiles: dict[str, None] = {}
-    userids: dict[str, None] = {}
-    for item in items:
-        mobiles.update(dict.fromkeys(item.mention.mobiles))
-        userids.update(dict.fromkeys(item.mention.userids))
-    return Mention(tuple(mobiles)[:20], tuple(userids)[:20], any(i.mention.all for i in items))
+    both = merged(*(item.mention for item in items))
+    return Mention(both.mobiles[:20], both.userids[:20], both.all)
 
 
 def _message(items: Sequence[Item], total_queued: int, locale: Locale) -> Message:

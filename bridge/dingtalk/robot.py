@@ -239,6 +239,24 @@ def _feed_card(message: Message, keywords: tuple[str, ...], limit: int) -> dict[
     return body
 
 
+def with_mention_line(
+    message: Message, keywords: tuple[str, ...], split: bool = True
+) -> list[dict[str, Any]]:
+    """A target's `mention_line: true`: the markdown without its mentions, then one line of
+    text that carries them (`↑ <title> @138… @u2`). Some clients do not ping from a markdown
+    message even with the @-text in it (reference §1.5, §7); every client pings from text.
+    The line is the message's last part: paced like any message, resumed after a restart."""
+    markdown = robot_bodies(replace(message, mention=Mention()), keywords, split=split)
+    ats = " ".join(f"@{who}" for who in (*message.mention.mobiles, *message.mention.userids))
+    line = replace(
+        message,
+        msgtype="text",
+        text=" ".join(part for part in (f"↑ {message.title}", ats) if part),
+        buttons=(),
+    )
+    return [*markdown, _shape(line, keywords, line.text)]
+
+
 def robot_rate_key(webhook: str) -> str:
     """DingTalk counts a robot's calls by its access token (§1.7), whatever the keywords,
     mentions or secret of the target using it; another host (a simulator) is another robot."""
@@ -264,6 +282,8 @@ class RobotChannel:
     def bodies(
         self, message: Message, ids: Sequence[str], accepted_at: float, tz: tzinfo
     ) -> list[Body]:
+        if self.target.mention_line and message.msgtype == "markdown" and message.mention:
+            return with_mention_line(message, self.target.keywords, self.policy.split)
         return robot_bodies(message, self.target.keywords, split=self.policy.split)
 
     def digest_body(self, message: Message) -> Body:

@@ -93,8 +93,14 @@ def work_notice_msg(message: Message, unique: str) -> dict[str, Any]:
 
 def work_notice_body(target: WorkNoticeTarget, message: Message, unique: str) -> dict[str, Any]:
     body: dict[str, Any] = {"agent_id": target.agent_id, "msg": work_notice_msg(message, unique)}
-    if target.userids:
-        body["userid_list"] = ",".join(target.userids)
+    # The target's fixed userids, and those its `recipients:` resolved to for this message.
+    userids = tuple(dict.fromkeys((*target.userids, *message.only_users)))
+    if not (userids or target.dept_ids or target.to_all_user):
+        raise ValueError(
+            f"target {target.name}: its recipients name nobody with a userid for this message"
+        )
+    if userids:
+        body["userid_list"] = ",".join(userids)
     if target.dept_ids:
         body["dept_id_list"] = ",".join(target.dept_ids)
     if target.to_all_user:
@@ -143,6 +149,7 @@ class WorkNoticeChannel:
         return self._client().get_send_result(self.target, task_id)
 
     def recipients(self) -> tuple[str, ...] | None:
-        if self.target.dept_ids or self.target.to_all_user:
+        # (`recipients:` by name differ per message: who is meant is not known here either.)
+        if self.target.dept_ids or self.target.to_all_user or self.target.recipients:
             return None
         return self.target.userids

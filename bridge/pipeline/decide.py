@@ -32,6 +32,7 @@ from bridge.pipeline.decision import (
     RuleOutcome,
     Silenced,
 )
+from bridge.pipeline.render import message_mention
 from bridge.pipeline.rules import matching_rules
 
 IdSource = Callable[[], str]
@@ -162,7 +163,11 @@ def notification(
         if event.alerts:
             event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
     # Rendered when sent (see model.Delivery): here only what the sender needs before that.
-    head = Message(msgtype=rule.msgtype, title="", text="", mention=rule.mention)
+    # (The mention too, resolved from the event's labels: a storm's digest pings whom its
+    # merged messages would have.)
+    head = Message(
+        msgtype=rule.msgtype, title="", text="", mention=message_mention(rule, event, now)
+    )
     deliveries = [
         Delivery(
             id=make_id(),

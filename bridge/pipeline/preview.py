@@ -14,11 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
+from bridge.alerting.mentions import pinged
 from bridge.alerting.silences import Silence
 from bridge.config.model import Config, Rule
+from bridge.config.people import EMPTY as NO_PEOPLE
+from bridge.config.people import Directory
 from bridge.durations import format_time
 from bridge.errors import StoreError
-from bridge.model import Delivery, Event, Rendered
+from bridge.model import Delivery, Event, Mention, Rendered
 from bridge.pipeline.decide import IdSource, StateView, decide, decide_flush
 from bridge.pipeline.decision import (
     Decision,
@@ -31,7 +34,7 @@ from bridge.pipeline.decision import (
     Silenced,
 )
 from bridge.pipeline.ids import new_id
-from bridge.pipeline.render import queued_message
+from bridge.pipeline.render import queued_message, with_recipients
 from bridge.pipeline.state import MemoryView, StoreView
 from bridge.store.api import ReadTx
 from bridge.store.backend import describe, read_only
@@ -121,7 +124,18 @@ def _preview(
         if deliveries:  # one message per notification, the same for every target
             d = deliveries[0]
             message = queued_message(rules[d.rule], d.rule, d.message, d.event, d.created_at)
-            rendered.update((each.id, message) for each in deliveries)
+            for each in deliveries:  # a work notice's recipients by name: its own, per target
+                refs = getattr(config.targets.get(each.target), "recipients", ())
+                rendered[each.id] = (
+                    replace(
+                        message,
+                        message=with_recipients(
+                            message.message, rules[d.rule], d.event, d.created_at, refs
+                        ),
+                    )
+                    if refs
+                    else message
+                )
     return Preview(decision, flushes, rendered, state_empty=isinstance(state, _EmptyState))
 
 
@@ -155,14 +169,20 @@ def explain_silenced(event: Event, silenced: Silenced) -> str:
 
 
 def verdicts(
-    outcome: RuleOutcome, result: Preview, tz: tzinfo, templates: bool = True
+    outcome: RuleOutcome,
+    result: Preview,
+    tz: tzinfo,
+    templates: bool = True,
+    people: Directory = NO_PEOPLE,
 ) -> list[str]:
     """What the daemon would do for one rule, a line each (a grouping rule: one per group).
     `templates`: also say when a template fails (`render`, which shows the bodies; `route`
     shows none)."""
     rule = f"rule {outcome.rule}"
     if isinstance(outcome, Grouped):
-        return [line for hold in outcome.holds for line in _held(hold, result, tz, templates)]
+        return [
+            line for hold in outcome.holds for line in _held(hold, result, tz, templates, people)
+        ]
     if isinstance(outcome, NotSentAgain):
         return [f"{rule}: not sent again {_not_yet(outcome, tz)}"]
     if not outcome.deliveries:
@@ -170,11 +190,27 @@ def verdicts(
     targets = ", ".join(d.target for d in outcome.deliveries)
     return [
         f"{rule}: queued ({outcome.reason}) for {targets}",
+        *_pings(outcome.deliveries, people, result),
         *(_failed(outcome.deliveries, result) if templates else []),
     ]
 
 
-def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool) -> list[str]:
+def _pings(deliveries: Sequence[Delivery], people: Directory, result: Preview) -> list[str]:
+    """Who the message @-mentions (names, masked mobiles, userids), when it mentions anyone;
+    whom a work notice's `recipients:` reach."""
+    rule = deliveries[0].rule
+    who = pinged(deliveries[0].message.mention, people)
+    lines = [f"rule {rule}: pings {', '.join(who)}"] if who else []
+    for d in deliveries:
+        rendered = result.rendered.get(d.id)
+        users = rendered.message.only_users if rendered is not None else ()
+        if users:
+            reached = pinged(Mention(userids=users), people)
+            lines.append(f"rule {rule}: target {d.target} reaches {', '.join(reached)}")
+    return lines
+
+
+def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool, people: Directory) -> list[str]:
     flush = result.flushes.get((hold.rule, hold.key))
     until, joining = format_time(hold.flush_at, tz), _alerts(len(hold.members))
     line = f"rule {hold.rule}: grouped until {until} (group {hold.key[:8]}, {joining} joining)"
@@ -187,8 +223,11 @@ def _held(hold: Hold, result: Preview, tz: tzinfo, templates: bool) -> list[str]
         return [f"{line}; that flush sends nothing (all resolved, send_resolved is off)"]
     sends = f"{line}; that flush, if no other alert joins before, sends ({_alerts(flush.held)})"
     if not templates:  # no bodies follow: say to whom
-        return [f"{sends} to {', '.join(d.target for d in deliveries)}"]
-    return [f"{sends}:", *_failed(deliveries, result)]
+        return [
+            f"{sends} to {', '.join(d.target for d in deliveries)}",
+            *_pings(deliveries, people, result),
+        ]
+    return [f"{sends}:", *_pings(deliveries, people, result), *_failed(deliveries, result)]
 
 
 def _alerts(count: int) -> str:

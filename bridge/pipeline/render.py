@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,12 +18,13 @@ import jinja2
 
 from bridge.alerting.alertstate import KIND as PROMETHEUS_KIND
 from bridge.alerting.grouping import ALL_LABELS, group_labels
-from bridge.config.model import Rule
+from bridge.config.model import MentionRef, Rule
 from bridge.config.template_bounds import DEFAULT_LIMITS, RenderLimits, render_budget
 from bridge.durations import format_duration
 from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale, translate
 from bridge.model import Alert, Button, Event, Link, Mention, Message, MsgType, Rendered
 from bridge.pipeline.actionlinks import NO_LINKS, ActionLinks, with_actions
+from bridge.pipeline.mentions import recipient_userids, rule_mention
 
 MAX_TITLE_BYTES = 256  # DingTalk shows the title in the chat list and the notification
 
@@ -185,17 +187,55 @@ def render(rule: Rule, event: Event, now: datetime, links: ActionLinks = NO_LINK
     which the templates see as `actions` and the message carries either way."""
     context = template_context(event, rule, now)
     context["actions"] = links.template_view()
+    mention = _mention(rule, event, context)
     try:
         with render_budget(_limits(rule)):
-            return Rendered(with_actions(_render(rule, event, context), links))
+            return Rendered(with_actions(_render(rule, event, context, mention), links))
     except Exception as exc:  # a template may raise anything; the alert must still go out
         return Rendered(
-            with_actions(fallback_message(rule.name, rule.msgtype, rule.mention, event), links),
+            with_actions(fallback_message(rule.name, rule.msgtype, mention, event), links),
             error=f"{type(exc).__name__}: {exc}",
         )
 
 
-def _render(rule: Rule, event: Event, context: dict[str, Any]) -> Message:
+def message_mention(rule: Rule, event: Event, now: datetime) -> Mention:
+    """Who the rule's message for `event` pings (its refs for the event's status resolved
+    through people); the template context is made only when a ref needs it."""
+    if not rule.mention_refs.for_status(event.status):
+        return rule.mention
+    return _mention(rule, event, template_context(event, rule, now))
+
+
+def with_recipients(
+    message: Message,
+    rule: Rule | None,
+    event: Event | None,
+    now: datetime,
+    refs: tuple[MentionRef, ...],
+) -> Message:
+    """A work notice's message addressed to its target's `recipients:` resolved for this event
+    (in only_users; the channel adds the target's fixed userids)."""
+    if not refs or rule is None or event is None:
+        return message
+    try:
+        with render_budget(_limits(rule)):
+            users = recipient_userids(refs, rule, template_context(event, rule, now))
+    except Exception:  # the budget ran out: the fixed recipients only
+        users = ()
+    return replace(message, only_users=users)
+
+
+def _mention(rule: Rule, event: Event, context: dict[str, Any]) -> Mention:
+    # Under the render budget too: a mention template is an operator template like the body.
+    # (on_call: None until the oncall section is wired; its refs are then unknown names.)
+    try:
+        with render_budget(_limits(rule)):
+            return rule_mention(rule, event.status, context, on_call=None)
+    except Exception:  # the budget itself ran out: rule_mention logged what it could
+        return rule.mention
+
+
+def _render(rule: Rule, event: Event, context: dict[str, Any], mention: Mention) -> Message:
     def run(template: jinja2.Template | None) -> str:
         return template.render(context).strip() if template is not None else ""
 
@@ -215,7 +255,7 @@ def _render(rule: Rule, event: Event, context: dict[str, Any]) -> Message:
         msgtype=rule.msgtype,
         title=_one_line(run(rule.title)),
         text=run(rule.body),
-        mention=rule.mention,
+        mention=mention,
         url=run(rule.url),
         pic_url=run(rule.pic_url),
         buttons=buttons,
