@@ -19,6 +19,7 @@ from bridge.config.actions import check_rule_actions, compile_actions
 from bridge.config.cardtargets import check_card_targets
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
+from bridge.config.oncall import compile_oncall
 from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
@@ -118,6 +119,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     node_id = compile_node_id(ctx, data.get("state"))
     longest_call = max((t.timeout for t in targets.values()), default=m.DEFAULT_TIMEOUT)
     claim_lease = compile_claim_lease(ctx, data.get("state"), longest_call)
+    oncall = compile_oncall(ctx, data.get("oncall"), tz)
     if ctx.problems:
         return None
     # The digest covers every file the config reads, so a template edit is a change too, and
@@ -149,4 +151,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         alertmanager=compile_alertmanager(ctx, data.get("alertmanager")),
         locale=locale,
         actions=actions,
+        oncall=oncall,
     )
