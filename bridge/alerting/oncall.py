@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bridge.durations import format_duration, format_time
+
 # A rotation shorter than this is refused by the config: shorter than a daylight saving gap, a
 # shift could vanish, and nobody hands over a pager every few minutes.
 MIN_ROTATION = 3600.0
@@ -146,6 +148,32 @@ def now_and_next(rotation: Rotation, at: float) -> tuple[Shift, Shift | None]:
     return current, Shift(
         on_call(rotation, current.end), current.end, next_handover(rotation, current.end)
     )
+
+
+def describe(rotation: Rotation, at: float) -> list[str]:
+    """Who is on call at `at` and who is next, as lines for people: the answer of the `oncall`
+    command and of the chat command (times in the schedule's zone)."""
+    current, following = now_and_next(rotation, at)
+    every = format_duration(rotation.length)
+    lines = [f"{rotation.name} ({rotation.zone.key}, turns of {every}):"]
+    since = f" since {_when(current.start, rotation)}" if math.isfinite(current.start) else ""
+    until = f", until {_when(current.end, rotation)}" if following is not None else ""
+    lines.append(f"  now: {people(current.members)}{since}{until}")
+    if following is not None:
+        lines.append(f"  next: {people(following.members)}")
+    return lines
+
+
+def people(members: tuple[str, ...]) -> str:
+    """ "alice (secondary: bob)": the primary, then who else is named."""
+    if len(members) < 2:
+        return members[0] if members else "nobody"
+    title = "secondary" if len(members) == 2 else "secondaries"
+    return f"{members[0]} ({title}: {', '.join(members[1:])})"
+
+
+def _when(instant: float, rotation: Rotation) -> str:
+    return format_time(instant, rotation.zone, "%a %Y-%m-%d %H:%M")
 
 
 def handover_instant(rotation: Rotation, turn: int) -> float:
