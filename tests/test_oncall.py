@@ -18,6 +18,7 @@ from bridge.alerting.oncall import (
     Override,
     Rotation,
     last_handover,
+    lookup,
     next_handover,
     now_and_next,
     on_call,
@@ -174,6 +175,11 @@ def test_now_and_next() -> None:
         at("2026-12-07 10:00", SHANGHAI),
         at("2026-12-14 10:00", SHANGHAI),
     )
+
+
+def test_lookup_by_schedule_name() -> None:
+    named = lookup({"db": WEEKLY}, at("2026-12-07 10:00", SHANGHAI))
+    assert (named("db"), named("web")) == (("bob",), ())
 
 
 WALL_CASES = [

@@ -29,6 +29,7 @@ anyone already named (the override's member, or a repeat in the member list).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -98,6 +99,17 @@ def on_call(rotation: Rotation, at: float) -> tuple[str, ...]:
         if member not in named:
             named.append(member)
     return tuple(named)
+
+
+def lookup(schedules: Mapping[str, Rotation], at: float) -> Callable[[str], tuple[str, ...]]:
+    """`on_call` by schedule name at `at`, for what resolves `oncall:<name>` references (an
+    unknown name: nobody, `()`)."""
+
+    def named(name: str) -> tuple[str, ...]:
+        rotation = schedules.get(name)
+        return () if rotation is None else on_call(rotation, at)
+
+    return named
 
 
 def next_handover(rotation: Rotation, at: float) -> float:
