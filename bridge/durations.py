@@ -19,8 +19,8 @@ from datetime import datetime, tzinfo
 
 from bridge import locales
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,30})?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"^(\d{1,30}(?:\.\d{1,30})?)(ms|s|m|h|d|w)$")
 DAY = 86_400.0
 MAX_SILENCE = 365 * DAY
 MAX_CONFIG_DURATION = 30 * DAY

@@ -3,12 +3,15 @@ change things, and the answers to mistakes. The daemon's end of it is in test_e2
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bridge.alerting.matchers import Matcher
+from bridge.alerting.oncall import Rotation
 from bridge.alerting.silences import Silence
 from bridge.app.commands import COMMANDS, HELP, answer
 from bridge.model import ChatSender
@@ -19,9 +22,18 @@ ALLOWED = ChatSender("oncall-1", "Oncall", allowed=True)
 READER = ChatSender("dev-7", "Dev", allowed=False, conversation="cidGroup==")
 
 
+# NOW is Friday 2026-05-29 in Shanghai: before the first handover; counted backwards, the turn
+# three weeks before it (-3), alice's
+DB = Rotation("db", ("alice", "bob", "carol"), 7 * 86400.0, datetime(2026, 6, 15, 10), TZ, 1)
+
+
 class FakeDesk:
-    def __init__(self) -> None:
+    def __init__(self, schedules: Mapping[str, Rotation] | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.schedules = {"db": DB} if schedules is None else schedules
+
+    def oncall(self) -> Mapping[str, Rotation]:
+        return self.schedules
 
     def status(self) -> dict[str, Any]:
         return {"queues": {"ops": {"pending": 3}}, "store": {"dead_letters": 1}, "silences": 2}
@@ -64,6 +76,10 @@ CASES = [
     ("ack abc", ALLOWED, "acked abc", [("ack", "abc", "Oncall")]),
     ("chatid", READER, "This chat's open_conversation_id is cidGroup==", []),
     ("chatid", ALLOWED, "DingTalk did not say which conversation this is.", []),
+    ("oncall", READER, "now: alice (secondary: bob) since Mon 2026-05-25 10:00,", []),
+    ("oncall db", READER, "next: bob (secondary: carol)", []),
+    ("oncall web", READER, 'No schedule "web"; schedules: db', []),
+    ("oncall db web", READER, "Usage: oncall [schedule]", []),
     ("frobnicate now", ALLOWED, 'I do not know "frobnicate"', []),
 ]  # fmt: skip
 
@@ -73,6 +89,11 @@ def test_answer(text: str, sender: ChatSender, expected: str, calls: list[tuple[
     desk = FakeDesk()
     assert expected in answer(text, sender, desk, NOW, TZ)
     assert desk.calls == calls
+
+
+def test_oncall_without_schedules() -> None:
+    answer_text = answer("oncall", READER, FakeDesk(schedules={}), NOW, TZ)
+    assert answer_text == "No on-call schedules in the config (its oncall: section)."
 
 
 def test_each_help_line_starts_with_its_command_in_table_order() -> None:

@@ -19,7 +19,15 @@ from bridge.durations import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("1d", 86400.0), (1.5, 1.5)],
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("2w", 1_209_600.0),
+        (1.5, 1.5),
+    ],
 )
 def test_parse(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds

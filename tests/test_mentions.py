@@ -21,6 +21,7 @@ from bridge.alerting.mentions import (
 )
 from bridge.config.model import Config
 from bridge.config.people import Directory, Person, mask_mobile
+from bridge.errors import ConfigError
 from bridge.model import Event, Mention, Status
 from bridge.pipeline.render import message_mention, render
 from tests.harness import compile_yaml
@@ -321,3 +322,51 @@ def test_mention_line_follows_markdown_only(
         assert "@" not in bodies[0]["markdown"]["text"]
         assert bodies[1]["text"]["content"] == "告警 ↑ DiskFull @13800000001 @u2"
         assert bodies[1]["at"]["atMobiles"] == ["13800000001"]
+
+
+ONCALL_CONFIG = """
+timezone: Asia/Shanghai
+people:
+  alice: {mobile: "13800000001"}
+  bob: {userid: u2}
+  groups: {db-team: ["oncall:db"]}
+oncall:
+  db: {members: [alice, bob], rotation: 1w, handover: "2026-11-30 10:00"}
+targets:
+  ops: {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=t"}
+inputs:
+  am: {type: alertmanager, path: /am}
+rules:
+  - {name: direct, match: {alertname: direct}, targets: [ops], mention: ["oncall:db"]}
+  - {name: via-group, match: {alertname: via-group}, targets: [ops], mention: [db-team]}
+"""
+
+
+@pytest.mark.parametrize("rule", ["direct", "via-group"])
+@pytest.mark.parametrize(
+    ("when", "pinged"),
+    [
+        # alice's week from Monday 2026-11-30 10:00 (Shanghai), bob's from 12-07 10:00
+        (datetime(2026, 12, 7, 1, 59, tzinfo=UTC), Mention(mobiles=("13800000001",))),
+        (datetime(2026, 12, 7, 2, 0, tzinfo=UTC), Mention(userids=("u2",))),
+    ],
+)
+def test_an_oncall_ref_pings_whoever_is_on_call_when_the_message_is_made(
+    tmp_path: Path, rule: str, when: datetime, pinged: Mention
+) -> None:
+    config = compile_yaml(tmp_path, ONCALL_CONFIG)
+    event = Event("am", "alertmanager", "firing", {"alertname": rule}, {}, "f" * 16, when)
+    assert message_mention(config.rules_by_name[rule], event, when) == pinged
+
+
+def test_an_oncall_ref_to_no_schedule_and_a_member_nobody_knows_are_config_problems(
+    tmp_path: Path,
+) -> None:
+    text = ONCALL_CONFIG.replace('["oncall:db"]}', '["oncall:dba"]}').replace(
+        "[alice, bob]", "[alice, bobby]"
+    )
+    with pytest.raises(ConfigError) as caught:
+        compile_yaml(tmp_path, text)
+    problems = [str(p) for p in caught.value.problems]
+    assert any('no on-call schedule "dba"' in p and "oncall:db" in p for p in problems), problems
+    assert any('unknown person "bobby"' in p and 'did you mean "bob"' in p for p in problems)

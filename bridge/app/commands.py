@@ -8,6 +8,7 @@ from the `Desk` it acts on (the state store, behind the composition root).
     expire <id>                             end a silence now
     chatid                                  this chat's id (an app_robot's open_conversation_id)
     ack <alert id>                          no more reminders for that alert until it resolves
+    oncall [schedule]                       who is on call now, until when, and who is next
 
 Reading is open to everyone in the chat; changing (silence, expire) to the senders the input
 allows. Every mistake gets an answer that says how to do it right, never silence.
@@ -15,12 +16,13 @@ allows. Every mistake gets an answer that says how to do it right, never silence
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bridge.alerting import matchers
+from bridge.alerting.oncall import Rotation, describe
 from bridge.alerting.silences import Silence
 from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
 from bridge.model import ChatSender
@@ -48,6 +50,10 @@ class Desk(Protocol):
 
     def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
         """The ids that matched (one is expired), and a note on Alertmanager."""
+        ...
+
+    def oncall(self) -> Mapping[str, Rotation]:
+        """The live config's on-call schedules."""
         ...
 
 
@@ -181,6 +187,18 @@ def _chatid(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz:
     )
 
 
+def _oncall(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+    schedules = desk.oncall()
+    if not schedules:
+        return "No on-call schedules in the config (its oncall: section)."
+    if len(args) > 1:
+        return "Usage: oncall [schedule]"
+    if args and args[0] not in schedules:
+        return f'No schedule "{args[0]}"; schedules: {", ".join(sorted(schedules))}'
+    chosen = [schedules[args[0]]] if args else list(schedules.values())
+    return "\n".join(line for rotation in chosen for line in describe(rotation, now))
+
+
 Run = Callable[[Sequence[str], ChatSender, Desk, float, ZoneInfo], str]
 
 
@@ -208,5 +226,6 @@ COMMANDS: dict[str, Command] = {
         "ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)",
         changes=True,
     ),
+    "oncall": Command(_oncall, "oncall [schedule]: who is on call now, until when, and who next"),
 }
 HELP = "I understand:\n" + "\n".join(command.help for command in COMMANDS.values())

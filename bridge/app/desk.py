@@ -10,7 +10,7 @@ through DingTalk's sessionWebhook. One-tap actions (a signed link, a card click)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from bridge.alerting.actionwords import card_status
 from bridge.alerting.actionwords import done as done_words
 from bridge.alerting.grouping import group_key
 from bridge.alerting.matchers import Matcher
+from bridge.alerting.oncall import Rotation
 from bridge.alerting.silences import Silence
 from bridge.app import acting, alertmanager_api, commands
 from bridge.clock import Clock
@@ -97,6 +98,10 @@ class Desk:
         details = self._status()
         details["silences"] = len(self.silences(self.clock.time()))
         return details
+
+    def oncall(self) -> Mapping[str, Rotation]:
+        """The schedules of the config running now (a reload's changes answer at once)."""
+        return self._config().oncall
 
     def silences(self, now: float) -> list[Silence]:
         with self.store.reading() as tx:

@@ -1,5 +1,5 @@
 """Command line: dingtalk-bridge run | check | render | send-test | simulator | schema (and the
-command groups route, outbox, silence, state, callback: one module each beside this one)."""
+command groups route, outbox, silence, state, callback, oncall: one module each beside this)."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True)
     p.add_argument("--text", help="markdown text to send instead of the default")
     p.set_defaults(func=cmd_send_test)
-    from bridge.cli import importpwd, outbox, route, silence, sources, state
+    from bridge.cli import importpwd, oncall, outbox, route, silence, sources, state
     from bridge.cli.callback import add_parsers as callback_parsers
 
     route.add_parser(sub)
@@ -278,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     callback_parsers(sub)
     importpwd.add_parser(sub)
     sources.add_parser(sub)
+    oncall.add_parser(sub)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(func=cmd_schema)
     sub.add_parser(

@@ -19,7 +19,8 @@ from bridge.config.actions import check_rule_actions, compile_actions
 from bridge.config.cardtargets import check_card_targets
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.inputs.registry import compile_inputs
-from bridge.config.people import compile_people, compile_recipients
+from bridge.config.oncall import compile_oncall
+from bridge.config.people import compile_people, compile_recipients, with_oncall
 from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
@@ -110,7 +111,9 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     locale = compile_locale(data.get("locale"))
     env = make_environment([ctx.base_dir], tz, locale=locale)
     targets = compile_targets(ctx, as_dict(data.get("targets")))
-    people = compile_people(ctx, data.get("people"))
+    # On-call schedules resolve wherever a person does (`oncall:<name>`): the directory holds them.
+    oncall = compile_oncall(ctx, data.get("oncall"), tz)
+    people = with_oncall(ctx, compile_people(ctx, data.get("people")), oncall)
     targets = compile_recipients(
         ctx,
         targets,
@@ -158,4 +161,5 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         locale=locale,
         actions=actions,
         people=people,
+        oncall=oncall,
     )

@@ -31,7 +31,7 @@ from bridge.durations import MAX_CONFIG_DURATION, parse_duration
 from bridge.errors import Problem
 
 NO_TOKEN = "none"  # token: none: the operator wants the endpoint without authentication
-_DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$")  # the schema's pattern
+_DURATION_SHAPE = re.compile(r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w)$")  # the schema's patterns
 _DURATION_BOUND_HINT = "no interval or timeout needs longer; is it a slip, such as 400d for 400s?"
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from bridge.alerting.matchers import Matcher
+from bridge.alerting.oncall import Rotation
 from bridge.alerting.silences import Silence
 from bridge.config import dburl, nodeid
 from bridge.config.inputs.callback import CallbackInput as CallbackInput
@@ -316,6 +317,8 @@ class Config:
     locale: Locale = DEFAULT_LOCALE  # the bundled templates' and digests' language
     actions: ActionsConfig = ActionsConfig()  # one-tap action links
     people: Directory = NO_PEOPLE  # the `people:` section (bridge/config/people.py)
+    # `oncall:` schedules by name ({} when none): who is on call is bridge.alerting.oncall's
+    oncall: Mapping[str, Rotation] = field(default_factory=dict)
 
     @functools.cached_property
     def rules_by_name(self) -> Mapping[str, Rule]:

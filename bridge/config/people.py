@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from bridge.alerting.oncall import Rotation
 from bridge.config.context import CompileContext, as_dict, as_list
 from bridge.config.schema import did_you_mean
 from bridge.config.yamlsource import Document, PathKey, load_document
@@ -43,8 +44,13 @@ class Directory:
 
     people: Mapping[str, Person] = field(default_factory=dict)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The `oncall:` schedules, so an `oncall:<name>` ref resolves wherever a name does: who is
+    # on call is evaluated when a message is made (bridge/alerting/oncall.lookup).
+    oncall: Mapping[str, Rotation] = field(default_factory=dict)
 
     def knows(self, name: str) -> bool:
+        if name.startswith(ONCALL_PREFIX):
+            return name.removeprefix(ONCALL_PREFIX) in self.oncall
         return name in self.people or name in self.groups
 
 
@@ -232,22 +238,64 @@ def compile_recipients(
 
 
 def check_refs(ctx: CompileContext, directory: Directory, where: PathKey, refs: list[Any]) -> None:
-    """Report the literal names in `refs` the directory does not know (templates are checked
-    when they render; `oncall:` refs by the oncall section)."""
-    known = sorted([*directory.people, *directory.groups])
+    """Report the literal names in `refs` the directory does not know: people, groups and
+    `oncall:<schedule>` (templates are checked when they render)."""
+    known = sorted([*directory.people, *directory.groups, *map(oncall_ref, directory.oncall)])
     for i, ref in enumerate(refs):
-        if (
-            not isinstance(ref, str)
-            or "{" in ref
-            or ref.startswith(ONCALL_PREFIX)
-            or directory.knows(ref)
-        ):
+        if not isinstance(ref, str) or "{" in ref or directory.knows(ref.strip().lstrip("@")):
+            continue
+        if ref.startswith(ONCALL_PREFIX):
+            ctx.problem(
+                (*where, i),
+                f'no on-call schedule "{ref.removeprefix(ONCALL_PREFIX)}"',
+                did_you_mean(ref, known) or "define it under oncall:",
+            )
             continue
         ctx.problem(
             (*where, i),
             f'unknown person or group "{ref}"',
-            did_you_mean(ref, known) or ("known: " + ", ".join(known) if known else _NO_PEOPLE),
+            _hint(ref, known),
         )
 
 
 _NO_PEOPLE = "no people are defined (people:)"
+
+
+def _hint(name: str, known: list[str]) -> str:
+    return did_you_mean(name, known) or ("known: " + ", ".join(known) if known else _NO_PEOPLE)
+
+
+def oncall_ref(schedule: str) -> str:
+    return f"{ONCALL_PREFIX}{schedule}"
+
+
+def with_oncall(
+    ctx: CompileContext, directory: Directory, schedules: Mapping[str, Rotation]
+) -> Directory:
+    """The directory that also resolves `oncall:<name>`, once every member of every schedule is
+    a person it knows (a member nobody can reach would make an on-call ping that pings nobody)."""
+    known = sorted(directory.people)
+    for rotation in schedules.values():
+        for i, member in enumerate(rotation.members):
+            if member not in directory.people:
+                ctx.problem(
+                    ("oncall", rotation.name, "members", i),
+                    f'unknown person "{member}"',
+                    _hint(member, known),
+                )
+        for i, override in enumerate(rotation.overrides):
+            if override.member not in directory.people:
+                ctx.problem(
+                    ("oncall", rotation.name, "overrides", i, "member"),
+                    f'unknown person "{override.member}"',
+                    _hint(override.member, known),
+                )
+    for group, members in directory.groups.items():
+        for member in members:
+            if member.startswith(ONCALL_PREFIX) and member[len(ONCALL_PREFIX) :] not in schedules:
+                ctx.problem(
+                    ("people", "groups", group),
+                    f'no on-call schedule "{member[len(ONCALL_PREFIX) :]}"',
+                    "define it under oncall:",
+                )
+    return replace(directory, oncall=dict(schedules))

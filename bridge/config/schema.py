@@ -75,6 +75,11 @@ def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
     return out
 
 
+_NAMES_RULE = (
+    "names may contain only letters, digits, '_', '.', '-' and start with a letter or digit"
+)
+
+
 def _is_duration(sub: Any) -> bool:
     return isinstance(sub, dict) and "A number of seconds" in str(sub.get("description", ""))
 
@@ -103,6 +108,8 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
         return [doc.problem(path, f"must be one of: {', '.join(choices)}", hint)]
     if v == "oneOf" and _is_duration(sub):
         return [doc.problem(path, "must be a duration", 'e.g. 30, "500ms", "30s", "5m", "2h"')]
+    if v == "pattern" and "propertyNames" in error.schema_path:  # (the name, not its value)
+        return [doc.problem(path, f'"{str(instance)[:60]}": {_NAMES_RULE}')]
     if v == "pattern":
         if path and path[-1] in ("webhook", "api_base"):  # (or a ${VAR} to expand)
             return [doc.problem(path, "must be an http:// or https:// URL")]
@@ -112,13 +119,7 @@ def _explain(doc: Document, path: PathKey, error: jsonschema.ValidationError) ->
             return [doc.problem(path, "must hold no white space")]
         return [doc.problem(path, f"does not have the expected form ({rule})")]
     if v == "propertyNames":
-        return [
-            doc.problem(
-                path,
-                "names may contain only letters, digits, '_', '.', '-' and start with a letter "
-                "or digit",
-            )
-        ]
+        return [doc.problem(path, _NAMES_RULE)]
     if v in ("minItems", "minProperties"):
         return [doc.problem(path, "must not be empty")]
     if v == "maxItems":

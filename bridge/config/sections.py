@@ -12,6 +12,7 @@ from bridge.alerting.silences import Silence
 from bridge.config import model as m
 from bridge.config import nodeid
 from bridge.config.context import CompileContext, as_dict, as_list
+from bridge.config.yamlsource import PathKey
 from bridge.listen import parse_listen
 from bridge.locales import DEFAULT_LOCALE, LOCALES, Locale
 
@@ -126,7 +127,8 @@ def compile_state(ctx: CompileContext, spec: Any) -> str | None:
     return url
 
 
-def compile_timezone(ctx: CompileContext, name: Any) -> ZoneInfo:
+def compile_timezone(ctx: CompileContext, name: Any, at: PathKey = ("timezone",)) -> ZoneInfo:
+    """The zone named at `at` (the top-level `timezone`, or a schedule's)."""
     if name is None:
         return ZoneInfo(m.DEFAULT_TIMEZONE)
     if not isinstance(name, str):
@@ -139,7 +141,7 @@ def compile_timezone(ctx: CompileContext, name: Any) -> ZoneInfo:
         # OSError: ZoneInfo opens the name as a file under the zone database, so a region
         # ("America", a directory) or an over-long name fails there, not as "not found".
         shown = name if len(name) <= 60 else name[:60] + "…"
-        ctx.problem(("timezone",), f'unknown time zone "{shown}"', 'e.g. "Asia/Shanghai", "UTC"')
+        ctx.problem(at, f'unknown time zone "{shown}"', 'e.g. "Asia/Shanghai", "UTC"')
         return ZoneInfo("UTC")
 
 

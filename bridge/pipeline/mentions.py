@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.alerting.mentions import (
-    OnCall,
     Resolution,
     merged,
     resolve_people,
@@ -22,6 +21,7 @@ from bridge.alerting.mentions import (
     userids_of,
 )
 from bridge.alerting.mentions import mention_of as people_mention
+from bridge.alerting.oncall import lookup
 from bridge.config.model import MentionRef, Rule
 from bridge.model import Mention, Status
 
@@ -48,25 +48,31 @@ def rendered_refs(refs: tuple[MentionRef, ...], context: Mapping[str, Any], rule
 
 
 def resolve_rule_refs(
-    rule: Rule, status: Status, context: Mapping[str, Any], on_call: OnCall | None = None
+    rule: Rule, status: Status, context: Mapping[str, Any], at: float
 ) -> Resolution:
-    """Who the rule's refs for `status` reach; unknown names logged."""
+    """Who the rule's refs for `status` reach at `at` (on-call schedules evaluated then);
+    unknown names logged."""
     refs = rule.mention_refs.for_status(status)
     if not refs:
         return Resolution()
-    resolution = resolve_people(rendered_refs(refs, context, rule.name), rule.people, on_call)
+    resolution = _resolve(refs, rule, context, at)
     log_unknown(resolution.unknown, rule.name)
     return resolution
 
 
-def rule_mention(
-    rule: Rule, status: Status, context: Mapping[str, Any], on_call: OnCall | None = None
-) -> Mention:
+def rule_mention(rule: Rule, status: Status, context: Mapping[str, Any], at: float) -> Mention:
     """The rule's fixed mention (every status) with the people its refs reach for `status`."""
     if not rule.mention_refs.for_status(status):
         return rule.mention
-    people = resolve_rule_refs(rule, status, context, on_call).people
+    people = resolve_rule_refs(rule, status, context, at).people
     return merged(rule.mention, people_mention(people))
+
+
+def _resolve(
+    refs: tuple[MentionRef, ...], rule: Rule, context: Mapping[str, Any], at: float
+) -> Resolution:
+    rendered = rendered_refs(refs, context, rule.name)
+    return resolve_people(rendered, rule.people, lookup(rule.people.oncall, at))
 
 
 def log_unknown(names: tuple[str, ...], rule: str) -> None:
@@ -86,11 +92,11 @@ def recipient_userids(
     refs: tuple[MentionRef, ...],
     rule: Rule,
     context: Mapping[str, Any],
-    on_call: OnCall | None = None,
+    at: float,
 ) -> tuple[str, ...]:
     """A work-notice target's `recipients:` for one message: the userids of the people they
     reach (a person without a userid, whom a work notice cannot reach, logged like a stranger)."""
-    resolution = resolve_people(rendered_refs(refs, context, rule.name), rule.people, on_call)
+    resolution = _resolve(refs, rule, context, at)
     userids, missing = userids_of(resolution.people)
     log_unknown(resolution.unknown, rule.name)
     for name in missing:

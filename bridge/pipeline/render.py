@@ -187,7 +187,7 @@ def render(rule: Rule, event: Event, now: datetime, links: ActionLinks = NO_LINK
     which the templates see as `actions` and the message carries either way."""
     context = template_context(event, rule, now)
     context["actions"] = links.template_view()
-    mention = _mention(rule, event, context)
+    mention = _mention(rule, event, context, now)
     try:
         with render_budget(_limits(rule)):
             return Rendered(with_actions(_render(rule, event, context, mention), links))
@@ -203,7 +203,7 @@ def message_mention(rule: Rule, event: Event, now: datetime) -> Mention:
     through people); the template context is made only when a ref needs it."""
     if not rule.mention_refs.for_status(event.status):
         return rule.mention
-    return _mention(rule, event, template_context(event, rule, now))
+    return _mention(rule, event, template_context(event, rule, now), now)
 
 
 def with_recipients(
@@ -219,18 +219,20 @@ def with_recipients(
         return message
     try:
         with render_budget(_limits(rule)):
-            users = recipient_userids(refs, rule, template_context(event, rule, now))
+            users = recipient_userids(
+                refs, rule, template_context(event, rule, now), now.timestamp()
+            )
     except Exception:  # the budget ran out: the fixed recipients only
         users = ()
     return replace(message, only_users=users)
 
 
-def _mention(rule: Rule, event: Event, context: dict[str, Any]) -> Mention:
+def _mention(rule: Rule, event: Event, context: dict[str, Any], now: datetime) -> Mention:
     # Under the render budget too: a mention template is an operator template like the body.
-    # (on_call: None until the oncall section is wired; its refs are then unknown names.)
+    # Who is on call is who is on call `now`: when the message is made, not when it was queued.
     try:
         with render_budget(_limits(rule)):
-            return rule_mention(rule, event.status, context, on_call=None)
+            return rule_mention(rule, event.status, context, now.timestamp())
     except Exception:  # the budget itself ran out: rule_mention logged what it could
         return rule.mention
 
