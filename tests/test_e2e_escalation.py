@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.harness import (
     Daemon,
@@ -121,6 +122,8 @@ def past_second_step() -> None:
 
 def test_unacknowledged_it_escalates_step_by_step(sim: Simulator, daemon: Daemon) -> None:
     fired_at, short_id = fire(daemon, sim)
+    [pending] = requests.get(f"{daemon.url}/-/ready", timeout=5).json()["escalations"]
+    assert (pending["rule"], pending["alert"], pending["steps_sent"]) == ("disk", short_id, 0)
     first_step(sim, fired_at, short_id)
     wait_until(lambda: leads(sim), timeout=WAIT)
     assert time.monotonic() - fired_at >= SECOND
@@ -131,6 +134,8 @@ def test_unacknowledged_it_escalates_step_by_step(sim: Simulator, daemon: Daemon
     metrics = scrape_metrics(daemon)
     assert metric_value(metrics, "escalation_steps_sent_total", rule="disk") == 2
     assert len(notices(sim)) == 1  # each step once
+    [done] = requests.get(f"{daemon.url}/-/ready", timeout=5).json()["escalations"]
+    assert (done["steps_sent"], done["next_step_in_seconds"]) == (2, None)
 
 
 def test_an_ack_from_the_chat_stops_the_next_step(sim: Simulator, daemon: Daemon) -> None:
