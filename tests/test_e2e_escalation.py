@@ -176,3 +176,24 @@ def test_a_restart_in_between_continues_without_repeating_a_step(
         assert len(leads(sim)) == 1
     finally:
         again.stop()
+
+
+def test_replicas_sharing_a_database_send_each_step_once(sim: Simulator, pg_url: str) -> None:
+    """Three daemons on one PostgreSQL (tests/pgcluster.py; skipped without it): the alert
+    posted to one, every step sent once, by whichever replica claimed it."""
+    sim.control("reset")
+    config = {**daemon_config(sim), "state": {"url": pg_url}}
+    replicas: list[Daemon] = []
+    try:
+        for _ in range(3):
+            replicas.append(Daemon(config))
+        fired_at, short_id = fire(replicas[1], sim)
+        first_step(sim, fired_at, short_id)
+        wait_until(lambda: leads(sim), timeout=WAIT)
+        time.sleep(3.0)  # a few more rounds of every replica
+        assert len(notices(sim)) == 1 and len(leads(sim)) == 1
+        sent = sum(log.count("escalation step rule=disk") for log in (r.log() for r in replicas))
+        assert sent == 2
+    finally:
+        for replica in replicas:
+            replica.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.alerting.actions import verify
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.clock import FakeClock
@@ -24,7 +25,7 @@ from bridge.pipeline.escalation import (
     step_deliveries,
     step_text,
 )
-from bridge.pipeline.escalator import Escalator
+from bridge.pipeline.escalator import Escalator, signed_ack_links
 from bridge.pipeline.intake import Intake
 from bridge.store.api import Store
 from bridge.store.records import Escalation
@@ -72,6 +73,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         (1, False, False, 30, [1], False),
         (2, False, False, 3600, [], False),  # every step sent: nothing more
         (0, True, False, 45, [], True),  # acknowledged: stopped, nothing sent
+        (2, True, False, 45, [], False),  # acknowledged after the last step: nothing to stop
         (0, False, True, 45, [], False),  # silenced: held, not stopped
     ],
 )
@@ -284,3 +286,33 @@ def test_timeline(
             assert dict(timeline.escalator.snapshot()[1]) == stopped
     finally:
         timeline.store.close()
+
+
+LINKED = """
+actions: {base_url: "https://bridge.example.com", secret: 0123456789abcdef0123}
+targets:
+  chat: {type: robot, webhook: "https://oapi.dingtalk.com/robot/send?access_token=t"}
+inputs: {hook: {type: webhook, path: /hook}}
+rules:
+  - {name: acked, targets: [chat], actions: [ack], escalate: [{after: 1m, targets: [chat]}]}
+  - {name: plain, targets: [chat], escalate: [{after: 1m, targets: [chat]}]}
+"""
+
+
+def test_the_ack_link_is_signed_for_the_alert_and_the_message(tmp_path: Path) -> None:
+    linked: Config = compile_yaml(tmp_path, LINKED)
+    key = b"0123456789abcdef0123"
+    links = signed_ack_links(lambda actions: key)
+    one = Escalation("acked", "k", "fp1", LABELS, T0)
+    url = links(linked, linked.rules_by_name["acked"], one, "chat", "m1", T0 + 60)
+    assert url.startswith("https://bridge.example.com/-/act/")
+    grant = verify(url.rsplit("/", 1)[1], key, T0 + 61).grant
+    assert (grant.action, grant.fingerprint, grant.rule, grant.target, grant.nonce) == (
+        "ack",
+        "fp1",
+        "acked",
+        "chat",
+        "m1",
+    )
+    plain = Escalation("plain", "k", "fp1", LABELS, T0)
+    assert links(linked, linked.rules_by_name["plain"], plain, "chat", "m1", T0 + 60) == ""

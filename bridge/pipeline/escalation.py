@@ -74,7 +74,8 @@ def due_steps(
             continue
         by = acked_by.get(one.fingerprint)
         if by is not None:
-            acked.append((one, by))
+            if one.steps_done < len(rule.escalate):  # an ack after the last step stops nothing
+                acked.append((one, by))
             continue
         if silenced(one.labels):
             continue

@@ -119,8 +119,12 @@ class Escalator:
             wait = MAX_WAIT
             try:
                 next_at = self.round()
-                if next_at is not None:
-                    wait = min(MAX_WAIT, max(0.0, next_at - self.clock.time()))
+                # A step still due after the round (held by a silence, or its commit refused)
+                # waits for the next round, not a busy loop.
+                if next_at is not None and next_at > self.clock.time():
+                    wait = min(MAX_WAIT, next_at - self.clock.time())
+            except StoreError as exc:  # the store out of reach: the steps wait, none is lost
+                log.warning(fmt_fields("escalation round skipped", error=str(exc)))
             except Exception:  # never let one failure stop every later round
                 log.exception("escalation round failed")
             self._stop.wait(wait)
