@@ -58,6 +58,7 @@ from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Accepted, Event
+from bridge.pipeline.escalator import Escalator, signed_ack_links
 from bridge.pipeline.expiry import Expirer
 from bridge.pipeline.grouper import Grouper
 from bridge.pipeline.ids import new_id
@@ -126,6 +127,15 @@ class Bridge:
             lambda: self.readiness()[1],
             self.intake.forget_cache,
             self._queued,
+        )
+        # Sends the escalation steps that fall due (pipeline/escalator.py).
+        self.escalator = Escalator(
+            self.store,
+            lambda: self.config,
+            self._queued,
+            self.desk.silences,
+            clock,
+            ack_links=signed_ack_links(self.action_key.get),
         )
         # DingTalk's Stream connections of `listen: stream` inputs, one per app key; other
         # CALLBACK topics are handled by what is plugged into `streams.topics` before start().
@@ -365,6 +375,7 @@ class Bridge:
         self.notice_poller.start()
         self.grouper.start()
         self.expirer.start()
+        self.escalator.start()
         for tailer in self.tailers.values():
             tailer.start()
         self.sync_streams(self.config)
@@ -386,6 +397,7 @@ class Bridge:
         for tailer in self.tailers.values():  # first: their last lines go to the outbox
             tailer.stop(max(0.0, deadline - time.monotonic()))
         self.expirer.stop()
+        self.escalator.stop()
         self.grouper.stop()
         for sender in self.senders.values():
             sender.request_stop()

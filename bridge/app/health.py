@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bridge.errors import StoreError
+
 if TYPE_CHECKING:
     from bridge.app.bridge import Bridge
+
+
+MAX_ESCALATIONS_SHOWN = 50  # /-/ready stays small in a storm; /metrics has the count
 
 
 def healthy(bridge: Bridge) -> bool:
@@ -103,4 +108,33 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
         },
         "files": tailers,
         "streams": local["streams"],
+        "escalations": _escalations(bridge, now),
     }
+
+
+def _escalations(bridge: Bridge, now: float) -> list[dict[str, Any]] | None:
+    """The escalations running (pipeline/escalator.py): each alert, its rule, the steps sent and
+    when the next falls due. None when the store cannot be read now (the store says so above)."""
+    try:
+        with bridge.store.reading() as tx:
+            running = tx.escalations.running()
+    except StoreError:
+        return None
+    rules = bridge.config.rules_by_name
+    out: list[dict[str, Any]] = []
+    for one in running[:MAX_ESCALATIONS_SHOWN]:
+        steps = rule.escalate if (rule := rules.get(one.rule)) is not None else ()
+        next_at = (
+            one.started_at + steps[one.steps_done].after if one.steps_done < len(steps) else None
+        )
+        out.append(
+            {
+                "rule": one.rule,
+                "alert": one.fingerprint[:8],
+                "steps_sent": one.steps_done,
+                "steps": len(steps),
+                "unacknowledged_seconds": round(now - one.started_at, 1),
+                "next_step_in_seconds": round(next_at - now, 1) if next_at is not None else None,
+            }
+        )
+    return out

@@ -92,6 +92,7 @@ class BridgeCollector(Collector):
         families += self._senders()
         families += self._notices()
         families += self._app_robot()
+        families += self._escalations()
         families += self._files(files)
         families += self._streams()
         return families
@@ -245,10 +246,29 @@ class BridgeCollector(Collector):
             self.bridge.card_clicks.snapshot(),
         )
 
+    def _escalations(self) -> Iterator[CounterMetricFamily]:
+        """Escalation steps this process sent, and escalations it saw stopped (each counted by
+        the one replica whose store write took it: pipeline/escalator.py)."""
+        sent, stopped = self.bridge.escalator.snapshot()
+        yield _counter(
+            "escalation_steps_sent",
+            "Escalation steps queued for their targets, by rule.",
+            ["rule"],
+            sent,
+        )
+        yield _counter(
+            "escalations_stopped",
+            "Escalations stopped before their last step, by why (ack: acknowledged, any path;"
+            " resolve: the alert resolved).",
+            ["why"],
+            stopped,
+        )
+
     def _awaiting(self) -> Iterator[GaugeMetricFamily]:
         """Read from the store: the same in every worker, not added up."""
         with self.bridge.store.reading() as tx:
             waiting = tx.notices.waiting()
+            escalating = len(tx.escalations.running())
         awaiting = GaugeMetricFamily(
             f"{PREFIX}_work_notice_awaiting_result",
             "Work notices DingTalk took whose recipients are not known yet.",
@@ -257,6 +277,11 @@ class BridgeCollector(Collector):
         for target in sorted(self.bridge.config.app_targets()):
             awaiting.add_metric([target], waiting.get(target, 0))
         yield awaiting
+        yield GaugeMetricFamily(
+            f"{PREFIX}_escalations_running",
+            "Alerts whose escalation runs (firing, not acknowledged, steps left or not).",
+            value=escalating,
+        )
 
     def _outbox(self, details: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(

@@ -219,6 +219,17 @@ RoutedInput = RoutedSpec  # the inputs served on the HTTP listener
 
 
 @dataclass(frozen=True)
+class EscalationStep:
+    """One `escalate:` step of a rule (config/escalation.py): `after` seconds unacknowledged
+    since the alert first fired, a message to `targets` @-mentioning `mention` (refs as a rule's
+    `mention` list writes them, resolved when the step fires)."""
+
+    after: float
+    targets: tuple[str, ...]
+    mention: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ButtonTemplate:
     title: jinja2.Template
     url: jinja2.Template
@@ -264,6 +275,7 @@ class Rule:
     # sent there from this long before the digest's oldest alert on (None: keep them).
     recall_singles_after_digest: float | None = None
     actions: tuple[str, ...] = ()  # one-tap buttons on firing messages: ack, silence, runbook
+    escalate: tuple[EscalationStep, ...] = ()  # unacknowledged this long: tell someone else
 
 
 # `actions:` (one-tap Ack / Silence links, bridge/alerting/actions.py): how long a link stays

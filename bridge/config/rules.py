@@ -17,6 +17,7 @@ from bridge.alerting import matchers
 from bridge.config import model as m
 from bridge.config.actions import rule_actions
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
+from bridge.config.escalation import rule_escalation
 from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.people import EMPTY, Directory, check_refs
 from bridge.config.presets import Preset, presets
@@ -150,6 +151,7 @@ def compile_rules(
                     ctx, where, spec, [targets[t] for t in rule_targets if t in targets]
                 ),
                 actions=rule_actions(ctx, where, spec),
+                escalate=rule_escalation(ctx, where, spec, target_names, people),
             )
         )
     return out

@@ -1,5 +1,5 @@
-"""Commit a decision: outbox rows, notification-log entries, acks and group members (and the
-updates of the interactive cards of alerts that resolved: pipeline/cardupdates.py).
+"""Commit a decision: outbox rows, notification-log entries, acks, escalations and group members
+(and the updates of the interactive cards of alerts that resolved: pipeline/cardupdates.py).
 
 Runs inside the caller's store transaction, the one decide's view read from: the rows and the log
 entry that says they were sent commit together, so after a crash either both exist or neither
@@ -51,6 +51,14 @@ def _logged(tx: Tx, queued: Queued) -> None:
         tx.acks.forget(queued.forget_ack)
     entry = queued.entry
     tx.alertlog.put_entry(entry.rule, entry.key, entry.firing, entry.resolved, entry.at)
+    escalation = queued.escalation
+    if escalation is not None:  # its clock starts with the first firing, stops with the end
+        if entry.firing:
+            tx.escalations.fired(
+                entry.rule, entry.key, escalation.fingerprint, escalation.labels, entry.at
+            )
+        else:
+            tx.escalations.resolved(entry.rule, entry.key, entry.at)
 
 
 def _hold(tx: Tx, hold: Hold, stamp: float) -> None:

@@ -159,7 +159,8 @@ def notification(
     forget_ack = event.fingerprint if not firing else None  # the next firing is news again
     if not rule.send_resolved:
         if reason is NotifyReason.ALL_RESOLVED:
-            return Queued(rule.name, key, reason, entry, (), forget_ack)  # logged, not sent
+            # Logged, not sent.
+            return Queued(rule.name, key, reason, entry, (), forget_ack, _escalating(rule, event))
         if event.alerts:
             event = replace(event, alerts=tuple(a for a in event.alerts if a.status == "firing"))
     # Rendered when sent (see model.Delivery): here only what the sender needs before that.
@@ -181,7 +182,12 @@ def notification(
         )
         for target in rule.targets
     ]
-    return Queued(rule.name, key, reason, entry, tuple(deliveries), forget_ack)
+    escalation = _escalating(rule, event)
+    return Queued(rule.name, key, reason, entry, tuple(deliveries), forget_ack, escalation)
+
+
+def _escalating(rule: Rule, event: Event) -> Event | None:
+    return event if rule.escalate else None
 
 
 def decide_flush(

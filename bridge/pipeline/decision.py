@@ -45,6 +45,9 @@ class Queued:
     entry: LogWrite
     deliveries: tuple[Delivery, ...]
     forget_ack: str | None = None  # resolved: the ack of this fingerprint ends with it
+    # A rule with `escalate`: the event whose firing starts (or whose resolution stops) the
+    # alert's escalation (pipeline/escalation.py), written with the log entry.
+    escalation: Event | None = None
 
 
 @dataclass(frozen=True)

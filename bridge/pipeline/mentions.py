@@ -75,6 +75,14 @@ def _resolve(
     return resolve_people(rendered, rule.people, lookup(rule.people.oncall, at))
 
 
+def refs_mention(refs: tuple[str, ...], rule: Rule, at: float) -> Mention:
+    """Whom literal refs (an escalation step's `mention`) ping at `at`, through the rule's
+    people and on-call schedules; unknown names logged."""
+    resolution = _resolve(refs, rule, {}, at)
+    log_unknown(resolution.unknown, rule.name)
+    return people_mention(resolution.people)
+
+
 def log_unknown(names: tuple[str, ...], rule: str) -> None:
     for name in names:
         with _LOGGED_LOCK:

@@ -214,14 +214,14 @@ def with_recipients(
     refs: tuple[MentionRef, ...],
 ) -> Message:
     """A work notice's message addressed to its target's `recipients:` resolved for this event
-    (in only_users; the channel adds the target's fixed userids)."""
-    if not refs or rule is None or event is None:
+    (in only_users; the channel adds the target's fixed userids). A message made without an
+    event (an escalation step) resolves the literal refs, `oncall:db` say, and no templates."""
+    if not refs or rule is None:
         return message
+    context = template_context(event, rule, now) if event is not None else {}
     try:
         with render_budget(_limits(rule)):
-            users = recipient_userids(
-                refs, rule, template_context(event, rule, now), now.timestamp()
-            )
+            users = recipient_userids(refs, rule, context, now.timestamp())
     except Exception:  # the budget ran out: the fixed recipients only
         users = ()
     return replace(message, only_users=users)

@@ -27,7 +27,17 @@ from bridge.alerting.dedup import LogEntry
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.model import Delivery, Event, FileKey, Position
-from bridge.store.records import AppRobotSend, Card, Group, Readiness, Result, Row, Seen, Task
+from bridge.store.records import (
+    AppRobotSend,
+    Card,
+    Escalation,
+    Group,
+    Readiness,
+    Result,
+    Row,
+    Seen,
+    Task,
+)
 
 
 class OutboxReads(Protocol):
@@ -455,6 +465,46 @@ class Cards(CardsReads, Protocol):
         ...
 
 
+class EscalationsReads(Protocol):
+    """Escalations of alerts of rules with `escalate` (store/escalations.py)."""
+
+    def running(self) -> list[Escalation]:
+        """Every escalation not stopped, oldest first."""
+        ...
+
+    def ended(self) -> list[Escalation]:
+        """Escalations their alert's resolution stopped, not yet counted."""
+        ...
+
+
+class Escalations(EscalationsReads, Protocol):
+    def fired(
+        self, rule: str, key: str, fingerprint: str, labels: Mapping[str, str], now: float
+    ) -> bool:
+        """Start the alert's escalation now unless one runs or was acked; whether it started."""
+        ...
+
+    def resolved(self, rule: str, key: str, now: float) -> None:
+        """The alert resolved: a running escalation stops; an acked one is forgotten."""
+        ...
+
+    def advance(self, one: Escalation, step: int, now: float) -> bool:
+        """Claim step `step` of `one`'s firing: True for the one caller that moves it on."""
+        ...
+
+    def stop(self, one: Escalation, why: str, now: float) -> bool:
+        """Stop `one`'s firing (an ack): True for the one caller that stopped it."""
+        ...
+
+    def forget(self, one: Escalation) -> bool:
+        """Forget `one`, resolved: True for the one caller that did."""
+        ...
+
+    def drop(self, rule: str) -> None:
+        """Forget the escalations of `rule`, which no longer escalates."""
+        ...
+
+
 class TailStateReads(Protocol):
     """Where each file input of each node stopped in each file (by file identity). `node` is
     the replica's node id (`state: {node_id}`): replicas sharing a database tail their own
@@ -606,6 +656,8 @@ class ReadTx(Protocol):
     @property
     def cards(self) -> CardsReads: ...
     @property
+    def escalations(self) -> EscalationsReads: ...
+    @property
     def tailstate(self) -> TailStateReads: ...
     @property
     def replays(self) -> ReplaysReads: ...
@@ -636,6 +688,8 @@ class Tx(ReadTx, Protocol):
     def appsends(self) -> AppRobotSends: ...
     @property
     def cards(self) -> Cards: ...
+    @property
+    def escalations(self) -> Escalations: ...
     @property
     def tailstate(self) -> TailState: ...
     @property

@@ -230,6 +230,21 @@ CREATE INDEX IF NOT EXISTS cards_alert ON cards (fingerprint);
 CREATE INDEX IF NOT EXISTS cards_sent ON cards (sent_at);
 """
 
+# Escalations (store/escalations.py; store/schema.py's ESCALATIONS).
+_ESCALATIONS = """
+CREATE TABLE IF NOT EXISTS escalations (
+    rule TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    fingerprint TEXT COLLATE "C" NOT NULL,
+    labels TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    steps_done INTEGER NOT NULL,
+    stopped TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rule, key)
+);
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
@@ -238,4 +253,5 @@ STEPS: tuple[Step, ...] = (
     Step(5, _POSTED_ALERTS),
     Step(6, _APP_ROBOT_SENDS),
     Step(7, _CARDS),
+    Step(8, _ESCALATIONS),
 )

@@ -149,3 +149,23 @@ class Card:
     fingerprint: str  # the alert's (a group's), as `ack <id>` and the one-tap grants take it
     labels: Mapping[str, str]  # the labels its message showed: what a silence matches
     sent_at: float
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Where one alert's escalation stands (store/escalations.py; the steps are its rule's
+    `escalate`, pipeline/escalation.py decides what is due).
+
+    `key` is the notification log's key of the alert (a group's key, for a rule with group_by);
+    `fingerprint` what `ack <id>` and the acknowledgements take. `started_at` is when it first
+    fired, and tells one firing from the next (a claim names it: a step due for a firing that
+    resolved and fired again since is not sent). `stopped`: None while it runs, "ack" once
+    acknowledged, "resolve" once resolved (until the worker counts and forgets it)."""
+
+    rule: str
+    key: str
+    fingerprint: str
+    labels: Mapping[str, str]
+    started_at: float
+    steps_done: int = 0
+    stopped: str | None = None

@@ -267,6 +267,22 @@ CREATE INDEX IF NOT EXISTS cards_alert ON cards (fingerprint);
 CREATE INDEX IF NOT EXISTS cards_sent ON cards (sent_at)
 """
 
+# Version 8 (issue 16): escalations, one row per alert of a rule with `escalate` from its first
+# firing on (store/escalations.py). `stopped`: NULL while running, 'ack' or 'resolve'.
+ESCALATIONS = """
+CREATE TABLE IF NOT EXISTS escalations (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,  -- the notification log's key of the alert (or group)
+    fingerprint TEXT NOT NULL,  -- what acks take
+    labels TEXT NOT NULL,  -- JSON object: what silences match
+    started_at REAL NOT NULL,
+    steps_done INTEGER NOT NULL,
+    stopped TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (rule, key)
+) WITHOUT ROWID
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
@@ -275,6 +291,7 @@ STEPS: tuple[Step, ...] = (
     Step(5, POSTED_ALERTS),
     Step(6, APP_ROBOT_SENDS),
     Step(7, CARDS),
+    Step(8, ESCALATIONS),
 )
 SCHEMA_VERSION = latest(STEPS)
 

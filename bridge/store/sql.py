@@ -18,6 +18,7 @@ from bridge.store.api import Store
 from bridge.store.appsends import SqlAppRobotSends
 from bridge.store.cards import SqlCards
 from bridge.store.duplicates import SqlDuplicates
+from bridge.store.escalations import SqlEscalations
 from bridge.store.keys import SqlKeys
 from bridge.store.locks import Locks, WriterLocks
 from bridge.store.notices import SqlNotices
@@ -85,6 +86,7 @@ class SqlTx:
         self.notices = SqlNotices(conn, dialect)
         self.appsends = SqlAppRobotSends(conn)
         self.cards = SqlCards(conn)
+        self.escalations = SqlEscalations(conn)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
