@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,23 @@ class CompileContext:
 
     def problem(self, path: PathKey, message: str, hint: str | None = None, **kw: Any) -> None:
         self.problems.append(self.doc.problem(path, message, hint, **kw))
+
+    def unknown_names(
+        self, at: PathKey, refs: Sequence[str], known: list[str] | None, what: str
+    ) -> None:
+        """Report each name in the list `refs` (at `at`) that is not a known `what` ("target",
+        "input"): with the nearest known name, or all of them. `known` None: the section the
+        names come from failed, and its own problems say why."""
+        if known is None:
+            return
+        for i, ref in enumerate(refs):
+            if ref not in known:
+                listed = (
+                    f"known {what}s: {', '.join(known)}" if known else f"no {what}s are defined"
+                )
+                self.problem(
+                    (*at, i), f'unknown {what} "{ref}"', did_you_mean(ref, known) or listed
+                )
 
     def reported(self, at: PathKey) -> bool:
         shown = format_path(at)

@@ -15,7 +15,6 @@ from typing import Any
 from bridge.config import model as m
 from bridge.config.context import CompileContext, as_dict, as_list, as_strs
 from bridge.config.people import EMPTY, Directory, check_refs
-from bridge.config.schema import did_you_mean
 from bridge.config.yamlsource import PathKey
 
 
@@ -48,13 +47,7 @@ def rule_escalation(
                 "order the steps by their delay",
             )
         targets = as_strs(step.get("targets"))
-        for i, ref in enumerate(targets):
-            if target_names is not None and ref not in target_names:
-                ctx.problem(
-                    (*step_at, "targets", i),
-                    f'unknown target "{ref}"',
-                    did_you_mean(ref, target_names) or f"targets: {', '.join(target_names)}",
-                )
+        ctx.unknown_names((*step_at, "targets"), targets, target_names, "target")
         check_refs(ctx, people, (*step_at, "mention"), as_list(step.get("mention")))
         if not math.isnan(after):
             previous = max(previous, after)

@@ -21,7 +21,6 @@ from bridge.config.escalation import rule_escalation
 from bridge.config.inputs.registry import rule_variables, single
 from bridge.config.people import EMPTY, Directory, check_refs
 from bridge.config.presets import Preset, presets
-from bridge.config.schema import did_you_mean
 from bridge.config.templating import COMMON_VARIABLES, referenced_templates, undeclared_variables
 from bridge.config.yamlsource import PathKey
 from bridge.model import Mention, MsgType
@@ -64,21 +63,9 @@ def compile_rules(
         names[name] = index
 
         rule_inputs = as_strs(spec.get("inputs")) if "inputs" in spec else None
-        for i, ref in enumerate(rule_inputs or ()):
-            if input_names is not None and ref not in input_names:
-                ctx.problem(
-                    (*where, "inputs", i),
-                    f'unknown input "{ref}"',
-                    did_you_mean(ref, input_names) or _known("inputs", input_names),
-                )
+        ctx.unknown_names((*where, "inputs"), rule_inputs or (), input_names, "input")
         rule_targets = as_strs(spec.get("targets"))
-        for i, ref in enumerate(rule_targets):
-            if target_names is not None and ref not in target_names:
-                ctx.problem(
-                    (*where, "targets", i),
-                    f'unknown target "{ref}"',
-                    did_you_mean(ref, target_names) or _known("targets", target_names),
-                )
+        ctx.unknown_names((*where, "targets"), rule_targets, target_names, "target")
 
         msgtype: MsgType = spec.get("msgtype", "markdown")
         _check_msgtype(
@@ -329,7 +316,3 @@ def _check_file_variables(
 
 def _looks_like_file(source: str) -> bool:
     return "\n" not in source and "{" not in source and source.rstrip().endswith((".j2", ".tmpl"))
-
-
-def _known(what: str, names: list[str]) -> str:
-    return f"known {what}: {', '.join(names)}" if names else f"no {what} are defined"
