@@ -24,6 +24,8 @@ from bridge.alerting.alertstate import PostedAlert
 from bridge.app import health, metrics
 from bridge.app.actionkey import ActionKey
 from bridge.app.cardclicks import CardClicks
+from bridge.app.console.app import Console
+from bridge.app.console.routes import ROUTES as CONSOLE_ROUTES
 from bridge.app.desk import Desk
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
@@ -145,6 +147,8 @@ class Bridge:
         # Clicks on the app robot's interactive cards (app/cardclicks.py): plugged into the
         # links while some target sends cards (sync_streams).
         self.card_clicks = CardClicks(self.store, lambda: self.config, self.desk, clock)
+        # The operator's pages (server.console), served while configured (app/console/).
+        self._console = Console(self, clock, CONSOLE_ROUTES)
         self.after_reload: Callable[[Config], None] = lambda config: None
         self.reloader = Reloader(self)
         # Set by run.py in a worker of `server.workers`: /metrics and /-/ready then answer for
@@ -313,6 +317,12 @@ class Bridge:
 
     def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]:
         return self.desk.command(spec, message)
+
+    # -- the console (app/console/) -------------------------------------------------------------
+
+    def console(self) -> tuple[str, Console] | None:
+        settings = self.config.server.console
+        return (settings.path, self._console) if settings is not None else None
 
     # -- health ----------------------------------------------------------------------------------
 

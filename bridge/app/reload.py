@@ -95,7 +95,10 @@ class Reloader:
             log.info(fmt_fields("reload skipped, nothing changed", trigger=trigger))
             return {"result": "unchanged", "trigger": trigger, "hash": old.digest[:12]}
         kept = []
-        if replace(new.server, reload_token=None) != replace(old.server, reload_token=None):
+        # The tokens and the console take effect at once; the listener's settings need a restart.
+        if replace(new.server, reload_token=None, console=None) != replace(
+            old.server, reload_token=None, console=None
+        ):
             kept.append("server")
         if (new.state_dir, new.synchronous) != (old.state_dir, old.synchronous):
             kept.append("state_dir/synchronous")
@@ -107,7 +110,9 @@ class Reloader:
             kept.append("state")
         new = replace(
             new,
-            server=replace(old.server, reload_token=new.server.reload_token),
+            server=replace(
+                old.server, reload_token=new.server.reload_token, console=new.server.console
+            ),
             state_dir=old.state_dir,
             synchronous=old.synchronous,
             state_url=old.state_url,

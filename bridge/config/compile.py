@@ -25,6 +25,7 @@ from bridge.config.presets import expand_presets
 from bridge.config.rules import compile_rules
 from bridge.config.schema import validate
 from bridge.config.sections import (
+    check_console_path,
     compile_alertmanager,
     compile_claim_lease,
     compile_locale,
@@ -121,6 +122,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
         lambda at, source: ctx.template(env, at, source, COMMON_VARIABLES),
     )
     inputs = compile_inputs(ctx, as_dict(data.get("inputs")), env, server.max_body_bytes)
+    check_console_path(ctx, server.console, inputs)
     rules = compile_rules(ctx, as_list(data.get("rules")), targets, inputs, env, people)
     actions = compile_actions(ctx, data.get("actions"))
     check_rule_actions(ctx, rules, actions)

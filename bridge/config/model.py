@@ -108,6 +108,23 @@ class SendPolicy:
     quota_wait: float = 3_600.0
 
 
+DEFAULT_CONSOLE_PATH = "/console"
+DEFAULT_CONSOLE_SESSION = 12 * 3600.0
+MIN_CONSOLE_TOKEN = 16  # characters: the token is the whole of the console's protection
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """`server.console`: the operator's pages (bridge/app/console/). `token` may do everything,
+    `viewer_token` only look; `read_only` refuses every action whatever the token."""
+
+    path: str = DEFAULT_CONSOLE_PATH
+    token: str = field(default="", repr=False)
+    viewer_token: str | None = field(default=None, repr=False)
+    read_only: bool = False
+    session: float = DEFAULT_CONSOLE_SESSION  # how long a login cookie lasts
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """The HTTP listener (app/httpserver.py): one I/O loop reads and buffers every request, and
@@ -124,6 +141,7 @@ class ServerConfig:
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     reload_token: str | None = field(default=None, repr=False)  # guards POST /-/reload
+    console: ConsoleConfig | None = None  # off unless configured
 
 
 @dataclass(frozen=True)
@@ -377,6 +395,8 @@ class Config:
         for spec in self.inputs.values():
             values += spec.secrets()
         values.append(self.server.reload_token or "")
+        if self.server.console is not None:
+            values += [self.server.console.token, self.server.console.viewer_token or ""]
         values.append(self.actions.secret or "")
         if self.state_url:
             values += dburl.passwords(self.state_url)

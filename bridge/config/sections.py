@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
     workers = spec.get("workers", m.DEFAULT_WORKERS)
     return m.ServerConfig(
         reload_token=ctx.auth_token(("server",), spec, "reload_token"),
+        console=compile_console(ctx, spec.get("console")),
         host=host,
         port=port,
         max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
@@ -41,6 +43,53 @@ def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
             ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT
         ),
     )
+
+
+def compile_console(ctx: CompileContext, spec: Any) -> m.ConsoleConfig | None:
+    """`server.console`, or None (off). The token is its whole protection, so a short or
+    missing one is a problem, and so is a path that an input or a built-in endpoint takes."""
+    if not isinstance(spec, dict):
+        return None
+    where = ("server", "console")
+    token = ctx.secret(where, spec, "token", required=True) or ""
+    viewer = ctx.secret(where, spec, "viewer_token", required=False)
+    for key, value in (("token", token), ("viewer_token", viewer)):
+        if value and len(value) < m.MIN_CONSOLE_TOKEN:
+            source = f"{key}_file" if f"{key}_file" in spec else key
+            ctx.problem(
+                (*where, source),
+                f"{key} is shorter than {m.MIN_CONSOLE_TOKEN} characters",
+                "e.g. the output of `openssl rand -hex 24`",
+            )
+    if token and viewer and token == viewer:
+        ctx.problem((*where, "viewer_token"), "viewer_token is the same as token")
+    path = spec.get("path", m.DEFAULT_CONSOLE_PATH)
+    path = path if isinstance(path, str) else m.DEFAULT_CONSOLE_PATH
+    if path.startswith("/-/") or path in ("/-", "/metrics"):
+        ctx.problem((*where, "path"), f"{path} is the bridge's own endpoint", "e.g. /console")
+    return m.ConsoleConfig(
+        path=path,
+        token=token,
+        viewer_token=viewer,
+        read_only=spec.get("read_only") is True,
+        session=ctx.duration((*where, "session"), spec.get("session"), m.DEFAULT_CONSOLE_SESSION),
+    )
+
+
+def check_console_path(
+    ctx: CompileContext, console: m.ConsoleConfig | None, inputs: Mapping[str, Any]
+) -> None:
+    """No input may listen on the console's path or under it (the console would hide it)."""
+    if console is None:
+        return
+    for name, spec in inputs.items():
+        path = getattr(spec, "path", "")
+        if path and (path == console.path or path.startswith(console.path + "/")):
+            ctx.problem(
+                ("inputs", name, "path"),
+                f'path "{path}" is under the console\'s path {console.path}',
+                "move the input, or set server.console.path",
+            )
 
 
 def compile_alertmanager(ctx: CompileContext, spec: Any) -> m.AlertmanagerApi | None:

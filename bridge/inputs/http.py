@@ -27,6 +27,7 @@ from bridge.logs import fmt_fields
 log = logging.getLogger("bridge.http")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _STATUS_TEXT = {
     200: "OK",
@@ -56,6 +57,11 @@ class Intake(Sink, actionlink.ActionDesk, Protocol):
     def reload_over_http(self, authorization: str) -> tuple[int, dict[str, Any]]: ...
 
     def metrics(self) -> bytes: ...
+
+    def console(self) -> tuple[str, WsgiApp] | None:
+        """The operator's console (bridge/app/console/) and the path it is served under; None
+        when it is off."""
+        ...
 
 
 def _json(
@@ -100,6 +106,10 @@ class HttpApp:
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
+        console = self.intake.console()
+        if console is not None and (path == console[0] or path.startswith(console[0] + "/")):
+            # The console answers everything under its path itself (pages, its own errors).
+            return list(console[1](environ, start))
         try:
             if path.startswith("/-/") or path == "/metrics":
                 return self._builtin(path, method, environ, start)

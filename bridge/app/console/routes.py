@@ -1,0 +1,13 @@
+"""Every page and action of the console, by path below its root. A page module adds its lines
+here; app.py checks who may call each (an action: `Route.post`, the operator's role) before the
+handler runs."""
+
+from __future__ import annotations
+
+from bridge.app.console import overview
+from bridge.app.console.app import Route
+
+ROUTES: tuple[Route, ...] = (
+    Route.get(r"/", overview.page),
+    Route.get(r"/api/overview", overview.api),
+)

@@ -1,0 +1,79 @@
+"""The console's words in Chinese. As with the message catalog (bridge/locales.py), the English
+text is the key and a missing key reads as English; tests/test_console_words.py holds every
+`_()` of the console's pages and every `word()` call here to a translation with the same
+placeholders. Kept apart from the message catalog: these are the console's words, not the chat's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.locales import Locale
+
+ZH_CN: Mapping[str, str] = {
+    # frame
+    "Console": "控制台",
+    "Overview": "概览",
+    "Messages": "消息",
+    "Silences": "静默",
+    "Playground": "模板试验场",
+    "Sign out": "退出",
+    "Sign in": "登录",
+    "Token": "令牌",
+    "Your name (shown as who acted)": "你的名字（记录为操作人）",
+    "Read-only": "只读",
+    "Signed in as %(name)s": "已登录：%(name)s",
+    "viewer": "只读用户",
+    "operator": "操作员",
+    "This token is not valid.": "令牌无效。",
+    "Too many failed sign-ins: wait a minute.": "登录失败次数过多，请一分钟后再试。",
+    "Sign in to the dingtalk-bridge console": "登录 dingtalk-bridge 控制台",
+    "Live": "实时",
+    "updated %(time)s": "更新于 %(time)s",
+    "Language": "语言",
+    # overview
+    "Targets": "发送目标",
+    "Target": "目标",
+    "Type": "类型",
+    "Queued": "排队中",
+    "Oldest": "最早",
+    "Being sent": "发送中",
+    "Robot window": "机器人窗口",
+    "Locked out until %(time)s": "锁定至 %(time)s",
+    "Dead letters": "死信",
+    "Inputs": "输入",
+    "Input": "输入",
+    "State": "状态",
+    "Files": "文件",
+    "Lag": "滞后",
+    "Configuration": "配置",
+    "Last reload": "上次重载",
+    "Problems": "问题",
+    "Warnings": "警告",
+    "None": "无",
+    "Ready": "就绪",
+    "Not ready": "未就绪",
+    "Escalations": "升级",
+    "Work notices awaiting results": "待确认的工作通知",
+    "calls in the last minute": "最近一分钟调用次数",
+    "running": "运行中",
+    "stopped": "已停止",
+    "listening on %(path)s": "监听 %(path)s",
+    "via Stream": "通过 Stream",
+    "loaded %(time)s": "加载于 %(time)s",
+    # errors
+    "Not found": "未找到",
+    "Forbidden": "禁止访问",
+    "This console is read-only.": "此控制台为只读。",
+    "This action needs the operator's token.": "此操作需要操作员令牌。",
+    "The request did not come from this console's page.": "请求并非来自本控制台页面。",
+    "Sign in first.": "请先登录。",
+    "Back": "返回",
+}
+
+
+def word(locale: Locale, text: str, **values: Any) -> str:
+    """`text` in `locale`, with `values` put in by name."""
+    out = ZH_CN.get(text, text) if locale == "zh-CN" else text
+    return out % values if values else out
