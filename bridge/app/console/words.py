@@ -70,6 +70,15 @@ ZH_CN: Mapping[str, str] = {
     "The request did not come from this console's page.": "请求并非来自本控制台页面。",
     "Sign in first.": "请先登录。",
     "Back": "返回",
+    "/login takes GET and POST": "/login 只接受 GET 和 POST",
+    "bad Content-Length": "Content-Length 无效",
+    "the body must be a JSON object": "请求体必须是 JSON 对象",
+    # input states (overview)
+    "connected": "已连接",
+    "connecting": "连接中",
+    "disconnected": "已断开",
+    "starting": "启动中",
+    "failed": "失败",
 }
 
 
