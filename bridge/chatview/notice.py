@@ -62,7 +62,9 @@ def notice_view(msg: Mapping[str, Any]) -> ChatView:
         title = fields.text(content, "title", f"{where}.title")
         text = fields.text(content, "text", f"{where}.text")
         url = fields.link(fields.text(content, "messageUrl", f"{where}.messageUrl"), "messageUrl")
-        pic = fields.image(fields.text(content, "picUrl", f"{where}.picUrl"), "picUrl")
+        pic = fields.image(
+            fields.text(content, "picUrl", f"{where}.picUrl"), "picUrl", media_ids=True
+        )
         return finish(msgtype, link_card(title, text, url, pic), title, fields, NOTICE_SENDER)
     if msgtype == "action_card":
         return _notice_card(content, fields, marker)
@@ -175,7 +177,9 @@ def app_robot_view(msg_key: str, msg_param: Mapping[str, Any] | str) -> ChatView
         title = fields.text(param, "title", "msgParam.title")
         text = fields.text(param, "text", "msgParam.text")
         url = fields.link(fields.text(param, "messageUrl", "msgParam.messageUrl"), "messageUrl")
-        pic = fields.image(fields.text(param, "picUrl", "msgParam.picUrl"), "picUrl")
+        pic = fields.image(
+            fields.text(param, "picUrl", "msgParam.picUrl"), "picUrl", media_ids=True
+        )
         return finish(key, link_card(title, text, url, pic), title, fields, APP_SENDER)
     if key.startswith("sampleActionCard"):
         return _app_card(key, param, fields, marker)

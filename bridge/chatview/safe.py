@@ -117,9 +117,11 @@ class Fields:
             self.problem(f"{where} {url[:200]!r} is not an http(s) or dingtalk: URL: not a link")
         return checked
 
-    def image(self, url: str, where: str) -> str | None:
-        """`url` if DingTalk shows it as an image, else None and a problem line."""
-        if not url:
+    def image(self, url: str, where: str, *, media_ids: bool = False) -> str | None:
+        """`url` if DingTalk shows it as an image, else None and a problem line. With
+        `media_ids`, an uploaded file's id ("@lADO…", work notices and app robots) is fine: it
+        is DingTalk's to fetch, so no image here and no problem either."""
+        if not url or (media_ids and url.startswith("@")):
             return None
         checked = image_url(url)
         if checked is None:
