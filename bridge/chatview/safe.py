@@ -26,11 +26,13 @@ def escape(value: str) -> str:
 
 
 def clean(value: str) -> str:
-    """`value` with lone surrogates replaced, so it encodes as UTF-8."""
+    """`value` with U+FFFD for each lone surrogate, so it encodes as UTF-8 (as
+    bridge/inputs/jsonbody.py cleans bodies; repeated here: chatview imports none of the
+    runtime)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return value
 
 
