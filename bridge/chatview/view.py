@@ -51,7 +51,7 @@ def finish(
         kind=kind,
         title=title,
         mentions=at.mentions,
-        problems=tuple(fields.problems),
+        problems=fields.listed(),
     )
 
 
