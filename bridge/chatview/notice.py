@@ -20,7 +20,7 @@ from bridge.chatview.view import (
     anchor,
     finish,
     first_line,
-    link_card,
+    link_message,
     markdown_text,
     picture,
     plain_text,
@@ -59,13 +59,8 @@ def notice_view(msg: Mapping[str, Any]) -> ChatView:
         inner = markdown_text(text, fields, marker, f"{where}.text")
         return finish(msgtype, inner, title, fields, NOTICE_SENDER)
     if msgtype == "link":
-        title = fields.text(content, "title", f"{where}.title")
-        text = fields.text(content, "text", f"{where}.text")
-        url = fields.link(fields.text(content, "messageUrl", f"{where}.messageUrl"), "messageUrl")
-        pic = fields.image(
-            fields.text(content, "picUrl", f"{where}.picUrl"), "picUrl", media_ids=True
-        )
-        return finish(msgtype, link_card(title, text, url, pic), title, fields, NOTICE_SENDER)
+        inner, title = link_message(content, fields, where, from_app=True)
+        return finish(msgtype, inner, title, fields, NOTICE_SENDER)
     if msgtype == "action_card":
         return _notice_card(content, fields, marker)
     if msgtype == "oa":
@@ -174,13 +169,8 @@ def app_robot_view(msg_key: str, msg_param: Mapping[str, Any] | str) -> ChatView
         inner = markdown_text(text, fields, marker, "msgParam.text")
         return finish(key, inner, title, fields, APP_SENDER)
     if key == "sampleLink":
-        title = fields.text(param, "title", "msgParam.title")
-        text = fields.text(param, "text", "msgParam.text")
-        url = fields.link(fields.text(param, "messageUrl", "msgParam.messageUrl"), "messageUrl")
-        pic = fields.image(
-            fields.text(param, "picUrl", "msgParam.picUrl"), "picUrl", media_ids=True
-        )
-        return finish(key, link_card(title, text, url, pic), title, fields, APP_SENDER)
+        inner, title = link_message(param, fields, "msgParam", from_app=True)
+        return finish(key, inner, title, fields, APP_SENDER)
     if key.startswith("sampleActionCard"):
         return _app_card(key, param, fields, marker)
     if key in MEDIA_KEYS:

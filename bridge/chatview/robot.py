@@ -18,7 +18,7 @@ from bridge.chatview.view import (
     anchor,
     finish,
     first_line,
-    link_card,
+    link_message,
     markdown_text,
     picture,
     plain_text,
@@ -58,11 +58,8 @@ def robot_view(body: Mapping[str, Any]) -> ChatView:
     read_at(body, "", msgtype, fields)  # only to say that `at` is ignored here
     marker = MentionMarker(NO_AT, fields, pings=False)
     if msgtype == "link":
-        title = fields.text(content, "title", "link.title")
-        text = fields.text(content, "text", "link.text")
-        url = fields.link(fields.text(content, "messageUrl", "link.messageUrl"), "link.messageUrl")
-        pic = fields.image(fields.text(content, "picUrl", "link.picUrl", required=False), "picUrl")
-        return finish(msgtype, link_card(title, text, url, pic), title, fields, SENDER)
+        inner, title = link_message(content, fields, "link", from_app=False)
+        return finish(msgtype, inner, title, fields, SENDER)
     if msgtype == "actionCard":
         title = fields.text(content, "title", "actionCard.title")
         text = fields.text(content, "text", "actionCard.text")

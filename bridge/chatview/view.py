@@ -83,15 +83,25 @@ def picture(url: str | None, css: str) -> str:
     )
 
 
-def link_card(title: str, text: str, url: str | None, pic: str | None) -> str:
-    """A link message: title, up to a few lines of text (cut with an ellipsis, reference §1.4)
-    and the picture on the right; the whole card opens the URL."""
+def link_message(
+    content: Mapping[str, Any], fields: Fields, where: str, *, from_app: bool
+) -> tuple[str, str]:
+    """A link message (the robot's `link`, a notice's `msg.link`, the app robot's sampleLink,
+    all `{title, text, messageUrl, picUrl}`) as (html, title): the title, up to a few lines of
+    text (cut with an ellipsis, reference §1.4) and the picture on the right; the whole card
+    opens the URL. `from_app`: a notice or an app robot, whose picUrl is required and may be a
+    media id."""
+    title = fields.text(content, "title", f"{where}.title")
+    text = fields.text(content, "text", f"{where}.text")
+    url = fields.link(fields.text(content, "messageUrl", f"{where}.messageUrl"), "messageUrl")
+    pic_url = fields.text(content, "picUrl", f"{where}.picUrl", required=from_app)
+    pic = fields.image(pic_url, "picUrl", media_ids=from_app)
     inner = (
         f'<div class="dt-link-title">{escape(title)}</div>'
         f'<div class="dt-link-row"><div class="dt-link-text">{escape(text)}</div>'
         f"{picture(pic, 'dt-link-pic')}</div>"
     )
-    return anchor(url, inner, "dt-link")
+    return anchor(url, inner, "dt-link"), title
 
 
 def action_card(body_html: str, buttons: Sequence[Button], horizontal: bool, fields: Fields) -> str:
