@@ -14,16 +14,17 @@ from typing import Any
 from bridge.chatview.mentions import NO_AT, MentionMarker
 from bridge.chatview.safe import MAX_TEXT_BYTES, Fields, escape
 from bridge.chatview.view import (
-    Button,
     ChatView,
     action_card,
     anchor,
+    button,
     finish,
     first_line,
     link_message,
     markdown_text,
     picture,
     plain_text,
+    read_buttons,
     unknown,
 )
 
@@ -73,25 +74,14 @@ def _notice_card(card: Mapping[str, Any], fields: Fields, marker: MentionMarker)
     title = fields.text(card, "title", f"{where}.title")
     text = fields.text(card, "markdown", f"{where}.markdown")
     body_html = markdown_text(text, fields, marker, f"{where}.markdown")
-    raw = card.get("btn_json_list")
-    buttons: list[Button] = []
-    if isinstance(raw, list):
-        for index, item in enumerate(raw):
-            button = item if isinstance(item, Mapping) else {}
-            at = f"{where}.btn_json_list[{index}]"
-            buttons.append(
-                Button(
-                    fields.text(button, "title", f"{at}.title"),
-                    fields.text(button, "action_url", f"{at}.action_url"),
-                )
-            )
-    elif card.get("single_title") is not None or card.get("single_url") is not None:
-        buttons.append(
-            Button(
-                fields.text(card, "single_title", f"{where}.single_title"),
-                fields.text(card, "single_url", f"{where}.single_url"),
-            )
-        )
+    buttons = read_buttons(
+        card,
+        fields,
+        where,
+        ("single_title", "single_url"),
+        "btn_json_list",
+        ("title", "action_url"),
+    )
     horizontal = str(card.get("btn_orientation", "0")) == "1"
     inner = action_card(body_html, buttons, horizontal, fields)
     return finish("action_card", inner, title, fields, NOTICE_SENDER)
@@ -198,38 +188,20 @@ def _app_card(
     title = fields.text(param, "title", "msgParam.title")
     text = fields.text(param, "text", "msgParam.text")
     body_html = markdown_text(text, fields, marker, "msgParam.text")
-    buttons: list[Button] = []
     if count == "":
-        buttons.append(
-            Button(
-                fields.text(param, "singleTitle", "msgParam.singleTitle"),
-                fields.text(param, "singleURL", "msgParam.singleURL"),
-            )
-        )
+        buttons = [button(param, fields, "msgParam", ("singleTitle", "singleURL"))]
     elif count == "6":  # the bridge and the simulator name them buttonTitleN / buttonUrlN
-        for n in (1, 2):
-            names = (
-                ("buttonTitle", "buttonUrl")
-                if f"buttonTitle{n}" in param
-                else (
-                    "actionTitle",
-                    "actionURL",
-                )
-            )
-            buttons.append(
-                Button(
-                    fields.text(param, f"{names[0]}{n}", f"msgParam.{names[0]}{n}"),
-                    fields.text(param, f"{names[1]}{n}", f"msgParam.{names[1]}{n}"),
-                )
-            )
+        buttons = [
+            button(param, fields, "msgParam", (f"buttonTitle{n}", f"buttonUrl{n}"))
+            if f"buttonTitle{n}" in param
+            else button(param, fields, "msgParam", (f"actionTitle{n}", f"actionURL{n}"))
+            for n in (1, 2)
+        ]
     else:
-        for n in range(1, int(count) + 1):
-            buttons.append(
-                Button(
-                    fields.text(param, f"actionTitle{n}", f"msgParam.actionTitle{n}"),
-                    fields.text(param, f"actionURL{n}", f"msgParam.actionURL{n}"),
-                )
-            )
+        buttons = [
+            button(param, fields, "msgParam", (f"actionTitle{n}", f"actionURL{n}"))
+            for n in range(1, int(count) + 1)
+        ]
     inner = action_card(body_html, buttons, count == "6", fields)
     return finish(key, inner, title, fields, APP_SENDER)
 

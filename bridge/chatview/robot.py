@@ -12,7 +12,6 @@ from typing import Any
 from bridge.chatview.mentions import NO_AT, MentionMarker, read_at
 from bridge.chatview.safe import Fields, escape
 from bridge.chatview.view import (
-    Button,
     ChatView,
     action_card,
     anchor,
@@ -22,6 +21,7 @@ from bridge.chatview.view import (
     markdown_text,
     picture,
     plain_text,
+    read_buttons,
     unknown,
 )
 
@@ -64,34 +64,18 @@ def robot_view(body: Mapping[str, Any]) -> ChatView:
         title = fields.text(content, "title", "actionCard.title")
         text = fields.text(content, "text", "actionCard.text")
         body_html = markdown_text(text, fields, marker, "actionCard.text")
-        buttons = _buttons(content, fields)
+        buttons = read_buttons(
+            content,
+            fields,
+            "actionCard",
+            ("singleTitle", "singleURL"),
+            "btns",
+            ("title", "actionURL"),
+        )
         horizontal = str(content.get("btnOrientation", "0")) == "1"
         inner = action_card(body_html, buttons, horizontal, fields)
         return finish(msgtype, inner, title, fields, SENDER)
     return _feed_card(content, fields)
-
-
-def _buttons(card: Mapping[str, Any], fields: Fields) -> list[Button]:
-    raw = card.get("btns")
-    if raw is None:
-        if card.get("singleTitle") is None and card.get("singleURL") is None:
-            return []
-        title = fields.text(card, "singleTitle", "actionCard.singleTitle")
-        return [Button(title, fields.text(card, "singleURL", "actionCard.singleURL"))]
-    if not isinstance(raw, list):
-        fields.problem("actionCard.btns is not a list: DingTalk refuses the message")
-        return []
-    buttons: list[Button] = []
-    for index, item in enumerate(raw):
-        where = f"actionCard.btns[{index}]"
-        button = item if isinstance(item, Mapping) else {}
-        buttons.append(
-            Button(
-                fields.text(button, "title", f"{where}.title"),
-                fields.text(button, "actionURL", f"{where}.actionURL"),
-            )
-        )
-    return buttons
 
 
 def _feed_card(content: Mapping[str, Any], fields: Fields) -> ChatView:

@@ -104,6 +104,39 @@ def link_message(
     return anchor(url, inner, "dt-link"), title
 
 
+def button(obj: Mapping[str, Any], fields: Fields, where: str, keys: tuple[str, str]) -> Button:
+    """The button whose title and URL are `obj[keys[0]]` and `obj[keys[1]]`."""
+    title_key, url_key = keys
+    return Button(
+        fields.text(obj, title_key, f"{where}.{title_key}"),
+        fields.text(obj, url_key, f"{where}.{url_key}"),
+    )
+
+
+def read_buttons(
+    card: Mapping[str, Any],
+    fields: Fields,
+    where: str,
+    single: tuple[str, str],
+    listed: str,
+    item: tuple[str, str],
+) -> list[Button]:
+    """An action card's buttons: the list `card[listed]` of `item` keys, or else the single
+    button of `single` keys (the robot's and the work notice's cards differ only in names)."""
+    raw = card.get(listed)
+    if raw is None:
+        if all(card.get(key) is None for key in single):
+            return []
+        return [button(card, fields, where, single)]
+    if not isinstance(raw, list):
+        fields.problem(f"{where}.{listed} is not a list: DingTalk refuses the message")
+        return []
+    return [
+        button(entry if isinstance(entry, Mapping) else {}, fields, f"{where}.{listed}[{i}]", item)
+        for i, entry in enumerate(raw)
+    ]
+
+
 def action_card(body_html: str, buttons: Sequence[Button], horizontal: bool, fields: Fields) -> str:
     """An action card: its markdown, then one button or several (side by side or stacked)."""
     shown: list[str] = []
