@@ -22,6 +22,7 @@ from bridge.chatview.view import (
     first_line,
     link_message,
     markdown_text,
+    msgtype_of,
     picture,
     plain_text,
     read_buttons,
@@ -38,16 +39,9 @@ _COLOR = re.compile(r"^(?:[0-9A-Fa-f]{2})?([0-9A-Fa-f]{6})$")  # OA head bgcolor
 def notice_view(msg: Mapping[str, Any]) -> ChatView:
     """The bubble of a work notice's `msg`. Never raises."""
     fields = Fields([])
-    if not isinstance(msg, Mapping):
-        return unknown(msg, "msg is not a JSON object", fields, NOTICE_SENDER)
-    msgtype = msg.get("msgtype")
-    if msgtype not in NOTICE_TYPES:
-        return unknown(
-            msg,
-            f"msgtype {str(msgtype)[:100]!r} is not a work notice type ({', '.join(NOTICE_TYPES)})",
-            fields,
-            NOTICE_SENDER,
-        )
+    msgtype = msgtype_of(msg, NOTICE_TYPES, "a work notice", fields, NOTICE_SENDER)
+    if isinstance(msgtype, ChatView):
+        return msgtype
     content = fields.mapping(msg, msgtype, f"msg.{msgtype}")
     marker = MentionMarker(NO_AT, fields, pings=False)
     where = f"msg.{msgtype}"

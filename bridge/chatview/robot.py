@@ -19,10 +19,10 @@ from bridge.chatview.view import (
     first_line,
     link_message,
     markdown_text,
+    msgtype_of,
     picture,
     plain_text,
     read_buttons,
-    unknown,
 )
 
 SENDER = "Robot"
@@ -32,17 +32,9 @@ MSGTYPES = ("text", "markdown", "link", "actionCard", "feedCard")
 def robot_view(body: Mapping[str, Any]) -> ChatView:
     """The chat bubble of a custom robot webhook body. Never raises."""
     fields = Fields([])
-    if not isinstance(body, Mapping):
-        return unknown(body, "the body is not a JSON object", fields, SENDER)
-    msgtype = body.get("msgtype")
-    if msgtype not in MSGTYPES:
-        return unknown(
-            body,
-            f"msgtype {str(msgtype)[:100]!r} is not one DingTalk's custom robot sends "
-            f"({', '.join(MSGTYPES)})",
-            fields,
-            SENDER,
-        )
+    msgtype = msgtype_of(body, MSGTYPES, "DingTalk's custom robot", fields, SENDER)
+    if isinstance(msgtype, ChatView):
+        return msgtype
     content = fields.mapping(body, msgtype, msgtype)
     if msgtype == "text":
         text = fields.text(content, "content", "text.content")

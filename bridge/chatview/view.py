@@ -157,3 +157,21 @@ def unknown(
     shown = fields.bounded(json_text(what), "the body")
     inner = f'<pre class="dt-json">{escape(shown)}</pre>'
     return finish(kind, inner, "", fields, sender)
+
+
+def msgtype_of(
+    body: Mapping[str, Any] | Any, types: tuple[str, ...], what: str, fields: Fields, sender: str
+) -> str | ChatView:
+    """The msgtype of `body` if it is one of `types` (what: whose types, for the problem line),
+    else the unknown view that says why."""
+    if not isinstance(body, Mapping):
+        return unknown(body, "the body is not a JSON object", fields, sender)
+    msgtype = body.get("msgtype")
+    if isinstance(msgtype, str) and msgtype in types:
+        return msgtype
+    return unknown(
+        body,
+        f"msgtype {str(msgtype)[:100]!r} is not one {what} sends ({', '.join(types)})",
+        fields,
+        sender,
+    )
