@@ -31,6 +31,7 @@ MAX_COMMENT_CHARS = 1_000
 MAX_MATCHER_CHARS = 8_000
 PREVIEW_SHOWN = 50  # alerts listed by the preview (the count says how many match)
 ACKS_SHOWN = 100
+FOREVER = 1e15  # a config silence without ends_at ends never (inf): no date to show
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _page(
         form=form or {"matchers": req.query("matchers"), "duration": "1h"},
         problems=problems or [],
         done=done,
+        forever=FOREVER,
     )
 
 

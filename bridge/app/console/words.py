@@ -94,6 +94,7 @@ ZH_CN: Mapping[str, str] = {
     "When": "时间",
     "pending": "待生效",
     "from the config": "来自配置",
+    "when the config says": "由配置决定",
     "End this silence now?": "现在结束此静默？",
     "Expire": "结束",
     "Acknowledged alerts": "已确认的告警",
