@@ -115,6 +115,9 @@ def test_a_silence_added_on_the_page_stops_the_next_alert_until_expired_there(
         assert "disk swap tonight" in ended.text
     assert daemon.post("/am", am_alert_payload("DiskFull", host="db1")).json()["messages"] == 1
     wait_until(lambda: len(disk_full(sim)) == 2)
+    # Who ended it is in the log (the store keeps when, the silence's author who added it).
+    [line] = [ln for ln in daemon.log().splitlines() if "console expired a silence" in ln]
+    assert silence_id in line and "ann (console)" in line
 
 
 def test_an_alert_is_acknowledged_on_the_page_and_listed_with_who_and_when(
@@ -138,6 +141,18 @@ def test_an_alert_is_acknowledged_on_the_page_and_listed_with_who_and_when(
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row.text)
     again = daemon.post("/am", am_alert_payload("DiskFull")).json()
     assert (again["messages"], again["not_sent_again_yet"]) == (0, 1)
+    # An id no firing alert has, or one acknowledged before: refused, saying so.
+    session, csrf = signed_in(daemon, TOKEN)
+    for alert_id, status, says in (
+        ("ffffffff", 409, "There is no firing alert with id ffffffff."),
+        (short_id, 409, f"{short_id} was already acknowledged by bob (console)."),
+        ("", 422, "Give the alert's id."),
+    ):
+        answer = session.post(
+            f"{daemon.url}/console/acks", data={"alert": alert_id, "csrf": csrf}, timeout=10
+        )
+        assert answer.status_code == status
+        assert says in html.unescape(answer.text)
 
 
 # -- over plain HTTP ------------------------------------------------------------------------------

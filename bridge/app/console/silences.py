@@ -11,6 +11,7 @@ by the CLI's parser (alerting/matchers.parse_typed), and who acted is the name g
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -22,9 +23,12 @@ from bridge.app.console.web import Answer, Refused, Request, json_answer
 from bridge.app.console.words import word
 from bridge.app.firing import SeenAlert, matching
 from bridge.errors import StoreError
+from bridge.logs import fmt_fields
 
 if TYPE_CHECKING:
     from bridge.app.console.app import Console
+
+log = logging.getLogger("bridge.console")
 
 RECENTLY_ENDED = 86_400.0  # seconds: ended silences stay listed this long
 MAX_COMMENT_CHARS = 1_000
@@ -194,6 +198,8 @@ def expire(console: Console, req: Request) -> Answer:
     if len(ids) != 1:
         text = word(req.locale, "No single active silence with id %(id)s.", id=req.params["id"])
         return _page(console, req, 404, problems=[text])
+    # The store keeps when a silence ended, not who ended it: the log says who.
+    log.info(fmt_fields("console expired a silence", id=ids[0], by=req.who))
     return _page(console, req, done=word(req.locale, "Silence %(id)s expired.", id=ids[0]) + note)
 
 
@@ -201,7 +207,9 @@ def ack(console: Console, req: Request) -> Answer:
     short_id = req.field("alert").strip()[:64]
     if not short_id:
         return _page(console, req, 422, problems=[word(req.locale, "Give the alert's id.")])
-    text = console.bridge.desk.acknowledge(short_id, req.who, console.clock.time())
+    done, text = console.bridge.desk.acknowledged(short_id, req.who, console.clock.time())
+    if not done:
+        return _page(console, req, 409, problems=[text])
     return _page(console, req, done=text)
 
 
