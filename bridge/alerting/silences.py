@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 
 from bridge.alerting import matchers
 from bridge.alerting.matchers import Matcher
+from bridge.durations import MAX_SILENCE, format_duration, parse_duration, parse_time
 from bridge.model import Event, Status
 
 
@@ -62,3 +64,17 @@ def filter_event(
         return None, swallowed
     status: Status = "firing" if any(a.status == "firing" for a in kept) else "resolved"
     return replace(event, alerts=tuple(kept), status=status), swallowed
+
+
+def silence_end(duration: str, until: str, tz: tzinfo, now: float) -> float:
+    """When a silence asked for `until` a time (in `tz`) or for `duration` from `now` ends;
+    raises ValueError saying what is wrong (the CLI's and the console's one check)."""
+    ends = parse_time(until, tz, now) if until.strip() else now + parse_duration(duration)
+    if ends <= now:
+        raise ValueError("the silence would end before it starts")
+    if ends - now > MAX_SILENCE:
+        raise ValueError(
+            f"a silence lasts at most {format_duration(MAX_SILENCE)} (a year); "
+            "for longer, change the rules in the config"
+        )
+    return ends

@@ -27,6 +27,7 @@ from bridge.app.cardclicks import CardClicks
 from bridge.app.console.app import Console
 from bridge.app.console.routes import ROUTES as CONSOLE_ROUTES
 from bridge.app.desk import Desk
+from bridge.app.firing import FiringIndex
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
 from bridge.app.siblings import Siblings, fresh_samples, group_readiness
@@ -115,7 +116,9 @@ class Bridge:
             owner=self.replica,
             lease=config.claim_lease,
         )
-        self.intake = Intake(self.store, self._queued)
+        # The alerts this process saw firing, with labels: the console's silence preview.
+        self.firing = FiringIndex()
+        self.intake = Intake(self.store, self._queued, self.firing.note)
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         # Resolves the alerts of prometheus inputs whose endsAt passed without a fresh post.
         self.expirer = Expirer(self.store, self.intake, lambda: self.config, clock)

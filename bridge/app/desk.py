@@ -141,6 +141,12 @@ class Desk:
         it resolves. Ids are prefixes of the event fingerprint, as `short_id` in templates."""
         return self._acknowledge(short_id, by, now)[1]
 
+    def acknowledged(self, short_id: str, by: str, now: float) -> tuple[bool, str]:
+        """`acknowledge`, and whether it did (False: no single firing alert has that id, or
+        it was acknowledged before): the console answers a refusal as one."""
+        done, text, _ = self._acknowledge(short_id, by, now)
+        return done, text
+
     def _acknowledge(
         self, short_id: str, by: str, now: float, within: Within | None = None
     ) -> tuple[bool, str, set[str]]:

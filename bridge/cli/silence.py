@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
 import sys
 import time
 
 from bridge.alerting import matchers
+from bridge.alerting.silences import silence_end
 from bridge.app.desk import Desk
 from bridge.cli.common import Action, config_arg, on_store, table, when
 from bridge.clock import SYSTEM_CLOCK
 from bridge.config.model import Config
 from bridge.dingtalk.session import make_session
-from bridge.durations import MAX_SILENCE, format_duration, parse_duration, parse_time
 from bridge.store.api import Store
-
-_REGEX_CHARS = re.compile(r"[.*+?()\[\]{}|^$\\]")
 
 
 def _desk(config: Config, store: Store) -> Desk:
@@ -34,14 +31,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 
 def _parse_match(text: str) -> matchers.Matcher:
-    matcher = matchers.parse(text)
-    if matcher.op == "=" and _REGEX_CHARS.search(matcher.value):
-        # `--match 'alertname=Disk.*'` means a pattern to nearly everyone who types it.
-        print(
-            f'note: matching {matcher.name}=~"{matcher.value}" as a regular expression',
-            file=sys.stderr,
-        )
-        return matchers.parse(f'{matcher.name}=~"{matcher.value}"')
+    matcher, note = matchers.parse_typed(text)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return matcher
 
 
@@ -49,22 +41,9 @@ def _silence_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     try:
         parsed = tuple(_parse_match(m) for m in args.match)
         now = time.time()
-        if args.until:
-            ends = parse_time(args.until, config.timezone, now)
-        else:
-            ends = now + parse_duration(args.duration)  # bounded below
+        ends = silence_end(args.duration, args.until or "", config.timezone, now)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if ends <= now:
-        print("error: the silence would end before it starts", file=sys.stderr)
-        return 2
-    if ends - now > MAX_SILENCE:
-        print(
-            f"error: a silence lasts at most {format_duration(MAX_SILENCE)} (a year); "
-            "for longer, change the rules in the config",
-            file=sys.stderr,
-        )
         return 2
     silence, note = _desk(config, store).add_silence(parsed, now, ends, args.comment, args.author)
     print(f"silence {silence.id} until {when(ends, config.timezone)}: {silence.describe()}{note}")

@@ -49,9 +49,17 @@ class Counters:
 
 
 class Intake:
-    def __init__(self, store: Store, on_queued: Callable[[Iterable[str]], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_queued: Callable[[Iterable[str]], None],
+        on_decided: Callable[[Decision, float], None] = lambda decision, at: None,
+    ) -> None:
         self.store = store
         self.on_queued = on_queued
+        # Told each committed batch's decision, after the commit (the console's index of
+        # firing alerts, app/firing.py): nothing is added to the write transaction.
+        self.on_decided = on_decided
         self.counters = Counters()
         # Guards the counters and caches. It is taken inside store transactions, so it must
         # never be held while waiting for the store (that order would deadlock).
@@ -174,6 +182,7 @@ class Intake:
                 self._depths[d.target] = self._depths.get(d.target, 0) + 1
         if deliveries:
             self.on_queued({d.target for d in deliveries})
+        self.on_decided(decision, stamp)
         return tally
 
     def _duplicate(self, spec: Input, events: list[Event], claim: Claim) -> Accepted:

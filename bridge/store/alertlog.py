@@ -19,7 +19,7 @@ from bridge.alerting.dedup import LogEntry
 from bridge.model import Event
 from bridge.store.codec import event_from_json, event_to_json
 from bridge.store.locks import NFLOG, Locks
-from bridge.store.records import Group
+from bridge.store.records import Ack, Group
 from bridge.store.sqlconn import Connection
 
 
@@ -74,6 +74,10 @@ class SqlAlertLog:
         rows = self._conn.execute("SELECT rule, key FROM nflog ORDER BY at")
         return [(str(rule), str(key)) for rule, key in rows]
 
+    def firing_alerts(self) -> frozenset[str]:
+        rows = self._conn.execute("SELECT firing FROM nflog").fetchall()
+        return frozenset(str(f) for (firing,) in rows for f in jsontext.loads(firing))
+
 
 class SqlAcks:
     """Acknowledgements from the chat, by the event's fingerprint (what `short_id` shows)."""
@@ -94,6 +98,12 @@ class SqlAcks:
 
     def forget(self, fingerprint: str) -> None:
         self._conn.execute("DELETE FROM acks WHERE key = ?", (fingerprint,))
+
+    def listing(self, limit: int) -> list[Ack]:
+        rows = self._conn.execute(
+            'SELECT key, "by", at FROM acks ORDER BY at DESC, key LIMIT ?', (limit,)
+        ).fetchall()
+        return [Ack(str(key), str(by), float(at)) for key, by, at in rows]
 
 
 class SqlGroups:

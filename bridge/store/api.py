@@ -28,6 +28,7 @@ from bridge.alerting.matchers import Matcher
 from bridge.alerting.silences import Silence
 from bridge.model import Delivery, Event, FileKey, Position
 from bridge.store.records import (
+    Ack,
     AppRobotSend,
     Card,
     Escalation,
@@ -170,6 +171,11 @@ class AlertLogReads(Protocol):
         """(rule, key) of every alert group firing now, oldest notification first."""
         ...
 
+    def firing_alerts(self) -> frozenset[str]:
+        """The fingerprints of every alert firing at its group's last notification (the
+        console's silence preview: what fires now)."""
+        ...
+
 
 class AlertLog(AlertLogReads, Protocol):
     """... and the operations that change them."""
@@ -195,6 +201,10 @@ class AcksReads(Protocol):
     """Alerts acknowledged from the chat, by fingerprint: no repeats until resolved."""
 
     def acknowledged_by(self, fingerprint: str) -> str | None: ...
+
+    def listing(self, limit: int) -> list[Ack]:
+        """The `limit` latest acknowledgements, newest first (who acknowledged what, when)."""
+        ...
 
 
 class Acks(AcksReads, Protocol):

@@ -55,6 +55,15 @@ class UnreadableRow(Exception):
 
 
 @dataclass(frozen=True)
+class Ack:
+    """An acknowledged alert (group): its fingerprint, who acknowledged it and when."""
+
+    fingerprint: str
+    by: str
+    at: float
+
+
+@dataclass(frozen=True)
 class Group:
     """An aggregation group (a rule with group_by) holding alerts until its next flush."""
 

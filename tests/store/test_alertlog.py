@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from bridge.alerting.dedup import LogEntry
 from bridge.store.api import Store, Tx
+from bridge.store.records import Ack
 from tests.store.values import NOW, event
 
 
@@ -216,3 +217,28 @@ def test_an_ack_made_on_one_replica_holds_on_another_at_once(
         tx.acks.forget("fp")
     with store.reading() as tx:
         assert tx.acks.acknowledged_by("fp") is None
+
+
+def test_firing_alerts_are_every_entrys_firing_fingerprints(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.alertlog.put_entry("r", "group", ["a", "b"], ["c"], NOW)
+        tx.alertlog.put_entry("s", "single", ["d"], [], NOW)
+        tx.alertlog.put_entry("s", "over", [], ["e"], NOW)  # all resolved: no entry
+    with store.reading() as tx:
+        assert tx.alertlog.firing_alerts() == frozenset({"a", "b", "d"})
+
+
+def test_acks_are_listed_newest_first_with_who_and_when(store: Store) -> None:
+    with store.reading() as tx:
+        assert tx.acks.listing(10) == []
+    with store.transaction() as tx:
+        tx.acks.acknowledge("fp-old", "ann", NOW - 10)
+        tx.acks.acknowledge("fp-new", "bob", NOW)
+        tx.acks.acknowledge("fp-mid", "cai", NOW - 5)
+    with store.reading() as tx:
+        assert tx.acks.listing(10) == [
+            Ack("fp-new", "bob", NOW),
+            Ack("fp-mid", "cai", NOW - 5),
+            Ack("fp-old", "ann", NOW - 10),
+        ]
+        assert [a.fingerprint for a in tx.acks.listing(2)] == ["fp-new", "fp-mid"]

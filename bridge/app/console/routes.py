@@ -4,10 +4,15 @@ handler runs."""
 
 from __future__ import annotations
 
-from bridge.app.console import overview
+from bridge.app.console import overview, silences
 from bridge.app.console.app import Route
 
 ROUTES: tuple[Route, ...] = (
     Route.get(r"/", overview.page),
     Route.get(r"/api/overview", overview.api),
+    Route.get(r"/silences", silences.page),
+    Route.post(r"/silences", silences.add),
+    Route.post(r"/silences/(?P<id>[A-Za-z0-9_-]{1,64})/expire", silences.expire),
+    Route.post(r"/acks", silences.ack),
+    Route.post(r"/api/silences/preview", silences.preview_api, acts=False),
 )

@@ -62,6 +62,57 @@ ZH_CN: Mapping[str, str] = {
     "listening on %(path)s": "监听 %(path)s",
     "via Stream": "通过 Stream",
     "loaded %(time)s": "加载于 %(time)s",
+    # silences and acks
+    "Silences and acks": "静默与确认",
+    "Add a silence": "添加静默",
+    "Matchers (one per line or comma separated: label=value, !=, =~, !~)": (
+        "匹配条件（每行一个或用逗号分隔：label=value、!=、=~、!~）"
+    ),
+    "For": "持续",
+    "Or until (time in the config's zone)": "或截止到（配置的时区）",
+    "Comment (why)": "备注（原因）",
+    "Silence": "静默",
+    "Firing alerts it would silence": "将被静默的告警",
+    "Type matchers to see which firing alerts they match.": (
+        "输入匹配条件，查看会匹配哪些正在告警的告警。"
+    ),
+    "No firing alert matches.": "没有匹配的告警。",
+    "%(count)s of %(firing)s firing alerts match.": "%(firing)s 条告警中有 %(count)s 条匹配。",
+    "The preview lists the alerts this process received that the notification log says are "
+    "firing; with several replicas or workers, each knows its own.": (
+        "预览列出本进程收到、且通知日志显示仍在告警的告警；多副本或多进程时，每个进程只知道自己收到的告警。"
+    ),
+    "Active and pending silences": "生效中和待生效的静默",
+    "Ended in the last day": "最近一天结束的静默",
+    "ID": "ID",
+    "Matchers": "匹配条件",
+    "Starts": "开始",
+    "Ends": "结束",
+    "Ended": "已结束",
+    "Comment": "备注",
+    "By": "操作人",
+    "When": "时间",
+    "pending": "待生效",
+    "from the config": "来自配置",
+    "when the config says": "由配置决定",
+    "End this silence now?": "现在结束此静默？",
+    "Expire": "结束",
+    "Acknowledged alerts": "已确认的告警",
+    "No reminders for these until they resolve; an ack ends with its alert.": (
+        "这些告警在恢复前不再提醒；告警恢复后确认随之结束。"
+    ),
+    "Alert id (the id its message shows; a unique prefix is enough)": (
+        "告警 ID（消息中显示的 ID；唯一前缀即可）"
+    ),
+    "Acknowledge": "确认",
+    "Alert": "告警",
+    "Nothing was changed:": "未做任何更改：",
+    "Silence %(id)s added: %(matchers)s.": "已添加静默 %(id)s：%(matchers)s。",
+    "Silence %(id)s expired.": "静默 %(id)s 已结束。",
+    "No single active silence with id %(id)s.": "没有唯一一个 ID 为 %(id)s 的生效静默。",
+    "Give the alert's id.": "请填写告警 ID。",
+    "The state store cannot be read now.": "状态存储暂时无法读取。",
+    "matchers must be a string": "matchers 必须是字符串",
     # errors
     "Not found": "未找到",
     "Forbidden": "禁止访问",

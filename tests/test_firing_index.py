@@ -1,0 +1,130 @@
+"""The console's index of the alerts this process saw firing (bridge/app/firing.py): fed with
+committed decisions, bounded, and read against the notification log's firing fingerprints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bridge.alerting import matchers
+from bridge.alerting.dedup import NotifyReason
+from bridge.alerting.silences import Silence
+from bridge.app.firing import FiringIndex, matching
+from bridge.model import Alert, Event
+from bridge.pipeline.decision import (
+    Decision,
+    EventDecision,
+    LogWrite,
+    NotSentAgain,
+    Queued,
+    Silenced,
+)
+from tests.store.values import NOW, event
+
+
+def alert(fingerprint: str, status: str = "firing", **labels: str) -> Alert:
+    return Alert(
+        status="resolved" if status == "resolved" else "firing",
+        labels={"alertname": "DiskFull", **labels},
+        annotations={},
+        starts_at=datetime.fromtimestamp(NOW, UTC),
+        ends_at=None,
+        generator_url="",
+        fingerprint=fingerprint,
+    )
+
+
+def am_event(*alerts: Alert) -> Event:
+    return replace(event("group-fp"), alerts=alerts)
+
+
+def queued(rule: str) -> Queued:
+    entry = LogWrite(rule, "k", frozenset(), frozenset(), NOW)
+    return Queued(rule, "k", NotifyReason.FIRST, entry, ())
+
+
+def decided(one: Event, *rules: str) -> Decision:
+    return Decision((EventDecision(one, one, (), tuple(queued(r) for r in rules)),))
+
+
+ALL = frozenset({"a1", "a2", "a3", "solo"})
+
+
+def test_an_alertmanager_events_alerts_are_known_by_their_own_fingerprints() -> None:
+    index = FiringIndex()
+    index.note(decided(am_event(alert("a1", host="db1"), alert("a2", host="db2")), "disk"), NOW)
+    seen = {a.fingerprint: a for a in index.firing(ALL)}
+    assert set(seen) == {"a1", "a2"}
+    assert seen["a1"].labels == {"alertname": "DiskFull", "host": "db1"}
+    assert seen["a1"].rules == ("disk",)
+    assert seen["a1"].input == "am"
+    assert seen["a1"].seen_at == NOW
+
+
+def test_an_event_without_alerts_is_known_by_its_fingerprint() -> None:
+    index = FiringIndex()
+    index.note(decided(event("solo", service="pay"), "web"), NOW)
+    [seen] = index.firing(ALL)
+    assert (seen.fingerprint, seen.labels["service"]) == ("solo", "pay")
+
+
+def test_a_resolved_alert_leaves_the_index() -> None:
+    index = FiringIndex()
+    index.note(decided(am_event(alert("a1"), alert("a2")), "disk"), NOW)
+    index.note(decided(am_event(alert("a1", "resolved"), alert("a2")), "disk"), NOW + 1)
+    assert [a.fingerprint for a in index.firing(ALL)] == ["a2"]
+    index.note(decided(event("a2", "resolved")), NOW + 2)  # an event's own resolution too
+    assert index.firing(ALL) == []
+
+
+def test_only_what_the_notification_log_says_fires_is_listed() -> None:
+    index = FiringIndex()
+    index.note(decided(am_event(alert("a1"), alert("a2")), "disk"), NOW)
+    # a2 resolved through another replica, or its entry was pruned: the log no longer has it
+    assert [a.fingerprint for a in index.firing(frozenset({"a1"}))] == ["a1"]
+
+
+def test_latest_seen_first_and_the_least_recently_seen_go_past_the_limit() -> None:
+    index = FiringIndex(limit=2)
+    for n, fingerprint in enumerate(["a1", "a2", "a3"]):
+        index.note(decided(am_event(alert(fingerprint)), "disk"), NOW + n)
+    assert len(index) == 2
+    assert [a.fingerprint for a in index.firing(ALL)] == ["a3", "a2"]
+    index.note(decided(am_event(alert("a2")), "disk"), NOW + 5)  # seen again: newest
+    index.note(decided(am_event(alert("a1")), "disk"), NOW + 6)
+    assert [a.fingerprint for a in index.firing(ALL)] == ["a1", "a2"]
+
+
+def test_a_silenced_alert_stays_known_with_the_rules_it_matched_before() -> None:
+    index = FiringIndex()
+    index.note(decided(am_event(alert("a1")), "disk"), NOW)
+    silence = Silence("s1", (matchers.equal("alertname", "DiskFull"),), NOW, NOW + 60)
+    one = am_event(alert("a1"))
+    index.note(Decision((EventDecision(one, None, (Silenced("a1", silence),), ()),)), NOW + 1)
+    [seen] = index.firing(ALL)
+    assert (seen.rules, seen.seen_at) == (("disk",), NOW + 1)
+
+
+def test_rules_are_listed_once_each() -> None:
+    index = FiringIndex()
+    again = NotSentAgain("disk", "k", "a1", None)
+    one = am_event(alert("a1"))
+    index.note(Decision((EventDecision(one, one, (), (queued("disk"), again)),)), NOW)
+    assert index.firing(ALL)[0].rules == ("disk",)
+
+
+def test_matching_needs_every_matcher() -> None:
+    index = FiringIndex()
+    index.note(
+        decided(am_event(alert("a1", host="db1"), alert("a2", host="web1")), "disk"),
+        NOW,
+    )
+    firing = index.firing(ALL)
+    table = [
+        ([matchers.parse("alertname=DiskFull")], {"a1", "a2"}),
+        ([matchers.parse("alertname=DiskFull"), matchers.parse("host=~db.*")], {"a1"}),
+        ([matchers.parse("host!~db.*")], {"a2"}),
+        ([matchers.parse("alertname=Other")], set()),
+    ]
+    for given, expected in table:
+        assert {a.fingerprint for a in matching(firing, tuple(given))} == expected, given
