@@ -236,7 +236,7 @@ class SimulatorApp:
     ) -> Response:
         state = self.state
         if path == "/" and method in ("GET", "HEAD"):
-            page = render_page(state.messages(), state.requests(), self.now())
+            page = render_page(state.messages(), state.requests(), self.now(), state.cards())
             return 200, "text/html; charset=utf-8", page.encode()
         if path == "/_sim/health" and method == "GET":
             return _json(200, {"ok": True})
