@@ -56,6 +56,7 @@ from bridge.inputs import streamframes as sf
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
+from bridge.inputs.received import ReceivedBodies
 from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
@@ -116,6 +117,7 @@ class Bridge:
             lease=config.claim_lease,
         )
         self.intake = Intake(self.store, self._queued)
+        self.bodies_received = ReceivedBodies()  # the console's playground offers them
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         # Resolves the alerts of prometheus inputs whose endsAt passed without a fresh post.
         self.expirer = Expirer(self.store, self.intake, lambda: self.config, clock)
@@ -219,6 +221,9 @@ class Bridge:
 
     def reject(self, input_name: str, reason: Reason) -> None:
         self.intake.reject(input_name, reason)
+
+    def received(self, input_name: str, body: bytes) -> None:
+        self.bodies_received.record(input_name, self.clock.time(), body)
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock.now())

@@ -73,6 +73,7 @@ def compile_console(ctx: CompileContext, spec: Any) -> m.ConsoleConfig | None:
         viewer_token=viewer,
         read_only=spec.get("read_only") is True,
         session=ctx.duration((*where, "session"), spec.get("session"), m.DEFAULT_CONSOLE_SESSION),
+        simulator=str(spec["simulator"]).rstrip("/") if spec.get("simulator") else None,
     )
 
 

@@ -4,10 +4,16 @@ handler runs."""
 
 from __future__ import annotations
 
-from bridge.app.console import overview
+from bridge.app.console import overview, playground
 from bridge.app.console.app import Route
 
 ROUTES: tuple[Route, ...] = (
     Route.get(r"/", overview.page),
     Route.get(r"/api/overview", overview.api),
+    Route.get(r"/playground", playground.page),
+    Route.get(r"/playground/chat\.css", playground.chat_css),
+    Route.get(r"/api/playground/samples", playground.sample_list),
+    Route.post(r"/api/playground/render", playground.render, acts=False),
+    Route.post(r"/api/playground/simulator", playground.send_simulator, acts=False),
+    Route.post(r"/api/playground/send", playground.send_test),
 )
