@@ -251,7 +251,9 @@ def _inputs(console: Console) -> list[dict[str, Any]]:
         for rule, data in zip(config.rules, rules_data, strict=False):
             if (rule.inputs and name not in rule.inputs) or not isinstance(data, dict):
                 continue
-            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+            # Its template is edited in a box of its own (the trial puts it back).
+            shown = {k: v for k, v in data.items() if k != "template"}
+            text = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True, width=100)
             rules.append(
                 {
                     "name": rule.name,
