@@ -201,8 +201,10 @@ def test_render_of_an_unknown_input_or_a_bad_body_is_a_4xx(app: HttpApp) -> None
         st.text(max_size=300),
         st.recursive(
             st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20)),
-            lambda inner: st.lists(inner, max_size=4)
-            | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+            ),
             max_leaves=20,
         ).map(json.dumps),
     ),

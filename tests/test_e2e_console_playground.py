@@ -205,8 +205,10 @@ def test_typing_a_template_shows_the_message_as_dingtalk_does(
         _set(driver, "pg-template", long_text)
         parts = wait_for(
             driver,
-            lambda: len(driver.find_elements(By.CSS_SELECTOR, "#pg-messages .pg-partno")) >= 2
-            and driver.find_elements(By.CSS_SELECTOR, "#pg-messages .pg-partno"),
+            lambda: (
+                len(driver.find_elements(By.CSS_SELECTOR, "#pg-messages .pg-partno")) >= 2
+                and driver.find_elements(By.CSS_SELECTOR, "#pg-messages .pg-partno")
+            ),
         )
         assert re.findall(r"\d+", parts[0].text) == ["1", str(len(parts))]  # "part 1 of N"
         assert all(0 < size <= 20_000 for size in _byte_counts(driver))
@@ -244,18 +246,18 @@ def test_typing_a_template_shows_the_message_as_dingtalk_does(
         Select(driver.find_element(By.ID, "pg-sample")).select_by_visible_text(
             "grafana: firing.json"
         )
-        rendered = wait_for(
+        _set(driver, "pg-template", "")  # empty: the body the preset's input defaults to
+        headings = wait_for(
             driver,
             lambda: [
-                e
-                for e in driver.find_elements(By.CSS_SELECTOR, "#pg-messages .pg-head")
-                if e.text.startswith("all → ops")
-            ]
-            and "firing" in driver.find_element(By.ID, "pg-payload").get_property("value"),
+                e.text
+                for e in driver.find_elements(By.CSS_SELECTOR, chat + " h3")
+                if "High memory usage" in e.text
+            ],
         )
-        assert rendered
-        chats = wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, chat))
-        assert chats[0].text.strip()
+        assert "High CPU usage" in headings[0]  # both alerts of the sample, in one message
+        payload = driver.find_element(By.ID, "pg-payload").get_property("value")
+        assert json.loads(payload)["receiver"] == "My Super Webhook"
         screenshot(driver, "playground-preset")
 
 
