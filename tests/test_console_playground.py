@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bridge.errors import ConfigError
 from bridge.inputs.http import HttpApp
 from bridge.inputs.received import MAX_BODY_BYTES, PER_INPUT, ReceivedBodies
 from tests.harness import compile_yaml, fixture_json
@@ -225,3 +226,26 @@ def test_the_config_file_is_left_as_it_was(app: HttpApp) -> None:
     before = path.read_bytes()
     render(app, rule="all", rule_yaml="name: all\ntargets: [ops]\n", template="changed")
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("http://127.0.0.1:8061", "http://127.0.0.1:8061"),
+        ("https://sim.example/", "https://sim.example"),
+        ("127.0.0.1:8061", None),
+        ("http://127.0.0.1:8061/robot/send?access_token=x", None),
+    ],
+)
+def test_the_simulator_setting_is_a_base_url(tmp_path: Path, value: str, kept: str | None) -> None:
+    text = CONFIG.replace(
+        f"console: {{token: {TOKEN}}}",
+        f"console: {{token: {TOKEN}, simulator: {json.dumps(value)}}}",
+    )
+    if kept is None:
+        with pytest.raises(ConfigError) as raised:
+            compile_yaml(tmp_path, text)
+        assert [p.path for p in raised.value.problems] == ["server.console.simulator"]
+    else:
+        console = compile_yaml(tmp_path, text).server.console
+        assert console.simulator == kept
