@@ -249,3 +249,14 @@ def test_the_simulator_setting_is_a_base_url(tmp_path: Path, value: str, kept: s
     else:
         console = compile_yaml(tmp_path, text).server.console
         assert console.simulator == kept
+
+
+def test_a_secret_the_config_knows_never_reaches_the_page(app: HttpApp) -> None:
+    webhook = "http://127.0.0.1:9/robot/send?access_token=x"  # the target's, in CONFIG
+    status, answer = render(app, rule="all", template="leak {{ '" + webhook + "' }} here")
+    assert status == 200, answer
+    text = json.dumps(answer)
+    assert webhook not in text
+    assert (
+        "leak *** here" in json.loads(answer["messages"][0]["parts"][0]["body"])["markdown"]["text"]
+    )

@@ -120,12 +120,18 @@ def test_render_refuses_a_bad_csrf_token_and_a_cross_site_post(
     assert good.json()["messages"][0]["target"] == "ops"
 
 
-def test_the_viewer_renders_but_may_not_send(stack: tuple[Daemon, Simulator]) -> None:
+def test_the_viewer_renders_the_rules_as_written_but_may_not_edit_or_send(
+    stack: tuple[Daemon, Simulator],
+) -> None:
     daemon, sim = stack
     session, csrf = signed_in(daemon, VIEWER)
     headers = {"X-CSRF-Token": csrf}
     base = console(daemon) + "/api/playground"
     assert session.post(f"{base}/render", json=render_body(), headers=headers).status_code == 200
+    typed = {**render_body(), "template": "{% include 'config.yaml' %}"}  # beside the config
+    refused = session.post(f"{base}/render", json=typed, headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "编辑规则或模板需要操作员令牌。"  # the config's zh-CN
     before = len(sim.messages(token=ROBOT))
     sent = session.post(f"{base}/send?message=0", json=render_body(), headers=headers)
     assert sent.status_code == 403

@@ -56,6 +56,7 @@ def page(console: Console, req: Request) -> Answer:
         nav="playground",
         inputs=_inputs(console),
         simulator=console.settings.simulator is not None,
+        may_edit=req.session is not None and req.session.role == "operator",
         limit=ROBOT_MAX_BYTES,
     )
 
@@ -80,7 +81,10 @@ def sample_list(console: Console, req: Request) -> Answer:
 
 def render(console: Console, req: Request) -> Answer:
     trial = _trial(console, req)
-    return json_answer(200, _shown(console, trial))
+    # A template can read what the config can (an include of a file beside it): a secret the
+    # config knows never reaches the page, as it never reaches the log.
+    shown = json.loads(REDACTOR.scrub(json.dumps(_shown(console, trial), ensure_ascii=False)))
+    return json_answer(200, shown)
 
 
 def send_simulator(console: Console, req: Request) -> Answer:
@@ -170,6 +174,10 @@ def _attempt(req: Request) -> Attempt:
 
 def _trial(console: Console, req: Request) -> Trial:
     attempt = _attempt(req)
+    operator = req.session is not None and req.session.role == "operator"
+    if (attempt.rule_yaml is not None or attempt.template is not None) and not operator:
+        # Typed templates can include files beside the config: the operator's, not a viewer's.
+        raise Refused(403, "Editing a rule or template needs the operator's token.")
     spec = console.bridge.config.inputs.get(attempt.input)
     if spec is None or spec.type in _NOT_PAYLOADS:
         raise Refused(404, "No such input.")

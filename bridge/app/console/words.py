@@ -95,6 +95,7 @@ ZH_CN: Mapping[str, str] = {
     "input and payload are required strings.": "input 和 payload 必须是字符串。",
     "rule must be a string.": "rule 必须是字符串。",
     "rule_yaml and template must be strings.": "rule_yaml 和 template 必须是字符串。",
+    "Editing a rule or template needs the operator's token.": "编辑规则或模板需要操作员令牌。",
     "The playground is busy: try again.": "模板试验场正忙，请重试。",
     "There is no such message to send: see the problems.": "没有可发送的这条消息：请查看问题。",
     # errors

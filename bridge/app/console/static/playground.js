@@ -28,12 +28,13 @@
   }
 
   function request() {
+    const edits = $("pg-rule").value && $("playground").dataset.edit === "yes";
     return {
       input: $("pg-input").value,
       payload: $("pg-payload").value,
       rule: $("pg-rule").value,
-      rule_yaml: $("pg-rule").value ? $("pg-rule-yaml").value : null,
-      template: $("pg-rule").value ? $("pg-template").value : null,
+      rule_yaml: edits ? $("pg-rule-yaml").value : null, // a viewer tries the rules as written
+      template: edits ? $("pg-template").value : null,
     };
   }
 
@@ -177,6 +178,7 @@
     const root = $("playground");
     if (!root) return;
     base = root.dataset.base;
+    if (root.dataset.edit !== "yes") for (const id of ["pg-rule-yaml", "pg-template"]) $(id).readOnly = true;
     inputs = JSON.parse($("playground-inputs").textContent);
     words = { ...$("pg-words").dataset };
     Object.keys(words).forEach((k) => { words["data-" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())] = words[k]; });
