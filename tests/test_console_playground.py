@@ -35,6 +35,11 @@ inputs:
   am: {{type: alertmanager, path: /am}}
   ci: {{type: webhook, path: /ci, token: ci-token-0123456789}}
 rules:
+  - name: bundled
+    inputs: [am]
+    match: {{alertname: Never}}
+    targets: [ops]
+    template: alertmanager.md.j2
   - name: all
     targets: [ops]
     msgtype: markdown
@@ -260,3 +265,17 @@ def test_a_secret_the_config_knows_never_reaches_the_page(app: HttpApp) -> None:
     assert (
         "leak *** here" in json.loads(answer["messages"][0]["parts"][0]["body"])["markdown"]["text"]
     )
+
+
+def test_a_file_template_sent_back_unchanged_is_still_the_file(app: HttpApp) -> None:
+    """The page shows a file template's text; sent back as it was, the rule keeps the file (as
+    the daemon checks it), not an inline copy."""
+    from bridge.app.console.samples import template_text
+    from bridge.config.resources import data_dir
+
+    text = template_text(data_dir("templates"), "alertmanager.md.j2")
+    assert "{% for a in alerts" in text
+    rule = "name: bundled\ninputs: [am]\nmatch: {alertname: Never}\ntargets: [ops]\n"
+    status, answer = render(app, rule="bundled", rule_yaml=rule, template=text)
+    assert status == 200
+    assert answer["problems"] == []

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bridge.app.console.samples import template_text
 from bridge.config.compile import compile_document
 from bridge.config.model import Config, Target
 from bridge.config.yamlsource import Document, PathKey, format_path, load_document
@@ -133,6 +134,7 @@ def _splice(doc: Document, index: int, attempt: Attempt) -> list[Found]:
     problem in it is located in what the operator typed."""
     at: PathKey = ("rules", index)
     rule = doc.data["rules"][index]
+    written = rule.get("template") if isinstance(rule, dict) else None
     positions: dict[PathKey, tuple[int, int]] = {}
     keys: dict[PathKey, tuple[int, int]] = {}
     if attempt.rule_yaml is not None:
@@ -151,7 +153,10 @@ def _splice(doc: Document, index: int, attempt: Attempt) -> list[Found]:
         if len(attempt.template) > MAX_TEMPLATE_CHARS:
             message = f"the template is longer than {MAX_TEMPLATE_CHARS} characters"
             return [Found("template", None, "", message)]
-        rule = {**rule, "template": attempt.template}
+        # The file's text as it is: the file itself (a file template is checked as a file;
+        # Jinja's analysis misreads some inline texts, a scoped block's loop variable).
+        unchanged = template_text(Path(doc.file).parent, written) == attempt.template
+        rule = {**rule, "template": written if unchanged else attempt.template}
     doc.data["rules"][index] = rule
     for table, fresh in ((doc.value_pos, positions), (doc.key_pos, keys)):
         if attempt.rule_yaml is not None:
