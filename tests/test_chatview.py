@@ -19,7 +19,7 @@ from bridge.chatview import (
     robot_view,
     stylesheet,
 )
-from bridge.chatview.safe import MAX_TEXT_BYTES
+from bridge.chatview.safe import MAX_PROBLEMS, MAX_TEXT_BYTES
 from tests.chatview_safety import assert_safe
 
 GOLDEN = Path(__file__).parent / "golden" / "chatview"
@@ -483,3 +483,10 @@ def test_sample_bodies_are_json() -> None:
 def test_the_safety_check_refuses_unsafe_markup(unsafe: str) -> None:
     with pytest.raises(AssertionError):
         assert_safe(unsafe)
+
+
+def test_problem_lines_are_bounded() -> None:
+    text = " ".join(f"@user{n}" for n in range(MAX_PROBLEMS + 30))
+    view = _markdown(text)
+    assert len(view.problems) == MAX_PROBLEMS + 1
+    assert view.problems[-1] == "… and 30 more problem(s) like these"

@@ -110,11 +110,9 @@ class MentionMarker:
         return "".join(out)
 
     def _unlisted(self, text: str) -> str:
-        if "@" in text:
+        if self._pings and "@" in text:
             for match in _UNLISTED.finditer(text):
                 name = match.group(1)
-                if not self._pings:
-                    continue
                 if name in ALL_WORDS:
                     self._fields.problem(
                         f"@{name} is in the text but at.isAtAll is not true: shown, not pinged"

@@ -14,16 +14,18 @@ from typing import Any
 from bridge.chatview.mentions import NO_AT, MentionMarker
 from bridge.chatview.safe import MAX_TEXT_BYTES, Fields, escape
 from bridge.chatview.view import (
-    Button,
     ChatView,
     action_card,
     anchor,
+    button,
     finish,
     first_line,
-    link_card,
+    link_message,
     markdown_text,
+    msgtype_of,
     picture,
     plain_text,
+    read_buttons,
     unknown,
 )
 
@@ -37,16 +39,9 @@ _COLOR = re.compile(r"^(?:[0-9A-Fa-f]{2})?([0-9A-Fa-f]{6})$")  # OA head bgcolor
 def notice_view(msg: Mapping[str, Any]) -> ChatView:
     """The bubble of a work notice's `msg`. Never raises."""
     fields = Fields([])
-    if not isinstance(msg, Mapping):
-        return unknown(msg, "msg is not a JSON object", fields, NOTICE_SENDER)
-    msgtype = msg.get("msgtype")
-    if msgtype not in NOTICE_TYPES:
-        return unknown(
-            msg,
-            f"msgtype {str(msgtype)[:100]!r} is not a work notice type ({', '.join(NOTICE_TYPES)})",
-            fields,
-            NOTICE_SENDER,
-        )
+    msgtype = msgtype_of(msg, NOTICE_TYPES, "a work notice", fields, NOTICE_SENDER)
+    if isinstance(msgtype, ChatView):
+        return msgtype
     content = fields.mapping(msg, msgtype, f"msg.{msgtype}")
     marker = MentionMarker(NO_AT, fields, pings=False)
     where = f"msg.{msgtype}"
@@ -59,13 +54,8 @@ def notice_view(msg: Mapping[str, Any]) -> ChatView:
         inner = markdown_text(text, fields, marker, f"{where}.text")
         return finish(msgtype, inner, title, fields, NOTICE_SENDER)
     if msgtype == "link":
-        title = fields.text(content, "title", f"{where}.title")
-        text = fields.text(content, "text", f"{where}.text")
-        url = fields.link(fields.text(content, "messageUrl", f"{where}.messageUrl"), "messageUrl")
-        pic = fields.image(
-            fields.text(content, "picUrl", f"{where}.picUrl"), "picUrl", media_ids=True
-        )
-        return finish(msgtype, link_card(title, text, url, pic), title, fields, NOTICE_SENDER)
+        inner, title = link_message(content, fields, where, from_app=True)
+        return finish(msgtype, inner, title, fields, NOTICE_SENDER)
     if msgtype == "action_card":
         return _notice_card(content, fields, marker)
     if msgtype == "oa":
@@ -78,25 +68,14 @@ def _notice_card(card: Mapping[str, Any], fields: Fields, marker: MentionMarker)
     title = fields.text(card, "title", f"{where}.title")
     text = fields.text(card, "markdown", f"{where}.markdown")
     body_html = markdown_text(text, fields, marker, f"{where}.markdown")
-    raw = card.get("btn_json_list")
-    buttons: list[Button] = []
-    if isinstance(raw, list):
-        for index, item in enumerate(raw):
-            button = item if isinstance(item, Mapping) else {}
-            at = f"{where}.btn_json_list[{index}]"
-            buttons.append(
-                Button(
-                    fields.text(button, "title", f"{at}.title"),
-                    fields.text(button, "action_url", f"{at}.action_url"),
-                )
-            )
-    elif card.get("single_title") is not None or card.get("single_url") is not None:
-        buttons.append(
-            Button(
-                fields.text(card, "single_title", f"{where}.single_title"),
-                fields.text(card, "single_url", f"{where}.single_url"),
-            )
-        )
+    buttons = read_buttons(
+        card,
+        fields,
+        where,
+        ("single_title", "single_url"),
+        "btn_json_list",
+        ("title", "action_url"),
+    )
     horizontal = str(card.get("btn_orientation", "0")) == "1"
     inner = action_card(body_html, buttons, horizontal, fields)
     return finish("action_card", inner, title, fields, NOTICE_SENDER)
@@ -174,13 +153,8 @@ def app_robot_view(msg_key: str, msg_param: Mapping[str, Any] | str) -> ChatView
         inner = markdown_text(text, fields, marker, "msgParam.text")
         return finish(key, inner, title, fields, APP_SENDER)
     if key == "sampleLink":
-        title = fields.text(param, "title", "msgParam.title")
-        text = fields.text(param, "text", "msgParam.text")
-        url = fields.link(fields.text(param, "messageUrl", "msgParam.messageUrl"), "messageUrl")
-        pic = fields.image(
-            fields.text(param, "picUrl", "msgParam.picUrl"), "picUrl", media_ids=True
-        )
-        return finish(key, link_card(title, text, url, pic), title, fields, APP_SENDER)
+        inner, title = link_message(param, fields, "msgParam", from_app=True)
+        return finish(key, inner, title, fields, APP_SENDER)
     if key.startswith("sampleActionCard"):
         return _app_card(key, param, fields, marker)
     if key in MEDIA_KEYS:
@@ -208,38 +182,20 @@ def _app_card(
     title = fields.text(param, "title", "msgParam.title")
     text = fields.text(param, "text", "msgParam.text")
     body_html = markdown_text(text, fields, marker, "msgParam.text")
-    buttons: list[Button] = []
     if count == "":
-        buttons.append(
-            Button(
-                fields.text(param, "singleTitle", "msgParam.singleTitle"),
-                fields.text(param, "singleURL", "msgParam.singleURL"),
-            )
-        )
+        buttons = [button(param, fields, "msgParam", ("singleTitle", "singleURL"))]
     elif count == "6":  # the bridge and the simulator name them buttonTitleN / buttonUrlN
-        for n in (1, 2):
-            names = (
-                ("buttonTitle", "buttonUrl")
-                if f"buttonTitle{n}" in param
-                else (
-                    "actionTitle",
-                    "actionURL",
-                )
-            )
-            buttons.append(
-                Button(
-                    fields.text(param, f"{names[0]}{n}", f"msgParam.{names[0]}{n}"),
-                    fields.text(param, f"{names[1]}{n}", f"msgParam.{names[1]}{n}"),
-                )
-            )
+        buttons = [
+            button(param, fields, "msgParam", (f"buttonTitle{n}", f"buttonUrl{n}"))
+            if f"buttonTitle{n}" in param
+            else button(param, fields, "msgParam", (f"actionTitle{n}", f"actionURL{n}"))
+            for n in (1, 2)
+        ]
     else:
-        for n in range(1, int(count) + 1):
-            buttons.append(
-                Button(
-                    fields.text(param, f"actionTitle{n}", f"msgParam.actionTitle{n}"),
-                    fields.text(param, f"actionURL{n}", f"msgParam.actionURL{n}"),
-                )
-            )
+        buttons = [
+            button(param, fields, "msgParam", (f"actionTitle{n}", f"actionURL{n}"))
+            for n in range(1, int(count) + 1)
+        ]
     inner = action_card(body_html, buttons, count == "6", fields)
     return finish(key, inner, title, fields, APP_SENDER)
 

@@ -12,17 +12,17 @@ from typing import Any
 from bridge.chatview.mentions import NO_AT, MentionMarker, read_at
 from bridge.chatview.safe import Fields, escape
 from bridge.chatview.view import (
-    Button,
     ChatView,
     action_card,
     anchor,
     finish,
     first_line,
-    link_card,
+    link_message,
     markdown_text,
+    msgtype_of,
     picture,
     plain_text,
-    unknown,
+    read_buttons,
 )
 
 SENDER = "Robot"
@@ -32,17 +32,9 @@ MSGTYPES = ("text", "markdown", "link", "actionCard", "feedCard")
 def robot_view(body: Mapping[str, Any]) -> ChatView:
     """The chat bubble of a custom robot webhook body. Never raises."""
     fields = Fields([])
-    if not isinstance(body, Mapping):
-        return unknown(body, "the body is not a JSON object", fields, SENDER)
-    msgtype = body.get("msgtype")
-    if msgtype not in MSGTYPES:
-        return unknown(
-            body,
-            f"msgtype {str(msgtype)[:100]!r} is not one DingTalk's custom robot sends "
-            f"({', '.join(MSGTYPES)})",
-            fields,
-            SENDER,
-        )
+    msgtype = msgtype_of(body, MSGTYPES, "DingTalk's custom robot", fields, SENDER)
+    if isinstance(msgtype, ChatView):
+        return msgtype
     content = fields.mapping(body, msgtype, msgtype)
     if msgtype == "text":
         text = fields.text(content, "content", "text.content")
@@ -58,43 +50,24 @@ def robot_view(body: Mapping[str, Any]) -> ChatView:
     read_at(body, "", msgtype, fields)  # only to say that `at` is ignored here
     marker = MentionMarker(NO_AT, fields, pings=False)
     if msgtype == "link":
-        title = fields.text(content, "title", "link.title")
-        text = fields.text(content, "text", "link.text")
-        url = fields.link(fields.text(content, "messageUrl", "link.messageUrl"), "link.messageUrl")
-        pic = fields.image(fields.text(content, "picUrl", "link.picUrl", required=False), "picUrl")
-        return finish(msgtype, link_card(title, text, url, pic), title, fields, SENDER)
+        inner, title = link_message(content, fields, "link", from_app=False)
+        return finish(msgtype, inner, title, fields, SENDER)
     if msgtype == "actionCard":
         title = fields.text(content, "title", "actionCard.title")
         text = fields.text(content, "text", "actionCard.text")
         body_html = markdown_text(text, fields, marker, "actionCard.text")
-        buttons = _buttons(content, fields)
+        buttons = read_buttons(
+            content,
+            fields,
+            "actionCard",
+            ("singleTitle", "singleURL"),
+            "btns",
+            ("title", "actionURL"),
+        )
         horizontal = str(content.get("btnOrientation", "0")) == "1"
         inner = action_card(body_html, buttons, horizontal, fields)
         return finish(msgtype, inner, title, fields, SENDER)
     return _feed_card(content, fields)
-
-
-def _buttons(card: Mapping[str, Any], fields: Fields) -> list[Button]:
-    raw = card.get("btns")
-    if raw is None:
-        if card.get("singleTitle") is None and card.get("singleURL") is None:
-            return []
-        title = fields.text(card, "singleTitle", "actionCard.singleTitle")
-        return [Button(title, fields.text(card, "singleURL", "actionCard.singleURL"))]
-    if not isinstance(raw, list):
-        fields.problem("actionCard.btns is not a list: DingTalk refuses the message")
-        return []
-    buttons: list[Button] = []
-    for index, item in enumerate(raw):
-        where = f"actionCard.btns[{index}]"
-        button = item if isinstance(item, Mapping) else {}
-        buttons.append(
-            Button(
-                fields.text(button, "title", f"{where}.title"),
-                fields.text(button, "actionURL", f"{where}.actionURL"),
-            )
-        )
-    return buttons
 
 
 def _feed_card(content: Mapping[str, Any], fields: Fields) -> ChatView:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MAX_TEXT_BYTES = 64 * 1024  # one field shown at most this long (UTF-8); the rest is cut
+MAX_PROBLEMS = 50  # problem lines kept per view: a text can name thousands of unknown @-words
 LINK_SCHEMES = ("http", "https", "dingtalk")  # what DingTalk opens from a message
 IMAGE_SCHEMES = ("http", "https")  # images must be public http(s) URLs (reference §7)
 
@@ -26,11 +27,13 @@ def escape(value: str) -> str:
 
 
 def clean(value: str) -> str:
-    """`value` with lone surrogates replaced, so it encodes as UTF-8."""
+    """`value` with U+FFFD for each lone surrogate, so it encodes as UTF-8 (as
+    bridge/inputs/jsonbody.py cleans bodies; repeated here: chatview imports none of the
+    runtime)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return value
 
 
@@ -67,10 +70,20 @@ class Fields:
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
+        self.unlisted = 0  # problems past MAX_PROBLEMS, counted, not kept
 
     def problem(self, line: str) -> None:
-        if line not in self.problems:
+        if line in self.problems:
+            return
+        if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(line)
+        else:
+            self.unlisted += 1
+
+    def listed(self) -> tuple[str, ...]:
+        """The problem lines, with how many more there were past MAX_PROBLEMS."""
+        more = (f"… and {self.unlisted} more problem(s) like these",) if self.unlisted else ()
+        return (*self.problems, *more)
 
     def text(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
         """The string at `obj[key]`, cut to MAX_TEXT_BYTES; "" (and a problem line) when it is

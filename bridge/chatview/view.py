@@ -51,7 +51,7 @@ def finish(
         kind=kind,
         title=title,
         mentions=at.mentions,
-        problems=tuple(fields.problems),
+        problems=fields.listed(),
     )
 
 
@@ -83,15 +83,58 @@ def picture(url: str | None, css: str) -> str:
     )
 
 
-def link_card(title: str, text: str, url: str | None, pic: str | None) -> str:
-    """A link message: title, up to a few lines of text (cut with an ellipsis, reference §1.4)
-    and the picture on the right; the whole card opens the URL."""
+def link_message(
+    content: Mapping[str, Any], fields: Fields, where: str, *, from_app: bool
+) -> tuple[str, str]:
+    """A link message (the robot's `link`, a notice's `msg.link`, the app robot's sampleLink,
+    all `{title, text, messageUrl, picUrl}`) as (html, title): the title, up to a few lines of
+    text (cut with an ellipsis, reference §1.4) and the picture on the right; the whole card
+    opens the URL. `from_app`: a notice or an app robot, whose picUrl is required and may be a
+    media id."""
+    title = fields.text(content, "title", f"{where}.title")
+    text = fields.text(content, "text", f"{where}.text")
+    url = fields.link(fields.text(content, "messageUrl", f"{where}.messageUrl"), "messageUrl")
+    pic_url = fields.text(content, "picUrl", f"{where}.picUrl", required=from_app)
+    pic = fields.image(pic_url, "picUrl", media_ids=from_app)
     inner = (
         f'<div class="dt-link-title">{escape(title)}</div>'
         f'<div class="dt-link-row"><div class="dt-link-text">{escape(text)}</div>'
         f"{picture(pic, 'dt-link-pic')}</div>"
     )
-    return anchor(url, inner, "dt-link")
+    return anchor(url, inner, "dt-link"), title
+
+
+def button(obj: Mapping[str, Any], fields: Fields, where: str, keys: tuple[str, str]) -> Button:
+    """The button whose title and URL are `obj[keys[0]]` and `obj[keys[1]]`."""
+    title_key, url_key = keys
+    return Button(
+        fields.text(obj, title_key, f"{where}.{title_key}"),
+        fields.text(obj, url_key, f"{where}.{url_key}"),
+    )
+
+
+def read_buttons(
+    card: Mapping[str, Any],
+    fields: Fields,
+    where: str,
+    single: tuple[str, str],
+    listed: str,
+    item: tuple[str, str],
+) -> list[Button]:
+    """An action card's buttons: the list `card[listed]` of `item` keys, or else the single
+    button of `single` keys (the robot's and the work notice's cards differ only in names)."""
+    raw = card.get(listed)
+    if raw is None:
+        if all(card.get(key) is None for key in single):
+            return []
+        return [button(card, fields, where, single)]
+    if not isinstance(raw, list):
+        fields.problem(f"{where}.{listed} is not a list: DingTalk refuses the message")
+        return []
+    return [
+        button(entry if isinstance(entry, Mapping) else {}, fields, f"{where}.{listed}[{i}]", item)
+        for i, entry in enumerate(raw)
+    ]
 
 
 def action_card(body_html: str, buttons: Sequence[Button], horizontal: bool, fields: Fields) -> str:
@@ -114,3 +157,21 @@ def unknown(
     shown = fields.bounded(json_text(what), "the body")
     inner = f'<pre class="dt-json">{escape(shown)}</pre>'
     return finish(kind, inner, "", fields, sender)
+
+
+def msgtype_of(
+    body: Mapping[str, Any] | Any, types: tuple[str, ...], what: str, fields: Fields, sender: str
+) -> str | ChatView:
+    """The msgtype of `body` if it is one of `types` (what: whose types, for the problem line),
+    else the unknown view that says why."""
+    if not isinstance(body, Mapping):
+        return unknown(body, "the body is not a JSON object", fields, sender)
+    msgtype = body.get("msgtype")
+    if isinstance(msgtype, str) and msgtype in types:
+        return msgtype
+    return unknown(
+        body,
+        f"msgtype {str(msgtype)[:100]!r} is not one {what} sends ({', '.join(types)})",
+        fields,
+        sender,
+    )
