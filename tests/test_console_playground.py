@@ -34,6 +34,10 @@ targets:
 inputs:
   am: {{type: alertmanager, path: /am}}
   ci: {{type: webhook, path: /ci, token: ci-token-0123456789}}
+  log:
+    type: file
+    paths: ["logs/*.log"]
+    patterns: [{{regex: '(?P<level>ERROR) (?P<logger>\\S+) - (?P<message>.*)'}}]
 rules:
   - name: bundled
     inputs: [am]
@@ -214,7 +218,7 @@ def test_render_of_an_unknown_input_or_a_bad_body_is_a_4xx(app: HttpApp) -> None
             max_leaves=20,
         ).map(json.dumps),
     ),
-    input_name=st.sampled_from(["am", "ci", "nosuch"]),
+    input_name=st.sampled_from(["am", "ci", "log", "nosuch"]),
 )
 def test_generated_templates_rules_and_payloads_never_make_a_5xx(
     app: HttpApp, template: str | None, rule_yaml: str | None, payload: str, input_name: str
@@ -279,3 +283,14 @@ def test_a_file_template_sent_back_unchanged_is_still_the_file(app: HttpApp) -> 
     status, answer = render(app, rule="bundled", rule_yaml=rule, template=text)
     assert status == 200
     assert answer["problems"] == []
+
+
+def test_a_file_input_takes_a_log_line(app: HttpApp) -> None:
+    line = "2026-12-02 10:00:00 ERROR db.pool - connection refused\n"
+    status, answer = render(
+        app, input="log", payload=line, rule="all", template="{{ labels.message }}"
+    )
+    assert status == 200, answer
+    assert answer["problems"] == []
+    body = json.loads(answer["messages"][0]["parts"][0]["body"])
+    assert body["markdown"]["text"].startswith("connection refused")
