@@ -151,6 +151,11 @@ def _set(driver: Any, element_id: str, text: str) -> None:
     )
 
 
+def _top(driver: Any) -> None:
+    """The page from its top, no box focused (for the screenshots)."""
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+
+
 def _byte_counts(driver: Any) -> list[int]:
     from selenium.webdriver.common.by import By
 
@@ -194,6 +199,7 @@ def test_typing_a_template_shows_the_message_as_dingtalk_does(
         assert "pinged" in (mention.get_attribute("class") or "")
         bytes_after = _byte_counts(driver)
         assert len(bytes_after) == 1 and bytes_after != bytes_before
+        _top(driver)
         screenshot(driver, "playground")
 
         # A template error is the config's problem, shown next to the template with its line.
@@ -218,6 +224,7 @@ def test_typing_a_template_shows_the_message_as_dingtalk_does(
         )
         assert re.findall(r"\d+", parts[0].text) == ["1", str(len(parts))]  # "part 1 of N"
         assert all(0 < size <= 20_000 for size in _byte_counts(driver))
+        _top(driver)
         screenshot(driver, "playground-parts")
 
         # Back to the short one, then send it to the real target (the simulator here).
@@ -264,6 +271,7 @@ def test_typing_a_template_shows_the_message_as_dingtalk_does(
         assert "High CPU usage" in headings[0]  # both alerts of the sample, in one message
         payload = driver.find_element(By.ID, "pg-payload").get_property("value")
         assert json.loads(payload)["receiver"] == "My Super Webhook"
+        _top(driver)
         screenshot(driver, "playground-preset")
 
 
