@@ -57,6 +57,7 @@ from bridge.inputs import streamframes as sf
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
+from bridge.inputs.received import ReceivedBodies
 from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
@@ -119,6 +120,7 @@ class Bridge:
         # The alerts this process saw firing, with labels: the console's silence preview.
         self.firing = FiringIndex()
         self.intake = Intake(self.store, self._queued, self.firing.note)
+        self.bodies_received = ReceivedBodies()  # the console's playground offers them
         self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
         # Resolves the alerts of prometheus inputs whose endsAt passed without a fresh post.
         self.expirer = Expirer(self.store, self.intake, lambda: self.config, clock)
@@ -222,6 +224,9 @@ class Bridge:
 
     def reject(self, input_name: str, reason: Reason) -> None:
         self.intake.reject(input_name, reason)
+
+    def received(self, input_name: str, body: bytes) -> None:
+        self.bodies_received.record(input_name, self.clock.time(), body)
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock.now())

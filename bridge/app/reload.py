@@ -128,6 +128,7 @@ class Reloader:
         # The swap: from here on requests route, match and render with the new config.
         self.bridge.config = new
         self.bridge._routes = {spec.path: spec for spec in new.routed_inputs().values()}
+        self.bridge.bodies_received.forget(set(new.inputs))  # a removed input's bodies go
         restarted_inputs = self._swap_tailers(old, new)
         streams_changed = self.bridge.sync_streams(new)
         for sender in retiring:

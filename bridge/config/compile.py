@@ -38,7 +38,7 @@ from bridge.config.sections import (
 )
 from bridge.config.targets import compile_targets
 from bridge.config.templating import COMMON_VARIABLES, make_environment
-from bridge.config.yamlsource import format_path, load_document
+from bridge.config.yamlsource import Document, format_path, load_document
 from bridge.errors import ConfigError, Problem
 
 INTERNAL_ERROR = "internal error while checking this file"
@@ -82,6 +82,14 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> m
 
 def _load(text: str, raw: bytes, file: Path, environ: Mapping[str, str]) -> m.Config:
     doc, problems = load_document(text, str(file), environ)
+    return compile_document(doc, problems, raw, file, environ)
+
+
+def compile_document(
+    doc: Document, problems: list[Problem], raw: bytes, file: Path, environ: Mapping[str, str]
+) -> m.Config:
+    """A loaded document (with the problems loading it found) checked and compiled as
+    `load_config` does; the console's playground compiles the file with one rule replaced."""
     if doc.data is None:
         raise ConfigError(problems)
     if not isinstance(doc.data, dict):

@@ -123,6 +123,8 @@ class ConsoleConfig:
     viewer_token: str | None = field(default=None, repr=False)
     read_only: bool = False
     session: float = DEFAULT_CONSOLE_SESSION  # how long a login cookie lasts
+    # The DingTalk simulator the playground may post a demo message to (its base URL); None: off.
+    simulator: str | None = None
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,7 @@ def _body_template(
         return env.get_template(f"{kind_body or DEFAULT_BODY}.{suffix}.j2")
     if not isinstance(source, str):
         return None
-    if not _looks_like_file(source):
+    if not looks_like_file(source):
         return ctx.template(env, at, source, allowed)
     local = ctx.base_dir / source
     try:
@@ -314,5 +314,5 @@ def _check_file_variables(
         _check_file_variables(ctx, env, at, child, allowed, seen)
 
 
-def _looks_like_file(source: str) -> bool:
+def looks_like_file(source: str) -> bool:
     return "\n" not in source and "{" not in source and source.rstrip().endswith((".j2", ".tmpl"))

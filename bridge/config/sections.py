@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -67,12 +68,19 @@ def compile_console(ctx: CompileContext, spec: Any) -> m.ConsoleConfig | None:
     path = path if isinstance(path, str) else m.DEFAULT_CONSOLE_PATH
     if path.startswith("/-/") or path in ("/-", "/metrics"):
         ctx.problem((*where, "path"), f"{path} is the bridge's own endpoint", "e.g. /console")
+    simulator = spec.get("simulator")
+    if isinstance(simulator, str) and not re.fullmatch(r"https?://[^/?#\s]+/?", simulator):
+        ctx.problem(
+            (*where, "simulator"), "simulator is not a base URL", "e.g. http://127.0.0.1:8061"
+        )
+        simulator = None
     return m.ConsoleConfig(
         path=path,
         token=token,
         viewer_token=viewer,
         read_only=spec.get("read_only") is True,
         session=ctx.duration((*where, "session"), spec.get("session"), m.DEFAULT_CONSOLE_SESSION),
+        simulator=simulator.rstrip("/") if isinstance(simulator, str) and simulator else None,
     )
 
 

@@ -53,6 +53,7 @@ class Sink(Protocol):
 class Request:
     environ: Mapping[str, Any]  # the WSGI environ
     clock: Clock
+    raw: bytes = b""  # the body `body()` read (the router hands it to Intake.received)
 
     def header(self, name: str) -> str:
         """A request header by its WSGI name (HTTP_AUTHORIZATION), "" when absent."""
@@ -78,4 +79,5 @@ class Request:
                 raise too_large
         if not raw:
             raise InputError(400, Reason.BAD_REQUEST, "the body is empty: expected a JSON object")
+        self.raw = raw
         return raw

@@ -4,7 +4,7 @@ handler runs."""
 
 from __future__ import annotations
 
-from bridge.app.console import overview, silences
+from bridge.app.console import overview, playground, silences
 from bridge.app.console.app import Route
 
 ROUTES: tuple[Route, ...] = (
@@ -15,4 +15,10 @@ ROUTES: tuple[Route, ...] = (
     Route.post(r"/silences/(?P<id>[A-Za-z0-9_-]{1,64})/expire", silences.expire),
     Route.post(r"/acks", silences.ack),
     Route.post(r"/api/silences/preview", silences.preview_api, acts=False),
+    Route.get(r"/playground", playground.page),
+    Route.get(r"/playground/chat\.css", playground.chat_css),
+    Route.get(r"/api/playground/samples", playground.sample_list),
+    Route.post(r"/api/playground/render", playground.render, acts=False),
+    Route.post(r"/api/playground/simulator", playground.send_simulator, acts=False),
+    Route.post(r"/api/playground/send", playground.send_test),
 )
