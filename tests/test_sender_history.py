@@ -7,14 +7,16 @@ tests/test_sender.py's fake clock, rows and driver, on a real SQLite store."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from bridge.app.actionkey import ActionKey
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import FakeClock
 from bridge.config.model import Config
@@ -22,18 +24,19 @@ from bridge.delivery.recording import HISTORY_KEEP, HISTORY_PRUNE_EVERY
 from bridge.delivery.sender import TargetSender
 from bridge.dingtalk.channels import channel_for
 from bridge.dingtalk.client import DingTalkClient
-from bridge.model import Rendered
+from bridge.model import Delivery, Message, Rendered
 from bridge.store import records
 from bridge.store.api import Store
 from bridge.store.records import Row, Sent
 from bridge.store.sqlite import SqliteStore
 from tests.fakehttp import FakeHttp, Response
 from tests.harness import compile_yaml
-from tests.test_sender import START, BreakableStore, drive, enqueue
+from tests.test_sender import START, BreakableStore, drive, enqueue, event
 
 SECRET = "SEC-history-secret-0123456789"
 TOKEN = "TOKEN-history-robot"
 APP_SECRET = "app-s3cret-history"
+ACT_SECRET = "act-signing-key-of-the-history-test"
 
 CONFIG = f"""
 timezone: UTC
@@ -44,7 +47,13 @@ targets:
            userids: [u1]}}
 inputs:
   am: {{type: alertmanager, path: /am}}
+actions:
+  base_url: https://bridge.example.com
+  secret: {ACT_SECRET}
 rules:
+  - name: acts
+    targets: [ops]
+    actions: [ack]
   - name: r
     targets: [ops, people]
     msgtype: markdown
@@ -112,7 +121,8 @@ def sender(
     rules = {r.name: r for r in config.rules}
     client = DingTalkClient(session, clock)  # type: ignore[arg-type]
     channel = channel_for(config.targets[target], client)
-    return TargetSender(channel, store, QueuedRenderer(lambda: rules), clock=clock)
+    renderer = QueuedRenderer(lambda: rules, actions=lambda: config.actions, key=ActionKey(store))
+    return TargetSender(channel, store, renderer, clock=clock)
 
 
 def history(store: Store) -> list[Sent]:
@@ -266,3 +276,22 @@ def test_an_outcome_the_store_could_not_take_is_recorded_once_with_its_history(
     (sent,) = history(store)  # with its outcome, in one transaction: once
     assert sent.outcome == "delivered" and sent.bodies == tuple(session.bodies)
     store.close()
+
+
+def test_a_one_tap_links_signature_is_masked_in_the_history(
+    config: Config, store: Store, session: FakeSession, clock: FakeClock
+) -> None:
+    ackable = Delivery(
+        id="ackable-1", rule="acts", target="ops", message=Message("markdown", "Ackable", ""),
+        fingerprint="fp-Ackable", created_at=datetime.fromtimestamp(START, UTC),
+        event=event("Ackable"),
+    )  # fmt: skip
+    with store.transaction() as tx:
+        tx.outbox.enqueue([ackable], START)
+    drive([sender(config, "ops", store, session, clock)], clock, 5)
+    (sent,) = history(store)
+    (posted,) = session.bodies
+    link = re.search(r"https://bridge.example.com/-/act/([\w-]+)\.([\w-]+)", posted)
+    assert link is not None, posted  # the chat got a working link
+    assert sent.bodies == (posted.replace(f"{link[1]}.{link[2]}", f"{link[1]}.***"),)
+    assert link[2] not in sent.bodies[0]

@@ -11,6 +11,7 @@ accepted, which the store still lists as pending.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -63,11 +64,19 @@ class Record:
     history: list[Sent] = field(default_factory=list)  # the attempts it ends (store/history.py)
 
 
+# The signature of a one-tap link's token (pipeline/actionlinks.py: `/-/act/<payload>.<mac>`,
+# alerting/actions.py's `sign`, both base64url): whoever holds the link may ack or silence.
+_ACT_SIGNATURE = re.compile(r"(/-/act/[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+
+
 def posted_text(body: dict[str, Any]) -> str:
     """The JSON text of `body` as a channel posts it (dingtalk/sizing.py's `encode`, which every
     channel sends), for the history. No channel puts its URL, token or secret in a body; the
-    redactor still masks any configured secret a template might have copied into one."""
-    return REDACTOR.scrub(encode(body).decode())
+    redactor still masks any configured secret a template might have copied into one, and the
+    signature of each one-tap link is masked (`.../-/act/<payload>.***`): the history is shown
+    on pages (a wall screen too) where a working link would grant an ack or a silence."""
+    text = REDACTOR.scrub(encode(body).decode())
+    return _ACT_SIGNATURE.sub(r"\1.***", text)
 
 
 def attempt(

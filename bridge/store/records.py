@@ -186,8 +186,9 @@ class Sent:
 
     `bodies` are the JSON texts the channel posted in this attempt, in order (dingtalk/sizing.py's
     `encode`, so exactly the bytes sent): robot, work notice and app robot bodies carry no URL,
-    token or secret (those travel in the URL's query or a header). A failure before any body was
-    built (a template or decoding error) has none. The store keeps at most BODY_KEEP bytes of
+    token or secret (those travel in the URL's query or a header), and the signature of a one-tap
+    link is masked (delivery/recording.py's `posted_text`). A failure before any body was built
+    (a template or decoding error) has none. The store keeps at most BODY_KEEP bytes of
     each (store/history.py)."""
 
     id: str  # the message id (the outbox row's; a digest's is ids_of: "first+N")
