@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -129,6 +130,76 @@ class JournalFormatter(logging.Formatter):
         return f"<{priority}>{record.levelname} {record.name}: {record.getMessage()}"
 
 
+class LogRing:
+    """The process's recent log lines, as written (after the redactor), in memory: what a page
+    shows of one message id without reading the journal. Bounded by lines and by bytes (the
+    oldest go first), and each line by LINE_MAX characters, so a burst of long lines costs at
+    most `max_bytes`. Thread-safe: every thread logs."""
+
+    LINE_MAX = 16 * 1024
+
+    def __init__(self, max_lines: int = 5000, max_bytes: int = 2 * 1024 * 1024) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self._lines: deque[str] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def add(self, line: str) -> None:
+        if len(line) > self.LINE_MAX:
+            line = line[: self.LINE_MAX] + f"…[cut: {len(line) - self.LINE_MAX} more characters]"
+        size = len(line.encode())
+        with self._lock:
+            self._lines.append(line)
+            self._bytes += size
+            while self._lines and (
+                len(self._lines) > self.max_lines or self._bytes > self.max_bytes
+            ):
+                self._bytes -= len(self._lines.popleft().encode())
+
+    def lines(self, containing: str, limit: int = 200) -> list[str]:
+        """The newest `limit` lines holding `containing` (literally, any case), oldest first."""
+        wanted = containing.casefold()
+        with self._lock:
+            every = list(self._lines)
+        found: list[str] = []
+        for line in reversed(every):
+            if len(found) >= limit:
+                break
+            if wanted in line.casefold():
+                found.append(line)
+        found.reverse()
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+            self._bytes = 0
+
+
+RECENT = LogRing()
+
+
+class RingHandler(logging.Handler):
+    """Keeps each record, formatted, in a LogRing. Installed after the stream handler, whose
+    filter (the redactor) has made the record one scrubbed line by then; the line is scrubbed
+    once more here, so the ring holds no secret whatever the handlers' order."""
+
+    def __init__(self, ring: LogRing) -> None:
+        super().__init__()
+        self.ring = ring
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.ring.add(REDACTOR.scrub(self.format(record)))
+        except Exception:  # a log line must never break the code that logs
+            self.handleError(record)
+
+
+def _text() -> logging.Formatter:
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def setup(
     level: str = "info",
     stream: Any = None,
@@ -136,7 +207,8 @@ def setup(
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """Logging to stderr: `text` (with timestamps, or journald-style under systemd, where
-    $JOURNAL_STREAM is set) or `json` (one object a line)."""
+    $JOURNAL_STREAM is set) or `json` (one object a line); and to RECENT, the ring of recent
+    lines."""
     env = os.environ if environ is None else environ
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter: logging.Formatter
@@ -145,11 +217,16 @@ def setup(
     elif env.get("JOURNAL_STREAM"):
         formatter = JournalFormatter()
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        formatter = _text()
     handler.setFormatter(formatter)
     handler.addFilter(REDACTOR)
+    # The ring keeps the lines as written; journald's have no time (it adds its own): the
+    # ring's get the text format's.
+    ring = RingHandler(RECENT)
+    ring.addFilter(REDACTOR)
+    ring.setFormatter(formatter if not isinstance(formatter, JournalFormatter) else _text())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, ring]
     root.setLevel(level.upper())
     # waitress (the simulator's server) warns "Task queue depth is N" under any burst.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bridge.store import migrations, pgschema, postgres
+from bridge.store import migrations, pgschema, postgres, schema
 from bridge.store.migrations import Step
 from bridge.store.postgres import PostgresStore, verify_database
 from bridge.store.schema import SCHEMA_VERSION
@@ -113,3 +113,21 @@ def test_an_unreachable_or_refusing_database_is_said_without_the_password(
         verify_database(nowhere)
     assert "cannot be reached" in str(unreachable.value)
     assert PASSWORD not in str(unreachable.value)
+
+
+def test_both_backends_know_the_same_steps_the_latest_adding_the_history() -> None:
+    assert [s.version for s in schema.STEPS] == [s.version for s in pgschema.STEPS]
+    assert SCHEMA_VERSION == 9 and "CREATE TABLE IF NOT EXISTS history" in schema.STEPS[-1].script
+
+
+def test_a_version_8_sqlite_database_gains_the_history_and_keeps_its_rows(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        for step in schema.STEPS[:-1]:
+            conn.executescript(step.script)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '8')")
+        conn.execute("INSERT INTO silences VALUES ('s1', '[]', 0, 1, 'c', 'a', 0)")
+    store = SqliteStore(tmp_path)
+    with store.reading() as tx:
+        assert tx.history.recent() == [] and [s.id for s in tx.silences.load()] == ["s1"]
+    store.close()
+    assert _sqlite_version(tmp_path) == "9"

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,38 @@ def _outbox_list(args: argparse.Namespace, config: Config, store: Store) -> int:
             for r in rows
         ],
         ["ID", "STATUS", "TARGET", "RULE", "AGE", "TRIES", "REASON", "ERRCODE", "TITLE"],
+    )
+    return 0
+
+
+def _outbox_history(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """What was sent, newest first: each attempt with DingTalk's answer (store/history.py)."""
+    with store.reading() as tx:
+        sent = tx.history.recent(
+            text=args.search or "", target=args.target, outcome=args.outcome, limit=args.limit
+        )
+    if args.json:
+        print(json.dumps([asdict(s) for s in sent], ensure_ascii=False, indent=2))
+        return 0
+    if not sent:
+        print("nothing sent yet" if not args.search else f"nothing sent matches {args.search!r}")
+        return 0
+    now = time.time()
+    table(
+        [
+            [
+                format_duration(now - s.at),
+                s.id[:16],
+                s.outcome,
+                s.target,
+                str(s.attempt),
+                str(s.errcode if s.errcode is not None else ""),
+                (s.errmsg or "")[:40],
+                s.title[:50],
+            ]
+            for s in sent
+        ],
+        ["AGO", "ID", "OUTCOME", "TARGET", "TRY", "ERRCODE", "ERRMSG", "TITLE"],
     )
     return 0
 
@@ -279,6 +312,7 @@ _OUTBOX: dict[str, Action] = {
     "retry": _outbox_retry,
     "purge": _outbox_purge,
     "recall": _outbox_recall,
+    "history": _outbox_history,
 }
 
 
@@ -292,6 +326,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--target")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = actions.add_parser("history", help="what was sent, newest first, with DingTalk's answer")
+    config_arg(p)
+    p.add_argument("--search", help="only attempts whose id, title, target, rule, error or body"
+                   " holds this text (any case)")  # fmt: skip
+    p.add_argument("--target")
+    p.add_argument("--outcome", choices=records.OUTCOMES)
+    p.add_argument("--limit", type=int, default=100, help="at most this many (500 at most)")
+    p.add_argument("--json", action="store_true", help="machine-readable, with the bodies sent")
     p = actions.add_parser("show", help="one message in full")
     config_arg(p)
     p.add_argument("id", help="the message id (any unique part of it, e.g. as listed)")

@@ -61,6 +61,12 @@ class Current:
     addressed: int = 0  # users its one-to-one calls were for
     message: Message | None = None  # what the bodies carry (for a follow-up to some users)
     flow_controlled: list[str] = field(default_factory=list)  # users to send it again later
+    posted: list[str] = field(default_factory=list)  # the JSON text of each body posted this try
+
+    @property
+    def title(self) -> str:
+        """What the history names it by: the rendered message's title."""
+        return self.message.title if self.message is not None else self.batch[0].message.title
 
 
 def digest_threshold(policy: SendPolicy, used: int) -> int:

@@ -11,10 +11,11 @@ accepted, which the store still lists as pending.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bridge.clock import Clock
 from bridge.delivery.backoff import backoff_ceiling
@@ -22,11 +23,12 @@ from bridge.delivery.labels import error_text, ids_of
 from bridge.delivery.noticepoll import first_poll_at
 from bridge.delivery.robots import RobotWindow, Ticket
 from bridge.dingtalk.responses import Delivered, Failed, SendOutcome
+from bridge.dingtalk.sizing import encode
 from bridge.errors import Reason
-from bridge.logs import fmt_fields
+from bridge.logs import REDACTOR, fmt_fields
 from bridge.model import Delivery
 from bridge.store.api import Store, Tx
-from bridge.store.records import AppRobotSend, Card, Row
+from bridge.store.records import AppRobotSend, Card, Row, Sent
 
 if TYPE_CHECKING:
     from bridge.delivery.messages import Current
@@ -37,6 +39,15 @@ STORE_RETRY_INITIAL = 0.5  # seconds: first retry of an outcome the store could 
 # ... doubling up to this: a commit tried every few seconds costs nothing, and once the disk has
 # room again the target resumes within this time.
 STORE_RETRY_MAX = 4.0
+
+# The history of sends (store/history.py) is pruned by the senders, its only writers, every
+# HISTORY_PRUNE_EVERY seconds: attempts older than HISTORY_KEEP go, and all but the newest
+# HISTORY_ROWS. The sender, not the store's upkeep: PostgreSQL has no upkeep thread, and the
+# sender's clock is the one its records are stamped with. Each target's sender prunes the whole
+# table; with an index on the time that is one cheap statement every few minutes.
+HISTORY_KEEP = 7 * 86400.0
+HISTORY_ROWS = 10_000
+HISTORY_PRUNE_EVERY = 600.0
 
 
 @dataclass
@@ -50,6 +61,57 @@ class Record:
     write: Callable[[Tx], None]
     error: str = ""  # why the last commit failed
     settles: str | None = None  # the reservation of the call in the store's window
+    history: list[Sent] = field(default_factory=list)  # the attempts it ends (store/history.py)
+
+
+# The signature of a one-tap link's token (pipeline/actionlinks.py: `/-/act/<payload>.<mac>`,
+# alerting/actions.py's `sign`, both base64url): whoever holds the link may ack or silence.
+_ACT_SIGNATURE = re.compile(r"(/-/act/[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+
+
+def posted_text(body: dict[str, Any]) -> str:
+    """The JSON text of `body` as a channel posts it (dingtalk/sizing.py's `encode`, which every
+    channel sends), for the history. No channel puts its URL, token or secret in a body; the
+    redactor still masks any configured secret a template might have copied into one, and the
+    signature of each one-tap link is masked (`.../-/act/<payload>.***`): the history is shown
+    on pages (a wall screen too) where a working link would grant an ack or a silence."""
+    text = REDACTOR.scrub(encode(body).decode())
+    return _ACT_SIGNATURE.sub(r"\1.***", text)
+
+
+def attempt(
+    batch: Sequence[Row],
+    target: str,
+    outcome: str,
+    at: float,
+    title: str,
+    posted: Sequence[str] = (),
+    failed: Failed | None = None,
+    reason: str | None = None,
+    error: str | None = None,
+) -> Sent:
+    """The history's record of one attempt to send `batch` (a digest when several rows), which
+    posted the bodies `posted` and ended in `outcome`; `failed`: DingTalk's (or the network's)
+    answer when it failed, `reason` the reason recorded when not the answer's own, `error` what
+    failed when DingTalk did not answer (an error of ours)."""
+    ids = [r.id for r in batch]
+    rules = {r.rule for r in batch}
+    return Sent(
+        id=ids_of(ids),
+        target=target,
+        rule=rules.pop() if len(rules) == 1 else "",
+        outcome=outcome,
+        at=at,
+        attempt=batch[0].attempts + 1,
+        parts=len(posted),
+        errcode=failed.errcode if failed is not None else None,
+        # DingTalk's errmsg when it answered, else what failed (a line without URL or token).
+        errmsg=(failed.errmsg or failed.detail) if failed is not None else error,
+        reason=reason or (failed.reason.value if failed is not None else None),
+        title=title,
+        bodies=tuple(posted),
+        covers=tuple(ids) if len(ids) > 1 else (),
+    )
 
 
 def dead_letters(
@@ -61,17 +123,18 @@ def dead_letters(
     now: float,
     owner: str | None,
     swept: list[str] | None = None,
+    history: Sequence[Sent] = (),
 ) -> Record:
     """The outcome that makes `ids` (held by `owner`, when given) dead letters, with the calls
     that led there; and `swept`, pending rows of the target too old to wait any longer, whoever
-    holds them."""
+    holds them. `history`: the attempts it ends."""
 
     def write(tx: Tx) -> None:
         tx.outbox.dead_letter(ids, reason, errcode, errmsg, now, owner=owner)
         if swept:
             tx.outbox.dead_letter(swept, reason, errcode, errmsg, now)
 
-    return Record("dead letter", ids + (swept or []), calls, None, write)
+    return Record("dead letter", ids + (swept or []), calls, None, write, history=list(history))
 
 
 def app_robot_sends(
@@ -170,12 +233,13 @@ def accepted(
     now: float,
     sends: Sequence[AppRobotSend] = (),
     follow_up: FollowUp | None = None,
+    history: Sent | None = None,
 ) -> Record:
     """DingTalk took every body: the rows leave the outbox, or, for a send awaiting its result
     (a work notice), stay 'sent' with the task id until the poller settles them
     (store/notices.py, delivery/noticepoll.py). `sends`: what an app robot's answer said of the
     last call (store/appsends.py); `follow_up`: the message again for the users DingTalk
-    flow-controlled, queued in the same transaction."""
+    flow-controlled, queued in the same transaction; `history`: the attempt it ends."""
     ids = [r.id for r in batch]
 
     def write(tx: Tx) -> None:
@@ -197,7 +261,7 @@ def accepted(
         else:
             tx.outbox.delivered(ids)
 
-    return Record("delivered", ids, calls, None, write)
+    return Record("delivered", ids, calls, None, write, history=[history] if history else [])
 
 
 def retry(
@@ -208,9 +272,10 @@ def retry(
     failed: Failed,
     now: float,
     owner: str,
+    history: Sent | None = None,
 ) -> Record:
     """Send `ids` (held by `owner`) again from `not_before`, noting why (and a lockout of the
-    robot)."""
+    robot); `history`: the attempt it ends."""
     reason = failed.reason.value
     return Record(
         "retry",
@@ -220,6 +285,7 @@ def retry(
         lambda tx: tx.outbox.retry_later(
             ids, not_before, reason, failed.errcode, failed.errmsg, now, owner=owner
         ),
+        history=[history] if history else [],
     )
 
 
@@ -236,6 +302,7 @@ class Recorder:
         self.held: Record | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self._prune_at = 0.0  # the first outcome recorded prunes the history
 
     def commit(self, record: Record, ticket: Ticket | None = None) -> bool:
         """Write an outcome with the calls it made (`ticket`'s, when it had one); if the store
@@ -257,7 +324,24 @@ class Recorder:
                 error=record.error,
             )
             return False
+        self._prune_history()
         return True
+
+    def _prune_history(self) -> None:
+        """Now and then, forget old attempts (see HISTORY_KEEP). Its own transaction, after the
+        outcome's: a prune that fails is tried again later and never holds an outcome."""
+        now = self.clock.time()
+        if now < self._prune_at:
+            return
+        self._prune_at = now + HISTORY_PRUNE_EVERY
+        try:
+            with self.store.transaction() as tx:
+                gone = tx.history.prune(now - HISTORY_KEEP, HISTORY_ROWS)
+        except Exception as exc:
+            log.warning(fmt_fields("history not pruned", target=self.target, error=error_text(exc)))
+            return
+        if gone:
+            log.debug(fmt_fields("history pruned", target=self.target, attempts=gone))
 
     def _write(self, record: Record) -> None:
         window = self.window()
@@ -268,6 +352,8 @@ class Recorder:
             if record.lockout is not None:
                 tx.ratewindows.lock_out(window.key, record.lockout)
             record.write(tx)
+            for sent in record.history:
+                tx.history.record(sent)
 
     def again(self, now_or_never: bool = False) -> float:
         """Try the held outcome again when its backoff is over (at once if `now_or_never`):

@@ -220,7 +220,12 @@ class TargetSender:
             )
         except records.UnreadableRow as exc:  # stored by an older version, or damaged
             # Not claimed: the claim that met it rolled back.
-            self._dead_internal([exc.id], exc.rule, f"unreadable row: {exc.error}", [], None)
+            error = f"unreadable row: {exc.error}"
+            unread = records.Sent(
+                exc.id, self.name, exc.rule, records.DEAD_LETTER, now, attempt=1, parts=0,
+                errcode=None, errmsg=error, reason=Reason.INTERNAL.value, title="", bodies=(),
+            )  # fmt: skip
+            self._dead_internal([exc.id], exc.rule, error, [], None, history=[unread])
             return 0.0
         rows, backlog, next_due = taken.rows, taken.backlog, taken.next_due
         if not rows:
@@ -241,7 +246,7 @@ class TargetSender:
                 self.claims.let_go([r.id for r in rows[1:]])
                 return 0.0
             self.claims.let_go([r.id for r in rows[1:]])
-            self._internal([rows[0]], exc)
+            self._internal([rows[0]], exc, title=rows[0].message.title)  # no body was built
             return 0.0
         if digest:
             self.stats.digests += 1
@@ -273,19 +278,28 @@ class TargetSender:
         if not isinstance(ticket, Ticket):  # the next part waits its turn like any message
             self.stats.rate_waits += 1
             return ticket - now
+        body = current.bodies[current.done]
+        current.posted.append(recording.posted_text(body))
         try:
-            sent = self.channel.post(current.bodies[current.done])
+            sent = self.channel.post(body)
         except Exception as exc:  # ours, around the call: it may have been made, so it counts
             self._current = None
             self.window.released(ticket, self.clock.time())
-            self._internal(current.batch, exc, calls=[self.clock.time()], ticket=ticket)
+            self._internal(
+                current.batch,
+                exc,
+                calls=[self.clock.time()],
+                ticket=ticket,
+                title=current.title,
+                posted=current.posted,
+            )
             return 0.0
         self.stats.calls += 1
         if isinstance(sent, Failed):
             self._current = None
             key = (sent.reason.value, str(sent.errcode) if sent.errcode is not None else "")
             self.stats.failures[key] += 1
-            self._failed(current.batch, sent, ticket)
+            self._failed(current, sent, ticket)
             return 0.0
         at = self.clock.time()
         self.window.settle(ticket, at, counted=True, failing=False)
@@ -320,7 +334,11 @@ class TargetSender:
         self.stats.delivered += len(batch)
         now = self.clock.time()
         follow_up = recording.flow_follow_up(current, self.name, now, self.new_id)
-        record = recording.accepted(batch, self.name, task_id, calls, now, sends or (), follow_up)
+        outcome = records.DELIVERED if task_id is None else records.ACCEPTED
+        history = recording.attempt(batch, self.name, outcome, now, current.title, current.posted)
+        record = recording.accepted(
+            batch, self.name, task_id, calls, now, sends or (), follow_up, history
+        )
         recorded = self.recorder.commit(record, ticket)
         nobody = 0 < current.addressed <= current.refused  # a one-to-one send nobody got
         word = "delivered" if task_id is None else "accepted, awaiting result"
@@ -350,8 +368,9 @@ class TargetSender:
 
     # -- failures ------------------------------------------------------------------------------
 
-    def _failed(self, batch: list[Row], failed: Failed, ticket: Ticket) -> None:
+    def _failed(self, current: Current, failed: Failed, ticket: Ticket) -> None:
         now = self.clock.time()
+        batch = current.batch
         head = batch[0]
         policy = self.channel.policy
         ids = [r.id for r in batch]
@@ -385,9 +404,16 @@ class TargetSender:
         if isinstance(decision, DeadLetter):
             self.stats.dead_letters += len(batch)
             log.error(fmt_fields("dead letter", **{**fields, "reason": decision.reason}))
+            history = [
+                recording.attempt(
+                    batch, self.name, records.DEAD_LETTER, now, current.title, current.posted,
+                    failed, decision.reason,
+                )
+            ]  # fmt: skip
             stale: list[str] = []
             if decision.sweep_expired:
-                stale = self._stale(now - policy.give_up_after, set(ids))
+                stale_rows = self._stale(now - policy.give_up_after, set(ids))
+                stale = [r.id for r in stale_rows]
                 if stale:
                     self.stats.dead_letters += len(stale)
                     log.error(
@@ -400,6 +426,13 @@ class TargetSender:
                             f"{failed.detail}",
                         )
                     )
+                history += [
+                    recording.attempt(
+                        [row], self.name, records.DEAD_LETTER, now, row.message.title, (),
+                        failed, decision.reason,
+                    )
+                    for row in stale_rows
+                ]  # fmt: skip
             self.recorder.commit(
                 dead_letters(
                     ids,
@@ -410,6 +443,7 @@ class TargetSender:
                     now,
                     self.owner,
                     stale,
+                    history,
                 ),
                 ticket,
             )
@@ -426,19 +460,24 @@ class TargetSender:
                 attempt=head.attempts + 1,
             )
         )
+        tried = recording.attempt(
+            batch, self.name, records.RETRYING, now, current.title, current.posted, failed
+        )
         self.recorder.commit(
-            recording.retry(ids, calls, not_before, decision.lockout, failed, now, self.owner),
+            recording.retry(
+                ids, calls, not_before, decision.lockout, failed, now, self.owner, tried
+            ),
             ticket,
         )
 
-    def _stale(self, created_before: float, skip: set[str]) -> list[str]:
-        """Ids of this target's pending rows created before `created_before` (oldest first)."""
+    def _stale(self, created_before: float, skip: set[str]) -> list[Row]:
+        """This target's pending rows created before `created_before` (oldest first)."""
         try:
             with self.store.reading() as tx:
                 rows = tx.outbox.listing(records.PENDING, self.name, limit=10_000)
         except Exception:  # they expire when their own turn comes, then
             return []
-        return [r.id for r in rows if r.created_at < created_before and r.id not in skip]
+        return [r for r in rows if r.created_at < created_before and r.id not in skip]
 
     def _internal(
         self,
@@ -446,10 +485,21 @@ class TargetSender:
         exc: Exception,
         calls: list[float] | None = None,
         ticket: Ticket | None = None,
+        title: str = "",
+        posted: list[str] | None = None,
     ) -> None:
-        """An error of ours on this message: dead-letter it (reason `internal`) and go on."""
+        """An error of ours on this message: dead-letter it (reason `internal`) and go on.
+        `posted`: the bodies posted before it (none when it failed before any was built)."""
         ids = [r.id for r in batch]
-        self._dead_internal(ids, rules_of(batch), error_text(exc), calls or [], self.owner, ticket)
+        error = error_text(exc)
+        now = self.clock.time()
+        tried = recording.attempt(
+            batch, self.name, records.DEAD_LETTER, now, title, posted or (),
+            reason=Reason.INTERNAL.value, error=error,
+        )  # fmt: skip
+        self._dead_internal(
+            ids, rules_of(batch), error, calls or [], self.owner, ticket, history=[tried]
+        )
         log.debug("internal error on a message", exc_info=exc)
 
     def _dead_internal(
@@ -460,6 +510,7 @@ class TargetSender:
         calls: list[float],
         owner: str | None,
         ticket: Ticket | None = None,
+        history: list[records.Sent] | None = None,
     ) -> None:
         now = self.clock.time()
         shown = ids_of(ids)
@@ -481,5 +532,8 @@ class TargetSender:
             )
         )
         self.recorder.commit(
-            dead_letters(ids, calls, Reason.INTERNAL.value, None, error, now, owner), ticket
+            dead_letters(
+                ids, calls, Reason.INTERNAL.value, None, error, now, owner, history=history or ()
+            ),
+            ticket,
         )

@@ -37,6 +37,7 @@ from bridge.store.records import (
     Result,
     Row,
     Seen,
+    Sent,
     Task,
 )
 
@@ -644,6 +645,40 @@ class AlertState(AlertStateReads, Protocol):
         ...
 
 
+class HistoryReads(Protocol):
+    """What was sent, one record per attempt (store/history.py): the bodies posted and
+    DingTalk's answer, kept after the outbox row is gone."""
+
+    def recent(
+        self,
+        *,
+        text: str = "",
+        target: str | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        before: float | None = None,
+    ) -> list[Sent]:
+        """Newest first, at most `limit` (and 500). `text` matches (case-insensitive, literal)
+        the id, title, target, rule, errmsg or a body; `before` pages back (at < before)."""
+        ...
+
+    def attempts(self, id_: str) -> list[Sent]:
+        """Every recorded attempt of message `id_` (or of a digest covering it), oldest
+        first."""
+        ...
+
+
+class History(HistoryReads, Protocol):
+    def record(self, sent: Sent) -> None:
+        """Keep one attempt (a body beyond 64 KiB is cut, with a marker)."""
+        ...
+
+    def prune(self, older_than: float, keep_at_most: int) -> int:
+        """Forget attempts that ended before `older_than`, and the oldest beyond the newest
+        `keep_at_most`; how many went."""
+        ...
+
+
 class ReadTx(Protocol):
     """What a read sees, by table family. Valid only inside its `with` block."""
 
@@ -667,6 +702,8 @@ class ReadTx(Protocol):
     def cards(self) -> CardsReads: ...
     @property
     def escalations(self) -> EscalationsReads: ...
+    @property
+    def history(self) -> HistoryReads: ...
     @property
     def tailstate(self) -> TailStateReads: ...
     @property
@@ -700,6 +737,8 @@ class Tx(ReadTx, Protocol):
     def cards(self) -> Cards: ...
     @property
     def escalations(self) -> Escalations: ...
+    @property
+    def history(self) -> History: ...
     @property
     def tailstate(self) -> TailState: ...
     @property

@@ -348,7 +348,11 @@ class Database:
             self._end_group(self._group)
 
     def writable(self) -> bool:
-        """Can we commit right now? (for /-/ready)"""
+        """Can we commit right now? (for /-/ready) Not while commits fail for lack of room and
+        a checkpoint cannot fix it: the probe's one small row may still fit in the WAL's slack
+        where a message's commit (its row, its history with the bodies sent) does not."""
+        if self._failing and not self.checkpoint():
+            return False
         try:
             with self.transaction() as conn:
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', '1')")

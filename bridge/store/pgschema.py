@@ -245,6 +245,27 @@ CREATE TABLE IF NOT EXISTS escalations (
 );
 """
 
+# The history of sends (store/history.py; store/schema.py's HISTORY).
+_HISTORY = """
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT COLLATE "C" NOT NULL,
+    target TEXT COLLATE "C" NOT NULL,
+    rule TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    attempt INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    errcode BIGINT,
+    errmsg TEXT,
+    reason TEXT,
+    title TEXT NOT NULL,
+    bodies TEXT NOT NULL,
+    covers TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
+CREATE INDEX IF NOT EXISTS history_id ON history (id);
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, _VERSION_1),
     Step(2, _TAIL_BY_NODE),
@@ -254,4 +275,5 @@ STEPS: tuple[Step, ...] = (
     Step(6, _APP_ROBOT_SENDS),
     Step(7, _CARDS),
     Step(8, _ESCALATIONS),
+    Step(9, _HISTORY),
 )

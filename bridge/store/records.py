@@ -178,3 +178,38 @@ class Escalation:
     started_at: float
     steps_done: int = 0
     stopped: str | None = None
+
+
+# The outcomes of one attempt to send a message, as the history keeps them (store/history.py).
+DELIVERED = "delivered"
+ACCEPTED = "accepted"  # a work notice DingTalk took; who received it is polled for later
+RETRYING = "retrying"  # this attempt failed, the row stays queued
+DEAD_LETTER = "dead"
+OUTCOMES = (DELIVERED, ACCEPTED, RETRYING, DEAD_LETTER)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One attempt to send a message and what came of it (store/history.py): what the console's
+    Messages page lists, kept after the outbox row is gone (a delivered row is deleted).
+
+    `bodies` are the JSON texts the channel posted in this attempt, in order (dingtalk/sizing.py's
+    `encode`, so exactly the bytes sent): robot, work notice and app robot bodies carry no URL,
+    token or secret (those travel in the URL's query or a header), and the signature of a one-tap
+    link is masked (delivery/recording.py's `posted_text`). A failure before any body was built
+    (a template or decoding error) has none. The store keeps at most BODY_KEEP bytes of
+    each (store/history.py)."""
+
+    id: str  # the message id (the outbox row's; a digest's is ids_of: "first+N")
+    target: str
+    rule: str  # "" for a digest of several rules
+    outcome: str  # one of OUTCOMES
+    at: float  # when this attempt ended
+    attempt: int  # 1 for the first attempt of this id
+    parts: int  # how many bodies were posted
+    errcode: int | None
+    errmsg: str | None
+    reason: str | None  # bridge.errors.Reason value for a failure, None on success
+    title: str
+    bodies: tuple[str, ...]
+    covers: tuple[str, ...] = ()  # for a digest: the ids of the rows it carried

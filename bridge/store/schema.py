@@ -283,6 +283,30 @@ CREATE TABLE IF NOT EXISTS escalations (
 ) WITHOUT ROWID
 """
 
+# Version 9 (issue 17): the history of sends, one row per attempt with the bodies posted and
+# DingTalk's answer (store/history.py), for the console's Messages page. No primary key: an id
+# may be recorded twice at one time (an outcome held, then recorded); rows are read by id or by
+# time, and pruned by time and count.
+HISTORY = """
+CREATE TABLE IF NOT EXISTS history (
+    id TEXT NOT NULL,  -- the outbox id (a digest's: "first+N")
+    target TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    outcome TEXT NOT NULL,  -- delivered | accepted | retrying | dead
+    at REAL NOT NULL,
+    attempt INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    errcode INTEGER,
+    errmsg TEXT,
+    reason TEXT,
+    title TEXT NOT NULL,
+    bodies TEXT NOT NULL,  -- JSON list of the JSON texts posted
+    covers TEXT NOT NULL  -- JSON list: a digest's outbox ids ([] otherwise)
+);
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
+CREATE INDEX IF NOT EXISTS history_id ON history (id)
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
@@ -292,6 +316,7 @@ STEPS: tuple[Step, ...] = (
     Step(6, APP_ROBOT_SENDS),
     Step(7, CARDS),
     Step(8, ESCALATIONS),
+    Step(9, HISTORY),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -19,6 +19,7 @@ from bridge.store.appsends import SqlAppRobotSends
 from bridge.store.cards import SqlCards
 from bridge.store.duplicates import SqlDuplicates
 from bridge.store.escalations import SqlEscalations
+from bridge.store.history import SqlHistory
 from bridge.store.keys import SqlKeys
 from bridge.store.locks import Locks, WriterLocks
 from bridge.store.notices import SqlNotices
@@ -87,6 +88,7 @@ class SqlTx:
         self.appsends = SqlAppRobotSends(conn)
         self.cards = SqlCards(conn)
         self.escalations = SqlEscalations(conn)
+        self.history = SqlHistory(conn)
         self.tailstate = SqlTailState(conn)
         self.replays = SqlReplays(conn)
         self.duplicates = SqlDuplicates(conn)
