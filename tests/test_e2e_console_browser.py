@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser import chromium, need_browser, screenshot, sign_in, wait_for
 from tests.harness import Daemon, Simulator, am_alert_payload, free_port
-from tests.test_e2e_console import ROBOT, TOKEN, console_config
+from tests.test_e2e_console import ROBOT, SPEC, TOKEN, console_config
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("browser")
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
     need_browser()
-    sim = Simulator()
+    sim = Simulator(spec=SPEC)
     yield sim
     sim.stop()
 

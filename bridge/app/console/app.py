@@ -32,6 +32,7 @@ from bridge.app.console.web import (
     redirect,
 )
 from bridge.app.console.words import word
+from bridge.chatview import stylesheet
 from bridge.clock import Clock
 from bridge.config.model import ConsoleConfig
 from bridge.locales import LOCALES, Locale
@@ -282,6 +283,8 @@ def _wants_json(req: Request) -> bool:
 
 
 def _static(name: str) -> Answer:
+    if name == "chatview.css":  # how DingTalk draws a message: bridge/chatview/
+        return Answer(200, stylesheet().encode(), _STATIC_TYPES[".css"])
     path = STATIC / name
     if "/" in name or name.startswith(".") or path.suffix not in _STATIC_TYPES:
         raise Refused(404, "Not found")

@@ -23,13 +23,12 @@ import requests
 import yaml
 
 from bridge.app.console import samples
+from bridge.app.console.bodies import body_view
 from bridge.app.console.trial import Attempt, Delivered, Trial, run
 from bridge.app.console.web import Answer, Refused, Request, json_answer
 from bridge.app.console.words import word
-from bridge.chatview import ChatView, app_robot_view, notice_view, robot_view, stylesheet
-from bridge.config.model import AppRobotTarget, RobotTarget
+from bridge.config.model import RobotTarget
 from bridge.config.yamlsource import load_document
-from bridge.dingtalk.approbot import MSG_PARAM_MAX_BYTES
 from bridge.dingtalk.channels import bodies_for, send_now
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.sizing import encode
@@ -59,10 +58,6 @@ def page(console: Console, req: Request) -> Answer:
         may_edit=req.session is not None and req.session.role == "operator",
         limit=ROBOT_MAX_BYTES,
     )
-
-
-def chat_css(console: Console, req: Request) -> Answer:
-    return Answer(200, stylesheet().encode(), "text/css; charset=utf-8")
 
 
 def sample_list(console: Console, req: Request) -> Answer:
@@ -220,25 +215,18 @@ def _shown(console: Console, trial: Trial) -> dict[str, Any]:
 
 def _part(delivered: Delivered, body: dict[str, Any]) -> dict[str, Any]:
     """One body as DingTalk shows it, with its size against the target's limit."""
-    target = delivered.target
-    view: ChatView
-    if isinstance(target, RobotTarget):
-        view, size, limit = robot_view(body), len(encode(body)), ROBOT_MAX_BYTES
-    elif isinstance(target, AppRobotTarget):
-        param = body.get("msgParam", "")
-        view = app_robot_view(str(body.get("msgKey", "")), param)
-        size, limit = len(str(param).encode()), MSG_PARAM_MAX_BYTES
-    else:  # a work notice: no documented limit we trust (dingtalk/worknotice.py)
-        view, size, limit = notice_view(body.get("msg", {})), len(encode(body)), 0
+    shown = body_view(delivered.target.type, body)
+    view = shown.view
+    assert view is not None  # a body made now always parses
     return {
         "html": view.html,
         "kind": view.kind,
         "title": view.title,
         "mentions": list(view.mentions),
         "problems": list(view.problems),
-        "bytes": size,
-        "limit": limit,
-        "body": json.dumps(body, ensure_ascii=False, indent=2),
+        "bytes": shown.size,
+        "limit": shown.limit,
+        "body": shown.text,
     }
 
 
