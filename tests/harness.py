@@ -442,3 +442,20 @@ def quick_robot_config(sim: Simulator, **state: Any) -> dict[str, Any]:
         "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
         "rules": [{"name": "all", "targets": ["ops"]}],
     }
+
+
+def console_session(daemon: Daemon, token: str, name: str = "") -> tuple[requests.Session, str]:
+    """A session signed in through the console's form (server.console at its default path), and
+    the CSRF token its pages carry."""
+    session = requests.Session()
+    answer = session.post(
+        f"{daemon.url}/console/login",
+        data={"token": token, "name": name},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303, answer.text
+    page = session.get(f"{daemon.url}/console/", timeout=10)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return session, found.group(1)

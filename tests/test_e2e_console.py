@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import yaml
 
-from tests.harness import Daemon, Simulator, bridge_cli
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    bridge_cli,
+    console_session,
+    wait_until,
+)
 
 TOKEN = "operator-token-0123456789"
 VIEWER = "viewer-token-0123456789ab"
@@ -41,24 +49,6 @@ def daemon(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     daemon = Daemon(console_config(sim), directory=tmp_path_factory.mktemp("console"))
     yield daemon
     daemon.stop()
-
-
-def sign_in(daemon: Daemon, token: str, name: str = "") -> requests.Session:
-    session = requests.Session()
-    answer = session.post(
-        f"{daemon.url}/console/login",
-        data={"token": token, "name": name},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert answer.status_code == 303, answer.text
-    return session
-
-
-def csrf_of(session: requests.Session, daemon: Daemon) -> str:
-    page = session.get(f"{daemon.url}/console/", timeout=5).text
-    start = page.index('name="csrf-token" content="') + len('name="csrf-token" content="')
-    return page[start : page.index('"', start)]
 
 
 def test_a_page_without_a_session_sends_to_the_sign_in_form(daemon: Daemon) -> None:
@@ -102,7 +92,7 @@ def test_the_session_cookie_is_http_only_strict_and_scoped_and_holds_no_token(
 
 
 def test_a_forged_or_altered_cookie_is_not_a_session(daemon: Daemon) -> None:
-    session = sign_in(daemon, TOKEN)
+    session, _ = console_session(daemon, TOKEN)
     value = session.cookies["dtb_console"]
     role, name, expires, nonce, mac = value.split(".")
     forged = f"{role}.{name}.{int(expires) + 3600}.{nonce}.{mac}"
@@ -110,7 +100,7 @@ def test_a_forged_or_altered_cookie_is_not_a_session(daemon: Daemon) -> None:
         f"{daemon.url}/console/api/overview", cookies={"dtb_console": forged}, timeout=5
     )
     assert answer.status_code == 401
-    viewer = sign_in(daemon, VIEWER).cookies["dtb_console"]
+    viewer = console_session(daemon, VIEWER)[0].cookies["dtb_console"]
     promoted = "operator" + viewer[len("viewer") :]
     answer = requests.get(
         f"{daemon.url}/console/api/overview", cookies={"dtb_console": promoted}, timeout=5
@@ -119,8 +109,7 @@ def test_a_forged_or_altered_cookie_is_not_a_session(daemon: Daemon) -> None:
 
 
 def test_a_post_without_the_csrf_token_or_from_another_origin_is_refused(daemon: Daemon) -> None:
-    session = sign_in(daemon, TOKEN)
-    csrf = csrf_of(session, daemon)
+    session, csrf = console_session(daemon, TOKEN)
     url = f"{daemon.url}/console/logout"
     missing = session.post(url, data={}, allow_redirects=False, timeout=5)
     assert missing.status_code == 403
@@ -156,7 +145,7 @@ def test_a_sign_in_from_another_origin_is_refused(daemon: Daemon) -> None:
 
 
 def test_pages_are_not_cached_framed_or_allowed_scripts_from_elsewhere(daemon: Daemon) -> None:
-    session = sign_in(daemon, TOKEN)
+    session, _ = console_session(daemon, TOKEN)
     answer = session.get(f"{daemon.url}/console/", timeout=5)
     assert answer.headers["Cache-Control"] == "no-store"
     assert answer.headers["X-Frame-Options"] == "DENY"
@@ -165,7 +154,7 @@ def test_pages_are_not_cached_framed_or_allowed_scripts_from_elsewhere(daemon: D
 
 
 def test_no_secret_reaches_a_page(daemon: Daemon, sim: Simulator) -> None:
-    session = sign_in(daemon, TOKEN)
+    session, _ = console_session(daemon, TOKEN)
     for path in ("/console/", "/console/api/overview", "/console/login"):
         text = session.get(f"{daemon.url}{path}", timeout=5).text
         for secret in (ROBOT, SECRET, TOKEN, VIEWER):
@@ -173,7 +162,7 @@ def test_no_secret_reaches_a_page(daemon: Daemon, sim: Simulator) -> None:
 
 
 def test_the_overview_shows_each_target_and_input_in_both_languages(daemon: Daemon) -> None:
-    session = sign_in(daemon, TOKEN)
+    session, _ = console_session(daemon, TOKEN)
     chinese = session.get(f"{daemon.url}/console/", timeout=5).text
     assert "发送目标" in chinese and 'data-target="ops"' in chinese and 'data-input="am"' in chinese
     english = session.get(f"{daemon.url}/console/?lang=en", timeout=5).text
@@ -183,9 +172,8 @@ def test_the_overview_shows_each_target_and_input_in_both_languages(daemon: Daem
 
 
 def test_unknown_console_paths_are_404_and_wrong_methods_405(daemon: Daemon) -> None:
-    session = sign_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     assert session.get(f"{daemon.url}/console/nothing-here", timeout=5).status_code == 404
-    csrf = csrf_of(session, daemon)
     answer = session.post(f"{daemon.url}/console/", data={"csrf": csrf}, timeout=5)
     assert answer.status_code == 405
 
@@ -213,3 +201,41 @@ def test_a_short_token_or_an_input_under_the_console_path_is_a_config_problem(
     assert result.returncode == 1
     assert "server.console.token" in result.stderr and "shorter than 16" in result.stderr
     assert "inputs.am.path" in result.stderr and "under the console's path" in result.stderr
+
+
+def test_the_overview_shows_who_received_a_work_notice_and_who_not(tmp_path: Path) -> None:
+    app = {"app_secret": "app-secret-console", "agent_id": 77, "users": ["alice"]}
+    sim = Simulator(spec={"apps": {"app-console": app}})
+    notice = {
+        "type": "work_notice",
+        "app_key": "app-console",
+        "app_secret": "app-secret-console",
+        "agent_id": 77,
+        "userids": ["alice", "ghost"],  # ghost is nobody DingTalk knows
+        "api_base": sim.url,
+    }
+    config = {
+        "server": {"console": {"token": TOKEN}},
+        "targets": {"team": notice},
+        "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+        "rules": [{"name": "all", "targets": ["team"]}],
+    }
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        assert daemon.post("/am", am_alert_payload("NoticeSeen")).status_code == 200
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+
+        def settled() -> dict[str, Any] | None:
+            data = requests.get(f"{daemon.url}/console/api/overview", headers=bearer, timeout=5)
+            notices = data.json()["targets"][0]["notices"]
+            return notices[0] if notices and notices[0]["settled"] else None
+
+        shown = wait_until(settled, timeout=30)
+        assert shown["received"] == ["alice"]
+        assert [r.split(" ")[0] for r in shown["refused"]] == ["ghost"]
+        page = requests.get(f"{daemon.url}/console/", headers=bearer, timeout=5).text
+        assert "已送达：alice" in page and "被拒收：ghost" in page
+        assert "app-secret-console" not in page
+    finally:
+        daemon.stop()
+        sim.stop()

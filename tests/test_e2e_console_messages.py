@@ -12,9 +12,8 @@ import pytest
 import requests
 
 from tests.browser import chromium, need_browser, screenshot, sign_in, wait_for
-from tests.harness import Daemon, Simulator, am_alert_payload, wait_until
-from tests.test_e2e_console import ROBOT, SPEC, TOKEN, VIEWER, console_config, csrf_of
-from tests.test_e2e_console import sign_in as http_sign_in
+from tests.harness import Daemon, Simulator, am_alert_payload, console_session, wait_until
+from tests.test_e2e_console import ROBOT, SPEC, TOKEN, VIEWER, console_config
 
 pytestmark = pytest.mark.xdist_group("browser")
 REFUSAL = {"errcode": 310000, "errmsg": "keywords not in content"}
@@ -91,7 +90,7 @@ def test_a_dead_letter_is_retried_from_its_page_and_arrives(daemon: Daemon, sim:
 def test_the_list_is_searched_and_a_dead_letter_purged(daemon: Daemon, sim: Simulator) -> None:
     id_ = dead_letter(daemon, sim, "PurgeMe")
     assert daemon.post("/am", am_alert_payload("DeliveredOne")).status_code == 200
-    session = http_sign_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     url = f"{daemon.url}/console/messages"
 
     def sent_ids(query: str) -> list[str]:
@@ -101,7 +100,6 @@ def test_the_list_is_searched_and_a_dead_letter_purged(daemon: Daemon, sim: Simu
     assert wait_until(lambda: sent_ids("DeliveredOne"), timeout=15)
     assert sent_ids("nothing-like-this") == []
     assert id_ in session.get(f"{url}?q=keywords+not+in", timeout=5).text
-    csrf = csrf_of(session, daemon)
     purged = session.post(
         f"{url}/{id_}/purge", data={"csrf": csrf}, allow_redirects=False, timeout=5
     )
@@ -116,10 +114,9 @@ def test_a_viewer_sees_the_messages_but_cannot_retry_or_purge(
     daemon: Daemon, sim: Simulator
 ) -> None:
     id_ = dead_letter(daemon, sim, "ViewerSees")
-    viewer = http_sign_in(daemon, VIEWER)
+    viewer, csrf = console_session(daemon, VIEWER)
     page = viewer.get(f"{daemon.url}/console/messages/{id_}", timeout=5)
     assert page.status_code == 200 and 'id="retry"' not in page.text
-    csrf = csrf_of(viewer, daemon)
     for action in ("retry", "purge"):
         answer = viewer.post(
             f"{daemon.url}/console/messages/{id_}/{action}", data={"csrf": csrf}, timeout=5
@@ -131,5 +128,5 @@ def test_a_viewer_sees_the_messages_but_cannot_retry_or_purge(
 
 
 def test_an_unknown_message_is_404(daemon: Daemon) -> None:
-    session = http_sign_in(daemon, TOKEN)
+    session, _ = console_session(daemon, TOKEN)
     assert session.get(f"{daemon.url}/console/messages/no-such-id", timeout=5).status_code == 404

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.browser import chromium, need_browser, screenshot, sign_in, wait_for
-from tests.harness import Daemon, Simulator, fixture_json, wait_until
+from tests.harness import Daemon, Simulator, console_session, fixture_json, wait_until
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -83,19 +83,6 @@ def render_body() -> dict[str, Any]:
 # -- plain HTTP ---------------------------------------------------------------------------------
 
 
-def signed_in(daemon: Daemon, token: str) -> tuple[requests.Session, str]:
-    """A session signed in through the form, and the CSRF token its pages carry."""
-    session = requests.Session()
-    answer = session.post(
-        console(daemon) + "/login", data={"token": token}, allow_redirects=False, timeout=10
-    )
-    assert answer.status_code == 303, answer.text
-    page = session.get(console(daemon) + "/playground", timeout=10)
-    found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-    assert found is not None
-    return session, found.group(1)
-
-
 def test_render_refuses_without_the_token(stack: tuple[Daemon, Simulator]) -> None:
     daemon, _ = stack
     url = console(daemon) + "/api/playground/render"
@@ -108,7 +95,7 @@ def test_render_refuses_a_bad_csrf_token_and_a_cross_site_post(
     stack: tuple[Daemon, Simulator],
 ) -> None:
     daemon, _ = stack
-    session, csrf = signed_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     url = console(daemon) + "/api/playground/render"
     bad = session.post(url, json=render_body(), headers={"X-CSRF-Token": "x" + csrf}, timeout=10)
     assert bad.status_code == 403
@@ -124,7 +111,7 @@ def test_the_viewer_renders_the_rules_as_written_but_may_not_edit_or_send(
     stack: tuple[Daemon, Simulator],
 ) -> None:
     daemon, sim = stack
-    session, csrf = signed_in(daemon, VIEWER)
+    session, csrf = console_session(daemon, VIEWER)
     headers = {"X-CSRF-Token": csrf}
     base = console(daemon) + "/api/playground"
     assert session.post(f"{base}/render", json=render_body(), headers=headers).status_code == 200

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.browser import chromium, screenshot, sign_in, wait_for
-from tests.harness import Daemon, Simulator, am_alert_payload, free_port, wait_until
+from tests.harness import (
+    Daemon,
+    Simulator,
+    am_alert_payload,
+    console_session,
+    free_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -142,7 +149,7 @@ def test_an_alert_is_acknowledged_on_the_page_and_listed_with_who_and_when(
     again = daemon.post("/am", am_alert_payload("DiskFull")).json()
     assert (again["messages"], again["not_sent_again_yet"]) == (0, 1)
     # An id no firing alert has, or one acknowledged before: refused, saying so.
-    session, csrf = signed_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     for alert_id, status, says in (
         ("ffffffff", 409, "There is no firing alert with id ffffffff."),
         (short_id, 409, f"{short_id} was already acknowledged by bob (console)."),
@@ -156,23 +163,6 @@ def test_an_alert_is_acknowledged_on_the_page_and_listed_with_who_and_when(
 
 
 # -- over plain HTTP ------------------------------------------------------------------------------
-
-
-def signed_in(daemon: Daemon, token: str, name: str = "") -> tuple[requests.Session, str]:
-    """A session cookie from the sign-in form, and the CSRF token its pages carry."""
-    session = requests.Session()
-    answer = session.post(
-        f"{daemon.url}/console/login",
-        data={"token": token, "name": name},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 303, answer.text
-    page = session.get(f"{daemon.url}/console/silences", timeout=10)
-    assert page.status_code == 200
-    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
-    assert found is not None
-    return session, found.group(1)
 
 
 def runtime_silences(daemon: Daemon) -> list[str]:
@@ -189,7 +179,7 @@ FORM = {"matchers": "alertname=DiskFull", "duration": "1h", "comment": "swap"}
 
 
 def test_a_cross_site_post_with_a_valid_cookie_and_token_is_refused(daemon: Daemon) -> None:
-    session, csrf = signed_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     elsewhere = f"http://127.0.0.1:{free_port()}"
     answer = session.post(
         f"{daemon.url}/console/silences",
@@ -219,7 +209,7 @@ def test_a_cross_site_post_with_a_valid_cookie_and_token_is_refused(daemon: Daem
 
 
 def test_a_post_without_the_csrf_token_is_refused(daemon: Daemon) -> None:
-    session, csrf = signed_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     for data in (FORM, {**FORM, "csrf": csrf[:-2] + "xx"}):
         answer = session.post(f"{daemon.url}/console/silences", data=data, timeout=10)
         assert answer.status_code == 403
@@ -239,7 +229,7 @@ def test_the_viewer_sees_no_forms_and_cannot_add_expire_or_ack(daemon: Daemon) -
     )
     assert added.status_code == 200
     [silence_id] = runtime_silences(daemon)
-    session, csrf = signed_in(daemon, VIEWER)
+    session, csrf = console_session(daemon, VIEWER)
     page = session.get(f"{daemon.url}/console/silences", timeout=10).text
     assert silence_id in page  # the viewer sees the silences...
     assert '<form method="post" action="/console/silences' not in page  # ...and no form
@@ -267,7 +257,7 @@ def test_a_read_only_console_shows_no_forms_and_refuses_the_operator_too(
 ) -> None:
     daemon = Daemon(daemon_config(sim, read_only=True), directory=tmp_path)
     try:
-        session, csrf = signed_in(daemon, TOKEN)
+        session, csrf = console_session(daemon, TOKEN)
         page = session.get(f"{daemon.url}/console/silences", timeout=10).text
         assert 'id="add-silence"' not in page and 'id="ack"' not in page
         answer = session.post(
@@ -289,7 +279,7 @@ def test_a_read_only_console_shows_no_forms_and_refuses_the_operator_too(
 def test_bad_matchers_show_the_page_again_with_the_problem_and_add_nothing(
     daemon: Daemon,
 ) -> None:
-    session, csrf = signed_in(daemon, TOKEN)
+    session, csrf = console_session(daemon, TOKEN)
     answer = session.post(
         f"{daemon.url}/console/silences",
         data={

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 from bridge.app.console.web import Answer, Request, json_answer
 from bridge.config.model import Config
 from bridge.errors import StoreError
+from bridge.store.records import ACCEPTED, Result
 
 if TYPE_CHECKING:
     from bridge.app.console.app import Console
+
+NOTICES_SHOWN = 3  # per work-notice target: its last notices, with who received each
 
 
 def overview_data(console: Console) -> dict[str, Any]:
@@ -22,7 +25,7 @@ def overview_data(console: Console) -> dict[str, Any]:
     config = bridge.config
     now = console.clock.time()
     ready, details = bridge.readiness()
-    windows, awaiting = _store_facts(console, details, now)
+    windows, awaiting, notices = _store_facts(console, details, now)
     targets = []
     for name, target in config.targets.items():
         queue = details["queues"].get(name, {})
@@ -42,6 +45,7 @@ def overview_data(console: Console) -> dict[str, Any]:
                 "locked_until": locked if locked and locked > now else None,
                 "failing": queue.get("robot_failing", 0),
                 "awaiting_results": awaiting.get(name, 0),
+                "notices": notices.get(name, []),
             }
         )
     return {
@@ -60,21 +64,43 @@ def overview_data(console: Console) -> dict[str, Any]:
 
 def _store_facts(
     console: Console, details: dict[str, Any], now: float
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Calls each robot made in its window, and work notices awaiting results per target (empty
-    when the store cannot be read now: the page says so through /-/ready's problems)."""
+) -> tuple[dict[str, int], dict[str, int], dict[str, list[dict[str, Any]]]]:
+    """Calls each robot made in its window, work notices awaiting results per target, and the
+    per-user results of each work-notice target's last notices (all empty when the store
+    cannot be read now: the page says so through /-/ready's problems)."""
     config = console.bridge.config
     per_robot: dict[str, float] = {}
     for name, target in config.targets.items():
         robot = details["queues"].get(name, {}).get("robot")
         if robot:
             per_robot[robot] = max(per_robot.get(robot, 0.0), target.policy.rate.per)
+    notices = [n for n, t in config.targets.items() if t.type == "work_notice"]
     try:
         with console.bridge.store.reading() as tx:
             used = {r: len(tx.ratewindows.load(r, now - per)[0]) for r, per in per_robot.items()}
-            return used, tx.notices.waiting()
+            results = {
+                name: [
+                    _result(sent.id, sent.title, tx.notices.results(sent.id))
+                    for sent in tx.history.recent(
+                        target=name, outcome=ACCEPTED, limit=NOTICES_SHOWN
+                    )
+                ]
+                for name in notices
+            }
+            return used, tx.notices.waiting(), results
     except StoreError:
-        return {}, {}
+        return {}, {}, {}
+
+
+def _result(id_: str, title: str, results: list[Result]) -> dict[str, Any]:
+    """One work notice: who received it and who DingTalk refused (none yet while polled)."""
+    return {
+        "id": id_,
+        "title": title,
+        "settled": bool(results),
+        "received": sorted({u for r in results for u in r.received}),
+        "refused": sorted({f"{u} ({code})" for r in results for u, code in r.refused}),
+    }
 
 
 def _inputs(config: Config, details: dict[str, Any]) -> list[dict[str, Any]]:

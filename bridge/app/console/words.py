@@ -214,6 +214,11 @@ ZH_CN: Mapping[str, str] = {
     "retrying": "重试中",
     "retried": "已重新排队",
     "purged": "已删除",
+    # overview: work notices
+    "Work notices of %(target)s": "%(target)s 的工作通知",
+    "awaiting DingTalk's results": "等待钉钉返回送达结果",
+    "received by %(who)s": "已送达：%(who)s",
+    "refused: %(who)s": "被拒收：%(who)s",
 }
 
 
