@@ -72,6 +72,7 @@ def test_the_overview_shows_a_queue_building_without_a_reload(
                 driver, lambda: driver.find_element(By.CSS_SELECTOR, cell).text == "1", timeout=15
             )
             assert driver.execute_script("return window.notReloaded") is True
+            screenshot(driver, "console-overview-busy")
         finally:
             sim.control("reset")
         wait_for(driver, lambda: driver.find_element(By.CSS_SELECTOR, cell).text == "0", 30)

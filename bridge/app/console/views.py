@@ -44,6 +44,13 @@ class Views:
             return ""
         return datetime.fromtimestamp(stamp, self._timezone()).strftime("%Y-%m-%d %H:%M:%S")
 
+    def when_iso(self, text: str | None) -> str:
+        """An ISO 8601 time (the reloader's) as `when` shows times; as given if unreadable."""
+        try:
+            return self.when(datetime.fromisoformat(str(text)).timestamp()) if text else ""
+        except ValueError:
+            return str(text)
+
     def page(
         self, req: Request, template: str, status: int = 200, nav: str = "", **values: Any
     ) -> Answer:
@@ -56,6 +63,7 @@ class Views:
             may_act=req.may_act,
             read_only=self._read_only(),
             when=self.when,
+            when_iso=self.when_iso,
             nav=nav,
             **values,
         )
