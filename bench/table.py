@@ -20,8 +20,8 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def rows() -> list[tuple[str, str, str]]:
-    ingest, tail, reload, callback, stream, saturate = (
-        _load(n) for n in ("ingest", "tail", "reload", "callback", "stream", "saturate")
+    ingest, tail, reload, callback, stream, saturate, console = (
+        _load(n) for n in ("ingest", "tail", "reload", "callback", "stream", "saturate", "console")
     )
     out: list[tuple[str, str, str]] = []
     if ingest:
@@ -76,6 +76,20 @@ def rows() -> list[tuple[str, str, str]]:
                 "",
             )
         )
+    if console:
+        out += [
+            (
+                f"console: {what}, p50 / p99",
+                f"{console[key]['p50_ms']} / {console[key]['p99_ms']} ms",
+                "",
+            )
+            for key, what in (
+                ("playground_render", "playground render of a typed template"),
+                ("overview_page", "Overview page"),
+                ("messages_page", "Messages page (50 sent)"),
+            )
+            if key in console
+        ]
     for result in [saturate, *(_load(p.stem) for p in sorted(RESULTS.glob("saturate-*.json")))]:
         out += _saturated(result)
     return out
