@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         "people": {"alice": {"mobile": "13800000000"}},
         "rules": [{"name": "all", "targets": ["ops"], "mention": ["alice"]}],
     }
-    daemon = Daemon(config, directory=directory)
+    try:
+        daemon = Daemon(config, directory=directory)
+    except BaseException:
+        simulator.stop()  # no simulator left behind when the daemon does not start
+        raise
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     figures: dict[str, dict[str, float]] = {}
     try:
