@@ -302,7 +302,50 @@ def _bounded_filter(name: str, f: Callable[..., Any], env: Any) -> Callable[...,
 
 def undeclared_variables(env: SandboxedEnvironment, source: str) -> set[str]:
     """Names a template reads from its context (raises jinja2.TemplateSyntaxError)."""
-    return set(meta.find_undeclared_variables(env.parse(source))) - set(env.globals)
+    ast = env.parse(source)
+    names = set(meta.find_undeclared_variables(ast)) - set(env.globals)
+    return names - _scoped_loop_names(env, ast)
+
+
+def _scoped_loop_names(env: SandboxedEnvironment, ast: nodes.Template) -> set[str]:
+    """The loop variables that `{% block x scoped %}` blocks read from the loops around them,
+    in this template or, for the blocks it overrides, in the one it extends.
+
+    Jinja's analysis treats a block as a function of its own and reports those names as
+    undeclared, though `scoped` hands them in: the bundled templates' blocks (`alert_values`,
+    `alert_links` read `a`) would be refused when their text, or a template extending them, is
+    written inline or tried in the console's playground."""
+    bound = _scoped_bindings(ast, frozenset())
+    for extends in ast.find_all(nodes.Extends):
+        parent = extends.template
+        if isinstance(parent, nodes.Const) and isinstance(parent.value, str) and env.loader:
+            try:
+                text = env.loader.get_source(env, parent.value)[0]
+                bound.update(_scoped_bindings(env.parse(text), frozenset()))
+            except (jinja2.TemplateError, OSError):
+                pass  # a missing or broken parent is reported where it is compiled
+    return {
+        name
+        for block in ast.find_all(nodes.Block)
+        for name in bound.get(block.name, frozenset())
+        if any(n.name == name and n.ctx == "load" for n in block.find_all(nodes.Name))
+    }
+
+
+def _scoped_bindings(node: nodes.Node, loops: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Per scoped block: the names the loops around it bind."""
+    found: dict[str, frozenset[str]] = {}
+    for child in node.iter_child_nodes():
+        inner = loops
+        if isinstance(child, nodes.For):
+            target = child.target  # a name or a tuple of them (find_all skips the node itself)
+            inner = loops | {
+                n.name for n in [target, *target.find_all(nodes.Name)] if isinstance(n, nodes.Name)
+            }
+        elif isinstance(child, nodes.Block) and child.scoped and loops:
+            found[child.name] = found.get(child.name, frozenset()) | loops
+        found.update(_scoped_bindings(child, inner))
+    return found
 
 
 def referenced_templates(env: SandboxedEnvironment, source: str) -> set[str]:

@@ -153,8 +153,8 @@ def _splice(doc: Document, index: int, attempt: Attempt) -> list[Found]:
         if len(attempt.template) > MAX_TEMPLATE_CHARS:
             message = f"the template is longer than {MAX_TEMPLATE_CHARS} characters"
             return [Found("template", None, "", message)]
-        # The file's text as it is: the file itself (a file template is checked as a file;
-        # Jinja's analysis misreads some inline texts, a scoped block's loop variable).
+        # The file's text as it is: the file itself (so the message says which file it came
+        # from, and includes and extends resolve as the daemon resolves them).
         unchanged = template_text(Path(doc.file).parent, written) == attempt.template
         rule = {**rule, "template": written if unchanged else attempt.template}
     doc.data["rules"][index] = rule
