@@ -51,8 +51,8 @@ class FakeDesk:
         self.calls.append(("ack", short_id, by))
         return f"acked {short_id}"
 
-    def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
-        self.calls.append(("expire", id_prefix))
+    def expire_silence(self, id_prefix: str, now: float, by: str = "") -> tuple[list[str], str]:
+        self.calls.append(("expire", id_prefix, by))
         return [id_prefix], ""
 
 
@@ -71,7 +71,7 @@ CASES = [
     ("silence 2h", ALLOWED, "Which alerts?", []),
     ("silence alertname=X", ALLOWED, "How long?", []),
     ("expire", ALLOWED, "Usage: expire <id>", []),
-    ("expire s1", ALLOWED, "Silence s1 expired by Oncall.", [("expire", "s1")]),
+    ("expire s1", ALLOWED, "Silence s1 expired by Oncall.", [("expire", "s1", "Oncall")]),
     ("ack", ALLOWED, "Usage: ack <alert id>", []),
     ("ack abc", ALLOWED, "acked abc", [("ack", "abc", "Oncall")]),
     ("chatid", READER, "This chat's open_conversation_id is cidGroup==", []),

@@ -120,11 +120,12 @@ def test_a_silence_added_on_the_page_stops_the_next_alert_until_expired_there(
         assert f"Silence {silence_id} expired." in done[0].text
         ended = driver.find_element(By.CSS_SELECTOR, f"#ended tr[data-silence='{silence_id}']")
         assert "disk swap tonight" in ended.text
+        # Who ended it, kept with the silence (its author added it).
+        assert ended.find_element(By.CSS_SELECTOR, ".ended-by").text == "ann (console)"
     assert daemon.post("/am", am_alert_payload("DiskFull", host="db1")).json()["messages"] == 1
     wait_until(lambda: len(disk_full(sim)) == 2)
-    # Who ended it is in the log (the store keeps when, the silence's author who added it).
-    [line] = [ln for ln in daemon.log().splitlines() if "console expired a silence" in ln]
-    assert silence_id in line and "ann (console)" in line
+    [line] = [ln for ln in daemon.log().splitlines() if "silence expired" in ln]
+    assert silence_id in line and 'by="ann (console)"' in line
 
 
 def test_an_alert_is_acknowledged_on_the_page_and_listed_with_who_and_when(

@@ -115,14 +115,15 @@ def test_an_unreachable_or_refusing_database_is_said_without_the_password(
     assert PASSWORD not in str(unreachable.value)
 
 
-def test_both_backends_know_the_same_steps_the_latest_adding_the_history() -> None:
+def test_both_backends_know_the_same_steps_the_latest_recording_who_ended_a_silence() -> None:
     assert [s.version for s in schema.STEPS] == [s.version for s in pgschema.STEPS]
-    assert SCHEMA_VERSION == 9 and "CREATE TABLE IF NOT EXISTS history" in schema.STEPS[-1].script
+    assert SCHEMA_VERSION == 10 and "CREATE TABLE IF NOT EXISTS history" in schema.STEPS[-2].script
+    assert "expired_by" in schema.STEPS[-1].script and "expired_by" in pgschema.STEPS[-1].script
 
 
 def test_a_version_8_sqlite_database_gains_the_history_and_keeps_its_rows(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        for step in schema.STEPS[:-1]:
+        for step in schema.STEPS[:-2]:
             conn.executescript(step.script)
         conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '8')")
         conn.execute("INSERT INTO silences VALUES ('s1', '[]', 0, 1, 'c', 'a', 0)")
@@ -130,4 +131,4 @@ def test_a_version_8_sqlite_database_gains_the_history_and_keeps_its_rows(tmp_pa
     with store.reading() as tx:
         assert tx.history.recent() == [] and [s.id for s in tx.silences.load()] == ["s1"]
     store.close()
-    assert _sqlite_version(tmp_path) == "9"
+    assert _sqlite_version(tmp_path) == "10"

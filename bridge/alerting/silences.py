@@ -21,6 +21,7 @@ class Silence:
     comment: str = ""
     author: str = ""
     source: str = "runtime"  # "config" or "runtime"
+    expired_by: str = ""  # who ended it before its time ("" while it runs, or ran its course)
 
     def active(self, now: float) -> bool:
         return self.starts_at <= now < self.ends_at

@@ -48,8 +48,8 @@ class Desk(Protocol):
         """Mark the firing alert with this id acknowledged; what to tell the chat."""
         ...
 
-    def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
-        """The ids that matched (one is expired), and a note on Alertmanager."""
+    def expire_silence(self, id_prefix: str, now: float, by: str = "") -> tuple[list[str], str]:
+        """The ids that matched (one is expired, by `by`), and a note on Alertmanager."""
         ...
 
     def oncall(self) -> Mapping[str, Rotation]:
@@ -97,7 +97,7 @@ def _silences_command(
 def _expire(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
     if len(args) != 1:
         return "Usage: expire <id> (the id from `silences`)"
-    ids, note = desk.expire_silence(args[0], now)
+    ids, note = desk.expire_silence(args[0], now, sender.nick)
     if len(ids) == 1:
         return f"Silence {ids[0]} expired by {sender.nick}.{note}"
     return f"No single active silence with id {args[0]}… ({len(ids)} match)."

@@ -259,14 +259,14 @@ class Desk:
             self._queued(targets)
         return ActResult(True, text)
 
-    def expire_silence(self, id_prefix: str, now: float) -> tuple[list[str], str]:
+    def expire_silence(self, id_prefix: str, now: float, by: str = "") -> tuple[list[str], str]:
         with self.store.transaction() as tx:
-            ids = tx.silences.expire(id_prefix, now)
+            ids = tx.silences.expire(id_prefix, now, by)
             am_id = tx.silences.linked(ids[0]) if len(ids) == 1 else None
         self._silences_changed()
         if len(ids) != 1:
             return ids, ""
-        log.info(fmt_fields("silence expired", id=ids[0]))
+        log.info(fmt_fields("silence expired", id=ids[0], by=by or None))
         api = self._config().alertmanager
         if api is None or am_id is None:
             return ids, ""

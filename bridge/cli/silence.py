@@ -76,7 +76,7 @@ def _silence_list(args: argparse.Namespace, config: Config, store: Store) -> int
 
 
 def _silence_expire(args: argparse.Namespace, config: Config, store: Store) -> int:
-    ids, note = _desk(config, store).expire_silence(args.id, time.time())
+    ids, note = _desk(config, store).expire_silence(args.id, time.time(), args.author)
     if len(ids) != 1:
         problem = "no active silence" if not ids else "more than one silence"
         print(f"{problem} with id {args.id}…", file=sys.stderr)
@@ -115,3 +115,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = actions.add_parser("expire", help="end a silence now")
     config_arg(p)
     p.add_argument("id", help="the silence id (a unique prefix is enough)")
+    p.add_argument("--author", default=getpass.getuser(), help="who ends it (default: you)")

@@ -293,8 +293,9 @@ class Silences(SilencesReads, Protocol):
         now: float,
     ) -> Silence: ...
 
-    def expire(self, id_prefix: str, now: float) -> list[str]:
-        """The active silences whose id starts with `id_prefix`; the one ends now if unique."""
+    def expire(self, id_prefix: str, now: float, by: str = "") -> list[str]:
+        """The active silences whose id starts with `id_prefix`; the one ends now if unique,
+        ended by `by` (who, as the silence's `expired_by`)."""
         ...
 
     def link(self, silence_id: str, am_id: str) -> None:

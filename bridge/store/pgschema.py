@@ -276,4 +276,5 @@ STEPS: tuple[Step, ...] = (
     Step(7, _CARDS),
     Step(8, _ESCALATIONS),
     Step(9, _HISTORY),
+    Step(10, "ALTER TABLE silences ADD COLUMN expired_by TEXT"),  # who ended a silence
 )

@@ -307,6 +307,9 @@ CREATE INDEX IF NOT EXISTS history_at ON history (at);
 CREATE INDEX IF NOT EXISTS history_id ON history (id)
 """
 
+# Version 10 (issue 17): who ended a silence (the console shows who did what and when).
+SILENCE_EXPIRY = "ALTER TABLE silences ADD COLUMN expired_by TEXT"
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
@@ -317,6 +320,7 @@ STEPS: tuple[Step, ...] = (
     Step(7, CARDS),
     Step(8, ESCALATIONS),
     Step(9, HISTORY),
+    Step(10, SILENCE_EXPIRY),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -31,7 +31,15 @@ def _row(r: tuple[object, ...]) -> Silence:
     if not isinstance(texts, list):
         raise TypeError("matchers is not a list")
     parsed = tuple(matchers.parse(str(t)) for t in texts)
-    return Silence(str(r[0]), parsed, float(starts), float(ends), str(r[4] or ""), str(r[5] or ""))
+    return Silence(
+        str(r[0]),
+        parsed,
+        float(starts),
+        float(ends),
+        str(r[4] or ""),
+        str(r[5] or ""),
+        expired_by=str(r[6] or ""),
+    )
 
 
 class SqlSilences:
@@ -68,7 +76,7 @@ class SqlSilences:
         """Runtime silences ending after `ended_after` (all of them when None)."""
         since = ended_after if ended_after is not None else float("-inf")
         rows = self._conn.execute(
-            "SELECT id, matchers, starts_at, ends_at, comment, author FROM silences"
+            "SELECT id, matchers, starts_at, ends_at, comment, author, expired_by FROM silences"
             " WHERE ends_at > ? ORDER BY starts_at, id",
             (since,),
         ).fetchall()
@@ -82,15 +90,17 @@ class SqlSilences:
                 log.warning(f"silence {str(r[0])[:40]!r} skipped: unreadable row ({exc})")
         return out
 
-    def expire(self, id_prefix: str, now: float) -> list[str]:
-        """End the matching active silences now; returns their ids."""
+    def expire(self, id_prefix: str, now: float, by: str = "") -> list[str]:
+        """End the matching active silence now (recording who); the ids that matched."""
         rows = self._conn.execute(
             "SELECT id FROM silences WHERE id LIKE ? AND ends_at > ?",
             (id_prefix.replace("%", "") + "%", now),
         ).fetchall()
         ids = [r[0] for r in rows]
         if len(ids) == 1:
-            self._conn.execute("UPDATE silences SET ends_at = ? WHERE id = ?", (now, ids[0]))
+            self._conn.execute(
+                "UPDATE silences SET ends_at = ?, expired_by = ? WHERE id = ?", (now, by, ids[0])
+            )
             self._changed()
         return ids
 

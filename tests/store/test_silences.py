@@ -48,6 +48,18 @@ def test_expire_ends_the_one_active_silence_with_that_prefix(store: Store) -> No
         assert tx.silences.expire(one.id, NOW + 2) == []  # no longer active
 
 
+def test_a_silence_ended_early_remembers_who_ended_it(store: Store) -> None:
+    with store.transaction() as tx:
+        ended = tx.silences.add(TEAM_DB, NOW, NOW + 100, "", "ann", NOW)
+        ran = tx.silences.add(TEAM_DB, NOW, NOW + 1, "", "ann", NOW)
+    with store.transaction() as tx:
+        assert tx.silences.expire(ended.id, NOW + 0.5, "bob (console)") == [ended.id]
+    with store.reading() as tx:
+        by = {s.id: (s.author, s.expired_by, s.ends_at) for s in tx.silences.load()}
+    assert by[ended.id] == ("ann", "bob (console)", NOW + 0.5)
+    assert by[ran.id] == ("ann", "", NOW + 1)  # ran its course: nobody ended it
+
+
 def test_a_silence_remembers_its_alertmanager_twin(store: Store) -> None:
     with store.transaction() as tx:
         made = tx.silences.add(TEAM_DB, NOW, NOW + 100, "", "", NOW)

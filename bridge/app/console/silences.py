@@ -23,7 +23,6 @@ from bridge.app.console.web import Answer, Refused, Request, json_answer
 from bridge.app.console.words import word
 from bridge.app.firing import SeenAlert, matching
 from bridge.errors import StoreError
-from bridge.logs import fmt_fields
 
 if TYPE_CHECKING:
     from bridge.app.console.app import Console
@@ -194,12 +193,10 @@ def add(console: Console, req: Request) -> Answer:
 
 
 def expire(console: Console, req: Request) -> Answer:
-    ids, note = console.bridge.desk.expire_silence(req.params["id"], console.clock.time())
+    ids, note = console.bridge.desk.expire_silence(req.params["id"], console.clock.time(), req.who)
     if len(ids) != 1:
         text = word(req.locale, "No single active silence with id %(id)s.", id=req.params["id"])
         return _page(console, req, 404, problems=[text])
-    # The store keeps when a silence ended, not who ended it: the log says who.
-    log.info(fmt_fields("console expired a silence", id=ids[0], by=req.who))
     return _page(console, req, done=word(req.locale, "Silence %(id)s expired.", id=ids[0]) + note)
 
 

@@ -219,6 +219,8 @@ ZH_CN: Mapping[str, str] = {
     "awaiting DingTalk's results": "等待钉钉返回送达结果",
     "received by %(who)s": "已送达：%(who)s",
     "refused: %(who)s": "被拒收：%(who)s",
+    "Ended by": "结束人",
+    "its end time": "到期自动结束",
 }
 
 
