@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from bridge.app.console import auth
 from bridge.app.console.views import Views
@@ -133,8 +133,6 @@ class Console:
         return [b"" if req.method == "HEAD" else answer.body]
 
     def _locale(self, environ: dict[str, Any]) -> Locale:
-        from urllib.parse import parse_qs
-
         asked = parse_qs(str(environ.get("QUERY_STRING", ""))[:4096]).get("lang", [""])[0]
         for choice in (asked, auth.read_cookie(environ, LANG_COOKIE)):
             for locale in LOCALES:
