@@ -43,6 +43,9 @@ class Reason(enum.StrEnum):
     TEMPLATE = "template"
     SHUTDOWN = "shutdown"
     INTERNAL = "internal"  # an error of ours on one message (a bug): dead-lettered, queue goes on
+    # A work notice whose recipients resolve to nobody DingTalk can reach (an on-call schedule or
+    # a label naming people without a userid): nothing to send, no bug: dead-lettered, said why.
+    NO_RECIPIENTS = "no_recipients"
 
 
 class BridgeError(Exception):

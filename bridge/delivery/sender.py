@@ -57,7 +57,7 @@ from bridge.delivery.turns import StoredWindows
 from bridge.delivery.worker import Worker
 from bridge.dingtalk.channel import Channel
 from bridge.dingtalk.responses import FLOW_CONTROLLED, AwaitingResult, Failed
-from bridge.errors import Reason
+from bridge.errors import DeliveryError, Reason
 from bridge.logs import fmt_fields
 from bridge.model import Message
 from bridge.store import records
@@ -246,6 +246,9 @@ class TargetSender:
                 self.claims.let_go([r.id for r in rows[1:]])
                 return 0.0
             self.claims.let_go([r.id for r in rows[1:]])
+            if isinstance(exc, DeliveryError) and not exc.retryable:  # nothing to send it to
+                self._unsendable(rows[0], exc)
+                return 0.0
             self._internal([rows[0]], exc, title=rows[0].message.title)  # no body was built
             return 0.0
         if digest:
@@ -501,6 +504,28 @@ class TargetSender:
             ids, rules_of(batch), error, calls or [], self.owner, ticket, history=[tried]
         )
         log.debug("internal error on a message", exc_info=exc)
+
+    def _unsendable(self, row: Row, exc: DeliveryError) -> None:
+        """A message the channel cannot make a body of, and why (its recipients resolve to
+        nobody): a dead letter with that reason, not an internal error (no bug: /-/ready does
+        not warn, dingtalk_bridge_internal_errors_total does not count it)."""
+        now = self.clock.time()
+        reason, error = exc.reason.value, str(exc)
+        tried = recording.attempt(
+            [row], self.name, records.DEAD_LETTER, now, row.message.title, (),
+            reason=reason, error=error,
+        )  # fmt: skip
+        self.stats.dead_letters += 1
+        log.error(
+            fmt_fields(
+                "dead letter", rule=row.rule, target=self.name, id=row.id, reason=reason,
+                error=error,
+            )
+        )  # fmt: skip
+        self.recorder.commit(
+            dead_letters([row.id], [], reason, None, error, now, self.owner, history=[tried]),
+            None,
+        )
 
     def _dead_internal(
         self,

@@ -21,7 +21,7 @@ from bridge.config.model import WorkNoticeTarget
 from bridge.dingtalk.channel import Body, rate_key
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.responses import AwaitingResult, Delivered, SendOutcome, send_outcome
-from bridge.errors import DeliveryError
+from bridge.errors import DeliveryError, Reason
 from bridge.model import Message
 
 ASYNCSEND = "/topapi/message/corpconversation/asyncsend_v2"
@@ -96,8 +96,10 @@ def work_notice_body(target: WorkNoticeTarget, message: Message, unique: str) ->
     # The target's fixed userids, and those its `recipients:` resolved to for this message.
     userids = tuple(dict.fromkeys((*target.userids, *message.only_users)))
     if not (userids or target.dept_ids or target.to_all_user):
-        raise ValueError(
-            f"target {target.name}: its recipients name nobody with a userid for this message"
+        raise DeliveryError(
+            Reason.NO_RECIPIENTS,
+            f"target {target.name}: its recipients name nobody with a userid for this message",
+            retryable=False,
         )
     if userids:
         body["userid_list"] = ",".join(userids)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from bridge.app.console.bodies import BodyView, message_views, stored_views
 from bridge.app.console.web import Answer, Refused, Request, redirect
+from bridge.errors import DeliveryError
 from bridge.logs import RECENT, fmt_fields
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import records
@@ -127,7 +128,10 @@ def one(console: Console, req: Request) -> Answer:
         now = datetime.now(UTC)
         rule = config.rules_by_name.get(row.rule)
         message = queued_message(rule, row.rule, row.message, row.event, now).message
-        upcoming = message_views(target, message, row.id, row.created_at, config.timezone)
+        try:
+            upcoming = message_views(target, message, row.id, row.created_at, config.timezone)
+        except DeliveryError:  # nothing it could be sent in (recipients resolve to nobody)
+            upcoming = []
     return console.views.page(
         req,
         "message.html",

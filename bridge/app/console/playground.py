@@ -196,13 +196,18 @@ def _shown(console: Console, trial: Trial) -> dict[str, Any]:
     messages = []
     tz = trial.config.timezone if trial.config is not None else console.bridge.config.timezone
     for delivered in trial.messages:
-        bodies = bodies_for(delivered.target, delivered.message, [new_id()], trial.at, tz)
+        try:
+            bodies = bodies_for(delivered.target, delivered.message, [new_id()], trial.at, tz)
+            unsendable = ""
+        except DeliveryError as exc:  # a work notice whose recipients resolve to nobody
+            bodies, unsendable = [], str(exc)
         messages.append(
             {
                 "rule": delivered.rule,
                 "target": delivered.target.name,
                 "type": delivered.target.type,
                 "parts": [_part(delivered, body) for body in bodies],
+                "unsendable": unsendable,
             }
         )
     return {

@@ -104,6 +104,7 @@
       node.dataset.target = message.target;
       node.querySelector(".pg-head").textContent = `${message.rule} → ${message.target} (${message.type})`;
       const parts = node.querySelector(".pg-parts");
+      if (message.unsendable) parts.append(el("div", "error", message.unsendable));
       message.parts.forEach((part, n) => {
         const block = el("div", "pg-part");
         const meta = el("div", "pg-meta");
