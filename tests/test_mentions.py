@@ -21,7 +21,7 @@ from bridge.alerting.mentions import (
 )
 from bridge.config.model import Config
 from bridge.config.people import Directory, Person, mask_mobile
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, DeliveryError, Reason
 from bridge.model import Event, Mention, Status
 from bridge.pipeline.render import message_mention, render
 from tests.harness import compile_yaml
@@ -292,8 +292,10 @@ def test_work_notice_to_nobody_is_refused_not_sent_to_everyone(tmp_path: Path) -
         _event("x", "carol"),
     )
     message = with_recipients(render(rule, event, NOW).message, rule, event, NOW, notice.recipients)
-    with pytest.raises(ValueError, match="name nobody with a userid"):
+    with pytest.raises(DeliveryError, match="name nobody with a userid") as refused:
         work_notice_body(notice, message, "u")
+    # Its own reason, not an internal error: the sender dead-letters it as no_recipients.
+    assert refused.value.reason is Reason.NO_RECIPIENTS and not refused.value.retryable
 
 
 @pytest.mark.parametrize(

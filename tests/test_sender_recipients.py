@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-import pytest
-
 from bridge.app.rendering import QueuedRenderer
 from bridge.clock import FakeClock
 from bridge.config.model import Config
@@ -64,16 +62,3 @@ def test_a_notice_for_nobody_is_a_dead_letter_of_its_own_reason_not_an_internal_
         assert outcomes == {("ForAlice", "accepted", None), ("ForNobody", "dead", "no_recipients")}
     finally:
         store.close()
-
-
-def test_the_channel_refuses_such_a_body_with_the_reason(tmp_path: Path) -> None:
-    from bridge.dingtalk.channels import bodies_for
-    from bridge.errors import DeliveryError, Reason
-    from bridge.model import Message
-
-    config = cast(Config, compile_yaml(tmp_path, CONFIG))
-    with pytest.raises(DeliveryError) as refused:
-        bodies_for(
-            config.targets["owners"], Message("markdown", "t", "x"), ["id"], 0, config.timezone
-        )
-    assert refused.value.reason is Reason.NO_RECIPIENTS and not refused.value.retryable
