@@ -225,7 +225,7 @@ class TargetSender:
                 exc.id, self.name, exc.rule, records.DEAD_LETTER, now, attempt=1, parts=0,
                 errcode=None, errmsg=error, reason=Reason.INTERNAL.value, title="", bodies=(),
             )  # fmt: skip
-            self._dead_internal([exc.id], exc.rule, error, [], None, history=[unread])
+            self._dead_unsent([exc.id], exc.rule, error, [], None, history=[unread])
             return 0.0
         rows, backlog, next_due = taken.rows, taken.backlog, taken.next_due
         if not rows:
@@ -500,7 +500,7 @@ class TargetSender:
             batch, self.name, records.DEAD_LETTER, now, title, posted or (),
             reason=Reason.INTERNAL.value, error=error,
         )  # fmt: skip
-        self._dead_internal(
+        self._dead_unsent(
             ids, rules_of(batch), error, calls or [], self.owner, ticket, history=[tried]
         )
         log.debug("internal error on a message", exc_info=exc)
@@ -509,25 +509,16 @@ class TargetSender:
         """A message the channel cannot make a body of, and why (its recipients resolve to
         nobody): a dead letter with that reason, not an internal error (no bug: /-/ready does
         not warn, dingtalk_bridge_internal_errors_total does not count it)."""
-        now = self.clock.time()
-        reason, error = exc.reason.value, str(exc)
+        error = str(exc)
         tried = recording.attempt(
-            [row], self.name, records.DEAD_LETTER, now, row.message.title, (),
-            reason=reason, error=error,
+            [row], self.name, records.DEAD_LETTER, self.clock.time(), row.message.title, (),
+            reason=exc.reason.value, error=error,
         )  # fmt: skip
-        self.stats.dead_letters += 1
-        log.error(
-            fmt_fields(
-                "dead letter", rule=row.rule, target=self.name, id=row.id, reason=reason,
-                error=error,
-            )
-        )  # fmt: skip
-        self.recorder.commit(
-            dead_letters([row.id], [], reason, None, error, now, self.owner, history=[tried]),
-            None,
+        self._dead_unsent(
+            [row.id], row.rule, error, [], self.owner, history=[tried], why=exc.reason
         )
 
-    def _dead_internal(
+    def _dead_unsent(
         self,
         ids: list[str],
         rules: str,
@@ -536,29 +527,26 @@ class TargetSender:
         owner: str | None,
         ticket: Ticket | None = None,
         history: list[records.Sent] | None = None,
+        why: Reason = Reason.INTERNAL,
     ) -> None:
+        """Dead letters DingTalk gave no answer about: an error of ours (`internal`, counted and
+        shown in /-/ready as one), or a message with nothing to send it to (`why`)."""
         now = self.clock.time()
         shown = ids_of(ids)
-        self.stats.internal_errors += 1
         self.stats.dead_letters += len(ids)
-        self.last_internal_error = {
-            "at": self.clock.now().isoformat(timespec="seconds"),
-            "id": shown,
-            "error": error,
-        }
+        if why is Reason.INTERNAL:
+            self.stats.internal_errors += 1
+            self.last_internal_error = {
+                "at": self.clock.now().isoformat(timespec="seconds"),
+                "id": shown,
+                "error": error,
+            }
         log.error(
             fmt_fields(
-                "dead letter",
-                rule=rules,
-                target=self.name,
-                id=shown,
-                reason=Reason.INTERNAL.value,
-                error=error,
+                "dead letter", rule=rules, target=self.name, id=shown, reason=why.value, error=error
             )
         )
         self.recorder.commit(
-            dead_letters(
-                ids, calls, Reason.INTERNAL.value, None, error, now, owner, history=history or ()
-            ),
+            dead_letters(ids, calls, why.value, None, error, now, owner, history=history or ()),
             ticket,
         )
