@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from bridge.dingtalk.channels import bodies_for
     from bridge.inputs.registry import KINDS
-    from bridge.pipeline.preview import explain_silenced, preview, verdicts
+    from bridge.pipeline.preview import narrate, preview
 
     config = load_or_report(args.config)
     if config is None:
@@ -121,25 +121,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     if result.state_problem:
         print(f"# {result.state_problem}: as if the state were empty", file=sys.stderr)
     shown = 0
-    for one in result.decision.events:
-        for silenced in one.silenced:
-            print(f"# {explain_silenced(one.event, silenced)}", file=sys.stderr)
-        if one.unmatched:
-            print(f"# event {one.event.fingerprint} matches no rule", file=sys.stderr)
-        for outcome in one.outcomes:
-            for line in verdicts(outcome, result, config.timezone, people=config.people):
-                print(f"# {line}", file=sys.stderr)
-            for d in result.deliveries(outcome):
-                if args.target and d.target != args.target:
-                    continue
-                target = config.targets[d.target]
-                message = result.rendered[d.id].message
-                bodies = bodies_for(target, message, [d.id], now.timestamp(), config.timezone)
-                for index, body in enumerate(bodies, start=1):
-                    part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
-                    print(f"# rule {d.rule} -> target {d.target} ({target.type}{part})")
-                    print(json.dumps(body, ensure_ascii=False, indent=2))
-                shown += 1
+    for said in narrate(result, config.timezone, config.people):
+        if isinstance(said, str):
+            print(f"# {said}", file=sys.stderr)
+            continue
+        if args.target and said.target != args.target:
+            continue
+        target = config.targets[said.target]
+        message = result.rendered[said.id].message
+        bodies = bodies_for(target, message, [said.id], now.timestamp(), config.timezone)
+        for index, body in enumerate(bodies, start=1):
+            part = f", part {index} of {len(bodies)}" if len(bodies) > 1 else ""
+            print(f"# rule {said.rule} -> target {said.target} ({target.type}{part})")
+            print(json.dumps(body, ensure_ascii=False, indent=2))
+        shown += 1
     return 0 if shown else 1
 
 

@@ -159,6 +159,20 @@ def read_state(config: Config, now: float) -> Iterator[_ReadState]:
         yield _EmptyState() if tx is None else _StoredState(tx, now)
 
 
+def narrate(result: Preview, tz: tzinfo, people: Directory) -> Iterator[str | Delivery]:
+    """What `render` and the console's playground say of a preview, in order: a line for each
+    silence that applies, each event no rule matches and each verdict, and after each rule's
+    verdicts the deliveries it makes (now, or at its groups' next flush)."""
+    for one in result.decision.events:
+        for silenced in one.silenced:
+            yield explain_silenced(one.event, silenced)
+        if one.unmatched:
+            yield f"event {one.event.fingerprint} matches no rule"
+        for outcome in one.outcomes:
+            yield from verdicts(outcome, result, tz, people=people)
+            yield from result.deliveries(outcome)
+
+
 def explain_silenced(event: Event, silenced: Silenced) -> str:
     alert = "" if silenced.fingerprint == event.fingerprint else f" alert {silenced.fingerprint}"
     silence = silenced.silence

@@ -45,6 +45,7 @@ log = logging.getLogger("bridge.console")
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_CACHED = (("Cache-Control", "max-age=300"),)  # the bundled CSS and scripts hold no state
 LANG_COOKIE = "dtb_lang"
 MAX_FAILED_LOGINS = 20  # per minute, per process: guessing a 16+ character token stays hopeless
 _STATUS = {
@@ -118,12 +119,8 @@ class Console:
             log.exception(fmt_fields("console request failed", path=below))
             answer = json_answer(500, {"status": "error", "error": "internal error; see the log"})
         headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
-        headers += [*SECURITY_HEADERS, *answer.headers]
-        if answer.content_type.startswith("text/css") or answer.content_type.startswith(
-            "text/javascript"
-        ):
-            headers = [h for h in headers if h[0] != "Cache-Control"]
-            headers.append(("Cache-Control", "max-age=300"))
+        own = {name for name, _ in answer.headers}  # an answer's own (a static file's caching)
+        headers += [*(h for h in SECURITY_HEADERS if h[0] not in own), *answer.headers]
         lang = req.query("lang")
         if lang in LOCALES:
             headers.append(
@@ -282,7 +279,7 @@ def _wants_json(req: Request) -> bool:
 
 def _static(name: str) -> Answer:
     if name == "chatview.css":  # how DingTalk draws a message: bridge/chatview/
-        return Answer(200, stylesheet().encode(), _STATIC_TYPES[".css"])
+        return Answer(200, stylesheet().encode(), _STATIC_TYPES[".css"], _CACHED)
     path = STATIC / name
     if "/" in name or name.startswith(".") or path.suffix not in _STATIC_TYPES:
         raise Refused(404, "Not found")
@@ -290,4 +287,4 @@ def _static(name: str) -> Answer:
         body = path.read_bytes()
     except OSError as exc:
         raise Refused(404, "Not found") from exc
-    return Answer(200, body, _STATIC_TYPES[path.suffix])
+    return Answer(200, body, _STATIC_TYPES[path.suffix], _CACHED)

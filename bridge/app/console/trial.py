@@ -25,7 +25,7 @@ from bridge.config.yamlsource import Document, PathKey, format_path, load_docume
 from bridge.errors import ConfigError, InputError, Problem
 from bridge.inputs.registry import KINDS
 from bridge.model import Message
-from bridge.pipeline.preview import Preview, explain_silenced, preview, verdicts
+from bridge.pipeline.preview import Preview, narrate, preview
 
 MAX_RULE_CHARS = 64 * 1024
 MAX_TEMPLATE_CHARS = 256 * 1024
@@ -197,15 +197,12 @@ def _sample(sample: Any, spec: Any, payload: bytes, now: datetime) -> list[Any]:
 def _decided(config: Config, result: Preview, now: datetime) -> Trial:
     decisions: list[str] = []
     messages: list[Delivered] = []
-    for one in result.decision.events:
-        decisions += [explain_silenced(one.event, s) for s in one.silenced]
-        if one.unmatched:
-            decisions.append(f"event {one.event.fingerprint} matches no rule")
-        for outcome in one.outcomes:
-            decisions += verdicts(outcome, result, config.timezone, people=config.people)
-            for d in result.deliveries(outcome):
-                target = config.targets[d.target]
-                messages.append(Delivered(d.rule, target, result.rendered[d.id].message))
+    for said in narrate(result, config.timezone, config.people):  # as `render` says it
+        if isinstance(said, str):
+            decisions.append(said)
+        else:
+            target = config.targets[said.target]
+            messages.append(Delivered(said.rule, target, result.rendered[said.id].message))
     if not result.decision.events:
         decisions.append("the payload makes no event")
     return Trial(
