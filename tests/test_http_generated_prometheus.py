@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 
 from bridge.inputs.http import HttpApp
-from bridge.inputs.kind import read_json
+from bridge.inputs.kind import json_of
 from tests.harness import ROOT, compile_yaml
 from tests.test_http_generated import (
     SETTINGS,
@@ -29,7 +29,7 @@ inputs:
   prom: {type: prometheus, path: /prom}
 rules: [{name: all, targets: [ops], group_by: [alertname]}]
 """
-POST = read_json(ROOT / "examples" / "prometheus-alerts.json")
+POST = json_of((ROOT / "examples" / "prometheus-alerts.json").read_bytes())
 
 
 @pytest.fixture(scope="module")

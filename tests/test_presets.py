@@ -77,7 +77,7 @@ def _rendered(config: Config, sample: Path) -> str:
     spec = config.inputs["src"]
     sample_of = KINDS[spec.type].sample
     assert sample_of is not None
-    events = sample_of(spec, sample, NOW)
+    events = sample_of(spec, sample.read_bytes(), str(sample), NOW)
     assert events, sample
     shown = []
     for rule in config.rules:
@@ -156,7 +156,7 @@ def test_what_each_sample_says(tmp_path: Path, name: str, sample: Path) -> None:
     spec = config.inputs["src"]
     sample_of = KINDS[spec.type].sample
     assert sample_of is not None
-    [first, *_] = sample_of(spec, sample, NOW)
+    [first, *_] = sample_of(spec, sample.read_bytes(), str(sample), NOW)
     status, labels, shown = SAMPLE_FACTS[f"{name}/{sample.name}"]
     assert first.status == status
     assert labels.items() <= dict(first.labels).items()
@@ -169,8 +169,12 @@ def test_skywalking_fans_the_array_out_and_a_recovery_pairs_with_its_alarm(tmp_p
     sample_of = KINDS[spec.type].sample
     assert sample_of is not None
     samples = {s.file.name: s.file for s in presets()["skywalking"].samples}
-    old = sample_of(spec, samples["alarms-v10.3.0.json"], NOW)
-    new = sample_of(spec, samples["alarms-v10.4.0.json"], NOW)
+    old = sample_of(
+        spec, samples["alarms-v10.3.0.json"].read_bytes(), str(samples["alarms-v10.3.0.json"]), NOW
+    )
+    new = sample_of(
+        spec, samples["alarms-v10.4.0.json"].read_bytes(), str(samples["alarms-v10.4.0.json"]), NOW
+    )
     assert [e.labels["service"] for e in old] == ["serviceA", "serviceB"]
     assert [e.status for e in new] == ["resolved", "firing"]
     # serviceA's alarm (10.3 shape) and its recovery (10.4, recoveryTime) are one alert
@@ -186,7 +190,7 @@ def test_the_operators_keys_go_over_the_presets(tmp_path: Path) -> None:
     # labels merged key by key: the preset's stay, team is added, severity replaced
     assert {"alertname", "instance", "metric", "team", "severity"} <= set(spec.labels)
     sample = presets()["aliyun-cloudmonitor"].samples[0].file
-    event = KINDS["webhook"].sample(spec, sample, NOW)[0]  # type: ignore[misc]
+    event = KINDS["webhook"].sample(spec, sample.read_bytes(), str(sample), NOW)[0]  # type: ignore[misc]
     assert event.labels["team"] == "infra" and event.labels["severity"] == "page"
     assert event.labels["alertname"] == "基础监控-ECS-内存使用率"
 

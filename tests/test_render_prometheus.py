@@ -18,7 +18,7 @@ from bridge.alerting import grouping
 from bridge.alerting.alertstate import event_of, received
 from bridge.config.model import Config, PrometheusInput, Rule
 from bridge.config.templating import ALERTMANAGER_VARIABLES, COMMON_VARIABLES
-from bridge.inputs.kind import read_json
+from bridge.inputs.kind import json_of
 from bridge.inputs.prometheus import parse_alerts, sample
 from bridge.locales import LOCALES
 from bridge.model import Event
@@ -56,13 +56,13 @@ def _spec(config: Config) -> PrometheusInput:
 
 
 def _firing(config: Config) -> Event:
-    [event] = sample(_spec(config), SAMPLE, NOW)
+    [event] = sample(_spec(config), SAMPLE.read_bytes(), str(SAMPLE), NOW)
     return event
 
 
 def _resolved(config: Config) -> Event:
     """The alert as the sweep resolves it when its endsAt passes unrefreshed."""
-    [posted] = parse_alerts(read_json(SAMPLE))
+    [posted] = parse_alerts(json_of((SAMPLE).read_bytes()))
     state, _ = received("prom", posted, None, NOW.timestamp(), 300.0)
     return event_of(state, "resolved", NOW + timedelta(seconds=5))
 

@@ -515,8 +515,9 @@ def test_items_take_up_to_the_bound(config: Config) -> None:
 def test_render_sample_reads_a_form_file(config: Config, tmp_path: Path) -> None:
     sample = KINDS["webhook"].sample
     assert sample is not None
-    [event] = sample(spec_of(config, "aliyun"), SOURCES / "aliyun-cloudmonitor-alarm.txt", NOW)
+    form = SOURCES / "aliyun-cloudmonitor-alarm.txt"
+    [event] = sample(spec_of(config, "aliyun"), form.read_bytes(), str(form), NOW)
     assert event.labels["alertname"] == "基础监控-ECS-内存使用率"
     lines = tmp_path / "sample.log"
     lines.write_text("a\nb\n", "utf-8")
-    assert len(sample(spec_of(config, "lines"), lines, NOW)) == 2
+    assert len(sample(spec_of(config, "lines"), lines.read_bytes(), str(lines), NOW)) == 2

@@ -110,7 +110,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"input {spec.name} takes {kind.takes}, not alerts", file=sys.stderr)
         return 2
     try:
-        events = kind.sample(spec, Path(args.payload), now)
+        path = Path(args.payload)
+        events = kind.sample(spec, path.read_bytes(), str(path.absolute()), now)
     except (OSError, ValueError) as exc:
         print(f"{args.payload}: cannot read: {exc}", file=sys.stderr)
         return 2

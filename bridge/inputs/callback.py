@@ -20,7 +20,6 @@ import secrets
 import string
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,7 +27,7 @@ from bridge.config.model import CallbackInput
 from bridge.dingtalk import callback_crypto as crypto
 from bridge.errors import InputError, Reason
 from bridge.inputs import jsonbody, signed
-from bridge.inputs.kind import InputRuntime, read_json
+from bridge.inputs.kind import InputRuntime, json_of
 from bridge.inputs.request import Request, Sink
 from bridge.inputs.streamframes import Frame
 from bridge.logs import fmt_fields
@@ -194,9 +193,9 @@ def take_streamed(spec: CallbackInput, frame: Frame, sink: Sink, now: datetime) 
     return True
 
 
-def sample(spec: CallbackInput, path: Path, now: datetime) -> list[Event]:
+def sample(spec: CallbackInput, data: bytes, source: str, now: datetime) -> list[Event]:
     """`render`: the payload is a decrypted callback event."""
-    return [callback_event(spec, read_json(path), now)]
+    return [callback_event(spec, json_of(data), now)]
 
 
 KIND = InputRuntime(type="dingtalk_callback", serve=serve, sample=sample)

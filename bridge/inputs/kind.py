@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.config.model import HttpInput
@@ -23,9 +22,10 @@ from bridge.model import Event
 # A routed kind's handler: the JSON of the 200 answer, or InputError. (`spec` is its own kind's
 # compiled input: the router looked it up by path and the kind by its type.)
 Serve = Callable[[Request, Any, Sink], Mapping[str, Any]]
-# Events from a sample of what the input receives (the `render` command): a request body in a
-# file, or lines of a log. Raises OSError or ValueError (cannot read it) or InputError.
-Sample = Callable[[Any, Path, datetime], list[Event]]
+# Events from a sample of what the input receives (the `render` command's file, the console's
+# playground): a request body, or lines of a log, and where they came from (a file input's events
+# name their log by it). Raises ValueError (cannot read it) or InputError.
+Sample = Callable[[Any, bytes, str, datetime], list[Event]]
 Parse = Callable[[Any, HttpInput, datetime], list[Event]]
 # The request body as `Parse` takes it, from its bytes, the input and the Content-Type header.
 Decode = Callable[[bytes, HttpInput, str], Any]
@@ -39,8 +39,8 @@ class InputRuntime:
     takes: str = "alerts"  # what it takes, for that message
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text("utf-8"))
+def json_of(data: bytes) -> Any:
+    return json.loads(data.decode("utf-8"))
 
 
 class Guarded(Protocol):
@@ -102,5 +102,5 @@ def json_kind(type_: str, parse: Parse) -> InputRuntime:
     return InputRuntime(
         type=type_,
         serve=json_post(parse),
-        sample=lambda spec, path, now: parse(read_json(path), spec, now),
+        sample=lambda spec, data, source, now: parse(json_of(data), spec, now),
     )

@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from bridge.alerting.alertstate import PostedAlert, event_of, received
 from bridge.config.inputs.prometheus import PrometheusInput
 from bridge.errors import bad_request
 from bridge.inputs.alertmanager import rfc3339_time, string_map
-from bridge.inputs.kind import InputRuntime, guarded_json, read_json
+from bridge.inputs.kind import InputRuntime, guarded_json, json_of
 from bridge.inputs.request import Request, Sink
 from bridge.model import Event
 
@@ -92,11 +91,11 @@ def serve(request: Request, spec: PrometheusInput, sink: Sink) -> Mapping[str, A
     return {}  # Alertmanager answers a post with 200 and nothing to say
 
 
-def sample(spec: PrometheusInput, path: Path, now: datetime) -> list[Event]:
+def sample(spec: PrometheusInput, data: bytes, source: str, now: datetime) -> list[Event]:
     """`render`: the events a body would cause if none of its alerts were known yet."""
     stamp = now.timestamp()
     events = []
-    for posted in parse_alerts(read_json(path)):
+    for posted in parse_alerts(json_of(data)):
         state, status = received(spec.name, posted, None, stamp, spec.resolve_timeout)
         if status is not None:
             events.append(event_of(state, status, now))

@@ -23,7 +23,6 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -225,9 +224,9 @@ def parse_webhook(body: Any, spec: HttpInput, now: datetime) -> list[Event]:
     return events
 
 
-def sample(spec: HttpInput, path: Path, now: datetime) -> list[Event]:
+def sample(spec: HttpInput, data: bytes, source: str, now: datetime) -> list[Event]:
     """`render --payload FILE`: the file as a request body of this input's format."""
-    return parse_webhook(decode_body(path.read_bytes(), spec), spec, now)
+    return parse_webhook(decode_body(data, spec), spec, now)
 
 
 KIND = InputRuntime(type="webhook", serve=json_post(parse_webhook, decode_body), sample=sample)

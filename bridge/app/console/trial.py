@@ -11,12 +11,10 @@ template's text), never as an exception.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from bridge.app.console.samples import template_text
 from bridge.config.compile import compile_document
@@ -28,6 +26,7 @@ from bridge.model import Message
 from bridge.pipeline.preview import Preview, narrate, preview
 
 MAX_RULE_CHARS = 64 * 1024
+PLAYGROUND_SOURCE = "playground"  # where a tried log line "came from" (a file input's path)
 MAX_TEMPLATE_CHARS = 256 * 1024
 _TEMPLATE_LINE = re.compile(r"template line (\d+)")
 
@@ -85,11 +84,11 @@ def run(source: Path, environ: Mapping[str, str], attempt: Attempt, now: datetim
         found = Found("payload", None, "", f"input {attempt.input!r} takes no alerts here")
         return Trial(problems=(found,))
     try:
-        events = _sample(kind.sample, spec, attempt.payload, now)
+        events = kind.sample(spec, attempt.payload, PLAYGROUND_SOURCE, now)
     except InputError as exc:
         message = f"the input would answer {exc.status}: {exc}"
         return Trial(problems=(Found("payload", None, "", message),))
-    except (OSError, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         return Trial(problems=(Found("payload", None, "", f"cannot read: {exc}"),))
     result = preview(config, events, now)
     return _decided(config, result, now)
@@ -182,16 +181,6 @@ def _locate(problem: Problem, rule_path: str | None) -> Found:
             )
         return Found("rule", problem.line, below, problem.message, hint)
     return Found("config", problem.line, problem.path, problem.message, hint)
-
-
-def _sample(sample: Any, spec: Any, payload: bytes, now: datetime) -> list[Any]:
-    """The input kind's `render` sample reader, given the payload in a file of its own (kinds
-    read samples from files: a log's lines, a JSON body)."""
-    with tempfile.TemporaryDirectory(prefix="dtb-playground-") as folder:
-        path = Path(folder) / "payload"
-        path.write_bytes(payload)
-        events: list[Any] = sample(spec, path, now)
-        return events
 
 
 def _decided(config: Config, result: Preview, now: datetime) -> Trial:
