@@ -92,6 +92,15 @@ def rows() -> list[tuple[str, str, str]]:
         ]
     for result in [saturate, *(_load(p.stem) for p in sorted(RESULTS.glob("saturate-*.json")))]:
         out += _saturated(result)
+    out += [  # what the Python stack alone allows, for scale (bench/floor.py)
+        (
+            f"floor ({run['mode']}, {run['processes']} process(es)), {run['clients']} clients:"
+            " accepted/s",
+            f"{run['accepted_per_s']:,.0f}",
+            "",
+        )
+        for run in _load("floor").get("runs", [])
+    ]
     return out
 
 
