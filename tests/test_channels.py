@@ -17,7 +17,7 @@ import requests
 from bridge.clock import FakeClock
 from bridge.config.model import RobotTarget, SendPolicy, Target, WorkNoticeTarget
 from bridge.dingtalk.channel import Channel, ResultChannel
-from bridge.dingtalk.channels import CHANNELS, bodies_for, channel_for, send_now
+from bridge.dingtalk.channels import CHANNELS, bodies_for, channel_for
 from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.responses import (
     AwaitingResult,
@@ -32,7 +32,7 @@ from bridge.dingtalk.robot import ROBOT_MAX_BYTES, RobotChannel
 from bridge.dingtalk.signing import robot_sign
 from bridge.dingtalk.sizing import encode
 from bridge.dingtalk.worknotice import WORK_NOTICE_DIGEST_BYTES, WorkNoticeChannel
-from bridge.errors import DeliveryError, Reason
+from bridge.errors import Reason
 from bridge.model import Message
 from tests.fakehttp import FakeHttp, Response
 
@@ -300,18 +300,6 @@ def test_work_notice_answers_become_typed_outcomes(
         # The minute's quota: wait the minute out; the month's: the policy's quota_wait.
         month = outcome.reason is Reason.QUOTA
         assert outcome.seconds == (NOTICE.policy.quota_wait if month else 60.0)
-
-
-def test_send_now_sends_every_part_and_raises_on_a_refusal() -> None:
-    client, session = client_with()
-    assert send_now(client, ROBOT, LONG, "id1", T, UTC8) is None
-    assert len(session.posts()) == len(channel_for(ROBOT, None).bodies(LONG, ["id1"], T, UTC8))
-    client, _ = client_with((200, {"errcode": 0, "task_id": 9}))
-    assert send_now(client, NOTICE, MESSAGE, "id1", T, UTC8) == 9
-    client, _ = client_with(errcode(310000))
-    with pytest.raises(DeliveryError) as raised:
-        send_now(client, ROBOT, MESSAGE, "id1", T, UTC8)
-    assert raised.value.errcode == 310000 and raised.value.reason is Reason.DINGTALK_CONFIG
 
 
 def test_the_channels_satisfy_the_protocol() -> None:

@@ -17,14 +17,21 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return bridge_cli(*args)
 
 
-def write_config(tmp_path: Path, sim_url: str, secret: str = "SECtest-signing-secret") -> Path:
+def write_config(
+    tmp_path: Path,
+    sim_url: str,
+    secret: str = "SECtest-signing-secret",
+    robot: dict[str, Any] | None = None,
+) -> Path:
     config: dict[str, Any] = {
+        "state_dir": str(tmp_path / "state"),
         "targets": {
             "ops": {
                 "type": "robot",
                 "webhook": f"{sim_url}/robot/send?access_token=tok-signed",
                 "secret": secret,
                 "keywords": ["告警"],
+                **(robot or {}),
             },
             "wn": {
                 "type": "work_notice",
@@ -95,6 +102,21 @@ def test_send_test_reaches_each_kind_of_target(tmp_path: Path, simulator: Simula
     assert "received target=wn received=u1" in result.stdout  # what getsendresult said
     kinds = [m["kind"] for m in simulator.messages()]
     assert kinds == ["robot", "work_notice"]
+
+
+def test_send_test_takes_turns_in_the_robots_window_and_never_passes_it(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    """The window is the one the daemon keeps in the state store: a test that would be the call
+    past the limit (DingTalk's 130101, a 10-minute lockout) is not sent."""
+    config = write_config(tmp_path, simulator.url, robot={"rate_limit": {"messages": 2}})
+    for _ in range(2):
+        assert cli("send-test", "-c", str(config), "--target", "ops").returncode == 0
+    result = cli("send-test", "-c", str(config), "--target", "ops")
+    assert result.returncode == 1
+    assert "reason=rate_limited" in result.stderr and "no room in its rate window" in result.stderr
+    assert len(simulator.messages()) == 2
+    assert simulator.stats()["requests"] == 2  # the third call was never made
 
 
 def test_send_test_says_when_dingtalk_delivered_a_work_notice_to_nobody(tmp_path: Path) -> None:

@@ -125,6 +125,41 @@ def test_the_viewer_renders_the_rules_as_written_but_may_not_edit_or_send(
     assert len(sim.messages(token=ROBOT)) == before
 
 
+def test_a_test_send_takes_its_turn_in_the_robots_window() -> None:
+    """The button pressed again and again never makes the call past the robot's limit (130101
+    would lock out the alerts too): the second test waits for room and says when."""
+    sim = Simulator(extra=["--accept-unknown-robots"])
+    daemon = None
+    try:
+        daemon = Daemon(
+            {
+                "server": {"console": {"token": TOKEN}},
+                "targets": {
+                    "ops": {
+                        "type": "robot",
+                        "webhook": sim.robot_url(ROBOT),
+                        "rate_limit": {"messages": 1, "per": "1h"},
+                    }
+                },
+                "inputs": {"am": {"type": "alertmanager", "path": "/am"}},
+                "rules": [{"name": "all", "targets": ["ops"], "msgtype": "markdown"}],
+            }
+        )
+        session, csrf = console_session(daemon, TOKEN)
+        send = f"{console(daemon)}/api/playground/send?message=0"
+        first = session.post(send, json=render_body(), headers={"X-CSRF-Token": csrf}).json()
+        assert first["ok"] is True, first
+        second = session.post(send, json=render_body(), headers={"X-CSRF-Token": csrf}).json()
+        assert second["ok"] is False and second["errcode"] is None
+        assert "no room in its rate window" in second["error"]
+        assert 3500 < second["retry_in"] <= 3601
+        assert len(sim.messages(token=ROBOT)) == 1 and sim.stats()["requests"] == 1
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        sim.stop()
+
+
 # -- in the browser -----------------------------------------------------------------------------
 
 

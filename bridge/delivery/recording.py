@@ -289,6 +289,23 @@ def retry(
     )
 
 
+def write_window(
+    tx: Tx,
+    window: RobotWindow,
+    calls: Sequence[float],
+    settles: str | None,
+    lockout: float | None,
+    now: float,
+) -> None:
+    """The robot's calls DingTalk counted, in place of the turn's reservation `settles`, and a
+    lockout it answered: what every replica's window reads (delivery/turns.py)."""
+    if (calls or settles) and window.keep > 0:
+        forget = max(calls, default=now) - window.keep
+        tx.ratewindows.record_calls(window.key, calls, forget, settles)
+    if lockout is not None:
+        tx.ratewindows.lock_out(window.key, lockout)
+
+
 class Recorder:
     """Commits one target's outcomes; holds the one the store refused (see above)."""
 
@@ -346,11 +363,9 @@ class Recorder:
     def _write(self, record: Record) -> None:
         window = self.window()
         with self.store.transaction() as tx:
-            if (record.calls or record.settles) and window.keep > 0:
-                forget = max(record.calls, default=self.clock.time()) - window.keep
-                tx.ratewindows.record_calls(window.key, record.calls, forget, record.settles)
-            if record.lockout is not None:
-                tx.ratewindows.lock_out(window.key, record.lockout)
+            write_window(
+                tx, window, record.calls, record.settles, record.lockout, self.clock.time()
+            )
             record.write(tx)
             for sent in record.history:
                 tx.history.record(sent)

@@ -29,7 +29,8 @@ from bridge.app.console.web import Answer, Refused, Request, json_answer
 from bridge.app.console.words import word
 from bridge.config.model import RobotTarget
 from bridge.config.yamlsource import load_document
-from bridge.dingtalk.channels import bodies_for, send_now
+from bridge.delivery.oneoff import NoTurn, send_once
+from bridge.dingtalk.channels import bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.sizing import encode
 from bridge.errors import DeliveryError
@@ -118,18 +119,20 @@ def send_simulator(console: Console, req: Request) -> Answer:
 
 def send_test(console: Console, req: Request) -> Answer:
     """Send the chosen message to its real target now, as `dingtalk-bridge send-test` does
-    (send_now: every part at once, DingTalk's answer shown here; not through the outbox, whose
-    answer would come later, in the log)."""
+    (delivery/oneoff.py: every part at once, each a turn of the robot's rate window, DingTalk's
+    answer shown here; not through the outbox, whose answer would come later, in the log). A
+    window without room for it sends nothing and says when there will be."""
     delivered = _chosen(console, req)
     bridge = console.bridge
-    now = console.clock.time()
     try:
-        task_id = send_now(
+        task_id = send_once(
+            bridge.windows,
+            bridge.store,
             bridge.client,
             delivered.target,
             delivered.message,
             new_id(),
-            now,
+            console.clock,
             bridge.config.timezone,
         )
     except DeliveryError as exc:
@@ -143,9 +146,15 @@ def send_test(console: Console, req: Request) -> Answer:
             )
         )
         error = REDACTOR.scrub(str(exc))
-        return json_answer(
-            200, {"ok": False, "errcode": exc.errcode, "errmsg": exc.errmsg, "error": error}
-        )
+        answer: dict[str, Any] = {
+            "ok": False,
+            "errcode": exc.errcode,
+            "errmsg": exc.errmsg,
+            "error": error,
+        }
+        if isinstance(exc, NoTurn):
+            answer["retry_in"] = max(0, round(exc.ready_at - console.clock.time()))
+        return json_answer(200, answer)
     log.info(fmt_fields("playground test sent", target=delivered.target.name, who=req.who))
     return json_answer(200, {"ok": True, "errcode": 0, "errmsg": "ok", "task_id": task_id})
 
