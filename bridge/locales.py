@@ -129,6 +129,82 @@ _ZH_CN: Mapping[str, str] = {
     "this is not an action link (it may have been cut)": "这不是操作链接（可能不完整）",
     "this action link cannot be read": "无法读取此操作链接",
     "one-tap action links are not enabled here": "此处未启用一键操作链接",
+    # chat commands' answers (bridge/app/commands.py, bridge/app/desk.py)
+    "I do not know the command %(name)s.": "我不认识命令 %(name)s。",
+    "Sorry %(who)s, you may not %(what)s here (an admin can add your staff id to the"
+    " input's allow list).": "抱歉 %(who)s，你无权在这里执行 %(what)s（管理员可以把你的员工 ID"
+    "加入该输入的允许列表）。",
+    "I understand:": "我能理解这些命令：",
+    "this list": "本列表",
+    "queues, dead letters, silences, last reload": "队列、死信、静默、最近一次重载",
+    "e.g. silence alertname=DiskFull 2h disk swap": "例如 静默 alertname=DiskFull 2h 换磁盘",
+    "the active silences": "生效中的静默",
+    "end a silence now": "立即结束一条静默",
+    "this chat's id, for an app_robot target": "本群的 ID，供 app_robot 目标使用",
+    "no more reminders until it resolves (the id is at the end of each alert)": "恢复前不再提醒"
+    "（ID 在每条告警的末尾）",
+    "who is on call now, until when, and who next": "现在谁值班、到何时、下一班是谁",
+    "Usage: expire <id> (the id from `silences`)": "用法：解除静默 <ID>（ID 见「静默列表」）",
+    "Silence %(id)s expired by %(who)s.": "静默 %(id)s 已由 %(who)s 解除。",
+    "No single active silence with id %(id)s… (%(count)d match).": "没有唯一一条 ID 为 %(id)s… "
+    "的生效静默（匹配 %(count)d 条）。",
+    "Usage: ack <alert id> (the id at the end of the alert's message)": "用法：确认 <告警 ID>"
+    "（ID 在告警消息的末尾）",
+    "Usage: silence <matchers> <duration> [comment], e.g. silence alertname=DiskFull 2h swap": (
+        "用法：静默 <匹配条件> <时长> [备注]，例如 静默 alertname=DiskFull 2h 换盘"
+    ),
+    "Which alerts? Give matchers before the duration.": "哪些告警？请在时长之前写匹配条件。",
+    "The duration must be more than 0.": "时长必须大于 0。",
+    "A silence lasts at most %(longest)s (a year); for longer, change the rules in"
+    " the config.": "静默最长 %(longest)s（一年）；更久请修改配置中的规则。",
+    "Silenced %(what)s until %(until)s (%(duration)s), id %(id)s, by %(who)s.": "已静默 "
+    "%(what)s 至 %(until)s（%(duration)s），ID %(id)s，操作人 %(who)s。",
+    "How long? Add a duration such as 2h.": "静默多久？请加上时长，例如 2h。",
+    "Queues:": "队列：",
+    "%(count)d waiting": "%(count)d 条等待中",
+    ", oldest %(age)s": "，最早的已等 %(age)s",
+    "Dead letters: %(count)d": "死信：%(count)d",
+    "Active silences: %(count)d": "生效中的静默：%(count)d",
+    "Last reload: %(result)s at %(at)s": "最近一次重载：%(result)s，于 %(at)s",
+    "Config %(hash)s, not reloaded since start": "配置 %(hash)s，启动后未重载",
+    "No active silences.": "没有生效中的静默。",
+    " by %(who)s": "，操作人 %(who)s",
+    "%(id)s %(what)s until %(until)s": "%(id)s %(what)s 至 %(until)s",
+    "DingTalk did not say which conversation this is.": "钉钉没有说明这是哪个会话。",
+    "This chat's open_conversation_id is %(id)s": "本群的 open_conversation_id 是 %(id)s",
+    "(an app_robot target sends here with open_conversation_id set to it).": "（app_robot 目标把"
+    " open_conversation_id 设为它，即可发到这里。）",
+    "No on-call schedules in the config (its oncall: section).": "配置中没有值班表"
+    "（oncall: 部分）。",
+    "Usage: oncall [schedule]": "用法：值班 [值班表]",
+    "No schedule %(name)s; schedules: %(names)s": "没有值班表 %(name)s；现有：%(names)s",
+    "Not in Alertmanager: %(error)s; the bridge's silence holds.": "未写入 Alertmanager："
+    "%(error)s；桥接服务的静默仍然生效。",
+    "Also in Alertmanager (%(id)s).": "已同步到 Alertmanager（%(id)s）。",
+    "Still in Alertmanager (%(id)s): %(error)s.": "Alertmanager 中仍然生效（%(id)s）：%(error)s。",
+    "Expired in Alertmanager too (%(id)s).": "Alertmanager 中也已解除（%(id)s）。",
+    "There is no firing alert with id %(id)s.": "没有 ID 为 %(id)s 的告警中的告警。",
+    "There are %(count)d firing alerts with id %(id)s.": "有 %(count)d 条告警中的告警 ID 以 "
+    "%(id)s 开头。",
+    "%(id)s was already acknowledged by %(who)s.": "%(id)s 已由 %(who)s 确认过。",
+    "%(who)s acknowledged %(id)s (rule %(rule)s): no more reminders until it resolves.": (
+        "%(who)s 已确认 %(id)s（规则 %(rule)s）：恢复前不再提醒。"
+    ),
+    # on-call schedules (bridge/alerting/oncall.py describe)
+    "%(name)s (%(zone)s, turns of %(every)s):": "%(name)s（%(zone)s，每班 %(every)s）：",
+    "  now: %(who)s": "  当前：%(who)s",
+    " since %(time)s": "，始于 %(time)s",
+    ", until %(time)s": "，至 %(time)s",
+    "  next: %(who)s": "  下一班：%(who)s",
+    "nobody": "无人",
+    "%(who)s (secondary: %(others)s)": "%(who)s（副班：%(others)s）",
+    "%(who)s (secondaries: %(others)s)": "%(who)s（副班：%(others)s）",
+    # escalation steps (bridge/pipeline/escalation.py)
+    "Escalation step %(step)d/%(steps)d: %(alert)s (rule %(rule)s) unacknowledged for"
+    " %(duration)s.": "升级第 %(step)d/%(steps)d 步：%(alert)s（规则 %(rule)s）已 %(duration)s"
+    "无人确认。",
+    "Ack: @robot ack %(id)s": "确认方法：@机器人 确认 %(id)s",
+    "Ack link: %(url)s": "一键确认：%(url)s",
     # CI states, as GitLab writes them
     "failed": "失败",
     "success": "成功",

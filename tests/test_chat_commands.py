@@ -1,5 +1,6 @@
 """Chat commands in-process (app/commands.py) against a fake desk: the dispatch table, who may
-change things, and the answers to mistakes. The daemon's end of it is in test_e2e_chat.py."""
+change things, and the answers to mistakes, in English and in Chinese (the default locale),
+typed by their English or their Chinese names. The daemon's end of it is in test_e2e_chat.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from bridge.alerting.matchers import Matcher
 from bridge.alerting.oncall import Rotation
 from bridge.alerting.silences import Silence
-from bridge.app.commands import COMMANDS, HELP, answer
+from bridge.app.commands import CHINESE_NAMES, COMMANDS, answer, help_text
+from bridge.locales import translate
 from bridge.model import ChatSender
 
 NOW = 1_780_000_000.0
@@ -57,6 +59,7 @@ class FakeDesk:
 
 
 ADDED = ("add", ["alertname"], 7200.0, "disk swap", "Oncall")
+HELP = help_text("en")
 CASES = [
     # text, sender, what the answer holds, what the desk was asked
     ("", ALLOWED, HELP, []),
@@ -78,24 +81,59 @@ CASES = [
     ("chatid", ALLOWED, "DingTalk did not say which conversation this is.", []),
     ("oncall", READER, "now: alice (secondary: bob) since Mon 2026-05-25 10:00,", []),
     ("oncall db", READER, "next: bob (secondary: carol)", []),
-    ("oncall web", READER, 'No schedule "web"; schedules: db', []),
+    ("oncall web", READER, "No schedule web; schedules: db", []),
     ("oncall db web", READER, "Usage: oncall [schedule]", []),
-    ("frobnicate now", ALLOWED, 'I do not know "frobnicate"', []),
+    ("frobnicate now", ALLOWED, "I do not know the command frobnicate.", []),
+]  # fmt: skip
+
+ADDED_ZH = ("add", ["alertname"], 7200.0, "换盘", "Oncall")
+CHINESE = [
+    # the same desk, the config's default locale (zh-CN), commands typed by their Chinese names
+    ("", READER, "我能理解这些命令：", []),
+    ("帮助", READER, "status (状态): 队列、死信、静默、最近一次重载", []),
+    ("状态", READER, "ops: 3 条等待中", []),
+    ("静默列表", READER, "没有生效中的静默。", []),
+    ("确认 abc", READER, "抱歉 Dev，你无权在这里执行 确认", []),
+    ("静默 alertname=X 2h 换盘", ALLOWED, "（2 小时），ID s1，操作人 Oncall。", [ADDED_ZH]),
+    ("静默 alertname=X", ALLOWED, "静默多久？请加上时长，例如 2h。", []),
+    ("解除静默 s1", ALLOWED, "静默 s1 已由 Oncall 解除。", [("expire", "s1", "Oncall")]),
+    ("确认", ALLOWED, "用法：确认 <告警 ID>", []),
+    ("群ID", READER, "本群的 open_conversation_id 是 cidGroup==", []),
+    ("值班", READER, "当前：alice（副班：bob），始于 Mon 2026-05-25 10:00，至", []),
+    ("值班 db", READER, "下一班：bob（副班：carol）", []),
+    ("值班 web", READER, "没有值班表 web；现有：db", []),
+    ("frobnicate", ALLOWED, "我不认识命令 frobnicate。", []),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("text", "sender", "expected", "calls"), CASES)
 def test_answer(text: str, sender: ChatSender, expected: str, calls: list[tuple[Any, ...]]) -> None:
     desk = FakeDesk()
-    assert expected in answer(text, sender, desk, NOW, TZ)
+    assert expected in answer(text, sender, desk, NOW, TZ, "en")
+    assert desk.calls == calls
+
+
+@pytest.mark.parametrize(("text", "sender", "expected", "calls"), CHINESE)
+def test_answer_in_chinese(
+    text: str, sender: ChatSender, expected: str, calls: list[tuple[Any, ...]]
+) -> None:
+    desk = FakeDesk()
+    assert expected in answer(text, sender, desk, NOW, TZ)  # zh-CN: the default
     assert desk.calls == calls
 
 
 def test_oncall_without_schedules() -> None:
-    answer_text = answer("oncall", READER, FakeDesk(schedules={}), NOW, TZ)
+    answer_text = answer("oncall", READER, FakeDesk(schedules={}), NOW, TZ, "en")
     assert answer_text == "No on-call schedules in the config (its oncall: section)."
 
 
 def test_each_help_line_starts_with_its_command_in_table_order() -> None:
     lines = HELP.splitlines()[1:]
     assert [line.split()[0].rstrip(":") for line in lines] == list(COMMANDS)
+
+
+def test_every_command_has_a_chinese_name_and_help() -> None:
+    assert set(CHINESE_NAMES) == set(COMMANDS)
+    assert len(set(CHINESE_NAMES.values())) == len(COMMANDS)  # no two commands share a name
+    for command in COMMANDS.values():
+        assert translate("zh-CN", command.help) != command.help

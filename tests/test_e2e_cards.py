@@ -178,7 +178,7 @@ def test_a_click_by_someone_not_allowed_is_refused_on_the_card(
     id_ = fire(sim, daemon)
     message_id = click(sim, id_, "ack", user="intern42")
     wait_until(lambda: acks_of(sim, message_id), WAIT)
-    wait_until(lambda: "Sorry intern42, you may not ack" in status(sim, id_), WAIT)
+    wait_until(lambda: "抱歉 intern42，你无权在这里执行 ack" in status(sim, id_), WAIT)
     again = daemon.post("/am", am_alert_payload("DiskFull", instance="db-1")).json()
     assert again["messages"] == 2  # not acknowledged: the reminder goes to both targets
     assert "no silences" in silence_list(daemon)

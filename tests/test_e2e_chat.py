@@ -45,6 +45,9 @@ def daemon_config(sim: Simulator) -> dict[str, Any]:
             },
         },
         "rules": [{"name": "all", "inputs": ["am"], "targets": ["ops"]}],
+        # The answers in English, as the assertions below read them; the default (zh-CN) and
+        # the Chinese command names are test_chinese_commands_get_chinese_answers'.
+        "locale": "en",
     }
 
 
@@ -184,7 +187,7 @@ def test_only_allowed_senders_may_change_things(sim: Simulator, daemon: Daemon) 
         ("silence alertname=X 366d", "A silence lasts at most 365d"),
         ("expire", "Usage: expire <id>"),
         ("expire nosuchid", "No single active silence"),
-        ("reboot everything", 'I do not know "reboot"'),
+        ("reboot everything", "I do not know the command reboot."),
     ],
 )
 def test_mistakes_get_a_helpful_answer(
@@ -218,6 +221,37 @@ def test_ack_stops_reminders_until_the_alert_resolves(sim: Simulator, daemon: Da
     say(daemon, sim, "ack ffffffff")
     wait_until(lambda: len(replies(sim)) == 3)
     assert "no firing alert with id ffffffff" in replies(sim)[2]
+
+
+def test_chinese_commands_get_chinese_answers(sim: Simulator, tmp_path: Path) -> None:
+    """The config's default locale (zh-CN): a group that works in Chinese types the commands'
+    Chinese names and reads Chinese answers; the English names work there too."""
+    sim.control("reset")
+    config = daemon_config(sim)
+    del config["locale"]
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        daemon.post("/am", am_alert_payload("DiskFull"))
+        wait_until(lambda: len(sim.messages(token="tok-chat")) == 1)
+        text = sim.messages(token="tok-chat")[0]["text"]
+        short_id = text.rsplit("id `", 1)[1].split("`")[0]
+        say(daemon, sim, "帮助")
+        say(daemon, sim, "静默 alertname=Other 2h 换盘")
+        say(daemon, sim, f"确认 {short_id}")
+        say(daemon, sim, "status", staff="dev-7")
+        say(daemon, sim, "确认 ffffffff", staff="visitor")
+        wait_until(lambda: len(replies(sim)) == 5)
+        helped, silenced, acked, status, refused = replies(sim)
+        assert (
+            "我能理解这些命令：" in helped
+            and "silence <matchers> <duration> [comment] (静默)" in helped
+        )
+        assert 'alertname="Other"' in silenced and "（2 小时），ID " in silenced
+        assert f"ONCALL-1 已确认 {short_id}（规则 all）：恢复前不再提醒。" in acked
+        assert "队列：" in status and "生效中的静默：1" in status
+        assert "抱歉 VISITOR，你无权在这里执行 确认" in refused
+    finally:
+        daemon.stop()
 
 
 def test_a_timestamp_and_sign_are_used_once(sim: Simulator, daemon: Daemon) -> None:

@@ -126,8 +126,9 @@ def first_step(sim: Simulator, fired_at: float, short_id: str) -> None:
     assert time.monotonic() - fired_at >= FIRST
     [notice] = notices(sim)
     assert notice["recipients"] == ["carol"]
-    assert "Escalation step 1/2: DiskFull" in notice["text"]
-    assert f"@robot ack {short_id}" in notice["text"]
+    # In the config's language (zh-CN, the default), naming the Chinese command to type.
+    assert "升级第 1/2 步：DiskFull" in notice["text"]
+    assert f"@机器人 确认 {short_id}" in notice["text"]
 
 
 def past_second_step() -> None:
@@ -142,7 +143,7 @@ def test_unacknowledged_it_escalates_step_by_step(sim: Simulator, daemon: Daemon
     wait_until(lambda: leads(sim), timeout=WAIT)
     assert time.monotonic() - fired_at >= SECOND
     [message] = leads(sim)
-    assert "Escalation step 2/2: DiskFull" in message["text"]
+    assert "升级第 2/2 步：DiskFull" in message["text"]
     assert message["mentions"]["highlighted_mobiles"] == ["13800000000"]  # the step's mention
     assert "escalation step rule=disk" in daemon.log()
     metrics = scrape_metrics(daemon)
@@ -155,9 +156,9 @@ def test_unacknowledged_it_escalates_step_by_step(sim: Simulator, daemon: Daemon
 def test_an_ack_from_the_chat_stops_the_next_step(sim: Simulator, daemon: Daemon) -> None:
     fired_at, short_id = fire(daemon, sim)
     first_step(sim, fired_at, short_id)
-    say(daemon, sim, f"ack {short_id}")
+    say(daemon, sim, f"确认 {short_id}")  # as the step says, in Chinese
     wait_until(lambda: replies(sim), timeout=WAIT)
-    assert f"acknowledged {short_id}" in replies(sim)[0]
+    assert f"已确认 {short_id}" in replies(sim)[0]
     past_second_step()
     assert leads(sim) == []
     assert "escalation stopped rule=disk" in daemon.log() and "why=ack" in daemon.log()

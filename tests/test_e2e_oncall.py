@@ -80,4 +80,4 @@ def test_oncall_names_who_is_on_call_and_next(
 
 def test_an_unknown_schedule_is_named(sim: Simulator, daemon: Daemon) -> None:
     assert say(daemon, sim, "oncall web", staff="dev-7").status_code == 200
-    assert replies(sim)[-1].endswith('No schedule "web"; schedules: db')
+    assert replies(sim)[-1].endswith("No schedule web; schedules: db")

@@ -35,6 +35,7 @@ T0 = 1_780_000_000.0
 LABELS = {"alertname": "DiskFull", "instance": "db-1"}
 
 CONFIG = """
+locale: en  # the step texts read in English below; test_a_step_in_chinese has the default
 people:
   alice: {mobile: "13800000000"}
   bob: {userid: bob}
@@ -116,10 +117,20 @@ def test_a_step_says_which_it_is_how_long_and_how_to_ack(config: Config) -> None
         "Ack: @robot ack 01234567\n"
         "Ack link: https://b.example/-/act/x"
     )
-    [delivery] = step_deliveries(_rule(config), due, T0 + 1830)
+    [delivery] = step_deliveries(_rule(config), due, T0 + 1830)  # (English: CONFIG's locale)
     assert delivery.target == "leads" and delivery.event is None  # sent as it is
     assert delivery.message.mention == Mention(userids=("bob",))
     assert delivery.message.msgtype == "text" and "Ack link" not in delivery.message.text
+
+
+def test_a_step_in_chinese_the_default_locale(tmp_path: Path) -> None:
+    chinese: Config = compile_yaml(tmp_path, CONFIG.replace("locale: en", "", 1))
+    due = StepDue(Escalation("disk", "k", "0123456789abcdef", LABELS, T0), 1)
+    assert step_text(_rule(chinese), due, T0 + 1830, "https://b.example/-/act/x") == (
+        "升级第 2/2 步：DiskFull（db-1）（规则 disk）已 30 分 30 秒无人确认。\n"
+        "确认方法：@机器人 确认 01234567\n"
+        "一键确认：https://b.example/-/act/x"
+    )
 
 
 # -- timelines through the intake and the store -----------------------------------------------

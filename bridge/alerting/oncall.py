@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bridge.durations import format_duration, format_time
+from bridge.durations import format_time
+from bridge.locales import Locale, duration, translate
 
 # A rotation shorter than this is refused by the config: shorter than a daylight saving gap, a
 # shift could vanish, and nobody hands over a pager every few minutes.
@@ -161,26 +162,40 @@ def now_and_next(rotation: Rotation, at: float) -> tuple[Shift, Shift | None]:
     )
 
 
-def describe(rotation: Rotation, at: float) -> list[str]:
+def describe(rotation: Rotation, at: float, locale: Locale = "en") -> list[str]:
     """Who is on call at `at` and who is next, as lines for people: the answer of the `oncall`
-    command and of the chat command (times in the schedule's zone)."""
+    command (English) and of the chat command (the config's locale); times in the schedule's
+    zone."""
     current, following = now_and_next(rotation, at)
-    every = format_duration(rotation.length)
-    lines = [f"{rotation.name} ({rotation.zone.key}, turns of {every}):"]
-    since = f" since {_when(current.start, rotation)}" if math.isfinite(current.start) else ""
-    until = f", until {_when(current.end, rotation)}" if following is not None else ""
-    lines.append(f"  now: {people(current.members)}{since}{until}")
+    every = duration(locale, rotation.length)
+    lines = [
+        translate(
+            locale,
+            "%(name)s (%(zone)s, turns of %(every)s):",
+            name=rotation.name,
+            zone=rotation.zone.key,
+            every=every,
+        )
+    ]
+    now = translate(locale, "  now: %(who)s", who=people(current.members, locale))
+    if math.isfinite(current.start):
+        now += translate(locale, " since %(time)s", time=_when(current.start, rotation))
     if following is not None:
-        lines.append(f"  next: {people(following.members)}")
+        now += translate(locale, ", until %(time)s", time=_when(current.end, rotation))
+    lines.append(now)
+    if following is not None:
+        lines.append(translate(locale, "  next: %(who)s", who=people(following.members, locale)))
     return lines
 
 
-def people(members: tuple[str, ...]) -> str:
+def people(members: tuple[str, ...], locale: Locale = "en") -> str:
     """ "alice (secondary: bob)": the primary, then who else is named."""
     if len(members) < 2:
-        return members[0] if members else "nobody"
-    title = "secondary" if len(members) == 2 else "secondaries"
-    return f"{members[0]} ({title}: {', '.join(members[1:])})"
+        return members[0] if members else translate(locale, "nobody")
+    others = ", ".join(members[1:])
+    if len(members) == 2:
+        return translate(locale, "%(who)s (secondary: %(others)s)", who=members[0], others=others)
+    return translate(locale, "%(who)s (secondaries: %(others)s)", who=members[0], others=others)
 
 
 def _when(instant: float, rotation: Rotation) -> str:

@@ -10,6 +10,10 @@ from the `Desk` it acts on (the state store, behind the composition root).
     ack <alert id>                          no more reminders for that alert until it resolves
     oncall [schedule]                       who is on call now, until when, and who is next
 
+Each has a Chinese name too (帮助, 状态, 静默, 静默列表, 解除静默, 群ID, 确认, 值班): a group
+that works in Chinese types in Chinese. The answers are in the config's `locale` (zh-CN by
+default), their words in the message catalog (bridge/locales.py) beside the templates'.
+
 Reading is open to everyone in the chat; changing (silence, expire) to the senders the input
 allows. Every mistake gets an answer that says how to do it right, never silence.
 """
@@ -24,7 +28,8 @@ from zoneinfo import ZoneInfo
 from bridge.alerting import matchers
 from bridge.alerting.oncall import Rotation, describe
 from bridge.alerting.silences import Silence
-from bridge.durations import MAX_SILENCE, format_duration, format_time, parse_duration
+from bridge.durations import MAX_SILENCE, format_time, parse_duration
+from bridge.locales import DEFAULT_LOCALE, Locale, duration, translate
 from bridge.model import ChatSender
 
 
@@ -57,61 +62,101 @@ class Desk(Protocol):
         ...
 
 
-def answer(text: str, sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def answer(
+    text: str,
+    sender: ChatSender,
+    desk: Desk,
+    now: float,
+    tz: ZoneInfo,
+    locale: Locale = DEFAULT_LOCALE,
+) -> str:
     words = text.split()
     if not words:
-        return HELP
+        return help_text(locale)
     name, args = words[0].lower().lstrip("/"), words[1:]
-    command = COMMANDS.get(name)
+    command = COMMANDS.get(ALIASES.get(name, name))
     if command is None:
-        return f'I do not know "{name}".\n{HELP}'
+        unknown = translate(locale, "I do not know the command %(name)s.", name=name)
+        return f"{unknown}\n{help_text(locale)}"
     if command.changes and not sender.allowed:
-        return not_allowed(sender.nick, name)
-    return command.run(args, sender, desk, now, tz)
+        return not_allowed(sender.nick, name, locale)
+    return command.run(args, Asked(sender, desk, now, tz, locale))
 
 
-def not_allowed(who: str, what: str) -> str:
+def not_allowed(who: str, what: str, locale: Locale = DEFAULT_LOCALE) -> str:
     """The answer to someone the input does not let change things (a command, a card click)."""
-    return (
-        f"Sorry {who}, you may not {what} here "
-        "(an admin can add your staff id to the input's allow list)."
+    return translate(
+        locale,
+        "Sorry %(who)s, you may not %(what)s here (an admin can add your staff id to the"
+        " input's allow list).",
+        who=who,
+        what=what,
     )
 
 
-def _help(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
-    return HELP
+def help_text(locale: Locale) -> str:
+    lines = [translate(locale, "I understand:")]
+    for name, command in COMMANDS.items():
+        chinese = CHINESE_NAMES[name]
+        lines.append(f"{command.usage} ({chinese}): {translate(locale, command.help)}")
+    return "\n".join(lines)
 
 
-def _status_command(
-    args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo
-) -> str:
-    return _status(desk.status())
+@dataclass(frozen=True)
+class Asked:
+    """Who asked, and what a command answers with: the desk, the time, the zone, the language."""
+
+    sender: ChatSender
+    desk: Desk
+    now: float
+    tz: ZoneInfo
+    locale: Locale
 
 
-def _silences_command(
-    args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo
-) -> str:
-    return _silences(desk.silences(now), now, tz)
+def _help(args: Sequence[str], asked: Asked) -> str:
+    return help_text(asked.locale)
 
 
-def _expire(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def _status_command(args: Sequence[str], asked: Asked) -> str:
+    return _status(asked.desk.status(), asked.locale)
+
+
+def _silences_command(args: Sequence[str], asked: Asked) -> str:
+    return _silences(asked.desk.silences(asked.now), asked.now, asked.tz, asked.locale)
+
+
+def _expire(args: Sequence[str], asked: Asked) -> str:
+    locale = asked.locale
     if len(args) != 1:
-        return "Usage: expire <id> (the id from `silences`)"
-    ids, note = desk.expire_silence(args[0], now, sender.nick)
+        return translate(locale, "Usage: expire <id> (the id from `silences`)")
+    ids, note = asked.desk.expire_silence(args[0], asked.now, asked.sender.nick)
     if len(ids) == 1:
-        return f"Silence {ids[0]} expired by {sender.nick}.{note}"
-    return f"No single active silence with id {args[0]}… ({len(ids)} match)."
+        return (
+            translate(
+                locale, "Silence %(id)s expired by %(who)s.", id=ids[0], who=asked.sender.nick
+            )
+            + note
+        )
+    return translate(
+        locale,
+        "No single active silence with id %(id)s… (%(count)d match).",
+        id=args[0],
+        count=len(ids),
+    )
 
 
-def _ack(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def _ack(args: Sequence[str], asked: Asked) -> str:
+    locale = asked.locale
     if len(args) != 1:
-        return "Usage: ack <alert id> (the id at the end of the alert's message)"
-    return desk.acknowledge(args[0], sender.nick or sender.staff_id, now)
+        return translate(locale, "Usage: ack <alert id> (the id at the end of the alert's message)")
+    return asked.desk.acknowledge(args[0], asked.sender.nick or asked.sender.staff_id, asked.now)
 
 
-def _silence(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
-    usage = (
-        "Usage: silence <matchers> <duration> [comment], e.g. silence alertname=DiskFull 2h swap"
+def _silence(args: Sequence[str], asked: Asked) -> str:
+    locale = asked.locale
+    usage = translate(
+        locale,
+        "Usage: silence <matchers> <duration> [comment], e.g. silence alertname=DiskFull 2h swap",
     )
     parsed: list[matchers.Matcher] = []
     for index, word in enumerate(args):
@@ -121,111 +166,166 @@ def _silence(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz
             seconds = None
         if seconds is not None:
             if not parsed:
-                return f"Which alerts? Give matchers before the duration.\n{usage}"
-            if seconds <= 0:
-                return "The duration must be more than 0."
-            if seconds > MAX_SILENCE:
                 return (
-                    f"A silence lasts at most {format_duration(MAX_SILENCE)} (a year); for longer, "
-                    "change the rules in the config.\n" + usage
+                    translate(locale, "Which alerts? Give matchers before the duration.")
+                    + "\n"
+                    + usage
                 )
+            if seconds <= 0:
+                return translate(locale, "The duration must be more than 0.")
+            if seconds > MAX_SILENCE:
+                longest = translate(
+                    locale,
+                    "A silence lasts at most %(longest)s (a year); for longer, change the rules in"
+                    " the config.",
+                    longest=duration(locale, MAX_SILENCE),
+                )
+                return f"{longest}\n{usage}"
             comment = " ".join(args[index + 1 :])
-            author = sender.nick or sender.staff_id
-            silence, note = desk.add_silence(tuple(parsed), now, now + seconds, comment, author)
-            until = format_time(now + seconds, tz, "%m-%d %H:%M")
-            return (
-                f"Silenced {silence.describe()} until {until} ({format_duration(seconds)}), "
-                f"id {silence.id}, by {author}.{note}"
+            author = asked.sender.nick or asked.sender.staff_id
+            silence, note = asked.desk.add_silence(
+                tuple(parsed), asked.now, asked.now + seconds, comment, author
             )
+            done = translate(
+                locale,
+                "Silenced %(what)s until %(until)s (%(duration)s), id %(id)s, by %(who)s.",
+                what=silence.describe(),
+                until=format_time(asked.now + seconds, asked.tz, "%m-%d %H:%M"),
+                duration=duration(locale, seconds),
+                id=silence.id,
+                who=author,
+            )
+            return done + note
         try:
             parsed.append(matchers.parse(word))
         except ValueError as exc:
             return f"{word}: {exc}\n{usage}"
-    return f"How long? Add a duration such as 2h.\n{usage}"
+    return translate(locale, "How long? Add a duration such as 2h.") + "\n" + usage
 
 
-def _status(status: dict[str, Any]) -> str:
-    lines = ["Queues:"]
+def _status(status: dict[str, Any], locale: Locale) -> str:
+    lines = [translate(locale, "Queues:")]
     for name, queue in sorted(status.get("queues", {}).items()):
         age = queue.get("oldest_age_seconds")
-        oldest = f", oldest {format_duration(age)}" if age else ""
-        lines.append(f"  {name}: {queue.get('pending', 0)} waiting{oldest}")
+        waiting = translate(locale, "%(count)d waiting", count=queue.get("pending", 0))
+        oldest = translate(locale, ", oldest %(age)s", age=duration(locale, age)) if age else ""
+        lines.append(f"  {name}: {waiting}{oldest}")
     store = status.get("store", {})
-    lines.append(f"Dead letters: {store.get('dead_letters', 0)}")
-    lines.append(f"Active silences: {status.get('silences', 0)}")
+    lines.append(translate(locale, "Dead letters: %(count)d", count=store.get("dead_letters", 0)))
+    lines.append(translate(locale, "Active silences: %(count)d", count=status.get("silences", 0)))
     reload = (status.get("config") or {}).get("last_reload") or {}
     if reload:
-        lines.append(f"Last reload: {reload.get('result')} at {reload.get('at')}")
+        lines.append(
+            translate(
+                locale,
+                "Last reload: %(result)s at %(at)s",
+                result=reload.get("result"),
+                at=reload.get("at"),
+            )
+        )
     else:
         lines.append(
-            f"Config {status.get('config', {}).get('hash', '?')}, not reloaded since start"
+            translate(
+                locale,
+                "Config %(hash)s, not reloaded since start",
+                hash=status.get("config", {}).get("hash", "?"),
+            )
         )
     return "\n".join(lines)
 
 
-def _silences(silences: list[Silence], now: float, tz: ZoneInfo) -> str:
+def _silences(silences: list[Silence], now: float, tz: ZoneInfo, locale: Locale) -> str:
     active = [s for s in silences if s.active(now)]
     if not active:
-        return "No active silences."
+        return translate(locale, "No active silences.")
     lines = []
     for s in active:
         until = format_time(s.ends_at, tz, "%m-%d %H:%M")  # (a bad stored row must not fail)
-        who = f" by {s.author}" if s.author else ""
+        who = translate(locale, " by %(who)s", who=s.author) if s.author else ""
         why = f": {s.comment}" if s.comment else ""
-        lines.append(f"{s.id} {s.describe()} until {until}{who}{why}")
+        lines.append(
+            translate(
+                locale, "%(id)s %(what)s until %(until)s", id=s.id, what=s.describe(), until=until
+            )
+            + who
+            + why
+        )
     return "\n".join(lines)
 
 
-def _chatid(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
+def _chatid(args: Sequence[str], asked: Asked) -> str:
     """The id an app_robot target needs to send into this group: operators otherwise have to dig
     it out of DingTalk's API explorer."""
-    if not sender.conversation:
-        return "DingTalk did not say which conversation this is."
-    return (
-        f"This chat's open_conversation_id is {sender.conversation}\n"
-        "(an app_robot target sends here with open_conversation_id set to it)."
+    locale = asked.locale
+    if not asked.sender.conversation:
+        return translate(locale, "DingTalk did not say which conversation this is.")
+    said = translate(
+        locale, "This chat's open_conversation_id is %(id)s", id=asked.sender.conversation
     )
+    why = translate(locale, "(an app_robot target sends here with open_conversation_id set to it).")
+    return f"{said}\n{why}"
 
 
-def _oncall(args: Sequence[str], sender: ChatSender, desk: Desk, now: float, tz: ZoneInfo) -> str:
-    schedules = desk.oncall()
+def _oncall(args: Sequence[str], asked: Asked) -> str:
+    locale = asked.locale
+    schedules = asked.desk.oncall()
     if not schedules:
-        return "No on-call schedules in the config (its oncall: section)."
+        return translate(locale, "No on-call schedules in the config (its oncall: section).")
     if len(args) > 1:
-        return "Usage: oncall [schedule]"
+        return translate(locale, "Usage: oncall [schedule]")
     if args and args[0] not in schedules:
-        return f'No schedule "{args[0]}"; schedules: {", ".join(sorted(schedules))}'
+        return translate(
+            locale,
+            "No schedule %(name)s; schedules: %(names)s",
+            name=args[0],
+            names=", ".join(sorted(schedules)),
+        )
     chosen = [schedules[args[0]]] if args else list(schedules.values())
-    return "\n".join(line for rotation in chosen for line in describe(rotation, now))
+    return "\n".join(line for rotation in chosen for line in describe(rotation, asked.now, locale))
 
 
-Run = Callable[[Sequence[str], ChatSender, Desk, float, ZoneInfo], str]
+Run = Callable[[Sequence[str], Asked], str]
 
 
 @dataclass(frozen=True)
 class Command:
     run: Run
-    help: str  # its line in `help`
+    usage: str  # how it is typed, as `help` shows it
+    help: str  # what it does (English, the catalog's key)
     changes: bool = False  # only senders the input allows may use it
 
 
-# A new command is one function above and one line here; `help` lists them in this order.
+# A new command is one function above, one line here and its Chinese name below; `help` lists
+# them in this order.
 COMMANDS: dict[str, Command] = {
-    "help": Command(_help, "help: this list"),
-    "status": Command(_status_command, "status: queues, dead letters, silences, last reload"),
+    "help": Command(_help, "help", "this list"),
+    "status": Command(_status_command, "status", "queues, dead letters, silences, last reload"),
     "silence": Command(
         _silence,
-        "silence <matchers> <duration> [comment]: e.g. silence alertname=DiskFull 2h disk swap",
+        "silence <matchers> <duration> [comment]",
+        "e.g. silence alertname=DiskFull 2h disk swap",
         changes=True,
     ),
-    "silences": Command(_silences_command, "silences: the active silences"),
-    "expire": Command(_expire, "expire <id>: end a silence now", changes=True),
-    "chatid": Command(_chatid, "chatid: this chat's id, for an app_robot target"),
+    "silences": Command(_silences_command, "silences", "the active silences"),
+    "expire": Command(_expire, "expire <id>", "end a silence now", changes=True),
+    "chatid": Command(_chatid, "chatid", "this chat's id, for an app_robot target"),
     "ack": Command(
         _ack,
-        "ack <alert id>: no more reminders until it resolves (the id is at the end of each alert)",
+        "ack <alert id>",
+        "no more reminders until it resolves (the id is at the end of each alert)",
         changes=True,
     ),
-    "oncall": Command(_oncall, "oncall [schedule]: who is on call now, until when, and who next"),
+    "oncall": Command(_oncall, "oncall [schedule]", "who is on call now, until when, and who next"),
 }
-HELP = "I understand:\n" + "\n".join(command.help for command in COMMANDS.values())
+# What a Chinese-speaking group types: each command's name in Chinese.
+CHINESE_NAMES: dict[str, str] = {
+    "help": "帮助",
+    "status": "状态",
+    "silence": "静默",
+    "silences": "静默列表",
+    "expire": "解除静默",
+    "chatid": "群ID",
+    "ack": "确认",
+    "oncall": "值班",
+}
+ALIASES: dict[str, str] = {chinese.lower(): name for name, chinese in CHINESE_NAMES.items()}

@@ -28,6 +28,7 @@ from bridge.clock import Clock
 from bridge.config.model import ChatInput, Config
 from bridge.dingtalk.replies import post_reply
 from bridge.inputs.chat import ChatMessage, reply_body
+from bridge.locales import translate
 from bridge.logs import fmt_fields
 from bridge.pipeline import cardupdates
 from bridge.store.api import Store, Tx
@@ -71,7 +72,7 @@ class Desk:
         when DingTalk gave one (then the HTTP answer is empty), else as the HTTP answer."""
         config = self._config()
         text = commands.answer(
-            message.text, message.sender, self, self.clock.time(), config.timezone
+            message.text, message.sender, self, self.clock.time(), config.timezone, config.locale
         )
         log.info(
             fmt_fields(
@@ -123,18 +124,21 @@ class Desk:
             silence = tx.silences.add(parsed, starts, ends, comment, author, starts)
         self._silences_changed()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
-        api = self._config().alertmanager
+        config = self._config()
+        locale, api = config.locale, config.alertmanager
         if api is None:
             return silence, ""
         try:
             am_id = alertmanager_api.create_silence(self.session, api, silence)
         except alertmanager_api.AlertmanagerError as exc:
             log.warning(fmt_fields("alertmanager silence failed", id=silence.id, error=exc))
-            return silence, f" Not in Alertmanager: {exc}; the bridge's silence holds."
+            return silence, " " + translate(
+                locale, "Not in Alertmanager: %(error)s; the bridge's silence holds.", error=exc
+            )
         with self.store.transaction() as tx:
             tx.silences.link(silence.id, am_id)
         log.info(fmt_fields("alertmanager silence created", id=silence.id, am_id=am_id))
-        return silence, f" Also in Alertmanager ({am_id})."
+        return silence, " " + translate(locale, "Also in Alertmanager (%(id)s).", id=am_id)
 
     def acknowledge(self, short_id: str, by: str, now: float) -> str:
         """The firing alert (group) whose message showed `short_id`: its reminders stop until
@@ -153,7 +157,7 @@ class Desk:
         """`acknowledge`, whether it acknowledged (False: not found, or acked before), and the
         targets whose interactive cards of the alert now say so (updates queued)."""
         config = self._config()
-        rules = config.rules_by_name
+        locale, rules = config.locale, config.rules_by_name
         carded: set[str] = set()
         with self.store.transaction() as tx:
             if within is not None:
@@ -166,8 +170,17 @@ class Desk:
                 if short_id and fingerprint.startswith(short_id):
                     found[fingerprint] = rule_name
             if len(found) != 1:
-                what = "no firing alert" if not found else f"{len(found)} firing alerts"
-                return False, f"There is {what} with id {short_id}.", carded
+                said = (
+                    translate(locale, "There is no firing alert with id %(id)s.", id=short_id)
+                    if not found
+                    else translate(
+                        locale,
+                        "There are %(count)d firing alerts with id %(id)s.",
+                        count=len(found),
+                        id=short_id,
+                    )
+                )
+                return False, said, carded
             [(fingerprint, rule_name)] = found.items()
             earlier = tx.acks.acknowledged_by(fingerprint)
             if earlier is None:
@@ -175,15 +188,23 @@ class Desk:
                 status = card_status(config.locale, ACK, by)
                 carded = cardupdates.queue(tx, fingerprint, status, now, config.targets)
         if earlier is not None:
-            return False, f"{fingerprint[:8]} was already acknowledged by {earlier}.", carded
+            said = translate(
+                locale,
+                "%(id)s was already acknowledged by %(who)s.",
+                id=fingerprint[:8],
+                who=earlier,
+            )
+            return False, said, carded
         self._queued(carded)
         log.info(fmt_fields("alert acknowledged", id=fingerprint[:8], rule=rule_name, by=by))
-        return (
-            True,
-            f"{by} acknowledged {fingerprint[:8]} (rule {rule_name}): "
-            "no more reminders until it resolves.",
-            carded,
+        said = translate(
+            locale,
+            "%(who)s acknowledged %(id)s (rule %(rule)s): no more reminders until it resolves.",
+            who=by,
+            id=fingerprint[:8],
+            rule=rule_name,
         )
+        return True, said, carded
 
     def act(
         self,
@@ -208,7 +229,7 @@ class Desk:
         if wrong is not None:
             return ActResult(False, wrong)
         if not allowed:
-            return ActResult(False, commands.not_allowed(who, grant.action))
+            return ActResult(False, commands.not_allowed(who, grant.action, locale))
         if grant.action == ACK:
             done, answer, carded = self._acknowledge(grant.fingerprint, who, now, within)
         else:
@@ -267,12 +288,15 @@ class Desk:
         if len(ids) != 1:
             return ids, ""
         log.info(fmt_fields("silence expired", id=ids[0], by=by or None))
-        api = self._config().alertmanager
+        config = self._config()
+        locale, api = config.locale, config.alertmanager
         if api is None or am_id is None:
             return ids, ""
         try:
             alertmanager_api.expire_silence(self.session, api, am_id)
         except alertmanager_api.AlertmanagerError as exc:
             log.warning(fmt_fields("alertmanager expire failed", id=ids[0], error=exc))
-            return ids, f" Still in Alertmanager ({am_id}): {exc}."
-        return ids, f" Expired in Alertmanager too ({am_id})."
+            return ids, " " + translate(
+                locale, "Still in Alertmanager (%(id)s): %(error)s.", id=am_id, error=exc
+            )
+        return ids, " " + translate(locale, "Expired in Alertmanager too (%(id)s).", id=am_id)

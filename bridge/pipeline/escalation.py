@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bridge.config.model import Rule
-from bridge.durations import format_duration
+from bridge.locales import duration, translate
 from bridge.model import Delivery, Message
 from bridge.pipeline.ids import new_id
 from bridge.pipeline.mentions import refs_mention
+from bridge.pipeline.render import locale_of
 from bridge.store.records import Escalation
 
 # The signed Ack link of a step's message (target, message id), "" when the rule has none.
@@ -88,19 +89,29 @@ def next_due_at(running: Iterable[Escalation], rules: Mapping[str, Rule]) -> flo
 
 
 def step_text(rule: Rule, due: StepDue, now: float, ack_link: str = "") -> str:
-    """The step's words: which step, how long unacknowledged, and how to acknowledge."""
+    """The step's words, in the rule's language: which step, how long unacknowledged, and how
+    to acknowledge."""
+    locale = locale_of(rule)
     one = due.escalation
     what = one.labels.get("alertname") or rule.name
     where = one.labels.get("instance")
-    short_id = one.fingerprint[:8]
+    if where:
+        what = translate(locale, "%(alert)s on %(instance)s", alert=what, instance=where)
     lines = [
-        f"Escalation step {due.step + 1}/{len(rule.escalate)}: {what}"
-        + (f" on {where}" if where else "")
-        + f" (rule {rule.name}) unacknowledged for {format_duration(now - one.started_at)}.",
-        f"Ack: @robot ack {short_id}",
+        translate(
+            locale,
+            "Escalation step %(step)d/%(steps)d: %(alert)s (rule %(rule)s) unacknowledged for"
+            " %(duration)s.",
+            step=due.step + 1,
+            steps=len(rule.escalate),
+            alert=what,
+            rule=rule.name,
+            duration=duration(locale, now - one.started_at),
+        ),
+        translate(locale, "Ack: @robot ack %(id)s", id=one.fingerprint[:8]),
     ]
     if ack_link:
-        lines.append(f"Ack link: {ack_link}")
+        lines.append(translate(locale, "Ack link: %(url)s", url=ack_link))
     return "\n".join(lines)
 
 

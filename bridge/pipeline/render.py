@@ -125,7 +125,7 @@ def _limits(rule: Rule) -> RenderLimits:
     return limits if isinstance(limits, RenderLimits) else DEFAULT_LIMITS
 
 
-def _locale(rule: Rule) -> Locale:
+def locale_of(rule: Rule) -> Locale:
     """The language the rule's templates were compiled in (config/templating.py)."""
     locale = rule.title.environment.globals.get("locale")
     return next((known for known in LOCALES if known == locale), DEFAULT_LOCALE)
@@ -315,7 +315,7 @@ def queued_title(rule: Rule | None, head: Message, event: Event | None, now: dat
     if event is None:
         return head.title
     title = render_title(rule, event, now) if rule else plain_title(event)
-    locale = _locale(rule) if rule else DEFAULT_LOCALE
+    locale = locale_of(rule) if rule else DEFAULT_LOCALE
     who = " ".join(identify(event, locale).split())  # one line, whatever the labels hold
     return f"{title} · {who}" if who else title
 
