@@ -250,9 +250,10 @@ def test_a_silence_from_the_chat_is_created_and_expired_in_alertmanager(
             content: str = answer.json()["text"]["content"]
             return content
 
+        # The answers in the config's language (zh-CN, the default).
         reply = say("silence alertname=DiskFull instance=~db-.* 2h disk swap")
-        assert "Also in Alertmanager (" in reply, reply + bridge.log()
-        am_id = reply.split("Also in Alertmanager (")[1].split(")")[0]
+        assert "已同步到 Alertmanager（" in reply, reply + bridge.log()
+        am_id = reply.split("已同步到 Alertmanager（")[1].split("）")[0]
         silences = requests.get(f"{am.url}/api/v2/silences", timeout=5).json()
         [held] = [s for s in silences if s["id"] == am_id]
         assert held["status"]["state"] == "active"
@@ -261,9 +262,9 @@ def test_a_silence_from_the_chat_is_created_and_expired_in_alertmanager(
             ("alertname", "DiskFull", False),
             ("instance", "db-.*", True),
         ]
-        bridge_id = reply.split(", id ")[1].split(",")[0]
+        bridge_id = reply.split("，ID ")[1].split("，")[0]
         reply = say(f"expire {bridge_id}")
-        assert f"Expired in Alertmanager too ({am_id})" in reply, reply
+        assert f"Alertmanager 中也已解除（{am_id}）" in reply, reply
         expired = requests.get(f"{am.url}/api/v2/silence/{am_id}", timeout=5).json()
         assert expired["status"]["state"] == "expired"
     finally:

@@ -28,7 +28,7 @@ from bridge.clock import Clock
 from bridge.config.model import ChatInput, Config
 from bridge.dingtalk.replies import post_reply
 from bridge.inputs.chat import ChatMessage, reply_body
-from bridge.locales import translate
+from bridge.locales import Locale, translate
 from bridge.logs import fmt_fields
 from bridge.pipeline import cardupdates
 from bridge.store.api import Store, Tx
@@ -57,7 +57,10 @@ class Desk:
         status: Callable[[], dict[str, Any]],
         silences_changed: Callable[[], None],
         queued: Callable[[Iterable[str]], None] = lambda targets: None,
+        locale: Locale | None = None,
     ) -> None:
+        """`locale`: the language of the answers; None: the config's, as the chat reads them
+        (the command line gives "en": it speaks English whatever the chat does)."""
         self.store = store
         self._config = config
         self.session = session
@@ -66,13 +69,23 @@ class Desk:
         # The intake caches active silences; it must forget them when one is added or ended.
         self._silences_changed = silences_changed
         self._queued = queued  # wakes the senders of targets a follow-up was queued for
+        self._locale = locale
+
+    def _words(self, config: Config) -> Locale:
+        """The language of the answers (see __init__)."""
+        return self._locale or config.locale
 
     def command(self, spec: ChatInput, message: ChatMessage) -> dict[str, Any]:
         """Answer a command from the chat: into the conversation through its sessionWebhook
         when DingTalk gave one (then the HTTP answer is empty), else as the HTTP answer."""
         config = self._config()
         text = commands.answer(
-            message.text, message.sender, self, self.clock.time(), config.timezone, config.locale
+            message.text,
+            message.sender,
+            self,
+            self.clock.time(),
+            config.timezone,
+            self._words(config),
         )
         log.info(
             fmt_fields(
@@ -125,7 +138,7 @@ class Desk:
         self._silences_changed()
         log.info(fmt_fields("silence added", id=silence.id, matchers=silence.describe(), by=author))
         config = self._config()
-        locale, api = config.locale, config.alertmanager
+        locale, api = self._words(config), config.alertmanager
         if api is None:
             return silence, ""
         try:
@@ -157,7 +170,7 @@ class Desk:
         """`acknowledge`, whether it acknowledged (False: not found, or acked before), and the
         targets whose interactive cards of the alert now say so (updates queued)."""
         config = self._config()
-        locale, rules = config.locale, config.rules_by_name
+        locale, rules = self._words(config), config.rules_by_name
         carded: set[str] = set()
         with self.store.transaction() as tx:
             if within is not None:
@@ -289,7 +302,7 @@ class Desk:
             return ids, ""
         log.info(fmt_fields("silence expired", id=ids[0], by=by or None))
         config = self._config()
-        locale, api = config.locale, config.alertmanager
+        locale, api = self._words(config), config.alertmanager
         if api is None or am_id is None:
             return ids, ""
         try:

@@ -23,7 +23,9 @@ from bridge.store.api import Store
 def _desk(config: Config, store: Store) -> Desk:
     """The daemon's desk on this process's store handle: the running daemon has no silence
     cache to tell (it reloads silences within a second), and no status to give here."""
-    return Desk(store, lambda: config, make_session(), SYSTEM_CLOCK, dict, lambda: None)
+    return Desk(
+        store, lambda: config, make_session(), SYSTEM_CLOCK, dict, lambda: None, locale="en"
+    )
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
