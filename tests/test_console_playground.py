@@ -237,6 +237,24 @@ def test_the_config_file_is_left_as_it_was(app: HttpApp) -> None:
     assert path.read_bytes() == before
 
 
+def test_a_config_file_edited_since_the_load_is_said_to_be_so(app: HttpApp) -> None:
+    """The trial reads the file as it is now; an edit not reloaded yet is not what runs."""
+    path = Path(app.intake.config.path)  # type: ignore[attr-defined]
+    before = path.read_bytes()
+    status, answer = render(app, rule="all")
+    assert status == 200 and answer["file_changed"] is False and answer["notice"] == ""
+    try:
+        path.write_bytes(before + b"# an edit not reloaded yet\n")
+        status, answer = render(app, rule="all")
+        assert status == 200 and answer["file_changed"] is True
+        assert answer["notice"].startswith(
+            f"{path.name} 在服务加载后已被修改"
+        )  # zh-CN: the config's
+    finally:
+        path.write_bytes(before)
+    assert render(app, rule="all")[1]["file_changed"] is False
+
+
 @pytest.mark.parametrize(
     ("value", "kept"),
     [

@@ -152,6 +152,7 @@ def _compile(ctx: CompileContext, file_digest: str) -> m.Config | None:
     return m.Config(
         path=ctx.file,
         digest=digest.hexdigest(),
+        file_digest=file_digest,
         server=server,
         timezone=tz,
         targets=targets,

@@ -325,7 +325,7 @@ class AlertmanagerApi:
 @dataclass(frozen=True)
 class Config:
     path: Path
-    digest: str  # sha256 of the file's bytes
+    digest: str  # sha256 of everything it read: the file, its templates, its secret files
     server: ServerConfig
     timezone: ZoneInfo
     targets: Mapping[str, Target]
@@ -351,6 +351,9 @@ class Config:
     people: Directory = NO_PEOPLE  # the `people:` section (bridge/config/people.py)
     # `oncall:` schedules by name ({} when none): who is on call is bridge.alerting.oncall's
     oncall: Mapping[str, Rotation] = field(default_factory=dict)
+    # sha256 of the config file's own bytes: whether the file on disk is still the one loaded
+    # (the playground tells an operator when an edit is not reloaded yet)
+    file_digest: str = ""
 
     @functools.cached_property
     def rules_by_name(self) -> Mapping[str, Rule]:

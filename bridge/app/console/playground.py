@@ -34,6 +34,7 @@ from bridge.dingtalk.channels import bodies_for
 from bridge.dingtalk.robot import ROBOT_MAX_BYTES, robot_bodies
 from bridge.dingtalk.sizing import encode
 from bridge.errors import DeliveryError
+from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
 from bridge.pipeline.ids import new_id
 
@@ -79,7 +80,9 @@ def render(console: Console, req: Request) -> Answer:
     trial = _trial(console, req)
     # A template can read what the config can (an include of a file beside it): a secret the
     # config knows never reaches the page, as it never reaches the log.
-    shown = json.loads(REDACTOR.scrub(json.dumps(_shown(console, trial), ensure_ascii=False)))
+    shown = json.loads(
+        REDACTOR.scrub(json.dumps(_shown(console, trial, req.locale), ensure_ascii=False))
+    )
     return json_answer(200, shown)
 
 
@@ -201,7 +204,7 @@ def _chosen(console: Console, req: Request) -> Delivered:
     return trial.messages[int(index)]
 
 
-def _shown(console: Console, trial: Trial) -> dict[str, Any]:
+def _shown(console: Console, trial: Trial, locale: Locale) -> dict[str, Any]:
     messages = []
     tz = trial.config.timezone if trial.config is not None else console.bridge.config.timezone
     for delivered in trial.messages:
@@ -219,10 +222,25 @@ def _shown(console: Console, trial: Trial) -> dict[str, Any]:
                 "unsendable": unsendable,
             }
         )
+    live = console.bridge.config
+    # The trial reads the file as it is now: say so when that is not what the daemon runs.
+    changed = bool(trial.file_digest) and trial.file_digest != live.file_digest
+    notice = (
+        word(
+            locale,
+            "%(file)s changed since the daemon loaded it: this shows the file as it is now,"
+            " which takes effect at the next reload.",
+            file=live.path.name,
+        )
+        if changed
+        else ""
+    )
     return {
         "problems": [asdict(p) for p in trial.problems],
         "decisions": list(trial.decisions),
         "state_problem": trial.state_problem,
+        "file_changed": changed,
+        "notice": notice,
         "messages": messages,
     }
 

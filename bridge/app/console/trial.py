@@ -10,9 +10,10 @@ template's text), never as an exception.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -71,51 +72,55 @@ class Trial:
     state_problem: str = ""
     config: Config | None = None
     at: float = 0.0
+    file_digest: str = ""  # sha256 of the config file as this trial read it ("": unread)
 
 
 def run(source: Path, environ: Mapping[str, str], attempt: Attempt, now: datetime) -> Trial:
     """Compile `source` with the attempt's edits, then decide and render its payload."""
-    config, problems = compile_with(source, environ, attempt)
+    config, problems, file_digest = compile_with(source, environ, attempt)
     if config is None:
-        return Trial(problems=tuple(problems))
+        return Trial(problems=tuple(problems), file_digest=file_digest)
     spec = config.inputs.get(attempt.input)
     kind = KINDS.get(spec.type) if spec is not None else None
     if spec is None or kind is None or kind.sample is None:
         found = Found("payload", None, "", f"input {attempt.input!r} takes no alerts here")
-        return Trial(problems=(found,))
+        return Trial(problems=(found,), file_digest=file_digest)
     try:
         events = kind.sample(spec, attempt.payload, PLAYGROUND_SOURCE, now)
     except InputError as exc:
         message = f"the input would answer {exc.status}: {exc}"
-        return Trial(problems=(Found("payload", None, "", message),))
+        return Trial(problems=(Found("payload", None, "", message),), file_digest=file_digest)
     except (ValueError, RecursionError) as exc:
-        return Trial(problems=(Found("payload", None, "", f"cannot read: {exc}"),))
+        found = Found("payload", None, "", f"cannot read: {exc}")
+        return Trial(problems=(found,), file_digest=file_digest)
     result = preview(config, events, now)
-    return _decided(config, result, now)
+    return replace(_decided(config, result, now), file_digest=file_digest)
 
 
 def compile_with(
     source: Path, environ: Mapping[str, str], attempt: Attempt
-) -> tuple[Config | None, list[Found]]:
-    """The config at `source` with `attempt.rule` replaced as typed; every problem located."""
+) -> tuple[Config | None, list[Found], str]:
+    """The config at `source` with `attempt.rule` replaced as typed; every problem located; and
+    the sha256 of the file as read (to tell it from the file the daemon loaded)."""
     try:
         raw = source.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Found("config", None, "", f"cannot read {source}: {exc}")]
+        return None, [Found("config", None, "", f"cannot read {source}: {exc}")], ""
+    file_digest = hashlib.sha256(raw).hexdigest()
     doc, problems = load_document(text, str(source), environ)
     found: list[Found] = []
     index = _rule_index(doc, attempt.rule)
     if index is not None and (attempt.rule_yaml is not None or attempt.template is not None):
         found += _splice(doc, index, attempt)
         if found:
-            return None, found
+            return None, found, file_digest
     try:
         config = compile_document(doc, problems, raw, source, environ)
     except ConfigError as exc:
         rule_path = format_path(("rules", index)) if index is not None else None
-        return None, [_locate(p, rule_path) for p in exc.problems]
-    return config, []
+        return None, [_locate(p, rule_path) for p in exc.problems], file_digest
+    return config, [], file_digest
 
 
 def _rule_index(doc: Document, name: str) -> int | None:

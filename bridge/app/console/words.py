@@ -12,6 +12,10 @@ from typing import Any
 from bridge.locales import Locale
 
 ZH_CN: Mapping[str, str] = {
+    # playground: the file on disk is not the one running
+    "%(file)s changed since the daemon loaded it: this shows the file as it is now,"
+    " which takes effect at the next reload.": "%(file)s 在服务加载后已被修改：这里显示的是文件的"
+    "当前内容，下次重载后才会生效。",
     # frame
     "Console": "控制台",
     "Overview": "概览",

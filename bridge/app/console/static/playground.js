@@ -141,7 +141,7 @@
       showProblems(data.problems);
       const decisions = $("pg-decisions");
       decisions.textContent = "";
-      for (const line of [data.state_problem, ...data.decisions].filter(Boolean)) decisions.append(el("li", "", line));
+      for (const line of [data.notice, data.state_problem, ...data.decisions].filter(Boolean)) decisions.append(el("li", "", line));
       showMessages(data.messages);
       $("pg-status").textContent = say(data.problems.length ? "data-problems" : "data-done");
       $("playground").dataset.rendered = String(mine);
