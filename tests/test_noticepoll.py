@@ -187,6 +187,64 @@ def test_nobody_received_it_dead_letter_that_outbox_retry_revives(
         assert [r.id for r in tx.outbox.due("oncall", clock.time(), 10)] == ["m1"]
 
 
+VERDICTS = [
+    # getsendresult's answer; the history entry's outcome, reason, errmsg
+    (
+        result(read_user_id_list=["alice", "bob"]),
+        records.DELIVERED, None, "received by alice, bob",
+    ),
+    (
+        result(
+            unread_user_id_list=["alice"],
+            forbidden_user_id_list=["bob"],
+            forbidden_list=[{"code": "143105", "count": 1, "userid": "bob"}],
+        ),
+        records.DELIVERED, None, "received by alice; refused: bob 143105",
+    ),
+    (
+        result(invalid_user_id_list=["alice", "bob"]),
+        records.DEAD_LETTER, "dingtalk_config",
+        "received by nobody; refused: alice invalid_user, bob invalid_user",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "outcome", "reason", "errmsg"), VERDICTS)
+def test_the_verdict_joins_the_history_beside_the_accepted_send(
+    store: Store, answer: dict[str, Any], outcome: str, reason: str | None, errmsg: str
+) -> None:
+    """The console's Messages page and `outbox history` read the whole story: DingTalk took it
+    (the sender's entry), then who received it (the poller's, same id, title and attempt)."""
+    clock = FakeClock(T0)
+    sent(store, ["m1"], 11)
+    accepted = records.Sent(
+        "m1", "oncall", "disk", records.ACCEPTED, T0, 1, 1, 0, "ok", None, "disk full", ("{}",)
+    )
+    with store.transaction() as tx:
+        tx.history.record(accepted)
+    clock.advance(1)
+    poller(store, Answers(answer), clock).step()
+    with store.reading() as tx:
+        first, told = tx.history.attempts("m1")
+    assert first == accepted
+    assert (told.id, told.title, told.attempt, told.at) == ("m1", "disk full", 1, T0 + 1)
+    assert (told.outcome, told.reason, told.errmsg, told.bodies) == (outcome, reason, errmsg, ())
+
+
+def test_an_unverified_notice_says_so_in_the_history(store: Store) -> None:
+    clock = FakeClock(T0)
+    sent(store, ["m1"], 11)
+    p = poller(store, Answers(*[result(unread_user_id_list=["alice"])] * 100), clock)
+    while outbox_row(store, "m1") is not None:
+        with store.reading() as tx:
+            clock.set(tx.notices.next_poll_at() or clock.time())
+        p.step()
+    with store.reading() as tx:
+        [told] = tx.history.attempts("m1")  # (no accepted entry here: the rows were made so)
+    assert told.outcome == records.DELIVERED and told.errmsg is not None
+    assert told.errmsg.startswith("received by alice; unverified: ")
+
+
 def test_a_retry_absorbed_by_dedup_counts_as_received(store: Store) -> None:
     clock = FakeClock(T0)
     sent(store, ["m1"], 12)

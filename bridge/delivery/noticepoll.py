@@ -7,7 +7,8 @@ id (store/notices.py has the lifecycle); this poller asks for the result of each
 growing interval, and once DingTalk's answer is final records per user who received it and who
 did not and why, and moves the message on: delivered, partly delivered, dead letter, or back to
 pending (flow control). With no final answer `POLL_FOR` after the send it is counted delivered
-but unverified, and logged.
+but unverified, and logged. The verdict is also a history entry (store/history.py), beside the
+send's "accepted", so the console's Messages page and `outbox history` tell the whole story.
 
 Quotas: one call at a time, at least `CALL_SPACING` apart (at most 10 a second for all apps
 together, half the 20 QPS per API and app usually quoted as DingTalk's default), and at most
@@ -47,8 +48,8 @@ from bridge.dingtalk.sendresult import (
 from bridge.errors import DeliveryError
 from bridge.logs import fmt_fields
 from bridge.store import records
-from bridge.store.api import Store
-from bridge.store.records import Task
+from bridge.store.api import Store, Tx
+from bridge.store.records import Sent, Task
 
 log = logging.getLogger("bridge.delivery")
 
@@ -231,6 +232,8 @@ class NoticePoller:
                 )
             else:
                 tx.outbox.delivered(task.ids)
+            if held:
+                _told(tx, task, verdict.outcome, now, result, verdict)
         if not held:
             return
         self._count(task, verdict.outcome, result)
@@ -264,6 +267,7 @@ class NoticePoller:
             held = tx.notices.settle(task, "unverified", got, refused, why, now, owner=self.owner)
             if held:
                 tx.outbox.delivered(task.ids)
+                _told(tx, task, "unverified", now, result, None, why)
         if not held:
             return
         if result is not None:
@@ -287,6 +291,57 @@ class NoticePoller:
         self.stats.received[task.target] += len(result.got_it())
         for r in result.refused:
             self.stats.refused[(task.target, r.code)] += 1
+
+
+# The poller's verdicts as the history's outcomes: a partial or unverified delivery is a
+# delivery (errmsg says who did not get it, or why nobody knows).
+_HISTORY_OUTCOME = {
+    "delivered": records.DELIVERED,
+    "partial": records.DELIVERED,
+    "unverified": records.DELIVERED,
+    "dead": records.DEAD_LETTER,
+    "retry": records.RETRYING,
+}
+
+
+def _told(
+    tx: Tx,
+    task: Task,
+    outcome: str,
+    now: float,
+    result: SendResult | None,
+    verdict: Verdict | None,
+    why: str = "",
+) -> None:
+    """The verdict as a history entry of the send DingTalk accepted: the same message id,
+    title and attempt, who received it and who did not."""
+    accepted = [a for a in tx.history.attempts(task.ids[0]) if a.outcome == records.ACCEPTED]
+    said = []
+    if result is not None:
+        got = result.got_it()
+        said.append(f"received by {', '.join(got)}" if got else "received by nobody")
+        if result.refused:
+            said.append(f"refused: {refusal_summary(result.refused)}")
+    if why:
+        said.append(f"unverified: {why}")
+    last = accepted[-1] if accepted else None
+    tx.history.record(
+        Sent(
+            id=last.id if last else ids_of(task.ids),
+            target=task.target,
+            rule=last.rule if last else ",".join(sorted(set(task.rules))),
+            outcome=_HISTORY_OUTCOME[outcome],
+            at=now,
+            attempt=last.attempt if last else 1,
+            parts=0,
+            errcode=verdict.errcode if verdict else None,
+            errmsg="; ".join(said) or None,
+            reason=verdict.reason.value if verdict and verdict.reason else None,
+            title=last.title if last else "",
+            bodies=(),
+            covers=last.covers if last else (task.ids if len(task.ids) > 1 else ()),
+        )
+    )
 
 
 def _answer_json(answer: Mapping[str, object]) -> str:
