@@ -140,7 +140,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    from bridge.clock import SystemClock
+    from bridge.clock import SYSTEM_CLOCK
     from bridge.delivery.oneoff import send_once
     from bridge.delivery.robots import RobotWindows
     from bridge.delivery.turns import StoredWindows
@@ -168,7 +168,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     )
     message = Message(msgtype="markdown", title="dingtalk-bridge test", text=text)
     client = DingTalkClient(make_session())
-    clock = SystemClock()
+    clock = SYSTEM_CLOCK
     # The test's calls take turns in the robot's window the daemon keeps in the state store,
     # so a test never makes the call that locks the robot out (130101).
     try:

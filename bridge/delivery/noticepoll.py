@@ -210,29 +210,8 @@ class NoticePoller:
             held = tx.notices.settle(
                 task, verdict.outcome, result.got_it(), refused, note, now, owner=self.owner
             )
-            if not held:  # another replica polls it now (this one stalled past its lease)
-                pass
-            elif verdict.outcome == "dead":
-                tx.outbox.dead_letter(
-                    task.ids,
-                    verdict.reason.value if verdict.reason else "dingtalk_rejected",
-                    verdict.errcode,
-                    verdict.errmsg,
-                    now,
-                )
-            elif verdict.outcome == "retry":
-                tx.outbox.retry_later(
-                    task.ids,
-                    now + FLOW_CONTROL_WAIT,
-                    verdict.reason.value if verdict.reason else "rate_limited",
-                    verdict.errcode,
-                    "flow-controlled: " + refusal_summary(result.refused),
-                    now,
-                    was=records.SENT,
-                )
-            else:
-                tx.outbox.delivered(task.ids)
-            if held:
+            if held:  # (not held: another replica polls it now, this one stalled past its lease)
+                _move_on(tx, task, now, result, verdict)
                 _told(tx, task, verdict.outcome, now, result, verdict)
         if not held:
             return
@@ -291,6 +270,30 @@ class NoticePoller:
         self.stats.received[task.target] += len(result.got_it())
         for r in result.refused:
             self.stats.refused[(task.target, r.code)] += 1
+
+
+def _move_on(tx: Tx, task: Task, now: float, result: SendResult, verdict: Verdict) -> None:
+    """The message's rows after the verdict: a dead letter, pending again, or delivered."""
+    if verdict.outcome == "dead":
+        tx.outbox.dead_letter(
+            task.ids,
+            verdict.reason.value if verdict.reason else "dingtalk_rejected",
+            verdict.errcode,
+            verdict.errmsg,
+            now,
+        )
+    elif verdict.outcome == "retry":
+        tx.outbox.retry_later(
+            task.ids,
+            now + FLOW_CONTROL_WAIT,
+            verdict.reason.value if verdict.reason else "rate_limited",
+            verdict.errcode,
+            "flow-controlled: " + refusal_summary(result.refused),
+            now,
+            was=records.SENT,
+        )
+    else:
+        tx.outbox.delivered(task.ids)
 
 
 # The poller's verdicts as the history's outcomes: a partial or unverified delivery is a
