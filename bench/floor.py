@@ -38,7 +38,13 @@ from typing import Any
 
 import orjson
 
-from bench.ingest import ClientJob, cpu_seconds, notification_template, run_clients
+from bench.ingest import (
+    ClientJob,
+    add_client_option,
+    cpu_seconds,
+    notification_template,
+    run_clients,
+)
 from bridge.app.httpserver import HttpServer, Limits
 from bridge.store.writerlock import WriterLock
 from tests.harness import ROOT
@@ -120,7 +126,9 @@ def serve(mode: str, listener: socket.socket, directory: Path) -> None:
     HttpServer(make_app(mode, store), [listener], limits, threads=THREADS).run()
 
 
-def one_run(mode: str, processes: int, clients: int, duration: float) -> dict[str, Any]:
+def one_run(
+    mode: str, processes: int, clients: int, duration: float, lean: bool = True
+) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="bench-floor-"))
     with sqlite3.connect(directory / "floor.db") as conn:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -142,7 +150,7 @@ def one_run(mode: str, processes: int, clients: int, duration: float) -> dict[st
     try:
         body = notification_template()
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
-        jobs = [ClientJob(i, port, body, duration, 0.0, record=False) for i in range(clients)]
+        jobs = [ClientJob(i, port, body, duration, 0.0, False, lean=lean) for i in range(clients)]
         results = run_clients(jobs)
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     finally:
@@ -167,12 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    add_client_option(parser)
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
     args = parser.parse_args(argv)
     runs = []
     for processes in args.processes:
         for mode in args.modes:
-            run = one_run(mode, processes, args.clients, args.duration)
+            run = one_run(mode, processes, args.clients, args.duration, args.client == "lean")
             runs.append(run)
             print(
                 f"{mode:>8}, {processes} process(es), {args.clients} clients: "

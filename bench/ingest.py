@@ -31,6 +31,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,7 @@ class ClientJob:
     record: bool  # keep (marker, answered_at) pairs
     path: str = "/alertmanager"
     phase: str = "T"  # part of every marker: each phase's alerts are new to the bridge
+    lean: bool = False  # raw-socket HTTP instead of http.client (a cheaper load generator)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class ClientResult:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     answered: list[tuple[str, float]] = field(default_factory=list)
+    cpu: float = 0.0  # CPU seconds this client process used while posting
 
 
 def _connect(port: int) -> http.client.HTTPConnection:
@@ -90,18 +93,19 @@ def _connect(port: int) -> http.client.HTTPConnection:
 
 def client_main(job: ClientJob, go: EventType, out: mp.Queue[ClientResult]) -> None:
     """One client: one persistent HTTP/1.1 connection, sequential requests."""
-    headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
-    conn = _connect(job.port)
-    conn.connect()
+    connection = _LeanConnection if job.lean else _StdlibConnection
+    post = connection(job.port, job.path)
     statuses: Counter[int] = Counter()
     errors = 0
     answered: list[tuple[str, float]] = []
     go.wait()
+    cpu_before = time.process_time()
     started = time.time()
     begin = time.monotonic()
     deadline = begin + job.duration
     interval = 1.0 / job.rate if job.rate > 0 else 0.0
     next_at = begin + (interval * job.index / 8 if interval else 0.0)  # spread paced clients
+    pieces = job.body.split(PLACEHOLDER.encode())  # joined by each request's marker
     seq = 0
     while True:
         now = time.monotonic()
@@ -115,26 +119,108 @@ def client_main(job: ClientJob, go: EventType, out: mp.Queue[ClientResult]) -> N
             break
         marker = f"BM{job.phase}{job.index}x{seq:07d}"
         seq += 1
-        body = job.body.replace(PLACEHOLDER.encode(), marker.encode())
         try:
-            conn.request("POST", job.path, body, headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
+            status = post.send(marker.encode().join(pieces))
+        except (OSError, http.client.HTTPException, ValueError):
             errors += 1
-            conn.close()
-            conn = _connect(job.port)
+            post.reconnect()
             continue
         answered_at = time.time()
-        statuses[response.status] += 1
-        if job.record and response.status == 200:
+        statuses[status] += 1
+        if job.record and status == 200:
             answered.append((marker, answered_at))
-        if response.will_close:
-            conn.close()
-            conn = _connect(job.port)
     finished = time.time()
-    conn.close()
-    out.put(ClientResult(job.index, started, finished, dict(statuses), errors, answered))
+    cpu = time.process_time() - cpu_before
+    post.close()
+    out.put(ClientResult(job.index, started, finished, dict(statuses), errors, answered, cpu))
+
+
+class _StdlibConnection:
+    """http.client: what most Python clients cost (about 0.2 ms of CPU a request here)."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.port, self.path = port, path
+        self.headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+        self.conn = _connect(port)
+        self.conn.connect()
+
+    def send(self, body: bytes) -> int:
+        self.conn.request("POST", self.path, body, self.headers)
+        response = self.conn.getresponse()
+        response.read()
+        if response.will_close:
+            self.reconnect()
+        return response.status
+
+    def reconnect(self) -> None:
+        self.conn.close()
+        self.conn = _connect(self.port)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _LeanConnection:
+    """HTTP/1.1 over a bare socket, as wrk or hey post: the request's bytes written at once, the
+    answer read by its Content-Length. A fraction of http.client's CPU, which on a 2-core host is
+    CPU the daemon under test gets back (bench/README.md, issue 13)."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.port = port
+        self.start = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.sock = self._open()
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def send(self, body: bytes) -> int:
+        self.sock.sendall(b"%s%d\r\n\r\n%s" % (self.start, len(body), body))
+        data = b""
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            data += self._recv()
+        head = data[:end].lower()
+        status = int(head[9:12])
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise ValueError("an answer without Content-Length")
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop > 0 else len(head)])
+        missing = end + 4 + length - len(data)
+        while missing > 0:
+            chunk = self._recv()
+            missing -= len(chunk)
+        if b"\r\nconnection: close" in head:
+            self.reconnect()
+        return status
+
+    def _recv(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("the daemon closed the connection")
+        return chunk
+
+    def reconnect(self) -> None:
+        self.sock.close()
+        self.sock = self._open()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def add_client_option(parser: argparse.ArgumentParser) -> None:
+    """`--client`: the load generator's HTTP (bench.saturate and bench.floor), lean by default."""
+    parser.add_argument(
+        "--client",
+        choices=["lean", "http.client"],
+        default="lean",
+        help="the clients' HTTP: a bare socket, as wrk posts (~0.08 ms of CPU a request), or"
+        " Python's http.client (~0.3 ms; the figures before 2026-12-02)",
+    )
 
 
 def run_clients(jobs: list[ClientJob]) -> list[ClientResult]:
