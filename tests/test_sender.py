@@ -838,6 +838,27 @@ def test_a_stored_row_that_no_longer_decodes_is_dead_lettered_and_blocks_nothing
     assert id_.endswith("Broken") and reason == "internal" and "unreadable row" in errmsg
 
 
+def test_an_unreadable_row_in_a_digests_claim_leaves_the_rest_of_the_claim_sent(
+    config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
+) -> None:
+    # A digest claims many rows and decodes them after the claim commits: the one that does not
+    # decode is dead-lettered, and the others, still this sender's, go out at its next turns.
+    names = [f"N{i:02d}" for i in range(40)]
+    names[17] = "Broken"
+    enqueue(store, "digests", names, clock.time())
+    with store.transaction():
+        raw(store).execute("UPDATE outbox SET message = '{\"msgtype\": 3' WHERE id LIKE '%Broken'")
+    drive([make(config, "digests", store, ding, clock, windows)], clock, 120)
+    sent = texts(ding.ok_calls())
+    assert len(ding.ok_calls()) < 20  # digests: many rows a claim
+    assert all(name in sent for name in names if name != "Broken")
+    assert "Broken" not in sent
+    assert not pending(store)
+    with store.reading():
+        dead_ids = [i for (i,) in raw(store).execute("SELECT id FROM outbox WHERE status = 'dead'")]
+    assert len(dead_ids) == 1 and dead_ids[0].endswith("Broken")
+
+
 def test_a_bug_inside_the_call_dead_letters_the_message_and_counts_the_call(
     config: Config, store: Store, ding: FakeDingTalk, clock: FakeClock, windows: RobotWindows
 ) -> None:

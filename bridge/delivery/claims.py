@@ -19,7 +19,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from bridge.clock import Clock
 from bridge.config.model import DEFAULT_CLAIM_LEASE
@@ -30,6 +30,8 @@ from bridge.store.api import OutboxReads, Store
 from bridge.store.records import Row
 
 log = logging.getLogger("bridge.delivery")
+
+Picked = TypeVar("Picked")  # a claim's stored rows, or the decoded rows a read finds due
 
 DEFAULT_LEASE = DEFAULT_CLAIM_LEASE  # seconds (the config's `state: {lease}`)
 RENEW_AT = 0.5  # renew once this share of the lease has passed
@@ -140,7 +142,7 @@ class Claims:
         try:
             with self.store.transaction() as tx:
                 outbox = tx.outbox
-                return self._pick(
+                backlog, stored, due = self._pick(
                     outbox,
                     count_backlog,
                     lambda n: outbox.claim(self.target, self.owner, now, now + self.lease, n),
@@ -149,20 +151,26 @@ class Claims:
         except StoreError:
             with self.store.reading() as read:
                 reads = read.outbox
-                return self._pick(
+                backlog, rows, due = self._pick(
                     reads, count_backlog, lambda n: reads.due(self.target, now, n), limit
                 )
+            return Taken(rows, backlog, due)
+        # Decoded after the claim committed, outside the write lock (records.StoredRow). A row
+        # that cannot be decoded raises UnreadableRow; the others stay this owner's, claimed
+        # again at its next turn.
+        return Taken([row.decode() for row in stored], backlog, due)
 
     def _pick(
         self,
         outbox: OutboxReads,
         count_backlog: bool,
-        take: Callable[[int], list[Row]],
+        take: Callable[[int], list[Picked]],
         limit: Callable[[int], int],
-    ) -> Taken:
+    ) -> tuple[int, list[Picked], float | None]:
+        """The backlog, the rows taken, and when none was, when the next is due."""
         backlog = outbox.pending_count(self.target) if count_backlog else 0
         rows = take(limit(backlog))
-        return Taken(rows, backlog, None if rows else outbox.next_due_at(self.target))
+        return backlog, rows, None if rows else outbox.next_due_at(self.target)
 
     def renew(self, hold: Hold) -> Literal["held", "wait", "lost"]:
         """Hold the rows for another lease: "held" (go on sending); "wait" (the store could

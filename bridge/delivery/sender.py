@@ -219,7 +219,8 @@ class TargetSender:
                 ),
             )
         except records.UnreadableRow as exc:  # stored by an older version, or damaged
-            # Not claimed: the claim that met it rolled back.
+            # Claimed by this sender with the rest of its turn (decoded after the claim
+            # committed): dead-lettered here; the others are claimed again at the next turn.
             error = f"unreadable row: {exc.error}"
             unread = records.Sent(
                 exc.id, self.name, exc.rule, records.DEAD_LETTER, now, attempt=1, parts=0,

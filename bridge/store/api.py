@@ -38,6 +38,7 @@ from bridge.store.records import (
     Row,
     Seen,
     Sent,
+    StoredRow,
     Task,
 )
 
@@ -88,13 +89,16 @@ class Outbox(OutboxReads, Protocol):
         database's backend NOTIFYs, see Store.listen)."""
         ...
 
-    def claim(self, target: str, owner: str, now: float, until: float, limit: int) -> list[Row]:
+    def claim(
+        self, target: str, owner: str, now: float, until: float, limit: int
+    ) -> list[StoredRow]:
         """Up to `limit` due pending rows of `target` (oldest first) that no one else holds:
         unclaimed, claimed by `owner` already, or claimed until `now` or before (the claimer
         died or stalled). They are `owner`'s until `until`, and another claim does not return
         them meanwhile. Atomic: of claims running at once (several replicas), no two return
         the same row, and none waits for another's rows (a shared database's backend locks
-        what it picks and skips what others locked, e.g. FOR UPDATE SKIP LOCKED)."""
+        what it picks and skips what others locked, e.g. FOR UPDATE SKIP LOCKED). Returned as
+        stored: the caller decodes them (StoredRow.decode) after the transaction."""
         ...
 
     def renew(self, ids: Iterable[str], owner: str, until: float) -> list[str]:

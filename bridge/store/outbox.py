@@ -19,14 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bridge.model import Delivery
-from bridge.store.codec import (
-    event_from_json,
-    event_to_json,
-    like_containing,
-    message_from_json,
-    message_to_json,
-)
-from bridge.store.records import PENDING, Row, UnreadableRow
+from bridge.store.codec import event_to_json, like_containing, message_to_json
+from bridge.store.records import PENDING, Row, StoredRow
 from bridge.store.sqlconn import SQLITE, Connection, Dialect, held_by
 
 _COLUMNS = (
@@ -36,13 +30,7 @@ _COLUMNS = (
 
 
 def _row(values: tuple[object, ...]) -> Row:
-    fields = list(values)
-    try:
-        fields[5] = message_from_json(str(fields[5]))
-        fields[15] = event_from_json(str(fields[15])) if fields[15] is not None else None
-    except Exception as exc:
-        raise UnreadableRow(str(fields[0]), str(fields[2]), f"{type(exc).__name__}: {exc}") from exc
-    return Row(*fields)  # type: ignore[arg-type]
+    return StoredRow(tuple(values)).decode()
 
 
 class SqlOutbox:
@@ -80,7 +68,9 @@ class SqlOutbox:
         self._dialect.queued(self._conn, (r[1] for r in rows))
         return len(rows)
 
-    def claim(self, target: str, owner: str, now: float, until: float, limit: int) -> list[Row]:
+    def claim(
+        self, target: str, owner: str, now: float, until: float, limit: int
+    ) -> list[StoredRow]:
         """Up to `limit` due pending rows of `target` that nobody else holds (held by `owner`
         already, or by nobody, or past their lease), now `owner`'s until `until`; oldest first.
 
@@ -97,8 +87,8 @@ class SqlOutbox:
             f" WHERE id IN (SELECT id FROM picked) RETURNING {_COLUMNS}",
             (target, now, owner, now, limit, owner, until),
         )
-        rows = [_row(r) for r in cursor.fetchall()]
-        return sorted(rows, key=lambda r: (r.created_at, r.id))  # RETURNING keeps no order
+        rows = [StoredRow(tuple(r)) for r in cursor.fetchall()]
+        return sorted(rows, key=lambda r: r.order)  # RETURNING keeps no order
 
     def renew(self, ids: Iterable[str], owner: str, until: float) -> list[str]:
         """`owner`'s claim of the pending rows `ids` (those it holds, or no one does) runs

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bridge.model import Event, Message
+from bridge.store.codec import event_from_json, message_from_json
 
 # Outbox row statuses: pending -> (delivered: deleted) | (retry: pending later) | dead; a work
 # notice DingTalk took waits as 'sent' until getsendresult says who received it.
@@ -41,6 +42,38 @@ class Row:
     errmsg: str | None
     updated_at: float
     event: Event | None  # set while the body is still to be rendered (see model.Delivery)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """An outbox row as a claim returns it: its message and event still the JSON stored.
+
+    Decoding them is most of a claim's cost (a digest claims up to a hundred rows, each with its
+    event), and a claim is a write transaction: on SQLite it holds the one write lock of every
+    process sharing the file. So the sender decodes after the claim commits (bench/README.md,
+    issue 13)."""
+
+    values: tuple[object, ...]  # the outbox's columns, in Row's order
+
+    @property
+    def id(self) -> str:
+        return str(self.values[0])
+
+    @property
+    def order(self) -> tuple[float, str]:
+        """Oldest first: (created_at, id)."""
+        return (float(self.values[7]), str(self.values[0]))  # type: ignore[arg-type]
+
+    def decode(self) -> Row:
+        """The row, its message and event decoded; UnreadableRow when they cannot be."""
+        fields = list(self.values)
+        try:
+            fields[5] = message_from_json(str(fields[5]))
+            fields[15] = event_from_json(str(fields[15])) if fields[15] is not None else None
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            raise UnreadableRow(str(fields[0]), str(fields[2]), why) from exc
+        return Row(*fields)  # type: ignore[arg-type]
 
 
 class UnreadableRow(Exception):

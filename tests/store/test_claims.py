@@ -6,7 +6,7 @@ its rows to another changes nothing. Each claimer is a separate store opened on 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bridge.store import records
 from bridge.store.api import Store
@@ -16,7 +16,7 @@ LEASE = 30.0
 A, B = "replica-a", "replica-b"
 
 
-def ids(rows: list[records.Row]) -> list[str]:
+def ids(rows: Sequence[records.Row | records.StoredRow]) -> list[str]:
     return [r.id for r in rows]
 
 
@@ -41,7 +41,8 @@ def test_a_claim_takes_the_due_rows_oldest_first_up_to_the_limit(store: Store) -
     with store.transaction() as tx:
         rows = tx.outbox.claim("ops", A, NOW, NOW + LEASE, 2)
     assert ids(rows) == ["y", "z"]
-    assert rows[0].message.title == "title y" and rows[0].status == records.PENDING
+    first = rows[0].decode()  # as stored: decoded after the claim commits
+    assert first.message.title == "title y" and first.status == records.PENDING
     assert claim(store, A, limit=10) == ["y", "z", "m"]  # its own again, and the next
     with store.reading() as tx:
         assert tx.outbox.claimed(NOW) == {"ops": 3}
