@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import InputError
+from bridge.inputs import jsonbody
 from bridge.inputs.jsonbody import MAX_DEPTH, MAX_DIGITS, loads, too_deep
 
 
@@ -114,3 +115,51 @@ shapes = st.recursive(
 @given(value=shapes)
 def test_too_deep_agrees_with_a_recursive_count(value: Any) -> None:
     assert too_deep(json.dumps(value)) is (depth_of(value) > MAX_DEPTH)
+
+
+def the_standard_decoder(text: str) -> Any:
+    """What `loads` read before orjson: the bounded standard decoder alone."""
+    value = jsonbody._DECODER.decode(text)
+    if jsonbody._SURROGATE_ESCAPE.search(text):
+        value = jsonbody._replace_lone_surrogates(value)
+    return value
+
+
+# JSON values with what orjson and the standard decoder could read differently: integers past
+# 64 bits, floats past their range or at their precision, escapes of lone and paired surrogates,
+# NaN and Infinity spelled out, control characters.
+json_scalars = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.integers(2**63 - 2, 2**70).map(lambda n: str(n * 1000)),  # past 64 bits, often
+    st.integers(2**63 - 2, 2**70).map(lambda n: f"-{n}"),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e400", "-1e400", "1e-400", "-0", "-0.0", "NaN", "-Infinity", "0.1e1"]),
+    st.text(max_size=8).map(lambda s: json.dumps(s, ensure_ascii=False)),
+    st.text(max_size=8).map(json.dumps),  # \u escapes, lone surrogates among them
+    st.sampled_from(['"\\ud800"', '"\\udc00x"', '"\\ud83d\\udd25"', '"a\\u0000b"', '"\t"']),
+    st.sampled_from(["true", "false", "null"]),
+)
+json_texts = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+        st.lists(st.tuples(json_scalars, children), max_size=4).map(
+            lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(text=st.one_of(json_texts, st.text(max_size=40)))
+def test_the_fast_path_reads_what_the_standard_decoder_reads(text: str) -> None:
+    try:
+        expected = the_standard_decoder(text)
+    except Exception:
+        with pytest.raises(InputError) as caught:
+            loads(text)
+        assert caught.value.status == 400
+        return
+    got = loads(text)
+    assert repr(got) == repr(expected)  # repr: -0.0 and 0.0 and 1 and 1.0 told apart

@@ -32,6 +32,7 @@ import re
 from itertools import accumulate
 from typing import Any
 
+from bridge import jsontext
 from bridge.errors import bad_request
 
 MAX_DEPTH = 64
@@ -107,7 +108,9 @@ def loads(raw: bytes | str, what: str = "the body") -> Any:
     if too_deep(text):
         raise bad_request(f"{what} is JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        value = _DECODER.decode(text)
+        # orjson where it reads the same value (4-10x faster: a notification's parse was
+        # ~3% of a request under load), the standard decoder with the hooks above otherwise.
+        value = jsontext.loads(text, _DECODER.decode)
     except _TooManyDigits as exc:
         raise bad_request(
             f"{what} has a number of {exc.digits} digits; at most {MAX_DIGITS} are accepted"
