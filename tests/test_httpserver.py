@@ -503,3 +503,71 @@ def test_a_fault_of_ours_while_parsing_is_a_500_and_the_server_goes_on(
         assert headers["connection"] == "close"
     monkeypatch.undo()
     assert exchange(http, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+# -- requests served on the loop's thread ------------------------------------------------------
+
+
+class ThreadsApp:
+    """Answers with the name of the thread that ran it; /wait holds until `gate` is set."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/wait":
+            self.gate.wait(10)
+        body = f"{threading.current_thread().name} {environ['wsgi.input'].read().decode()}"
+        start("200 OK", [("Content-Length", str(len(body.encode())))])
+        return [body.encode()]
+
+
+@pytest.fixture
+def threads_app() -> Iterator[tuple[Running, ThreadsApp]]:
+    app = ThreadsApp()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    limits = Limits(connection_limit=50, idle_timeout=30.0, max_body_bytes=BODY_LIMIT)
+    server = HttpServer(
+        app, [listener], limits, threads=2, inline=lambda environ: environ["PATH_INFO"] == "/in"
+    )
+    thread = threading.Thread(target=server.run, name="the-loop", daemon=True)
+    thread.start()
+    yield Running(server, thread), app
+    app.gate.set()
+    server.close()
+    thread.join(5)
+
+
+def test_requests_picked_inline_run_on_the_loops_thread_and_the_others_on_app_threads(
+    threads_app: tuple[Running, ThreadsApp],
+) -> None:
+    running, _ = threads_app
+    assert exchange(running, post("/in", b"x"))[2] == b"the-loop x"
+    assert exchange(running, post("/out", b"x"))[2].startswith(b"http-app-")
+
+
+def test_a_request_waiting_on_an_app_thread_holds_up_no_inline_request(
+    threads_app: tuple[Running, ThreadsApp],
+) -> None:
+    running, app = threads_app
+    with running.connect() as waiting:
+        waiting.sendall(post("/wait", b""))
+        time.sleep(0.1)  # it is with an app thread now
+        for n in range(20):
+            assert exchange(running, post("/in", str(n).encode()))[2] == f"the-loop {n}".encode()
+        app.gate.set()
+        assert read_response(waiting, bytearray())[2].startswith(b"http-app-")
+
+
+def test_thousands_of_pipelined_inline_requests_are_answered_in_order(
+    threads_app: tuple[Running, ThreadsApp],
+) -> None:
+    # Each answer hands the connection's next request on: that must not recurse.
+    running, _ = threads_app
+    count = 3000
+    with running.connect() as sock:
+        sock.sendall(b"".join(post("/in", str(n).encode()) for n in range(count)))
+        buffer = bytearray()
+        bodies = [read_response(sock, buffer)[2] for _ in range(count)]
+    assert bodies == [f"the-loop {n}".encode() for n in range(count)]

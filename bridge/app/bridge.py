@@ -222,6 +222,9 @@ class Bridge:
     def routes(self) -> Mapping[str, RoutedInput]:
         return self._routes
 
+    def store_is_local(self) -> bool:
+        return self.store.local
+
     def reject(self, input_name: str, reason: Reason) -> None:
         self.intake.reject(input_name, reason)
 

@@ -5,7 +5,13 @@ woken for every finished request; with the senders busy it was over half of the 
 and it grew with the number of connections (bench/README.md, issue 13). Here one asyncio loop
 (uvloop's when installed) does the I/O and only touches connections the kernel says are ready,
 httptools (llhttp, Node.js's parser) parses, and `threads` application threads run the WSGI
-app, as waitress's did.
+app, as waitress's did, except for the requests `inline` picks: those run on the loop's own
+thread, one at a time, as gunicorn's sync workers run theirs. Handing a request to another
+thread and its answer back costs two wake-ups and two passes of the GIL; for a request that
+only computes and commits to a local SQLite file (an alert posted to an input) that was a third
+of its CPU, and serving inputs inline took a process from ~950 to ~1,300 requests/s (bench/
+README.md, issue 13). A request that may wait (a call to another service, a database across
+the network, the console) must stay on the threads, where its wait holds up nobody.
 
 What it must hold against hostile clients, each bounded:
 - connections: at most `connection_limit` open; beyond it the listener stops accepting, and
@@ -435,9 +441,15 @@ class HttpServer:
     thread); everything else is thread-safe."""
 
     def __init__(
-        self, app: WsgiApp, sockets: list[socket.socket], limits: Limits, threads: int = 1
+        self,
+        app: WsgiApp,
+        sockets: list[socket.socket],
+        limits: Limits,
+        threads: int = 1,
+        inline: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.app = app
+        self.inline = inline  # which requests run on the loop's thread (see the module doc)
         self.sockets = sockets
         self.limits = limits
         self.threads = max(1, threads)
@@ -549,7 +561,15 @@ class HttpServer:
         if isinstance(response, bytes):  # the server's own refusal, queued behind a request
             connection.answered(response, request)
             return
+        if self.inline is not None and self.inline(request.environ):
+            # At the loop's next turn, not now: answering may submit the connection's next
+            # pipelined request, and a chain of those must not recurse.
+            self.loop.call_soon(self._serve_inline, connection, request)
+            return
         self._tasks.put((connection, request))
+
+    def _serve_inline(self, connection: _Connection, request: _Request) -> None:
+        connection.answered(self._call(request), request)
 
     # -- the application threads -------------------------------------------------------------
 

@@ -58,8 +58,9 @@ def run(config: Config) -> int:
         sock = socket.socket(fileno=role.socket_fd)
     else:  # DINGTALK_BRIDGE_WORKER_SOCKETS=reuseport: a queue of its own on the address
         sock = listen_socket(server_cfg.host, server_cfg.port, reuseport=True)
+    app = HttpApp(bridge, bridge.clock)
     server = HttpServer(
-        HttpApp(bridge, bridge.clock),
+        app,
         [sock],
         Limits(
             connection_limit=budget.connection_limit,
@@ -67,6 +68,7 @@ def run(config: Config) -> int:
             max_body_bytes=largest_body,
         ),
         threads=server_cfg.threads,
+        inline=app.runs_inline,
     )
     port = server.effective_port
     stop = threading.Event()

@@ -54,6 +54,10 @@ class Intake(Sink, actionlink.ActionDesk, Protocol):
 
     def routes(self) -> Mapping[str, RoutedInput]: ...
 
+    def store_is_local(self) -> bool:
+        """The state store waits on no network (SQLite): see HttpApp.runs_inline."""
+        ...
+
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
     def reject(self, input_name: str, reason: Reason) -> None: ...
@@ -111,13 +115,30 @@ class HttpApp:
         self.intake = intake
         self.clock = clock
 
+    def runs_inline(self, environ: dict[str, Any]) -> bool:
+        """May the server run this request on its loop thread (app/httpserver.py)? A POST to
+        an input whose kind only computes and commits (InputRuntime.quick), when the store is
+        local. Anything that may wait (a chat command calls DingTalk and Alertmanager, a
+        PostgreSQL commit waits for the network, the console) runs on the threads."""
+        if environ.get("REQUEST_METHOD") != "POST" or not self.intake.store_is_local():
+            return False
+        path = environ.get("PATH_INFO", "") or "/"
+        spec = self.intake.routes().get(path)
+        return spec is not None and KINDS[spec.type].quick and self._console(path) is None
+
+    def _console(self, path: str) -> WsgiApp | None:
+        """The console, when `path` is its (it answers everything under its path itself)."""
+        console = self.intake.console()
+        if console is not None and (path == console[0] or path.startswith(console[0] + "/")):
+            return console[1]
+        return None
+
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
-        console = self.intake.console()
-        if console is not None and (path == console[0] or path.startswith(console[0] + "/")):
-            # The console answers everything under its path itself (pages, its own errors).
-            return list(console[1](environ, start))
+        console = self._console(path)
+        if console is not None:  # pages, and its own errors
+            return list(console(environ, start))
         try:
             if path.startswith("/-/") or path == "/metrics":
                 return self._builtin(path, method, environ, start)

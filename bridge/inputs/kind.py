@@ -37,6 +37,9 @@ class InputRuntime:
     serve: Serve | None = None  # None: not on the HTTP listener (a file input)
     sample: Sample | None = None  # None: it takes no alerts (`render` says so)
     takes: str = "alerts"  # what it takes, for that message
+    # Its requests only compute and commit (no call out, nobody to wait for): served on the
+    # HTTP server's loop thread when the store is local (bridge/app/httpserver.py).
+    quick: bool = False
 
 
 def json_of(data: bytes) -> Any:
@@ -102,5 +105,6 @@ def json_kind(type_: str, parse: Parse) -> InputRuntime:
     return InputRuntime(
         type=type_,
         serve=json_post(parse),
+        quick=True,
         sample=lambda spec, data, source, now: parse(json_of(data), spec, now),
     )

@@ -229,4 +229,6 @@ def sample(spec: HttpInput, data: bytes, source: str, now: datetime) -> list[Eve
     return parse_webhook(decode_body(data, spec), spec, now)
 
 
-KIND = InputRuntime(type="webhook", serve=json_post(parse_webhook, decode_body), sample=sample)
+KIND = InputRuntime(
+    type="webhook", serve=json_post(parse_webhook, decode_body), sample=sample, quick=True
+)

@@ -759,6 +759,12 @@ class Tx(ReadTx, Protocol):
 class Store(Protocol):
     """The state store: long-lived, shared by every thread of the process."""
 
+    @property
+    def local(self) -> bool:
+        """Do its transactions wait on nothing across a network (SQLite: a file here)? Then a
+        request that only commits to it may be served on the HTTP server's loop thread."""
+        ...
+
     def transaction(self, share_commit: bool = False) -> AbstractContextManager[Tx]:
         """A write transaction: committed when the block ends, rolled back if it raises.
         Raises bridge.errors.StoreError when the store cannot commit now. `share_commit`: the

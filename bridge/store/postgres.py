@@ -103,6 +103,8 @@ class PostgresStore:
     """The state store in the PostgreSQL database at `url` (api.Store). Opening connects,
     migrates the schema, and raises StateError (what, where, what to do) when it cannot."""
 
+    local = False  # every statement is a round trip to the server (api.Store)
+
     def __init__(self, url: str, timeout: float = 5.0, max_size: int = POOL_SIZE) -> None:
         self._url = url
         self._listener: Listener | None = None

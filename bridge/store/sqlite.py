@@ -44,6 +44,8 @@ class SqliteStore:
     """The state store in `directory`/state.db (api.Store). Opening raises StateError, with
     the path and what to do, when the directory or the file cannot be used."""
 
+    local = True  # a file on this host: a transaction waits for no network (api.Store)
+
     def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
         self.db = Database(directory, synchronous, busy_timeout)
         self._tx = SqlTx(self.db.connection)
