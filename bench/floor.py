@@ -2,10 +2,11 @@
 
     python -m bench.floor [--duration 10] [--clients 8] [--processes 1 2]
 
-bench.saturate's clients (bench/ingest.py: processes with one keep-alive `http.client`
-connection each, posting the same distinct Alertmanager notifications) against programs that do
-only part of the daemon's work, on the daemon's own HTTP server (app/httpserver.py, 4 application
-threads), so the distance between them and the daemon is what the bridge's own work costs:
+bench.saturate's clients (bench/ingest.py: processes with one keep-alive connection each, lean
+by default, posting the same distinct Alertmanager notifications) against programs that do only
+part of the daemon's work, on the daemon's own HTTP server (app/httpserver.py, each request on
+the I/O loop's thread, as the daemon serves alerts posted to its inputs), so the distance between
+them and the daemon is what the bridge's own work costs:
 
 - `http`: the server answers 200 at once (the body read, nothing else);
 - `commit`: the body parsed (orjson) and written as one row, committed before the 200, in a
@@ -52,7 +53,7 @@ from tests.harness import ROOT
 RESULTS = ROOT / "bench" / "results" / "floor.json"
 MODES = ("http", "commit", "forward")
 CLAIM = 50  # rows a forwarder takes at a time
-THREADS = 4  # application threads, as the daemon's default server.threads
+THREADS = 4  # application threads, as the daemon's default server.threads (idle here)
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -123,7 +124,8 @@ def serve(mode: str, listener: socket.socket, directory: Path) -> None:
     if store is not None and mode == "forward":
         threading.Thread(target=forwarder, args=(store,), daemon=True).start()
     limits = Limits(connection_limit=1000, idle_timeout=60.0, max_body_bytes=1 << 20)
-    HttpServer(make_app(mode, store), [listener], limits, threads=THREADS).run()
+    inline = lambda environ: True  # noqa: E731 - as the daemon serves its inputs
+    HttpServer(make_app(mode, store), [listener], limits, threads=THREADS, inline=inline).run()
 
 
 def one_run(
