@@ -124,8 +124,13 @@ def serve(mode: str, listener: socket.socket, directory: Path) -> None:
     if store is not None and mode == "forward":
         threading.Thread(target=forwarder, args=(store,), daemon=True).start()
     limits = Limits(connection_limit=1000, idle_timeout=60.0, max_body_bytes=1 << 20)
-    inline = lambda environ: True  # noqa: E731 - as the daemon serves its inputs
-    HttpServer(make_app(mode, store), [listener], limits, threads=THREADS, inline=inline).run()
+    app = make_app(mode, store)
+    HttpServer(app, [listener], limits, threads=THREADS, inline=_on_the_loop).run()
+
+
+def _on_the_loop(environ: dict[str, Any]) -> bool:
+    """Every request runs on the server's loop thread, as the daemon serves its inputs."""
+    return True
 
 
 def one_run(

@@ -157,7 +157,7 @@ def one_run(
         "dingtalk_calls": fake.messages() - messages_before,
         "all_delivered_after_s": delivered_after,
         "daemon_cpu_ms_per_request": round(cpu_used * 1000 / accepted, 3) if accepted else None,
-        # What the load generator takes of the same two cores (http.client: ~0.2 ms).
+        # What the load generator takes of the same two cores (http.client: ~0.3 ms).
         "client_cpu_ms_per_request": (
             round(sum(r.cpu for r in results) * 1000 / accepted, 3) if accepted else None
         ),
