@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -62,11 +63,40 @@ def example_variables() -> tuple[str, ...]:
     return tuple(sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))))
 
 
+# Ports for the processes the tests start come from below the kernel's ephemeral range
+# (ip_local_port_range, 32768-60999 on Linux). Asking the kernel for a free port (bind to 0)
+# hands out an ephemeral one, and between our close and the daemon's bind any outgoing
+# connection on the machine may take it as its local port: CI once lost a test to exactly that
+# (EADDRINUSE with four xdist workers making thousands of connections). Each xdist worker takes
+# its own slice, walked in order from a random start, so two workers never offer the same port.
+_PORTS_LOW, _PORTS_HIGH = 20000, 32000
+_port_cursor: list[int] = []
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    width = (_PORTS_HIGH - _PORTS_LOW) // max(count, 1)
+    start = _PORTS_LOW + (index % max(count, 1)) * width
+    return range(start, start + width)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback TCP port no process holds now and no other test worker will be offered."""
+    ports = _port_slice()
+    if not _port_cursor:
+        _port_cursor.append(random.randrange(len(ports)))
+    for _ in range(len(ports)):
+        port = ports[_port_cursor[0] % len(ports)]
+        _port_cursor[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

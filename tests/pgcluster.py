@@ -17,13 +17,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
 import psycopg
+
+from tests.harness import free_port
 
 PASSWORD = "pg-s3cret-Passw0rd"  # the cluster's superuser password (what must never be logged)
 TEMPLATE = "bridge_template"
@@ -51,12 +52,6 @@ def find_binaries() -> tuple[Path | None, str]:
     return bindir, ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     """A PostgreSQL cluster of its own (see the module docstring); `stop`/`start` restart it on
     the same port, as a database restart would look to the bridge."""
@@ -65,7 +60,7 @@ class Cluster:
         self.bindir = bindir
         self.dir = Path(tempfile.mkdtemp(prefix="bridge-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_root = os.geteuid() == 0
         self._count = 0
         self._lock = threading.Lock()
