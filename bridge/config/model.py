@@ -279,6 +279,8 @@ class Rule:
     title: jinja2.Template
     body: jinja2.Template
     url: jinja2.Template | None = None
+    # The title is rules.DEFAULT_TITLE: pipeline/render.py renders it without Jinja.
+    title_is_default: bool = False
     pic_url: jinja2.Template | None = None
     buttons: tuple[ButtonTemplate, ...] = ()
     btn_orientation: str = "0"

@@ -87,7 +87,8 @@ def compile_rules(
         if preset is not None and preset.title:
             default_title = preset.title
         default_body = preset.body if preset else only.default_body if only else None
-        title = tpl(spec.get("title", default_title), (*where, "title"))
+        title_source = spec.get("title", default_title)
+        title = tpl(title_source, (*where, "title"))
         body = _body_template(ctx, env, where, spec, msgtype, allowed, default_body)
         buttons = []
         for i, button in enumerate(as_list(spec.get("buttons"))):
@@ -109,6 +110,7 @@ def compile_rules(
                 continue_=spec.get("continue") is True,
                 msgtype=msgtype,
                 title=title or env.from_string(""),
+                title_is_default=title_source == DEFAULT_TITLE,
                 body=body or env.from_string(""),
                 url=tpl(spec.get("url"), (*where, "url")),
                 pic_url=tpl(spec.get("pic_url"), (*where, "pic_url")),
