@@ -40,13 +40,14 @@ def put(conn: sqlite3.Connection, key: str, value: str = "1") -> None:
 
 
 def second_member(
-    db: Database, key: str, errors: list[BaseException], fail: bool = False
+    db: Database, key: str, errors: list[BaseException], fail: bool = False, share: bool = True
 ) -> threading.Thread:
-    """A thread that takes a transaction as soon as it can (it waits for the lock)."""
+    """A thread that takes a transaction as soon as it can (it waits for the lock): another
+    request's (`share`), or a sender's."""
 
     def run() -> None:
         try:
-            with db.transaction() as conn:
+            with db.transaction(share_commit=share) as conn:
                 put(conn, key)
                 if fail:
                     raise ValueError("the second member fails")
@@ -73,6 +74,25 @@ def test_a_shared_transaction_waits_for_the_next_one_and_both_commit_once(
     assert errors == []
     assert committed(tmp_path / DB_NAME, "b") == "1"
     assert db.commits - before == 1
+
+
+def test_a_shared_transaction_does_not_wait_for_one_that_would_not_share(
+    db: Database, tmp_path: Path
+) -> None:
+    """A sender's transaction (no share_commit) waits: the request's commits at once rather
+    than wait for the sender's to commit it (an input served on the HTTP loop's thread would
+    hold up every connection meanwhile)."""
+    errors: list[BaseException] = []
+    sender = second_member(db, "b", errors, share=False)
+    before = db.commits
+    with db.transaction(share_commit=True) as conn:
+        put(conn, "a")
+        sender.start()
+        wait_until(lambda: db.waiting() == 1, timeout=5)
+    assert committed(tmp_path / DB_NAME, "a") == "1"
+    sender.join(5)
+    assert errors == []
+    assert db.commits - before == 2
 
 
 def test_a_transaction_that_does_not_share_commits_at_once(db: Database, tmp_path: Path) -> None:
@@ -116,7 +136,7 @@ def test_a_commit_that_fails_fails_every_member_and_keeps_nothing(
 
     def orphan() -> None:
         try:
-            with db.transaction() as conn:
+            with db.transaction(share_commit=True) as conn:
                 conn.execute("INSERT INTO child (p) VALUES (42)")
         except BaseException as exc:
             errors.append(exc)

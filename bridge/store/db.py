@@ -111,6 +111,7 @@ class Database:
         self._writer = WriterLock(directory / f"{DB_NAME}-writer")
         self._entry = threading.Lock()  # guards _entrants
         self._entrants = 0  # threads waiting for the lock to start a transaction
+        self._sharers = 0  # those of them that would share a commit
         self._group: _Group | None = None  # the open transaction, its members' savepoints in it
         self._depth = 0  # transactions the lock's holder is inside (1, more when nested)
         self._group_age = group_age
@@ -170,21 +171,26 @@ class Database:
         Group commit: transactions of several threads that come together share one BEGIN ...
         COMMIT, each inside a savepoint of its own. One that fails is rolled back to its
         savepoint alone; the others commit. With `share_commit`, a thread leaving its `with`
-        while another waits to enter leaves the group open for it (GROUP_MAX transactions,
-        GROUP_AGE seconds at most) and waits; without, it commits at once, for itself and the
-        members before it. Either way every `with` exits only after the COMMIT that holds its
-        writes, and raises if that COMMIT failed. Only callers that hold no other lock while
-        in the block may share (the intake): a member waiting for another thread to commit
-        must not hold what that thread needs. A COMMIT and the writer lock per request were
-        over a third of the intake thread's time under load (bench/README.md, issue 13).
+        while another sharing one waits to enter leaves the group open for it (GROUP_MAX
+        transactions, GROUP_AGE seconds at most) and waits; without, or when only threads that
+        do not share wait (a sender: its claim can take milliseconds, and an input served on
+        the HTTP loop's thread would hold up every connection meanwhile), it commits at once,
+        for itself and the members before it. Either way every `with` exits only after the
+        COMMIT that holds its writes, and raises if that COMMIT failed. Only callers that hold
+        no other lock while in the block may share (the intake): a member waiting for another
+        thread to commit must not hold what that thread needs. A COMMIT and the writer lock
+        per request were over a third of the intake thread's time under load (bench/README.md,
+        issue 13).
 
         A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
         (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
         with self._entry:
             self._entrants += 1
+            self._sharers += share_commit
         self._lock.acquire()
         with self._entry:
             self._entrants -= 1
+            self._sharers -= share_commit
         holding = True
         try:
             if self._depth > 0:  # nested in this thread's own transaction: a savepoint only
@@ -220,7 +226,7 @@ class Database:
             if (
                 share_commit
                 and group.error is None
-                and self._entrants > 0
+                and self._sharers > 0
                 and group.members < GROUP_MAX
                 and time.monotonic() - group.started < self._group_age
             ):
