@@ -9,6 +9,7 @@ test_e2e_connections.py, test_e2e_http.py and test_e2e_hostile_input.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -571,3 +572,62 @@ def test_thousands_of_pipelined_inline_requests_are_answered_in_order(
         buffer = bytearray()
         bodies = [read_response(sock, buffer)[2] for _ in range(count)]
     assert bodies == [f"the-loop {n}".encode() for n in range(count)]
+
+
+class Moved(BaseException):
+    """What an app raises when it would wait on the loop's thread (store/waiting.py's kind)."""
+
+
+def test_an_inline_request_that_would_wait_is_served_again_on_an_app_thread() -> None:
+    """The app reads the body, then finds it would wait (on the loop's thread, inside the
+    guard): the request is served from its start on an application thread, body and all, and
+    the client gets that answer, once."""
+    calls: list[tuple[str, bool, bytes]] = []
+    guarded = threading.local()
+
+    @contextlib.contextmanager
+    def guard() -> Iterator[None]:
+        guarded.on = True
+        try:
+            yield
+        finally:
+            guarded.on = False
+
+    def app(environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        inside = getattr(guarded, "on", False)
+        calls.append((threading.current_thread().name, inside, body))
+        if inside and body == b"would wait":
+            raise Moved
+        answer = f"{threading.current_thread().name} {body.decode()}".encode()
+        start("200 OK", [("Content-Length", str(len(answer)))])
+        return [answer]
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    limits = Limits(connection_limit=50, idle_timeout=30.0, max_body_bytes=BODY_LIMIT)
+    server = HttpServer(
+        app, [listener], limits, threads=2, inline=lambda environ: True, inline_guard=guard,
+        moved_by=(Moved,),
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, name="the-loop", daemon=True)
+    thread.start()
+    running = Running(server, thread)
+    try:
+        with running.connect() as sock:  # keep-alive: the connection goes on after the move
+            sock.sendall(post("/in", b"would wait") + post("/in", b"quick"))
+            buffer = bytearray()
+            moved = read_response(sock, buffer)
+            quick = read_response(sock, buffer)
+        assert moved[0] == 200 and moved[2].startswith(b"http-app-")
+        assert moved[2].endswith(b" would wait")
+        assert quick[2] == b"the-loop quick"
+        assert [(name == "the-loop", inside, body) for name, inside, body in calls] == [
+            (True, True, b"would wait"),  # tried on the loop, inside the guard
+            (False, False, b"would wait"),  # served again on a thread, the body read again
+            (True, True, b"quick"),
+        ]
+        assert server.moved == 1
+    finally:
+        server.close()
+        thread.join(5)

@@ -15,6 +15,7 @@ import pytest
 
 from bridge.store.db import Database
 from bridge.store.statedir import DB_NAME
+from bridge.store.waiting import WouldWait, wait_limit, waiting_at_most
 from bridge.store.writerlock import WriterLock
 from tests.harness import wait_until
 
@@ -251,3 +252,72 @@ def test_two_processes_writing_at_once_both_commit_everything(tmp_path: Path) ->
     finally:
         first.close()
         second.close()
+
+
+# -- a thread that must not wait (store/waiting.py) ----------------------------------------------
+
+
+def test_a_bounded_thread_gives_up_on_a_writer_lock_held_elsewhere_having_written_nothing(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the writer lock: a thread inside waiting_at_most gets WouldWait
+    after its bound (not the 5 s busy timeout), nothing of its transaction is written, and the
+    same thread without the bound waits and commits once the lock is let go."""
+    db = Database(tmp_path, busy_timeout=5.0)
+    other = WriterLock(tmp_path / f"{DB_NAME}-writer")
+    try:
+        other.acquire(1.0)
+        ran: list[str] = []
+        with pytest.raises(WouldWait), waiting_at_most(0.02), db.transaction() as conn:
+            ran.append("body")  # never reached: the locks come before the block
+            put(conn, "bounded")
+        assert ran == [] and wait_limit() is None
+        released = threading.Timer(0.1, other.release)
+        released.start()
+        with db.transaction() as conn:
+            put(conn, "unbounded")
+        released.join()
+        assert committed(tmp_path / DB_NAME, "bounded") is None
+        assert committed(tmp_path / DB_NAME, "unbounded") == "1"
+    finally:
+        other.close()
+        db.close()
+
+
+def test_a_bounded_thread_gives_up_on_the_store_lock_another_thread_holds(db: Database) -> None:
+    """A sender's transaction holds the store's lock: a bounded read or write gives up."""
+    inside, leave = threading.Event(), threading.Event()
+
+    def sender() -> None:
+        with db.transaction() as conn:
+            put(conn, "sender")
+            inside.set()
+            leave.wait(10)
+
+    holder = threading.Thread(target=sender)
+    holder.start()
+    try:
+        assert inside.wait(5)
+        with waiting_at_most(0.02):
+            with pytest.raises(WouldWait), db.reading():
+                pass
+            with pytest.raises(WouldWait), db.transaction():
+                pass
+    finally:
+        leave.set()
+        holder.join(5)
+    assert db.waiting() == 0  # the ones that gave up left no count behind
+    with waiting_at_most(0.02), db.reading() as conn:  # free again: no wait, no WouldWait
+        assert conn.execute("SELECT value FROM meta WHERE key = 'sender'").fetchone()[0] == "1"
+
+
+def test_once_its_first_transaction_has_the_locks_a_bounded_thread_waits_as_usual(
+    db: Database,
+) -> None:
+    """What follows a request's commit must not be cut halfway: the bound ends there."""
+    with waiting_at_most(0.02):
+        assert wait_limit() == 0.02
+        with db.transaction() as conn:
+            put(conn, "first")
+        assert wait_limit() is None
+    assert wait_limit() is None

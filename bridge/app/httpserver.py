@@ -43,6 +43,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, cast
@@ -447,9 +448,18 @@ class HttpServer:
         limits: Limits,
         threads: int = 1,
         inline: Callable[[dict[str, Any]], bool] | None = None,
+        inline_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+        moved_by: tuple[type[BaseException], ...] = (),
     ) -> None:
+        """`inline` picks the requests run on the loop's thread (see the module doc);
+        `inline_guard()` is entered around each, to bound what the app may wait for there;
+        when the app raises one of `moved_by`, having done nothing yet (store/waiting.py), the
+        request is served again from its start on an application thread."""
         self.app = app
-        self.inline = inline  # which requests run on the loop's thread (see the module doc)
+        self.inline = inline
+        self.inline_guard = inline_guard
+        self.moved_by = moved_by
+        self.moved = 0  # inline requests moved to the threads
         self.sockets = sockets
         self.limits = limits
         self.threads = max(1, threads)
@@ -569,7 +579,15 @@ class HttpServer:
         self._tasks.put((connection, request))
 
     def _serve_inline(self, connection: _Connection, request: _Request) -> None:
-        connection.answered(self._call(request), request)
+        try:
+            with self.inline_guard():
+                response = self._call(request)
+        except self.moved_by:
+            self.moved += 1
+            request.environ["wsgi.input"].seek(0)  # the thread reads the body again
+            self._tasks.put((connection, request))
+            return
+        connection.answered(response, request)
 
     # -- the application threads -------------------------------------------------------------
 

@@ -21,8 +21,10 @@ from bridge.config.model import Config, FileInput
 from bridge.inputs.http import HttpApp
 from bridge.logs import fmt_fields
 from bridge.store.backend import describe as describe_state
+from bridge.store.waiting import WouldWait, waiting_at_most
 
 log = logging.getLogger("bridge")
+INLINE_LOCK_WAIT = 0.005  # seconds (see HttpServer(inline_guard=...) below)
 
 
 def run(config: Config) -> int:
@@ -69,6 +71,12 @@ def run(config: Config) -> int:
         ),
         threads=server_cfg.threads,
         inline=app.runs_inline,
+        # On the loop's thread a request waits for the store's locks this long at most, then
+        # moves to an application thread: a sender's claim takes milliseconds, another
+        # worker's commit less, but a CLI command or a checkpoint may hold the file for the
+        # busy timeout, and every connection would wait with it.
+        inline_guard=lambda: waiting_at_most(INLINE_LOCK_WAIT),
+        moved_by=(WouldWait,),
     )
     port = server.effective_port
     stop = threading.Event()

@@ -51,6 +51,7 @@ from bridge.store.statedir import (
     result_code,
     unusable,
 )
+from bridge.store.waiting import WouldWait, locks_taken, wait_limit
 from bridge.store.writerlock import WriterLock
 
 log = logging.getLogger("bridge.store")
@@ -184,13 +185,16 @@ class Database:
 
         A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
         (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
+        limit = wait_limit()  # (store/waiting.py: a thread that must not wait long)
         with self._entry:
             self._entrants += 1
             self._sharers += share_commit
-        self._lock.acquire()
+        got = self._lock.acquire() if limit is None else self._lock.acquire(timeout=limit)
         with self._entry:
             self._entrants -= 1
             self._sharers -= share_commit
+        if not got:
+            raise WouldWait
         holding = True
         try:
             if self._depth > 0:  # nested in this thread's own transaction: a savepoint only
@@ -198,7 +202,8 @@ class Database:
                 return
             group = self._group
             if group is None:
-                group = self._begin_group()  # raises when the write lock cannot be had
+                group = self._begin_group(limit)  # raises when the write lock cannot be had
+            locks_taken()
             self._depth = 1
             error: BaseException | None = None
             try:
@@ -262,9 +267,12 @@ class Database:
         finally:
             self._depth -= 1
 
-    def _begin_group(self) -> _Group:
+    def _begin_group(self, limit: float | None) -> _Group:
+        if limit is not None and not self._writer.acquire_within(limit):
+            raise WouldWait
         try:
-            self._writer.acquire(self._busy_ms / 1000)
+            if limit is None:
+                self._writer.acquire(self._busy_ms / 1000)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -338,9 +346,14 @@ class Database:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The connection for reads (each statement sees committed data: a group left open for
         more members is committed first)."""
-        with self._lock:
+        limit = wait_limit()
+        if not (self._lock.acquire() if limit is None else self._lock.acquire(timeout=limit)):
+            raise WouldWait
+        try:
             self._settle()
             yield self._conn
+        finally:
+            self._lock.release()
 
     def waiting(self) -> int:
         """Threads waiting to start a transaction (the ones a shared commit waits for)."""

@@ -33,21 +33,26 @@ class WriterLock:
     def acquire(self, timeout: float) -> None:
         """Raises sqlite3.OperationalError("database is locked"), as SQLite would, when another
         process holds the lock for longer than `timeout` seconds."""
+        if not self.acquire_within(timeout):
+            raise sqlite3.OperationalError("database is locked")
+
+    def acquire_within(self, timeout: float) -> bool:
+        """Take the lock if another process lets go of it within `timeout` seconds."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             pass
         deadline = time.monotonic() + timeout
         wait = FIRST_WAIT
         while True:
-            time.sleep(wait)
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise sqlite3.OperationalError("database is locked") from None
+                if time.monotonic() >= deadline:
+                    return False
                 wait = min(wait * 2, LONGEST_WAIT)
 
     def release(self) -> None:
