@@ -11,6 +11,7 @@ worker 0 only: each line once.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -24,8 +25,10 @@ import yaml
 
 from tests.harness import (
     Daemon,
+    Process,
     Simulator,
     am_alert_payload,
+    free_port,
     metric_value,
     quick_robot_config,
     scrape_metrics,
@@ -246,3 +249,29 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(sim: Simulator
         assert daemon.log().count("the supervisor is gone: stopping this worker") == 2
     finally:
         daemon.stop()
+
+
+def test_sigterm_while_the_workers_start_is_a_clean_stop(sim: Simulator, tmp_path: Path) -> None:
+    """SIGTERM as soon as the second worker is started: that worker may not have its signal
+    handler yet, so SIGTERM ends it at once. It ended as asked, so the supervisor exits 0
+    (systemd would otherwise count a stop during a start as a failure), and nothing is left
+    running."""
+    cfg = workers_config(sim)
+    cfg["state_dir"] = str(tmp_path / "state")
+    cfg["server"]["listen"] = f"127.0.0.1:{free_port()}"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), "utf-8")
+    supervisor = Process(["run", "-c", str(path)])
+    try:
+        started = wait_until(
+            lambda: re.search(r"worker started worker=1 pid=(\d+)", supervisor.log()),
+            timeout=60,
+            interval=0.01,
+        )
+        supervisor.signal(signal.SIGTERM)
+        assert supervisor.proc.wait(60) == 0, supervisor.log()
+        stopped = [line for line in supervisor.log().splitlines() if "workers stopped" in line]
+        assert len(stopped) == 1 and "failed=" not in stopped[0], stopped
+        assert not alive(int(started.group(1)))
+    finally:
+        supervisor.stop()

@@ -35,7 +35,8 @@ first once a worker ran RESTART_RESET seconds). A worker that fails before the g
 served stops the whole start (a bad state directory fails every worker alike). systemd hears
 READY=1 once every worker has written its first snapshot (it serves), and WATCHDOG=1 only
 while every worker is alive and reports itself healthy. The exit code is 0 when every worker
-stopped cleanly and none died on the way, 1 otherwise.
+stopped cleanly and none died on the way, 1 otherwise (a worker that SIGTERM ended before it
+had its handler, while starting, stopped cleanly: it was asked to).
 """
 
 from __future__ import annotations
@@ -269,7 +270,8 @@ class Supervisor:
                 log.error(fmt_fields("worker did not stop, killed", worker=worker.index))
                 worker.proc.kill()
                 code = worker.proc.wait()
-            if code != 0:
+            # -SIGTERM: a worker still starting, before it had its handler, ended as asked.
+            if code not in (0, -signal.SIGTERM):
                 worker.deaths.append(code)
         failures = {w.index: w.deaths for w in self.workers if w.deaths}
         log.info(fmt_fields("workers stopped", failed=",".join(map(str, failures)) or None))
