@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bridge.store import db as db_module
 from bridge.store.db import Database
 from bridge.store.statedir import DB_NAME
 from bridge.store.waiting import WouldWait, wait_limit, waiting_at_most
 from bridge.store.writerlock import WriterLock
 from tests.harness import wait_until
+
+DB_NAME_WAL = f"{DB_NAME}-wal"
 
 
 @pytest.fixture
@@ -321,3 +325,43 @@ def test_once_its_first_transaction_has_the_locks_a_bounded_thread_waits_as_usua
             put(conn, "first")
         assert wait_limit() is None
     assert wait_limit() is None
+
+
+# -- the checkpoint thread -----------------------------------------------------------------------
+
+
+def _write_batches(db: Database, wal: Path, pause: float) -> int:
+    """12 batches of 40 commits (each a page or more of WAL), a pause after each; the WAL
+    file's largest size meanwhile."""
+    largest = 0
+    for batch in range(12):
+        for i in range(40):
+            with db.transaction() as conn:
+                put(conn, f"k{batch}-{i}", "x" * 3000)
+        time.sleep(pause)
+        largest = max(largest, wal.stat().st_size)
+    return largest
+
+
+def test_the_checkpoint_thread_keeps_the_wal_short_while_commits_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SQLite's own checkpoint at the bound out of reach, the store-checkpoint thread
+    alone copies the WAL into the database while commits come, and the writers start the WAL
+    over: it stays a fraction of the WAL the same commits leave without the thread."""
+    monkeypatch.setattr(db_module, "WAL_MIN", 1 << 40)
+    monkeypatch.setattr(db_module, "WAL_MAX", 1 << 40)
+    alone = Database(tmp_path / "alone")
+    try:
+        without = _write_batches(alone, tmp_path / "alone" / DB_NAME_WAL, 0.0)
+    finally:
+        alone.close()
+    db = Database(tmp_path / "kept")
+    db.start_upkeep()
+    try:
+        largest = _write_batches(db, tmp_path / "kept" / DB_NAME_WAL, 0.25)
+        assert db.background_checkpoints > 0
+        assert largest * 4 < without, (largest, without)
+        assert committed(tmp_path / "kept" / DB_NAME, "k11-39") == "x" * 3000
+    finally:
+        db.close()

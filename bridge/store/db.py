@@ -19,6 +19,14 @@ pause. A commit that failed for lack of space leaves no transaction open; the up
 keeps checkpointing until one succeeds, so the store takes commits again as soon as there is
 room, without a restart.
 
+Under load the checkpoints are a thread's own (`store-checkpoint`, with a connection of its
+own): a PASSIVE checkpoint every CHECKPOINT_EVERY seconds while commits come copies the WAL
+into the database without holding the writer lock, and the next writer then starts the WAL over.
+Left to SQLite, the commit that crosses the bound checkpoints, with its fsyncs, while it holds
+the writer lock and every request (of every worker) waits; under a storm (~35 KB of WAL per
+accepted alert) that was 10-15 % of the throughput (bench/README.md, issue 13). SQLite's own
+checkpoint at the bound stays, for when this thread falls behind.
+
 Opening says what is wrong, where, and what to do (`StateError`) when the state directory cannot
 be used; a database file that is not a database, or is corrupt, is moved aside (kept for salvage)
 and an empty one started, logged at error level with both paths.
@@ -70,6 +78,7 @@ WAL_SHARE = 4  # the WAL may take this fraction (1/4) of the free space
 UPKEEP_INTERVAL = 1.0  # seconds between the upkeep thread's looks
 IDLE_BEFORE_TRUNCATE = 2.0  # seconds without a commit before the WAL is truncated to nothing
 CHECKPOINT_BUSY_MS = 200  # how long a truncating checkpoint waits for another process's reader
+CHECKPOINT_EVERY = 0.1  # seconds between the checkpoint thread's looks
 
 
 GROUP_MAX = 32  # transactions committed together at most
@@ -119,6 +128,9 @@ class Database:
         self.commits = 0  # COMMITs done (fewer than transactions when they were grouped)
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._synchronous = synchronous
+        self.background_checkpoints = 0  # PASSIVE checkpoints the checkpoint thread ran
         self._budget = 0  # the WAL's bound last set (bytes)
         self._dirty = False  # committed since the WAL was last truncated
         self._last_commit = time.monotonic()
@@ -458,11 +470,41 @@ class Database:
 
         self._upkeep = threading.Thread(target=loop, name="store-upkeep", daemon=True)
         self._upkeep.start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="store-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """PASSIVE checkpoints on a connection of this thread's, while this process commits
+        (see the module doc). PASSIVE waits for no one: frames a reader still needs, or a
+        checkpoint another process runs, are left for the next look."""
+        conn: sqlite3.Connection | None = None
+        seen = self.commits
+        try:
+            while not self._closing.wait(CHECKPOINT_EVERY):
+                if self.commits == seen:
+                    continue
+                seen = self.commits
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+                        full = self._synchronous == "full"
+                        conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.background_checkpoints += 1
+                except sqlite3.Error as exc:  # busy, or no room: SQLite's own bound still holds
+                    log.debug(f'background checkpoint failed path={self.path} error="{exc}"')
+        finally:
+            if conn is not None:
+                conn.close()
 
     def close(self) -> None:
         self._closing.set()
         if self._upkeep is not None:
             self._upkeep.join(5.0)
+        if self._checkpointer is not None:
+            self._checkpointer.join(5.0)
         with self._lock:
             self._settle()
             self._conn.close()
