@@ -43,27 +43,23 @@ POOL = st.sampled_from(["DiskFull", "diskfull", "DISKFULL", "HighCPU", "", " ", 
 NAMES = st.one_of(POOL, POOL, POOL, TEXT, st.text(min_size=200, max_size=300))
 
 
-@st.composite
-def alerts(draw: st.DrawFn) -> Alert:
-    labels = draw(st.dictionaries(st.sampled_from(["instance", "job"]), TEXT, max_size=2))
+def _labels(draw: st.DrawFn, names: list[str]) -> dict[str, str]:
+    """Labels named from `names`, and an alertname or not."""
+    labels = draw(st.dictionaries(st.sampled_from(names), TEXT, max_size=2))
     if draw(st.booleans()):
         labels["alertname"] = draw(NAMES)
-    return Alert(
-        status=draw(st.sampled_from(["firing", "resolved"])),
-        labels=labels,
-        annotations={},
-        starts_at=None,
-        ends_at=None,
-        generator_url="",
-        fingerprint=draw(HEX16),
-    )
+    return labels
+
+
+@st.composite
+def alerts(draw: st.DrawFn) -> Alert:
+    labels = _labels(draw, ["instance", "job"])
+    return _alert(labels, draw(st.sampled_from(["firing", "resolved"])), draw(HEX16))
 
 
 @st.composite
 def events(draw: st.DrawFn) -> Event:
-    labels = draw(st.dictionaries(st.sampled_from(["job", "severity"]), TEXT, max_size=2))
-    if draw(st.booleans()):
-        labels["alertname"] = draw(NAMES)
+    labels = _labels(draw, ["job", "severity"])
     return Event(
         input=draw(st.sampled_from(["am", "in put", ""])),
         kind=draw(st.sampled_from(["alertmanager", "webhook", "prometheus", "grafana"])),
@@ -100,16 +96,20 @@ def test_the_fast_default_title_is_what_the_template_renders(
     assert render_title(rule, event, NOW) == through_jinja
 
 
-def _alert(name: str | None, status: Status = "firing") -> Alert:
+def _alert(labels: dict[str, str], status: Status = "firing", fingerprint: str = "0" * 16) -> Alert:
     return Alert(
         status=status,
-        labels={} if name is None else {"alertname": name},
+        labels=labels,
         annotations={},
         starts_at=None,
         ends_at=None,
         generator_url="",
-        fingerprint="0" * 16,
+        fingerprint=fingerprint,
     )
+
+
+def _named(name: str | None, status: Status = "firing") -> Alert:
+    return _alert({} if name is None else {"alertname": name}, status)
 
 
 # (event labels' alertname or None, the alerts' (alertname or None, status)): what the title
@@ -139,7 +139,7 @@ def test_the_default_title_of_chosen_events(
         annotations={},
         fingerprint="1" * 16,
         received_at=NOW,
-        alerts=tuple(_alert(n, s) for n, s in alerts),
+        alerts=tuple(_named(n, s) for n, s in alerts),
         payload={},
     )
     rule = _rule(configs["en"], "plain")
@@ -174,7 +174,7 @@ def test_extras_that_shadow_an_alerts_status_go_through_the_template(
     """A source's extras are spread over the template's view of an alert: one that brings a
     `status` is counted by that one, which only the template sees."""
     rule = _rule(configs["en"], "plain")
-    shadowing = replace(_alert("A"), extras={"status": "resolved"})
+    shadowing = replace(_named("A"), extras={"status": "resolved"})
     event = Event(
         input="am",
         kind="alertmanager",

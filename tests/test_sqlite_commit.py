@@ -62,42 +62,32 @@ def second_member(
     return threading.Thread(target=run)
 
 
-def test_a_shared_transaction_waits_for_the_next_one_and_both_commit_once(
-    db: Database, tmp_path: Path
+@pytest.mark.parametrize(
+    ("share", "commits"),
+    [
+        (True, 1),  # another request: it commits both, once
+        # A sender's transaction: the request's commits at once rather than wait for the
+        # sender's to commit it (an input served on the HTTP loop's thread would hold up every
+        # connection meanwhile).
+        (False, 2),
+    ],
+)
+def test_a_shared_transaction_waits_only_for_another_that_shares(
+    db: Database, tmp_path: Path, share: bool, commits: int
 ) -> None:
     errors: list[BaseException] = []
-    second = second_member(db, "b", errors)
+    second = second_member(db, "b", errors, share=share)
     before = db.commits
     with db.transaction(share_commit=True) as conn:
         put(conn, "a")
         second.start()
-        # It waits for the lock: the commit is shared.
-        wait_until(lambda: db.waiting() == 1, timeout=5)
-    # The `with` ended: its row is committed, by the second member's COMMIT.
+        wait_until(lambda: db.waiting() == 1, timeout=5)  # it waits for the lock
+    # The `with` ended: its row is committed (by the second member's COMMIT, when shared).
     assert committed(tmp_path / DB_NAME, "a") == "1"
     second.join(5)
     assert errors == []
     assert committed(tmp_path / DB_NAME, "b") == "1"
-    assert db.commits - before == 1
-
-
-def test_a_shared_transaction_does_not_wait_for_one_that_would_not_share(
-    db: Database, tmp_path: Path
-) -> None:
-    """A sender's transaction (no share_commit) waits: the request's commits at once rather
-    than wait for the sender's to commit it (an input served on the HTTP loop's thread would
-    hold up every connection meanwhile)."""
-    errors: list[BaseException] = []
-    sender = second_member(db, "b", errors, share=False)
-    before = db.commits
-    with db.transaction(share_commit=True) as conn:
-        put(conn, "a")
-        sender.start()
-        wait_until(lambda: db.waiting() == 1, timeout=5)
-    assert committed(tmp_path / DB_NAME, "a") == "1"
-    sender.join(5)
-    assert errors == []
-    assert db.commits - before == 2
+    assert db.commits - before == commits
 
 
 def test_a_transaction_that_does_not_share_commits_at_once(db: Database, tmp_path: Path) -> None:
