@@ -6,6 +6,7 @@ tests talk to them over HTTP and read the simulator's control API to see what Di
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -70,33 +71,33 @@ def example_variables() -> tuple[str, ...]:
 # (EADDRINUSE with four xdist workers making thousands of connections). Each xdist worker takes
 # its own slice, walked in order from a random start, so two workers never offer the same port.
 _PORTS_LOW, _PORTS_HIGH = 20000, 32000
-_port_cursor: list[int] = []
 
 
 def _port_slice() -> range:
+    """This xdist worker's ports (the whole range outside xdist: a benchmark, a script)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), 1)
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    width = (_PORTS_HIGH - _PORTS_LOW) // max(count, 1)
-    start = _PORTS_LOW + (index % max(count, 1)) * width
+    width = (_PORTS_HIGH - _PORTS_LOW) // count
+    start = _PORTS_LOW + (index % count) * width
     return range(start, start + width)
+
+
+_PORTS = _port_slice()  # the worker's environment is set before it imports the tests
+_next_port = itertools.count(random.randrange(len(_PORTS)))
 
 
 def free_port() -> int:
     """A loopback TCP port no process holds now and no other test worker will be offered."""
-    ports = _port_slice()
-    if not _port_cursor:
-        _port_cursor.append(random.randrange(len(ports)))
-    for _ in range(len(ports)):
-        port = ports[_port_cursor[0] % len(ports)]
-        _port_cursor[0] += 1
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise AssertionError(f"no free port in {ports.start}-{ports.stop - 1}")
+    raise AssertionError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -152,8 +152,7 @@ def default_title(event: Event, locale: Locale) -> str | None:
     alert's status or labels in the template's view of it: render the template then."""
     if any("status" in a.extras or "labels" in a.extras for a in event.alerts):
         return None
-    firing = sum(1 for a in event.alerts if a.status == "firing")
-    count = f" ×{firing}" if firing > 1 else ""
+    count = _firing_count(event)
     if "alertname" in event.labels:  # `is defined`: even when empty
         names = event.labels["alertname"]
     else:  # `map(attribute=...) | select | unique | join(', ')`: unique ignores case
@@ -168,11 +167,16 @@ def default_title(event: Event, locale: Locale) -> str | None:
 
 def plain_title(event: Event) -> str:
     """ "[FIRING ×3] DiskFull, HighCPU": the status, how many fire, and the alertname(s)."""
-    firing = sum(1 for a in event.alerts if a.status == "firing")
-    count = f" ×{firing}" if firing > 1 else ""
     return _one_line(
-        f"[{event.status.upper()}{count}] {', '.join(alert_names(event)) or event.input}"
+        f"[{event.status.upper()}{_firing_count(event)}] "
+        f"{', '.join(alert_names(event)) or event.input}"
     )
+
+
+def _firing_count(event: Event) -> str:
+    """ " ×3" after a title's status when several of the event's alerts fire, else nothing."""
+    firing = sum(1 for a in event.alerts if a.status == "firing")
+    return f" ×{firing}" if firing > 1 else ""
 
 
 def alert_names(event: Event) -> list[str]:

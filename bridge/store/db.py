@@ -201,12 +201,12 @@ class Database:
         with self._entry:
             self._entrants += 1
             self._sharers += share_commit
-        got = self._lock.acquire() if limit is None else self._lock.acquire(timeout=limit)
-        with self._entry:
-            self._entrants -= 1
-            self._sharers -= share_commit
-        if not got:
-            raise WouldWait
+        try:
+            self._take_lock(limit)
+        finally:
+            with self._entry:
+                self._entrants -= 1
+                self._sharers -= share_commit
         holding = True
         try:
             if self._depth > 0:  # nested in this thread's own transaction: a savepoint only
@@ -280,11 +280,11 @@ class Database:
             self._depth -= 1
 
     def _begin_group(self, limit: float | None) -> _Group:
-        if limit is not None and not self._writer.acquire_within(limit):
-            raise WouldWait
         try:
             if limit is None:
                 self._writer.acquire(self._busy_ms / 1000)
+            elif not self._writer.acquire_within(limit):
+                raise WouldWait  # (not an sqlite3.Error: no failure to record)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -358,14 +358,19 @@ class Database:
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The connection for reads (each statement sees committed data: a group left open for
         more members is committed first)."""
-        limit = wait_limit()
-        if not (self._lock.acquire() if limit is None else self._lock.acquire(timeout=limit)):
-            raise WouldWait
+        self._take_lock(wait_limit())
         try:
             self._settle()
             yield self._conn
         finally:
             self._lock.release()
+
+    def _take_lock(self, limit: float | None) -> None:
+        """This process's store lock; WouldWait when `limit` (store/waiting.py) runs out."""
+        if limit is None:
+            self._lock.acquire()
+        elif not self._lock.acquire(timeout=limit):
+            raise WouldWait
 
     def waiting(self) -> int:
         """Threads waiting to start a transaction (the ones a shared commit waits for)."""
