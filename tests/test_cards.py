@@ -116,3 +116,63 @@ def test_any_callback_data_is_a_click_or_a_400(data: Any) -> None:
         assert exc.status == 400
     else:
         assert click.out_track_id and click.user_id and click.action
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        # The call's own success says nothing of the spaces: only deliverResults does.
+        (
+            {
+                "success": True,
+                "result": {
+                    "outTrackId": "t",
+                    "deliverResults": [
+                        {"spaceType": "IM", "spaceId": "cidA==", "success": True, "errorMsg": ""},
+                        {"spaceType": "IM", "spaceId": "cidB==", "success": False,
+                         "errorMsg": "机器人不在该群中"},
+                    ],
+                },
+            },
+            [("IM.cidB==", "机器人不在该群中")],
+        ),
+        ({"success": True, "result": {"outTrackId": "t", "deliverResults": [
+            {"spaceType": "IM", "spaceId": "u1", "success": False}]}}, [("IM.u1", "")]),
+        ({"success": True, "result": {"outTrackId": "t", "deliverResults": [
+            {"success": False, "errorMsg": "x"}]}}, [("?", "x")]),
+        # No verdict per space, or none against: nothing refused.
+        ({"success": True, "result": {"outTrackId": "t"}}, []),
+        ({"success": True, "result": {"deliverResults": [{"spaceId": "c", "success": True}]}}, []),
+        ({"success": True, "result": {"deliverResults": "all good"}}, []),
+        ({"result": {"deliverResults": [None, 3, {"spaceId": "c"}]}}, []),
+        ({}, []),
+        (None, []),
+    ],
+)  # fmt: skip
+def test_the_spaces_a_card_did_not_reach_are_read_from_deliver_results(
+    answer: Any, refused: list[tuple[str, str]]
+) -> None:
+    assert cards.undelivered(answer) == refused
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+_SPACE = st.dictionaries(st.sampled_from(["spaceType", "spaceId", "success", "errorMsg"]), _JSON)
+_RESULT = _JSON | st.fixed_dictionaries({"deliverResults": st.lists(_SPACE, max_size=4)})
+
+
+@given(st.dictionaries(st.sampled_from(["success", "result", "x"]), _RESULT))
+def test_any_answer_gives_a_list_of_refused_spaces_and_never_raises(answer: dict[str, Any]) -> None:
+    refused = cards.undelivered(answer)
+    spaces = answer.get("result", {}).get("deliverResults") if isinstance(
+        answer.get("result"), dict) else None  # fmt: skip
+    expected = (
+        sum(1 for s in spaces if isinstance(s, dict) and s.get("success") is False)
+        if isinstance(spaces, list)
+        else 0
+    )
+    assert len(refused) == expected
+    assert all(isinstance(where, str) and isinstance(why, str) for where, why in refused)

@@ -33,7 +33,13 @@ WAIT = 30.0
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
-    app = {"app_secret": SECRET, "agent_id": 1, "users": ["alice", "bob"], "groups": [GROUP]}
+    app = {
+        "app_secret": SECRET,
+        "agent_id": 1,
+        "users": ["alice", "bob"],
+        "groups": [GROUP],
+        "disbanded_groups": ["cidGone=="],
+    }
     sim = Simulator(spec={"apps": {APP: app}})
     yield sim
     sim.stop()
@@ -199,3 +205,35 @@ def test_the_alert_resolving_turns_its_card_to_resolved(sim: Simulator, daemon: 
     payload = am_alert_payload("DiskFull", "resolved", instance="db-1")
     assert daemon.post("/am", payload).status_code == 200
     wait_until(lambda: status(sim, id_) == "已恢复", WAIT)
+
+
+@pytest.mark.parametrize(
+    ("group", "why"),
+    [("cidNotOurs==", "机器人不在该群中"), ("cidGone==", "群已解散")],
+)
+def test_a_card_delivered_nowhere_is_a_dead_letter_not_delivered(
+    sim: Simulator, tmp_path: Path, group: str, why: str
+) -> None:
+    """createAndDeliver answers 200 and success for a space the card never reaches; only its
+    deliverResults say so. The bridge must read them, not count the card as delivered."""
+    sim.control("reset")
+    config = daemon_config(sim)
+    config["targets"]["room"]["open_conversation_id"] = group
+    config["rules"][0]["targets"] = ["room"]
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        assert daemon.post("/am", am_alert_payload("DiskFull", instance="db-1")).status_code == 200
+        [id_] = wait_until(lambda: settled(daemon, "dead letter", "room"), WAIT)
+        assert settled(daemon, "delivered", "room") == []
+        shown = show(daemon, id_[-12:])
+        assert (shown["status"], shown["reason"], shown["errmsg"]) == (
+            "dead",
+            "dingtalk_config",
+            why,
+        )
+        assert f"DingTalk did not deliver the card to IM.{group} ({why})" in daemon.log()
+        assert instances(sim) == {}  # no card anywhere
+        metrics = scrape_metrics(daemon)
+        assert metric_value(metrics, "dead_letters_total", target="room") == 1
+    finally:
+        daemon.stop()

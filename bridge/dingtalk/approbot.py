@@ -29,7 +29,7 @@ from bridge.dingtalk.client import DingTalkClient
 from bridge.dingtalk.openapi import App
 from bridge.dingtalk.responses import Delivered, Receipt, SendOutcome, send_outcome
 from bridge.dingtalk.robot import robot_bodies
-from bridge.errors import DeliveryError
+from bridge.errors import DeliveryError, Reason
 from bridge.model import Mention, Message
 
 GROUP_SEND = "/v1.0/robot/groupMessages/send"
@@ -233,6 +233,21 @@ class AppRobotChannel:
         except DeliveryError as exc:
             return send_outcome(exc, self.policy)
         if path != self.path:
+            refused = cards.undelivered(answer) if path == cards.CREATE_AND_DELIVER_PATH else []
+            if refused:
+                # Accepted by the API and delivered nowhere: not "delivered". A space the robot
+                # cannot post to (not in the group, the group disbanded) stays so: fix the
+                # target, then `outbox retry` the dead letter.
+                spaces = ", ".join(
+                    f"{space} ({why or 'no reason given'})" for space, why in refused
+                )
+                error = DeliveryError(
+                    Reason.DINGTALK_CONFIG,
+                    f"DingTalk did not deliver the card to {spaces}",
+                    retryable=False,
+                    errmsg=refused[0][1] or None,
+                )
+                return send_outcome(error, self.policy)
             return Delivered(card_receipt(body, self.target.robot_code))
         receipt = receipt_of(body, answer)
         if receipt is not None:

@@ -52,6 +52,24 @@ def space_of(open_space_id: str) -> tuple[str | None, str]:
     return None, open_space_id.removeprefix(USER_SPACE)
 
 
+def undelivered(answer: Any) -> list[tuple[str, str]]:
+    """The spaces createAndDeliver's `answer` says it did not deliver the card to, as (space,
+    DingTalk's errorMsg). The call itself succeeds (HTTP 200, success true) whatever became of
+    each space: the per-space verdict is only in `result.deliverResults[]`, each `{spaceType,
+    spaceId, success, errorMsg}` (the card API's CreateAndDeliverResponseBody). An answer
+    without that list says nothing against delivery."""
+    result = answer.get("result") if isinstance(answer, dict) else None
+    spaces = result.get("deliverResults") if isinstance(result, dict) else None
+    if not isinstance(spaces, list):
+        return []
+    refused: list[tuple[str, str]] = []
+    for space in spaces:
+        if isinstance(space, dict) and space.get("success") is False:
+            where = f"{space.get('spaceType', '')}.{space.get('spaceId', '')}".strip(".")
+            refused.append((where or "?", str(space.get("errorMsg") or "")))
+    return refused
+
+
 def deliver_body(
     template_id: str,
     out_track_id: str,

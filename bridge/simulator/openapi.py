@@ -401,10 +401,31 @@ class OpenApi:
         elif not any(c["body"].get("outTrackId") == track for c in self.cards):
             raise V1Error(400, "invalidParameter.outTrackId.notExist", "卡片不存在")
         what = "created" if path == CARD_CREATE_DELIVER else "updated"
+        result: JSON = {"outTrackId": track}
+        if path == CARD_CREATE_DELIVER:
+            # The call succeeds whatever becomes of the space; each space's verdict is in
+            # deliverResults (a card for a group the robot is not in is delivered nowhere).
+            space = _card_space(app, str(body["openSpaceId"]))
+            result["deliverResults"] = [space]
+            if not space["success"]:
+                line = f"card not delivered {track} -> {space['spaceId']}: {space['errorMsg']}"
+                return {"success": True, "result": result}, line
         self.cards.append(
             {"index": len(self.cards), "time": now, "app_key": app_key, "op": what, "body": body}
         )
-        return {"success": True, "result": {"outTrackId": track}}, f"card {what} {track}"
+        return {"success": True, "result": result}, f"card {what} {track}"
+
+
+def _card_space(app: AppSpec, open_space_id: str) -> JSON:
+    """One entry of createAndDeliver's deliverResults for `open_space_id`."""
+    space_type, _, space_id = open_space_id.removeprefix("dtv1.card//").partition(".")
+    why = ""
+    if space_type == "IM_GROUP" and space_id in app.disbanded_groups:
+        why = "群已解散"
+    elif space_type == "IM_GROUP" and app.groups is not None and space_id not in app.groups:
+        why = "机器人不在该群中"
+    shown = "IM" if space_type in ("IM_GROUP", "IM_ROBOT") else space_type
+    return {"spaceType": shown, "spaceId": space_id, "success": not why, "errorMsg": why}
 
 
 def _conversation(body: JSON) -> str:
