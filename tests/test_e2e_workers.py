@@ -5,11 +5,13 @@ Through the one port: both workers take requests, every alert reaches the chat e
 /metrics (whichever worker answers) counts both workers' events, SIGHUP (and POST /-/reload,
 whichever worker takes it) reloads both, a killed worker is started again, and SIGTERM stops
 every process (no orphan) with an exit code that says a worker died. A file input is read by
-worker 0 only: each line once.
+worker 0 only: each line once. The console's playground offers the newest bodies of the group,
+whichever worker serves it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -162,6 +164,46 @@ def test_two_workers_on_sqlite(sim: Simulator) -> None:
     daemon = Daemon(workers_config(sim))
     try:
         exercise(sim, daemon)
+    finally:
+        daemon.stop()
+
+
+def test_the_playground_offers_the_bodies_every_worker_took(sim: Simulator) -> None:
+    """Whichever worker serves the console's page, its samples are the newest bodies of the
+    group, not only its own (inputs/received.py `shared`)."""
+    cfg = workers_config(sim)
+    cfg["server"]["console"] = {"token": "workers-console-token"}
+    daemon = Daemon(cfg)
+    try:
+        wait_until(lambda: all_reporting(daemon), timeout=20)
+        post_alerts(daemon, [f"E{i}" for i in range(40)])  # four at once: both workers take some
+        took = wait_until(
+            lambda: (
+                (w := all_reporting(daemon))
+                and sum(x["events_received"] for x in w.values()) == 40
+                and w
+            ),
+            timeout=10,
+        )
+        assert all(w["events_received"] > 0 for w in took.values()), took
+        last = [f"L{i}" for i in range(5)]
+        for name in last:  # one after another, each on a new connection: in this order
+            assert requests.post(f"{daemon.url}/am", json=am_alert_payload(name), timeout=20).ok
+
+        def offered() -> list[str]:
+            listed = requests.get(
+                f"{daemon.url}/console/api/playground/samples?input=am",
+                headers={"Authorization": "Bearer workers-console-token"},
+                timeout=10,
+            ).json()["samples"]
+            return [
+                json.loads(s["text"])["alerts"][0]["labels"]["alertname"]
+                for s in listed
+                if s["label"].startswith("#")
+            ]
+
+        # The same newest five on every page, a sibling's within a second or so.
+        wait_until(lambda: all(offered() == last[::-1] for _ in range(6)), timeout=10)
     finally:
         daemon.stop()
 

@@ -57,7 +57,7 @@ from bridge.inputs import streamframes as sf
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
-from bridge.inputs.received import ReceivedBodies
+from bridge.inputs.received import Received, ReceivedBodies, newest
 from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
 from bridge.logs import REDACTOR, fmt_fields
@@ -230,6 +230,14 @@ class Bridge:
 
     def received(self, input_name: str, body: bytes) -> None:
         self.bodies_received.record(input_name, self.clock.time(), body)
+
+    def recent_bodies(self, input_name: str) -> list[Received]:
+        """The bodies `input_name` took lately, newest first: this worker's and its
+        siblings' (inputs/received.py)."""
+        own = self.bodies_received.recent(input_name)
+        if self.siblings is None:
+            return own
+        return newest([own, *self.siblings.others_bodies(input_name)])
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock.now())

@@ -102,7 +102,7 @@ def run(config: Config) -> int:
     bridge.start()
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
-    siblings = Siblings(role, bridge.snapshot) if role is not None else None
+    siblings = Siblings(role, bridge.snapshot, bridge.bodies_received) if role is not None else None
     if siblings is not None:
         bridge.siblings = siblings
         siblings.start()  # its first snapshot tells the supervisor this worker serves

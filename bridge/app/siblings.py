@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.inputs.received import Received, ReceivedBodies, from_shared
+
 log = logging.getLogger("bridge")
 
 # The supervisor tells each worker who it is through these (a worker is the same command, run
@@ -63,6 +65,10 @@ class WorkerRole:
 
     def snapshot_path(self, index: int) -> Path:
         return self.group_dir / f"worker-{index}.json"
+
+    def bodies_path(self, index: int) -> Path:
+        """The request bodies worker `index` took lately (inputs/received.py `shared`)."""
+        return self.group_dir / f"bodies-{index}.json"
 
     def orphaned(self) -> bool:
         """The supervisor is gone (kill -9): this worker stops too, rather than serve alone."""
@@ -114,9 +120,18 @@ def fresh(snapshot: dict[str, Any] | None, now: float) -> bool:
 class Siblings:
     """The worker side: writes this worker's snapshot every second, reads the others'."""
 
-    def __init__(self, role: WorkerRole, take: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        role: WorkerRole,
+        take: Callable[[], dict[str, Any]],
+        bodies: ReceivedBodies | None = None,
+    ) -> None:
         self.role = role
         self._take = take  # this worker's snapshot now (app/run.py builds it from the bridge)
+        # The console's playground offers every worker's bodies: written beside the snapshot,
+        # only when they changed (under a storm, once a second; idle, never).
+        self._bodies = bodies
+        self._bodies_written = -1  # the version of the bodies last written
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="snapshots", daemon=True)
 
@@ -134,12 +149,25 @@ class Siblings:
             snapshot = {**self._take(), "index": self.role.index, "pid": os.getpid()}
             snapshot["at"] = time.time()
             write_snapshot(self.role.snapshot_path(self.role.index), snapshot)
+            bodies = self._bodies
+            if bodies is not None and bodies.version != self._bodies_written:
+                version = bodies.version
+                write_snapshot(self.role.bodies_path(self.role.index), bodies.shared())
+                self._bodies_written = version
         except Exception as exc:  # never fatal: the next second tries again
             log.warning("cannot write this worker's snapshot: %s", exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(SNAPSHOT_EVERY):
             self.write()
+
+    def others_bodies(self, input_name: str) -> list[list[Received]]:
+        """The bodies `input_name` took in each other worker (as of its last second)."""
+        return [
+            from_shared(read_snapshot(self.role.bodies_path(index)), input_name)
+            for index in range(self.role.count)
+            if index != self.role.index
+        ]
 
     def others(self) -> dict[int, dict[str, Any] | None]:
         """Each other worker's latest snapshot (None when there is none)."""

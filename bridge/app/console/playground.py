@@ -70,7 +70,7 @@ def sample_list(console: Console, req: Request) -> Answer:
     preset = _document_input(console, spec.name).get("preset")
     found = samples.for_input(spec.type, preset if isinstance(preset, str) else None)
     out = [{"label": s.label, "text": s.text} for s in found]
-    for index, got in enumerate(console.bridge.bodies_received.recent(spec.name), start=1):
+    for index, got in enumerate(console.bridge.recent_bodies(spec.name), start=1):
         label = word(req.locale, "received %(time)s", time=console.views.when(got.at))
         out.append({"label": f"#{index} {label}", "text": got.body.decode("utf-8", "replace")})
     return json_answer(200, {"samples": out})

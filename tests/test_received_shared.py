@@ -1,0 +1,113 @@
+"""The request bodies the console's playground offers, shared between `server.workers`
+(bridge/inputs/received.py `shared`, `from_shared`, `newest`; app/siblings.py writes and reads
+them beside the snapshots): every worker offers the same newest bodies, whichever took them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.app.siblings import Siblings, WorkerRole
+from bridge.inputs.received import Received, ReceivedBodies, from_shared, newest
+
+
+def test_shared_bodies_come_back_whole_newest_first_even_when_not_utf8() -> None:
+    kept = ReceivedBodies()
+    bodies = [b'{"a": 1}', "{'告警': 2}".encode(), b"\xff\xfe not utf-8", b"x" * 1000]
+    for at, body in enumerate(bodies, start=100):
+        kept.record("am", float(at), body)
+    kept.record("grafana", 50.0, b"{}")
+    shared = json.loads(json.dumps(kept.shared()))  # as a sibling reads it from the file
+    assert [r.body for r in from_shared(shared, "am")] == bodies[::-1]
+    assert [r.at for r in from_shared(shared, "am")] == [103.0, 102.0, 101.0, 100.0]
+    assert from_shared(shared, "grafana") == [Received("grafana", 50.0, b"{}")]
+    assert from_shared(shared, "webhook") == []
+
+
+def test_what_is_shared_is_bounded_and_the_oldest_are_left_out() -> None:
+    kept = ReceivedBodies()
+    for at in range(5):
+        kept.record("am", float(at), bytes([65 + at]) * 100)
+    shared = kept.shared(max_bytes=250)
+    assert [r.at for r in from_shared(shared, "am")] == [4.0, 3.0]
+
+
+def test_newest_takes_the_newest_of_every_worker() -> None:
+    mine = [Received("am", at, b"mine") for at in (9.0, 5.0, 1.0)]
+    theirs = [Received("am", at, b"theirs") for at in (8.0, 7.0, 2.0)]
+    assert [r.at for r in newest([mine, theirs], per_input=4)] == [9.0, 8.0, 7.0, 5.0]
+    assert newest([[], []]) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {"am": "not a list"},
+        {"am": [[1.0]]},
+        {"am": [["yesterday", "e30="]]},
+        {"am": [[True, "e30="]]},
+        {"am": [[1.0, "not base64!"]]},
+        {"am": [[1.0, 42]]},
+        {"am": [None, 3, {"at": 1}]},
+    ],
+)
+def test_a_malformed_sibling_file_offers_nothing(data: Any) -> None:
+    assert from_shared(data, "am") == []
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=16,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["am", "x"]), _JSON))
+def test_any_sibling_file_gives_bodies_or_nothing_and_never_raises(data: dict[str, Any]) -> None:
+    for got in from_shared(data, "am"):
+        assert isinstance(got.body, bytes) and isinstance(got.at, float)
+
+
+def _worker(group: Path, index: int, kept: ReceivedBodies) -> Siblings:
+    role = WorkerRole(index=index, count=2, group_dir=group, parent_pid=0, socket_fd=None)
+    return Siblings(role, lambda: {"ready": True}, kept)
+
+
+def test_each_worker_reads_the_bodies_its_sibling_took(tmp_path: Path) -> None:
+    first, second = ReceivedBodies(), ReceivedBodies()
+    zero, one = _worker(tmp_path, 0, first), _worker(tmp_path, 1, second)
+    first.record("am", 1.0, b"to worker 0")
+    second.record("am", 2.0, b"to worker 1")
+    zero.write()
+    one.write()
+    assert [r.body for r in newest([first.recent("am"), *zero.others_bodies("am")])] == [
+        b"to worker 1",
+        b"to worker 0",
+    ]
+    assert [r.body for r in newest([second.recent("am"), *one.others_bodies("am")])] == [
+        b"to worker 1",
+        b"to worker 0",
+    ]
+
+
+def test_the_bodies_file_is_written_again_only_when_they_changed(tmp_path: Path) -> None:
+    kept = ReceivedBodies()
+    worker = _worker(tmp_path, 0, kept)
+    kept.record("am", 1.0, b"one")
+    worker.write()
+    path = worker.role.bodies_path(0)
+    first = os.stat(path).st_ino
+    worker.write()  # nothing new: the file stays (an atomic rewrite would be a new inode)
+    assert os.stat(path).st_ino == first
+    kept.record("am", 2.0, b"two")
+    worker.write()
+    assert os.stat(path).st_ino != first
+    assert [r.body for r in from_shared(json.loads(path.read_text()), "am")] == [b"two", b"one"]
