@@ -7,6 +7,7 @@ secret values it masks the query parameters that carry credentials in DingTalk U
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -143,6 +144,7 @@ class LogRing:
         self.max_bytes = max_bytes
         self._lines: deque[str] = deque()
         self._bytes = 0
+        self._added = 0  # lines ever added: a mark for `since`
         self._lock = threading.Lock()
 
     def add(self, line: str) -> None:
@@ -152,6 +154,7 @@ class LogRing:
         with self._lock:
             self._lines.append(line)
             self._bytes += size
+            self._added += 1
             while self._lines and (
                 len(self._lines) > self.max_lines or self._bytes > self.max_bytes
             ):
@@ -171,10 +174,32 @@ class LogRing:
         found.reverse()
         return found
 
+    def since(self, mark: int) -> tuple[list[str], int]:
+        """The lines added after `mark` (those still held), and the mark to ask from next."""
+        with self._lock:
+            first = self._added - len(self._lines)  # the mark of the oldest line held
+            skip = max(0, mark - first)
+            return list(itertools.islice(self._lines, skip, None)), self._added
+
     def clear(self) -> None:
         with self._lock:
             self._lines.clear()
             self._bytes = 0
+
+
+def matching(lines: Iterable[str], containing: str, limit: int) -> list[str]:
+    """The last `limit` of `lines` holding `containing` (literally, any case), in order."""
+    wanted = containing.casefold()
+    return [line for line in lines if wanted in line.casefold()][-limit:] if limit > 0 else []
+
+
+def interleaved(groups: Iterable[list[str]], limit: int) -> list[str]:
+    """Several processes' log lines as one, oldest first, the last `limit`. Every line the ring
+    keeps starts with its time (the text format's `2026-12-02 15:40:00,123`, the JSON
+    format's `{"time": "2026-12-02T15:40:00.123"`), so the text orders them; lines of one
+    millisecond keep their process's order."""
+    merged = sorted((line for group in groups for line in group), key=lambda line: line[:40])
+    return merged[-limit:] if limit > 0 else []
 
 
 RECENT = LogRing()

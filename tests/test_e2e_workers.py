@@ -5,8 +5,8 @@ Through the one port: both workers take requests, every alert reaches the chat e
 /metrics (whichever worker answers) counts both workers' events, SIGHUP (and POST /-/reload,
 whichever worker takes it) reloads both, a killed worker is started again, and SIGTERM stops
 every process (no orphan) with an exit code that says a worker died. A file input is read by
-worker 0 only: each line once. The console's playground offers the newest bodies of the group,
-whichever worker serves it.
+worker 0 only: each line once. The console shows the bodies every worker took and the log lines
+every worker wrote, whichever worker serves it.
 """
 
 from __future__ import annotations
@@ -168,12 +168,14 @@ def test_two_workers_on_sqlite(sim: Simulator) -> None:
         daemon.stop()
 
 
-def test_the_playground_offers_the_bodies_every_worker_took(sim: Simulator) -> None:
-    """Whichever worker serves the console's page, its samples are the newest bodies of the
-    group, not only its own (inputs/received.py `shared`)."""
+def test_the_console_shows_what_every_worker_took_and_logged(sim: Simulator) -> None:
+    """Whichever worker serves the console's page, the playground offers the newest bodies of
+    the group, and a message's page shows its log lines from every worker (one may queue it,
+    the other send it): app/siblings.py."""
     cfg = workers_config(sim)
     cfg["server"]["console"] = {"token": "workers-console-token"}
-    daemon = Daemon(cfg)
+    bearer = {"Authorization": "Bearer workers-console-token"}
+    daemon = Daemon(cfg, args=["--log-level", "debug"])  # the `queued` lines are debug
     try:
         wait_until(lambda: all_reporting(daemon), timeout=20)
         post_alerts(daemon, [f"E{i}" for i in range(40)])  # four at once: both workers take some
@@ -192,9 +194,7 @@ def test_the_playground_offers_the_bodies_every_worker_took(sim: Simulator) -> N
 
         def offered() -> list[str]:
             listed = requests.get(
-                f"{daemon.url}/console/api/playground/samples?input=am",
-                headers={"Authorization": "Bearer workers-console-token"},
-                timeout=10,
+                f"{daemon.url}/console/api/playground/samples?input=am", headers=bearer, timeout=10
             ).json()["samples"]
             return [
                 json.loads(s["text"])["alerts"][0]["labels"]["alertname"]
@@ -204,6 +204,20 @@ def test_the_playground_offers_the_bodies_every_worker_took(sim: Simulator) -> N
 
         # The same newest five on every page, a sibling's within a second or so.
         wait_until(lambda: all(offered() == last[::-1] for _ in range(6)), timeout=10)
+
+        wait_until(lambda: len(arrivals(sim)) == 45, timeout=60)
+        ids = re.findall(r"delivered rule=\S+ target=ops id=(\S+)", daemon.log())[:8]
+        assert len(ids) == 8
+
+        def whole(id_: str) -> bool:
+            page = requests.get(f"{daemon.url}/console/messages/{id_}", headers=bearer, timeout=10)
+            return all(
+                re.search(rf"{word} rule=\S+ target=ops id={id_}", page.text)
+                for word in ("queued", "delivered")
+            )
+
+        # Its queueing and its sending, on every page (each fetch may meet either worker).
+        wait_until(lambda: all(whole(id_) for id_ in ids for _ in range(3)), timeout=10)
     finally:
         daemon.stop()
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge.logs import RECENT, REDACTOR, LogRing, fmt_fields, setup
+from bridge.logs import RECENT, REDACTOR, LogRing, fmt_fields, interleaved, matching, setup
 
 
 def test_the_oldest_lines_go_past_the_line_bound() -> None:
@@ -104,3 +104,55 @@ def test_under_systemd_the_ring_keeps_the_time(
     assert stream.getvalue() == "<3>ERROR bridge.test: broken m-3\n"
     (line,) = RECENT.lines("m-3")
     assert line.endswith(" ERROR bridge.test: broken m-3") and line[:2] == "20"
+
+
+def test_since_gives_the_lines_added_after_a_mark_and_the_next_mark() -> None:
+    ring = LogRing(max_lines=3, max_bytes=10_000)
+    assert ring.since(0) == ([], 0)
+    ring.add("a")
+    ring.add("b")
+    lines, mark = ring.since(0)
+    assert (lines, mark) == (["a", "b"], 2)
+    assert ring.since(mark) == ([], 2)
+    for line in ("c", "d", "e"):
+        ring.add(line)
+    # "a" and "b" went with the line bound: what is held after the mark is given.
+    assert ring.since(mark) == (["c", "d", "e"], 5)
+    assert ring.since(1) == (["c", "d", "e"], 5)  # "b" is gone: from the oldest held
+
+
+@pytest.mark.parametrize(
+    ("groups", "limit", "expected"),
+    [
+        (
+            [
+                ["2026-12-02 10:00:00,100 INFO a: queued id=1", "2026-12-02 10:00:02,000 x"],
+                ["2026-12-02 10:00:01,500 INFO b: delivered id=1"],
+            ],
+            10,
+            [
+                "2026-12-02 10:00:00,100 INFO a: queued id=1",
+                "2026-12-02 10:00:01,500 INFO b: delivered id=1",
+                "2026-12-02 10:00:02,000 x",
+            ],
+        ),
+        (
+            [['{"time": "2026-12-02T10:00:03.000", "msg": "late"}'],
+             ['{"time": "2026-12-02T10:00:01.000", "msg": "early"}']],
+            1,
+            ['{"time": "2026-12-02T10:00:03.000", "msg": "late"}'],
+        ),
+        ([[], []], 5, []),
+        ([["2026 a"]], 0, []),
+    ],
+)  # fmt: skip
+def test_several_processes_lines_interleave_by_their_time(
+    groups: list[list[str]], limit: int, expected: list[str]
+) -> None:
+    assert interleaved(groups, limit) == expected
+
+
+def test_matching_keeps_the_last_lines_holding_the_text_in_any_case() -> None:
+    lines = ["Queued ID=ab", "other", "sent id=AB", "id=ab again"]
+    assert matching(lines, "id=ab", 2) == ["sent id=AB", "id=ab again"]
+    assert matching(lines, "id=ab", 0) == []

@@ -60,7 +60,7 @@ from bridge.inputs.filetail.tailer import Tailer
 from bridge.inputs.received import Received, ReceivedBodies, newest
 from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
-from bridge.logs import REDACTOR, fmt_fields
+from bridge.logs import RECENT, REDACTOR, fmt_fields, interleaved
 from bridge.model import Accepted, Event
 from bridge.pipeline.escalator import Escalator, signed_ack_links
 from bridge.pipeline.expiry import Expirer
@@ -230,6 +230,14 @@ class Bridge:
 
     def received(self, input_name: str, body: bytes) -> None:
         self.bodies_received.record(input_name, self.clock.time(), body)
+
+    def log_lines(self, containing: str, limit: int = 200) -> list[str]:
+        """The recent log lines holding `containing`, oldest first: this process's, and with
+        `server.workers` its siblings' too (a message may be queued by one, sent by another)."""
+        own = RECENT.lines(containing, limit=limit)
+        if self.siblings is None:
+            return own
+        return interleaved([own, *self.siblings.others_log_lines(containing, limit)], limit)
 
     def recent_bodies(self, input_name: str) -> list[Received]:
         """The bodies `input_name` took lately, newest first: this worker's and its

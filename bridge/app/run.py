@@ -19,7 +19,7 @@ from bridge.app.watch import ConfigWatcher
 from bridge.app.workers import listen_socket
 from bridge.config.model import Config, FileInput
 from bridge.inputs.http import HttpApp
-from bridge.logs import fmt_fields
+from bridge.logs import RECENT, fmt_fields
 from bridge.store.backend import describe as describe_state
 from bridge.store.waiting import WouldWait, waiting_at_most
 
@@ -102,7 +102,11 @@ def run(config: Config) -> int:
     bridge.start()
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
-    siblings = Siblings(role, bridge.snapshot, bridge.bodies_received) if role is not None else None
+    siblings = (
+        Siblings(role, bridge.snapshot, bridge.bodies_received, RECENT)
+        if role is not None
+        else None
+    )
     if siblings is not None:
         bridge.siblings = siblings
         siblings.start()  # its first snapshot tells the supervisor this worker serves

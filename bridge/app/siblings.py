@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.inputs.received import Received, ReceivedBodies, from_shared
+from bridge.logs import LogRing, matching
 
 log = logging.getLogger("bridge")
 
@@ -46,6 +47,7 @@ ENV_PARENT = "DINGTALK_BRIDGE_WORKER_PARENT"  # the supervisor's pid: gone means
 
 SNAPSHOT_EVERY = 1.0  # seconds
 STALE_AFTER = 5.0  # seconds without a snapshot: the worker is gone, restarting or wedged
+SHARED_LOG_BYTES = 1 << 20  # a worker's shared log file; the older one is as large at most
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class WorkerRole:
 
     def snapshot_path(self, index: int) -> Path:
         return self.group_dir / f"worker-{index}.json"
+
+    def log_paths(self, index: int) -> tuple[Path, Path]:
+        """Worker `index`'s recent log lines: the older file, then the one being written."""
+        return self.group_dir / f"log-{index}.old.txt", self.group_dir / f"log-{index}.txt"
 
     def bodies_path(self, index: int) -> Path:
         """The request bodies worker `index` took lately (inputs/received.py `shared`)."""
@@ -125,6 +131,7 @@ class Siblings:
         role: WorkerRole,
         take: Callable[[], dict[str, Any]],
         bodies: ReceivedBodies | None = None,
+        ring: LogRing | None = None,
     ) -> None:
         self.role = role
         self._take = take  # this worker's snapshot now (app/run.py builds it from the bridge)
@@ -132,6 +139,10 @@ class Siblings:
         # only when they changed (under a storm, once a second; idle, never).
         self._bodies = bodies
         self._bodies_written = -1  # the version of the bodies last written
+        # So do a message's console page and its log lines (the sender of another worker may
+        # have sent it): the lines logged since the last second, appended as one write.
+        self._ring = ring
+        self._ring_mark = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="snapshots", daemon=True)
 
@@ -154,12 +165,43 @@ class Siblings:
                 version = bodies.version
                 write_snapshot(self.role.bodies_path(self.role.index), bodies.shared())
                 self._bodies_written = version
+            if self._ring is not None:
+                self._share_log(self._ring)
         except Exception as exc:  # never fatal: the next second tries again
             log.warning("cannot write this worker's snapshot: %s", exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(SNAPSHOT_EVERY):
             self.write()
+
+    def _share_log(self, ring: LogRing) -> None:
+        """Append the lines logged since the last call (one JSON string a line: a traceback
+        spans lines); past SHARED_LOG_BYTES the file becomes the older one, replacing it."""
+        lines, self._ring_mark = ring.since(self._ring_mark)
+        if not lines:
+            return
+        old, current = self.role.log_paths(self.role.index)
+        with current.open("a", encoding="utf-8") as out:
+            out.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+            size = out.tell()
+        if size > SHARED_LOG_BYTES:
+            os.replace(current, old)
+
+    def others_log_lines(self, containing: str, limit: int) -> list[list[str]]:
+        """Each other worker's recent log lines holding `containing` (its last `limit`)."""
+        found: list[list[str]] = []
+        for index in range(self.role.count):
+            if index == self.role.index:
+                continue
+            lines: list[str] = []
+            for path in self.role.log_paths(index):
+                try:
+                    text = path.read_text("utf-8", errors="replace")
+                except OSError:  # not written yet, or moved to the older name meanwhile
+                    continue
+                lines += [line for line in map(_logged, text.splitlines()) if line is not None]
+            found.append(matching(lines, containing, limit))
+        return found
 
     def others_bodies(self, input_name: str) -> list[list[Received]]:
         """The bodies `input_name` took in each other worker (as of its last second)."""
@@ -176,6 +218,15 @@ class Siblings:
             for index in range(self.role.count)
             if index != self.role.index
         }
+
+
+def _logged(text: str) -> str | None:
+    """One line of a sibling's log file, or None when it is not one (cut by a crash)."""
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return None
+    return line if isinstance(line, str) else None
 
 
 def group_readiness(

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from bridge.app.console.bodies import BodyView, message_views, stored_views
 from bridge.app.console.web import Answer, Refused, Request, redirect
 from bridge.errors import DeliveryError
-from bridge.logs import RECENT, fmt_fields
+from bridge.logs import fmt_fields
 from bridge.pipeline.render import queued_message, queued_title
 from bridge.store import records
 
@@ -142,7 +142,7 @@ def one(console: Console, req: Request) -> Answer:
         tried=tried,
         upcoming=upcoming,
         results=results,
-        log_lines=RECENT.lines(id_, limit=200),
+        log_lines=console.bridge.log_lines(id_, limit=200),
         done=_done(req),
         labels=LABELS,
     )

@@ -201,8 +201,8 @@ ZH_CN: Mapping[str, str] = {
     "Status": "状态",
     "The exact body": "发送的原始请求体",
     "This message is no longer in the outbox.": "这条消息已不在待发队列中。",
-    "No log lines of it in this process's memory (it keeps the newest few thousand).": (
-        "本进程内存中没有它的日志（只保留最近几千行）。"
+    "No log lines of it in the bridge's memory (it keeps the newest few thousand).": (
+        "桥接程序内存中没有它的日志（只保留最近几千行）。"
     ),
     "Tries": "尝试次数",
     "What it would send now": "现在发送将会是",

@@ -1,6 +1,7 @@
-"""The request bodies the console's playground offers, shared between `server.workers`
-(bridge/inputs/received.py `shared`, `from_shared`, `newest`; app/siblings.py writes and reads
-them beside the snapshots): every worker offers the same newest bodies, whichever took them."""
+"""What `server.workers` share for the console beside their snapshots (app/siblings.py): the
+request bodies the playground offers (bridge/inputs/received.py `shared`, `from_shared`,
+`newest`) and the log lines a message's page shows (bridge/logs.py `LogRing.since`), so every
+worker shows the same, whichever took the request or sent the message."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.app import siblings
 from bridge.app.siblings import Siblings, WorkerRole
 from bridge.inputs.received import Received, ReceivedBodies, from_shared, newest
+from bridge.logs import LogRing
 
 
 def test_shared_bodies_come_back_whole_newest_first_even_when_not_utf8() -> None:
@@ -76,9 +79,9 @@ def test_any_sibling_file_gives_bodies_or_nothing_and_never_raises(data: dict[st
         assert isinstance(got.body, bytes) and isinstance(got.at, float)
 
 
-def _worker(group: Path, index: int, kept: ReceivedBodies) -> Siblings:
+def _worker(group: Path, index: int, kept: ReceivedBodies, ring: LogRing | None = None) -> Siblings:
     role = WorkerRole(index=index, count=2, group_dir=group, parent_pid=0, socket_fd=None)
-    return Siblings(role, lambda: {"ready": True}, kept)
+    return Siblings(role, lambda: {"ready": True}, kept, ring)
 
 
 def test_each_worker_reads_the_bodies_its_sibling_took(tmp_path: Path) -> None:
@@ -111,3 +114,49 @@ def test_the_bodies_file_is_written_again_only_when_they_changed(tmp_path: Path)
     worker.write()
     assert os.stat(path).st_ino != first
     assert [r.body for r in from_shared(json.loads(path.read_text()), "am")] == [b"two", b"one"]
+
+
+def test_a_worker_reads_its_sibling_s_log_lines_whole_even_across_lines(tmp_path: Path) -> None:
+    ring = LogRing()
+    zero = _worker(tmp_path, 0, ReceivedBodies())
+    one = _worker(tmp_path, 1, ReceivedBodies(), ring)
+    ring.add("2026-12-02 10:00:00,000 INFO queued id=abc")
+    one.write()
+    ring.add("2026-12-02 10:00:01,000 ERROR failed id=abc\nTraceback (most recent call last):")
+    ring.add("2026-12-02 10:00:02,000 INFO other id=zzz")
+    one.write()
+    one.write()  # nothing new: nothing appended twice
+    assert zero.others_log_lines("ID=ABC", 10) == [
+        [
+            "2026-12-02 10:00:00,000 INFO queued id=abc",
+            "2026-12-02 10:00:01,000 ERROR failed id=abc\nTraceback (most recent call last):",
+        ]
+    ]
+    assert zero.others_log_lines("id=abc", 1) == [
+        ["2026-12-02 10:00:01,000 ERROR failed id=abc\nTraceback (most recent call last):"]
+    ]
+
+
+def test_a_shared_log_file_past_its_bound_becomes_the_older_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(siblings, "SHARED_LOG_BYTES", 200)
+    ring = LogRing()
+    one = _worker(tmp_path, 1, ReceivedBodies(), ring)
+    zero = _worker(tmp_path, 0, ReceivedBodies())
+    for n in range(12):
+        ring.add(f"2026-12-02 10:00:{n:02d},000 INFO line {n} id=q")
+        one.write()
+    older, current = one.role.log_paths(1)
+    assert older.exists() and older.stat().st_size <= 400
+    assert not current.exists() or current.stat().st_size <= 200
+    # What both files hold is read, in order; the oldest lines went with the rotation.
+    [seen] = zero.others_log_lines("id=q", 100)
+    assert seen == sorted(seen) and seen[-1].endswith("line 11 id=q") and len(seen) < 12
+
+
+def test_a_line_cut_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    zero = _worker(tmp_path, 0, ReceivedBodies())
+    _, current = zero.role.log_paths(1)
+    current.write_text('"2026 whole id=c"\n"2026 cut id=c', "utf-8")
+    assert zero.others_log_lines("id=c", 10) == [["2026 whole id=c"]]
