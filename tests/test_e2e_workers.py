@@ -6,7 +6,7 @@ Through the one port: both workers take requests, every alert reaches the chat e
 whichever worker takes it) reloads both, a killed worker is started again, and SIGTERM stops
 every process (no orphan) with an exit code that says a worker died. A file input is read by
 worker 0 only: each line once. The console shows the bodies every worker took and the log lines
-every worker wrote, whichever worker serves it.
+every worker wrote, and previews a silence against every worker's alerts, whichever serves it.
 """
 
 from __future__ import annotations
@@ -170,8 +170,8 @@ def test_two_workers_on_sqlite(sim: Simulator) -> None:
 
 def test_the_console_shows_what_every_worker_took_and_logged(sim: Simulator) -> None:
     """Whichever worker serves the console's page, the playground offers the newest bodies of
-    the group, and a message's page shows its log lines from every worker (one may queue it,
-    the other send it): app/siblings.py."""
+    the group, a message's page shows its log lines from every worker (one may queue it, the
+    other send it), and the silence preview knows every firing alert: app/siblings.py."""
     cfg = workers_config(sim)
     cfg["server"]["console"] = {"token": "workers-console-token"}
     bearer = {"Authorization": "Bearer workers-console-token"}
@@ -218,6 +218,18 @@ def test_the_console_shows_what_every_worker_took_and_logged(sim: Simulator) -> 
 
         # Its queueing and its sending, on every page (each fetch may meet either worker).
         wait_until(lambda: all(whole(id_) for id_ in ids for _ in range(3)), timeout=10)
+
+        def previewed() -> tuple[int, int]:
+            answer = requests.post(
+                f"{daemon.url}/console/api/silences/preview",
+                json={"matchers": 'alertname=~"[EL][0-9]+"'},
+                headers=bearer,
+                timeout=10,
+            ).json()
+            return answer["count"], answer["firing"]
+
+        # The silence preview matches every alert firing, whichever worker received it.
+        wait_until(lambda: all(previewed() == (45, 45) for _ in range(6)), timeout=10)
     finally:
         daemon.stop()
 

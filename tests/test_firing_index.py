@@ -1,15 +1,22 @@
 """The console's index of the alerts this process saw firing (bridge/app/firing.py): fed with
-committed decisions, bounded, and read against the notification log's firing fingerprints."""
+committed decisions, bounded, read against the notification log's firing fingerprints, and
+shared with the other workers of `server.workers` (each reads the others' back)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given as generated
+from hypothesis import strategies as st
 
 from bridge.alerting import matchers
 from bridge.alerting.dedup import NotifyReason
 from bridge.alerting.silences import Silence
-from bridge.app.firing import FiringIndex, matching
+from bridge.app.firing import FiringIndex, SeenAlert, from_shared, latest_of, matching
 from bridge.model import Alert, Event
 from bridge.pipeline.decision import (
     Decision,
@@ -128,3 +135,67 @@ def test_matching_needs_every_matcher() -> None:
     ]
     for given, expected in table:
         assert {a.fingerprint for a in matching(firing, tuple(given))} == expected, given
+
+
+# -- shared between workers (app/siblings.py writes `shared`, a sibling reads it back) ---------
+
+
+def test_a_sibling_reads_back_the_alerts_a_worker_shares_latest_first() -> None:
+    index = FiringIndex()
+    index.note(decided(am_event(alert("a1", host="db1")), "disk"), NOW)
+    index.note(decided(am_event(alert("a2", host="db2")), "disk", "page"), NOW + 5)
+    shared = json.loads(json.dumps(index.shared()))  # as the file holds it
+    assert from_shared(shared) == index.firing(ALL)
+    assert [a.fingerprint for a in from_shared(index.shared(limit=1))] == ["a2"]
+
+
+def test_every_note_changes_the_version_a_worker_rewrites_its_share_on() -> None:
+    index = FiringIndex()
+    before = index.version
+    index.note(decided(am_event(alert("a1")), "disk"), NOW)
+    assert index.version != before
+
+
+def test_several_workers_alerts_merge_once_each_as_last_seen_and_only_if_firing() -> None:
+    mine = [SeenAlert("a1", {"host": "old"}, ("disk",), "am", NOW)]
+    theirs = [
+        SeenAlert("a1", {"host": "new"}, ("disk",), "am", NOW + 9),
+        SeenAlert("a2", {"host": "db2"}, ("disk",), "am", NOW + 1),
+        SeenAlert("gone", {"host": "db9"}, ("disk",), "am", NOW + 20),  # resolved since
+    ]
+    merged = latest_of([mine, theirs], ALL)
+    assert [(a.fingerprint, a.labels["host"]) for a in merged] == [("a1", "new"), ("a2", "db2")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        {"a1": 1},
+        [["a1", {"k": "v"}, ["r"], "am"]],  # too short
+        [["a1", {"k": 1}, ["r"], "am", 1.0]],  # a label that is not a string
+        [["a1", {"k": "v"}, "r", "am", 1.0]],
+        [["a1", {"k": "v"}, ["r"], None, 1.0]],
+        [["a1", {"k": "v"}, ["r"], "am", True]],
+        [[1, {"k": "v"}, ["r"], "am", 1.0]],
+    ],
+)
+def test_a_malformed_share_gives_no_alert(data: Any) -> None:
+    assert from_shared(data) == []
+
+
+@generated(
+    st.lists(
+        st.lists(
+            st.none() | st.text(max_size=4) | st.floats(allow_nan=False) | st.booleans()
+            | st.dictionaries(st.text(max_size=3), st.text(max_size=3) | st.integers())
+            | st.lists(st.text(max_size=3) | st.integers(), max_size=3),
+            max_size=6,
+        ),
+        max_size=6,
+    )
+)  # fmt: skip
+def test_any_share_gives_well_formed_alerts_and_never_raises(data: list[Any]) -> None:
+    for seen in from_shared(data):
+        assert isinstance(seen.fingerprint, str) and isinstance(seen.seen_at, float)
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in seen.labels.items())

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.app import siblings
-from bridge.app.siblings import Siblings, WorkerRole
+from bridge.app.firing import FiringIndex
+from bridge.app.siblings import Share, Siblings, WorkerRole
 from bridge.inputs.received import Received, ReceivedBodies, from_shared, newest
 from bridge.logs import LogRing
 
@@ -79,9 +80,20 @@ def test_any_sibling_file_gives_bodies_or_nothing_and_never_raises(data: dict[st
         assert isinstance(got.body, bytes) and isinstance(got.at, float)
 
 
-def _worker(group: Path, index: int, kept: ReceivedBodies, ring: LogRing | None = None) -> Siblings:
+def _worker(
+    group: Path,
+    index: int,
+    kept: ReceivedBodies,
+    ring: LogRing | None = None,
+    firing: FiringIndex | None = None,
+) -> Siblings:
     role = WorkerRole(index=index, count=2, group_dir=group, parent_pid=0, socket_fd=None)
-    return Siblings(role, lambda: {"ready": True}, kept, ring)
+    shares: dict[str, Share] = {"bodies": kept, **({"firing": firing} if firing else {})}
+    return Siblings(role, lambda: {"ready": True}, shares, ring)
+
+
+def _their_bodies(worker: Siblings, input_name: str) -> list[list[Received]]:
+    return [from_shared(shared, input_name) for shared in worker.others_shared("bodies")]
 
 
 def test_each_worker_reads_the_bodies_its_sibling_took(tmp_path: Path) -> None:
@@ -91,22 +103,22 @@ def test_each_worker_reads_the_bodies_its_sibling_took(tmp_path: Path) -> None:
     second.record("am", 2.0, b"to worker 1")
     zero.write()
     one.write()
-    assert [r.body for r in newest([first.recent("am"), *zero.others_bodies("am")])] == [
+    assert [r.body for r in newest([first.recent("am"), *_their_bodies(zero, "am")])] == [
         b"to worker 1",
         b"to worker 0",
     ]
-    assert [r.body for r in newest([second.recent("am"), *one.others_bodies("am")])] == [
+    assert [r.body for r in newest([second.recent("am"), *_their_bodies(one, "am")])] == [
         b"to worker 1",
         b"to worker 0",
     ]
 
 
-def test_the_bodies_file_is_written_again_only_when_they_changed(tmp_path: Path) -> None:
+def test_a_share_is_written_again_only_when_it_changed(tmp_path: Path) -> None:
     kept = ReceivedBodies()
     worker = _worker(tmp_path, 0, kept)
     kept.record("am", 1.0, b"one")
     worker.write()
-    path = worker.role.bodies_path(0)
+    path = worker.role.share_path("bodies", 0)
     first = os.stat(path).st_ino
     worker.write()  # nothing new: the file stays (an atomic rewrite would be a new inode)
     assert os.stat(path).st_ino == first

@@ -27,10 +27,11 @@ from bridge.app.cardclicks import CardClicks
 from bridge.app.console.app import Console
 from bridge.app.console.routes import ROUTES as CONSOLE_ROUTES
 from bridge.app.desk import Desk
-from bridge.app.firing import FiringIndex
+from bridge.app.firing import FiringIndex, SeenAlert, latest_of
+from bridge.app.firing import from_shared as firing_from_shared
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
-from bridge.app.siblings import Siblings, fresh_samples, group_readiness
+from bridge.app.siblings import Share, Siblings, fresh_samples, group_readiness
 from bridge.app.streams import Streams
 from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import (
@@ -57,7 +58,7 @@ from bridge.inputs import streamframes as sf
 from bridge.inputs.chat import ChatMessage
 from bridge.inputs.filetail.offsets import OffsetUpdate
 from bridge.inputs.filetail.tailer import Tailer
-from bridge.inputs.received import Received, ReceivedBodies, newest
+from bridge.inputs.received import Received, ReceivedBodies, from_shared, newest
 from bridge.inputs.signed import SignedOnce
 from bridge.locales import Locale
 from bridge.logs import RECENT, REDACTOR, fmt_fields, interleaved
@@ -77,6 +78,11 @@ from bridge.store.records import Row
 log = logging.getLogger("bridge")
 
 ACTION_LINKS = "-/act"  # the replays table's "input" for used action links
+
+
+# The shares a worker writes for its siblings (app/siblings.py Share).
+BODIES = "bodies"  # the playground's recent bodies
+FIRING = "firing"  # the silence preview's alerts
 
 
 class Bridge:
@@ -245,7 +251,21 @@ class Bridge:
         own = self.bodies_received.recent(input_name)
         if self.siblings is None:
             return own
-        return newest([own, *self.siblings.others_bodies(input_name)])
+        others = self.siblings.others_shared(BODIES)
+        return newest([own, *(from_shared(shared, input_name) for shared in others)])
+
+    def firing_alerts(self, in_log: frozenset[str]) -> list[SeenAlert]:
+        """The alerts the notification log says fire, with the labels this worker or (under
+        `server.workers`) a sibling last saw them with, latest first (app/firing.py)."""
+        own = self.firing.firing(in_log)
+        if self.siblings is None:
+            return own
+        others = self.siblings.others_shared(FIRING)
+        return latest_of([own, *(firing_from_shared(shared) for shared in others)], in_log)
+
+    def shares(self) -> dict[str, Share]:
+        """What this worker's siblings show of it (app/siblings.py), by name."""
+        return {BODIES: self.bodies_received, FIRING: self.firing}
 
     def accept(self, spec: RoutedInput, events: list[Event]) -> Accepted:
         return self.intake.accept(self.config, spec, events, self.clock.now())

@@ -7,22 +7,26 @@ webhook's alerts are not kept once their message is queued. Rather than make the
 every alert's labels inside its transaction (the intake's throughput is the bridge's, issue 13),
 this index is fed after each committed batch, in memory, bounded (least recently seen out
 first), and read against the notification log's firing fingerprints, so an alert resolved
-since (here, or by another replica) drops out. With several replicas or `server.workers`, each
-process knows the alerts it received: the page says so.
+since (here, or by another replica) drops out. Under `server.workers` each worker also reads
+the SHARED_ALERTS newest its siblings saw (`shared`, written beside their snapshots by
+app/siblings.py when it changed); across replicas each knows its own, and the page says so.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.alerting.matchers import Matcher, all_match
 from bridge.model import Event
 from bridge.pipeline.decision import Decision, EventDecision
 
 MAX_ALERTS = 10_000  # ~1-2 KB each with their labels: a few MB at most
+SHARED_ALERTS = 2_000  # the newest a worker shows its siblings (written once a second at most)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class FiringIndex:
         self._limit = limit
         self._alerts: OrderedDict[str, SeenAlert] = OrderedDict()
         self._lock = threading.Lock()
+        self.version = 0  # changes with every batch noted (siblings rewrite `shared`)
 
     def __len__(self) -> int:
         return len(self._alerts)
@@ -64,12 +69,56 @@ class FiringIndex:
                 self._alerts[fingerprint] = seen
             while len(self._alerts) > self._limit:
                 self._alerts.popitem(last=False)
+            self.version += 1
 
     def firing(self, in_log: frozenset[str]) -> list[SeenAlert]:
         """The alerts known here that the notification log says fire, latest seen first."""
         with self._lock:
             alerts = list(self._alerts.values())
         return [a for a in reversed(alerts) if a.fingerprint in in_log]
+
+    def shared(self, limit: int = SHARED_ALERTS) -> list[list[Any]]:
+        """The `limit` latest seen, for the siblings: [fingerprint, labels, rules, input,
+        seen_at] each, latest first."""
+        with self._lock:
+            latest = list(itertools.islice(reversed(self._alerts.values()), limit))
+        return [[a.fingerprint, dict(a.labels), list(a.rules), a.input, a.seen_at] for a in latest]
+
+
+def from_shared(data: Any) -> list[SeenAlert]:
+    """The alerts in a sibling's `shared` (anything malformed in it is skipped)."""
+    found: list[SeenAlert] = []
+    for entry in data if isinstance(data, list) else ():
+        if not (isinstance(entry, list) and len(entry) == 5):
+            continue
+        fingerprint, labels, rules, input_name, seen_at = entry
+        if not (
+            isinstance(fingerprint, str)
+            and isinstance(labels, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+            and isinstance(rules, list)
+            and all(isinstance(r, str) for r in rules)
+            and isinstance(input_name, str)
+            and isinstance(seen_at, int | float)
+            and not isinstance(seen_at, bool)
+        ):
+            continue
+        found.append(SeenAlert(fingerprint, labels, tuple(rules), input_name, float(seen_at)))
+    return found
+
+
+def latest_of(groups: Iterable[Iterable[SeenAlert]], in_log: frozenset[str]) -> list[SeenAlert]:
+    """Several workers' alerts as one: those the notification log says fire, each fingerprint
+    once (as last seen by any), latest seen first."""
+    by_fingerprint: dict[str, SeenAlert] = {}
+    for group in groups:
+        for alert in group:
+            if alert.fingerprint not in in_log:
+                continue
+            known = by_fingerprint.get(alert.fingerprint)
+            if known is None or alert.seen_at > known.seen_at:
+                by_fingerprint[alert.fingerprint] = alert
+    return sorted(by_fingerprint.values(), key=lambda a: a.seen_at, reverse=True)
 
 
 def matching(alerts: Iterable[SeenAlert], matchers: tuple[Matcher, ...]) -> list[SeenAlert]:

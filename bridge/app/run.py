@@ -103,9 +103,7 @@ def run(config: Config) -> int:
     serving = threading.Thread(target=server.run, name="http", daemon=True)
     serving.start()
     siblings = (
-        Siblings(role, bridge.snapshot, bridge.bodies_received, RECENT)
-        if role is not None
-        else None
+        Siblings(role, bridge.snapshot, bridge.shares(), RECENT) if role is not None else None
     )
     if siblings is not None:
         bridge.siblings = siblings

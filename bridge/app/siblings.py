@@ -28,12 +28,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bridge.inputs.received import Received, ReceivedBodies, from_shared
 from bridge.logs import LogRing, matching
 
 log = logging.getLogger("bridge")
@@ -72,9 +71,9 @@ class WorkerRole:
         """Worker `index`'s recent log lines: the older file, then the one being written."""
         return self.group_dir / f"log-{index}.old.txt", self.group_dir / f"log-{index}.txt"
 
-    def bodies_path(self, index: int) -> Path:
-        """The request bodies worker `index` took lately (inputs/received.py `shared`)."""
-        return self.group_dir / f"bodies-{index}.json"
+    def share_path(self, name: str, index: int) -> Path:
+        """Worker `index`'s share `name` (see Share)."""
+        return self.group_dir / f"{name}-{index}.json"
 
     def orphaned(self) -> bool:
         """The supervisor is gone (kill -9): this worker stops too, rather than serve alone."""
@@ -123,6 +122,16 @@ def fresh(snapshot: dict[str, Any] | None, now: float) -> bool:
     return snapshot is not None and now - float(snapshot.get("at", 0)) <= STALE_AFTER
 
 
+class Share(Protocol):
+    """Something of a worker's the others show too: a JSON value, and a version that changes
+    whenever it does (inputs/received.py ReceivedBodies, app/firing.py FiringIndex)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def shared(self) -> Any: ...
+
+
 class Siblings:
     """The worker side: writes this worker's snapshot every second, reads the others'."""
 
@@ -130,15 +139,16 @@ class Siblings:
         self,
         role: WorkerRole,
         take: Callable[[], dict[str, Any]],
-        bodies: ReceivedBodies | None = None,
+        shares: Mapping[str, Share] | None = None,
         ring: LogRing | None = None,
     ) -> None:
         self.role = role
         self._take = take  # this worker's snapshot now (app/run.py builds it from the bridge)
-        # The console's playground offers every worker's bodies: written beside the snapshot,
-        # only when they changed (under a storm, once a second; idle, never).
-        self._bodies = bodies
-        self._bodies_written = -1  # the version of the bodies last written
+        # What the console shows of every worker (the playground's bodies, the silence
+        # preview's alerts): each written beside the snapshot, only when it changed (under a
+        # storm once a second; idle, never).
+        self._shares = dict(shares or {})
+        self._written: dict[str, int] = {}  # each share's version last written
         # So do a message's console page and its log lines (the sender of another worker may
         # have sent it): the lines logged since the last second, appended as one write.
         self._ring = ring
@@ -160,11 +170,11 @@ class Siblings:
             snapshot = {**self._take(), "index": self.role.index, "pid": os.getpid()}
             snapshot["at"] = time.time()
             write_snapshot(self.role.snapshot_path(self.role.index), snapshot)
-            bodies = self._bodies
-            if bodies is not None and bodies.version != self._bodies_written:
-                version = bodies.version
-                write_snapshot(self.role.bodies_path(self.role.index), bodies.shared())
-                self._bodies_written = version
+            for name, share in self._shares.items():
+                version = share.version
+                if version != self._written.get(name):
+                    write_snapshot(self.role.share_path(name, self.role.index), share.shared())
+                    self._written[name] = version
             if self._ring is not None:
                 self._share_log(self._ring)
         except Exception as exc:  # never fatal: the next second tries again
@@ -203,10 +213,11 @@ class Siblings:
             found.append(matching(lines, containing, limit))
         return found
 
-    def others_bodies(self, input_name: str) -> list[list[Received]]:
-        """The bodies `input_name` took in each other worker (as of its last second)."""
+    def others_shared(self, name: str) -> list[Any]:
+        """Each other worker's share `name`, as it last wrote it (None where it wrote none);
+        the reader makes sense of it, distrusting what it cannot."""
         return [
-            from_shared(read_snapshot(self.role.bodies_path(index)), input_name)
+            read_snapshot(self.role.share_path(name, index))
             for index in range(self.role.count)
             if index != self.role.index
         ]

@@ -108,7 +108,7 @@ def _alert_json(alert: SeenAlert) -> dict[str, Any]:
 def _firing(console: Console) -> list[SeenAlert]:
     with console.bridge.store.reading() as tx:
         in_log = tx.alertlog.firing_alerts()
-    return console.bridge.firing.firing(in_log)
+    return console.bridge.firing_alerts(in_log)
 
 
 def _state(silence: Silence, now: float) -> str:

@@ -82,9 +82,11 @@ ZH_CN: Mapping[str, str] = {
     ),
     "No firing alert matches.": "没有匹配的告警。",
     "%(count)s of %(firing)s firing alerts match.": "%(firing)s 条告警中有 %(count)s 条匹配。",
-    "The preview lists the alerts this process received that the notification log says are "
-    "firing; with several replicas or workers, each knows its own.": (
-        "预览列出本进程收到、且通知日志显示仍在告警的告警；多副本或多进程时，每个进程只知道自己收到的告警。"
+    "The preview lists the alerts this bridge received that the notification log says are "
+    "firing; with several replicas, each knows its own (the workers of one replica share "
+    "theirs).": (
+        "预览列出本桥接程序收到、且通知日志显示仍在告警的告警；多副本时，每个副本只知道自己收到的告警"
+        "（同一副本的多个工作进程彼此共享）。"
     ),
     "Active and pending silences": "生效中和待生效的静默",
     "Ended in the last day": "最近一天结束的静默",
