@@ -28,6 +28,10 @@ from packaging.requirements import Requirement
 
 from tests.harness import ROOT, example_variables, free_port, wait_until
 
+# One xdist worker for the module: its fixtures (a wheel built, a virtualenv installed from it)
+# are module-scoped, and spread over workers each built its own: 68 s of setup three times over.
+pytestmark = pytest.mark.xdist_group("packaging")
+
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
 NAME: str = PYPROJECT["project"]["name"]
 VERSION: str = PYPROJECT["project"]["version"]
