@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _CREDENTIAL_PARAM = re.compile(r"(?i)\b(access_token|appsecret|sign|token|session)=([^&\s\"']+)")
@@ -162,17 +162,9 @@ class LogRing:
 
     def lines(self, containing: str, limit: int = 200) -> list[str]:
         """The newest `limit` lines holding `containing` (literally, any case), oldest first."""
-        wanted = containing.casefold()
         with self._lock:
             every = list(self._lines)
-        found: list[str] = []
-        for line in reversed(every):
-            if len(found) >= limit:
-                break
-            if wanted in line.casefold():
-                found.append(line)
-        found.reverse()
-        return found
+        return matching(every, containing, limit)
 
     def since(self, mark: int) -> tuple[list[str], int]:
         """The lines added after `mark` (those still held), and the mark to ask from next."""
@@ -187,10 +179,18 @@ class LogRing:
             self._bytes = 0
 
 
-def matching(lines: Iterable[str], containing: str, limit: int) -> list[str]:
-    """The last `limit` of `lines` holding `containing` (literally, any case), in order."""
+def matching(lines: Sequence[str], containing: str, limit: int) -> list[str]:
+    """The last `limit` of `lines` holding `containing` (literally, any case), in order (read
+    from the end: a page wants the newest few of thousands)."""
     wanted = containing.casefold()
-    return [line for line in lines if wanted in line.casefold()][-limit:] if limit > 0 else []
+    found: list[str] = []
+    for line in reversed(lines):
+        if len(found) >= limit:
+            break
+        if wanted in line.casefold():
+            found.append(line)
+    found.reverse()
+    return found
 
 
 def interleaved(groups: Iterable[list[str]], limit: int) -> list[str]:
