@@ -176,3 +176,34 @@ def test_any_answer_gives_a_list_of_refused_spaces_and_never_raises(answer: dict
     )
     assert len(refused) == expected
     assert all(isinstance(where, str) and isinstance(why, str) for where, why in refused)
+
+
+@pytest.mark.parametrize(
+    ("answer", "applied"),
+    [
+        ({"success": True, "result": True}, True),
+        # Taken (HTTP 200, success) and the change not made: the card keeps its old variables.
+        ({"success": True, "result": False}, False),
+        ({"success": False, "result": True}, False),
+        ({"success": False}, False),
+        ({"result": False}, False),
+        # Nothing that says no: older answers (an object result), an empty body.
+        ({"success": True, "result": {"outTrackId": "t"}}, True),
+        ({"success": "false", "result": 0}, True),
+        ({}, True),
+        (None, True),
+        ([], True),
+    ],
+)
+def test_a_card_update_is_applied_unless_success_or_result_says_false(
+    answer: Any, applied: bool
+) -> None:
+    assert cards.update_applied(answer) is applied
+
+
+@given(_JSON | st.dictionaries(st.sampled_from(["success", "result", "x"]), _JSON))
+def test_any_update_answer_is_read_as_applied_or_not_and_never_raises(answer: Any) -> None:
+    said_false = isinstance(answer, dict) and any(
+        answer.get(key) is False for key in ("success", "result")
+    )
+    assert cards.update_applied(answer) is not said_false

@@ -207,6 +207,32 @@ def test_the_alert_resolving_turns_its_card_to_resolved(sim: Simulator, daemon: 
     wait_until(lambda: status(sim, id_) == "已恢复", WAIT)
 
 
+def test_a_card_update_dingtalk_did_not_apply_is_sent_again(sim: Simulator, tmp_path: Path) -> None:
+    """A card update answered 200 with `result: false` changed nothing on the card: the bridge
+    must not count it delivered, but send it again until the card says resolved."""
+    sim.control("reset")
+    config = daemon_config(sim)
+    config["rules"][0]["targets"] = ["room"]  # one card, so one update to follow
+    daemon = Daemon(config, directory=tmp_path)
+    try:
+        id_ = fire(sim, daemon)
+        fault = {"path": "/v1.0/card/instances", "count": 1, "action": {"result_false": True}}
+        sim.control("faults", fault)
+        payload = am_alert_payload("DiskFull", "resolved", instance="db-1")
+        assert daemon.post("/am", payload).status_code == 200
+        wait_until(lambda: status(sim, id_) == "已恢复", WAIT)
+        updates = [
+            r for r in requests.get(f"{sim.url}/_sim/requests", timeout=5).json()["requests"]
+            if r["path"] == "/v1.0/card/instances"
+        ]  # fmt: skip
+        assert [r["fault"] for r in updates] == ["result_false", None]
+        assert "did not apply it (result false)" in daemon.log()
+        assert "reason=dingtalk_busy" in daemon.log()
+        assert len(instances(sim)[id_]["changes"]) == 1  # the one applied
+    finally:
+        daemon.stop()
+
+
 @pytest.mark.parametrize(
     ("group", "why"),
     [("cidNotOurs==", "机器人不在该群中"), ("cidGone==", "群已解散")],

@@ -185,9 +185,22 @@ def test_cards_are_recorded() -> None:
     create = {"cardTemplateId": "tpl", "outTrackId": "t1", "openSpaceId": "dtv1.card//IM_GROUP.c"}
     assert _call(state, token, CARD_CREATE_DELIVER, create)[0] == 200
     update = {"outTrackId": "t1", "cardData": {"cardParamMap": {"a": "b"}}}
-    assert _call(state, token, CARD_UPDATE, update, method="PUT")[0] == 200
+    # UpdateCardResponseBody: `result` is a boolean (the change made), not createAndDeliver's
+    # object.
+    assert _call(state, token, CARD_UPDATE, update, method="PUT") == (
+        200,
+        {"success": True, "result": True},
+    )
     assert _call(state, token, CARD_UPDATE, {"outTrackId": "t2"}, method="PUT")[0] == 400
     assert [c["op"] for c in state.cards()] == ["created", "updated"]
+
+
+def test_a_result_false_fault_answers_a_v1_call_taken_and_not_applied() -> None:
+    from bridge.simulator.faults import FaultError, parse_action
+
+    assert parse_action({"result_false": True}).kind == "result_false"
+    with pytest.raises(FaultError, match="result_false"):
+        parse_action({"result_false": 1})
 
 
 def test_the_app_spec_takes_the_robot_keys_and_rejects_bad_ones() -> None:

@@ -232,6 +232,15 @@ class AppRobotChannel:
             answer = self.client.v1.call(self.app, path, body, self.timeout, what, method)
         except DeliveryError as exc:
             return send_outcome(exc, self.policy)
+        if path == cards.UPDATE_PATH and not cards.update_applied(answer):
+            # Taken and not applied: the card would go on showing what the update changes (a
+            # resolved alert as firing). Not delivered; sent again, as after errcode -1.
+            busy = DeliveryError(
+                Reason.DINGTALK_BUSY,
+                "DingTalk took the card update and did not apply it (result false)",
+                retryable=True,
+            )
+            return send_outcome(busy, self.policy)
         if path != self.path:
             refused = cards.undelivered(answer) if path == cards.CREATE_AND_DELIVER_PATH else []
             if refused:

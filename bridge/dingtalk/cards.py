@@ -70,6 +70,16 @@ def undelivered(answer: Any) -> list[tuple[str, str]]:
     return refused
 
 
+def update_applied(answer: Any) -> bool:
+    """Did DingTalk make the change a card update (`PUT /v1.0/card/instances`) asked for? Its
+    answer is two booleans (the card API's UpdateCardResponseBody): `success` for the call,
+    `result` for the change. An HTTP 200 with either false is a change not made: the card
+    still shows the old status. A missing or non-boolean value says nothing against it."""
+    if not isinstance(answer, dict):
+        return True
+    return answer.get("success") is not False and answer.get("result") is not False
+
+
 def deliver_body(
     template_id: str,
     out_track_id: str,

@@ -13,8 +13,17 @@ from typing import Any, Literal
 
 from bridge.simulator.codes import DEFAULT_ERRMSGS
 
-FaultKind = Literal["http_status", "errcode", "delay", "close", "non_json"]
-_KINDS: tuple[FaultKind, ...] = ("http_status", "errcode", "delay", "close", "non_json")
+FaultKind = Literal["http_status", "errcode", "delay", "close", "non_json", "result_false"]
+_KINDS: tuple[FaultKind, ...] = (
+    "http_status",
+    "errcode",
+    "delay",
+    "close",
+    "non_json",
+    # A v1.0 call taken and its change not made: HTTP 200 `{"success": true, "result": false}`,
+    # the shape of a card update's answer (the card API's UpdateCardResponseBody, two booleans).
+    "result_false",
+)
 # A delay is there to trip client timeouts; cap it so a typo cannot wedge a worker for hours.
 MAX_DELAY_SECONDS = 300.0
 

@@ -400,20 +400,20 @@ class OpenApi:
                     raise V1Error(400, f"miss.param.{name}", f"{name}不能为空")
         elif not any(c["body"].get("outTrackId") == track for c in self.cards):
             raise V1Error(400, "invalidParameter.outTrackId.notExist", "卡片不存在")
-        what = "created" if path == CARD_CREATE_DELIVER else "updated"
-        result: JSON = {"outTrackId": track}
-        if path == CARD_CREATE_DELIVER:
-            # The call succeeds whatever becomes of the space; each space's verdict is in
-            # deliverResults (a card for a group the robot is not in is delivered nowhere).
-            space = _card_space(app, str(body["openSpaceId"]))
-            result["deliverResults"] = [space]
-            if not space["success"]:
-                line = f"card not delivered {track} -> {space['spaceId']}: {space['errorMsg']}"
-                return {"success": True, "result": result}, line
-        self.cards.append(
-            {"index": len(self.cards), "time": now, "app_key": app_key, "op": what, "body": body}
-        )
-        return {"success": True, "result": result}, f"card {what} {track}"
+        record = {"index": len(self.cards), "time": now, "app_key": app_key, "body": body}
+        if path == CARD_UPDATE:
+            self.cards.append({**record, "op": "updated"})
+            # UpdateCardResponseBody: two booleans, `result` saying the change was made.
+            return {"success": True, "result": True}, f"card updated {track}"
+        # The call succeeds whatever becomes of the space; each space's verdict is in
+        # deliverResults (a card for a group the robot is not in is delivered nowhere).
+        space = _card_space(app, str(body["openSpaceId"]))
+        result: JSON = {"outTrackId": track, "deliverResults": [space]}
+        if not space["success"]:
+            line = f"card not delivered {track} -> {space['spaceId']}: {space['errorMsg']}"
+            return {"success": True, "result": result}, line
+        self.cards.append({**record, "op": "created"})
+        return {"success": True, "result": result}, f"card created {track}"
 
 
 def _card_space(app: AppSpec, open_space_id: str) -> JSON:

@@ -223,6 +223,8 @@ class SimulatorApp:
             raise ClientDisconnected("simulated connection drop")
         if fault.kind == "non_json":
             return 200, "text/html; charset=utf-8", _NON_JSON_BODY
+        if fault.kind == "result_false":
+            return _json(200, {"success": True, "result": False})
         if fault.kind == "http_status":
             reason = _REASONS.get(fault.http_status, "Error")
             page = f"<html><body><h1>{fault.http_status} {reason}</h1></body></html>"
