@@ -219,17 +219,18 @@ def test_the_console_shows_what_every_worker_took_and_logged(sim: Simulator) -> 
         # Its queueing and its sending, on every page (each fetch may meet either worker).
         wait_until(lambda: all(whole(id_) for id_ in ids for _ in range(3)), timeout=10)
 
-        def previewed() -> tuple[int, int]:
+        def previewed() -> tuple[int, int, int]:
             answer = requests.post(
                 f"{daemon.url}/console/api/silences/preview",
                 json={"matchers": 'alertname=~"[EL][0-9]+"'},
                 headers=bearer,
                 timeout=10,
             ).json()
-            return answer["count"], answer["firing"]
+            return answer["count"], answer["firing"], answer["known"]
 
-        # The silence preview matches every alert firing, whichever worker received it.
-        wait_until(lambda: all(previewed() == (45, 45) for _ in range(6)), timeout=10)
+        # The silence preview matches every alert firing, whichever worker received it, and
+        # knows them all.
+        wait_until(lambda: all(previewed() == (45, 45, 45) for _ in range(6)), timeout=10)
     finally:
         daemon.stop()
 

@@ -263,6 +263,16 @@ class Bridge:
         others = self.siblings.others_shared(FIRING)
         return latest_of([own, *(firing_from_shared(shared) for shared in others)], in_log)
 
+    def alerts_known(self) -> int:
+        """How many alerts this worker and (under `server.workers`) its siblings know with their
+        labels, firing or not by the log: what the silence preview can match at most. A
+        sibling's count is of the SHARED_ALERTS newest it shows (app/firing.py)."""
+        known = self.firing.fingerprints()
+        if self.siblings is not None:
+            for shared in self.siblings.others_shared(FIRING):
+                known.update(alert.fingerprint for alert in firing_from_shared(shared))
+        return len(known)
+
     def shares(self) -> dict[str, Share]:
         """What this worker's siblings show of it (app/siblings.py), by name."""
         return {BODIES: self.bodies_received, FIRING: self.firing}

@@ -71,6 +71,11 @@ class FiringIndex:
                 self._alerts.popitem(last=False)
             self.version += 1
 
+    def fingerprints(self) -> set[str]:
+        """Every alert known here (seen firing, not seen resolving since)."""
+        with self._lock:
+            return set(self._alerts)
+
     def firing(self, in_log: frozenset[str]) -> list[SeenAlert]:
         """The alerts known here that the notification log says fire, latest seen first."""
         with self._lock:

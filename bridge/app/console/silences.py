@@ -218,5 +218,5 @@ def preview_api(console: Console, req: Request) -> Answer:
         firing = _firing(console)
     except StoreError as exc:
         raise Refused(503, "The state store cannot be read now.") from exc
-    status, answer = preview(text, firing, len(console.bridge.firing))
+    status, answer = preview(text, firing, console.bridge.alerts_known())
     return json_answer(status, answer)
