@@ -426,20 +426,24 @@ def _restart_mid_stream(bridge: Bridge, tag: str, how: signal.Signals) -> list[i
     daemon = bridge.start()
     log = bridge.logs / "app.log"
     total = 500
-    written = [0]
+    # The writer holds line 101 back until the restart begins, so that whatever the host's
+    # speed the restart meets lines still being written (on a loaded host the first 50 could
+    # take longer to arrive than the writer took to write all 500).
+    restarting = threading.Event()
 
     def writer() -> None:
         with open(log, "a") as f:
             for n in range(1, total + 1):
+                if n == 101:
+                    restarting.wait(60)
                 f.write(lines(tag, [n]))
                 f.flush()
-                written[0] = n
                 time.sleep(0.002)
 
     thread = threading.Thread(target=writer)
     thread.start()
-    wait_until(lambda: len(bridge.inbox.seqs(tag)) >= 50, timeout=20)
-    assert written[0] < total, "the writer finished before the restart: make it slower"
+    wait_until(lambda: len(bridge.inbox.seqs(tag)) >= 50, timeout=30)
+    restarting.set()
     daemon = bridge.restart(daemon, how)
     thread.join(30)
     bridge.inbox.wait(tag, range(1, total + 1), timeout=30)

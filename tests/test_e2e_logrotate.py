@@ -316,11 +316,17 @@ def test_create_mode_loses_and_duplicates_nothing(
     # The writer really wrote to the renamed file after each rotation, then reopened.
     assert outcome.writer.reopens == ROTATIONS
     assert outcome.writer.to_old_fd == ROTATIONS * OLD_FD_LINES
-    # One new app.log per rotation, each followed from its start; with app.log* the renamed
-    # files are the same files under new names, never followed again.
+    # One new app.log per rotation, each followed from its start, and each file once: with
+    # app.log* the renamed files are the same files under new names, never followed again.
     assert len(outcome.followed) == 1 + ROTATIONS and outcome.copies == 0
     assert outcome.truncations == 0  # a rename is not mistaken for a truncation
-    assert {os.path.basename(p) for p in outcome.followed} == {"app.log"}
+    # Each is found as app.log, unless (a loaded host, a poll late by a rotation's interval)
+    # logrotate renamed a new app.log before any poll saw it: then it is found, once, as
+    # app.log.1, which only app.log* names.
+    names = {os.path.basename(p) for p in outcome.followed}
+    assert "app.log" in names and names <= (
+        {"app.log"} if glob == "app.log" else {"app.log", "app.log.1"}
+    )
     if compress:  # logrotate did compress (.gz files exist), and the bridge never read them
         assert sorted((tmp_path / "logs").glob("app.log.*.gz"))
     assert outcome.lost == []

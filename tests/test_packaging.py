@@ -28,8 +28,10 @@ from packaging.requirements import Requirement
 
 from tests.harness import ROOT, example_variables, free_port, wait_until
 
-# One xdist worker for the module: its fixtures (a wheel built, a virtualenv installed from it)
-# are module-scoped, and spread over workers each built its own: 68 s of setup three times over.
+# One xdist worker for the module, and its fixtures (a wheel built, a virtualenv installed from
+# it) session-scoped: spread over workers each built its own (68 s of setup three times over),
+# and module-scoped they were built again each time the worker ran another module's tests
+# between this module's (three setups of 52-70 s in one run).
 pytestmark = pytest.mark.xdist_group("packaging")
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
@@ -110,7 +112,7 @@ def is_inside(path: Path, directory: Path) -> bool:
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def index_reachable() -> None:
     """Skip the module when the package index cannot be reached (the build needs setuptools from
     it, the installs the dependencies)."""
@@ -125,7 +127,7 @@ def index_reachable() -> None:
         pytest.skip(f"the package index is unreachable: {probe.stderr.strip()[-500:]}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the checkout to build in: setuptools writes build/ and *.egg-info beside it."""
     copy = tmp_path_factory.mktemp("source") / "dingtalk-bridge"
@@ -135,7 +137,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wheel(index_reachable: None, sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     run(
@@ -156,7 +158,7 @@ class Installed:
     workdir: Path  # outside the checkout, where the commands run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
     base = tmp_path_factory.mktemp("pip-install")
     venv = base / "venv"
