@@ -135,8 +135,12 @@ class Claims:
         # A read first: with nothing due there is nothing to claim, and an idle sender must not
         # write every second (on SQLite a write waits behind any other writer, up to the busy
         # timeout, holding up every other user of the store meanwhile).
+        # The backlog is counted there too, not in the claim's write transaction: on SQLite a
+        # write holds every writer of every process, and counting a long queue takes a while
+        # (a count a moment old is as good for choosing a digest).
         with self.store.reading() as read:
-            next_due = read.outbox.next_due_at(self.target)
+            next_due = read.outbox.due_at(self.target, now)
+            counted = read.outbox.pending_count(self.target) if count_backlog else 0
         if next_due is None or next_due > now:
             return Taken([], 0, next_due)
         try:
@@ -144,7 +148,7 @@ class Claims:
                 outbox = tx.outbox
                 backlog, stored, due = self._pick(
                     outbox,
-                    count_backlog,
+                    counted,
                     lambda n: outbox.claim(self.target, self.owner, now, now + self.lease, n),
                     limit,
                 )
@@ -152,7 +156,7 @@ class Claims:
             with self.store.reading() as read:
                 reads = read.outbox
                 backlog, rows, due = self._pick(
-                    reads, count_backlog, lambda n: reads.due(self.target, now, n), limit
+                    reads, counted, lambda n: reads.due(self.target, now, n), limit
                 )
             return Taken(rows, backlog, due)
         # Decoded after the claim committed, outside the write lock (records.StoredRow). A row
@@ -163,12 +167,11 @@ class Claims:
     def _pick(
         self,
         outbox: OutboxReads,
-        count_backlog: bool,
+        backlog: int,
         take: Callable[[int], list[Picked]],
         limit: Callable[[int], int],
     ) -> tuple[int, list[Picked], float | None]:
         """The backlog, the rows taken, and when none was, when the next is due."""
-        backlog = outbox.pending_count(self.target) if count_backlog else 0
         rows = take(limit(backlog))
         return backlog, rows, None if rows else outbox.next_due_at(self.target)
 

@@ -158,6 +158,17 @@ class SqlOutbox:
         ).fetchone()[0]
         return float(value) if value is not None else None
 
+    def due_at(self, target: str, now: float) -> float | None:
+        # In sending order (outbox_queue) up to the first due row: the head of a queue being
+        # drained is due, so this reads a row or two where MIN(not_before) reads the index's
+        # every entry of the target (20 ms at a backlog of 100,000; bench.backlog).
+        row = self._conn.execute(
+            "SELECT not_before FROM outbox WHERE target = ? AND status = 'pending'"
+            " AND not_before <= ? ORDER BY created_at, id LIMIT 1",
+            (target, now),
+        ).fetchone()
+        return float(row[0]) if row is not None else self.next_due_at(target)
+
     def pending_count(self, target: str | None = None) -> int:
         query = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
         if target is None:

@@ -8,6 +8,7 @@ words among the column names ("offset", "by") are quoted in every statement.
 """
 
 from bridge.store.migrations import Step
+from bridge.store.schema import OUTBOX_QUEUE  # the same statements on both backends
 
 # Taken (as a transaction-scoped advisory lock) while the schema is checked and migrated, so two
 # replicas starting together do not both create it.
@@ -277,4 +278,5 @@ STEPS: tuple[Step, ...] = (
     Step(8, _ESCALATIONS),
     Step(9, _HISTORY),
     Step(10, "ALTER TABLE silences ADD COLUMN expired_by TEXT"),  # who ended a silence
+    Step(11, OUTBOX_QUEUE),  # a target's queue in sending order (store/schema.py says why)
 )

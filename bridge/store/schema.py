@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at REAL NOT NULL,
     event TEXT  -- the event, while the body is still to be rendered at send time
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (target, status, not_before, created_at);
+-- (Its index by due time, outbox_due, was replaced by outbox_queue in version 11.)
 
 -- The rate windows and lockouts of each robot: robot_calls and robot_lockouts, at the end (they
 -- replace the per-target tables sends and lockouts; see store/ratewindows.py).
@@ -310,6 +310,17 @@ CREATE INDEX IF NOT EXISTS history_id ON history (id)
 # Version 10 (issue 17): who ended a silence (the console shows who did what and when).
 SILENCE_EXPIRY = "ALTER TABLE silences ADD COLUMN expired_by TEXT"
 
+# Version 11: a target's queue in the order it is sent. A sender claims the oldest due rows
+# (ORDER BY created_at, id LIMIT n); by due time (outbox_due: target, status, not_before, ...)
+# every due row was read and sorted to find them, inside the claim's write transaction: 30 ms
+# at a backlog of 20,000, during which no request of any worker could commit. In queue order
+# the claim reads the rows it takes (not_before in the index skips those not due yet without
+# reading them); the earliest not_before of a target is a scan of its entries in the index.
+OUTBOX_QUEUE = """
+DROP INDEX IF EXISTS outbox_due;
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (target, status, created_at, id, not_before)
+"""
+
 STEPS: tuple[Step, ...] = (
     Step(1, SCHEMA),
     Step(2, TAIL_BY_NODE),
@@ -321,6 +332,7 @@ STEPS: tuple[Step, ...] = (
     Step(8, ESCALATIONS),
     Step(9, HISTORY),
     Step(10, SILENCE_EXPIRY),
+    Step(11, OUTBOX_QUEUE),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -47,6 +47,20 @@ def test_due_rows_are_the_target_s_oldest_first_up_to_the_limit(store: Store) ->
         assert tx.outbox.depth() == {"ops": (4, NOW - 30), "dev": (1, NOW - 40)}
 
 
+def test_due_at_is_the_oldest_due_row_s_time_or_else_the_next_one(store: Store) -> None:
+    enqueue(store, "old", at=NOW - 30)
+    enqueue(store, "new", at=NOW - 10)
+    enqueue(store, "soon", at=NOW + 20, target="dev")
+    enqueue(store, "later", at=NOW + 40, target="dev")
+    with store.transaction() as tx:  # the oldest is retried later: the next due is `new`
+        tx.outbox.retry_later(["old"], NOW + 60, "network", None, "refused", NOW)
+    with store.reading() as tx:
+        assert tx.outbox.due_at("ops", NOW) == NOW - 10  # due now: the oldest due row's
+        assert tx.outbox.due_at("ops", NOW - 20) == NOW - 10  # none due yet: the earliest
+        assert tx.outbox.due_at("dev", NOW) == NOW + 20 == tx.outbox.next_due_at("dev")
+        assert tx.outbox.due_at("nobody", NOW) is None
+
+
 def test_a_retry_waits_counts_the_attempt_and_says_why(store: Store) -> None:
     enqueue(store, "a", "b")
     with store.transaction() as tx:
