@@ -92,6 +92,14 @@ def rows() -> list[tuple[str, str, str]]:
         ]
     for result in [saturate, *(_load(p.stem) for p in sorted(RESULTS.glob("saturate-*.json")))]:
         out += _saturated(result)
+    out += [  # a sender's turn against a long queue (bench/backlog.py)
+        (
+            f"claim of 100 rows at a backlog of {run['backlog']:,}: write transaction / read",
+            f"{run['claim_write_ms']:.2f} / {run['read_ms']:.2f} ms",
+            "",
+        )
+        for run in _load("backlog").get("results", [])
+    ]
     out += [  # what the Python stack alone allows, for scale (bench/floor.py)
         (
             f"floor ({run['mode']}, {run['processes']} process(es)), {run['clients']} clients:"
