@@ -72,10 +72,17 @@ def test_sqlite_version_10_gets_the_queue_index_and_claims_oldest_due_first(
             f" AND not_before <= {NOW} ORDER BY created_at, id LIMIT 10"
         )
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {claim}")]
+        being_sent = (
+            "SELECT target, COUNT(*) FROM outbox WHERE status = 'pending'"
+            f" AND claimed_until > {NOW} GROUP BY target"
+        )
+        count_plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {being_sent}")]
     assert indexes == {"outbox_queue"}
     assert version == (str(schema.SCHEMA_VERSION),)
     # Walked in sending order: no sort of every due row.
     assert plan == ["SEARCH outbox USING INDEX outbox_queue (target=? AND status=?)"]
+    # /-/ready's count of rows being sent reads the index, not every row of the table.
+    assert count_plan == ["SCAN outbox USING COVERING INDEX outbox_queue"]
 
 
 def test_postgresql_version_10_gets_the_queue_index(pg_cluster: Cluster) -> None:

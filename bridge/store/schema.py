@@ -316,9 +316,12 @@ SILENCE_EXPIRY = "ALTER TABLE silences ADD COLUMN expired_by TEXT"
 # at a backlog of 20,000, during which no request of any worker could commit. In queue order
 # the claim reads the rows it takes (not_before in the index skips those not due yet without
 # reading them); the earliest not_before of a target is a scan of its entries in the index.
+# claimed_until is there for /-/ready's count of rows being sent (OutboxReads.claimed), which
+# otherwise read every row of the table: 144 ms at a backlog of 100,000, the store locked.
 OUTBOX_QUEUE = """
 DROP INDEX IF EXISTS outbox_due;
-CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (target, status, created_at, id, not_before)
+CREATE INDEX IF NOT EXISTS outbox_queue
+    ON outbox (target, status, created_at, id, not_before, claimed_until)
 """
 
 STEPS: tuple[Step, ...] = (
