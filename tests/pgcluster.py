@@ -140,6 +140,14 @@ class Cluster:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         return name
 
+    def empty_database(self, name: str) -> str:
+        """A database without any table (not the template's copy: what an older bridge, or
+        none, left), made anew (one a failed run left is dropped first); its URL."""
+        self.drop_database(name)
+        with self.admin() as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
     def drop_database(self, name: str) -> None:
         with contextlib.suppress(psycopg.Error), self.admin() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

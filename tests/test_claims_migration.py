@@ -49,10 +49,7 @@ def test_sqlite_from_version_1(tmp_path: Path) -> None:
 
 def test_postgresql_from_version_1(pg_cluster: Cluster) -> None:
     name = "before_claims"
-    pg_cluster.drop_database(name)
-    with pg_cluster.admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = pg_cluster.url(name)
+    url = pg_cluster.empty_database(name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(pgschema.STEPS[0].script.encode())
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")

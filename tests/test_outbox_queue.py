@@ -87,10 +87,7 @@ def test_sqlite_version_10_gets_the_queue_index_and_claims_oldest_due_first(
 
 def test_postgresql_version_10_gets_the_queue_index(pg_cluster: Cluster) -> None:
     name = "outbox_queue"
-    pg_cluster.drop_database(name)
-    with pg_cluster.admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = pg_cluster.url(name)
+    url = pg_cluster.empty_database(name)
     PostgresStore(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(VERSION_10.encode())

@@ -90,12 +90,8 @@ def copied_rows(stdout: str) -> dict[str, int]:
 @pytest.fixture
 def url_file(pg_cluster: Cluster, tmp_path: Path) -> Path:
     """A file holding the URL of an empty database (no schema: migrate creates it)."""
-    name = "migrate_target"
-    pg_cluster.drop_database(name)
-    with pg_cluster.admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
     path = tmp_path / "database-url"
-    path.write_text(pg_cluster.url(name) + "\n")
+    path.write_text(pg_cluster.empty_database("migrate_target") + "\n")
     return path
 
 

@@ -64,10 +64,7 @@ def test_postgresql_migrates_an_empty_database_and_records_the_version(
     pg_cluster: Cluster,
 ) -> None:
     name = "empty_for_migration"
-    pg_cluster.drop_database(name)
-    with pg_cluster.admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # from template0's copy: no tables at all
-    url = pg_cluster.url(name)
+    url = pg_cluster.empty_database(name)  # no tables at all
     assert "no schema yet" in verify_database(url)
     PostgresStore(url).close()
     assert _pg_version(url) == str(migrations.latest(pgschema.STEPS))
@@ -115,20 +112,23 @@ def test_an_unreachable_or_refusing_database_is_said_without_the_password(
     assert PASSWORD not in str(unreachable.value)
 
 
-def test_both_backends_know_the_same_steps_the_latest_recording_who_ended_a_silence() -> None:
+def test_both_backends_know_the_same_steps_the_latest_ordering_the_queue() -> None:
     assert [s.version for s in schema.STEPS] == [s.version for s in pgschema.STEPS]
-    assert SCHEMA_VERSION == 10 and "CREATE TABLE IF NOT EXISTS history" in schema.STEPS[-2].script
-    assert "expired_by" in schema.STEPS[-1].script and "expired_by" in pgschema.STEPS[-1].script
+    by_version = {s.version: s.script for s in schema.STEPS}
+    assert SCHEMA_VERSION == 11 and "CREATE TABLE IF NOT EXISTS history" in by_version[9]
+    assert "expired_by" in by_version[10] and "expired_by" in pgschema.STEPS[-2].script
+    assert "outbox_queue" in by_version[11] and "outbox_queue" in pgschema.STEPS[-1].script
 
 
 def test_a_version_8_sqlite_database_gains_the_history_and_keeps_its_rows(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        for step in schema.STEPS[:-2]:
-            conn.executescript(step.script)
+        for step in schema.STEPS:
+            if step.version <= 8:
+                conn.executescript(step.script)
         conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '8')")
         conn.execute("INSERT INTO silences VALUES ('s1', '[]', 0, 1, 'c', 'a', 0)")
     store = SqliteStore(tmp_path)
     with store.reading() as tx:
         assert tx.history.recent() == [] and [s.id for s in tx.silences.load()] == ["s1"]
     store.close()
-    assert _sqlite_version(tmp_path) == "10"
+    assert _sqlite_version(tmp_path) == str(SCHEMA_VERSION)

@@ -84,10 +84,7 @@ def test_postgresql_rows_from_before_go_to_the_first_node_that_starts_the_input(
     pg_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "tail_by_node_upgrade"
-    pg_cluster.drop_database(name)
-    with pg_cluster.admin() as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = pg_cluster.url(name)
+    url = pg_cluster.empty_database(name)
     try:
         with monkeypatch.context() as old:  # the database as a version-1 bridge left it
             old.setattr(postgres, "STEPS", pgschema.STEPS[:1])
