@@ -27,7 +27,7 @@ from bridge.app.cardclicks import CardClicks
 from bridge.app.console.app import Console
 from bridge.app.console.routes import ROUTES as CONSOLE_ROUTES
 from bridge.app.desk import Desk
-from bridge.app.firing import FiringIndex, SeenAlert, latest_of
+from bridge.app.firing import FiringIndex, SeenAlert
 from bridge.app.firing import from_shared as firing_from_shared
 from bridge.app.reload import Reloader
 from bridge.app.rendering import QueuedRenderer
@@ -254,24 +254,17 @@ class Bridge:
         others = self.siblings.others_shared(BODIES)
         return newest([own, *(from_shared(shared, input_name) for shared in others)])
 
-    def firing_alerts(self, in_log: frozenset[str]) -> list[SeenAlert]:
-        """The alerts the notification log says fire, with the labels this worker or (under
-        `server.workers`) a sibling last saw them with, latest first (app/firing.py)."""
-        own = self.firing.firing(in_log)
+    def seen_alerts(self) -> list[list[SeenAlert]]:
+        """The alerts seen firing with their labels, latest first: this worker's, then (under
+        `server.workers`) each sibling's SHARED_ALERTS newest (app/firing.py; `latest_of`
+        merges them against the notification log)."""
+        own = self.firing.seen()
         if self.siblings is None:
-            return own
-        others = self.siblings.others_shared(FIRING)
-        return latest_of([own, *(firing_from_shared(shared) for shared in others)], in_log)
-
-    def alerts_known(self) -> int:
-        """How many alerts this worker and (under `server.workers`) its siblings know with their
-        labels, firing or not by the log: what the silence preview can match at most. A
-        sibling's count is of the SHARED_ALERTS newest it shows (app/firing.py)."""
-        known = self.firing.fingerprints()
-        if self.siblings is not None:
-            for shared in self.siblings.others_shared(FIRING):
-                known.update(alert.fingerprint for alert in firing_from_shared(shared))
-        return len(known)
+            return [own]
+        return [
+            own,
+            *(firing_from_shared(shared) for shared in self.siblings.others_shared(FIRING)),
+        ]
 
     def shares(self) -> dict[str, Share]:
         """What this worker's siblings show of it (app/siblings.py), by name."""

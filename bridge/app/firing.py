@@ -71,16 +71,15 @@ class FiringIndex:
                 self._alerts.popitem(last=False)
             self.version += 1
 
-    def fingerprints(self) -> set[str]:
-        """Every alert known here (seen firing, not seen resolving since)."""
+    def seen(self) -> list[SeenAlert]:
+        """Every alert known here (seen firing, not seen resolving since), latest seen first."""
         with self._lock:
-            return set(self._alerts)
+            alerts = list(self._alerts.values())
+        return alerts[::-1]
 
     def firing(self, in_log: frozenset[str]) -> list[SeenAlert]:
         """The alerts known here that the notification log says fire, latest seen first."""
-        with self._lock:
-            alerts = list(self._alerts.values())
-        return [a for a in reversed(alerts) if a.fingerprint in in_log]
+        return [a for a in self.seen() if a.fingerprint in in_log]
 
     def shared(self, limit: int = SHARED_ALERTS) -> list[list[Any]]:
         """The `limit` latest seen, for the siblings: [fingerprint, labels, rules, input,

@@ -140,40 +140,35 @@ class Claims:
         # (a count a moment old is as good for choosing a digest).
         with self.store.reading() as read:
             next_due = read.outbox.due_at(self.target, now)
+            if next_due is None or next_due > now:
+                return Taken([], 0, next_due)
             counted = read.outbox.pending_count(self.target) if count_backlog else 0
-        if next_due is None or next_due > now:
-            return Taken([], 0, next_due)
         try:
             with self.store.transaction() as tx:
                 outbox = tx.outbox
-                backlog, stored, due = self._pick(
+                stored, due = self._pick(
                     outbox,
-                    counted,
                     lambda n: outbox.claim(self.target, self.owner, now, now + self.lease, n),
-                    limit,
+                    limit(counted),
                 )
         except StoreError:
             with self.store.reading() as read:
                 reads = read.outbox
-                backlog, rows, due = self._pick(
-                    reads, counted, lambda n: reads.due(self.target, now, n), limit
+                rows, due = self._pick(
+                    reads, lambda n: reads.due(self.target, now, n), limit(counted)
                 )
-            return Taken(rows, backlog, due)
+            return Taken(rows, counted, due)
         # Decoded after the claim committed, outside the write lock (records.StoredRow). A row
         # that cannot be decoded raises UnreadableRow; the others stay this owner's, claimed
         # again at its next turn.
-        return Taken([row.decode() for row in stored], backlog, due)
+        return Taken([row.decode() for row in stored], counted, due)
 
     def _pick(
-        self,
-        outbox: OutboxReads,
-        backlog: int,
-        take: Callable[[int], list[Picked]],
-        limit: Callable[[int], int],
-    ) -> tuple[int, list[Picked], float | None]:
-        """The backlog, the rows taken, and when none was, when the next is due."""
-        rows = take(limit(backlog))
-        return backlog, rows, None if rows else outbox.next_due_at(self.target)
+        self, outbox: OutboxReads, take: Callable[[int], list[Picked]], limit: int
+    ) -> tuple[list[Picked], float | None]:
+        """The rows taken (`limit` at most), and when none was, when the next is due."""
+        rows = take(limit)
+        return rows, None if rows else outbox.next_due_at(self.target)
 
     def renew(self, hold: Hold) -> Literal["held", "wait", "lost"]:
         """Hold the rows for another lease: "held" (go on sending); "wait" (the store could

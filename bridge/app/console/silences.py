@@ -21,7 +21,7 @@ from bridge.alerting.matchers import Matcher, parse_all_typed
 from bridge.alerting.silences import Silence, silence_end
 from bridge.app.console.web import Answer, Refused, Request, json_answer
 from bridge.app.console.words import word
-from bridge.app.firing import SeenAlert, matching
+from bridge.app.firing import SeenAlert, latest_of, matching
 from bridge.errors import StoreError
 
 if TYPE_CHECKING:
@@ -105,10 +105,14 @@ def _alert_json(alert: SeenAlert) -> dict[str, Any]:
     }
 
 
-def _firing(console: Console) -> list[SeenAlert]:
+def _firing(console: Console) -> tuple[list[SeenAlert], int]:
+    """The alerts the notification log says fire, as every worker last saw them, latest first;
+    and how many alerts the workers know in all (what the preview could match at most)."""
     with console.bridge.store.reading() as tx:
         in_log = tx.alertlog.firing_alerts()
-    return console.bridge.firing_alerts(in_log)
+    seen = console.bridge.seen_alerts()  # each sibling's file read and parsed once
+    known = len({alert.fingerprint for alerts in seen for alert in alerts})
+    return latest_of(seen, in_log), known
 
 
 def _state(silence: Silence, now: float) -> str:
@@ -215,8 +219,8 @@ def preview_api(console: Console, req: Request) -> Answer:
     if not isinstance(text, str):
         raise Refused(400, "matchers must be a string")
     try:
-        firing = _firing(console)
+        firing, known = _firing(console)
     except StoreError as exc:
         raise Refused(503, "The state store cannot be read now.") from exc
-    status, answer = preview(text, firing, console.bridge.alerts_known())
+    status, answer = preview(text, firing, known)
     return json_answer(status, answer)
