@@ -7,6 +7,7 @@ so two in one process exclude each other as two processes do)."""
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bridge.store import db as db_module
+from bridge.store import writerlock
 from bridge.store.db import Database
 from bridge.store.statedir import DB_NAME
 from bridge.store.waiting import WouldWait, wait_limit, waiting_at_most
@@ -246,6 +248,50 @@ def test_two_processes_writing_at_once_both_commit_everything(tmp_path: Path) ->
     finally:
         first.close()
         second.close()
+
+
+def test_a_waiting_writer_is_woken_by_the_release_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The waiter listens on the FIFO beside the lock: with the retry after a timeout pushed to
+    a minute, only the byte the release writes can wake it within the test's wait."""
+    monkeypatch.setattr(writerlock, "LONGEST_WAIT", 60.0)
+    holder = WriterLock(tmp_path / f"{DB_NAME}-writer")
+    waiter = WriterLock(tmp_path / f"{DB_NAME}-writer")
+    wake = tmp_path / f"{DB_NAME}-writer{writerlock.WAKE_SUFFIX}"
+    got: list[bool] = []
+    try:
+        assert stat.S_ISFIFO(wake.stat().st_mode)
+        holder.acquire(1.0)
+        thread = threading.Thread(target=lambda: got.append(waiter.acquire_within(120.0)))
+        thread.start()
+        time.sleep(0.2)  # the waiter has tried and is waiting (not a check: it cannot be seen)
+        assert got == []
+        holder.release()
+        thread.join(20)
+        assert got == [True]
+        assert not holder.acquire_within(0.05)  # the waiter holds it now
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_without_a_fifo_a_waiting_writer_still_gets_the_lock(tmp_path: Path) -> None:
+    """A file of the FIFO's name that is not one (or a file system without FIFOs): the waiters
+    sleep between tries instead, and the lock still excludes and is handed on."""
+    wake = tmp_path / f"{DB_NAME}-writer{writerlock.WAKE_SUFFIX}"
+    wake.write_bytes(b"not a fifo")
+    holder = WriterLock(tmp_path / f"{DB_NAME}-writer")
+    waiter = WriterLock(tmp_path / f"{DB_NAME}-writer")
+    try:
+        holder.acquire(1.0)
+        assert not waiter.acquire_within(0.05)
+        threading.Timer(0.1, holder.release).start()
+        assert waiter.acquire_within(10.0)
+        assert wake.read_bytes() == b"not a fifo"  # never written to
+    finally:
+        holder.close()
+        waiter.close()
 
 
 # -- a thread that must not wait (store/waiting.py) ----------------------------------------------
