@@ -191,6 +191,86 @@ def test_many_threads_sharing_commits_lose_nothing(db: Database, tmp_path: Path)
     assert db.commits - before <= threads * each
 
 
+# -- a batch: one thread's transactions under one COMMIT (the HTTP loop's turn) ------------------
+
+
+def test_a_batch_commits_its_transactions_once_at_its_end_then_runs_their_effects(
+    db: Database, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    db.after_commit(lambda: ran.append("outside a batch: at once"))
+    assert ran == ["outside a batch: at once"]
+    before = db.commits
+    with db.batch():
+        for key in ("a", "b", "c"):
+            with db.transaction(share_commit=True) as conn:
+                put(conn, key)
+            db.after_commit(lambda key=key: ran.append(key))  # type: ignore[misc]
+            assert committed(tmp_path / DB_NAME, key) is None  # not before the batch ends
+        assert ran == ["outside a batch: at once"]
+    assert [committed(tmp_path / DB_NAME, key) for key in ("a", "b", "c")] == ["1", "1", "1"]
+    assert db.commits - before == 1
+    assert ran == ["outside a batch: at once", "a", "b", "c"]
+
+
+def test_a_failing_transaction_in_a_batch_is_rolled_back_alone(
+    db: Database, tmp_path: Path
+) -> None:
+    with db.batch():
+        with db.transaction() as conn:
+            put(conn, "a")
+        with pytest.raises(ValueError), db.transaction() as conn:
+            put(conn, "b")
+            raise ValueError("this request fails")
+        with db.transaction() as conn:
+            put(conn, "c")
+    assert [committed(tmp_path / DB_NAME, key) for key in ("a", "b", "c")] == ["1", None, "1"]
+
+
+def test_a_batch_whose_commit_fails_keeps_nothing_runs_no_effect_and_the_store_goes_on(
+    db: Database, tmp_path: Path
+) -> None:
+    """A deferred foreign key is checked at COMMIT: one orphan row fails the batch's COMMIT,
+    which the batch's end raises; nothing of it is kept and no effect runs (its requests are
+    served again, each by itself)."""
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    db.connection.execute("PRAGMA foreign_keys = ON")
+    ran: list[str] = []
+    with pytest.raises(sqlite3.IntegrityError), db.batch():
+        with db.transaction() as conn:
+            put(conn, "a")
+        db.after_commit(lambda: ran.append("a"))
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO child (p) VALUES (42)")
+    assert ran == []
+    assert committed(tmp_path / DB_NAME, "a") is None
+    with db.transaction() as conn:
+        put(conn, "after")
+    assert committed(tmp_path / DB_NAME, "after") == "1"
+
+
+def test_another_thread_writes_only_after_the_batch_has_ended(db: Database, tmp_path: Path) -> None:
+    """The batch keeps the store's lock from its first write to its COMMIT: a sender's
+    transaction meanwhile waits, then commits after it (never inside the batch's)."""
+    errors: list[BaseException] = []
+    sender = second_member(db, "sender", errors, share=False)
+    before = db.commits
+    with db.batch():
+        with db.transaction(share_commit=True) as conn:
+            put(conn, "request")
+        sender.start()
+        wait_until(lambda: db.waiting() == 1, timeout=5)
+        assert committed(tmp_path / DB_NAME, "sender") is None
+    sender.join(5)
+    assert errors == []
+    assert committed(tmp_path / DB_NAME, "sender") == "1"
+    assert db.commits - before == 2
+
+
 # -- the writer lock: one writer at a time across processes ------------------------------------
 
 

@@ -785,6 +785,17 @@ class Store(Protocol):
         replica)."""
         ...
 
+    def batch(self) -> AbstractContextManager[None]:
+        """The calling thread's transactions inside the block commit together at its end
+        (SQLite; store/db.py Database.batch), or each by itself (PostgreSQL). Raises
+        StoreError when that commit fails: nothing of the block was committed then."""
+        ...
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once what this thread wrote is committed: at once, or at the end of the
+        batch it is in; never when that batch's commit fails (its requests are served again)."""
+        ...
+
     def listen(self, queued: Callable[[str | None], None]) -> None:
         """From now until `close`, call `queued(target)` (from a thread of the store's) when
         another process queued rows for `target`, and `queued(None)` when it may have missed

@@ -40,7 +40,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,6 +100,16 @@ class _Group:
         self.started = time.monotonic()
 
 
+class _Batch:
+    """A thread's batch (Database.batch): its transactions share one commit, at its end."""
+
+    __slots__ = ("effects", "locked")
+
+    def __init__(self) -> None:
+        self.effects: list[Callable[[], None]] = []  # run once the batch's writes are committed
+        self.locked = False  # its first transaction began the group: the lock is kept to the end
+
+
 class Database:
     """The SQLite connection of the state store, its lock, and the WAL's upkeep. The store's
     operations are in bridge/store/sqlite.py (`SqliteStore`), on this connection."""
@@ -125,6 +135,7 @@ class Database:
         self._group: _Group | None = None  # the open transaction, its members' savepoints in it
         self._depth = 0  # transactions the lock's holder is inside (1, more when nested)
         self._group_age = group_age
+        self._local = threading.local()  # .batch: the _Batch this thread is in, if any
         self.commits = 0  # COMMITs done (fewer than transactions when they were grouped)
         self._closing = threading.Event()
         self._upkeep: threading.Thread | None = None
@@ -198,6 +209,7 @@ class Database:
         A failed COMMIT is rolled back too: SQLite may keep the transaction open after one
         (SQLITE_BUSY, and some I/O errors), and every later BEGIN would then fail."""
         limit = wait_limit()  # (store/waiting.py: a thread that must not wait long)
+        batch: _Batch | None = getattr(self._local, "batch", None)
         with self._entry:
             self._entrants += 1
             self._sharers += share_commit
@@ -215,11 +227,13 @@ class Database:
             group = self._group
             if group is None:
                 group = self._begin_group(limit)  # raises when the write lock cannot be had
+            elif batch is not None and group.error is not None:
+                raise group.error  # the batch is lost already; its end says so
             locks_taken()
             self._depth = 1
             error: BaseException | None = None
             try:
-                if group.members == 0:
+                if group.members == 0 and batch is None:
                     # The first member needs no savepoint: nothing else is in the transaction
                     # yet, so its failure rolls the whole of it back (two statements saved).
                     try:
@@ -240,6 +254,15 @@ class Database:
             finally:
                 self._depth = 0
             group.members += 1
+            if batch is not None:  # committed at the batch's end, with the lock kept till then
+                if not batch.locked:
+                    batch.locked = True
+                    holding = False
+                if error is not None:
+                    if isinstance(error, sqlite3.Error):
+                        self._failed(error)
+                    raise error
+                return
             if (
                 share_commit
                 and group.error is None
@@ -262,6 +285,61 @@ class Database:
         finally:
             if holding:
                 self._lock.release()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """This thread's write transactions inside the block share one BEGIN ... COMMIT, at
+        its end, each in a savepoint of its own (one that fails is rolled back alone); the
+        effects given to `after_commit` meanwhile run after that COMMIT, and are dropped when
+        it fails. Raises the COMMIT's error: then nothing of the block was committed, and each
+        transaction in it may be done again by itself.
+
+        The HTTP server serves the inputs' requests that arrive in one turn of its loop in a
+        batch (app/httpserver.py): a COMMIT per request, and its ~8 pages of WAL (the outbox
+        row and its two indexes, the notification log, the dedup claim and its index, each a
+        page), were the largest part of a request's cost (bench/README.md, issue 13). Other
+        threads wait for the store's lock from the batch's first write to its end, so the
+        caller keeps it short. A batch inside a batch is part of the outer one."""
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        batch = self._local.batch = _Batch()
+        committed = False
+        try:
+            try:
+                yield
+            except BaseException as exc:
+                if batch.locked and self._group is not None:
+                    self._group.error = self._group.error or exc  # rolled back below
+                raise
+            finally:
+                self._local.batch = None
+                if batch.locked:
+                    group = self._group
+                    try:
+                        if group is not None:
+                            self._end_group(group)
+                    finally:
+                        self._lock.release()
+                    if group is not None and group.error is not None:
+                        raise group.error
+            committed = True
+        finally:
+            if committed:
+                for effect in batch.effects:
+                    try:
+                        effect()
+                    except Exception:  # bookkeeping: one that fails must not stop the rest
+                        log.exception(f"an effect after a batch's commit failed path={self.path}")
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once this thread's writes so far are committed: now, or at the end of
+        the batch it is in (never, if that batch's COMMIT fails)."""
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is None:
+            effect()
+        else:
+            batch.effects.append(effect)
 
     def _nested(self) -> Iterator[sqlite3.Connection]:
         self._depth += 1
@@ -380,7 +458,8 @@ class Database:
     def _settle(self) -> None:
         """Commit the group left open for more members, if any (this thread holds the lock and
         is not inside a transaction of its own)."""
-        if self._group is not None and self._depth == 0:
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if self._group is not None and self._depth == 0 and (batch is None or not batch.locked):
             self._end_group(self._group)
 
     def writable(self) -> bool:

@@ -163,6 +163,15 @@ class PostgresStore:
             log.warning(f"state database reachable again database={self.where}")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Each transaction commits by itself: PostgreSQL flushes concurrent commits together,
+        and no request is served on the HTTP loop's thread (local is False)."""
+        yield
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        effect()  # (no batch: what this thread wrote is committed)
+
+    @contextmanager
     def reading(self) -> Iterator[SqlTx]:
         with self._errors(), self._connection() as conn:
             yield SqlTx(PgConnection(conn), legacy=False, dialect=POSTGRESQL)

@@ -69,6 +69,14 @@ class SqliteStore:
         with _store_errors(), self.db.reading():
             yield self._tx
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with _store_errors(), self.db.batch():
+            yield
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        self.db.after_commit(effect)
+
     def writable(self) -> bool:
         return self.db.writable()
 
