@@ -5,6 +5,7 @@ a notification that must reach the chat (another one). Hypothesis shuffles and r
 from __future__ import annotations
 
 import copy
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.config.model import Config, HttpInput
+from bridge.errors import StoreError
 from bridge.inputs.alertmanager import parse_notification
 from bridge.pipeline.duplicates import claim_for
 from bridge.pipeline.intake import Intake
@@ -284,5 +286,49 @@ def test_intake_absorbs_copies_within_the_window(
         duplicates = sum(e[1] for *_, e in timeline)
         assert sum(intake.counters.duplicates.values()) == duplicates
         assert sum(intake.counters.events.values()) == len(timeline)  # every one accepted
+    finally:
+        store.close()
+
+
+def test_a_batch_whose_commit_fails_counts_nothing_and_served_again_counts_once(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTTP server serves a turn's requests in one store batch and serves each again when
+    the batch's COMMIT fails (app/httpserver.py): the first try's counters, wake-ups and
+    claims must vanish with it, or the retry would count twice and be taken for its own copy."""
+    store = SqliteStore(tmp_path / "state")
+    queued: list[set[str]] = []
+    intake = Intake(store, lambda targets: queued.append(set(targets)))
+    spec_ = config.http_inputs()["am"]
+    posts = [notification(), peer_copy(notification())]
+
+    def post_both() -> list[tuple[int, int]]:
+        answers = []
+        for body in posts:
+            accepted = intake.accept(config, spec_, parse_notification(body, spec_, NOW), NOW)
+            answers.append((accepted.messages, accepted.duplicate_notifications))
+        return answers
+
+    end_group = store.db._end_group
+
+    def commit_fails(group: Any) -> None:
+        group.error = sqlite3.OperationalError("disk I/O error")
+        end_group(group)
+
+    try:
+        monkeypatch.setattr(store.db, "_end_group", commit_fails)
+        with pytest.raises(StoreError), store.batch():
+            assert post_both() == [(1, 0), (0, 1)]  # the copy is seen within the batch
+        assert (intake.counters.events, intake.counters.duplicates, queued) == ({}, {}, [])
+        with store.reading() as tx:
+            assert tx.outbox.pending_count() == 0
+        monkeypatch.undo()
+        with store.batch():
+            assert post_both() == [(1, 0), (0, 1)]  # not taken for a copy of the lost try
+        assert sum(intake.counters.events.values()) == 2
+        assert sum(intake.counters.duplicates.values()) == 1
+        assert len(queued) == 1
+        with store.reading() as tx:
+            assert tx.outbox.pending_count() == 1
     finally:
         store.close()

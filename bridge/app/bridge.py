@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import tzinfo
+from functools import partial
 from typing import Any
 
 import requests
@@ -231,11 +232,15 @@ class Bridge:
     def store_is_local(self) -> bool:
         return self.store.local
 
+    # Both after the commit of the batch the request is in (store.batch): a batch whose commit
+    # fails is served again, and its requests must not count or be kept twice.
     def reject(self, input_name: str, reason: Reason) -> None:
-        self.intake.reject(input_name, reason)
+        self.store.after_commit(partial(self.intake.reject, input_name, reason))
 
     def received(self, input_name: str, body: bytes) -> None:
-        self.bodies_received.record(input_name, self.clock.time(), body)
+        self.store.after_commit(
+            partial(self.bodies_received.record, input_name, self.clock.time(), body)
+        )
 
     def log_lines(self, containing: str, limit: int = 200) -> list[str]:
         """The recent log lines holding `containing`, oldest first: this process's, and with

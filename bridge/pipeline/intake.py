@@ -14,6 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from bridge.alerting.silences import Silence
 from bridge.config.model import Config, Input
@@ -164,11 +165,21 @@ class Intake:
                 503, Reason.STORE, "the state store cannot take it now; retry"
             ) from exc
         if duplicate and claim is not None:
-            return self._duplicate(spec, events, claim)
+            self.store.after_commit(partial(self._duplicate, spec, events, claim))
+            return Accepted(duplicate_notifications=1)
+        tally = tally_of(decision)
+        # Logged, counted and told only once committed: in a batch (store.batch) that is at its
+        # end, and a batch whose commit fails is served again, so nothing may count twice.
+        self.store.after_commit(partial(self._committed, spec, events, decision, stamp))
+        return tally
+
+    def _committed(
+        self, spec: Input, events: list[Event], decision: Decision, stamp: float
+    ) -> None:
+        """What follows a committed decision: its log lines, the counters, the senders woken."""
+        deliveries = decision.deliveries
         tally = self._tell(decision)
         log_queued(deliveries, input=spec.name)
-        tally.messages = len(deliveries)
-        # Counted only now: a refused batch (503) is sent again, and must not count twice.
         with self._lock:
             self.counters.events[spec.name] += len(events)
             for one in decision.events:
@@ -183,9 +194,8 @@ class Intake:
         if deliveries:
             self.on_queued({d.target for d in deliveries})
         self.on_decided(decision, stamp)
-        return tally
 
-    def _duplicate(self, spec: Input, events: list[Event], claim: Claim) -> Accepted:
+    def _duplicate(self, spec: Input, events: list[Event], claim: Claim) -> None:
         """A copy of a notification taken within its window: accepted (Alertmanager gets its
         200 and stops), nothing sent again."""
         with self._lock:
@@ -199,7 +209,6 @@ class Intake:
                 reason="dedup_window",
             )
         )
-        return Accepted(duplicate_notifications=1)
 
     def _check_room(self, config: Config, deliveries: list[Delivery]) -> None:
         """Refuse (503) rather than let one target's backlog grow without bound.
@@ -215,8 +224,8 @@ class Intake:
                 )
 
     def _tell(self, decision: Decision) -> Accepted:
-        """The log lines of a committed decision, and its tally for the input's answer."""
-        tally = Accepted()
+        """The log lines of a committed decision; its tally, for the counters."""
+        tally = tally_of(decision)
         for one in decision.events:
             for silenced in one.silenced:
                 log.info(
@@ -228,15 +237,10 @@ class Intake:
                         matchers=silenced.silence.describe(),
                     )
                 )
-            tally.silenced += len(one.silenced)
             if one.kept is not None and one.unmatched:
-                tally.unmatched += 1
                 self._note_unmatched(one.kept)
             for outcome in one.outcomes:
-                if isinstance(outcome, Grouped):
-                    tally.held_for_grouping += 1
-                elif isinstance(outcome, NotSentAgain):
-                    tally.not_sent_again_yet += 1
+                if isinstance(outcome, NotSentAgain):
                     log.debug(
                         fmt_fields(
                             "not sent again yet",
@@ -261,3 +265,18 @@ class Intake:
                 "no rule matched", input=event.input, fingerprint=event.fingerprint, labels=labels
             )
         )
+
+
+def tally_of(decision: Decision) -> Accepted:
+    """What became of a decision's events, for the input's answer."""
+    tally = Accepted(messages=len(decision.deliveries))
+    for one in decision.events:
+        tally.silenced += len(one.silenced)
+        if one.kept is not None and one.unmatched:
+            tally.unmatched += 1
+        for outcome in one.outcomes:
+            if isinstance(outcome, Grouped):
+                tally.held_for_grouping += 1
+            elif isinstance(outcome, NotSentAgain):
+                tally.not_sent_again_yet += 1
+    return tally
