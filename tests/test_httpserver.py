@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import threading
 import time
@@ -523,21 +524,26 @@ class ThreadsApp:
         return [body.encode()]
 
 
-@pytest.fixture
-def threads_app() -> Iterator[tuple[Running, ThreadsApp]]:
-    app = ThreadsApp()
+def start_with_a_named_loop(app: Any, **options: Any) -> Running:
+    """A server for `app` whose loop runs on a thread named "the-loop" (the answers of these
+    apps name the thread that served them)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     limits = Limits(connection_limit=50, idle_timeout=30.0, max_body_bytes=BODY_LIMIT)
-    server = HttpServer(
-        app, [listener], limits, threads=2, inline=lambda environ: environ["PATH_INFO"] == "/in"
-    )
+    server = HttpServer(app, [listener], limits, threads=2, **options)
     thread = threading.Thread(target=server.run, name="the-loop", daemon=True)
     thread.start()
-    yield Running(server, thread), app
+    return Running(server, thread)
+
+
+@pytest.fixture
+def threads_app() -> Iterator[tuple[Running, ThreadsApp]]:
+    app = ThreadsApp()
+    running = start_with_a_named_loop(app, inline=lambda environ: environ["PATH_INFO"] == "/in")
+    yield running, app
     app.gate.set()
-    server.close()
-    thread.join(5)
+    running.server.close()
+    running.thread.join(5)
 
 
 def test_requests_picked_inline_run_on_the_loops_thread_and_the_others_on_app_threads(
@@ -603,16 +609,10 @@ def test_an_inline_request_that_would_wait_is_served_again_on_an_app_thread() ->
         start("200 OK", [("Content-Length", str(len(answer)))])
         return [answer]
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    limits = Limits(connection_limit=50, idle_timeout=30.0, max_body_bytes=BODY_LIMIT)
-    server = HttpServer(
-        app, [listener], limits, threads=2, inline=lambda environ: True, inline_guard=guard,
-        moved_by=(Moved,),
-    )  # fmt: skip
-    thread = threading.Thread(target=server.run, name="the-loop", daemon=True)
-    thread.start()
-    running = Running(server, thread)
+    running = start_with_a_named_loop(
+        app, inline=lambda environ: True, inline_guard=guard, moved_by=(Moved,)
+    )
+    server, thread = running.server, running.thread
     try:
         with running.connect() as sock:  # keep-alive: the connection goes on after the move
             sock.sendall(post("/in", b"would wait") + post("/in", b"quick"))
@@ -631,3 +631,104 @@ def test_an_inline_request_that_would_wait_is_served_again_on_an_app_thread() ->
     finally:
         server.close()
         thread.join(5)
+
+
+class BatchApp:
+    """Records the batches (begin, end) and the calls between them; /hold holds the loop's
+    thread for a while, so that requests sent meanwhile all arrive in the loop's next turn.
+    The end of the first batch that served `fail_with` raises, as a failed commit does;
+    `unanswered` are client sockets that must have no answer yet when a batch ends."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes]] = []
+        self.fail_with: bytes | None = None
+        self.unanswered: list[socket.socket] = []
+        self.answered_early: list[socket.socket] = []
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        begin = len(self.events)
+        self.events.append(("begin", b""))
+        yield
+        readable = select.select(self.unanswered, [], [], 0)[0]
+        self.answered_early += readable
+        self.events.append(("end", b""))
+        if ("call", self.fail_with) in self.events[begin:]:
+            self.fail_with = None
+            raise RuntimeError("the commit failed")
+
+    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        self.events.append(("call", body))
+        if environ["PATH_INFO"] == "/hold":
+            time.sleep(0.3)
+        start("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+
+@pytest.fixture
+def batch_app() -> Iterator[tuple[Running, BatchApp]]:
+    app = BatchApp()
+    running = start_with_a_named_loop(app, inline=lambda environ: True, inline_batch=app.batch)
+    yield running, app
+    running.server.close()
+    running.thread.join(5)
+
+
+def send_while_the_loop_is_held(
+    running: Running, app: BatchApp, bodies: list[bytes]
+) -> list[socket.socket]:
+    """One connection per body, each already served once (so each is read from in the same
+    turn); then /hold holds the loop and every body is sent meanwhile. The events of the
+    warm-up and the hold are cleared once the hold is over."""
+    holder = running.connect()
+    clients = [running.connect() for _ in bodies]
+    for client in clients:
+        client.sendall(post("/warm", b"w"))
+        read_response(client, bytearray())
+    app.unanswered = clients
+    holder.sendall(post("/hold", b"h"))
+    time.sleep(0.1)  # the loop's thread is in /hold now
+    for client, body in zip(clients, bodies, strict=True):
+        client.sendall(post("/in", body))
+    assert read_response(holder, bytearray())[2] == b"h"
+    holder.close()
+    return clients
+
+
+def test_inline_requests_arriving_in_one_turn_are_one_batch_answered_after_it_ends(
+    batch_app: tuple[Running, BatchApp],
+) -> None:
+    running, app = batch_app
+    clients = send_while_the_loop_is_held(running, app, [b"a", b"b", b"c"])
+    answers = [read_response(client, bytearray())[2] for client in clients]
+    assert answers == [b"a", b"b", b"c"]
+    hold = app.events.index(("call", b"h"))
+    after = app.events[hold + 1 :]
+    # The hold's own batch ends; then one batch holds the three requests of the next turn.
+    assert after[0] == ("end", b"")
+    assert after[1] == ("begin", b"") and after[-1] == ("end", b"")
+    assert sorted(after[2:-1]) == [("call", b"a"), ("call", b"b"), ("call", b"c")]
+    assert app.answered_early == []  # no client had an answer before its batch ended
+    for client in clients:
+        client.close()
+
+
+def test_when_a_batch_cannot_end_each_request_is_served_again_alone_and_answered_once(
+    batch_app: tuple[Running, BatchApp],
+) -> None:
+    running, app = batch_app
+    app.fail_with = b"a"
+    clients = send_while_the_loop_is_held(running, app, [b"a", b"b"])
+    answers = [read_response(client, bytearray())[2] for client in clients]
+    assert answers == [b"a", b"b"]
+    for client in clients:  # exactly one answer each: nothing more arrives
+        client.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            client.recv(1)
+        client.close()
+    hold = app.events.index(("call", b"h"))
+    calls = [body for kind, body in app.events[hold + 1 :] if kind == "call"]
+    assert sorted(calls) == [b"a", b"a", b"b", b"b"]  # in the batch, then each by itself
+    assert app.fail_with is None  # the batch of a and b did fail
+    assert app.events[hold + 1 :].count(("begin", b"")) == 1  # served again outside a batch

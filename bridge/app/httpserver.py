@@ -62,6 +62,7 @@ BACKLOG = 1024  # the kernel's queue of connections not yet accepted (waitress's
 ACCEPT_BATCH = 64  # connections accepted per wake-up, so a flood cannot starve the loop
 LINGER = 2.0  # seconds a connection is drained after an answer to a request not read in full
 STOP_GRACE = 5.0  # seconds `close()` lets requests held by the app finish
+BATCH_MAX = 64  # inline requests served in one batch (one commit) at most
 
 
 @dataclass(frozen=True)
@@ -450,16 +451,24 @@ class HttpServer:
         inline: Callable[[dict[str, Any]], bool] | None = None,
         inline_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
         moved_by: tuple[type[BaseException], ...] = (),
+        inline_batch: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         """`inline` picks the requests run on the loop's thread (see the module doc);
         `inline_guard()` is entered around each, to bound what the app may wait for there;
         when the app raises one of `moved_by`, having done nothing yet (store/waiting.py), the
-        request is served again from its start on an application thread."""
+        request is served again from its start on an application thread. The inline requests
+        that arrive in one turn of the loop are served one after another inside one
+        `inline_batch()` (the store's batch: one commit for all of them), and answered once it
+        has ended; when its end raises (the commit failed), each is served again by itself."""
         self.app = app
         self.inline = inline
         self.inline_guard = inline_guard
         self.moved_by = moved_by
+        self.inline_batch = inline_batch
         self.moved = 0  # inline requests moved to the threads
+        self.batches = 0  # batches of inline requests served
+        self.batched = 0  # inline requests served in them
+        self._inline: list[tuple[_Connection, _Request]] = []  # waiting for this turn's batch
         self.sockets = sockets
         self.limits = limits
         self.threads = max(1, threads)
@@ -572,22 +581,62 @@ class HttpServer:
             connection.answered(response, request)
             return
         if self.inline is not None and self.inline(request.environ):
-            # At the loop's next turn, not now: answering may submit the connection's next
-            # pipelined request, and a chain of those must not recurse.
-            self.loop.call_soon(self._serve_inline, connection, request)
+            # After the requests of this turn are all parsed, not now: they are served as one
+            # batch; and answering may submit the connection's next pipelined request, and a
+            # chain of those must not recurse.
+            self._inline.append((connection, request))
+            if len(self._inline) == 1:
+                self.loop.call_soon(self._serve_batch)
             return
         self._tasks.put((connection, request))
 
+    def _serve_batch(self) -> None:
+        """Serve the inline requests of this turn (BATCH_MAX at most; the rest at the next),
+        then answer them: the batch's commit comes first."""
+        batch, self._inline = self._inline[:BATCH_MAX], self._inline[BATCH_MAX:]
+        if self._inline:
+            self.loop.call_soon(self._serve_batch)
+        responses: list[bytes] = []
+        try:
+            with self.inline_batch():
+                for index, (_connection, request) in enumerate(batch):
+                    try:
+                        with self.inline_guard():
+                            responses.append(self._call(request))
+                    except self.moved_by:
+                        # Only before the batch's first write has its locks: nothing of this
+                        # request or the ones before it was written. This one and the rest
+                        # would wait as long: the threads serve them.
+                        for moved in batch[index:]:
+                            self._move(*moved)
+                        del batch[index:]
+                        break
+        except Exception as exc:  # the batch's commit failed: none of it was committed
+            log.warning(fmt_fields("serving a batch's requests one by one", error=str(exc)))
+            for connection, request in batch:
+                request.environ["wsgi.input"].seek(0)
+                self._serve_inline(connection, request)
+            return
+        self.batches += 1
+        self.batched += len(batch)
+        for (connection, request), response in zip(batch, responses, strict=True):
+            connection.answered(response, request)
+
     def _serve_inline(self, connection: _Connection, request: _Request) -> None:
+        """One inline request by itself (its transaction commits before the answer)."""
         try:
             with self.inline_guard():
                 response = self._call(request)
         except self.moved_by:
-            self.moved += 1
-            request.environ["wsgi.input"].seek(0)  # the thread reads the body again
-            self._tasks.put((connection, request))
+            self._move(connection, request)
             return
         connection.answered(response, request)
+
+    def _move(self, connection: _Connection, request: _Request) -> None:
+        """An inline request to the application threads, from its start."""
+        self.moved += 1
+        request.environ["wsgi.input"].seek(0)  # the thread reads the body again
+        self._tasks.put((connection, request))
 
     # -- the application threads -------------------------------------------------------------
 

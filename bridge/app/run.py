@@ -77,6 +77,8 @@ def run(config: Config) -> int:
         # busy timeout, and every connection would wait with it.
         inline_guard=lambda: waiting_at_most(INLINE_LOCK_WAIT),
         moved_by=(WouldWait,),
+        # The inline requests of one turn of the loop commit together (store/db.py batch).
+        inline_batch=bridge.store.batch,
     )
     port = server.effective_port
     stop = threading.Event()
