@@ -657,8 +657,17 @@ class BatchApp:
             self.fail_with = None
             raise RuntimeError("the commit failed")
 
-    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+    def prepare(self, environ: dict[str, Any]) -> None:
+        """Reads the body ahead and leaves it in the environ, as HttpApp.prepare does; a body
+        "bad" makes it fail after reading."""
         body = environ["wsgi.input"].read()
+        self.events.append(("prepare", body))
+        if body == b"bad":
+            raise ValueError("a fault while preparing")
+        environ["prepared"] = body
+
+    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        body = environ.get("prepared") or environ["wsgi.input"].read()
         self.events.append(("call", body))
         if environ["PATH_INFO"] == "/hold":
             time.sleep(0.3)
@@ -669,7 +678,9 @@ class BatchApp:
 @pytest.fixture
 def batch_app() -> Iterator[tuple[Running, BatchApp]]:
     app = BatchApp()
-    running = start_with_a_named_loop(app, inline=lambda environ: True, inline_batch=app.batch)
+    running = start_with_a_named_loop(
+        app, inline=lambda environ: True, inline_batch=app.batch, inline_prepare=app.prepare
+    )
     yield running, app
     running.server.close()
     running.thread.join(5)
@@ -707,8 +718,10 @@ def test_inline_requests_arriving_in_one_turn_are_one_batch_answered_after_it_en
     after = app.events[hold + 1 :]
     # The hold's own batch ends; then one batch holds the three requests of the next turn.
     assert after[0] == ("end", b"")
-    assert after[1] == ("begin", b"") and after[-1] == ("end", b"")
-    assert sorted(after[2:-1]) == [("call", b"a"), ("call", b"b"), ("call", b"c")]
+    # Each request prepared before the batch begins (its parsing holds no lock), then served.
+    assert sorted(after[1:4]) == [("prepare", b"a"), ("prepare", b"b"), ("prepare", b"c")]
+    assert after[4] == ("begin", b"") and after[-1] == ("end", b"")
+    assert sorted(after[5:-1]) == [("call", b"a"), ("call", b"b"), ("call", b"c")]
     assert app.answered_early == []  # no client had an answer before its batch ended
     for client in clients:
         client.close()
@@ -732,3 +745,11 @@ def test_when_a_batch_cannot_end_each_request_is_served_again_alone_and_answered
     assert sorted(calls) == [b"a", b"a", b"b", b"b"]  # in the batch, then each by itself
     assert app.fail_with is None  # the batch of a and b did fail
     assert app.events[hold + 1 :].count(("begin", b"")) == 1  # served again outside a batch
+
+
+def test_a_request_whose_preparing_fails_is_served_with_its_body_whole(
+    batch_app: tuple[Running, BatchApp],
+) -> None:
+    running, app = batch_app
+    assert exchange(running, post("/in", b"bad"))[2] == b"bad"
+    assert [e for e in app.events if e[1] == b"bad"] == [("prepare", b"bad"), ("call", b"bad")]

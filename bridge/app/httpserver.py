@@ -452,6 +452,7 @@ class HttpServer:
         inline_guard: Callable[[], AbstractContextManager[object]] = nullcontext,
         moved_by: tuple[type[BaseException], ...] = (),
         inline_batch: Callable[[], AbstractContextManager[object]] = nullcontext,
+        inline_prepare: Callable[[dict[str, Any]], None] = lambda environ: None,
     ) -> None:
         """`inline` picks the requests run on the loop's thread (see the module doc);
         `inline_guard()` is entered around each, to bound what the app may wait for there;
@@ -459,12 +460,16 @@ class HttpServer:
         request is served again from its start on an application thread. The inline requests
         that arrive in one turn of the loop are served one after another inside one
         `inline_batch()` (the store's batch: one commit for all of them), and answered once it
-        has ended; when its end raises (the commit failed), each is served again by itself."""
+        has ended; when its end raises (the commit failed), each is served again by itself.
+        `inline_prepare(environ)` is called for each before the batch begins: what the app can
+        do of a request before it writes (reading and parsing the body), done there, leaves the
+        batch's lock to the writes."""
         self.app = app
         self.inline = inline
         self.inline_guard = inline_guard
         self.moved_by = moved_by
         self.inline_batch = inline_batch
+        self.inline_prepare = inline_prepare
         self.moved = 0  # inline requests moved to the threads
         self.batches = 0  # batches of inline requests served
         self.batched = 0  # inline requests served in them
@@ -596,6 +601,12 @@ class HttpServer:
         batch, self._inline = self._inline[:BATCH_MAX], self._inline[BATCH_MAX:]
         if self._inline:
             self.loop.call_soon(self._serve_batch)
+        for _connection, request in batch:
+            try:
+                self.inline_prepare(request.environ)
+            except Exception:  # the call meets the fault again, and answers it
+                log.exception("preparing a request failed")
+                request.environ["wsgi.input"].seek(0)
         responses: list[bytes] = []
         try:
             with self.inline_batch():

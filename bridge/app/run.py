@@ -79,6 +79,7 @@ def run(config: Config) -> int:
         moved_by=(WouldWait,),
         # The inline requests of one turn of the loop commit together (store/db.py batch).
         inline_batch=bridge.store.batch,
+        inline_prepare=app.prepare,
     )
     port = server.effective_port
     stop = threading.Event()

@@ -20,9 +20,11 @@ from bridge.clock import SYSTEM_CLOCK, Clock
 from bridge.config.model import RoutedInput
 from bridge.errors import InputError, Reason
 from bridge.inputs import actionlink
+from bridge.inputs.kind import accept_events
 from bridge.inputs.registry import KINDS
 from bridge.inputs.request import Request, Sink
 from bridge.logs import fmt_fields
+from bridge.model import Event
 
 log = logging.getLogger("bridge.http")
 
@@ -47,6 +49,9 @@ _STATUS_TEXT = {
 
 # Bodies not kept for the playground: encrypted callbacks, and people's chat messages.
 _PRIVATE_BODIES = frozenset({"dingtalk_callback", "dingtalk_robot"})
+# The environ's key for what `HttpApp.prepare` found: (the input, its request, the events or the
+# InputError to answer).
+PREPARED = "bridge.prepared"
 
 
 class Intake(Sink, actionlink.ActionDesk, Protocol):
@@ -125,6 +130,27 @@ class HttpApp:
         path = environ.get("PATH_INFO", "") or "/"
         spec = self.intake.routes().get(path)
         return spec is not None and KINDS[spec.type].quick and self._console(path) is None
+
+    def prepare(self, environ: dict[str, Any]) -> None:
+        """Read, check and parse an input request's body ahead of its call, where its kind can
+        split that off (InputRuntime.prepare). The HTTP server does this for the requests it
+        serves in one store batch before the batch begins (app/httpserver.py): the batch holds
+        the state file's writer lock from its first write to its COMMIT, and the parsing of the
+        requests after the first would otherwise hold it too, keeping other workers waiting.
+        What it finds waits in the environ; the call answers it as if it had found it then."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return
+        spec = self.intake.routes().get(environ.get("PATH_INFO", ""))
+        prepare = None if spec is None else KINDS[spec.type].prepare
+        if spec is None or prepare is None:
+            return
+        request = Request(environ, self.clock)
+        found: list[Event] | InputError
+        try:
+            found = prepare(request, spec)
+        except InputError as exc:
+            found = exc
+        environ[PREPARED] = (spec, request, found)
 
     def _console(self, path: str) -> WsgiApp | None:
         """The console, when `path` is its (it answers everything under its path itself)."""
@@ -207,10 +233,19 @@ class HttpApp:
                 raise InputError(
                     405, Reason.METHOD_NOT_ALLOWED, f"{path} accepts POST, not {method}"
                 )
-            serve = KINDS[spec.type].serve
-            assert serve is not None  # the routes hold routed kinds only
-            request = Request(environ, self.clock)
-            answer = serve(request, spec, self.intake)
+            prepared = environ.get(PREPARED)
+            if prepared is not None and prepared[0] is spec:  # (not when a reload came between)
+                _, request, found = prepared
+                if isinstance(found, InputError):
+                    raise found
+                answer = accept_events(found, spec, self.intake)
+            else:
+                if prepared is not None:
+                    environ["wsgi.input"].seek(0)  # read again, for the input as it is now
+                serve = KINDS[spec.type].serve
+                assert serve is not None  # the routes hold routed kinds only
+                request = Request(environ, self.clock)
+                answer = serve(request, spec, self.intake)
         except InputError as exc:
             self._rejected(spec, exc)
             raise

@@ -29,6 +29,10 @@ Sample = Callable[[Any, bytes, str, datetime], list[Event]]
 Parse = Callable[[Any, HttpInput, datetime], list[Event]]
 # The request body as `Parse` takes it, from its bytes, the input and the Content-Type header.
 Decode = Callable[[bytes, HttpInput, str], Any]
+# A request's events, from its checked body, before anything is stored: the pure part of `Serve`
+# (InputError when the request is refused). The HTTP server runs it for the requests it commits
+# together before that commit begins (HttpApp.prepare).
+Prepare = Callable[[Request, Any], list[Event]]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class InputRuntime:
     # Its requests only compute and commit (no call out, nobody to wait for): served on the
     # HTTP server's loop thread when the store is local (bridge/app/httpserver.py).
     quick: bool = False
+    prepare: Prepare | None = None  # `serve`'s part before the store, where it can be split off
 
 
 def json_of(data: bytes) -> Any:
@@ -85,26 +90,39 @@ def _json(raw: bytes, spec: HttpInput, content_type: str) -> Any:
     return jsonbody.loads(raw)
 
 
-def json_post(parse: Parse, decode: Decode = _json) -> Serve:
-    """The handler of a bearer-guarded input: token, body, `decode` (JSON unless told), `parse`,
-    accept."""
+def json_events(parse: Parse, decode: Decode = _json) -> Prepare:
+    """A bearer-guarded input's events: token, body, `decode` (JSON unless told), `parse`."""
+
+    def prepare(request: Request, spec: HttpInput) -> list[Event]:
+        raw = guarded_body(request, spec)
+        return parse(decode(raw, spec, request.header("CONTENT_TYPE")), spec, request.clock.now())
+
+    return prepare
+
+
+def accept_events(events: list[Event], spec: HttpInput, sink: Sink) -> Mapping[str, Any]:
+    """The events accepted (503 when a queue is full or the store busy), and the 200's JSON."""
+    accepted = sink.accept(spec, events)
+    # vars(), not asdict(): a flat record of ints; asdict's deep copy cost 5% of a request.
+    return {"status": "accepted", "events": len(events), **vars(accepted)}
+
+
+def json_post(prepare: Prepare) -> Serve:
+    """The handler of an input whose events come from `prepare`: those events, accepted."""
 
     def serve(request: Request, spec: HttpInput, sink: Sink) -> Mapping[str, Any]:
-        raw = guarded_body(request, spec)
-        body = decode(raw, spec, request.header("CONTENT_TYPE"))
-        events = parse(body, spec, request.clock.now())
-        accepted = sink.accept(spec, events)  # 503 when a queue is full or the store busy
-        # vars(), not asdict(): a flat record of ints; asdict's deep copy cost 5% of a request.
-        return {"status": "accepted", "events": len(events), **vars(accepted)}
+        return accept_events(prepare(request, spec), spec, sink)
 
     return serve
 
 
 def json_kind(type_: str, parse: Parse) -> InputRuntime:
     """A kind whose requests are JSON bodies turned into events by `parse`."""
+    prepare = json_events(parse)
     return InputRuntime(
         type=type_,
-        serve=json_post(parse),
+        serve=json_post(prepare),
+        prepare=prepare,
         quick=True,
         sample=lambda spec, data, source, now: parse(json_of(data), spec, now),
     )

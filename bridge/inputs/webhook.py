@@ -35,7 +35,7 @@ from bridge.errors import InputError, bad_request
 from bridge.inputs import jsonbody
 from bridge.inputs.bodyformats import MAX_LINES, parse_form, text_lines
 from bridge.inputs.bodytime import body_time
-from bridge.inputs.kind import InputRuntime, json_post
+from bridge.inputs.kind import InputRuntime, json_events, json_post
 from bridge.model import Alert, Event, Status, label_fingerprint
 
 MAX_ITEMS = MAX_LINES  # events from one request, either way
@@ -229,6 +229,7 @@ def sample(spec: HttpInput, data: bytes, source: str, now: datetime) -> list[Eve
     return parse_webhook(decode_body(data, spec), spec, now)
 
 
+_PREPARE = json_events(parse_webhook, decode_body)
 KIND = InputRuntime(
-    type="webhook", serve=json_post(parse_webhook, decode_body), sample=sample, quick=True
+    type="webhook", serve=json_post(_PREPARE), prepare=_PREPARE, sample=sample, quick=True
 )
