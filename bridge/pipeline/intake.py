@@ -170,15 +170,16 @@ class Intake:
         tally = tally_of(decision)
         # Logged, counted and told only once committed: in a batch (store.batch) that is at its
         # end, and a batch whose commit fails is served again, so nothing may count twice.
-        self.store.after_commit(partial(self._committed, spec, events, decision, stamp))
+        self.store.after_commit(partial(self._committed, spec, events, decision, tally, stamp))
         return tally
 
     def _committed(
-        self, spec: Input, events: list[Event], decision: Decision, stamp: float
+        self, spec: Input, events: list[Event], decision: Decision, tally: Accepted, stamp: float
     ) -> None:
-        """What follows a committed decision: its log lines, the counters, the senders woken."""
+        """What follows a committed decision: its log lines, the counters (from its `tally`),
+        the senders woken."""
         deliveries = decision.deliveries
-        tally = self._tell(decision)
+        self._tell(decision)
         log_queued(deliveries, input=spec.name)
         with self._lock:
             self.counters.events[spec.name] += len(events)
@@ -223,9 +224,8 @@ class Intake:
                     503, Reason.QUEUE_FULL, f"target {target} is backlogged; retry later"
                 )
 
-    def _tell(self, decision: Decision) -> Accepted:
-        """The log lines of a committed decision; its tally, for the counters."""
-        tally = tally_of(decision)
+    def _tell(self, decision: Decision) -> None:
+        """The log lines of a committed decision."""
         for one in decision.events:
             for silenced in one.silenced:
                 log.info(
@@ -249,7 +249,6 @@ class Intake:
                             reason="repeat_interval",
                         )
                     )
-        return tally
 
     def _note_unmatched(self, event: Event) -> None:
         key = f"{event.input}/{event.fingerprint}"
