@@ -88,7 +88,11 @@ class FakeDingTalk:
 
 
 def daemon_config(
-    fake: FakeDingTalk, threads: int | None, state_url: str | None = None, workers: int = 1
+    fake: FakeDingTalk,
+    threads: int | None,
+    state_url: str | None = None,
+    workers: int = 1,
+    background: bool = False,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "targets": {
@@ -102,7 +106,11 @@ def daemon_config(
         "inputs": {"am": {"type": "alertmanager", "path": "/alertmanager"}},
         "rules": [{"name": "all", "targets": ["fast"], "msgtype": "markdown"}],
     }
-    config["server"] = {"workers": workers, **({"threads": threads} if threads else {})}
+    config["server"] = {
+        "workers": workers,
+        "background_worker": background,
+        **({"threads": threads} if threads else {}),
+    }
     if state_url is not None:
         config["state"] = {"url": state_url}
     return config
@@ -222,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="server.workers of each daemon (processes)"
     )
     parser.add_argument(
+        "--background-worker",
+        action="store_true",
+        help="server.background_worker: the senders in a process of their own, the workers"
+        " serving HTTP only",
+    )
+    parser.add_argument(
         "--sockets",
         choices=["shared", "reuseport"],
         default="shared",
@@ -245,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.replicas):
             daemons.append(
                 Daemon(
-                    daemon_config(fake, args.threads, url, args.workers),
+                    daemon_config(fake, args.threads, url, args.workers, args.background_worker),
                     env={"DINGTALK_BRIDGE_WORKER_SOCKETS": args.sockets},
                 )
             )
-        if args.workers > 1:  # each daemon serves once all its workers do
+        processes = args.workers + int(args.background_worker)
+        if processes > 1:  # each daemon serves once all its workers do
             for daemon in daemons:
-                wait_until(partial(all_serving, daemon, args.workers), timeout=60)
+                wait_until(partial(all_serving, daemon, processes), timeout=60)
         body = notification_template()
         assert PLACEHOLDER.encode() in body
         warm = [ClientJob(0, d.port, body, 1.0, 50.0, record=False, phase="W") for d in daemons]
@@ -287,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "store": args.state,
         "replicas": args.replicas,
         "workers": args.workers,
+        "background_worker": args.background_worker,
         "sockets": args.sockets,
         "client": args.client,
         "runs": runs,
@@ -312,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     where = f"{args.state}, {args.replicas} replica{'s' if args.replicas > 1 else ''}"
     where += f", {args.workers} worker(s) ({args.sockets} socket)"
+    where += ", a background worker" if args.background_worker else ""
     print(f"({where}) peak RSS {peak_rss_mb} MB per process\nwritten to {args.output}")
     return 0
 

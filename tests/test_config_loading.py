@@ -121,7 +121,9 @@ def test_server_and_sizes() -> None:
     assert config.server.max_body_bytes == 2048
     assert config.server.threads == 4
     assert config.server.workers == 2
+    assert config.server.background_worker is True
     assert load("routing.yaml").server.workers == 1  # one process unless asked
+    assert load("routing.yaml").server.background_worker is False  # ... that does everything
     assert config.http_inputs()["am"].max_body_bytes == 2048  # inherits server.max_body_bytes
     assert config.http_inputs()["ci"].max_body_bytes == 512
     assert robot(config, "ops").queue_size == 50

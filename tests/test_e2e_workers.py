@@ -7,6 +7,9 @@ whichever worker takes it) reloads both, a killed worker is started again, and S
 every process (no orphan) with an exit code that says a worker died. A file input is read by
 worker 0 only: each line once. The console shows the bodies every worker took and the log lines
 every worker wrote, and previews a silence against every worker's alerts, whichever serves it.
+With `server.background_worker` the HTTP worker only serves, and the background worker sends,
+reads the files and takes reloads; stopped, it sends nothing, and restarted it sends what was
+accepted meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -344,3 +348,81 @@ def test_sigterm_while_the_workers_start_is_a_clean_stop(sim: Simulator, tmp_pat
         assert not alive(int(started.group(1)))
     finally:
         supervisor.stop()
+
+
+def test_a_background_worker_sends_reads_files_and_loses_nothing_when_it_dies(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "app.log"
+    log_file.write_text("", "utf-8")
+    cfg = workers_config(sim)
+    cfg["server"] = {"workers": 1, "background_worker": True}
+    cfg["inputs"]["app"] = {
+        "type": "file",
+        "paths": [str(log_file)],
+        "read_from": "beginning",
+        "poll_interval": "100ms",
+        "patterns": [{"regex": r"ERROR (?P<alertname>\S+)"}],
+    }
+    cfg["rules"][0]["title"] = "{{ labels.alertname }}"
+    daemon = Daemon(cfg)
+    try:
+        workers = wait_until(lambda: all_reporting(daemon), timeout=30)
+        assert {i: w["part"] for i, w in workers.items()} == {"0": "http", "1": "background"}
+        post_alerts(daemon, [f"B{i}" for i in range(20)])
+        with log_file.open("a", encoding="utf-8") as out:
+            out.writelines(f"ERROR F{i}\n" for i in range(5))
+        wait_until(lambda: len(arrivals(sim)) == 25, timeout=30)
+        # The HTTP worker took the requests, the background worker the file's lines.
+        wait_until(
+            lambda: (
+                {i: w["events_received"] for i, w in group(daemon).items()} == {"0": 20, "1": 5}
+            ),
+            timeout=10,
+        )
+        ready = requests.get(f"{daemon.url}/-/ready", timeout=5).json()
+        # Answered by the HTTP worker, with the background worker's sender and file input.
+        assert ready["queues"]["ops"]["sender_running"] is True
+        assert ready["files"]["app"]["state"] == "running"
+        wait_until(
+            lambda: metric_value(scrape_metrics(daemon), "messages_sent_total", target="ops") == 25,
+            timeout=10,
+        )
+
+        # Frozen, the background worker sends nothing: the HTTP worker accepts, and has no
+        # sender of its own (three idle polls long, nothing arrives).
+        background = workers["1"]["pid"]
+        os.kill(background, signal.SIGSTOP)
+        post_alerts(daemon, ["while-stopped-1", "while-stopped-2"])
+        time.sleep(3)
+        assert len(arrivals(sim)) == 25
+        # Killed, it is started again, and sends what was accepted meanwhile.
+        os.kill(background, signal.SIGKILL)
+        wait_until(lambda: len(arrivals(sim)) == 27, timeout=30)
+        assert "worker died, restarting" in daemon.log()
+        restarted = wait_until(
+            lambda: (w := all_reporting(daemon)) and w["1"]["pid"] != background and w, timeout=30
+        )
+        assert restarted["1"]["part"] == "background"
+
+        # A reload reaches the background worker too: its messages take the new title.
+        changed = yaml.safe_load(daemon.config_path.read_text("utf-8"))
+        changed["rules"][0]["title"] = "reloaded {{ labels.alertname }}"
+        written = daemon.config_path.with_suffix(".new")
+        written.write_text(yaml.safe_dump(changed), "utf-8")
+        written.replace(daemon.config_path)
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: daemon.log().count("trigger=SIGHUP") == 2, timeout=20)
+        post_alerts(daemon, ["after-reload"])
+        wait_until(
+            lambda: any(m["title"] == "reloaded after-reload" for m in sim.messages(token="tok-a")),
+            timeout=30,
+        )
+        counts = arrivals(sim)
+        assert set(counts.values()) == {1} and len(counts) == 28, counts  # each exactly once
+
+        everyone = [daemon.proc.pid, *(w["pid"] for w in restarted.values())]
+        assert daemon.stop(timeout=60) == 1  # a worker died on the way: the exit code says so
+        assert not [pid for pid in everyone if alive(pid)]
+    finally:
+        daemon.stop()

@@ -1,12 +1,13 @@
 """Wake-ups across replicas on PostgreSQL (store/pglisten.py): a committed enqueue (or a revived
 dead letter) reaches every listening store as its target's name, a rolled-back one does not, and
 a listener that lost its database comes back by itself and says it may have missed some (None).
-On the session's throwaway cluster; skipped without PostgreSQL. SQLite has nothing to listen to:
-its writers wake their senders in-process."""
+On the session's throwaway cluster; skipped without PostgreSQL. SQLite hears nothing of its own
+enqueues: its writers wake their senders in-process."""
 
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,12 +72,15 @@ def test_a_listener_comes_back_after_the_database_restarts(
     assert store.probe(NOW).wakeups == "listening"
 
 
-def test_sqlite_has_nothing_to_listen_to(tmp_path: Path) -> None:
+def test_sqlite_hears_nothing_of_its_own_enqueues(tmp_path: Path) -> None:
+    """Its writers wake their senders in-process; its FIFO carries only what a process that
+    sends nothing tells it (test_store_fifo.py)."""
     heard: list[str | None] = []
     store = SqliteStore(tmp_path)
     try:
         store.listen(heard.append)
         enqueue(store, "a")
-        assert heard == [] and store.probe(NOW).wakeups == "in-process"
+        time.sleep(0.5)  # a listener that heard the enqueue would have said so by now
+        assert heard == [] and store.probe(NOW).wakeups == "fifo"
     finally:
         store.close()

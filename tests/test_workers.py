@@ -6,6 +6,7 @@ test_e2e_workers.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from bridge.app.bridge import Bridge
 from bridge.app.metrics import add_up, as_samples
-from bridge.app.siblings import STALE_AFTER, WorkerRole, group_readiness, role_from_env
+from bridge.app.siblings import (
+    STALE_AFTER,
+    Part,
+    WorkerRole,
+    group_readiness,
+    role_from_env,
+)
+from bridge.app.workers import Supervisor
+from bridge.config.model import HttpInput
+from bridge.inputs.alertmanager import parse_notification
 from bridge.store.sqlite import SqliteStore
-from tests.harness import compile_yaml
+from tests.harness import compile_yaml, fixture_json
 
 CONFIG = """
 targets:
@@ -25,6 +35,8 @@ targets:
 inputs:
   am: {type: alertmanager, path: /am}
 rules: [{name: all, targets: [ops]}]
+"""
+SECOND_TARGET = """  two: {type: robot, webhook: "http://127.0.0.1:9/robot/send?access_token=b"}
 """
 FILE_INPUT = """
   app: {type: file, paths: ["%s"], patterns: [{regex: "ERROR"}]}
@@ -49,6 +61,31 @@ FILE_INPUT = """
             {"DINGTALK_BRIDGE_WORKER": "0/4", "DINGTALK_BRIDGE_WORKER_DIR": "/run/g"},
             WorkerRole(0, 4, Path("/run/g"), 0, None),
         ),
+        (  # server.background_worker: the last one, without the socket
+            {
+                "DINGTALK_BRIDGE_WORKER": "2/3",
+                "DINGTALK_BRIDGE_WORKER_DIR": "/run/g",
+                "DINGTALK_BRIDGE_WORKER_PART": "background",
+            },
+            WorkerRole(2, 3, Path("/run/g"), 0, None, "background"),
+        ),
+        (
+            {
+                "DINGTALK_BRIDGE_WORKER": "0/3",
+                "DINGTALK_BRIDGE_WORKER_DIR": "/run/g",
+                "DINGTALK_BRIDGE_WORKER_FD": "3",
+                "DINGTALK_BRIDGE_WORKER_PART": "http",
+            },
+            WorkerRole(0, 3, Path("/run/g"), 0, 3, "http"),
+        ),
+        (  # a part it does not know: a whole bridge, as before there were parts
+            {
+                "DINGTALK_BRIDGE_WORKER": "0/2",
+                "DINGTALK_BRIDGE_WORKER_DIR": "/run/g",
+                "DINGTALK_BRIDGE_WORKER_PART": "everything",
+            },
+            WorkerRole(0, 2, Path("/run/g"), 0, None),
+        ),
     ],
 )
 def test_a_worker_knows_its_place_from_its_environment(
@@ -63,6 +100,44 @@ def test_only_worker_0_reads_files() -> None:
         False,
         False,
     ]
+
+
+@pytest.mark.parametrize(
+    ("index", "part", "serves_http", "sends", "reads_files"),
+    [
+        (0, "whole", True, True, True),
+        (1, "whole", True, True, False),
+        # With a background worker the HTTP workers only serve, and it does all the rest.
+        (0, "http", True, False, False),
+        (1, "http", True, False, False),
+        (2, "background", False, True, True),
+    ],
+)
+def test_what_each_part_of_a_group_runs(
+    index: int, part: Part, serves_http: bool, sends: bool, reads_files: bool
+) -> None:
+    role = WorkerRole(index, 3, Path("/g"), 1, None, part)
+    assert (role.serves_http, role.sends, role.reads_files) == (serves_http, sends, reads_files)
+
+
+def test_the_supervisor_gives_the_socket_to_the_http_workers_only(tmp_path: Path) -> None:
+    config = compile_yaml(
+        tmp_path, "server: {listen: '127.0.0.1:0', workers: 2, background_worker: true}\n" + CONFIG
+    )
+    supervisor = Supervisor(config, [])
+    try:
+        assert supervisor.sock is not None and supervisor.count == 3
+        roles = [role_from_env(supervisor._env(index)) for index in range(3)]
+        fd = supervisor.sock.fileno()
+        assert [(r.part, r.socket_fd) for r in roles if r is not None] == [
+            ("http", fd),
+            ("http", fd),
+            ("background", None),
+        ]
+    finally:
+        if supervisor.sock is not None:
+            supervisor.sock.close()
+        supervisor.group_dir.rmdir()
 
 
 def family(name: str, counts: dict[str, float]) -> Metric:
@@ -153,9 +228,67 @@ def test_a_siblings_problem_is_the_groups_and_a_stale_snapshot_counts_for_nothin
     assert details["workers"]["2"]["reporting"] is False
 
 
-def bridge_for(tmp_path: Path, text: str, reads_files: bool) -> Bridge:
+def test_an_http_worker_shows_the_background_workers_senders() -> None:
+    """/-/ready answered by an HTTP worker (no sender of its own: `sender_running` None) shows
+    the senders of the background worker, from its snapshot."""
+    now = time.time()
+    queue = {"pending": 3, "claimed": 1}
+    own = readiness([], {})
+    own[1]["queues"] = {"ops": {**queue, "sender_running": None}}
+    background = {
+        **snapshot(now, [], {}),
+        "part": "background",
+        "senders": {"ops": True},
+        "sending": {"ops": {"robot": "robot-1", "internal_errors": 0}},
+    }
+    role = WorkerRole(0, 2, Path("/g"), 1, None, "http")
+    _, details = group_readiness(role, own, {1: background}, {**COUNTS, "part": "http"})
+    assert details["queues"]["ops"] == {
+        **queue,
+        "sender_running": True,
+        "robot": "robot-1",
+        "internal_errors": 0,
+    }
+    assert [details["workers"][i]["part"] for i in ("0", "1")] == ["http", "background"]
+
+
+def test_a_whole_worker_keeps_its_own_senders_state() -> None:
+    now = time.time()
+    own = readiness([], {})
+    own[1]["queues"] = {"ops": {"pending": 0, "sender_running": False}}
+    other = {**snapshot(now, [], {}), "part": "whole", "senders": {"ops": True}, "sending": {}}
+    _, details = group_readiness(ROLE, own, {0: other}, COUNTS)
+    assert details["queues"]["ops"]["sender_running"] is False  # its own: not running
+
+
+def bridge_for(tmp_path: Path, text: str, reads_files: bool, sends: bool = True) -> Bridge:
     config = compile_yaml(tmp_path, text)
-    return Bridge(config, store=SqliteStore(tmp_path / "state"), reads_files=reads_files)
+    store = SqliteStore(tmp_path / "state")
+    return Bridge(config, store=store, reads_files=reads_files, sends=sends)
+
+
+def test_an_http_worker_has_no_sender_and_wakes_the_background_worker(tmp_path: Path) -> None:
+    """What an HTTP worker queues, the background worker's store hears of at once (the FIFO
+    beside the state file), and a reload that adds a target gives the HTTP worker no sender."""
+    bridge = bridge_for(tmp_path, CONFIG, reads_files=False, sends=False)
+    background = SqliteStore(tmp_path / "state")
+    heard = threading.Event()
+    background.listen(lambda target: heard.set())
+    try:
+        assert bridge.senders == {} and bridge.healthy()
+        spec = bridge.config.routed_inputs()["am"]
+        assert isinstance(spec, HttpInput)
+        events = parse_notification(fixture_json("firing.json"), spec, bridge.clock.now())
+        assert bridge.accept(spec, events).messages == 1
+        assert heard.wait(10)
+        (tmp_path / "config.yaml").write_text(
+            CONFIG.replace("targets:\n", "targets:\n" + SECOND_TARGET), "utf-8"
+        )
+        assert bridge.reloader.reload("test")["result"] == "success"
+        assert "two" in bridge.config.targets and bridge.senders == {}
+    finally:
+        background.close()
+        bridge.store.close()
 
 
 def test_a_worker_other_than_the_first_runs_no_file_input_even_after_a_reload(

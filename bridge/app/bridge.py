@@ -94,12 +94,16 @@ class Bridge:
         session: requests.Session | None = None,
         clock: Clock = SYSTEM_CLOCK,
         reads_files: bool = True,
+        sends: bool = True,
     ) -> None:
-        """`reads_files` False: this process runs no file input (a worker other than the first
-        of `server.workers`, app/workers.py: several tailers of one file under one node id
-        would read each line more than once)."""
+        """`reads_files` False: this process runs no file input (a worker of `server.workers`
+        but one, app/workers.py: several tailers of one file under one node id would read each
+        line more than once). `sends` False: it runs no sender and none of the timed jobs (an
+        HTTP worker, when `server.background_worker` runs them); what it queues, it wakes that
+        process for (Store.wake_senders)."""
         self.config = config
         self.reads_files = reads_files
+        self.sends = sends
         self.clock = clock
         self.loaded_at = clock.now()
         # Names this process in the claims it makes on shared rows (outbox, notice tasks).
@@ -114,7 +118,7 @@ class Bridge:
         # One rate window per robot, shared by its targets and kept across reloads.
         self.windows = RobotWindows(StoredWindows(self.store, clock))
         self.action_key = ActionKey(self.store)  # signs the one-tap links (app/actionkey.py)
-        self.senders = {name: self._sender(target) for name, target in config.targets.items()}
+        self.senders = {n: self._sender(target) for n, target in self._sent(config).items()}
         # Asks DingTalk who received each work notice (getsendresult) and settles it.
         self.notice_poller = NoticePoller(
             self.store,
@@ -126,9 +130,9 @@ class Bridge:
         )
         # The alerts this process saw firing, with labels: the console's silence preview.
         self.firing = FiringIndex()
-        self.intake = Intake(self.store, self._queued, self.firing.note)
+        self.intake = Intake(self.store, self.wake_senders, self.firing.note)
         self.bodies_received = ReceivedBodies()  # the console's playground offers them
-        self.grouper = Grouper(self.store, lambda: self.config, self._queued, clock)
+        self.grouper = Grouper(self.store, lambda: self.config, self.wake_senders, clock)
         # Resolves the alerts of prometheus inputs whose endsAt passed without a fresh post.
         self.expirer = Expirer(self.store, self.intake, lambda: self.config, clock)
         self._routes = {spec.path: spec for spec in config.routed_inputs().values()}
@@ -140,13 +144,13 @@ class Bridge:
             clock,
             lambda: self.readiness()[1],
             self.intake.forget_cache,
-            self._queued,
+            self.wake_senders,
         )
         # Sends the escalation steps that fall due (pipeline/escalator.py).
         self.escalator = Escalator(
             self.store,
             lambda: self.config,
-            self._queued,
+            self.wake_senders,
             self.desk.silences,
             clock,
             ack_links=signed_ack_links(self.action_key.get),
@@ -193,6 +197,10 @@ class Bridge:
             new_id=new_id,
         )
 
+    def _sent(self, config: Config) -> Mapping[str, Target]:
+        """The targets this process sends to: all of `config`'s, or none (`sends`)."""
+        return config.targets if self.sends else {}
+
     def _sends_cards(self, target: str) -> bool:
         return self._sends_cards_in(self.config, target)
 
@@ -207,7 +215,12 @@ class Bridge:
     def _rules(self) -> Mapping[str, Rule]:
         return self.config.rules_by_name
 
-    def _queued(self, targets: Iterable[str]) -> None:
+    def wake_senders(self, targets: Iterable[str]) -> None:
+        """Rows were committed for `targets`: their senders look now, not at their next poll."""
+        if not self.sends:  # the background worker sends them
+            if any(True for _ in targets):
+                self.store.wake_senders()
+            return
         for name in targets:
             sender = self.senders.get(name)
             if sender is not None:
@@ -215,7 +228,7 @@ class Bridge:
 
     def _queued_elsewhere(self, target: str | None) -> None:
         """Another replica queued rows for `target` (None: for any, maybe)."""
-        self._queued(list(self.senders) if target is None else [target])
+        self.wake_senders(list(self.senders) if target is None else [target])
 
     def file_inputs(self, config: Config) -> Mapping[str, FileInput]:
         """The file inputs this process runs: all of `config`'s, or none (`reads_files`)."""
@@ -396,9 +409,11 @@ class Bridge:
 
     def _counts(self) -> dict[str, Any]:
         """What each worker's line in /-/ready says of its share and its config."""
+        part = self.siblings.role.part if self.siblings is not None else "whole"
         return {
             "events_received": sum(self.intake.counters.events.values()),
             "config": self.config.digest[:12],
+            "part": part,  # "http" / "background" with server.background_worker, else "whole"
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -415,6 +430,9 @@ class Bridge:
             "warnings": state["warnings"],
             "files": files,
             "streams": state["streams"],
+            # The senders' state, which the HTTP workers show when this is the background worker.
+            "senders": state["senders"],
+            "sending": state["sending"],
             "metrics": metrics.as_samples(local),
         }
 
@@ -434,13 +452,14 @@ class Bridge:
             log.info(fmt_fields("resuming", pending=pending))
         log.info(fmt_fields("replica", id=self.replica, lease=f"{self.config.claim_lease:g}s"))
         free_predecessors(self.store, self.replica, self.clock.time())  # a restart resumes at once
-        for sender in self.senders.values():
-            sender.start()
-        self.store.listen(self._queued_elsewhere)  # wake-ups from other replicas (a database)
-        self.notice_poller.start()
-        self.grouper.start()
-        self.expirer.start()
-        self.escalator.start()
+        if self.sends:
+            for sender in self.senders.values():
+                sender.start()
+            self.store.listen(self._queued_elsewhere)  # wake-ups from the other processes
+            self.notice_poller.start()
+            self.grouper.start()
+            self.expirer.start()
+            self.escalator.start()
         for tailer in self.tailers.values():
             tailer.start()
         self.sync_streams(self.config)
@@ -461,14 +480,15 @@ class Bridge:
         self.streams.stop(grace / 2)  # first, with the file inputs: nothing new comes in
         for tailer in self.tailers.values():  # first: their last lines go to the outbox
             tailer.stop(max(0.0, deadline - time.monotonic()))
-        self.expirer.stop()
-        self.escalator.stop()
-        self.grouper.stop()
-        for sender in self.senders.values():
-            sender.request_stop()
-        for sender in self.senders.values():
-            sender.stop(max(0.0, deadline - time.monotonic()))
-        self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
+        if self.sends:  # (not started otherwise)
+            self.expirer.stop()
+            self.escalator.stop()
+            self.grouper.stop()
+            for sender in self.senders.values():
+                sender.request_stop()
+            for sender in self.senders.values():
+                sender.stop(max(0.0, deadline - time.monotonic()))
+            self.notice_poller.stop(max(0.0, deadline - time.monotonic()))
         with self.store.reading() as tx:
             return tx.outbox.pending_count()
 

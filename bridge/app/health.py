@@ -19,7 +19,7 @@ def healthy(bridge: Bridge) -> bool:
     return (
         all(s.alive() for s in bridge.senders.values())
         and all(t.alive() for t in bridge.tailers.values())
-        and bridge.notice_poller.alive()
+        and (bridge.notice_poller.alive() or not bridge.sends)
         and bridge.streams.alive()
     )
 
@@ -101,7 +101,9 @@ def readiness(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
                 if (oldest := depths.get(name, (0, None))[1]) is not None
                 else None,
                 "claimed": probe.claimed.get(name, 0),  # by any replica, being sent now
-                "sender_running": senders[name],
+                # None: another process sends (server.background_worker), whose snapshot
+                # fills it in (app/siblings.py group_readiness).
+                "sender_running": senders.get(name),
                 **sending.get(name, {}),
             }
             for name in bridge.config.targets

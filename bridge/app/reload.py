@@ -122,7 +122,8 @@ class Reloader:
         )
         changed = {n for n, t in new.targets.items() if old.targets.get(n) != t}
         removed = set(old.targets) - set(new.targets)
-        fresh = {n: self.bridge._sender(new.targets[n]) for n in changed}
+        sent = self.bridge._sent(new)
+        fresh = {n: self.bridge._sender(sent[n]) for n in changed if n in sent}
         REDACTOR.set_secrets([*old.secrets(), *new.secrets()])
         retiring = [self.bridge.senders[n] for n in changed | removed if n in self.bridge.senders]
         # The swap: from here on requests route, match and render with the new config.

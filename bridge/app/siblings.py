@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bridge import jsontext
 from bridge.logs import LogRing, matching
@@ -44,6 +44,11 @@ ENV_WORKER = "DINGTALK_BRIDGE_WORKER"  # "index/count"
 ENV_SOCKET_FD = "DINGTALK_BRIDGE_WORKER_FD"  # the inherited listening socket, if shared
 ENV_GROUP_DIR = "DINGTALK_BRIDGE_WORKER_DIR"  # where the snapshots are
 ENV_PARENT = "DINGTALK_BRIDGE_WORKER_PARENT"  # the supervisor's pid: gone means stop
+ENV_PART = "DINGTALK_BRIDGE_WORKER_PART"  # with server.background_worker: "http" or "background"
+
+# What a worker runs: everything ("whole": every worker of a group without a background
+# worker), HTTP only ("http"), or everything but HTTP ("background").
+Part = Literal["whole", "http", "background"]
 
 SNAPSHOT_EVERY = 1.0  # seconds
 STALE_AFTER = 5.0  # seconds without a snapshot: the worker is gone, restarting or wedged
@@ -59,11 +64,22 @@ class WorkerRole:
     group_dir: Path
     parent_pid: int
     socket_fd: int | None  # None: bind the address itself with SO_REUSEPORT
+    part: Part = "whole"
 
     @property
     def reads_files(self) -> bool:
-        """File inputs run in worker 0 only: their offsets are the node's, not the process's."""
-        return self.index == 0
+        """File inputs (and Stream connections) run in one process only: their offsets are the
+        node's, not the process's. The background worker's, or else worker 0's."""
+        return self.part == "background" or (self.part == "whole" and self.index == 0)
+
+    @property
+    def serves_http(self) -> bool:
+        return self.part != "background"
+
+    @property
+    def sends(self) -> bool:
+        """Runs the senders and the timed jobs (group flushes, expiry, escalations, notices)."""
+        return self.part != "http"
 
     def snapshot_path(self, index: int) -> Path:
         return self.group_dir / f"worker-{index}.json"
@@ -95,12 +111,14 @@ def role_from_env(environ: dict[str, str] | None = None) -> WorkerRole | None:
     if not (index_text.isdigit() and count_text.isdigit()):
         return None
     fd_text = env.get(ENV_SOCKET_FD, "")
+    parts: dict[str, Part] = {"http": "http", "background": "background"}
     return WorkerRole(
         index=int(index_text),
         count=int(count_text),
         group_dir=Path(env[ENV_GROUP_DIR]),
         parent_pid=int(env.get(ENV_PARENT, "0") or 0),
         socket_fd=int(fd_text) if fd_text.isdigit() else None,
+        part=parts.get(env.get(ENV_PART, ""), "whole"),
     )
 
 
@@ -285,14 +303,33 @@ def group_readiness(
             "ready": snapshot["ready"],
             "events_received": snapshot["events_received"],
             "config": snapshot["config"],
+            "part": snapshot.get("part", "whole"),
             "snapshot_age_seconds": round(now - float(snapshot["at"]), 1),
         }
+        # The background worker's senders, for the queues this (HTTP) worker does not send.
+        if snapshot.get("part") == "background":
+            details = with_senders(details, snapshot)
         # The file inputs run in worker 0: whoever answers shows them.
         if snapshot.get("files") and not details["files"]:
             details = {**details, "files": snapshot["files"]}
         if snapshot.get("streams") and not details.get("streams"):  # so do Stream connections
             details = {**details, "streams": snapshot["streams"]}
     return not problems, {**details, "problems": problems, "warnings": warnings, "workers": workers}
+
+
+def with_senders(details: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    """/-/ready's `queues` with the sender state of `snapshot`'s worker filled in where this
+    process has no sender (`sender_running` None: health.readiness)."""
+    senders, sending = snapshot.get("senders", {}), snapshot.get("sending", {})
+    queues = {
+        name: (
+            {**queue, "sender_running": senders.get(name), **sending.get(name, {})}
+            if queue.get("sender_running") is None
+            else queue
+        )
+        for name, queue in details["queues"].items()
+    }
+    return {**details, "queues": queues}
 
 
 def fresh_samples(others: dict[int, dict[str, Any] | None]) -> Iterable[list[Any]]:

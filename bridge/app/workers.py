@@ -8,6 +8,13 @@ bridge (HTTP inputs, intake, senders, pollers, groupers) with its own replica id
 file inputs run in worker 0 only: their offsets belong to the node, and two tailers of one file
 under one node id would read each line twice.
 
+With `server.background_worker` the work is split instead: the N workers serve HTTP only, and
+one more, the background worker (the last index, given no socket), runs the rest: senders, file
+inputs, Stream connections and the timed jobs. One process doing both spends its GIL on the
+senders' digests while requests wait; split, the HTTP worker accepted about a third more
+requests under `bench.saturate` (bench/README.md). What an HTTP worker queues it wakes the
+background worker for through the store (Store.wake_senders).
+
 This module is the supervisor, the process `dingtalk-bridge run` becomes when N > 1. It holds
 the listening socket and each worker inherits it (app/httpserver.py serves it): connections wait in
 one kernel queue and whichever worker polls first accepts the next, so a busy or restarting
@@ -58,6 +65,7 @@ from types import FrameType
 from bridge.app.siblings import (
     ENV_GROUP_DIR,
     ENV_PARENT,
+    ENV_PART,
     ENV_SOCKET_FD,
     ENV_WORKER,
     fresh,
@@ -108,7 +116,9 @@ class Worker:
 class Supervisor:
     def __init__(self, config: Config, worker_args: list[str]) -> None:
         self.config = config
-        self.count = config.server.workers
+        # The HTTP workers, then the background worker if any (the last index).
+        self.background = config.server.background_worker
+        self.count = config.server.workers + int(self.background)
         self.worker_args = worker_args
         self.reuseport = os.environ.get(ENV_SOCKETS, "shared") == "reuseport"
         self.group_dir = Path(tempfile.mkdtemp(prefix="dingtalk-bridge-workers-"))
@@ -117,6 +127,9 @@ class Supervisor:
         self.workers = [Worker(i) for i in range(self.count)]
         self.stop = threading.Event()
         self.systemd = Notifier()
+
+    def _is_background(self, index: int) -> bool:
+        return self.background and index == self.count - 1
 
     def _env(self, index: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in SUPERVISOR_ONLY}
@@ -127,22 +140,26 @@ class Supervisor:
                 ENV_PARENT: str(os.getpid()),
             }
         )
-        if self.sock is not None:
+        if self.background:
+            env[ENV_PART] = "background" if self._is_background(index) else "http"
+        if self.sock is not None and not self._is_background(index):
             env[ENV_SOCKET_FD] = str(self.sock.fileno())
         return env
 
     def _start(self, worker: Worker) -> None:
         # No old snapshot may pass for the new process's first one.
         self._snapshot_path(worker.index).unlink(missing_ok=True)
+        shared = self.sock is not None and not self._is_background(worker.index)
         worker.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge", *self.worker_args],
             env=self._env(worker.index),
-            pass_fds=() if self.sock is None else (self.sock.fileno(),),
+            pass_fds=(self.sock.fileno(),) if shared and self.sock is not None else (),
             process_group=0,  # Ctrl-C reaches the supervisor, which stops each worker
         )
         worker.started = time.monotonic()
         worker.restart_at = None
-        log.info(fmt_fields("worker started", worker=worker.index, pid=worker.proc.pid))
+        part = "background" if self._is_background(worker.index) else None
+        log.info(fmt_fields("worker started", worker=worker.index, pid=worker.proc.pid, part=part))
 
     def _snapshot_path(self, index: int) -> Path:
         return self.group_dir / f"worker-{index}.json"
@@ -224,7 +241,12 @@ class Supervisor:
                 continue
             if len(workers) == self.count:
                 where = f"{self.config.server.host}:{self.config.server.port}"
-                log.info(fmt_fields("workers serving", workers=self.count, listen=where))
+                background = self.background or None
+                log.info(
+                    fmt_fields(
+                        "workers serving", workers=self.count, background=background, listen=where
+                    )
+                )
                 self.systemd.ready(f"serving on {where} with {self.count} workers")
             return True
         return True  # stopped while starting: stop what runs, no failure of its own

@@ -80,7 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bridge.store.statedir import StateError
 
     try:
-        if config.server.workers > 1 and role_from_env() is None:
+        several = config.server.workers > 1 or config.server.background_worker
+        if several and role_from_env() is None:
             # The workers run this command again, without the simulator (started here, once).
             worker_args = ["run", "-c", args.config, "--log-level", args.log_level]
             return supervise(config, [*worker_args, "--log-format", args.log_format])

@@ -140,6 +140,9 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
     workers: int = DEFAULT_WORKERS  # processes sharing the listener and the state (app/workers.py)
+    # One more process that sends, reads the files and runs the timers, while the workers only
+    # serve HTTP (app/workers.py).
+    background_worker: bool = False
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     reload_token: str | None = field(default=None, repr=False)  # guards POST /-/reload

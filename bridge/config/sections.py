@@ -31,6 +31,7 @@ def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
     threads = spec.get("threads", m.DEFAULT_THREADS)
     limit = spec.get("connection_limit", m.DEFAULT_CONNECTION_LIMIT)
     workers = spec.get("workers", m.DEFAULT_WORKERS)
+    background = spec.get("background_worker", False)
     return m.ServerConfig(
         reload_token=ctx.auth_token(("server",), spec, "reload_token"),
         console=compile_console(ctx, spec.get("console")),
@@ -39,6 +40,7 @@ def compile_server(ctx: CompileContext, spec: dict[str, Any]) -> m.ServerConfig:
         max_body_bytes=max_body if isinstance(max_body, int) else m.DEFAULT_MAX_BODY,
         threads=threads if isinstance(threads, int) else m.DEFAULT_THREADS,
         workers=workers if isinstance(workers, int) else m.DEFAULT_WORKERS,
+        background_worker=background is True,
         connection_limit=limit if isinstance(limit, int) else m.DEFAULT_CONNECTION_LIMIT,
         idle_timeout=ctx.duration(
             ("server", "idle_timeout"), spec.get("idle_timeout"), m.DEFAULT_IDLE_TIMEOUT

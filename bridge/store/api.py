@@ -799,8 +799,13 @@ class Store(Protocol):
     def listen(self, queued: Callable[[str | None], None]) -> None:
         """From now until `close`, call `queued(target)` (from a thread of the store's) when
         another process queued rows for `target`, and `queued(None)` when it may have missed
-        some (listening was broken meanwhile). A store that only this process writes (SQLite)
-        does nothing: its writers wake their senders themselves."""
+        some (listening was broken meanwhile). Only a process that sends calls it."""
+        ...
+
+    def wake_senders(self) -> None:
+        """This process committed rows it does not send itself (an HTTP worker when
+        `server.background_worker` sends): wake the senders of the process that does. A shared
+        database needs nothing here: its enqueues NOTIFY in their transactions."""
         ...
 
     def writable(self) -> bool:

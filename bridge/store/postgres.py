@@ -194,6 +194,9 @@ class PostgresStore:
             self._listener = Listener(self._url, queued, self.where, self._secrets, CONNECT_TIMEOUT)
             self._listener.start()
 
+    def wake_senders(self) -> None:
+        """Nothing more to do: each enqueue NOTIFYs in its own transaction (sqlconn.Dialect)."""
+
     def probe(self, now: float) -> Readiness:
         if self._listener is None:
             return readiness(self, now, "polling")

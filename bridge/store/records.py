@@ -153,9 +153,10 @@ class Readiness:
     dead_letters: int
     depths: Mapping[str, tuple[int, float | None]]  # per target: (pending, oldest created_at)
     claimed: Mapping[str, int] = field(default_factory=dict)  # per target: rows being sent now
-    # How senders learn of rows queued elsewhere: "in-process" (one writer), "listening" (a
-    # shared database's notifications), "polling" (listening is broken: the idle poll finds
-    # them, within a second).
+    # How senders learn of rows queued elsewhere: "in-process" (one writer), "fifo" (SQLite:
+    # the processes sharing the file wake this one through a FIFO beside it, store/fifo.py),
+    # "listening" (a shared database's notifications), "polling" (listening is broken: the
+    # idle poll finds them, within a second).
     wakeups: str = "in-process"
 
 

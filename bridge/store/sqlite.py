@@ -11,12 +11,14 @@ SQLite's errors leave as bridge.errors.StoreError, under SQLite's own class name
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bridge.store.db import Database
+from bridge.store.fifo import FifoListener, open_fifo, poke
 from bridge.store.records import Readiness
 from bridge.store.sql import (
     DatabaseError,
@@ -29,6 +31,8 @@ from bridge.store.sql import (
 from bridge.store.statedir import DB_NAME, connect_read_only
 
 __all__ = ["DatabaseError", "IntegrityError", "OperationalError", "SqliteStore"]
+
+QUEUED_SUFFIX = "-queued"  # the senders' wake-up FIFO beside the database (store/fifo.py)
 
 
 @contextmanager
@@ -49,6 +53,9 @@ class SqliteStore:
     def __init__(self, directory: Path, synchronous: str = "normal", busy_timeout: float = 5.0):
         self.db = Database(directory, synchronous, busy_timeout)
         self._tx = SqlTx(self.db.connection)
+        self._fifo: int | None = None  # the senders' wake-up FIFO (None: none, or not yet)
+        self._fifo_tried = False
+        self._listener: FifoListener | None = None
 
     @property
     def path(self) -> Path:
@@ -81,10 +88,27 @@ class SqliteStore:
         return self.db.writable()
 
     def listen(self, queued: Callable[[str | None], None]) -> None:
-        """Nothing to listen to: this process's writers wake its senders themselves."""
+        """The processes that write this file and send nothing themselves (the HTTP workers
+        when `server.background_worker` sends) wake this one through the FIFO `state.db-queued`
+        (store/fifo.py); this process's own writers wake its senders in-process."""
+        fd = self._queued_fifo()
+        if self._listener is None and fd is not None:
+            self._listener = FifoListener(fd, lambda: queued(None), "store-queued")
+            self._listener.start()
+
+    def wake_senders(self) -> None:
+        fd = self._queued_fifo()
+        if fd is not None:
+            poke(fd)
+
+    def _queued_fifo(self) -> int | None:
+        if not self._fifo_tried:  # made on first use: a CLI command never makes it
+            self._fifo_tried = True
+            self._fifo = open_fifo(self.path.with_name(self.path.name + QUEUED_SUFFIX))
+        return self._fifo
 
     def probe(self, now: float) -> Readiness:
-        return readiness(self, now)
+        return readiness(self, now, "in-process" if self._listener is None else "fifo")
 
     @property
     def failing(self) -> bool:
@@ -94,6 +118,12 @@ class SqliteStore:
         self.db.start_upkeep()
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._fifo is not None:
+            os.close(self._fifo)
+            self._fifo = None
         self.db.close()
 
 

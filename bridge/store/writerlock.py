@@ -20,19 +20,18 @@ tries as before.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import select
 import sqlite3
-import stat
 import time
 from pathlib import Path
+
+from bridge.store.fifo import drain, open_fifo, poke
 
 FIRST_WAIT = 50e-6  # seconds before the first retry
 LONGEST_WAIT = 1e-3  # seconds between retries at most
 WAKE_SUFFIX = "-wake"  # the FIFO beside the lock file
-_DRAIN = 65536  # bytes: a FIFO's whole buffer on Linux, read at once
 
 
 class WriterLock:
@@ -43,7 +42,7 @@ class WriterLock:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._closed = False
-        self._wake = _open_wake(path.with_name(path.name + WAKE_SUFFIX))
+        self._wake = open_fifo(path.with_name(path.name + WAKE_SUFFIX))
         self._poll: select.poll | None = None
         if self._wake is not None:
             self._poll = select.poll()
@@ -85,13 +84,11 @@ class WriterLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         if self._wake is not None:
             # Full (nobody has waited for a while): a waiter empties it before it tries.
-            with contextlib.suppress(BlockingIOError):
-                os.write(self._wake, b"\0")
+            poke(self._wake)
 
     def _drain(self) -> None:
         if self._wake is not None:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake, _DRAIN)
+            drain(self._wake)
 
     def close(self) -> None:
         if not self._closed:  # a store may be closed twice (an orderly stop, then a test's)
@@ -99,18 +96,3 @@ class WriterLock:
             os.close(self._fd)
             if self._wake is not None:
                 os.close(self._wake)
-
-
-def _open_wake(path: Path) -> int | None:
-    """The wake-up FIFO at `path`, made if missing, opened for both ends without blocking (on
-    Linux a FIFO opened O_RDWR never waits for a peer); None where there can be none."""
-    try:
-        with contextlib.suppress(FileExistsError):
-            os.mkfifo(path, 0o600)
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # a file of that name that is not ours
-        os.close(fd)
-        return None
-    return fd

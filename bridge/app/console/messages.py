@@ -155,7 +155,7 @@ def retry(console: Console, req: Request) -> Answer:
     with console.bridge.store.transaction() as tx:
         revived = tx.outbox.revive([id_], now)
         tx.outbox.due_now([id_], now)  # a pending one skips its backoff
-    _wake(console, row.target)
+    console.bridge.wake_senders([row.target])
     log.info(fmt_fields("console retry", id=id_, target=row.target, dead=revived, by=req.who))
     return redirect(f"{req.base}/messages/{id_}?done=retried")
 
@@ -177,7 +177,7 @@ def retry_dead(console: Console, req: Request) -> Answer:
         ids = [r.id for r in tx.outbox.listing(records.DEAD, target, limit=100_000)]
         revived = tx.outbox.revive(ids, now)
     for name in {t for t in [target] if t} or set(console.bridge.config.targets):
-        _wake(console, name)
+        console.bridge.wake_senders([name])
     log.info(fmt_fields("console retry dead letters", target=target or "*", count=revived))
     return redirect(f"{req.base}/messages?done=retried")
 
@@ -188,12 +188,6 @@ def _queued(console: Console, id_: str) -> records.Row:
     if not found:
         raise Refused(409, "This message is no longer in the outbox.")
     return found[0]
-
-
-def _wake(console: Console, target: str) -> None:
-    sender = console.bridge.senders.get(target)
-    if sender is not None:
-        sender.wake()
 
 
 def _done(req: Request) -> str:
