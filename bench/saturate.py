@@ -3,6 +3,7 @@
     python -m bench.saturate [--duration 15] [--clients 8 32]
     python -m bench.saturate --state postgresql [--replicas 3]
     python -m bench.saturate --workers 2 [--sockets reuseport]
+    python -m bench.saturate --background-worker [--workers N]
 
 A real daemon (or `--replicas` daemons sharing one PostgreSQL database, the clients spread over
 them) with one robot target whose DingTalk (bench/fakedingtalk.py) accepts every message
@@ -14,7 +15,8 @@ non-200 answers, the daemon's CPU per request, and whether every accepted alert 
 fake DingTalk (by its marker; a digest names many) and how long after the last request.
 `--workers N` runs each daemon as N processes (`server.workers`, app/workers.py) on one port,
 sharing one listening socket, or each its own on the address with `--sockets reuseport`; the
-CPU counted is the whole process group's. `--state postgresql` starts a throwaway PostgreSQL
+CPU counted is the whole process group's. `--background-worker` adds the process that sends
+(`server.background_worker`), the workers then serving HTTP only. `--state postgresql` starts a throwaway PostgreSQL
 cluster (tests/pgcluster.py: Debian's postgresql binaries) for the run; the default is the
 embedded SQLite state.
 
