@@ -16,9 +16,9 @@ fake DingTalk (by its marker; a digest names many) and how long after the last r
 `--workers N` runs each daemon as N processes (`server.workers`, app/workers.py) on one port,
 sharing one listening socket, or each its own on the address with `--sockets reuseport`; the
 CPU counted is the whole process group's. `--background-worker` adds the process that sends
-(`server.background_worker`), the workers then serving HTTP only. `--state postgresql` starts a throwaway PostgreSQL
-cluster (tests/pgcluster.py: Debian's postgresql binaries) for the run; the default is the
-embedded SQLite state.
+(`server.background_worker`), the workers then serving HTTP only. `--state postgresql` starts a
+throwaway PostgreSQL cluster (tests/pgcluster.py: Debian's postgresql binaries) for the run; the
+default is the embedded SQLite state.
 
 The Go bridge this is compared with forwards 2,100-3,000 requests/s in this setup on this 2-core
 machine (issue 13); our target there is 2,500. Writes bench/results/saturate.json.
