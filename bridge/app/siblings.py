@@ -309,7 +309,7 @@ def group_readiness(
         # The background worker's senders, for the queues this (HTTP) worker does not send.
         if snapshot.get("part") == "background":
             details = with_senders(details, snapshot)
-        # The file inputs run in worker 0: whoever answers shows them.
+        # The file inputs run in one worker (0, or the background one): whoever answers shows them.
         if snapshot.get("files") and not details["files"]:
             details = {**details, "files": snapshot["files"]}
         if snapshot.get("streams") and not details.get("streams"):  # so do Stream connections

@@ -15,10 +15,11 @@ senders' digests while requests wait; split, the HTTP worker accepted about a th
 requests under `bench.saturate` (bench/README.md). What an HTTP worker queues it wakes the
 background worker for through the store (Store.wake_senders).
 
-This module is the supervisor, the process `dingtalk-bridge run` becomes when N > 1. It holds
-the listening socket and each worker inherits it (app/httpserver.py serves it): connections wait in
-one kernel queue and whichever worker polls first accepts the next, so a busy or restarting
-worker does not strand the connections the kernel would have hashed to it (SO_REUSEPORT gives
+This module is the supervisor, the process `dingtalk-bridge run` becomes when N > 1 (or with a
+background worker). It holds the listening socket and each worker inherits it
+(app/httpserver.py serves it): connections wait in one kernel queue and whichever worker polls
+first accepts the next, so a busy or restarting worker does not strand the connections the
+kernel would have hashed to it (SO_REUSEPORT gives
 each process a queue of its own and spreads connections by a hash of their addresses;
 connections queued to a worker that dies are reset with it).
 DINGTALK_BRIDGE_WORKER_SOCKETS=reuseport switches to that for comparison. Measured
