@@ -383,6 +383,7 @@ def test_a_background_worker_sends_reads_files_and_loses_nothing_when_it_dies(
         ready = requests.get(f"{daemon.url}/-/ready", timeout=5).json()
         # Answered by the HTTP worker, with the background worker's sender and file input.
         assert ready["queues"]["ops"]["sender_running"] is True
+        assert ready["store"]["wakeups"] == "fifo"  # it hears the HTTP worker through the FIFO
         assert ready["files"]["app"]["state"] == "running"
         wait_until(
             lambda: metric_value(scrape_metrics(daemon), "messages_sent_total", target="ops") == 25,

@@ -235,11 +235,13 @@ def test_an_http_worker_shows_the_background_workers_senders() -> None:
     queue = {"pending": 3, "claimed": 1}
     own = readiness([], {})
     own[1]["queues"] = {"ops": {**queue, "sender_running": None}}
+    own[1]["store"] = {"writable": True, "dead_letters": 0, "wakeups": "in-process"}
     background = {
         **snapshot(now, [], {}),
         "part": "background",
         "senders": {"ops": True},
         "sending": {"ops": {"robot": "robot-1", "internal_errors": 0}},
+        "wakeups": "fifo",
     }
     role = WorkerRole(0, 2, Path("/g"), 1, None, "http")
     _, details = group_readiness(role, own, {1: background}, {**COUNTS, "part": "http"})
@@ -250,6 +252,8 @@ def test_an_http_worker_shows_the_background_workers_senders() -> None:
         "internal_errors": 0,
     }
     assert [details["workers"][i]["part"] for i in ("0", "1")] == ["http", "background"]
+    # How those senders hear of new rows: the background worker's store says, not this one's.
+    assert details["store"] == {"writable": True, "dead_letters": 0, "wakeups": "fifo"}
 
 
 def test_a_whole_worker_keeps_its_own_senders_state() -> None:

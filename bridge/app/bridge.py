@@ -433,6 +433,7 @@ class Bridge:
             # The senders' state, which the HTTP workers show when this is the background worker.
             "senders": state["senders"],
             "sending": state["sending"],
+            "wakeups": self.store.wakeups,
             "metrics": metrics.as_samples(local),
         }
 

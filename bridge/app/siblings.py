@@ -319,8 +319,12 @@ def group_readiness(
 
 def with_senders(details: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """/-/ready's `queues` with the sender state of `snapshot`'s worker filled in where this
-    process has no sender (`sender_running` None: health.readiness)."""
+    process has no sender (`sender_running` None: health.readiness), and the store's `wakeups`
+    as those senders hear them."""
     senders, sending = snapshot.get("senders", {}), snapshot.get("sending", {})
+    store = details.get("store")
+    if isinstance(store, dict) and "wakeups" in snapshot:
+        details = {**details, "store": {**store, "wakeups": snapshot["wakeups"]}}
     queues = {
         name: (
             {**queue, "sender_running": senders.get(name), **sending.get(name, {})}

@@ -817,6 +817,12 @@ class Store(Protocol):
         ...
 
     @property
+    def wakeups(self) -> str:
+        """How this process's senders hear of rows the other processes queue (Readiness's
+        `wakeups`), without asking the database."""
+        ...
+
+    @property
     def failing(self) -> bool:
         """A commit failed for lack of room (or I/O) and the store has not recovered yet."""
         ...

@@ -198,9 +198,11 @@ class PostgresStore:
         """Nothing more to do: each enqueue NOTIFYs in its own transaction (sqlconn.Dialect)."""
 
     def probe(self, now: float) -> Readiness:
-        if self._listener is None:
-            return readiness(self, now, "polling")
-        return readiness(self, now, "listening" if self._listener.listening else "polling")
+        return readiness(self, now, self.wakeups)
+
+    @property
+    def wakeups(self) -> str:
+        return "listening" if self._listener is not None and self._listener.listening else "polling"
 
     @property
     def failing(self) -> bool:

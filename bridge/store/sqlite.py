@@ -108,7 +108,11 @@ class SqliteStore:
         return self._fifo
 
     def probe(self, now: float) -> Readiness:
-        return readiness(self, now, "in-process" if self._listener is None else "fifo")
+        return readiness(self, now, self.wakeups)
+
+    @property
+    def wakeups(self) -> str:
+        return "in-process" if self._listener is None else "fifo"
 
     @property
     def failing(self) -> bool:
