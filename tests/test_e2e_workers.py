@@ -59,6 +59,30 @@ def workers_config(sim: Simulator, **state: Any) -> dict[str, Any]:
     return cfg
 
 
+def with_file_input(cfg: dict[str, Any], log_file: Path) -> dict[str, Any]:
+    """`cfg` with the file input `app` on `log_file` (made empty), titled by the line's name."""
+    log_file.write_text("", "utf-8")
+    cfg["inputs"]["app"] = {
+        "type": "file",
+        "paths": [str(log_file)],
+        "read_from": "beginning",
+        "poll_interval": "100ms",
+        "patterns": [{"regex": r"ERROR (?P<alertname>\S+)"}],
+    }
+    cfg["rules"][0]["title"] = "{{ labels.alertname }}"
+    return cfg
+
+
+def retitle(daemon: Daemon, title: str) -> None:
+    """Rewrite the daemon's config file with the first rule titled `title` (whole, never
+    half-written: a watcher may read it at any moment)."""
+    cfg = yaml.safe_load(daemon.config_path.read_text("utf-8"))
+    cfg["rules"][0]["title"] = title
+    written = daemon.config_path.with_suffix(".new")
+    written.write_text(yaml.safe_dump(cfg), "utf-8")
+    written.replace(daemon.config_path)
+
+
 def group(daemon: Daemon) -> dict[str, Any]:
     """/-/ready's `workers`, by index (whichever worker answered)."""
     workers: dict[str, Any] = requests.get(f"{daemon.url}/-/ready", timeout=5).json()["workers"]
@@ -125,11 +149,7 @@ def exercise(sim: Simulator, daemon: Daemon) -> None:
 
     # A changed config reaches both (each watches the file); SIGHUP to the supervisor reaches
     # each worker: each logs a reload it was asked for by SIGHUP.
-    cfg = yaml.safe_load(daemon.config_path.read_text("utf-8"))
-    cfg["rules"][0]["title"] = "reloaded {{ labels.alertname }}"
-    written = daemon.config_path.with_suffix(".new")
-    written.write_text(yaml.safe_dump(cfg), "utf-8")
-    written.replace(daemon.config_path)  # whole, never half-written
+    retitle(daemon, "reloaded {{ labels.alertname }}")
     before = {w["config"] for w in workers.values()}
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: daemon.log().count("trigger=SIGHUP") == 2, timeout=20)
@@ -249,17 +269,7 @@ def test_two_workers_on_postgresql(sim: Simulator, pg_url: str) -> None:
 
 def test_a_file_input_is_read_once_and_a_clean_stop_exits_0(sim: Simulator, tmp_path: Path) -> None:
     log_file = tmp_path / "app.log"
-    log_file.write_text("", "utf-8")
-    cfg = workers_config(sim)
-    cfg["inputs"]["app"] = {
-        "type": "file",
-        "paths": [str(log_file)],
-        "read_from": "beginning",
-        "poll_interval": "100ms",
-        "patterns": [{"regex": r"ERROR (?P<alertname>\S+)"}],
-    }
-    cfg["rules"][0]["title"] = "{{ labels.alertname }}"
-    daemon = Daemon(cfg)
+    daemon = Daemon(with_file_input(workers_config(sim), log_file))
     try:
         workers = wait_until(lambda: all_reporting(daemon), timeout=20)
         with log_file.open("a", encoding="utf-8") as out:
@@ -354,17 +364,8 @@ def test_a_background_worker_sends_reads_files_and_loses_nothing_when_it_dies(
     sim: Simulator, tmp_path: Path
 ) -> None:
     log_file = tmp_path / "app.log"
-    log_file.write_text("", "utf-8")
-    cfg = workers_config(sim)
+    cfg = with_file_input(workers_config(sim), log_file)
     cfg["server"] = {"workers": 1, "background_worker": True}
-    cfg["inputs"]["app"] = {
-        "type": "file",
-        "paths": [str(log_file)],
-        "read_from": "beginning",
-        "poll_interval": "100ms",
-        "patterns": [{"regex": r"ERROR (?P<alertname>\S+)"}],
-    }
-    cfg["rules"][0]["title"] = "{{ labels.alertname }}"
     daemon = Daemon(cfg)
     try:
         workers = wait_until(lambda: all_reporting(daemon), timeout=30)
@@ -407,11 +408,7 @@ def test_a_background_worker_sends_reads_files_and_loses_nothing_when_it_dies(
         assert restarted["1"]["part"] == "background"
 
         # A reload reaches the background worker too: its messages take the new title.
-        changed = yaml.safe_load(daemon.config_path.read_text("utf-8"))
-        changed["rules"][0]["title"] = "reloaded {{ labels.alertname }}"
-        written = daemon.config_path.with_suffix(".new")
-        written.write_text(yaml.safe_dump(changed), "utf-8")
-        written.replace(daemon.config_path)
+        retitle(daemon, "reloaded {{ labels.alertname }}")
         daemon.signal(signal.SIGHUP)
         wait_until(lambda: daemon.log().count("trigger=SIGHUP") == 2, timeout=20)
         post_alerts(daemon, ["after-reload"])

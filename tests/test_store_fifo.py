@@ -21,6 +21,11 @@ def heard_by(store: SqliteStore) -> list[str | None]:
     return heard
 
 
+def listeners() -> int:
+    """Listener threads running in this process (other tests' stores may hold some)."""
+    return sum(1 for t in threading.enumerate() if t.name == "store-queued")
+
+
 def test_a_store_that_sends_nothing_wakes_the_one_that_listens(tmp_path: Path) -> None:
     http, background = SqliteStore(tmp_path), SqliteStore(tmp_path)
     try:
@@ -53,11 +58,11 @@ def test_wake_ups_that_come_together_are_heard_once_and_a_full_fifo_never_blocks
 def test_a_listener_stops_with_its_store(tmp_path: Path) -> None:
     http, background = SqliteStore(tmp_path), SqliteStore(tmp_path)
     try:
+        before = listeners()
         heard = heard_by(background)
-        threads = {t.name for t in threading.enumerate()}
-        assert "store-queued" in threads
+        assert listeners() == before + 1
         background.close()
-        assert "store-queued" not in {t.name for t in threading.enumerate()}
+        assert listeners() == before
         http.wake_senders()  # nobody listens: the byte waits, harmlessly
         assert heard == []
     finally:
@@ -70,7 +75,9 @@ def test_without_a_fifo_there_are_no_wake_ups_and_no_errors(tmp_path: Path) -> N
     (tmp_path / f"{DB_NAME}{QUEUED_SUFFIX}").write_text("not a fifo", "utf-8")
     http, background = SqliteStore(tmp_path), SqliteStore(tmp_path)
     try:
+        before = listeners()
         heard = heard_by(background)
+        assert listeners() == before  # no FIFO to read: no thread started for it
         http.wake_senders()
         assert background.probe(0.0).wakeups == "in-process"
         assert heard == []
